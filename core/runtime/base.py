@@ -1,0 +1,117 @@
+"""The container runtime seam: what the reconciler needs from Docker (or a Swarm, later)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Labels put on every managed container (DESIGN.md §5).  Only containers carrying
+# ``orchestry.managed=true`` are ever touched.
+LABEL_MANAGED = "orchestry.managed"
+LABEL_APP = "orchestry.app"
+LABEL_SLOT = "orchestry.slot"
+LABEL_SPEC_HASH = "orchestry.spec-hash"
+LABEL_TERM = "orchestry.term"
+LABEL_PORT = "orchestry.port"
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    """Everything needed to create and start one replica."""
+
+    app: str
+    slot: int
+    name: str  # "<app>-<slot>"
+    image: str
+    command: list[str] | None
+    environment: dict[str, str]
+    labels: dict[str, str]
+    host_port: int  # 127.0.0.1 port the replica is reached on
+    container_port: int | None = None  # bridge mode: the port published on host_port
+    network_mode: str = "host"  # "host" or "bridge"
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    stop_grace_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    app: str
+    slot: int
+    spec_hash: str
+    state: str  # docker's: created, running, restarting, exited, dead, paused, removing
+    host: str
+    port: int
+    labels: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    oom_killed: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    action: str  # die, oom, start, stop, destroy, kill, health_status
+    container_id: str
+    app: str
+    slot: int | None
+    time: float
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: float
+    container_id: str
+    replica: str  # "<app>-<slot>"
+    message: str
+    stream: str = "stdout"
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    container_id: str
+    cpu_percent_of_core: float  # 100 = one full core
+    cpu_percent_of_limit: float | None  # 100 = the container's CPU limit; None without a limit
+    memory_bytes: int  # usage minus inactive file cache
+    memory_limit_bytes: int | None
+    memory_percent: float | None  # of the limit; None without a limit
+    timestamp: float
+
+
+class Runtime(Protocol):
+    """All methods are async; blocking SDK calls happen in a bounded thread pool inside the runtime."""
+
+    async def ping(self) -> None: ...
+
+    async def image_exists(self, image: str) -> bool: ...
+
+    async def list_managed(self, app: str | None = None) -> list[ContainerInfo]: ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None: ...
+
+    async def create_and_start(self, request: ContainerRequest) -> ContainerInfo: ...
+
+    async def stop(self, container_id: str, timeout: float) -> None: ...
+
+    async def remove(self, container_id: str, force: bool = False) -> None: ...
+
+    async def logs(
+        self, container_id: str, tail: int | None, since: float | None, until: float | None
+    ) -> list[LogLine]: ...
+
+    def follow_logs(self, container_id: str, since: float | None) -> AsyncIterator[LogLine]: ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]: ...
+
+    async def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,57 @@
+"""Fixtures shared by every test folder.
+
+``database_url`` gives each test an empty database on both stores: a SQLite file and a fresh
+PostgreSQL database created for the test and dropped after it, so parallel runs never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.pop("NO_COLOR", None)  # NO_COLOR makes every Textual snapshot differ
+
+PG_URL = os.environ.get("ORCHESTRY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DEMO_IMAGE = os.environ.get("ORCHESTRY_DEMO_IMAGE", "orchestry/demo:latest")
+
+
+def _pg_admin_url() -> sa.engine.URL:
+    return sa.make_url(PG_URL).set(drivername="postgresql+psycopg2")
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """An empty PostgreSQL database, dropped after the test."""
+    admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"orchestry_t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _pg_admin_url().set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'orchestry.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every store test runs on both SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_database_url")
+    return request.getfixturevalue("pg_database_url")
+
+
+def unique_name(prefix: str = "t") -> str:
+    """An app name no other test (or parallel test run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
