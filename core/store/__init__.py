@@ -1,0 +1,25 @@
+"""Persistent state: SQLAlchemy tables, repositories and alembic migrations (SQLite or PostgreSQL)."""
+
+from core.store.db import current_revision, downgrade, upgrade
+from core.store.records import (
+    AppRecord,
+    EventRecord,
+    InstanceRecord,
+    LeaseRecord,
+    NodeRecord,
+    ScalingRecord,
+)
+from core.store.store import Store
+
+__all__ = [
+    "AppRecord",
+    "EventRecord",
+    "InstanceRecord",
+    "LeaseRecord",
+    "NodeRecord",
+    "ScalingRecord",
+    "Store",
+    "current_revision",
+    "downgrade",
+    "upgrade",
+]

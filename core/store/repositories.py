@@ -1,0 +1,399 @@
+"""One repository per table.  Each method is one short transaction (see ``db.Database``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.errors import Conflict, NotFound
+from core.store import models as t
+from core.store.db import Database, IntegrityViolation
+from core.store.records import (
+    AppRecord,
+    EventRecord,
+    InstanceRecord,
+    LeaseRecord,
+    NodeRecord,
+    ScalingRecord,
+)
+
+
+def _upsert(
+    database: Database, table: sa.Table, values: dict[str, Any], keys: list[str], update: dict[str, Any]
+) -> sa.Insert:
+    """INSERT … ON CONFLICT (keys) DO UPDATE, in whichever dialect the store runs on."""
+    insert = (postgresql.insert if database.dialect == "postgresql" else sqlite.insert)(table)
+    return insert.values(**values).on_conflict_do_update(index_elements=keys, set_=update)
+
+
+class AppRepository:
+    _FIELDS = frozenset(f.name for f in fields(AppRecord))
+    _STORE_OWNED = frozenset({"name", "created_at", "updated_at", "generation"})
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @staticmethod
+    def _record(row: sa.Row[Any]) -> AppRecord:
+        return AppRecord(**row._mapping)
+
+    def _select(self, conn: sa.Connection, name: str) -> AppRecord | None:
+        row = conn.execute(sa.select(t.applications).where(t.applications.c.name == name)).first()
+        return self._record(row) if row else None
+
+    def get(self, name: str) -> AppRecord | None:
+        with self._db.read(f"reading app '{name}'") as conn:
+            return self._select(conn, name)
+
+    def list(self) -> list[AppRecord]:
+        with self._db.read("listing apps") as conn:
+            rows = conn.execute(sa.select(t.applications).order_by(t.applications.c.name))
+            return [self._record(row) for row in rows]
+
+    def create(self, rec: AppRecord) -> AppRecord:
+        """Insert a new app; Conflict when the name is taken."""
+        try:
+            with self._db.write(f"creating app '{rec.name}'") as conn:
+                now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
+                values = asdict(rec) | {"created_at": now, "updated_at": now, "generation": 1}
+                conn.execute(sa.insert(t.applications).values(**values))
+                return AppRecord(**values)
+        except IntegrityViolation:
+            raise Conflict(
+                f"app '{rec.name}' already exists: register with replace to update it, or delete it first"
+            ) from None
+
+    def save(self, rec: AppRecord) -> AppRecord:
+        """Insert or replace the app's desired state; the generation moves on when the spec changes."""
+        with self._db.write(f"saving app '{rec.name}'") as conn:
+            now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
+            current = self._select(conn, rec.name)
+            values = asdict(rec) | {"updated_at": now}
+            if current is None:
+                values |= {"created_at": now, "generation": 1}
+                conn.execute(sa.insert(t.applications).values(**values))
+            else:
+                changed = current.spec_hash != rec.spec_hash
+                values |= {
+                    "created_at": current.created_at,
+                    "generation": current.generation + (1 if changed else 0),
+                }
+                conn.execute(
+                    sa.update(t.applications).where(t.applications.c.name == rec.name).values(**values)
+                )
+            return AppRecord(**values)
+
+    def update(self, name: str, **changes: Any) -> AppRecord:
+        """Change some fields of an existing app; NotFound when it does not exist."""
+        unknown = set(changes) - (self._FIELDS - self._STORE_OWNED)
+        if unknown:
+            raise TypeError(f"AppRepository.update() cannot set {sorted(unknown)}")
+        with self._db.write(f"updating app '{name}'") as conn:
+            current = self._select(conn, name)
+            if current is None:
+                raise NotFound(f"app '{name}' does not exist: register it first")
+            values = dict(changes)
+            values["updated_at"] = conn.execute(sa.select(self._db.now_sql)).scalar_one()
+            if "spec_hash" in changes and changes["spec_hash"] != current.spec_hash:
+                values["generation"] = current.generation + 1
+            conn.execute(sa.update(t.applications).where(t.applications.c.name == name).values(**values))
+            return AppRecord(**(asdict(current) | values))
+
+    def delete(self, name: str) -> bool:
+        """Remove the app with its instances and scaling history (events are kept)."""
+        with self._db.write(f"deleting app '{name}'") as conn:
+            result = conn.execute(sa.delete(t.applications).where(t.applications.c.name == name))
+            return result.rowcount > 0
+
+
+class InstanceRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def list(self, app: str | None = None) -> list[InstanceRecord]:
+        query = sa.select(t.instances).order_by(t.instances.c.app, t.instances.c.slot)
+        if app is not None:
+            query = query.where(t.instances.c.app == app)
+        with self._db.read("listing instances") as conn:
+            return [InstanceRecord(**row._mapping) for row in conn.execute(query)]
+
+    def upsert(self, rec: InstanceRecord) -> InstanceRecord:
+        """Insert or replace the row of (app, slot); NotFound when the app is not registered."""
+        try:
+            with self._db.write(f"saving instance {rec.app}-{rec.slot}") as conn:
+                now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
+                values = asdict(rec) | {"updated_at": now}
+                changes = {k: v for k, v in values.items() if k not in ("app", "slot")}
+                conn.execute(_upsert(self._db, t.instances, values, ["app", "slot"], changes))
+                return InstanceRecord(**values)
+        except IntegrityViolation:
+            raise NotFound(f"app '{rec.app}' does not exist: register it before recording replicas") from None
+
+    def delete(self, app: str, slot: int) -> bool:
+        with self._db.write(f"deleting instance {app}-{slot}") as conn:
+            result = conn.execute(
+                sa.delete(t.instances).where(t.instances.c.app == app, t.instances.c.slot == slot)
+            )
+            return result.rowcount > 0
+
+    def delete_app(self, app: str) -> int:
+        with self._db.write(f"deleting the instances of app '{app}'") as conn:
+            return conn.execute(sa.delete(t.instances).where(t.instances.c.app == app)).rowcount
+
+
+class EventRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(
+        self,
+        app: str | None,
+        category: str,
+        kind: str,
+        message: str,
+        details: dict[str, Any] | None,
+        timestamp: float,
+    ) -> int:
+        values = {
+            "app": app,
+            "category": category,
+            "kind": kind,
+            "message": message,
+            "details": details or {},
+            "timestamp": timestamp,
+        }
+        with self._db.write(f"recording event '{kind}'") as conn:
+            return int(
+                conn.execute(sa.insert(t.events).values(**values).returning(t.events.c.id)).scalar_one()
+            )
+
+    def query(
+        self,
+        app: str | None = None,
+        category: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Newest first (ties broken by id, newest first)."""
+        query = sa.select(t.events).order_by(t.events.c.timestamp.desc(), t.events.c.id.desc())
+        if app is not None:
+            query = query.where(t.events.c.app == app)
+        if category is not None:
+            query = query.where(t.events.c.category == category)
+        if since is not None:
+            query = query.where(t.events.c.timestamp >= since)
+        with self._db.read("reading events") as conn:
+            return [EventRecord(**row._mapping) for row in conn.execute(query.limit(max(limit, 0)))]
+
+    def prune(self, keep: int = 100_000) -> int:
+        """Delete all but the newest ``keep`` events; returns how many went."""
+        with self._db.write("pruning old events") as conn:
+            boundary = conn.execute(
+                sa.select(t.events.c.id).order_by(t.events.c.id.desc()).offset(keep).limit(1)
+            ).scalar()
+            if boundary is None:
+                return 0
+            return conn.execute(sa.delete(t.events).where(t.events.c.id <= boundary)).rowcount
+
+
+class ScalingRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(
+        self,
+        app: str,
+        from_replicas: int,
+        to_replicas: int,
+        reason: str,
+        metrics: dict[str, Any] | None,
+        timestamp: float,
+    ) -> int:
+        values = {
+            "app": app,
+            "from_replicas": from_replicas,
+            "to_replicas": to_replicas,
+            "reason": reason,
+            "metrics": metrics or {},
+            "timestamp": timestamp,
+        }
+        try:
+            with self._db.write(f"recording a scaling decision of app '{app}'") as conn:
+                statement = sa.insert(t.scaling_history).values(**values).returning(t.scaling_history.c.id)
+                return int(conn.execute(statement).scalar_one())
+        except IntegrityViolation:
+            raise NotFound(f"app '{app}' does not exist: register it before recording scaling") from None
+
+    def list(self, app: str, limit: int = 50) -> list[ScalingRecord]:
+        """Newest first."""
+        query = (
+            sa.select(t.scaling_history)
+            .where(t.scaling_history.c.app == app)
+            .order_by(t.scaling_history.c.timestamp.desc(), t.scaling_history.c.id.desc())
+            .limit(max(limit, 0))
+        )
+        with self._db.read(f"reading the scaling history of app '{app}'") as conn:
+            return [ScalingRecord(**row._mapping) for row in conn.execute(query)]
+
+    def last(self, app: str) -> ScalingRecord | None:
+        records = self.list(app, limit=1)
+        return records[0] if records else None
+
+    def clear(self, app: str) -> int:
+        with self._db.write(f"clearing the scaling history of app '{app}'") as conn:
+            return conn.execute(sa.delete(t.scaling_history).where(t.scaling_history.c.app == app)).rowcount
+
+
+class LeaseRepository:
+    """Leader election on one row per term; every time comes from the database clock.
+
+    A candidate may insert term N+1 only when term N has expired or been released; two candidates
+    racing for N+1 collide on the primary key and exactly one wins.  The term is the fencing token.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def db_now(self) -> float:
+        return self._db.now()
+
+    @staticmethod
+    def _newest(conn: sa.Connection) -> LeaseRecord | None:
+        row = conn.execute(sa.select(t.leader_lease).order_by(t.leader_lease.c.term.desc()).limit(1)).first()
+        return LeaseRecord(**row._mapping) if row else None
+
+    def current(self) -> LeaseRecord | None:
+        """The newest term's row (which may have expired or been released)."""
+        with self._db.read("reading the leader lease") as conn:
+            return self._newest(conn)
+
+    def is_valid(self, rec: LeaseRecord | None) -> bool:
+        """True when ``rec`` is unreleased and unexpired by the database clock."""
+        return rec is not None and rec.released_at is None and rec.expires_at > self.db_now()
+
+    def try_acquire(self, node_id: str, hostname: str, api_url: str, ttl: float) -> LeaseRecord | None:
+        """Become leader of the next term, or None when a valid lease exists or a peer won the race."""
+        try:
+            with self._db.write(f"acquiring the leader lease for {node_id}") as conn:
+                now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+                newest = self._newest(conn)
+                if newest is not None and newest.released_at is None and newest.expires_at > now:
+                    return None
+                lease = LeaseRecord(
+                    term=(newest.term + 1) if newest else 1,
+                    leader_id=node_id,
+                    hostname=hostname,
+                    api_url=api_url,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=now + ttl,
+                )
+                conn.execute(sa.insert(t.leader_lease).values(**asdict(lease)))
+                return lease
+        except IntegrityViolation:
+            return None  # a peer inserted the same term first
+
+    def renew(self, term: int, node_id: str, ttl: float) -> LeaseRecord | None:
+        """Extend our lease; None when it is no longer ours, no longer newest, expired or released."""
+        lease = t.leader_lease
+        newest_term = sa.select(sa.func.max(lease.c.term)).scalar_subquery()
+        with self._db.write(f"renewing the leader lease of term {term}") as conn:
+            now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            result = conn.execute(
+                sa.update(lease)
+                .where(
+                    lease.c.term == term,
+                    lease.c.leader_id == node_id,
+                    lease.c.released_at.is_(None),
+                    lease.c.expires_at > now,
+                    lease.c.term == newest_term,
+                )
+                .values(renewed_at=now, expires_at=now + ttl)
+            )
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(sa.select(lease).where(lease.c.term == term)).one()
+            return LeaseRecord(**row._mapping)
+
+    def release(self, term: int, node_id: str) -> bool:
+        """Give the lease up so a peer can take over at once."""
+        lease = t.leader_lease
+        with self._db.write(f"releasing the leader lease of term {term}") as conn:
+            result = conn.execute(
+                sa.update(lease)
+                .where(lease.c.term == term, lease.c.leader_id == node_id, lease.c.released_at.is_(None))
+                .values(released_at=self._db.now_sql)
+            )
+            return result.rowcount > 0
+
+
+class NodeRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def heartbeat(self, node_id: str, hostname: str, api_url: str) -> NodeRecord:
+        """Register the node or refresh its heartbeat (database clock)."""
+        with self._db.write(f"recording the heartbeat of node {node_id}") as conn:
+            now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            values = {
+                "node_id": node_id,
+                "hostname": hostname,
+                "api_url": api_url,
+                "last_heartbeat": now,
+                "started_at": now,
+            }
+            update = {"hostname": hostname, "api_url": api_url, "last_heartbeat": now}
+            conn.execute(_upsert(self._db, t.cluster_nodes, values, ["node_id"], update))
+            row = conn.execute(sa.select(t.cluster_nodes).where(t.cluster_nodes.c.node_id == node_id)).one()
+            return NodeRecord(**row._mapping)
+
+    def list(self) -> list[NodeRecord]:
+        with self._db.read("listing cluster nodes") as conn:
+            rows = conn.execute(sa.select(t.cluster_nodes).order_by(t.cluster_nodes.c.node_id))
+            return [NodeRecord(**row._mapping) for row in rows]
+
+    def remove(self, node_id: str) -> bool:
+        with self._db.write(f"removing node {node_id}") as conn:
+            result = conn.execute(sa.delete(t.cluster_nodes).where(t.cluster_nodes.c.node_id == node_id))
+            return result.rowcount > 0
+
+
+class SecretRepository:
+    """Encrypted secret blobs; encryption and validation live in core.secrets."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def put(self, name: str, field_names: list[str], ciphertext: bytes) -> None:
+        with self._db.write(f"saving secret '{name}'") as conn:
+            now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            values = {
+                "name": name,
+                "ciphertext": ciphertext,
+                "field_names": sorted(field_names),
+                "created_at": now,
+                "updated_at": now,
+            }
+            update = {"ciphertext": ciphertext, "field_names": sorted(field_names), "updated_at": now}
+            conn.execute(_upsert(self._db, t.secrets, values, ["name"], update))
+
+    def get(self, name: str) -> tuple[list[str], bytes] | None:
+        with self._db.read(f"reading secret '{name}'") as conn:
+            row = conn.execute(
+                sa.select(t.secrets.c.field_names, t.secrets.c.ciphertext).where(t.secrets.c.name == name)
+            ).first()
+            return (list(row.field_names), bytes(row.ciphertext)) if row else None
+
+    def list(self) -> dict[str, list[str]]:
+        with self._db.read("listing secrets") as conn:
+            rows = conn.execute(
+                sa.select(t.secrets.c.name, t.secrets.c.field_names).order_by(t.secrets.c.name)
+            )
+            return {row.name: list(row.field_names) for row in rows}
+
+    def delete(self, name: str) -> bool:
+        with self._db.write(f"deleting secret '{name}'") as conn:
+            return conn.execute(sa.delete(t.secrets).where(t.secrets.c.name == name)).rowcount > 0

@@ -1,0 +1,56 @@
+"""The ``Store``: one database, migrated on open, with a repository per table."""
+
+from __future__ import annotations
+
+from core.store.db import Database, upgrade_database
+from core.store.repositories import (
+    AppRepository,
+    EventRepository,
+    InstanceRepository,
+    LeaseRepository,
+    NodeRepository,
+    ScalingRepository,
+    SecretRepository,
+)
+
+
+class Store:
+    """Synchronous; run its methods in a thread from asyncio code."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.apps = AppRepository(database)
+        self.instances = InstanceRepository(database)
+        self.events = EventRepository(database)
+        self.scaling = ScalingRepository(database)
+        self.leases = LeaseRepository(database)
+        self.nodes = NodeRepository(database)
+        self.secrets = SecretRepository(database)
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Store:
+        """Connect to ``url`` (sqlite:///PATH or postgresql://...) and migrate it to the newest schema."""
+        database = Database(url)
+        try:
+            if upgrade:
+                upgrade_database(database)
+        except BaseException:
+            database.dispose()
+            raise
+        return cls(database)
+
+    @property
+    def dialect(self) -> str:
+        """'sqlite' or 'postgresql'."""
+        return self.database.dialect
+
+    def ping(self) -> None:
+        """Raise StoreError when the database does not answer."""
+        self.database.ping()
+
+    def now(self) -> float:
+        """The database clock, epoch seconds."""
+        return self.database.now()
+
+    def close(self) -> None:
+        self.database.dispose()
