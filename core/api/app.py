@@ -1,0 +1,43 @@
+"""Build the aiohttp application that serves both route families for one Engine."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from core.api import routes_legacy, routes_v1
+from core.api.auth import bearer_auth_middleware
+from core.api.context import ENGINE, NODE_ID, orchestry_version
+from core.api.errors import error_middleware
+from core.api.openapi import openapi_document
+from core.engine import Engine
+from core.errors import SettingsError
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(orchestry_version()))
+
+
+def create_app(
+    engine: Engine,
+    node_id: str,
+    *,
+    require_token: bool = False,
+    api_token: str | None = None,
+) -> web.Application:
+    """The API for ``engine``.  With ``require_token`` every route but /health needs the bearer token.
+
+    No CORS headers are sent: browsers on other origins cannot call the API, which is the point for an
+    API that controls containers."""
+    middlewares = [error_middleware]
+    if require_token:
+        if not api_token:
+            raise SettingsError("the API requires a token but ORCHESTRY_API_TOKEN is not set: set it")
+        # Auth runs inside the error middleware so a 401 has the same JSON shape as every other error.
+        middlewares.append(bearer_auth_middleware(api_token))
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+    app[ENGINE] = engine
+    app[NODE_ID] = node_id
+    app.add_routes(routes_legacy.routes)
+    app.add_routes(routes_v1.routes)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    return app

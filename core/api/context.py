@@ -1,0 +1,48 @@
+"""What every handler needs from the application: the engine, this node's id, the version."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from core.engine import Engine
+from core.errors import NotLeader
+
+ENGINE = web.AppKey("engine", Engine)
+NODE_ID = web.AppKey("node_id", str)
+
+
+@cache
+def orchestry_version() -> str:
+    try:
+        return version("orchestry")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def engine_of(request: web.Request) -> Engine:
+    return request.app[ENGINE]
+
+
+def node_id_of(request: web.Request) -> str:
+    return request.app[NODE_ID]
+
+
+def is_leader(engine: Engine) -> bool:
+    """A lone node without a cluster seam leads itself."""
+    cluster = getattr(engine, "cluster", None)
+    return True if cluster is None else bool(cluster.is_leader())
+
+
+def ensure_leader(request: web.Request) -> Engine:
+    """The engine, if this node may change state; NotLeader (503 + X-Current-Leader) otherwise.
+
+    The engine checks too, but checking here first means a follower answers before reading the body
+    and never half-applies anything."""
+    engine = engine_of(request)
+    cluster = getattr(engine, "cluster", None)
+    if cluster is not None and not cluster.is_leader():
+        raise NotLeader(cluster.leader_id)
+    return engine

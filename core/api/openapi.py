@@ -1,0 +1,596 @@
+"""The OpenAPI 3.1 document served at ``/api/v1/openapi.json``.
+
+Kept true by ``tests/api/test_openapi.py`` (its paths and methods equal the router's) and by the
+schemathesis fuzz test (every answer matches the schema documented for its status).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.api.params import APP_NAME
+
+Schema = dict[str, Any]
+
+NUMBER: Schema = {"type": "number"}
+INTEGER: Schema = {"type": "integer"}
+STRING: Schema = {"type": "string"}
+BOOLEAN: Schema = {"type": "boolean"}
+OBJECT: Schema = {"type": "object"}
+NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], optional: tuple[str, ...] = ()) -> Schema:
+    """An object whose listed properties are all required unless named in ``optional``."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [k for k in properties if k not in optional],
+    }
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+APP_STATUS: Schema = {"type": "string", "enum": ["running", "degraded", "stopped", "error"]}
+MODE: Schema = {"type": "string", "enum": ["auto", "manual"]}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj({"detail": STRING}),
+    "AppDocument": {
+        "type": "object",
+        "description": "An app spec (API.md 'App spec'); the engine validates it and names any bad field.",
+        "properties": {
+            "apiVersion": STRING,
+            "kind": STRING,
+            "metadata": obj({"name": STRING, "labels": {"type": "object"}}, optional=("labels",)),
+            "spec": OBJECT,
+            "scaling": OBJECT,
+            "healthCheck": OBJECT,
+        },
+        "required": ["metadata", "spec"],
+    },
+    "Health": obj(
+        {
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "timestamp": NUMBER,
+            "version": STRING,
+            "database": obj(
+                {"status": {"type": "string", "enum": ["ok", "error"]}, "detail": STRING}, ("detail",)
+            ),
+            "node_id": STRING,
+            "is_leader": BOOLEAN,
+        }
+    ),
+    "Registered": obj({"status": {"const": "registered"}, "app": STRING, "message": STRING}),
+    "Started": obj(
+        {
+            "status": {"const": "started"},
+            "app": STRING,
+            "replicas": INTEGER,
+            "adopted": INTEGER,
+            "started": INTEGER,
+        }
+    ),
+    "Stopped": obj({"status": {"const": "stopped"}, "app": STRING, "containers_stopped": INTEGER}),
+    "Deleted": obj({"status": {"const": "deleted"}, "app": STRING, "message": STRING}),
+    "Instance": obj(
+        {
+            "container_id": {"type": "string", "maxLength": 12},
+            "ip": STRING,
+            "port": INTEGER,
+            "state": STRING,
+            "cpu_percent": NUMBER,
+            "memory_percent": NUMBER,
+            "failures": INTEGER,
+        }
+    ),
+    "AppStatus": obj(
+        {
+            "app": STRING,
+            "status": APP_STATUS,
+            "replicas": INTEGER,
+            "ready_replicas": INTEGER,
+            "instances": array(ref("Instance")),
+            "mode": MODE,
+        }
+    ),
+    "Scaled": obj(
+        {"status": {"type": "string", "enum": ["scaled", "no_change"]}, "app": STRING, "replicas": INTEGER}
+    ),
+    "PolicyUpdated": obj({"status": {"const": "updated"}, "app": STRING, "policy": OBJECT}),
+    "ParsedApp": obj(
+        {
+            "name": STRING,
+            "spec": OBJECT,
+            "status": APP_STATUS,
+            "created_at": NUMBER,
+            "updated_at": NUMBER,
+            "replicas": INTEGER,
+            "last_scaled_at": NULLABLE_NUMBER,
+            "mode": MODE,
+        }
+    ),
+    "LegacyAppList": obj({"apps": array({"allOf": [ref("ParsedApp"), obj({"ready_replicas": INTEGER})]})}),
+    "RawApp": obj({"name": STRING, "raw": OBJECT, "parsed": ref("ParsedApp")}),
+    "LegacyLogs": obj(
+        {
+            "app": STRING,
+            "total_containers": INTEGER,
+            "logs": array(
+                obj(
+                    {
+                        "timestamp": NUMBER,
+                        "container": {"type": "string", "maxLength": 12},
+                        "container_full": STRING,
+                        "message": STRING,
+                    }
+                )
+            ),
+        }
+    ),
+    "CurrentMetrics": obj(
+        {
+            "rps": NUMBER,
+            "p95_latency_ms": NUMBER,
+            "active_connections": INTEGER,
+            "cpu_percent": NUMBER,
+            "memory_percent": NUMBER,
+            "healthy_replicas": INTEGER,
+            "total_replicas": INTEGER,
+        }
+    ),
+    "ScalingRecord": obj(
+        {
+            "id": INTEGER,
+            "app_name": STRING,
+            "from_replicas": INTEGER,
+            "to_replicas": INTEGER,
+            "trigger_reason": STRING,
+            "metrics_snapshot": OBJECT,
+            "timestamp": NUMBER,
+        }
+    ),
+    "LegacyAppMetrics": obj(
+        {
+            "app": STRING,
+            "metrics": obj({"metrics": ref("CurrentMetrics"), "scale_factors": OBJECT, "policy": OBJECT}),
+            "scaling_history": array(ref("ScalingRecord")),
+        }
+    ),
+    "SimulatedMetrics": {
+        "type": "object",
+        "properties": {
+            "rps": {"type": "number", "minimum": 0},
+            "p95LatencyMs": {"type": "number", "minimum": 0},
+            "activeConnections": {"type": "number", "minimum": 0},
+            "cpuPercent": {"type": "number", "minimum": 0},
+            "memoryPercent": {"type": "number", "minimum": 0},
+            "healthyReplicas": {"type": "number", "minimum": 0},
+            "evaluate": BOOLEAN,
+        },
+    },
+    "SimulationResult": obj(
+        {
+            "app": STRING,
+            "metrics_added": OBJECT,
+            "evaluation": {"type": ["object", "null"]},
+            "action": {"type": ["object", "null"]},
+        }
+    ),
+    "ClusterMetrics": {
+        **obj({"timestamp": NUMBER, "cluster": OBJECT, "apps": OBJECT, "instances": OBJECT, "nginx": OBJECT}),
+        "description": "JSON by default; Prometheus text with Accept: text/plain, OpenMetrics on request.",
+    },
+    "LegacyEvents": obj(
+        {
+            "events": array(
+                obj(
+                    {
+                        "id": INTEGER,
+                        "app_name": NULLABLE_STRING,
+                        "event_type": STRING,
+                        "message": STRING,
+                        "timestamp": NUMBER,
+                        "details": OBJECT,
+                    }
+                )
+            )
+        }
+    ),
+    "ClusterStatus": obj(
+        {
+            "node_id": STRING,
+            "hostname": STRING,
+            "state": {"type": "string", "enum": ["leader", "follower", "candidate"]},
+            "term": INTEGER,
+            "is_leader": BOOLEAN,
+            "leader_id": NULLABLE_STRING,
+            "cluster_size": INTEGER,
+            "nodes": array(OBJECT),
+            "lease": {"type": ["object", "null"]},
+            "election_status": STRING,
+        }
+    ),
+    "ClusterLeader": obj(
+        {
+            "leader_id": STRING,
+            "hostname": STRING,
+            "api_url": STRING,
+            "external_api_url": STRING,
+            "term": INTEGER,
+            "lease_expires_at": NUMBER,
+        }
+    ),
+    "ClusterHealth": obj(
+        {
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "clustering": {"type": "string", "enum": ["enabled", "disabled"]},
+            "node_id": STRING,
+            "state": STRING,
+            "is_leader": BOOLEAN,
+            "leader_id": NULLABLE_STRING,
+            "cluster_size": INTEGER,
+            "cluster_ready": BOOLEAN,
+            "timestamp": NUMBER,
+            "version": STRING,
+        }
+    ),
+    # --- /api/v1 ---
+    "AppSummary": obj(
+        {
+            "name": STRING,
+            "status": APP_STATUS,
+            "status_reason": STRING,
+            "mode": MODE,
+            "desired_replicas": INTEGER,
+            "ready_replicas": INTEGER,
+            "image": STRING,
+            "created_at": NUMBER,
+            "updated_at": NUMBER,
+            "last_scaled_at": NULLABLE_NUMBER,
+        }
+    ),
+    "AppList": obj({"apps": array(ref("AppSummary"))}),
+    "Replica": obj(
+        {
+            "slot": INTEGER,
+            "name": STRING,
+            "container_id": {"type": "string", "maxLength": 12},
+            "host": STRING,
+            "port": INTEGER,
+            "state": STRING,
+            "ready": BOOLEAN,
+            "failures": INTEGER,
+            "restarts": INTEGER,
+            "cpu_percent": NULLABLE_NUMBER,
+            "memory_percent": NULLABLE_NUMBER,
+            "started_at": NULLABLE_NUMBER,
+            "reason": STRING,
+        }
+    ),
+    "App": {
+        "allOf": [
+            ref("AppSummary"),
+            obj(
+                {
+                    "labels": {"type": "object", "additionalProperties": STRING},
+                    "policy": OBJECT,
+                    "spec": OBJECT,
+                    "raw": OBJECT,
+                    "replicas": array(ref("Replica")),
+                }
+            ),
+        ]
+    },
+    "RegisterResult": obj({"created": BOOLEAN, "app": ref("App")}),
+    "UpResult": obj({"app": STRING, "replicas": INTEGER, "adopted": INTEGER, "started": INTEGER}),
+    "DownResult": obj({"app": STRING, "containers_stopped": INTEGER}),
+    "RestartRequest": {
+        "type": "object",
+        "properties": {"replica": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    },
+    "RestartResult": obj({"app": STRING, "restarted": array(INTEGER)}),
+    "ScaleRequest": obj({"replicas": {"type": "integer", "minimum": 0, "maximum": 100}}),
+    "ScaleResult": obj(
+        {
+            "app": STRING,
+            "status": {"type": "string", "enum": ["scaled", "no_change"]},
+            "replicas": INTEGER,
+            "requested": INTEGER,
+            "clamped": BOOLEAN,
+            "message": STRING,
+        }
+    ),
+    "PolicyRequest": obj({"policy": OBJECT}),
+    "ScalingChanges": {
+        "type": "object",
+        "description": 'mode and any scaling key of the app spec (camelCase), e.g. {"maxReplicas": 8}',
+        "properties": {"mode": MODE},
+    },
+    "ScalingResult": obj({"app": STRING, "policy": OBJECT}),
+    "AppDeleted": obj({"status": {"const": "deleted"}, "app": STRING}),
+    "InstancesCleared": obj({"app": STRING, "status": {"const": "cleared"}}),
+    "Event": obj(
+        {
+            "id": INTEGER,
+            "app": NULLABLE_STRING,
+            "category": {"type": "string", "enum": ["lifecycle", "scaling", "health", "error", "cluster"]},
+            "kind": STRING,
+            "message": STRING,
+            "details": OBJECT,
+            "timestamp": NUMBER,
+        }
+    ),
+    "Events": obj({"events": array(ref("Event"))}),
+    "LogLine": obj(
+        {
+            "timestamp": NUMBER,
+            "container_id": {"type": "string", "maxLength": 12},
+            "replica": STRING,
+            "stream": STRING,
+            "message": STRING,
+        }
+    ),
+    "Logs": obj({"app": STRING, "lines": array(ref("LogLine"))}),
+    "AppMetrics": obj(
+        {
+            "app": STRING,
+            "current": ref("CurrentMetrics"),
+            "window": OBJECT,
+            "policy": OBJECT,
+            "last_decision": {"type": ["object", "null"]},
+        }
+    ),
+    "LeadershipReleased": obj({"status": {"const": "released"}, "node_id": STRING}),
+    "SecretFields": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": STRING,
+        "description": 'field name → value, e.g. {"password": "..."}; values are never returned',
+    },
+    "Secret": obj({"name": STRING, "fields": array(STRING)}),
+    "SecretList": obj({"secrets": array(ref("Secret"))}),
+    "SecretDeleted": obj({"status": {"const": "deleted"}, "name": STRING}),
+}
+
+ERROR_DESCRIPTIONS = {
+    "400": "Bad request: the detail names the parameter or field",
+    "401": "Missing or wrong bearer token (only when the API is bound outside loopback)",
+    "404": "Unknown app or secret",
+    "409": "The name already exists",
+    "422": "Invalid spec, missing image or secret",
+    "500": "Unexpected failure; the daemon log has the traceback",
+    "503": "Not the leader (X-Current-Leader names it), no leader yet, or the store/Docker is unavailable",
+}
+# Any route may meet a bad parameter, a missing token, an unavailable store or an engine failure.
+COMMON_ERRORS = ("400", "401", "503")
+APP_ERRORS = (*COMMON_ERRORS, "404")
+WRITE_ERRORS = (*APP_ERRORS, "409", "422")
+
+
+def _json(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": APP_NAME.pattern},
+}
+
+
+def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+TIME_QUERY: Schema = {"type": "string", "description": "epoch seconds, or a duration ago: 90s, 5m, 1h, 2d"}
+BOOL_QUERY: Schema = {"type": "string", "enum": ["true", "false"]}
+LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many, newest first")
+CATEGORY = query(
+    "type",
+    {"type": "string", "enum": ["lifecycle", "scaling", "health", "error", "cluster"]},
+    "event category",
+)
+
+
+def operation(
+    summary: str,
+    response: str | dict[str, Any],
+    errors: tuple[str, ...] = COMMON_ERRORS,
+    *,
+    body: str | None = None,
+    body_required: bool = True,
+    parameters: list[dict[str, Any]] | None = None,
+    status: str = "200",
+    extra_responses: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    content = _json(ref(response)) if isinstance(response, str) else response
+    responses: dict[str, Any] = {status: {"description": summary, "content": content}}
+    responses.update(extra_responses or {})
+    for code in (*errors, "500"):
+        responses[code] = {"description": ERROR_DESCRIPTIONS[code], "content": _json(ref("Error"))}
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = {"required": body_required, "content": _json(ref(body))}
+    return op
+
+
+def _app(summary: str, response: str, errors: tuple[str, ...] = APP_ERRORS, **kw: Any) -> dict[str, Any]:
+    kw["parameters"] = [NAME_PARAMETER, *kw.get("parameters", [])]
+    return operation(summary, response, errors, **kw)
+
+
+METRICS_CONTENT = {
+    **_json(ref("ClusterMetrics")),
+    "text/plain": {"schema": STRING},
+    "application/openmetrics-text": {"schema": STRING},
+}
+NDJSON_CONTENT = {**_json(ref("Logs")), "application/x-ndjson": {"schema": STRING}}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/health": {"get": operation("Liveness and database state; never waits on Docker", "Health", ())},
+    "/apps/register": {
+        "post": operation("Register or update an app", "Registered", WRITE_ERRORS, body="AppDocument")
+    },
+    "/apps/{name}/up": {"post": _app("Start the app's replicas", "Started", WRITE_ERRORS)},
+    "/apps/{name}/down": {"post": _app("Stop the app's replicas", "Stopped")},
+    "/apps/{name}": {"delete": _app("Stop and forget the app", "Deleted")},
+    "/apps/{name}/status": {"get": _app("Status and replicas", "AppStatus")},
+    "/apps/{name}/scale": {
+        "post": _app("Set the replica count", "Scaled", WRITE_ERRORS, body="ScaleRequest")
+    },
+    "/apps/{name}/policy": {
+        "post": _app("Change the scaling policy", "PolicyUpdated", WRITE_ERRORS, body="PolicyRequest")
+    },
+    "/apps": {"get": operation("Every app", "LegacyAppList")},
+    "/apps/{name}/raw": {"get": _app("The document as submitted (secrets redacted)", "RawApp")},
+    "/apps/{name}/logs": {
+        "get": _app(
+            "Recent replica logs, newest first",
+            "LegacyLogs",
+            parameters=[
+                query("lines", {"type": "integer", "minimum": 1, "maximum": 10000}, "how many lines")
+            ],
+        )
+    },
+    "/apps/{name}/metrics": {"get": _app("Current metrics, policy and scaling history", "LegacyAppMetrics")},
+    "/apps/{name}/simulateMetrics": {
+        "post": _app(
+            "Feed a metrics sample (tests and demos)",
+            "SimulationResult",
+            WRITE_ERRORS,
+            body="SimulatedMetrics",
+            body_required=False,
+        )
+    },
+    "/metrics": {"get": operation("Cluster metrics (JSON) or Prometheus exposition", METRICS_CONTENT)},
+    "/events": {
+        "get": operation(
+            "Events, newest first",
+            "LegacyEvents",
+            parameters=[query("app", STRING, "only this app's events"), CATEGORY, LIMIT],
+        )
+    },
+    "/cluster/status": {"get": operation("This node's view of the cluster", "ClusterStatus")},
+    "/cluster/leader": {"get": operation("The current leader (503 when none)", "ClusterLeader")},
+    "/cluster/health": {"get": operation("Cluster readiness", "ClusterHealth")},
+    "/api/v1/openapi.json": {"get": operation("This document", _json(OBJECT), ())},
+    "/api/v1/apps": {
+        "get": operation("Every app", "AppList"),
+        "post": operation(
+            "Register an app (409 if it exists unless replace=true)",
+            "RegisterResult",
+            WRITE_ERRORS,
+            body="AppDocument",
+            status="201",
+            parameters=[query("replace", BOOL_QUERY, "update an existing app instead of failing")],
+            extra_responses={"200": {"description": "Replaced", "content": _json(ref("RegisterResult"))}},
+        ),
+    },
+    "/api/v1/apps/{name}": {
+        "get": _app("Describe an app (spec with secrets redacted)", "App"),
+        "delete": _app("Stop and forget the app", "AppDeleted"),
+    },
+    "/api/v1/apps/{name}/up": {"post": _app("Start the app's replicas", "UpResult", WRITE_ERRORS)},
+    "/api/v1/apps/{name}/down": {
+        "post": _app(
+            "Stop the app's replicas",
+            "DownResult",
+            parameters=[query("force", BOOL_QUERY, "kill without waiting for the grace period")],
+        )
+    },
+    "/api/v1/apps/{name}/restart": {
+        "post": _app(
+            "Rolling restart (or one replica)",
+            "RestartResult",
+            WRITE_ERRORS,
+            body="RestartRequest",
+            body_required=False,
+        )
+    },
+    "/api/v1/apps/{name}/scale": {
+        "post": _app(
+            "Set the replica count (clamped in auto mode)", "ScaleResult", WRITE_ERRORS, body="ScaleRequest"
+        )
+    },
+    "/api/v1/apps/{name}/scaling": {
+        "put": _app("Change mode and scaling keys", "ScalingResult", WRITE_ERRORS, body="ScalingChanges")
+    },
+    "/api/v1/apps/{name}/instances": {
+        "delete": _app("Forget runtime state; replicas are recreated from the spec", "InstancesCleared")
+    },
+    "/api/v1/apps/{name}/events": {
+        "get": _app(
+            "The app's events, newest first",
+            "Events",
+            parameters=[CATEGORY, LIMIT, query("since", TIME_QUERY, "only events after this time")],
+        )
+    },
+    "/api/v1/events": {
+        "get": operation(
+            "Every event, newest first",
+            "Events",
+            parameters=[CATEGORY, LIMIT, query("since", TIME_QUERY, "only events after this time")],
+        )
+    },
+    "/api/v1/apps/{name}/logs": {
+        "get": _app(
+            "Merged replica logs, oldest first; follow=true streams newline-delimited JSON",
+            NDJSON_CONTENT,  # type: ignore[arg-type]
+            parameters=[
+                query("tail", {"type": "integer", "minimum": 0, "maximum": 10000}, "lines per replica"),
+                query("since", TIME_QUERY, "only lines after this time"),
+                query("until", TIME_QUERY, "only lines before this time"),
+                query("follow", BOOL_QUERY, "keep streaming new lines"),
+            ],
+        )
+    },
+    "/api/v1/apps/{name}/metrics": {
+        "get": _app("Current figures, window, policy, last decision", "AppMetrics")
+    },
+    "/api/v1/cluster/status": {"get": operation("This node's view of the cluster", "ClusterStatus")},
+    "/api/v1/cluster/leader": {"get": operation("The current leader (503 when none)", "ClusterLeader")},
+    "/api/v1/cluster/leadership": {
+        "delete": operation("The leader releases its lease", "LeadershipReleased")
+    },
+    "/api/v1/secrets": {"get": operation("Every secret's field names (never values)", "SecretList")},
+    "/api/v1/secrets/{name}": {
+        "put": _app("Set a secret's fields", "Secret", WRITE_ERRORS, body="SecretFields"),
+        "get": _app("A secret's field names (never values)", "Secret"),
+        "delete": _app("Delete a secret", "SecretDeleted"),
+    },
+    "/api/v1/diagnostics": {
+        "post": operation(
+            "A diagnostic snapshot (.tar.gz, secrets redacted)",
+            {"application/gzip": {"schema": {"type": "string", "contentEncoding": "binary"}}},
+        )
+    },
+}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Orchestry API",
+            "version": version,
+            "description": "Unprefixed routes: the Orchestry 1.0 wire format; /api/v1: the current API.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"bearer": []}],
+    }

@@ -1,0 +1,243 @@
+"""The unprefixed routes: the Orchestry 1.0 wire contract, kept byte-compatible for old clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+
+from core.api import params, serializers
+from core.api.context import engine_of, ensure_leader, is_leader, node_id_of, orchestry_version
+from core.api.prometheus import (
+    OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_CONTENT_TYPE,
+    AppSample,
+    render,
+    wants_exposition,
+    wants_openmetrics,
+)
+from core.engine import Engine
+from core.errors import NotFound
+
+routes = web.RouteTableDef()
+
+# /health must answer even when the database hangs: it is what load balancers probe.
+HEALTH_DATABASE_TIMEOUT = 2.0
+MAX_LOG_LINES = 10_000
+MAX_EVENTS = 1000
+
+SIMULATED_METRIC_FIELDS = {
+    "rps": "rps",
+    "p95LatencyMs": "p95_latency_ms",
+    "activeConnections": "active_connections",
+    "cpuPercent": "cpu_percent",
+    "memoryPercent": "memory_percent",
+    "healthyReplicas": "healthy_replicas",
+}
+
+
+async def database_health(engine: Engine) -> dict[str, Any]:
+    try:
+        report = await asyncio.wait_for(engine.health(), HEALTH_DATABASE_TIMEOUT)
+    except TimeoutError:
+        return {"status": "error", "detail": f"database did not answer within {HEALTH_DATABASE_TIMEOUT:g} s"}
+    return report.get("database") or {"status": "error", "detail": "engine reported no database status"}
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    database = await database_health(engine)
+    body = serializers.health(
+        database, node_id_of(request), is_leader(engine), orchestry_version(), time.time()
+    )
+    return web.json_response(body)
+
+
+@routes.post("/apps/register")
+async def register(request: web.Request) -> web.Response:
+    engine = ensure_leader(request)
+    document = await params.json_body(request)
+    view, _created = await engine.register(document, replace=True)
+    return web.json_response(serializers.legacy_registered(view.name))
+
+
+@routes.post("/apps/{name}/up")
+async def up(request: web.Request) -> web.Response:
+    result = await ensure_leader(request).up(params.app_name(request))
+    return web.json_response(serializers.legacy_up(result))
+
+
+@routes.post("/apps/{name}/down")
+async def down(request: web.Request) -> web.Response:
+    name = params.app_name(request)
+    stopped = await ensure_leader(request).down(name)
+    return web.json_response(serializers.legacy_down(name, stopped))
+
+
+@routes.delete("/apps/{name}")
+async def delete(request: web.Request) -> web.Response:
+    name = params.app_name(request)
+    await ensure_leader(request).delete(name)
+    return web.json_response(serializers.legacy_deleted(name))
+
+
+@routes.get("/apps/{name}/status")
+async def status(request: web.Request) -> web.Response:
+    app = await engine_of(request).get_app(params.app_name(request))
+    return web.json_response(serializers.legacy_status(app))
+
+
+@routes.post("/apps/{name}/scale")
+async def scale(request: web.Request) -> web.Response:
+    engine = ensure_leader(request)
+    body = await params.json_body(request)
+    replicas = params.int_field(body, "replicas", 0, 100)
+    assert replicas is not None
+    result = await engine.scale(params.app_name(request), replicas)
+    return web.json_response(serializers.legacy_scaled(result))
+
+
+@routes.post("/apps/{name}/policy")
+async def policy(request: web.Request) -> web.Response:
+    engine = ensure_leader(request)
+    name = params.app_name(request)
+    changes = params.object_field(await params.json_body(request), "policy")
+    effective = await engine.set_policy(name, changes)
+    return web.json_response(serializers.legacy_policy(name, effective))
+
+
+@routes.get("/apps")
+async def list_apps(request: web.Request) -> web.Response:
+    apps = await engine_of(request).list_apps()
+    return web.json_response({"apps": [serializers.legacy_app_summary(a) for a in apps]})
+
+
+@routes.get("/apps/{name}/raw")
+async def raw(request: web.Request) -> web.Response:
+    app = await engine_of(request).get_app(params.app_name(request))
+    return web.json_response(serializers.legacy_raw(app))
+
+
+@routes.get("/apps/{name}/logs")
+async def logs(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    name = params.app_name(request)
+    lines = params.query_int(request, "lines", 100, 1, MAX_LOG_LINES)
+    app = await engine.get_app(name)
+    log_lines = await engine.logs(name, tail=lines)
+    newest = sorted(log_lines, key=lambda line: line.timestamp)[-lines:] if lines else log_lines
+    return web.json_response(serializers.legacy_logs(name, len(app.replicas), newest))
+
+
+@routes.get("/apps/{name}/metrics")
+async def app_metrics(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    name = params.app_name(request)
+    metrics, history = await asyncio.gather(engine.app_metrics(name), engine.scaling_history(name))
+    return web.json_response(serializers.legacy_app_metrics(name, metrics, history))
+
+
+@routes.post("/apps/{name}/simulateMetrics")
+async def simulate_metrics(request: web.Request) -> web.Response:
+    engine = ensure_leader(request)
+    name = params.app_name(request)
+    body = await params.json_body(request, required=False)
+    sample: dict[str, float] = {}
+    for wire_name, key in SIMULATED_METRIC_FIELDS.items():
+        value = params.number_field(body, wire_name)
+        if value is not None:
+            sample[key] = value
+    evaluate = params.bool_field(body, "evaluate", True)
+    result = await engine.simulate_metrics(name, sample, evaluate=evaluate)
+    return web.json_response(
+        {
+            "app": name,
+            "metrics_added": result.get("metrics_added", sample),
+            "evaluation": result.get("evaluation"),
+            "action": result.get("action"),
+        }
+    )
+
+
+async def _app_sample(engine: Engine, name: str, desired: int, ready: int) -> AppSample | None:
+    try:
+        metrics, history = await asyncio.gather(
+            engine.app_metrics(name), engine.scaling_history(name, limit=MAX_LOG_LINES)
+        )
+    except NotFound:
+        return None  # deleted between the listing and now
+    current = serializers.current_metrics(metrics.get("current"))
+    return AppSample(
+        name=name,
+        desired_replicas=desired,
+        ready_replicas=ready,
+        rps=current["rps"],
+        p95_latency_ms=current["p95_latency_ms"],
+        cpu_percent=current["cpu_percent"],
+        memory_percent=current["memory_percent"],
+        scaling_decisions=int(metrics.get("scaling_decisions_total", len(history))),
+    )
+
+
+async def exposition(engine: Engine, openmetrics: bool) -> str:
+    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
+    samples = await asyncio.gather(
+        *(_app_sample(engine, a.name, a.desired_replicas, a.ready_replicas) for a in apps)
+    )
+    return render(
+        [s for s in samples if s is not None],
+        is_leader=is_leader(engine),
+        term=int(cluster.get("term") or 0),
+        openmetrics=openmetrics,
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    accept = request.headers.get("Accept", "")
+    if wants_exposition(accept):
+        openmetrics = wants_openmetrics(accept)
+        text = await exposition(engine, openmetrics)
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
+        return web.Response(body=text.encode(), headers={"Content-Type": content_type})
+    body = dict(await engine.cluster_metrics())
+    body["timestamp"] = time.time()
+    for key in ("cluster", "apps", "instances", "nginx"):
+        body.setdefault(key, {})
+    return web.json_response(body)
+
+
+@routes.get("/events")
+async def events(request: web.Request) -> web.Response:
+    app = request.query.get("app") or None
+    category = request.query.get("type") or None
+    limit = params.query_int(request, "limit", 100, 1, MAX_EVENTS)
+    assert limit is not None
+    found = await engine_of(request).events(app=app, category=category, limit=limit)
+    return web.json_response(serializers.legacy_events(found))
+
+
+@routes.get("/cluster/status")
+async def cluster_status(request: web.Request) -> web.Response:
+    status = await engine_of(request).cluster_status()
+    return web.json_response(serializers.cluster_status(status, node_id_of(request)))
+
+
+@routes.get("/cluster/leader")
+async def cluster_leader(request: web.Request) -> web.Response:
+    status = await engine_of(request).cluster_status()
+    leader = serializers.cluster_leader(status)
+    if leader is None:
+        return web.json_response({"detail": "No leader elected, cluster not ready"}, status=503)
+    return web.json_response(leader)
+
+
+@routes.get("/cluster/health")
+async def cluster_health(request: web.Request) -> web.Response:
+    status = await engine_of(request).cluster_status()
+    body = serializers.cluster_health(status, node_id_of(request), orchestry_version(), time.time())
+    return web.json_response(body)
