@@ -6,7 +6,7 @@ from aiohttp import web
 
 from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
-from core.api.context import ENGINE, NODE_ID, orchestry_version
+from core.api.context import ENGINE, NODE_ID, json_response, orchestry_version
 from core.api.errors import error_middleware
 from core.api.openapi import openapi_document
 from core.engine import Engine
@@ -14,7 +14,7 @@ from core.errors import SettingsError
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(orchestry_version()))
+    return json_response(openapi_document(orchestry_version()))
 
 
 def create_app(

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from core.api.context import json_response
 from core.errors import NotLeader, OrchestryError
 
 log = logging.getLogger("orchestry.api")
@@ -22,7 +23,7 @@ LEADER_HEADER = "X-Current-Leader"
 
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"detail": detail}, status=status, headers=headers)
+    return json_response({"detail": detail}, status=status, headers=headers)
 
 
 def _http_exception_detail(exc: web.HTTPException, request: web.Request) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from core.api import params, serializers
-from core.api.context import engine_of, ensure_leader, is_leader, node_id_of, orchestry_version
+from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of, orchestry_version
 from core.api.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
@@ -53,7 +53,7 @@ async def health(request: web.Request) -> web.Response:
     body = serializers.health(
         database, node_id_of(request), is_leader(engine), orchestry_version(), time.time()
     )
-    return web.json_response(body)
+    return json_response(body)
 
 
 @routes.post("/apps/register")
@@ -61,33 +61,33 @@ async def register(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     document = await params.json_body(request)
     view, _created = await engine.register(document, replace=True)
-    return web.json_response(serializers.legacy_registered(view.name))
+    return json_response(serializers.legacy_registered(view.name))
 
 
 @routes.post("/apps/{name}/up")
 async def up(request: web.Request) -> web.Response:
     result = await ensure_leader(request).up(params.app_name(request))
-    return web.json_response(serializers.legacy_up(result))
+    return json_response(serializers.legacy_up(result))
 
 
 @routes.post("/apps/{name}/down")
 async def down(request: web.Request) -> web.Response:
     name = params.app_name(request)
     stopped = await ensure_leader(request).down(name)
-    return web.json_response(serializers.legacy_down(name, stopped))
+    return json_response(serializers.legacy_down(name, stopped))
 
 
 @routes.delete("/apps/{name}")
 async def delete(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete(name)
-    return web.json_response(serializers.legacy_deleted(name))
+    return json_response(serializers.legacy_deleted(name))
 
 
 @routes.get("/apps/{name}/status")
 async def status(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return web.json_response(serializers.legacy_status(app))
+    return json_response(serializers.legacy_status(app))
 
 
 @routes.post("/apps/{name}/scale")
@@ -97,7 +97,7 @@ async def scale(request: web.Request) -> web.Response:
     replicas = params.int_field(body, "replicas", 0, 100)
     assert replicas is not None
     result = await engine.scale(params.app_name(request), replicas)
-    return web.json_response(serializers.legacy_scaled(result))
+    return json_response(serializers.legacy_scaled(result))
 
 
 @routes.post("/apps/{name}/policy")
@@ -106,19 +106,19 @@ async def policy(request: web.Request) -> web.Response:
     name = params.app_name(request)
     changes = params.object_field(await params.json_body(request), "policy")
     effective = await engine.set_policy(name, changes)
-    return web.json_response(serializers.legacy_policy(name, effective))
+    return json_response(serializers.legacy_policy(name, effective))
 
 
 @routes.get("/apps")
 async def list_apps(request: web.Request) -> web.Response:
     apps = await engine_of(request).list_apps()
-    return web.json_response({"apps": [serializers.legacy_app_summary(a) for a in apps]})
+    return json_response({"apps": [serializers.legacy_app_summary(a) for a in apps]})
 
 
 @routes.get("/apps/{name}/raw")
 async def raw(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return web.json_response(serializers.legacy_raw(app))
+    return json_response(serializers.legacy_raw(app))
 
 
 @routes.get("/apps/{name}/logs")
@@ -129,7 +129,7 @@ async def logs(request: web.Request) -> web.Response:
     app = await engine.get_app(name)
     log_lines = await engine.logs(name, tail=lines)
     newest = sorted(log_lines, key=lambda line: line.timestamp)[-lines:] if lines else log_lines
-    return web.json_response(serializers.legacy_logs(name, len(app.replicas), newest))
+    return json_response(serializers.legacy_logs(name, len(app.replicas), newest))
 
 
 @routes.get("/apps/{name}/metrics")
@@ -137,7 +137,7 @@ async def app_metrics(request: web.Request) -> web.Response:
     engine = engine_of(request)
     name = params.app_name(request)
     metrics, history = await asyncio.gather(engine.app_metrics(name), engine.scaling_history(name))
-    return web.json_response(serializers.legacy_app_metrics(name, metrics, history))
+    return json_response(serializers.legacy_app_metrics(name, metrics, history))
 
 
 @routes.post("/apps/{name}/simulateMetrics")
@@ -152,7 +152,7 @@ async def simulate_metrics(request: web.Request) -> web.Response:
             sample[key] = value
     evaluate = params.bool_field(body, "evaluate", True)
     result = await engine.simulate_metrics(name, sample, evaluate=evaluate)
-    return web.json_response(
+    return json_response(
         {
             "app": name,
             "metrics_added": result.get("metrics_added", sample),
@@ -208,7 +208,7 @@ async def metrics(request: web.Request) -> web.Response:
     body["timestamp"] = time.time()
     for key in ("cluster", "apps", "instances", "nginx"):
         body.setdefault(key, {})
-    return web.json_response(body)
+    return json_response(body)
 
 
 @routes.get("/events")
@@ -218,13 +218,13 @@ async def events(request: web.Request) -> web.Response:
     limit = params.query_int(request, "limit", 100, 1, MAX_EVENTS)
     assert limit is not None
     found = await engine_of(request).events(app=app, category=category, limit=limit)
-    return web.json_response(serializers.legacy_events(found))
+    return json_response(serializers.legacy_events(found))
 
 
 @routes.get("/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    return web.json_response(serializers.cluster_status(status, node_id_of(request)))
+    return json_response(serializers.cluster_status(status, node_id_of(request)))
 
 
 @routes.get("/cluster/leader")
@@ -232,12 +232,12 @@ async def cluster_leader(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
     leader = serializers.cluster_leader(status)
     if leader is None:
-        return web.json_response({"detail": "No leader elected, cluster not ready"}, status=503)
-    return web.json_response(leader)
+        return json_response({"detail": "No leader elected, cluster not ready"}, status=503)
+    return json_response(leader)
 
 
 @routes.get("/cluster/health")
 async def cluster_health(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
     body = serializers.cluster_health(status, node_id_of(request), orchestry_version(), time.time())
-    return web.json_response(body)
+    return json_response(body)

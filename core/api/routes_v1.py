@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from core.api import params, serializers
-from core.api.context import engine_of, ensure_leader, node_id_of
+from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
 from core.api.routes_legacy import MAX_EVENTS, MAX_LOG_LINES
 from core.errors import BadRequest
 from core.runtime.base import LogLine
@@ -26,7 +25,7 @@ CLIENT_CHECK_SECONDS = 1.0
 @routes.get(f"{PREFIX}/apps")
 async def list_apps(request: web.Request) -> web.Response:
     apps = await engine_of(request).list_apps()
-    return web.json_response({"apps": [serializers.v1_app_summary(a) for a in apps]})
+    return json_response({"apps": [serializers.v1_app_summary(a) for a in apps]})
 
 
 @routes.post(f"{PREFIX}/apps")
@@ -35,7 +34,7 @@ async def register(request: web.Request) -> web.Response:
     replace = params.query_bool(request, "replace")
     document = await params.json_body(request)
     view, created = await engine.register(document, replace=replace)
-    return web.json_response(
+    return json_response(
         {"created": created, "app": serializers.v1_app(view)}, status=201 if created else 200
     )
 
@@ -43,20 +42,20 @@ async def register(request: web.Request) -> web.Response:
 @routes.get(f"{PREFIX}/apps/{{name}}")
 async def describe(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return web.json_response(serializers.v1_app(app))
+    return json_response(serializers.v1_app(app))
 
 
 @routes.delete(f"{PREFIX}/apps/{{name}}")
 async def delete(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete(name)
-    return web.json_response({"status": "deleted", "app": name})
+    return json_response({"status": "deleted", "app": name})
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/up")
 async def up(request: web.Request) -> web.Response:
     result = await ensure_leader(request).up(params.app_name(request))
-    return web.json_response(serializers.v1_up(result))
+    return json_response(serializers.v1_up(result))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/down")
@@ -64,7 +63,7 @@ async def down(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     name = params.app_name(request)
     stopped = await engine.down(name, force=params.query_bool(request, "force"))
-    return web.json_response({"app": name, "containers_stopped": stopped})
+    return json_response({"app": name, "containers_stopped": stopped})
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/restart")
@@ -74,7 +73,7 @@ async def restart(request: web.Request) -> web.Response:
     body = await params.json_body(request, required=False)
     slot = params.int_field(body, "replica", 1, 1000, required=False)
     restarted = await engine.restart(name, slot)
-    return web.json_response({"app": name, "restarted": restarted})
+    return json_response({"app": name, "restarted": restarted})
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/scale")
@@ -84,7 +83,7 @@ async def scale(request: web.Request) -> web.Response:
     replicas = params.int_field(body, "replicas", 0, 100)
     assert replicas is not None
     result = await engine.scale(params.app_name(request), replicas)
-    return web.json_response(serializers.v1_scaled(result))
+    return json_response(serializers.v1_scaled(result))
 
 
 @routes.put(f"{PREFIX}/apps/{{name}}/scaling")
@@ -93,14 +92,14 @@ async def set_scaling(request: web.Request) -> web.Response:
     name = params.app_name(request)
     changes = await params.json_body(request)
     policy = await engine.set_policy(name, changes)
-    return web.json_response({"app": name, "policy": policy})
+    return json_response({"app": name, "policy": policy})
 
 
 @routes.delete(f"{PREFIX}/apps/{{name}}/instances")
 async def clear_instances(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).clear_instances(name)
-    return web.json_response({"app": name, "status": "cleared"})
+    return json_response({"app": name, "status": "cleared"})
 
 
 async def _events(request: web.Request, app: str | None) -> web.Response:
@@ -112,7 +111,7 @@ async def _events(request: web.Request, app: str | None) -> web.Response:
     if app is not None:
         await engine.get_app(app)  # 404 for an unknown app rather than an empty list
     found = await engine.events(app=app, category=category, since=since, limit=limit)
-    return web.json_response(serializers.v1_events(found))
+    return json_response(serializers.v1_events(found))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/events")
@@ -150,7 +149,7 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
                 line = pending.result()
             except StopAsyncIteration:
                 break
-            await response.write(json.dumps(serializers.v1_log(line)).encode() + b"\n")
+            await response.write(redacted_dumps(serializers.v1_log(line)).encode() + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         return response  # the client left: an ordinary end for a follow stream, not an error
     finally:
@@ -174,20 +173,20 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await engine.get_app(name)  # 404 before the stream starts, not inside it
         return await _stream_logs(request, engine.follow_logs(name, tail=tail))
     lines = await engine.logs(name, tail=tail, since=since, until=until)
-    return web.json_response(serializers.v1_logs(name, lines))
+    return json_response(serializers.v1_logs(name, lines))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/metrics")
 async def app_metrics(request: web.Request) -> web.Response:
     name = params.app_name(request)
     metrics = await engine_of(request).app_metrics(name)
-    return web.json_response(serializers.v1_app_metrics(name, metrics))
+    return json_response(serializers.v1_app_metrics(name, metrics))
 
 
 @routes.get(f"{PREFIX}/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    return web.json_response(serializers.cluster_status(status, node_id_of(request)))
+    return json_response(serializers.cluster_status(status, node_id_of(request)))
 
 
 @routes.get(f"{PREFIX}/cluster/leader")
@@ -195,14 +194,14 @@ async def cluster_leader(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
     leader = serializers.cluster_leader(status)
     if leader is None:
-        return web.json_response({"detail": "No leader elected, cluster not ready"}, status=503)
-    return web.json_response(leader)
+        return json_response({"detail": "No leader elected, cluster not ready"}, status=503)
+    return json_response(leader)
 
 
 @routes.delete(f"{PREFIX}/cluster/leadership")
 async def release_leadership(request: web.Request) -> web.Response:
     await ensure_leader(request).release_leadership()
-    return web.json_response({"status": "released", "node_id": node_id_of(request)})
+    return json_response({"status": "released", "node_id": node_id_of(request)})
 
 
 def _secret_fields(body: dict[str, object]) -> dict[str, str]:
@@ -217,7 +216,7 @@ def _secret_fields(body: dict[str, object]) -> dict[str, str]:
 @routes.get(f"{PREFIX}/secrets")
 async def list_secrets(request: web.Request) -> web.Response:
     secrets = await engine_of(request).list_secrets()
-    return web.json_response({"secrets": [{"name": n, "fields": f} for n, f in sorted(secrets.items())]})
+    return json_response({"secrets": [{"name": n, "fields": f} for n, f in sorted(secrets.items())]})
 
 
 @routes.put(f"{PREFIX}/secrets/{{name}}")
@@ -225,20 +224,20 @@ async def set_secret(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     name = params.app_name(request)
     fields = await engine.set_secret(name, _secret_fields(await params.json_body(request)))
-    return web.json_response({"name": name, "fields": fields})
+    return json_response({"name": name, "fields": fields})
 
 
 @routes.get(f"{PREFIX}/secrets/{{name}}")
 async def secret_fields(request: web.Request) -> web.Response:
     name = params.app_name(request)
-    return web.json_response({"name": name, "fields": await engine_of(request).secret_fields(name)})
+    return json_response({"name": name, "fields": await engine_of(request).secret_fields(name)})
 
 
 @routes.delete(f"{PREFIX}/secrets/{{name}}")
 async def delete_secret(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete_secret(name)
-    return web.json_response({"status": "deleted", "name": name})
+    return json_response({"status": "deleted", "name": name})
 
 
 @routes.post(f"{PREFIX}/diagnostics")
