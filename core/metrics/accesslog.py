@@ -1,0 +1,192 @@
+"""nginx's JSON access log: parse one line, and tail the file incrementally.
+
+The nginx side writes (``log_format orchestry escape=json``)::
+
+    {"t":$msec,"app":"$orchestry_app","status":$status,"rt":$request_time,"ua":"$upstream_addr",
+     "us":"$upstream_status","urt":"$upstream_response_time","m":"$request_method","bytes":$body_bytes_sent}
+
+On retries the upstream fields are lists (``"a, b"``, with ``" : "`` between internal-redirect groups); the
+last item is the replica that answered.  ``-`` means no upstream was contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# One read never takes more than this, so a huge backlog is consumed over several samples instead of
+# stalling one of them.
+MAX_READ_BYTES = 8 * 1024 * 1024
+
+# A line longer than this can only be garbage (a real one is ~200 bytes); dropping it keeps the
+# partial-line buffer bounded when something writes binary junk without newlines.
+MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    timestamp: float  # $msec: when nginx finished the request
+    app: str  # "" for requests that matched no app
+    status: int  # status nginx returned to the client
+    request_time_ms: float  # $request_time, client-visible latency
+    upstream: str | None  # "host:port" of the replica that answered, None when none was contacted
+    upstream_status: int | None
+    upstream_time_ms: float | None  # of the answering replica
+    method: str
+    body_bytes: int
+
+
+def last_item(field: str) -> str | None:
+    """The last element of an nginx upstream list ("a, b : c" → "c"); None for "-" or empty."""
+    item = field.replace(" : ", ", ").rsplit(",", 1)[-1].strip()
+    if item in ("", "-"):
+        return None
+    return item
+
+
+def _seconds_to_ms(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) * 1000.0
+    if isinstance(value, str):
+        item = last_item(value)
+        if item is None:
+            return None
+        try:
+            return float(item) * 1000.0
+        except ValueError:
+            return None
+    return None
+
+
+def _status(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        item = last_item(value)
+        if item is not None and item.isdigit():
+            return int(item)
+    return None
+
+
+def parse_line(line: str) -> AccessRecord | None:
+    """One log line → record; None for anything that is not a complete, well-formed record."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    timestamp = data.get("t")
+    status = _status(data.get("status"))
+    request_ms = _seconds_to_ms(data.get("rt"))
+    app = data.get("app", "")
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+        return None
+    if status is None or request_ms is None or not isinstance(app, str):
+        return None
+    upstream_field = data.get("ua", "-")
+    upstream = last_item(upstream_field) if isinstance(upstream_field, str) else None
+    method = data.get("m", "")
+    body_bytes = data.get("bytes", 0)
+    return AccessRecord(
+        timestamp=float(timestamp),
+        app=app,
+        status=status,
+        request_time_ms=request_ms,
+        upstream=upstream,
+        upstream_status=_status(data.get("us", "-")),
+        upstream_time_ms=_seconds_to_ms(data.get("urt", "-")),
+        method=method if isinstance(method, str) else "",
+        body_bytes=body_bytes if isinstance(body_bytes, int) and not isinstance(body_bytes, bool) else 0,
+    )
+
+
+class AccessLogTailer:
+    """Reads what nginx appended since the last call.
+
+    Keeps a byte offset and the file's inode.  A file that does not exist yet reads as empty; a file
+    that shrank (truncated by ``copytruncate``) is read again from the start; a new inode (rotated by
+    rename + reopen) is read from the start.  Lines written by nginx after the rotation but before its
+    reopen land in the renamed file and are not read: nginx reopens within a second, so this loses at
+    most that second of traffic, which the windows tolerate.  An incomplete last line is kept until its
+    newline arrives.
+
+    Blocking file I/O: call ``read_new`` through ``asyncio.to_thread``.
+    """
+
+    def __init__(
+        self, path: Path, max_read_bytes: int = MAX_READ_BYTES, start_backlog: int | None = None
+    ) -> None:
+        """``start_backlog``: on the first open of an existing file, read at most this many bytes from
+        its end (None = the whole file), so a restart does not spend minutes on an old log."""
+        self.path = path
+        self._max_read = max_read_bytes
+        self._start_backlog = start_backlog
+        self._inode: int | None = None
+        self._offset = 0
+        self._partial = b""
+        self._first_open = True
+        self._skip_to_newline = False
+
+    def read_new(self) -> list[AccessRecord]:
+        return [record for line in self.read_new_lines() if (record := parse_line(line)) is not None]
+
+    def read_new_lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                self._follow(stat.st_ino, stat.st_size)
+                handle.seek(self._offset)
+                chunk = handle.read(self._max_read)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            log.warning("cannot read the nginx access log %s: %s", self.path, error)
+            return []
+        self._offset += len(chunk)
+        return self._split(chunk)
+
+    def _follow(self, inode: int, size: int) -> None:
+        if self._inode is None or inode != self._inode:
+            rotated = self._inode is not None
+            self._inode = inode
+            self._partial = b""
+            self._offset = 0
+            self._skip_to_newline = False
+            if self._first_open and self._start_backlog is not None and size > self._start_backlog:
+                # Start on a line boundary inside the backlog: the first (cut) line is dropped below.
+                self._offset = size - self._start_backlog
+                self._skip_to_newline = True  # the first line read is cut: drop it
+            self._first_open = False
+            if rotated:
+                log.info("nginx access log %s was rotated; reading the new file from its start", self.path)
+        elif size < self._offset:
+            log.info("nginx access log %s was truncated; reading it from its start", self.path)
+            self._offset = 0
+            self._partial = b""
+
+    def _split(self, chunk: bytes) -> list[str]:
+        if not chunk:
+            return []
+        data = self._partial + chunk
+        if self._skip_to_newline:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self._partial = b""
+                return []
+            data = data[newline + 1 :]
+            self._skip_to_newline = False
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > MAX_LINE_BYTES:
+            self._partial = b""
+        return [line.decode("utf-8", "replace") for line in lines if line.strip()]

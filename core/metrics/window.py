@@ -1,0 +1,454 @@
+"""Rolling metric windows per app and per replica, in 1 s buckets, bounded by a retention period.
+
+Traffic (requests, 5xx, latencies) is bucketed by the second the request was logged; resource samples
+(CPU, memory, connections) by the second they were taken.  Buckets older than ``retention_seconds`` are
+dropped, so memory stays bounded however long the process runs.  Latencies are kept per bucket as a
+histogram at millisecond resolution (coarser above 1 s), which makes p50/p95/p99 exact to the
+millisecond for the latencies nginx logs, without storing one number per request.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+DEFAULT_RETENTION_SECONDS = 15 * 60
+
+# Metric names accepted by ``series``.
+TRAFFIC_SERIES = ("rps", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "error_rate")
+RESOURCE_SERIES = ("cpu_percent", "memory_percent", "active_connections", "ready_replicas")
+
+B = TypeVar("B")
+
+
+@dataclass(frozen=True)
+class MetricWindow:
+    """What one app did over the last ``seconds``; the scaler's only input about load."""
+
+    rps: float | None  # requests/s of this app (None when no traffic data source yet)
+    p50_latency_ms: float | None  # None when no requests in the window
+    p95_latency_ms: float | None
+    p99_latency_ms: float | None
+    error_rate: float | None  # fraction of answers that were 5xx
+    active_connections: float | None  # in-flight connections to all the app's replicas, mean over window
+    cpu_percent: float | None  # mean over ready replicas; % of the CPU limit when set, else of one core
+    memory_percent: float | None  # mean over replicas, % of the memory limit (None without a limit)
+    ready_replicas: int
+    samples: int  # resource samples in the window
+    covered_seconds: float  # how much of the window has data
+
+    @classmethod
+    def empty(cls) -> MetricWindow:
+        return cls(None, None, None, None, None, None, None, None, 0, 0, 0.0)
+
+
+@dataclass(frozen=True)
+class ReplicaMetrics:
+    slot: int
+    rps: float | None
+    p95_latency_ms: float | None
+    cpu_percent: float | None
+    memory_percent: float | None
+    connections: int | None
+
+
+@dataclass(frozen=True)
+class ReplicaSample:
+    """One replica's resource reading at one sampling instant."""
+
+    slot: int
+    ready: bool
+    cpu_percent: float | None
+    memory_percent: float | None
+    connections: int | None
+
+
+def latency_key(ms: float) -> float:
+    """Histogram key for a latency: exact ms below 1 s, 10 ms steps below 10 s, 100 ms above.
+
+    Bounds the number of distinct keys per bucket (≈ 3000) while nginx itself only logs whole ms.
+    """
+    if ms < 1000:
+        return float(round(ms))
+    if ms < 10_000:
+        return float(round(ms, -1))
+    return float(round(ms, -2))
+
+
+def percentile(histogram: Counter[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of a {value: count} histogram; None when it is empty."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)  # unreachable; keeps type checkers content
+
+
+@dataclass
+class TrafficBucket:
+    requests: int = 0
+    errors: int = 0  # 5xx
+    latencies: Counter[float] = field(default_factory=Counter)
+
+    def add(self, status: int, latency_ms: float | None) -> None:
+        self.requests += 1
+        if status >= 500:
+            self.errors += 1
+        if latency_ms is not None:
+            self.latencies[latency_key(latency_ms)] += 1
+
+
+@dataclass
+class AppResourceBucket:
+    """Aggregates of the resource samples that fell into one second (usually one sample)."""
+
+    samples: int = 0
+    cpu_sum: float = 0.0
+    cpu_samples: int = 0
+    memory_sum: float = 0.0
+    memory_samples: int = 0
+    connections_sum: float = 0.0
+    connections_samples: int = 0
+    ready_last: int = 0
+
+
+@dataclass
+class ReplicaResourceBucket:
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    connections: int | None = None
+
+
+class SecondBuckets(Generic[B]):
+    """A dict of per-second buckets that drops seconds older than the retention period."""
+
+    def __init__(self, retention_seconds: float, factory: Callable[[], B]) -> None:
+        self._retention = retention_seconds
+        self._factory = factory
+        self._buckets: dict[int, B] = {}
+
+    def bucket(self, timestamp: float, now: float) -> B | None:
+        """The bucket for ``timestamp``, created if needed; None when it is older than retention."""
+        second = int(timestamp)
+        if second < now - self._retention:
+            return None
+        found = self._buckets.get(second)
+        if found is None:
+            found = self._factory()
+            self._buckets[second] = found
+            # Keys are unique seconds inside [now - retention, now], so this stays bounded; pruning on
+            # growth keeps it so even when nobody calls ``prune``.
+            if len(self._buckets) > self._retention + 60:
+                self.prune(now)
+        return found
+
+    def prune(self, now: float) -> None:
+        cutoff = now - self._retention
+        for second in [s for s in self._buckets if s < cutoff]:
+            del self._buckets[second]
+
+    def since(self, start: float) -> list[tuple[int, B]]:
+        """Buckets whose second is at or after ``start``, oldest first."""
+        return sorted((s, b) for s, b in self._buckets.items() if s >= math.floor(start))
+
+    def earliest(self, start: float) -> int | None:
+        seconds = [s for s in self._buckets if s >= math.floor(start)]
+        return min(seconds) if seconds else None
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+@dataclass
+class AppSeries:
+    traffic: SecondBuckets[TrafficBucket]
+    resources: SecondBuckets[AppResourceBucket]
+    replica_traffic: dict[int, SecondBuckets[TrafficBucket]] = field(default_factory=dict)
+    replica_resources: dict[int, SecondBuckets[ReplicaResourceBucket]] = field(default_factory=dict)
+
+
+class RollingMetrics:
+    """All apps' windows.  Not thread-safe: owned by the collector on the event loop."""
+
+    def __init__(
+        self, retention_seconds: float = DEFAULT_RETENTION_SECONDS, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.retention_seconds = retention_seconds
+        self._clock = clock
+        self._apps: dict[str, AppSeries] = {}
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _app(self, app: str) -> AppSeries:
+        series = self._apps.get(app)
+        if series is None:
+            series = AppSeries(
+                traffic=SecondBuckets(self.retention_seconds, TrafficBucket),
+                resources=SecondBuckets(self.retention_seconds, AppResourceBucket),
+            )
+            self._apps[app] = series
+        return series
+
+    def mark_traffic_observed(self, app: str, now: float | None = None) -> None:
+        """Record that the traffic source was read at ``now``: a second with zero requests is data."""
+        now = self._now(now)
+        self._app(app).traffic.bucket(now, now)
+
+    def add_request(
+        self,
+        app: str,
+        timestamp: float,
+        status: int,
+        latency_ms: float | None,
+        slot: int | None = None,
+        upstream_latency_ms: float | None = None,
+        now: float | None = None,
+    ) -> None:
+        """One answered request of ``app``; ``slot`` is the replica that answered, when known."""
+        now = self._now(now)
+        series = self._app(app)
+        bucket = series.traffic.bucket(timestamp, now)
+        if bucket is None:
+            return
+        bucket.add(status, latency_ms)
+        if slot is not None:
+            replica = series.replica_traffic.get(slot)
+            if replica is None:
+                replica = SecondBuckets(self.retention_seconds, TrafficBucket)
+                series.replica_traffic[slot] = replica
+            replica_bucket = replica.bucket(timestamp, now)
+            if replica_bucket is not None:
+                replica_bucket.add(
+                    status, upstream_latency_ms if upstream_latency_ms is not None else latency_ms
+                )
+
+    def add_resource_sample(
+        self, app: str, samples: Iterable[ReplicaSample], now: float | None = None
+    ) -> None:
+        """One sampling instant of every replica of ``app``."""
+        now = self._now(now)
+        series = self._app(app)
+        samples = list(samples)
+        bucket = series.resources.bucket(now, now)
+        assert bucket is not None  # ``now`` is never older than retention
+        ready = [s for s in samples if s.ready]
+        ready_cpu = [s.cpu_percent for s in ready if s.cpu_percent is not None]
+        memory = [s.memory_percent for s in samples if s.memory_percent is not None]
+        connections = [s.connections for s in samples if s.connections is not None]
+        bucket.samples += 1
+        bucket.ready_last = len(ready)
+        if ready_cpu:
+            bucket.cpu_sum += sum(ready_cpu) / len(ready_cpu)
+            bucket.cpu_samples += 1
+        if memory:
+            bucket.memory_sum += sum(memory) / len(memory)
+            bucket.memory_samples += 1
+        if connections:
+            bucket.connections_sum += sum(connections)
+            bucket.connections_samples += 1
+        for sample in samples:
+            replica = series.replica_resources.get(sample.slot)
+            if replica is None:
+                replica = SecondBuckets(self.retention_seconds, ReplicaResourceBucket)
+                series.replica_resources[sample.slot] = replica
+            replica_bucket = replica.bucket(now, now)
+            assert replica_bucket is not None
+            replica_bucket.cpu_percent = sample.cpu_percent
+            replica_bucket.memory_percent = sample.memory_percent
+            replica_bucket.connections = sample.connections
+
+    def forget(self, app: str) -> None:
+        self._apps.pop(app, None)
+
+    def forget_replica(self, app: str, slot: int) -> None:
+        series = self._apps.get(app)
+        if series is not None:
+            series.replica_traffic.pop(slot, None)
+            series.replica_resources.pop(slot, None)
+
+    def prune(self, now: float | None = None) -> None:
+        now = self._now(now)
+        for series in self._apps.values():
+            series.traffic.prune(now)
+            series.resources.prune(now)
+            for buckets in [*series.replica_traffic.values(), *series.replica_resources.values()]:
+                buckets.prune(now)
+
+    def apps(self) -> list[str]:
+        return sorted(self._apps)
+
+    def bucket_count(self, app: str) -> int:
+        """Total buckets held for ``app`` (for tests of bounded memory)."""
+        series = self._apps.get(app)
+        if series is None:
+            return 0
+        return (
+            len(series.traffic)
+            + len(series.resources)
+            + sum(len(b) for b in series.replica_traffic.values())
+            + sum(len(b) for b in series.replica_resources.values())
+        )
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def summary(self, app: str, seconds: float, now: float | None = None) -> MetricWindow:
+        now = self._now(now)
+        series = self._apps.get(app)
+        if series is None:
+            return MetricWindow.empty()
+        start = now - seconds
+        traffic = series.traffic.since(start)
+        resources = series.resources.since(start)
+
+        earliest = [
+            s for s in (series.traffic.earliest(start), series.resources.earliest(start)) if s is not None
+        ]
+        covered = min(seconds, max(0.0, now - min(earliest))) if earliest else 0.0
+
+        rps = p50 = p95 = p99 = error_rate = None
+        if traffic:
+            traffic_covered = min(seconds, max(1.0, now - traffic[0][0]))
+            requests = sum(b.requests for _, b in traffic)
+            rps = requests / traffic_covered
+            if requests:
+                error_rate = sum(b.errors for _, b in traffic) / requests
+                merged: Counter[float] = Counter()
+                for _, bucket in traffic:
+                    merged.update(bucket.latencies)
+                p50, p95, p99 = (percentile(merged, f) for f in (0.50, 0.95, 0.99))
+
+        cpu = memory = connections = None
+        samples = sum(b.samples for _, b in resources)
+        cpu_samples = sum(b.cpu_samples for _, b in resources)
+        if cpu_samples:
+            cpu = sum(b.cpu_sum for _, b in resources) / cpu_samples
+        memory_samples = sum(b.memory_samples for _, b in resources)
+        if memory_samples:
+            memory = sum(b.memory_sum for _, b in resources) / memory_samples
+        connection_samples = sum(b.connections_samples for _, b in resources)
+        if connection_samples:
+            connections = sum(b.connections_sum for _, b in resources) / connection_samples
+        ready = resources[-1][1].ready_last if resources else 0
+
+        return MetricWindow(
+            rps=rps,
+            p50_latency_ms=p50,
+            p95_latency_ms=p95,
+            p99_latency_ms=p99,
+            error_rate=error_rate,
+            active_connections=connections,
+            cpu_percent=cpu,
+            memory_percent=memory,
+            ready_replicas=ready,
+            samples=samples,
+            covered_seconds=covered,
+        )
+
+    def replica_summary(
+        self, app: str, seconds: float, now: float | None = None
+    ) -> dict[int, ReplicaMetrics]:
+        """Per replica: rps and p95 over the window, resources from the latest sample in it."""
+        now = self._now(now)
+        series = self._apps.get(app)
+        if series is None:
+            return {}
+        start = now - seconds
+        app_traffic = series.traffic.since(start)
+        traffic_covered = min(seconds, max(1.0, now - app_traffic[0][0])) if app_traffic else None
+        result: dict[int, ReplicaMetrics] = {}
+        for slot in sorted(set(series.replica_traffic) | set(series.replica_resources)):
+            rps = p95 = None
+            buckets = series.replica_traffic.get(slot)
+            traffic = buckets.since(start) if buckets is not None else []
+            if traffic_covered is not None:
+                rps = sum(b.requests for _, b in traffic) / traffic_covered
+            if traffic:
+                merged: Counter[float] = Counter()
+                for _, bucket in traffic:
+                    merged.update(bucket.latencies)
+                p95 = percentile(merged, 0.95)
+            resource_buckets = series.replica_resources.get(slot)
+            latest = resource_buckets.since(start) if resource_buckets is not None else []
+            last = latest[-1][1] if latest else ReplicaResourceBucket()
+            if rps is None and p95 is None and not latest:
+                continue
+            result[slot] = ReplicaMetrics(
+                slot=slot,
+                rps=rps,
+                p95_latency_ms=p95,
+                cpu_percent=last.cpu_percent,
+                memory_percent=last.memory_percent,
+                connections=last.connections,
+            )
+        return result
+
+    def series(
+        self, app: str, metric: str, seconds: float, now: float | None = None
+    ) -> list[tuple[float, float]]:
+        """(epoch second, value) points for a chart, oldest first.
+
+        ``rps`` is per second with seconds of observed silence as 0; latency and error rate only where
+        there were requests; resource metrics once per sample.
+        """
+        now = self._now(now)
+        if metric not in TRAFFIC_SERIES and metric not in RESOURCE_SERIES:
+            known = ", ".join((*TRAFFIC_SERIES, *RESOURCE_SERIES))
+            raise ValueError(f"unknown metric {metric!r}: use one of {known}")
+        series = self._apps.get(app)
+        if series is None:
+            return []
+        start = now - seconds
+        if metric in TRAFFIC_SERIES:
+            return _traffic_series(series.traffic.since(start), metric, now)
+        return _resource_series(series.resources.since(start), metric)
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+
+def _traffic_series(
+    buckets: list[tuple[int, TrafficBucket]], metric: str, now: float
+) -> list[tuple[float, float]]:
+    if metric == "rps":
+        if not buckets:
+            return []
+        by_second = dict(buckets)
+        return [
+            (float(s), float(by_second[s].requests if s in by_second else 0))
+            for s in range(buckets[0][0], int(now) + 1)
+        ]
+    points: list[tuple[float, float]] = []
+    fractions = {"p50_latency_ms": 0.50, "p95_latency_ms": 0.95, "p99_latency_ms": 0.99}
+    for second, bucket in buckets:
+        if not bucket.requests:
+            continue
+        if metric == "error_rate":
+            points.append((float(second), bucket.errors / bucket.requests))
+            continue
+        value = percentile(bucket.latencies, fractions[metric])
+        if value is not None:
+            points.append((float(second), value))
+    return points
+
+
+def _resource_series(buckets: list[tuple[int, AppResourceBucket]], metric: str) -> list[tuple[float, float]]:
+    points: list[tuple[float, float]] = []
+    for second, b in buckets:
+        if metric == "cpu_percent" and b.cpu_samples:
+            points.append((float(second), b.cpu_sum / b.cpu_samples))
+        elif metric == "memory_percent" and b.memory_samples:
+            points.append((float(second), b.memory_sum / b.memory_samples))
+        elif metric == "active_connections" and b.connections_samples:
+            points.append((float(second), b.connections_sum / b.connections_samples))
+        elif metric == "ready_replicas" and b.samples:
+            points.append((float(second), float(b.ready_last)))
+    return points
