@@ -1,0 +1,101 @@
+"""Count live nginx → replica connections from /proc/net/tcp{,6}, to drain a replica before stopping it.
+
+A connection counts when its REMOTE end is ``host:<replica port>`` and it is ESTABLISHED, i.e. the
+proxy side of the socket pair (the replica's own side has the port as its LOCAL end and is not counted,
+so each connection counts once). Health probes to the replica count too while they run.
+
+Upstream keepalive keeps idle nginx → replica connections open for as long as the replica stays in the
+upstream block, so this count only drops to zero AFTER the reload that removed the replica: the old
+workers then close their idle keepalive connections at once and exit when their in-flight requests end
+(bounded by ``worker_shutdown_timeout``). Call :func:`wait_drained` after that reload, not before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+TCP_ESTABLISHED = "01"
+PROC_NET_TCP_FILES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+
+Endpoint = tuple[str, int]
+
+
+def _decode_address(field: str) -> Endpoint:
+    """``0100007F:1F90`` → ("127.0.0.1", 8080); IPv6 fields are four little-endian 32-bit words.
+
+    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) come back as plain IPv4 text, so a caller can
+    match ``127.0.0.1`` whether nginx used an AF_INET or AF_INET6 socket.
+    """
+    hex_address, hex_port = field.split(":")
+    port = int(hex_port, 16)
+    raw = bytes.fromhex(hex_address)
+    # The kernel prints each 32-bit word in host byte order (little-endian on x86 and arm64).
+    network_order = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if len(network_order) == 4:
+        return str(ipaddress.IPv4Address(network_order)), port
+    address = ipaddress.IPv6Address(network_order)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped), port
+    return str(address), port
+
+
+def parse_proc_net_tcp(text: str) -> list[tuple[Endpoint, Endpoint, str]]:
+    """Parse /proc/net/tcp or tcp6 text into ``(local, remote, state)`` rows; state is the hex code."""
+    rows: list[tuple[Endpoint, Endpoint, str]] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        try:
+            rows.append((_decode_address(fields[1]), _decode_address(fields[2]), fields[3].upper()))
+        except ValueError:
+            continue  # a malformed row must not hide the others
+    return rows
+
+
+def count_established(text: str, ports: Iterable[int], host: str = "127.0.0.1") -> dict[int, int]:
+    """Per port, the ESTABLISHED rows of one /proc/net/tcp{,6} table whose remote end is ``host:port``."""
+    counts = dict.fromkeys(ports, 0)
+    for _local, (remote_host, remote_port), state in parse_proc_net_tcp(text):
+        if state == TCP_ESTABLISHED and remote_host == host and remote_port in counts:
+            counts[remote_port] += 1
+    return counts
+
+
+def established_connections(ports: Iterable[int], host: str = "127.0.0.1") -> dict[int, int]:
+    """Live ESTABLISHED connections to ``host:<port>`` for each port (reads /proc: call off the loop)."""
+    ports = list(ports)
+    counts = dict.fromkeys(ports, 0)
+    for path in PROC_NET_TCP_FILES:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue  # no IPv6 in this kernel or network namespace
+        for port, count in count_established(text, ports, host).items():
+            counts[port] += count
+    return counts
+
+
+# `timeout` is part of the engine's contract (a drain budget, returned as False, not an exception).
+async def wait_drained(
+    port: int,
+    timeout: float,  # noqa: ASYNC109
+    poll: float = 0.05,
+    host: str = "127.0.0.1",
+) -> bool:
+    """True once no connection to ``host:port`` is ESTABLISHED; False if ``timeout`` passed first.
+
+    Call it after the reload that removed the replica from its upstream (see the module docstring).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await asyncio.to_thread(established_connections, [port], host)
+        if counts[port] == 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
