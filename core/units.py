@@ -1,0 +1,81 @@
+"""CPU and memory quantities as people write them in app specs ("500m", 0.5, "256Mi", "1G").
+
+Kubernetes' conventions: CPU in cores or millicores ("m"), memory with binary (Ki, Mi, Gi) or
+decimal (K, M, G) suffixes.  Errors are ``ValueError`` with a sentence saying what is accepted; the
+spec parser prefixes the field path.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+CPU_MIN_MILLIS = 10
+CPU_MAX_MILLIS = 64_000
+MEMORY_MIN_BYTES = 4 * 1024**2
+MEMORY_MAX_BYTES = 256 * 1024**3
+
+MEMORY_UNITS: dict[str, int] = {
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "K": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+}
+
+_CPU_PATTERN = re.compile(r"^(\d+(?:\.\d+)?|\.\d+)(m?)$")
+_MEMORY_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|K|M|G)?$")
+_CPU_HINT = 'use cores (e.g. 0.5 or "2") or millicores (e.g. "500m")'
+_MEMORY_HINT = "use a number with Ki, Mi, Gi, K, M or G (e.g. 256Mi)"
+
+
+def parse_cpu(value: object) -> int:
+    """Millicores from ``"500m"``, ``0.5``, ``"2"`` or ``2``; 10m to 64 cores."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{value!r} is not a CPU amount: {_CPU_HINT}")
+    text = str(value).strip()
+    match = _CPU_PATTERN.match(text)
+    if match is None:
+        raise ValueError(f"{value!r} is not a CPU amount: {_CPU_HINT}")
+    number = Decimal(match.group(1))
+    millis = number if match.group(2) else number * 1000
+    if millis != millis.to_integral_value():
+        raise ValueError(f'{value!r} is finer than one millicore: round it to whole millicores (e.g. "250m")')
+    result = int(millis)
+    if not CPU_MIN_MILLIS <= result <= CPU_MAX_MILLIS:
+        raise ValueError(f"{value!r} is out of range: use between 10m and 64 cores")
+    return result
+
+
+def parse_memory(value: object) -> int:
+    """Bytes from ``"256Mi"``, ``"1G"``, ``"1.5Gi"`` or a plain byte count; 4Mi to 256Gi."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}")
+    text = str(value).strip()
+    match = _MEMORY_PATTERN.match(text)
+    if match is None:
+        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}")
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation as exc:  # the pattern makes this unreachable; kept for a clear error
+        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}") from exc
+    unit = match.group(2)
+    result = int(number * MEMORY_UNITS[unit]) if unit else int(number)
+    if not MEMORY_MIN_BYTES <= result <= MEMORY_MAX_BYTES:
+        raise ValueError(f"{value!r} is out of range: use between 4Mi and 256Gi")
+    return result
+
+
+def format_cpu(millis: int) -> str:
+    """Canonical text for a CPU amount: always millicores, e.g. ``"500m"``."""
+    return f"{millis}m"
+
+
+def format_memory(size: int) -> str:
+    """Canonical text for a memory size: the largest unit that divides it exactly."""
+    for unit in ("Gi", "Mi", "Ki", "G", "M", "K"):
+        factor = MEMORY_UNITS[unit]
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
