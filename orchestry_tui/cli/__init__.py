@@ -1,0 +1,1 @@
+"""The ``orchestry`` subcommands: small HTTP clients of a running daemon or console."""

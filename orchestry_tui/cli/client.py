@@ -1,0 +1,159 @@
+"""A small synchronous HTTP client for the daemon's API (stdlib only, so the CLI starts fast)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+CONFIG_FILE = Path("~/.config/orchestry/config.yaml")
+TIMEOUT_SECONDS = 60.0
+
+
+class DaemonUnreachable(Exception):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the Orchestry daemon at {url} ({reason}): "
+            "start one with `orchestry daemon` or set ORCHESTRY_URL"
+        )
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ResolvedUrl:
+    url: str
+    source: str  # "--url", "ORCHESTRY_URL", the config file path, or "default"
+
+
+def config_file() -> Path:
+    return CONFIG_FILE.expanduser()
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The Orchestry 1.0 CLI config (``host``, ``port``); {} when absent or unreadable."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    import yaml  # only when a config file exists
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def resolve_url(flag: str | None, environ: dict[str, str] | None = None) -> ResolvedUrl:
+    environ = dict(os.environ) if environ is None else environ
+    if flag:
+        return ResolvedUrl(flag.rstrip("/"), "--url")
+    if environ.get("ORCHESTRY_URL"):
+        return ResolvedUrl(environ["ORCHESTRY_URL"].rstrip("/"), "ORCHESTRY_URL")
+    path = config_file()
+    config = read_config_file(path)
+    if config.get("host"):
+        host = str(config["host"])
+        port = int(config.get("port") or 8000)
+        base = host if host.startswith(("http://", "https://")) else f"http://{host}:{port}"
+        return ResolvedUrl(base.rstrip("/"), str(path))
+    return ResolvedUrl(DEFAULT_URL, "default")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = TIMEOUT_SECONDS) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> urllib.request.Request:
+        url = self.base_url + path
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
+
+    def _open(self, request: urllib.request.Request, timeout: float | None) -> Any:
+        try:
+            return urllib.request.urlopen(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                detail = json.loads(raw).get("detail") or raw.decode(errors="replace")
+            except (ValueError, AttributeError):
+                detail = raw.decode(errors="replace") or exc.reason
+            raise ApiError(exc.code, str(detail)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise DaemonUnreachable(self.base_url, _reason(exc)) from None
+
+    def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Reply:
+        with self._open(self._request(method, path, body, query), self.timeout) as response:
+            return Reply(response.status, dict(response.headers.items()), response.read())
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.call("GET", path, query=query).json()
+
+    def post(self, path: str, body: Any = None, **query: Any) -> Any:
+        return self.call("POST", path, body, query).json()
+
+    def put(self, path: str, body: Any = None) -> Any:
+        return self.call("PUT", path, body).json()
+
+    def delete(self, path: str, **query: Any) -> Any:
+        return self.call("DELETE", path, query=query).json()
+
+    def stream_lines(self, path: str, **query: Any) -> Iterator[dict[str, Any]]:
+        """Newline-delimited JSON from a streaming route, until the server ends it."""
+        with self._open(self._request("GET", path, query=query), None) as response:
+            for raw in response:
+                if raw.strip():
+                    yield json.loads(raw)
+
+
+def path_part(name: str) -> str:
+    return urllib.parse.quote(name, safe="")

@@ -1,0 +1,542 @@
+"""One function per ``orchestry`` subcommand.  Each returns the exit code (0 only on success).
+
+HTTP subcommands import nothing heavier than the stdlib client and (for tables) rich; ``db upgrade``
+is the only one that touches the database directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestry_tui.cli import output
+from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
+
+Command = Callable[[ApiClient, argparse.Namespace], int]
+
+
+def _as_json(args: argparse.Namespace) -> bool:
+    return getattr(args, "format", "table") == "json"
+
+
+def _app_path(name: str, suffix: str = "") -> str:
+    return f"/api/v1/apps/{path_part(name)}{suffix}"
+
+
+# --- apps -----------------------------------------------------------------------------------------
+
+
+def register(client: ApiClient, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        output.error(f"cannot read {path}: {exc.strerror or exc}: check the path")
+        return 1
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        output.error(f"{path} is not valid YAML or JSON: {exc}")
+        return 1
+    if not isinstance(document, dict):
+        output.error(f"{path} must hold one app document (a mapping with metadata and spec)")
+        return 1
+    answer = client.post("/api/v1/apps", document, replace="true")
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        app = answer["app"]
+        verb = "registered" if answer["created"] else "updated"
+        output.say(
+            f"{verb} {app['name']} (status {app['status']}); start it with `orchestry up {app['name']}`"
+        )
+    return 0
+
+
+def up(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.post(_app_path(args.name, "/up"))
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        output.say(
+            f"{answer['app']}: {answer['replicas']} replicas "
+            f"({answer['started']} started, {answer['adopted']} adopted)"
+        )
+    return 0
+
+
+def down(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.post(_app_path(args.name, "/down"), force="true" if args.force else None)
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        output.say(f"{answer['app']}: stopped {answer['containers_stopped']} containers")
+    return 0
+
+
+def _confirmed(question: str) -> bool | None:
+    """True/False from the user; None when stdin is not a terminal (scripts must pass -f)."""
+    if not sys.stdin.isatty():
+        return None
+    try:
+        reply = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return reply.strip().lower() in ("y", "yes")
+
+
+def delete(client: ApiClient, args: argparse.Namespace) -> int:
+    if not args.force:
+        confirmed = _confirmed(f"Delete app {args.name} and stop its containers?")
+        if confirmed is None:
+            output.error(
+                f"refusing to delete {args.name} without confirmation: pass -f to delete from a script"
+            )
+            return 1
+        if not confirmed:
+            output.say("cancelled")
+            return 1
+    answer = client.delete(_app_path(args.name))
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        output.say(f"deleted {answer['app']}")
+    return 0
+
+
+def restart(client: ApiClient, args: argparse.Namespace) -> int:
+    body = {"replica": args.replica} if args.replica is not None else {}
+    answer = client.post(_app_path(args.name, "/restart"), body)
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        slots = ", ".join(str(s) for s in answer["restarted"]) or "none"
+        output.say(f"{answer['app']}: restarted replicas {slots}")
+    return 0
+
+
+def _replica_rows(replicas: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            r["slot"],
+            r["container_id"],
+            f"{r['host']}:{r['port']}",
+            r["state"],
+            "yes" if r["ready"] else "no",
+            output.percent(r["cpu_percent"]),
+            output.percent(r["memory_percent"]),
+            r["restarts"],
+            output.ago(r["started_at"]),
+            r["reason"],
+        ]
+        for r in replicas
+    ]
+
+
+REPLICA_COLUMNS = (
+    "SLOT",
+    "CONTAINER",
+    "ADDRESS",
+    "STATE",
+    "READY",
+    "CPU",
+    "MEM",
+    "RESTARTS",
+    "AGE",
+    "REASON",
+)
+
+
+def status(client: ApiClient, args: argparse.Namespace) -> int:
+    app = client.get(_app_path(args.name))
+    if _as_json(args):
+        output.print_json(app)
+        return 0
+    reason = f" — {app['status_reason']}" if app["status_reason"] else ""
+    output.say(
+        f"{app['name']}: {app['status']}{reason}; {app['ready_replicas']}/{app['desired_replicas']} ready, "
+        f"mode {app['mode']}"
+    )
+    if app["replicas"]:
+        output.print_table(REPLICA_COLUMNS, _replica_rows(app["replicas"]))
+    return 0
+
+
+def list_apps(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.get("/api/v1/apps")
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    if not answer["apps"]:
+        output.say("no apps registered: register one with `orchestry register FILE`")
+        return 0
+    rows = [
+        [
+            a["name"],
+            a["status"],
+            f"{a['ready_replicas']}/{a['desired_replicas']}",
+            a["mode"],
+            a["image"],
+            output.ago(a["last_scaled_at"]),
+            output.ago(a["created_at"]),
+        ]
+        for a in answer["apps"]
+    ]
+    output.print_table(("NAME", "STATUS", "READY", "MODE", "IMAGE", "SCALED", "AGE"), rows)
+    return 0
+
+
+def describe(client: ApiClient, args: argparse.Namespace) -> int:
+    app = client.get(_app_path(args.name))
+    if not args.show_spec:
+        app = {k: v for k, v in app.items() if k not in ("spec", "raw")}
+    if _as_json(args):
+        output.print_json(app)
+        return 0
+    output.print_fields(
+        [
+            ("Name", app["name"]),
+            ("Status", app["status"] + (f" ({app['status_reason']})" if app["status_reason"] else "")),
+            ("Image", app["image"]),
+            ("Mode", app["mode"]),
+            ("Replicas", f"{app['ready_replicas']}/{app['desired_replicas']} ready"),
+            ("Labels", ", ".join(f"{k}={v}" for k, v in app["labels"].items()) or "-"),
+            ("Created", output.clock(app["created_at"])),
+            ("Updated", output.clock(app["updated_at"])),
+            ("Last scaled", output.clock(app["last_scaled_at"])),
+        ],
+        title=f"App {app['name']}",
+    )
+    if app["policy"]:
+        output.print_table(("POLICY", "VALUE"), sorted(app["policy"].items()))
+    if app["replicas"]:
+        output.print_table(REPLICA_COLUMNS, _replica_rows(app["replicas"]), title="Replicas")
+    if args.show_spec:
+        output.say("Spec (secrets redacted):")
+        output.print_yaml(app["spec"])
+    return 0
+
+
+def spec(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.get(f"/apps/{path_part(args.name)}/raw")
+    document = answer["raw"] if args.raw else answer["parsed"]["spec"]
+    if _as_json(args):
+        output.print_json(document)
+    else:
+        output.print_yaml(document)
+    return 0
+
+
+def scale(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.post(_app_path(args.name, "/scale"), {"replicas": args.replicas})
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    if answer["status"] == "no_change":
+        line = f"{answer['app']}: already at {answer['replicas']} replicas"
+    else:
+        line = f"{answer['app']}: scaling to {answer['replicas']} replicas"
+    if answer["clamped"]:
+        line += f" (asked for {answer['requested']}: {answer['message'] or 'clamped to the policy limits'})"
+    output.say(line)
+    return 0
+
+
+def mode(client: ApiClient, args: argparse.Namespace) -> int:
+    answer = client.put(_app_path(args.name, "/scaling"), {"mode": args.mode})
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        output.say(f"{answer['app']}: scaling mode {answer['policy'].get('mode', args.mode)}")
+    return 0
+
+
+# --- observation ----------------------------------------------------------------------------------
+
+
+def events(client: ApiClient, args: argparse.Namespace) -> int:
+    path = _app_path(args.name, "/events") if args.name else "/api/v1/events"
+    answer = client.get(path, type=args.type, limit=args.limit, since=args.since)
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    if not answer["events"]:
+        output.say("no events match")
+        return 0
+    rows = [
+        [output.clock(e["timestamp"]), e["app"] or "-", e["category"], e["kind"], e["message"]]
+        for e in answer["events"]
+    ]
+    output.print_table(("TIME", "APP", "TYPE", "KIND", "MESSAGE"), rows)
+    return 0
+
+
+def _log_text(line: dict[str, Any]) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(line["timestamp"]))
+    return f"{stamp} {line['replica']} | {line['message']}"
+
+
+def logs(client: ApiClient, args: argparse.Namespace) -> int:
+    query = {"tail": args.tail, "since": args.since, "until": args.until}
+    if args.follow:
+        import json
+
+        try:
+            for line in client.stream_lines(_app_path(args.name, "/logs"), follow="true", **query):
+                sys.stdout.write((json.dumps(line) if _as_json(args) else _log_text(line)) + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how people stop following
+        return 0
+    answer = client.get(_app_path(args.name, "/logs"), **query)
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        for line in answer["lines"]:
+            output.say(_log_text(line))
+    return 0
+
+
+def metrics(client: ApiClient, args: argparse.Namespace) -> int:
+    name = args.name_flag or args.app
+    answer = client.get(_app_path(name, "/metrics")) if name else client.get("/metrics")
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    if not name:
+        output.print_fields(
+            [
+                (section, ", ".join(f"{k}={v}" for k, v in answer[section].items()) or "-")
+                for section in ("cluster", "apps", "instances", "nginx")
+            ],
+            title="Node metrics",
+        )
+        return 0
+    current = answer["current"]
+    output.print_table(
+        ("METRIC", "VALUE"),
+        [
+            ("requests/s", f"{current['rps']:.1f}"),
+            ("p95 latency", f"{current['p95_latency_ms']:.0f} ms"),
+            ("connections", current["active_connections"]),
+            ("cpu", output.percent(current["cpu_percent"])),
+            ("memory", output.percent(current["memory_percent"])),
+            ("replicas", f"{current['healthy_replicas']}/{current['total_replicas']} healthy"),
+        ],
+        title=f"{name} metrics",
+    )
+    decision = answer.get("last_decision")
+    if decision:
+        output.say(f"last decision: {decision.get('reason') or decision}")
+    return 0
+
+
+def cluster(client: ApiClient, args: argparse.Namespace) -> int:
+    path = {
+        "status": "/api/v1/cluster/status",
+        "leader": "/api/v1/cluster/leader",
+        "health": "/cluster/health",
+    }
+    answer = client.get(path[args.what])
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    if args.what == "status":
+        output.print_fields(
+            [
+                (k, answer[k])
+                for k in ("node_id", "state", "term", "leader_id", "cluster_size", "election_status")
+            ],
+            title="Cluster",
+        )
+        rows = [
+            [
+                n.get("node_id"),
+                n.get("state"),
+                n.get("api_url"),
+                output.ago(n.get("last_heartbeat")),
+                "yes" if n.get("is_healthy") else "no",
+            ]
+            for n in answer["nodes"]
+        ]
+        if rows:
+            output.print_table(("NODE", "STATE", "API", "HEARTBEAT", "HEALTHY"), rows)
+    elif args.what == "leader":
+        output.print_fields(
+            [
+                ("leader", answer["leader_id"]),
+                ("api", answer["api_url"]),
+                ("term", answer["term"]),
+                ("lease expires", output.clock(answer["lease_expires_at"])),
+            ]
+        )
+    else:
+        output.print_fields(
+            [(k, answer[k]) for k in ("status", "node_id", "state", "leader_id", "cluster_ready")]
+        )
+    return 0
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+
+
+def secret(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.secret_command == "set":
+        fields: dict[str, str] = {}
+        for item in args.fields:
+            match = _FIELD.match(item)
+            if not match:
+                output.error(f"'{item.split('=')[0]}' is not KEY=VALUE: write fields like password=s3cret")
+                return 1
+            fields[match.group(1)] = match.group(2)
+        answer = client.put(f"/api/v1/secrets/{path_part(args.name)}", fields)
+        if _as_json(args):
+            output.print_json(answer)
+        else:
+            output.say(f"secret {answer['name']}: fields {', '.join(answer['fields'])} set")
+        return 0
+    if args.secret_command == "rm":
+        answer = client.delete(f"/api/v1/secrets/{path_part(args.name)}")
+        if _as_json(args):
+            output.print_json(answer)
+        else:
+            output.say(f"deleted secret {answer['name']}")
+        return 0
+    if args.name:
+        one = client.get(f"/api/v1/secrets/{path_part(args.name)}")
+        answer = {"secrets": [one]}
+    else:
+        answer = client.get("/api/v1/secrets")
+    if _as_json(args):
+        output.print_json(answer)
+    elif not answer["secrets"]:
+        output.say("no secrets: add one with `orchestry secret set NAME key=value`")
+    else:
+        output.print_table(
+            ("SECRET", "FIELDS"), [(s["name"], ", ".join(s["fields"])) for s in answer["secrets"]]
+        )
+    return 0
+
+
+# --- node -----------------------------------------------------------------------------------------
+
+
+def diagnose(client: ApiClient, args: argparse.Namespace) -> int:
+    reply = client.call("POST", "/api/v1/diagnostics")
+    disposition = reply.headers.get("Content-Disposition", "")
+    match = re.search(r'filename="([^"/]+)"', disposition)
+    target = Path(args.output or (match.group(1) if match else "orchestry-diagnostics.tar.gz"))
+    target.write_bytes(reply.body)
+    if _as_json(args):
+        output.print_json({"file": str(target), "bytes": len(reply.body)})
+    else:
+        output.say(f"wrote {target} ({len(reply.body)} bytes); attach it to your report")
+    return 0
+
+
+def info(client: ApiClient, args: argparse.Namespace) -> int:
+    health = client.get("/health")
+    cluster_view = client.get("/api/v1/cluster/status")
+    answer = {
+        "url": client.base_url,
+        "version": health["version"],
+        "node_id": health["node_id"],
+        "is_leader": health["is_leader"],
+        "leader_id": cluster_view["leader_id"],
+        "term": cluster_view["term"],
+        "database": health["database"],
+    }
+    if _as_json(args):
+        output.print_json(answer)
+        return 0
+    database = answer["database"]["status"]
+    if answer["database"].get("detail"):
+        database += f" ({answer['database']['detail']})"
+    output.print_fields(
+        [
+            ("daemon", answer["url"]),
+            ("version", answer["version"]),
+            ("node", answer["node_id"] + (" (leader)" if answer["is_leader"] else "")),
+            ("leader", answer["leader_id"] or "none"),
+            ("term", answer["term"]),
+            ("database", database),
+        ]
+    )
+    return 0
+
+
+def config(client: ApiClient, args: argparse.Namespace) -> int:
+    path = config_file()
+    if args.host or args.port:
+        import yaml
+
+        from orchestry_tui.cli.client import read_config_file
+
+        current = read_config_file(path)
+        if args.host:
+            current["host"] = args.host
+        if args.port:
+            current["port"] = args.port
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(current, sort_keys=True))
+    resolved = resolve_url(getattr(args, "url", None))
+    answer = {"url": resolved.url, "source": resolved.source, "config_file": str(path)}
+    if _as_json(args):
+        output.print_json(answer)
+    else:
+        output.print_fields([("url", answer["url"]), ("from", answer["source"]), ("config file", str(path))])
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    """Local: migrate the database the daemon would use (no daemon needed)."""
+    from core.settings import load_settings
+
+    from core.store import current_revision, upgrade
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    settings = load_settings(**overrides)
+    upgrade(settings.database_url)
+    revision = current_revision(settings.database_url)
+    if _as_json(args):
+        output.print_json({"status": "upgraded", "revision": revision})
+    else:
+        output.say(f"database at revision {revision}")
+    return 0
+
+
+HTTP_COMMANDS: dict[str, Command] = {
+    "config": config,
+    "register": register,
+    "up": up,
+    "down": down,
+    "delete": delete,
+    "restart": restart,
+    "status": status,
+    "list": list_apps,
+    "describe": describe,
+    "spec": spec,
+    "scale": scale,
+    "mode": mode,
+    "events": events,
+    "logs": logs,
+    "metrics": metrics,
+    "cluster": cluster,
+    "secret": secret,
+    "diagnose": diagnose,
+    "info": info,
+}
+
+
+def api_token() -> str | None:
+    return os.environ.get("ORCHESTRY_API_TOKEN") or None

@@ -1,0 +1,123 @@
+"""The ``orchestry`` command line (API.md "CLI")."""
+
+from __future__ import annotations
+
+import argparse
+
+FORMATS = ("table", "json")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a --url given before the subcommand is not overwritten by this default.
+    common.add_argument("--url", default=argparse.SUPPRESS, help="daemon URL")
+    common.add_argument("--format", choices=FORMATS, default="table", help="table or json")
+    return common
+
+
+def _daemon_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="API listen address (ORCHESTRY_HOST)")
+    parser.add_argument("--port", type=int, help="API port (ORCHESTRY_PORT)")
+    parser.add_argument("--lb-listen", help="where nginx serves the apps, HOST:PORT (ORCHESTRY_LB_LISTEN)")
+    parser.add_argument("--state-dir", help="state directory (ORCHESTRY_STATE_DIR)")
+    parser.add_argument("--database-url", help="sqlite:///… or postgresql://… (ORCHESTRY_DATABASE_URL)")
+    parser.add_argument("--node-id", help="this controller's id (ORCHESTRY_NODE_ID)")
+    parser.add_argument("--log-level", help="debug, info, warning, error (ORCHESTRY_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestry",
+        description="Run web apps as Docker containers behind nginx. Without a command: start the console.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--url", default=None, help="daemon URL (else ORCHESTRY_URL, the config file, :8000)")
+    parser.add_argument("--apply", metavar="FILE", help="register and start the app in FILE at start")
+    _daemon_flags(parser)
+    common = _common()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    daemon = sub.add_parser("daemon", help="run the engine and the API without a screen")
+    daemon.add_argument("--apply", metavar="FILE", help="register and start the app in FILE at start")
+    _daemon_flags(daemon)
+
+    config = sub.add_parser("config", parents=[common], help="show or set where the CLI sends requests")
+    config.add_argument("--host", help="write this daemon host to the config file")
+    config.add_argument("--port", type=int, help="write this daemon port to the config file")
+
+    register = sub.add_parser("register", parents=[common], help="register/update an app from a file")
+    register.add_argument("file")
+
+    for name, help_text in (("up", "start an app's replicas"), ("status", "an app's status and replicas")):
+        sub.add_parser(name, parents=[common], help=help_text).add_argument("name")
+
+    down = sub.add_parser("down", parents=[common], help="stop an app's replicas")
+    down.add_argument("name")
+    down.add_argument("--force", action="store_true", help="kill without waiting for the grace period")
+
+    delete = sub.add_parser("delete", parents=[common], help="stop and forget an app")
+    delete.add_argument("name")
+    delete.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+
+    restart = sub.add_parser("restart", parents=[common], help="rolling restart of an app (or one replica)")
+    restart.add_argument("name")
+    restart.add_argument("--replica", type=int, metavar="N", help="restart only this slot")
+
+    sub.add_parser("list", parents=[common], help="every app")
+
+    describe = sub.add_parser("describe", parents=[common], help="an app in detail")
+    describe.add_argument("name")
+    describe.add_argument("--show-spec", action="store_true", help="also print the spec (secrets redacted)")
+
+    spec = sub.add_parser("spec", parents=[common], help="an app's spec")
+    spec.add_argument("name")
+    spec.add_argument("--raw", action="store_true", help="the document as submitted (secrets redacted)")
+
+    scale = sub.add_parser("scale", parents=[common], help="set an app's replica count")
+    scale.add_argument("name")
+    scale.add_argument("replicas", type=int)
+
+    mode = sub.add_parser("mode", parents=[common], help="switch an app between auto and manual scaling")
+    mode.add_argument("name")
+    mode.add_argument("mode", choices=("auto", "manual"))
+
+    events = sub.add_parser("events", parents=[common], help="events, newest first")
+    events.add_argument("name", nargs="?")
+    events.add_argument("--type", choices=("lifecycle", "scaling", "health", "error", "cluster"))
+    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--since", help="a duration ago (90s, 5m, 1h, 2d) or epoch seconds")
+
+    logs = sub.add_parser("logs", parents=[common], help="an app's replica logs")
+    logs.add_argument("name")
+    logs.add_argument("--tail", "-n", type=int, default=100, help="lines per replica")
+    logs.add_argument("--since", help="a duration ago (90s, 5m, 1h) or epoch seconds")
+    logs.add_argument("--until", help="a duration ago (30m) or epoch seconds")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    metrics = sub.add_parser("metrics", parents=[common], help="metrics of one app or of the node")
+    metrics.add_argument("app", nargs="?", metavar="NAME")
+    metrics.add_argument("--name", dest="name_flag", metavar="NAME", help="same as NAME")
+
+    cluster = sub.add_parser("cluster", parents=[common], help="cluster state")
+    cluster.add_argument("what", choices=("status", "leader", "health"))
+
+    secret = sub.add_parser("secret", help="secrets (values are never shown)")
+    secret_sub = secret.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
+    secret_set = secret_sub.add_parser("set", parents=[common], help="set fields: NAME key=value …")
+    secret_set.add_argument("name")
+    secret_set.add_argument("fields", nargs="+", metavar="KEY=VALUE")
+    secret_list = secret_sub.add_parser("list", parents=[common], help="secrets and their field names")
+    secret_list.add_argument("name", nargs="?")
+    secret_sub.add_parser("rm", parents=[common], help="delete a secret").add_argument("name")
+
+    diagnose = sub.add_parser("diagnose", parents=[common], help="download a diagnostic snapshot (.tar.gz)")
+    diagnose.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: server's name)")
+
+    db = sub.add_parser("db", help="the state database (local, not through the daemon)")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply schema migrations")
+    db_upgrade.add_argument("--database-url", help="default: ORCHESTRY_DATABASE_URL")
+
+    sub.add_parser("info", parents=[common], help="the daemon's version, node, leader and database")
+    return parser

@@ -1,0 +1,107 @@
+"""``orchestry`` entry point: the console with no subcommand, the daemon, or an HTTP subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestry_tui.cli.parser import build_parser
+
+DAEMON_FLAGS = (
+    "host",
+    "port",
+    "lb_listen",
+    "state_dir",
+    "database_url",
+    "node_id",
+    "log_level",
+    "log_format",
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orchestry")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _settings(args: argparse.Namespace):  # -> core.settings.Settings (imported lazily: it is heavy)
+    from core.settings import load_settings
+
+    overrides = {k: getattr(args, k) for k in DAEMON_FLAGS if getattr(args, k, None) is not None}
+    return load_settings(**overrides)
+
+
+def run_daemon_command(args: argparse.Namespace) -> int:
+    from core.daemon import run_daemon
+    from core.errors import SettingsError
+
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    apply_file = Path(args.apply) if getattr(args, "apply", None) else None
+    return run_daemon(settings, apply_file)
+
+
+def open_console(args: argparse.Namespace) -> int:
+    """``orchestry`` with no subcommand.  The Textual console replaces this body when it lands; until
+    then the engine runs headless in the foreground, exactly as ``orchestry daemon`` would."""
+    sys.stderr.write("orchestry: the console is not available yet; running the daemon in the foreground\n")
+    return run_daemon_command(args)
+
+
+def run_http_command(args: argparse.Namespace) -> int:
+    from orchestry_tui.cli import output
+    from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, resolve_url
+    from orchestry_tui.cli.commands import HTTP_COMMANDS, api_token
+
+    url = resolve_url(getattr(args, "url", None)).url
+    client = ApiClient(url, token=api_token())
+    try:
+        return HTTP_COMMANDS[args.command](client, args)
+    except DaemonUnreachable as exc:
+        output.error(str(exc))
+        return 2
+    except ApiError as exc:
+        output.error(exc.detail)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0  # `orchestry events | head`: the reader had enough
+
+
+def run_db_command(args: argparse.Namespace) -> int:
+    from core.errors import OrchestryError
+    from orchestry_tui.cli import output
+    from orchestry_tui.cli.commands import db_upgrade
+
+    try:
+        return db_upgrade(args)
+    except OrchestryError as exc:
+        output.error(exc.message)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        sys.stdout.write(f"orchestry {_version()}\n")
+        return 0
+    if args.command is None:
+        return open_console(args)
+    if args.command == "daemon":
+        return run_daemon_command(args)
+    if args.command == "db":
+        return run_db_command(args)
+    return run_http_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
