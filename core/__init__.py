@@ -1,0 +1,3 @@
+"""Orchestry's engine: everything but the screens.  Never imports Textual."""
+
+__version__ = "2.0.0"

@@ -87,3 +87,9 @@ class StoreError(OrchestryError):
 
 class ConfigRejected(OrchestryError):
     """nginx refused a generated configuration (``nginx -t`` failed); the previous one stays live."""
+
+
+class AppBlocked(OrchestryError):
+    """An app cannot start replicas (missing image, missing secret, command that cannot run)."""
+
+    http_status = 422

@@ -1,0 +1,158 @@
+"""Leader election on a lease row per term (DESIGN.md §6); the fencing token is the term.
+
+A lease is not a lock: the holder checks ``is_leader()`` (a purely local, monotonic-clock test that
+errs on the side of "not leader") before each runtime action, and store writes that matter carry the
+term.  A single node simply wins term 1 and renews it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+LEADER = "leader"
+FOLLOWER = "follower"
+CANDIDATE = "candidate"
+
+# Give up local leadership this fraction of the TTL before the lease could expire in the database, so
+# clock drift and a slow renew never leave two nodes believing they lead.
+SAFETY_MARGIN = 0.2
+
+StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class LeaseView:
+    leader_id: str
+    term: int
+    hostname: str
+    api_url: str
+    acquired_at: float
+    renewed_at: float
+    expires_at: float
+    released_at: float | None
+
+
+class LeaseElection:
+    def __init__(
+        self,
+        store: Any,
+        node_id: str,
+        api_url: str,
+        ttl: float,
+        on_change: StateChange | None = None,
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.hostname = socket.gethostname()
+        self.api_url = api_url
+        self.ttl = float(ttl)
+        self.state = CANDIDATE
+        self.term: int | None = None
+        self.lease: LeaseView | None = None
+        self._valid_until = 0.0  # local monotonic time
+        self._on_change = on_change
+        self.last_error: str = ""
+        self._lock = asyncio.Lock()
+
+    # --- queries --------------------------------------------------------------------------------
+    def is_leader(self) -> bool:
+        return self.state == LEADER and time.monotonic() < self._valid_until
+
+    @property
+    def leader_id(self) -> str | None:
+        if self.is_leader():
+            return self.node_id
+        if self.lease is not None and self.lease.released_at is None and self.lease.expires_at > time.time():
+            return self.lease.leader_id
+        return None
+
+    # --- one step of the protocol ----------------------------------------------------------------
+    async def step(self) -> None:
+        async with self._lock:
+            try:
+                await self._step()
+                self.last_error = ""
+            except StoreError as exc:
+                self.last_error = str(exc)
+                log.warning("lease step failed: %s", exc)
+                # Keep local leadership only while the lease is still surely valid; is_leader() already
+                # says no once _valid_until has passed, and the next step retries.
+
+    async def _step(self) -> None:
+        started = time.monotonic()
+        if self.state == LEADER and self.term is not None:
+            renewed = await asyncio.to_thread(self.store.leases.renew, self.term, self.node_id, self.ttl)
+            if renewed is not None:
+                self._adopt(renewed)
+                self._valid_until = started + self.ttl * (1 - SAFETY_MARGIN)
+                return
+            await self._set_state(FOLLOWER, "lost the lease (renew refused)")
+        current = await asyncio.to_thread(self.store.leases.current)
+        if current is not None:
+            self._adopt(current)
+        acquired = await asyncio.to_thread(
+            self.store.leases.try_acquire, self.node_id, self.hostname, self.api_url, self.ttl
+        )
+        if acquired is not None:
+            self._adopt(acquired)
+            self.term = acquired.term
+            self._valid_until = started + self.ttl * (1 - SAFETY_MARGIN)
+            await self._set_state(LEADER, f"won term {acquired.term}")
+        elif self.state != FOLLOWER:
+            await self._set_state(FOLLOWER, f"following {self.lease.leader_id if self.lease else 'nobody'}")
+
+    def _adopt(self, rec: Any) -> None:
+        self.lease = LeaseView(
+            leader_id=rec.leader_id,
+            term=rec.term,
+            hostname=rec.hostname or "",
+            api_url=rec.api_url or "",
+            acquired_at=rec.acquired_at,
+            renewed_at=rec.renewed_at,
+            expires_at=rec.expires_at,
+            released_at=rec.released_at,
+        )
+
+    async def _set_state(self, state: str, why: str) -> None:
+        if state == self.state:
+            return
+        previous, self.state = self.state, state
+        if state != LEADER:
+            self._valid_until = 0.0
+        log.info("cluster state %s → %s (%s)", previous, state, why)
+        if self._on_change is not None:
+            await self._on_change(
+                state, why, {"previous": previous, "term": self.term, "node_id": self.node_id}
+            )
+
+    async def run(self) -> None:
+        """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second)."""
+        while True:
+            await self.step()
+            await asyncio.sleep(max(0.5, self.ttl / 3) if self.is_leader() else min(1.0, self.ttl / 3))
+
+    async def heartbeat(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
+            except StoreError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(max(1.0, self.ttl / 3))
+
+    async def release(self) -> bool:
+        async with self._lock:
+            if self.state != LEADER or self.term is None:
+                return False
+            released = await asyncio.to_thread(self.store.leases.release, self.term, self.node_id)
+            await self._set_state(FOLLOWER, "released the lease")
+            return bool(released)

@@ -1,0 +1,717 @@
+"""Desired vs actual → plan → actions, one serialised worker per app.
+
+Each app's worker wakes on a desired-state change, a runtime event, a health transition, a crash
+back-off expiring, or the periodic relist (the safety net).  A pass lists the app's containers by label,
+adopts what it does not know (a restarted controller creates nothing twice), clears away dead
+containers (counting crashes for back-off), asks the pure planner what to do and does it, in parallel
+across slots.  Only the lease holder acts: every pass and every runtime action checks ``is_leader()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core import planner
+from core.errors import (
+    Conflict,
+    ContainerStartError,
+    ImageNotFound,
+    OrchestryError,
+    RuntimeUnavailable,
+    SecretError,
+)
+from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, ProbeTarget
+from core.lb.connections import wait_drained
+from core.models import (
+    APP_DEGRADED,
+    APP_ERROR,
+    APP_RUNNING,
+    APP_STOPPED,
+    REPLICA_DRAINING,
+    REPLICA_FAILED,
+    REPLICA_READY,
+    REPLICA_STARTING,
+    REPLICA_UNHEALTHY,
+)
+from core.replicas import AppState, Replica
+from core.runtime.base import (
+    LABEL_APP,
+    LABEL_MANAGED,
+    LABEL_SLOT,
+    LABEL_SPEC_HASH,
+    LABEL_TERM,
+    ContainerInfo,
+    ContainerRequest,
+    Runtime,
+)
+from core.runtime.ports import PortAllocator
+from core.spec import AppSpec
+
+log = logging.getLogger(__name__)
+
+FORCE_STOP_SECONDS = 2.0
+
+
+class Emit(Protocol):
+    async def __call__(
+        self,
+        category: str,
+        kind: str,
+        message: str,
+        app: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Any: ...
+
+
+class Router(Protocol):
+    async def publish(self, app: str, servers: list[tuple[str, int]], load_balancing: str) -> bool: ...
+
+    async def unpublish(self, app: str) -> None: ...
+
+
+class Leadership(Protocol):
+    def is_leader(self) -> bool: ...
+
+    @property
+    def term(self) -> int | None: ...
+
+
+@dataclass
+class ReconcilerConfig:
+    network_mode: str = "host"
+    drain_timeout: float = 30.0
+    relist_interval: float = 30.0
+
+
+class NotLeaderAnymore(Exception):
+    """Raised inside a pass when the lease was lost mid-way; the pass stops acting at once."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: Any,
+        emit: Emit,
+        router: Router,
+        leadership: Leadership,
+        ports: PortAllocator,
+        resolve_secret: Callable[[str, str], str],
+        config: ReconcilerConfig,
+        on_replicas_changed: Callable[[str], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.emit = emit
+        self.router = router
+        self.leadership = leadership
+        self.ports = ports
+        self.resolve_secret = resolve_secret
+        self.config = config
+        self.on_replicas_changed = on_replicas_changed or (lambda _app: None)
+        self.apps: dict[str, AppState] = {}
+        self.health = HealthChecker(self._on_health)
+        self._specs: dict[str, tuple[str, AppSpec]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # --- workers -------------------------------------------------------------------------------
+    def state(self, name: str) -> AppState:
+        if name not in self.apps:
+            self.apps[name] = AppState(name=name)
+        return self.apps[name]
+
+    def ensure_worker(self, name: str) -> None:
+        self.state(name)
+        task = self._workers.get(name)
+        if task is None or task.done():
+            self._workers[name] = asyncio.create_task(self._worker(name), name=f"reconcile:{name}")
+
+    def wake(self, name: str) -> None:
+        if name in self.apps:
+            self.apps[name].wake.set()
+
+    def wake_all(self) -> None:
+        for state in self.apps.values():
+            state.wake.set()
+
+    async def reconcile_now(self, name: str, timeout: float = 120.0) -> dict[str, int]:
+        """Wake the app's worker and wait for a whole pass that started after this call."""
+        self.ensure_worker(name)
+        state = self.apps[name]
+        state.requested += 1
+        wanted = state.requested
+        state.wake.set()
+        async with state.pass_done:
+            await asyncio.wait_for(state.pass_done.wait_for(lambda: state.completed >= wanted), timeout)
+        return dict(state.last_result)
+
+    async def _worker(self, name: str) -> None:
+        state = self.apps[name]
+        failures = 0
+        while not self._closed:
+            wait = self.config.relist_interval
+            retry_in = state.next_retry_in(time.time())
+            if retry_in is not None:
+                wait = min(wait, retry_in + 0.05)
+            try:
+                await asyncio.wait_for(state.wake.wait(), wait)
+            except TimeoutError:
+                pass
+            state.wake.clear()
+            seen = state.requested
+            deleted = False
+            try:
+                result = await self._pass(state)
+                deleted = result.get("deleted", 0) == 1
+                state.last_result = result
+                state.last_error = ""
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except NotLeaderAnymore:
+                state.last_result = {}
+            except Exception as exc:
+                failures += 1
+                state.last_result = {}
+                message = str(exc) if isinstance(exc, OrchestryError) else f"{type(exc).__name__}: {exc}"
+                if message != state.last_error:
+                    log.exception("reconcile pass for %s failed", name)
+                    await self.emit(
+                        "error", "reconcile_failed", f"reconciling {name} failed: {message}", app=name
+                    )
+                state.last_error = message
+                state.wake.set()
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+            async with state.pass_done:
+                state.completed = max(state.completed, seen)
+                state.pass_done.notify_all()
+            if deleted:
+                self.apps.pop(name, None)
+                self._workers.pop(name, None)
+                return
+
+    # --- one pass ------------------------------------------------------------------------------
+    def spec_of(self, record: Any) -> AppSpec:
+        from core.spec import parse_app_spec
+
+        cached = self._specs.get(record.name)
+        if cached is None or cached[0] != record.spec_hash:
+            cached = (record.spec_hash, parse_app_spec(record.spec))
+            self._specs[record.name] = cached
+        return cached[1]
+
+    def _check_leader(self) -> None:
+        if not self.leadership.is_leader():
+            raise NotLeaderAnymore()
+
+    async def _pass(self, state: AppState) -> dict[str, int]:
+        record = await asyncio.to_thread(self.store.apps.get, state.name)
+        if not self.leadership.is_leader():
+            return {}
+        if record is None:
+            stopped = await self._teardown(state, force=False)
+            await self.router.unpublish(state.name)
+            self._specs.pop(state.name, None)
+            return {"deleted": 1, "stopped": stopped}
+        spec = self.spec_of(record)
+        cleared = 0
+        if state.clear_requested:
+            state.clear_requested = False
+            cleared = await self._teardown(state, force=True)
+            state.backoff.clear()
+            state.restarts.clear()
+            state.routed_once = False
+        containers = await self.runtime.list_managed(state.name)
+        adopted = await self._sync(state, spec, containers)
+        await self._clear_dead(state, containers)
+        replaced = await self._replace_failed(state)
+        desired = record.desired_replicas if record.status != APP_STOPPED else 0
+        force = record.status == APP_STOPPED and state.force_stop
+        now = time.time()
+        current_hash = spec.container_hash()
+        live = [
+            planner.SlotState(
+                slot=r.slot,
+                container_id=r.container_id,
+                ready=r.ready,
+                outdated=r.spec_hash != current_hash or r.restart_requested,
+            )
+            for r in state.live()
+        ]
+        occupied = {r.slot for r in state.replicas.values()}
+        the_plan = planner.plan(
+            desired, live, occupied, state.waiting_slots(now), can_create=not state.blocked
+        )
+        if not state.routed_once or adopted:
+            state.routed_once = True
+            await self._publish(state, spec)
+        started = stopped = 0
+        if not the_plan.empty:
+            self._check_leader()
+            victims = [state.replicas[cid] for cid in the_plan.remove if cid in state.replicas]
+            results = await asyncio.gather(
+                self._start_many(state, spec, record, the_plan.create),
+                self._drain_and_stop(state, spec, victims, force=force),
+            )
+            started, stopped = results
+        await self._update_status(state, record, desired)
+        self.on_replicas_changed(state.name)
+        return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
+
+    async def _sync(self, state: AppState, spec: AppSpec, containers: list[ContainerInfo]) -> int:
+        """Adopt running containers we do not know; forget replicas whose container vanished."""
+        present = {c.id for c in containers}
+        for cid in [cid for cid in state.replicas if cid not in present and cid not in state.stopping]:
+            gone = state.replicas.pop(cid)
+            self.health.untrack(cid)
+            if gone.ready:
+                await self._publish(state, spec)
+            await self.emit(
+                "lifecycle",
+                "replica_vanished",
+                f"replica {gone.name} disappeared from Docker; it will be replaced",
+                app=state.name,
+                details={"slot": gone.slot, "container_id": cid[:12]},
+            )
+        newcomers = [
+            c for c in containers if c.running and c.id not in state.replicas and c.id not in state.stopping
+        ]
+        # Two containers claiming one slot (should never happen): keep the first, the second is a
+        # surplus the planner will remove.
+        if not newcomers:
+            return 0
+        probes = await asyncio.gather(
+            *(self.health.probe(c.host, c.port, self._probe_check(spec)) for c in newcomers)
+        )
+        for info, probe in zip(newcomers, probes, strict=True):
+            replica = Replica(
+                slot=info.slot,
+                container_id=info.id,
+                name=info.name,
+                host=info.host,
+                port=info.port,
+                spec_hash=info.spec_hash,
+                state=REPLICA_READY if probe.ok else REPLICA_STARTING,
+                ready=probe.ok,
+                started_at=info.started_at or time.time(),
+            )
+            state.replicas[info.id] = replica
+            self._track(replica, spec, state.name)
+        await self.emit(
+            "lifecycle",
+            "replicas_adopted",
+            f"adopted {len(newcomers)} running replica(s) of {state.name}: "
+            + ", ".join(sorted(c.name for c in newcomers)),
+            app=state.name,
+            details={"containers": [c.id[:12] for c in newcomers]},
+        )
+        return len(newcomers)
+
+    def _probe_check(self, spec: AppSpec) -> Any:
+        return spec.health_check
+
+    def _track(self, replica: Replica, spec: AppSpec, app: str) -> None:
+        self.health.track(
+            ProbeTarget(
+                app=app,
+                slot=replica.slot,
+                container_id=replica.container_id,
+                host=replica.host,
+                port=replica.port,
+                check=self._probe_check(spec),
+                ready=replica.ready,
+            )
+        )
+
+    async def _clear_dead(self, state: AppState, containers: list[ContainerInfo]) -> None:
+        """Containers that exited on their own: unroute first, count the crash, remove them."""
+        dead = [
+            c for c in containers if not c.running and c.id not in state.stopping and c.state != "removing"
+        ]
+        if not dead:
+            return
+        spec_changed = False
+        for info in dead:
+            replica = state.replicas.pop(info.id, None)
+            self.health.untrack(info.id)
+            if replica is not None and replica.ready:
+                spec_changed = True
+        if spec_changed:
+            record = await asyncio.to_thread(self.store.apps.get, state.name)
+            if record is not None:
+                await self._publish(state, self.spec_of(record))
+        for info in dead:
+            reason = await self._exit_reason(info)
+            entry = state.record_crash(info.slot, reason, time.time())
+            self._check_leader()
+            await self.runtime.remove(info.id, force=True)
+            self.ports.release(info.port)
+            if entry.crashlooping:
+                message = (
+                    f"replica {info.name} is in CrashLoopBackOff ({entry.crashes} crashes in a row): {reason}; "
+                    f"next attempt in {entry.retry_at - time.time():.0f} s"
+                )
+            else:
+                message = (
+                    f"replica {info.name} {reason}; replacing it in {entry.retry_at - time.time():.0f} s"
+                )
+            await self.emit(
+                "error" if entry.crashlooping else "lifecycle",
+                "replica_crashed",
+                message,
+                app=state.name,
+                details={
+                    "slot": info.slot,
+                    "exit_code": info.exit_code,
+                    "oom_killed": info.oom_killed,
+                    "crashes": entry.crashes,
+                },
+            )
+
+    async def _exit_reason(self, info: ContainerInfo) -> str:
+        if info.oom_killed:
+            reason = "was killed for exceeding its memory limit (OOM)"
+        elif info.exit_code is not None:
+            reason = f"exited with code {info.exit_code}"
+        else:
+            reason = f"stopped ({info.state})"
+        if info.error:
+            reason += f": {info.error}"
+        try:
+            lines = await self.runtime.logs(info.id, tail=3, since=None, until=None)
+        except OrchestryError:
+            lines = []
+        last = [line.message.strip() for line in lines if line.message.strip()]
+        if last:
+            reason += f" (last log: {last[-1][:200]})"
+        return reason
+
+    async def _replace_failed(self, state: AppState) -> int:
+        """Replicas the health checker gave up on: stop them now; their slot refills after back-off."""
+        failed = [r for r in state.replicas.values() if r.replace_reason and not r.draining]
+        if not failed:
+            return 0
+        for replica in failed:
+            replica.draining = True
+            state.stopping.add(replica.container_id)
+            self.health.untrack(replica.container_id)
+        self._check_leader()
+        await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in failed))
+        for replica in failed:
+            state.record_crash(replica.slot, replica.replace_reason, time.time())
+        return len(failed)
+
+    # --- starting ------------------------------------------------------------------------------
+    async def _start_many(self, state: AppState, spec: AppSpec, record: Any, slots: list[int]) -> int:
+        if not slots:
+            return 0
+        results = await asyncio.gather(*(self._start_one(state, spec, record, slot) for slot in slots))
+        return sum(1 for ok in results if ok)
+
+    def _ports_in_use(self) -> set[int]:
+        return {r.port for app in self.apps.values() for r in app.replicas.values()}
+
+    def _request(self, state: AppState, spec: AppSpec, slot: int, port: int) -> ContainerRequest:
+        container = spec.container
+        name = f"{state.name}-{slot}"
+        env: dict[str, str] = {}
+        for var in container.environment:
+            if var.source == "secret":
+                env[var.name] = self.resolve_secret(var.key or "", var.field or "")
+            else:
+                env[var.name] = var.value or ""
+        container_port = container.ports[0].container_port if container.ports else 8080
+        bridge = self.config.network_mode == "bridge"
+        listen_port = container_port if bridge else port
+        env.update(
+            {
+                "PORT": str(listen_port),
+                "BIND_HOST": "0.0.0.0" if bridge else "127.0.0.1",
+                "ORCHESTRY_APP": state.name,
+                "ORCHESTRY_REPLICA": name,
+                "ORCHESTRY_SLOT": str(slot),
+            }
+        )
+        command = list(container.command or []) + list(container.args or [])
+        # Kubernetes-style $(VAR) expansion lets a command bind the port the engine assigned.
+        expanded = [expand_vars(part, env) for part in command] if command else None
+        term = self.leadership.term
+        return ContainerRequest(
+            app=state.name,
+            slot=slot,
+            name=name,
+            image=container.image,
+            command=expanded,
+            environment=env,
+            labels={
+                LABEL_MANAGED: "true",
+                LABEL_APP: state.name,
+                LABEL_SLOT: str(slot),
+                LABEL_SPEC_HASH: spec.container_hash(),
+                LABEL_TERM: str(term or 0),
+            },
+            host_port=port,
+            container_port=container_port if bridge else None,
+            network_mode=self.config.network_mode,
+            cpu_millis=container.resources.cpu_millis,
+            memory_bytes=container.resources.memory_bytes,
+            stop_grace_seconds=container.termination_grace_period_seconds,
+        )
+
+    async def _start_one(self, state: AppState, spec: AppSpec, record: Any, slot: int) -> bool:
+        port = self.ports.allocate(exclude=self._ports_in_use())
+        try:
+            request = self._request(state, spec, slot, port)
+            self._check_leader()
+            info = await self.runtime.create_and_start(request)
+        except (ImageNotFound, ContainerStartError, SecretError) as exc:
+            self.ports.release(port)
+            await self._block(state, str(exc))
+            return False
+        except Conflict as exc:
+            # A container we did not know holds the slot's name: the next relist adopts it.
+            self.ports.release(port)
+            log.warning("slot %s of %s is taken: %s", slot, state.name, exc)
+            state.wake.set()
+            return False
+        except RuntimeUnavailable:
+            self.ports.release(port)
+            raise
+        replica = Replica(
+            slot=slot,
+            container_id=info.id,
+            name=info.name,
+            host=info.host,
+            port=info.port,
+            spec_hash=spec.container_hash(),
+            started_at=info.started_at or time.time(),
+        )
+        state.replicas[info.id] = replica
+        self._track(replica, spec, state.name)
+        await self.emit(
+            "lifecycle",
+            "replica_started",
+            f"started replica {info.name} on {info.host}:{info.port}",
+            app=state.name,
+            details={"slot": slot, "container_id": info.id[:12], "port": info.port},
+        )
+        return True
+
+    async def _block(self, state: AppState, reason: str) -> None:
+        if state.blocked == reason:
+            return
+        state.blocked = reason
+        await self.emit(
+            "error", "app_blocked", f"{state.name} cannot start replicas: {reason}", app=state.name
+        )
+
+    def unblock(self, name: str) -> None:
+        if name in self.apps:
+            self.apps[name].blocked = ""
+            self.apps[name].backoff.clear()
+
+    # --- stopping ------------------------------------------------------------------------------
+    async def _drain_and_stop(
+        self, state: AppState, spec: AppSpec, victims: list[Replica], force: bool
+    ) -> int:
+        """Unroute → reload → wait for in-flight requests (bounded) → stop with the grace period."""
+        if not victims:
+            return 0
+        for replica in victims:
+            replica.draining = True
+            replica.state = REPLICA_DRAINING
+            state.stopping.add(replica.container_id)
+            self.health.untrack(replica.container_id)
+        was_routed = any(r.ready for r in victims)
+        for replica in victims:
+            replica.ready = False
+        if was_routed:
+            await self._publish(state, spec)
+            if not force:
+                await asyncio.gather(
+                    *(wait_drained(r.port, timeout=self.config.drain_timeout) for r in victims)
+                )
+        grace = FORCE_STOP_SECONDS if force else float(spec.container.termination_grace_period_seconds)
+        self._check_leader()
+        await asyncio.gather(*(self._stop_one(state, r, grace) for r in victims))
+        return len(victims)
+
+    async def _stop_one(self, state: AppState, replica: Replica, grace: float) -> None:
+        try:
+            await self.runtime.stop(replica.container_id, timeout=grace)
+            await self.runtime.remove(replica.container_id, force=True)
+        finally:
+            state.replicas.pop(replica.container_id, None)
+            state.stopping.discard(replica.container_id)
+            self.ports.release(replica.port)
+        await self.emit(
+            "lifecycle",
+            "replica_stopped",
+            f"stopped replica {replica.name}",
+            app=state.name,
+            details={"slot": replica.slot, "container_id": replica.container_id[:12]},
+        )
+
+    async def teardown_now(self, name: str) -> int:
+        """Stop every container of ``name`` now, serialised with its worker (clear instances)."""
+        state = self.state(name)
+        state.clear_requested = True
+        result = await self.reconcile_now(name)
+        return result.get("stopped", 0)
+
+    async def _teardown(self, state: AppState, force: bool) -> int:
+        containers = await self.runtime.list_managed(state.name)
+        for info in containers:
+            if info.id not in state.replicas:
+                state.replicas[info.id] = Replica(
+                    slot=info.slot,
+                    container_id=info.id,
+                    name=info.name,
+                    host=info.host,
+                    port=info.port,
+                    spec_hash=info.spec_hash,
+                )
+        victims = [r for r in state.replicas.values() if not r.draining]
+        for replica in victims:
+            replica.draining = True
+            replica.ready = False
+            state.stopping.add(replica.container_id)
+            self.health.untrack(replica.container_id)
+        await self.router.unpublish(state.name)
+        await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in victims))
+        return len(victims)
+
+    # --- routing and health ----------------------------------------------------------------------
+    async def _publish(self, state: AppState, spec: AppSpec) -> None:
+        servers = [(r.host, r.port) for r in state.ready_replicas()]
+        await self.router.publish(state.name, servers, spec.container.load_balancing)
+
+    async def publish_current(self, name: str) -> None:
+        record = await asyncio.to_thread(self.store.apps.get, name)
+        if record is not None and name in self.apps:
+            await self._publish(self.apps[name], self.spec_of(record))
+
+    async def _on_health(self, target: ProbeTarget, transition: str, detail: str) -> None:
+        state = self.apps.get(target.app)
+        replica = state.replicas.get(target.container_id) if state else None
+        if state is None or replica is None or replica.draining:
+            return
+        if transition == READY:
+            replica.ready = True
+            replica.state = REPLICA_READY
+            replica.reason = ""
+            entry = state.backoff.get(replica.slot)
+            if entry is not None:
+                del state.backoff[replica.slot]
+            await self.publish_current(target.app)
+            await self.emit(
+                "health",
+                "replica_ready",
+                f"replica {replica.name} is healthy ({detail}) and routed",
+                app=target.app,
+                details={"slot": replica.slot},
+            )
+        elif transition == UNHEALTHY:
+            replica.ready = False
+            replica.state = REPLICA_UNHEALTHY
+            replica.reason = detail
+            await self.publish_current(target.app)
+            replica.replace_reason = f"failed its health check: {detail}"
+            await self.emit(
+                "health",
+                "replica_unhealthy",
+                f"replica {replica.name} failed its health check ({detail}); unrouted, replacing it",
+                app=target.app,
+                details={"slot": replica.slot},
+            )
+        elif transition == NEVER_READY:
+            replica.state = REPLICA_FAILED
+            replica.reason = f"never became healthy: {detail}"
+            replica.replace_reason = replica.reason
+            await self.emit(
+                "health",
+                "replica_never_ready",
+                f"replica {replica.name} {replica.reason}",
+                app=target.app,
+                details={"slot": replica.slot},
+            )
+        self.on_replicas_changed(target.app)
+        record = await asyncio.to_thread(self.store.apps.get, target.app)
+        if record is not None:
+            await self._update_status(
+                state, record, record.desired_replicas if record.status != APP_STOPPED else 0
+            )
+        state.wake.set()
+
+    async def on_container_died(self, app: str, container_id: str) -> None:
+        """Docker said a container died: unroute it at once, then let the worker replace it."""
+        state = self.apps.get(app)
+        if state is None:
+            return
+        replica = state.replicas.get(container_id)
+        if replica is not None and replica.ready and not replica.draining:
+            replica.ready = False
+            replica.state = REPLICA_FAILED
+            await self.publish_current(app)
+        state.wake.set()
+
+    # --- status ----------------------------------------------------------------------------------
+    def compute_status(self, state: AppState, record: Any, desired: int) -> tuple[str, str]:
+        if record.status == APP_STOPPED:
+            return APP_STOPPED, "stopped by the operator" if not state.replicas else "stopping"
+        if state.blocked:
+            return APP_ERROR, state.blocked
+        ready = len(state.ready_replicas())
+        if ready >= desired:
+            return APP_RUNNING, f"{ready}/{desired} replicas ready"
+        problems = [
+            f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")
+            for v in state.views(time.time())
+            if not v.ready and v.state != REPLICA_DRAINING
+        ]
+        reason = f"{ready}/{desired} replicas ready"
+        if problems:
+            reason += "; " + "; ".join(problems[:3])
+        return APP_DEGRADED, reason
+
+    async def _update_status(self, state: AppState, record: Any, desired: int) -> None:
+        status, reason = self.compute_status(state, record, desired)
+        if record.status == APP_STOPPED:
+            return
+        if status != record.status or reason != record.status_reason:
+            if status != record.status:
+                await self.emit(
+                    "lifecycle",
+                    "status_changed",
+                    f"{state.name} is {status}: {reason}",
+                    app=state.name,
+                    details={"from": record.status, "to": status},
+                )
+            try:
+                await asyncio.to_thread(
+                    self.store.apps.update, state.name, status=status, status_reason=reason
+                )
+            except OrchestryError as exc:
+                log.warning("could not save status of %s: %s", state.name, exc)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.health.close()
+
+
+def expand_vars(text: str, env: dict[str, str]) -> str:
+    """Replace ``$(NAME)`` with env[NAME]; unknown names stay as written (as Kubernetes does)."""
+    out = text
+    for key, value in env.items():
+        out = out.replace(f"$({key})", value)
+    return out

@@ -1,0 +1,140 @@
+"""In-memory state the leader keeps per app: its replicas, crash back-off and why it is blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from core.models import (
+    REPLICA_CRASHLOOP,
+    REPLICA_DRAINING,
+    REPLICA_FAILED,
+    REPLICA_READY,
+    REPLICA_STARTING,
+    ReplicaView,
+)
+
+# Crash back-off: 1, 2, 4, … seconds, capped; after this many crashes in a row a slot shows
+# CrashLoopBackOff.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 300.0
+CRASHLOOP_AFTER = 3
+
+
+@dataclass
+class Replica:
+    slot: int
+    container_id: str
+    name: str
+    host: str
+    port: int
+    spec_hash: str
+    state: str = REPLICA_STARTING
+    ready: bool = False
+    draining: bool = False
+    restart_requested: bool = False
+    replace_reason: str = ""  # set when health decided this replica must be replaced
+    reason: str = ""
+    started_at: float = field(default_factory=time.time)
+
+    def view(self, restarts: int = 0) -> ReplicaView:
+        return ReplicaView(
+            slot=self.slot,
+            name=self.name,
+            container_id=self.container_id,
+            host=self.host,
+            port=self.port,
+            state=self.state,
+            ready=self.ready,
+            restarts=restarts,
+            started_at=self.started_at,
+            reason=self.reason,
+        )
+
+
+@dataclass
+class SlotBackoff:
+    crashes: int
+    retry_at: float  # epoch seconds
+    reason: str
+
+    @property
+    def crashlooping(self) -> bool:
+        return self.crashes >= CRASHLOOP_AFTER
+
+
+def backoff_delay(crashes: int) -> float:
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, crashes - 1))
+
+
+@dataclass
+class AppState:
+    name: str
+    replicas: dict[str, Replica] = field(default_factory=dict)  # by container id
+    backoff: dict[int, SlotBackoff] = field(default_factory=dict)  # by slot
+    restarts: dict[int, int] = field(default_factory=dict)  # by slot, for display
+    blocked: str = ""  # why no replica can be created (missing image, missing secret, bad command)
+    stopping: set[str] = field(default_factory=set)  # container ids being drained/stopped by us
+    routed_once: bool = False
+    clear_requested: bool = False
+    force_stop: bool = False  # the operator asked for down --force: skip the drain
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    requested: int = 0
+    completed: int = 0
+    pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
+    last_result: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+
+    def live(self) -> list[Replica]:
+        return [r for r in self.replicas.values() if not r.draining]
+
+    def ready_replicas(self) -> list[Replica]:
+        return sorted((r for r in self.replicas.values() if r.ready and not r.draining), key=lambda r: r.slot)
+
+    def record_crash(self, slot: int, reason: str, now: float) -> SlotBackoff:
+        previous = self.backoff.get(slot)
+        crashes = (previous.crashes if previous else 0) + 1
+        entry = SlotBackoff(crashes=crashes, retry_at=now + backoff_delay(crashes), reason=reason)
+        self.backoff[slot] = entry
+        self.restarts[slot] = self.restarts.get(slot, 0) + 1
+        return entry
+
+    def waiting_slots(self, now: float) -> set[int]:
+        return {slot for slot, b in self.backoff.items() if b.retry_at > now}
+
+    def next_retry_in(self, now: float) -> float | None:
+        pending = [b.retry_at - now for b in self.backoff.values() if b.retry_at > now]
+        return min(pending) if pending else None
+
+    def views(self, now: float) -> list[ReplicaView]:
+        views = [r.view(self.restarts.get(r.slot, 0)) for r in self.replicas.values()]
+        taken = {r.slot for r in self.replicas.values()}
+        for slot, b in sorted(self.backoff.items()):
+            if slot in taken or b.retry_at <= now and not b.crashlooping:
+                continue
+            wait = max(0.0, b.retry_at - now)
+            views.append(
+                ReplicaView(
+                    slot=slot,
+                    name=f"{self.name}-{slot}",
+                    container_id="",
+                    host="",
+                    port=0,
+                    state=REPLICA_CRASHLOOP if b.crashlooping else REPLICA_FAILED,
+                    ready=False,
+                    restarts=self.restarts.get(slot, 0),
+                    reason=f"{b.reason}; next attempt in {wait:.0f} s",
+                )
+            )
+        return sorted(views, key=lambda v: v.slot)
+
+
+__all__ = [
+    "REPLICA_DRAINING",
+    "REPLICA_READY",
+    "AppState",
+    "Replica",
+    "SlotBackoff",
+    "backoff_delay",
+]

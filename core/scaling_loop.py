@@ -1,0 +1,202 @@
+"""The leader's auto-scaling loop: read each auto-mode app's window, ask the pure scaler, act.
+
+Cooldown survives restarts and fail-over because ``last_scaled_at`` lives in the store; the scale-in
+stabilisation history is rebuilt within one window after a restart (it only ever delays scale-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from core.errors import BadRequest, OrchestryError
+from core.metrics.window import MetricWindow
+from core.models import APP_STOPPED
+from core.scaler import Decision, decide
+from core.spec import AppSpec
+from core.store import AppRecord
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SIMULATED_KEYS = {
+    "rps": "rps",
+    "p95LatencyMs": "p95LatencyMs",
+    "activeConnections": "activeConnections",
+    "cpuPercent": "cpuPercent",
+    "memoryPercent": "memoryPercent",
+    "healthyReplicas": "healthyReplicas",
+}
+
+
+class ScalingLoop:
+    def __init__(self, engine: Engine, interval: float = 5.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.recommendations: dict[str, deque[tuple[float, int]]] = {}
+        self.last_decision: dict[str, tuple[float, Decision]] = {}
+        self._last_refusal: dict[str, str] = {}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.engine.cluster.is_leader():
+                await self.evaluate_all()
+
+    async def evaluate_all(self) -> None:
+        records = await asyncio.to_thread(self.engine.store.apps.list)
+        for record in records:
+            if record.status == APP_STOPPED or record.mode != "auto":
+                continue
+            try:
+                await self.evaluate(record, self.engine.reconciler.spec_of(record), apply=True)
+            except OrchestryError as exc:
+                log.warning("scaling %s failed: %s", record.name, exc)
+
+    def _ready(self, name: str) -> int:
+        state = self.engine.reconciler.apps.get(name)
+        return len(state.ready_replicas()) if state is not None else 0
+
+    async def evaluate(self, record: AppRecord, spec: AppSpec, apply: bool) -> Decision:
+        policy = spec.scaling
+        name = record.name
+        window = self.engine.metrics.window(name, policy.window_seconds)
+        now = time.time()
+        history = self.recommendations.setdefault(name, deque(maxlen=4096))
+        while history and history[0][0] < now - policy.window_seconds:
+            history.popleft()
+        decision = decide(
+            policy,
+            window,
+            record.desired_replicas,
+            self._ready(name),
+            now,
+            record.last_scaled_at,
+            list(history),
+        )
+        history.append((now, decision.recommendation))
+        self.last_decision[name] = (now, decision)
+        if apply and decision.should_scale and decision.target != record.desired_replicas:
+            if not self.engine.cluster.is_leader():
+                return decision
+            self._last_refusal.pop(name, None)
+            await self.engine.apply_scale(
+                name,
+                record.desired_replicas,
+                decision.target,
+                decision.reason,
+                {
+                    "window": asdict(window),
+                    "scale_factors": decision.scale_factors,
+                    "deciding_metric": decision.deciding_metric,
+                },
+                auto=True,
+            )
+        elif apply and decision.in_cooldown and decision.recommendation != record.desired_replicas:
+            # A refusal worth knowing, said once per reason rather than every few seconds.
+            if self._last_refusal.get(name) != decision.reason.split(" for ")[0]:
+                self._last_refusal[name] = decision.reason.split(" for ")[0]
+                await self.engine.emit(
+                    "scaling",
+                    "scale_deferred",
+                    f"{name}: {decision.reason}",
+                    app=name,
+                    details={"recommendation": decision.recommendation},
+                )
+        return decision
+
+    def forget(self, name: str) -> None:
+        self.recommendations.pop(name, None)
+        self.last_decision.pop(name, None)
+        self._last_refusal.pop(name, None)
+
+    def metrics_view(self, record: AppRecord, spec: AppSpec) -> dict[str, Any]:
+        policy = spec.scaling
+        metrics = self.engine.metrics
+        window = metrics.window(record.name, policy.window_seconds)
+        recent = metrics.window(record.name, min(10, policy.window_seconds))
+        state = self.engine.reconciler.apps.get(record.name)
+        total = len(state.live()) if state is not None else 0
+        last = self.last_decision.get(record.name)
+        decision = (
+            last[1]
+            if last
+            else decide(
+                policy,
+                window,
+                record.desired_replicas,
+                self._ready(record.name),
+                time.time(),
+                record.last_scaled_at,
+            )
+        )
+        return {
+            "current": current_metrics(recent, self._ready(record.name), total),
+            "window": {"seconds": policy.window_seconds, **asdict(window)},
+            "policy": policy.to_document(),
+            "scale_factors": decision.scale_factors,
+            "last_decision": None if last is None else {"timestamp": last[0], **decision_dict(decision)},
+        }
+
+    async def simulate(
+        self, record: AppRecord, spec: AppSpec, sample: dict[str, Any], evaluate: bool
+    ) -> dict[str, Any]:
+        if not isinstance(sample, dict):
+            raise BadRequest("the body must be a JSON object with rps, p95LatencyMs, cpuPercent, … keys")
+        added: dict[str, float] = {}
+        for key, value in sample.items():
+            if key == "evaluate":
+                continue
+            if key not in SIMULATED_KEYS:
+                known = ", ".join(sorted(SIMULATED_KEYS))
+                raise BadRequest(f"'{key}' is not a simulated metric: use {known}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise BadRequest(f"'{key}' must be a non-negative number (got {value!r})")
+            added[key] = float(value)
+        self.engine.metrics.add_simulated(record.name, added)
+        evaluation = action = None
+        if evaluate:
+            before = record.desired_replicas
+            can_act = (
+                self.engine.cluster.is_leader() and record.mode == "auto" and record.status != APP_STOPPED
+            )
+            decision = await self.evaluate(record, spec, apply=can_act)
+            evaluation = {
+                "should_scale": decision.should_scale,
+                "target_replicas": decision.target,
+                "reason": decision.reason,
+                "scale_factors": decision.scale_factors,
+            }
+            if can_act and decision.should_scale and decision.target != before:
+                action = {"scaled": True, "from_replicas": before, "to_replicas": decision.target}
+        return {"app": record.name, "metrics_added": added, "evaluation": evaluation, "action": action}
+
+
+def current_metrics(window: MetricWindow, ready: int, total: int) -> dict[str, Any]:
+    return {
+        "rps": window.rps or 0.0,
+        "p95_latency_ms": window.p95_latency_ms or 0.0,
+        "active_connections": window.active_connections or 0.0,
+        "cpu_percent": window.cpu_percent or 0.0,
+        "memory_percent": window.memory_percent or 0.0,
+        "healthy_replicas": ready,
+        "total_replicas": total,
+    }
+
+
+def decision_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "should_scale": decision.should_scale,
+        "current": decision.current,
+        "target": decision.target,
+        "reason": decision.reason,
+        "deciding_metric": decision.deciding_metric,
+        "scale_factors": decision.scale_factors,
+        "in_cooldown": decision.in_cooldown,
+    }
