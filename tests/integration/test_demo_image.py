@@ -1,0 +1,164 @@
+"""The demo image (scripts/build_demo_image.sh): endpoints and prompt shutdown, run as Orchestry runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from conftest import DEMO_IMAGE, unique_name
+from docker.models.containers import Container
+
+from core.runtime.ports import PortAllocator
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_until_serving(port: int, deadline: float = 5.0) -> None:
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            if http_get(port, "/health", 1.0) == (200, "ok"):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > give_up:
+            raise AssertionError(f"demo replica did not answer /health on port {port}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(version="auto")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def demo(docker_client: docker.DockerClient) -> Iterator[tuple[Container, int]]:
+    """One demo replica with init, host networking and a free loopback port."""
+    port = PortAllocator().allocate(set())
+    name = unique_name("demo")
+    container = docker_client.containers.run(
+        DEMO_IMAGE,
+        name=name,
+        detach=True,
+        init=True,
+        network_mode="host",
+        environment={"PORT": str(port), "BIND_HOST": "127.0.0.1", "ORCHESTRY_REPLICA": f"{name}-1"},
+    )
+    try:
+        wait_until_serving(port)
+        yield container, port
+    finally:
+        container.remove(force=True)
+
+
+def test_image_is_built_from_the_current_inputs(docker_client: docker.DockerClient) -> None:
+    expected = subprocess.run(
+        [str(REPO / "scripts/build_demo_image.sh"), "--print-hash"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    image = docker_client.images.get(DEMO_IMAGE)
+    assert image.labels.get("orchestry.demo-hash") == expected, "rebuild: scripts/build_demo_image.sh"
+    assert image.attrs["Config"]["Cmd"] == ["/bin/serve"]
+
+
+def test_health_answers_ok(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    assert http_get(port, "/health") == (200, "ok")
+
+
+def test_root_names_the_replica_and_port(demo: tuple[Container, int]) -> None:
+    container, port = demo
+    status, body = http_get(port, "/")
+    assert status == 200
+    assert f"replica={container.name}-1" in body and f"port={port}" in body
+
+
+def test_root_falls_back_to_hostname_without_replica_name(docker_client: docker.DockerClient) -> None:
+    port = PortAllocator().allocate(set())
+    container = docker_client.containers.run(
+        DEMO_IMAGE,
+        name=unique_name("demo"),
+        detach=True,
+        init=True,
+        network_mode="host",
+        environment={"PORT": str(port), "BIND_HOST": "127.0.0.1"},
+    )
+    try:
+        wait_until_serving(port)
+        status, body = http_get(port, "/")
+        assert status == 200 and "replica=unknown" not in body and f"port={port}" in body
+    finally:
+        container.remove(force=True)
+
+
+def test_sleep_answers_after_the_requested_delay(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    started = time.monotonic()
+    status, body = http_get(port, "/cgi-bin/sleep?ms=400")
+    took = time.monotonic() - started
+    assert status == 200 and "slept 400ms" in body
+    assert 0.39 <= took < 2.0
+    assert http_get(port, "/cgi-bin/sleep?ms=soon")[0] == 400
+
+
+def test_burn_keeps_one_core_busy(demo: tuple[Container, int]) -> None:
+    container, port = demo
+    answers: list[tuple[int, str]] = []
+    burner = threading.Thread(target=lambda: answers.append(http_get(port, "/cgi-bin/burn?s=3")))
+    started = time.monotonic()
+    burner.start()
+    time.sleep(0.5)
+    sample = container.stats(stream=False)
+    burner.join(10)
+    took = time.monotonic() - started
+
+    cpu, pre = sample["cpu_stats"], sample["precpu_stats"]
+    cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+    system_delta = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
+    percent_of_core = cpu_delta / system_delta * cpu["online_cpus"] * 100
+    assert answers and answers[0][0] == 200 and "burned 3s" in answers[0][1]
+    assert 2.9 <= took < 6
+    assert percent_of_core > 70, f"burn reached only {percent_of_core:.0f}% of a core"
+
+
+def test_fail_answers_500(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    status, body = http_get(port, "/cgi-bin/fail")
+    assert status == 500 and "failing on purpose" in body
+
+
+def test_requests_are_logged(demo: tuple[Container, int]) -> None:
+    container, port = demo
+    http_get(port, "/health")
+    logs = container.logs().decode()
+    assert "listening on 127.0.0.1:" in logs
+    assert "response:200" in logs
+
+
+def test_sigterm_with_init_stops_it_in_well_under_a_second(demo: tuple[Container, int]) -> None:
+    container, _ = demo
+    started = time.monotonic()
+    container.stop(timeout=10)
+    took = time.monotonic() - started
+    assert took < 1.0, f"stop took {took:.2f}s: SIGTERM did not reach httpd"
