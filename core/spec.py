@@ -581,13 +581,17 @@ def _is_sensitive(name: object, extra_words: tuple[str, ...] = ()) -> bool:
 
 
 def _redact_environment(environment: Any) -> Any:
-    if isinstance(environment, dict):
-        return {
-            name: (_redact_env_entry({"name": name, **value}) if isinstance(value, dict) else value)
-            if isinstance(value, dict) or not _is_sensitive(name)
-            else REDACTED
-            for name, value in environment.items()
-        }
+    if isinstance(environment, dict):  # the {NAME: value} convenience form
+        redacted: dict[Any, Any] = {}
+        for name, value in environment.items():
+            if isinstance(value, dict):
+                entry = _redact_env_entry({**value, "name": name})
+                redacted[name] = {
+                    key: item for key, item in entry.items() if key != "name" or "name" in value
+                }
+            else:
+                redacted[name] = REDACTED if _is_sensitive(name) and value is not None else value
+        return redacted
     if isinstance(environment, list):
         return [_redact_env_entry(entry) if isinstance(entry, dict) else entry for entry in environment]
     return environment
@@ -785,7 +789,7 @@ def _spelling_fix(key: str, known: list[str]) -> str:
     by_lower = {name.lower(): name for name in known}
     match = by_lower.get(key.lower().replace("_", ""))
     if match is None:
-        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.7)
         match = by_lower[close[0]] if close else None
     if match is not None:
         return f"remove it or fix the spelling (did you mean {match!r}?)"

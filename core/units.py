@@ -8,7 +8,7 @@ spec parser prefixes the field path.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 CPU_MIN_MILLIS = 10
 CPU_MAX_MILLIS = 64_000
@@ -56,10 +56,7 @@ def parse_memory(value: object) -> int:
     match = _MEMORY_PATTERN.match(text)
     if match is None:
         raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}")
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation as exc:  # the pattern makes this unreachable; kept for a clear error
-        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}") from exc
+    number = Decimal(match.group(1))
     unit = match.group(2)
     result = int(number * MEMORY_UNITS[unit]) if unit else int(number)
     if not MEMORY_MIN_BYTES <= result <= MEMORY_MAX_BYTES:
