@@ -136,6 +136,7 @@ class AccessLogTailer:
         self._partial = b""
         self._first_open = True
         self._skip_to_newline = False
+        self.exists = False  # whether the last read found the file (no file = no traffic source yet)
 
     def read_new(self) -> list[AccessRecord]:
         return [record for line in self.read_new_lines() if (record := parse_line(line)) is not None]
@@ -148,10 +149,12 @@ class AccessLogTailer:
                 handle.seek(self._offset)
                 chunk = handle.read(self._max_read)
         except FileNotFoundError:
+            self.exists = False
             return []
         except OSError as error:
             log.warning("cannot read the nginx access log %s: %s", self.path, error)
             return []
+        self.exists = True
         self._offset += len(chunk)
         return self._split(chunk)
 
