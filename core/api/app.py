@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from core.api import routes_legacy, routes_v1
@@ -9,8 +11,10 @@ from core.api.auth import bearer_auth_middleware
 from core.api.context import ENGINE, NODE_ID, json_response, orchestry_version
 from core.api.errors import error_middleware
 from core.api.openapi import openapi_document
-from core.engine import Engine
 from core.errors import SettingsError
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 
 async def openapi_json(request: web.Request) -> web.Response:

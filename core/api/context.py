@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from core.engine import Engine
 from core.errors import NotLeader
 from core.redaction import default_redactor
 
-ENGINE = web.AppKey("engine", Engine)
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 NODE_ID = web.AppKey("node_id", str)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,8 +18,10 @@ from core.api.prometheus import (
     wants_exposition,
     wants_openmetrics,
 )
-from core.engine import Engine
 from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 routes = web.RouteTableDef()
 
@@ -204,10 +206,11 @@ async def metrics(request: web.Request) -> web.Response:
         text = await exposition(engine, openmetrics)
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else PROMETHEUS_CONTENT_TYPE
         return web.Response(body=text.encode(), headers={"Content-Type": content_type})
-    body = dict(await engine.cluster_metrics())
+    found = await engine.cluster_metrics()
+    body = {key: found.get(key) or {} for key in ("cluster", "apps", "instances", "nginx")}
+    if not body["cluster"]:
+        body["cluster"] = {"node_id": node_id_of(request), "is_leader": is_leader(engine)}
     body["timestamp"] = time.time()
-    for key in ("cluster", "apps", "instances", "nginx"):
-        body.setdefault(key, {})
     return json_response(body)
 
 
