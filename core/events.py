@@ -54,21 +54,24 @@ class Subscription:
         elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._put, event)
 
-    def _put(self, item: Any) -> None:
-        if self.closed and item is not _CLOSED:
+    def _put(self, event: Event) -> None:
+        if self.closed:
             return
         if self._queue.full():
             self._queue.get_nowait()
-            if item is not _CLOSED:
-                self.dropped += 1
-        self._queue.put_nowait(item)
+            self.dropped += 1
+        self._queue.put_nowait(event)
 
     def close(self) -> None:
+        """Stop receiving; a reader still gets what was queued, then the iteration ends."""
         if self.closed:
             return
         self.closed = True
         self._bus._unsubscribe(self)
-        self._put(_CLOSED)
+        if self._queue.empty():
+            # Only an empty queue can have a reader blocked in get(); a non-empty one ends by itself
+            # in __anext__ once drained, so no queued event is pushed out to make room.
+            self._queue.put_nowait(_CLOSED)
 
     def __aiter__(self) -> Subscription:
         return self
