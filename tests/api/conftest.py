@@ -1,0 +1,52 @@
+"""An aiohttp test server in front of a real Engine (real Docker, nginx, tmp SQLite store)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from core.api.app import create_app
+from core.engine import Engine
+from tests.integration.harness import engine_settings, wait_for
+
+TOKEN = "api-test-token-7c1f0e"
+
+
+async def started_engine(state_dir: Path, database_url: str | None = None) -> Engine:
+    engine = Engine(engine_settings(state_dir, database_url))
+    await engine.start()
+    return engine
+
+
+@pytest.fixture
+async def api_engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    engine = await started_engine(tmp_path / "state")
+    try:
+        await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="the lone node to lead")
+        yield engine
+    finally:
+        await engine.stop(stop_apps=True)
+
+
+@pytest.fixture
+async def api(api_engine: Engine) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(create_app(api_engine, api_engine.settings.node_id)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def token_api(api_engine: Engine) -> AsyncIterator[TestClient]:
+    app = create_app(api_engine, api_engine.settings.node_id, require_token=True, api_token=TOKEN)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
