@@ -1,0 +1,95 @@
+"""The daemon process: readiness line, refusal to run unprotected, clean SIGTERM shutdown, no secret leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from tests.cli.conftest import ORCHESTRY, Daemon, start_daemon, stop_daemon
+from tests.cli.test_cli_commands import wait_ready
+from tests.conftest import unique_name
+from tests.integration.harness import demo_app, free_port
+
+
+def test_public_bind_without_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [ORCHESTRY, "daemon", "--host", "0.0.0.0", "--port", str(free_port()), "--state-dir", str(tmp_path / "s")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "ORCHESTRY_API_TOKEN" in result.stderr and "Traceback" not in result.stderr
+    assert "ready" not in result.stdout
+
+
+def test_sigterm_stops_cleanly_and_json_logs(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path, "--log-format", "json")
+    health = json.loads(urllib.request.urlopen(f"{daemon.url}/health", timeout=5).read())
+    assert health["node_id"] == daemon.node_id
+    started = time.monotonic()
+    code = stop_daemon(daemon)
+    assert code == 0 and time.monotonic() - started < 30
+    records = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert any("stopped" in r["message"] for r in records)
+
+
+def test_no_subcommand_runs_the_daemon_and_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+    port = free_port()
+    process = subprocess.Popen(
+        [ORCHESTRY, "--port", str(port), "--lb-listen", f"127.0.0.1:{free_port()}",
+         "--state-dir", str(tmp_path / "s"), "--node-id", f"bare-{port}"],
+        env={**env, "HOME": str(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("orchestry daemon ready:")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    assert "running the daemon in the foreground" in process.stderr.read()
+
+
+def test_planted_secret_appears_in_no_answer_log_or_event(daemon: Daemon, tmp_path: Path) -> None:
+    secret = unique_name("db")
+    value = "Pl4nted-" + secret + "-pw"
+    daemon.ok("secret", "set", secret, f"password={value}")
+    name = unique_name("leak")
+    doc = demo_app(name)
+    doc["spec"]["environment"] = [
+        {"name": "DATABASE_PASSWORD", "source": "secret", "key": secret, "field": "password"},
+        {"name": "ECHO_ME", "value": "plain"},
+    ]
+    path = tmp_path / "leak.yml"
+    path.write_text(yaml.safe_dump(doc))
+    daemon.ok("register", str(path))
+    daemon.ok("up", name)
+    wait_ready(daemon, name, 1)
+
+    outputs = [
+        daemon.ok(*args)
+        for args in (
+            ["describe", name, "--show-spec"], ["describe", name, "--show-spec", "--format", "json"],
+            ["spec", name], ["spec", name, "--raw"], ["status", name, "--format", "json"],
+            ["events", "--limit", "200", "--format", "json"], ["logs", name, "--format", "json"],
+            ["list", "--format", "json"], ["metrics", name, "--format", "json"], ["secret", "list"],
+        )
+    ]  # fmt: skip
+    for path_ in ("/apps", f"/apps/{name}/raw", f"/apps/{name}/status", "/events?limit=500", "/metrics",
+                  f"/api/v1/apps/{name}", f"/api/v1/apps/{name}/logs", "/api/v1/events?limit=500"):  # fmt: skip
+        outputs.append(urllib.request.urlopen(daemon.url + path_, timeout=10).read().decode())
+    for text in outputs:
+        assert value not in text
+    assert value not in daemon.log()
+    daemon.ok("delete", name, "-f")
+    daemon.ok("secret", "rm", secret)
