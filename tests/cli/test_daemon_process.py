@@ -22,7 +22,8 @@ def test_public_bind_without_token_refuses_to_start(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
     env["HOME"] = str(tmp_path)
     result = subprocess.run(
-        [ORCHESTRY, "daemon", "--host", "0.0.0.0", "--port", str(free_port()), "--state-dir", str(tmp_path / "s")],
+        [ORCHESTRY, "daemon", "--host", "0.0.0.0", "--port", str(free_port()),
+         "--state-dir", str(tmp_path / "s")],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
@@ -85,8 +86,9 @@ def test_planted_secret_appears_in_no_answer_log_or_event(daemon: Daemon, tmp_pa
             ["list", "--format", "json"], ["metrics", name, "--format", "json"], ["secret", "list"],
         )
     ]  # fmt: skip
-    for path_ in ("/apps", f"/apps/{name}/raw", f"/apps/{name}/status", "/events?limit=500", "/metrics",
-                  f"/api/v1/apps/{name}", f"/api/v1/apps/{name}/logs", "/api/v1/events?limit=500"):  # fmt: skip
+    routes = ["/apps", f"/apps/{name}/raw", f"/apps/{name}/status", "/events?limit=500", "/metrics",
+              f"/api/v1/apps/{name}", f"/api/v1/apps/{name}/logs", "/api/v1/events?limit=500"]  # fmt: skip
+    for path_ in routes:
         outputs.append(urllib.request.urlopen(daemon.url + path_, timeout=10).read().decode())
     for text in outputs:
         assert value not in text
