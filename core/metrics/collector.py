@@ -208,7 +208,7 @@ class MetricsCollector:
             accepted[key] = float(value)
             values[field] = float(value)
         if not values:
-            raise BadRequest(f"no simulated metric given: send at least one of {', '.join(SIMULATED_KEYS)}")
+            return accepted  # e.g. a request that only asks to evaluate
         now = self._clock()
         queue = self._simulated.setdefault(app, deque(maxlen=MAX_SIMULATED_SAMPLES))
         queue.append(SimulatedSample(now, now + hold_seconds, values))
