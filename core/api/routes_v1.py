@@ -137,26 +137,30 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
     response = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-cache"})
     await response.prepare(request)
     iterator = aiter(lines)
+    pending: asyncio.Future[LogLine] | None = None
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
             while not pending.done():
                 await asyncio.wait({pending}, timeout=CLIENT_CHECK_SECONDS)
                 if not pending.done() and _client_gone(request):
-                    pending.cancel()
                     return response
             try:
                 line = pending.result()
             except StopAsyncIteration:
                 break
             await response.write(redacted_dumps(serializers.v1_log(line)).encode() + b"\n")
-    except (ConnectionResetError, asyncio.CancelledError):
-        return response  # the client left: an ordinary end for a follow stream, not an error
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client left mid-write: an ordinary end for a follow stream, not an error
     finally:
+        # The generator must be idle before it can be closed: cancel and await its pending step first.
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
-    await response.write_eof()
     return response
 
 
