@@ -42,6 +42,8 @@ HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 SENSITIVE_NAME_PARTS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 REDACTED = "***"
+MAX_DOCUMENT_CHARS = 1_000_000
+MAX_FLOW_DEPTH = 100
 
 Loc = tuple[str | int, ...]
 _M = TypeVar("_M", bound=BaseModel)
@@ -633,6 +635,14 @@ def _decode(source: str | bytes | dict[str, Any]) -> Any:
             f"the app spec must be YAML or JSON text or a mapping, not a {_type_name(source)}: "
             "pass the file's text"
         )
+    if len(source) > MAX_DOCUMENT_CHARS:
+        raise SpecError(
+            f"the app spec is {len(source)} characters long: keep it under {MAX_DOCUMENT_CHARS} "
+            "(an app spec is a page of YAML)"
+        )
+    if _flow_depth(source) > MAX_FLOW_DEPTH:
+        # PyYAML recurses per level and takes seconds before giving up on thousands of brackets.
+        raise SpecError(f"the app spec nests brackets more than {MAX_FLOW_DEPTH} deep: flatten it")
     if source.lstrip().startswith("{"):
         # JSON first: YAML 1.1 rejects valid JSON that is indented with tabs.
         try:
@@ -654,6 +664,17 @@ def _decode(source: str | bytes | dict[str, Any]) -> Any:
     except Exception as exc:  # yaml's constructors also raise ValueError, RecursionError, …
         detail = f"{exc.__class__.__name__}: {str(exc)[:120]}"
         raise SpecError(f"the app spec is not valid YAML or JSON ({detail}): fix the syntax") from None
+
+
+def _flow_depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _reject_odd_keys(data: dict[str, Any]) -> None:
@@ -858,6 +879,8 @@ def _path(loc: Loc) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, dict | list):  # may be huge (YAML aliases) and is never a helpful echo
+        return f"a {_type_name(value)}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -345,6 +345,8 @@ def test_yaml_boolean_keys_are_explained() -> None:
         (b"\xff\xfe\x00", "save the file as UTF-8"),
         ('{"metadata": [}', "line 1"),
         ("a: 1\n---\nb: 2\n", "fix the syntax"),
+        ("[" * 500 + "]" * 500, "flatten it"),
+        ("# " + "x" * 1_000_001, "keep it under"),
     ],
 )
 def test_unreadable_text_is_a_spec_error(text: str | bytes, fix: str) -> None:
