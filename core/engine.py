@@ -174,9 +174,8 @@ class Engine:
         self._cluster = LeaseElection(
             self._store, self.node_id, settings.api_url, settings.lease_ttl, on_change=self._cluster_changed
         )
-        self._metrics = MetricsCollector(
-            self._runtime, self._nginx.access_log_path, interval=settings.metrics_interval
-        )
+        access_log = self._nginx.access_log_path or settings.state_dir / "external-nginx-access.log"
+        self._metrics = MetricsCollector(self._runtime, access_log, interval=settings.metrics_interval)
         self._reconciler = Reconciler(
             runtime=self._runtime,
             store=self._store,

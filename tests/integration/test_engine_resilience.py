@@ -1,0 +1,167 @@
+"""Adoption after a controller restart, many apps on one listener, rolling updates, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.errors import AppBlocked, SpecError
+from core.runtime.docker import DockerRuntime
+from tests.conftest import unique_name
+from tests.integration.harness import (
+    TrafficClient,
+    demo_app,
+    engine_settings,
+    get_text,
+    ready_count,
+    wait_for,
+)
+
+
+def lb(engine: Engine, name: str) -> str:
+    return f"http://{engine.settings.lb_listen}/{name}/"
+
+
+async def test_controller_restart_adopts_replicas_without_interrupting_traffic(tmp_path: Path) -> None:
+    settings = engine_settings(tmp_path / "state")
+    first = Engine(settings)
+    await first.start()
+    name = unique_name("adopt")
+    second: Engine | None = None
+    try:
+        await first.register(demo_app(name))
+        await first.up(name)
+        await first.scale(name, 3)
+        await wait_for(lambda: _ready_is(first, name, 3), what="3 ready")
+        before = sorted(c.id for c in await first.runtime.list_managed(name))
+        async with TrafficClient(lb(first, name), concurrency=2) as client:
+            await asyncio.sleep(0.3)
+            await first.stop()  # containers keep running, nginx keeps serving
+            await asyncio.sleep(0.5)
+            second = Engine(settings)
+            await second.start()
+            await wait_for(lambda: _ready_is(second, name, 3), what="3 adopted replicas ready")
+            await asyncio.sleep(0.5)
+        after = sorted(c.id for c in await second.runtime.list_managed(name))
+        assert after == before, "a restarted controller must adopt, not recreate"
+        assert client.failures == 0, (client.statuses, client.errors[:5])
+        assert client.total > 20
+        adopted = [e for e in await second.events(app=name) if e.kind == "replicas_adopted"]
+        assert adopted and "3 running replica" in adopted[0].message
+    finally:
+        if second is not None:
+            await second.stop(stop_apps=True)
+        else:
+            await first.stop(stop_apps=True)
+
+
+async def _ready_is(engine: Engine, name: str, n: int) -> bool:
+    return await ready_count(engine, name) == n
+
+
+async def test_apps_share_one_listener_and_a_spec_change_rolls_without_errors(engine: Engine) -> None:
+    names = [unique_name("a"), unique_name("b"), unique_name("roll")]
+    for name in names:
+        await engine.register(demo_app(name))
+        await engine.up(name)
+    rolling = names[2]
+    await engine.scale(rolling, 2)
+    for name in names:
+        await wait_for(lambda name=name: _ready_is(engine, name, 1 if name != rolling else 2), what=f"{name} ready")
+    for name in names[:2]:
+        status, body = await get_text(lb(engine, name))
+        assert status == 200 and name in body, body
+    old_ids = {c.id for c in await engine.runtime.list_managed(rolling)}
+    changed = demo_app(rolling)
+    changed["spec"]["environment"] = [{"name": "GREETING", "value": "v2"}]
+    async with TrafficClient(lb(engine, rolling), concurrency=3) as client:
+        await engine.register(changed)
+        await wait_for(lambda: _rolled(engine, rolling, old_ids), timeout=60, what="all replicas replaced")
+        await asyncio.sleep(0.5)
+    assert client.failures == 0, (client.statuses, client.errors[:5])
+    assert client.total > 50
+
+
+async def _rolled(engine: Engine, name: str, old_ids: set[str]) -> bool:
+    now = {c.id for c in await engine.runtime.list_managed(name)}
+    return not (now & old_ids) and len(now) == 2 and await ready_count(engine, name) == 2
+
+
+@pytest.mark.parametrize("bad", ["../x", "a;b", "A B", "-lead", "x" * 64])
+async def test_names_that_try_to_escape_are_rejected(engine: Engine, bad: str) -> None:
+    with pytest.raises(SpecError) as err:
+        await engine.register(demo_app(bad))
+    assert "metadata.name" in str(err.value)
+    assert await engine.list_apps() == []
+
+
+async def test_missing_image_gives_one_error_and_no_retry_loop(engine: Engine) -> None:
+    name = unique_name("noimg")
+    doc = demo_app(name)
+    doc["spec"]["image"] = "orchestry/does-not-exist:1"
+    await engine.register(doc)
+    with pytest.raises(AppBlocked) as err:
+        await engine.up(name)
+    assert "orchestry/does-not-exist:1" in str(err.value)
+    await asyncio.sleep(3)
+    view = await engine.get_app(name)
+    assert view.status == "error" and "does-not-exist" in view.status_reason
+    blocked = [e for e in await engine.events(app=name) if e.kind == "app_blocked"]
+    assert len(blocked) == 1, "a missing image must be reported once, not retried in a loop"
+    assert await engine.runtime.list_managed(name) == []
+
+
+async def test_bad_command_is_reported_clearly(engine: Engine) -> None:
+    name = unique_name("badcmd")
+    doc = demo_app(name)
+    doc["spec"]["command"] = ["/bin/does-not-exist"]
+    await engine.register(doc)
+    with pytest.raises(AppBlocked) as err:
+        await engine.up(name)
+    assert "does-not-exist" in str(err.value)
+    assert (await engine.get_app(name)).status == "error"
+
+
+async def test_port_clash_crash_loops_with_backoff_and_a_reason(engine: Engine) -> None:
+    name = unique_name("clash")
+    doc = demo_app(name)
+    # Every replica binds the same fixed port: the second cannot start.
+    doc["spec"]["command"] = ["httpd", "-f", "-p", f"127.0.0.1:{engine.settings.port + 1}", "-h", "/www"]
+    doc["healthCheck"] = {"path": "/health", "periodSeconds": 1, "timeoutSeconds": 1}
+    await engine.register(doc)
+    await engine.up(name)
+    await engine.scale(name, 2)
+    view = await wait_for(lambda: _crash_reason(engine, name), timeout=40, what="a crash reason")
+    assert "exited with code" in view.status_reason or "never became healthy" in view.status_reason
+    crashes = [e for e in await engine.events(app=name) if e.kind in ("replica_crashed", "replica_never_ready")]
+    await asyncio.sleep(3)
+    later = [e for e in await engine.events(app=name) if e.kind in ("replica_crashed", "replica_never_ready")]
+    assert len(later) - len(crashes) <= 3, "crash back-off must slow retries down"
+
+
+async def _crash_reason(engine: Engine, name: str) -> object:
+    view = await engine.get_app(name)
+    return view if view.status == "degraded" and ("exited" in view.status_reason or
+                                                  "never became" in view.status_reason) else None
+
+
+async def test_docker_unreachable_is_reported_and_health_stays_fast(tmp_path: Path) -> None:
+    runtime = DockerRuntime("unix:///tmp/orchestry-no-such-docker.sock")
+    eng = Engine(engine_settings(tmp_path / "state"), runtime=runtime)
+    await eng.start()
+    try:
+        events = await eng.events(category="error")
+        assert any("orchestry-no-such-docker.sock" in e.message for e in events), [e.message for e in events]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        health = await eng.health()
+        assert loop.time() - started < 1.0
+        assert health["docker"]["status"] == "error"
+        name = unique_name("nodock")
+        await eng.register(demo_app(name))
+        assert (await eng.get_app(name)).name == name
+    finally:
+        await eng.stop()
