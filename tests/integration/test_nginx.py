@@ -1,0 +1,447 @@
+"""The real nginx driven by NginxController, in front of tiny aiohttp backends on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from core.errors import ConfigRejected
+from core.lb.connections import established_connections, wait_drained
+from core.lb.nginx import NginxController
+from core.lb.render import AppRoute, Upstream
+from tests.conftest import unique_name
+
+DOMAIN = "apps.test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Backend:
+    """An HTTP server that says who it is and what it received."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def upstream(self) -> Upstream:
+        return Upstream("127.0.0.1", self.port)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.002)  # long enough for requests to overlap a reload
+        return web.json_response(
+            {
+                "backend": self.label,
+                "path": request.path_qs,
+                "host": request.headers.get("Host"),
+                "prefix": request.headers.get("X-Forwarded-Prefix"),
+                "forwarded_for": request.headers.get("X-Forwarded-For"),
+            }
+        )
+
+
+BackendFactory = Callable[[str], Awaitable[Backend]]
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[BackendFactory]:
+    started: list[Backend] = []
+
+    async def make(label: str) -> Backend:
+        backend = Backend(label)
+        await backend.start()
+        started.append(backend)
+        return backend
+
+    yield make
+    for backend in started:
+        await backend.stop()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    async def __call__(self, category: str, kind: str, message: str, details: dict[str, Any]) -> None:
+        self.events.append((category, kind, message, details))
+
+    def kinds(self) -> list[str]:
+        return [kind for _category, kind, _message, _details in self.events]
+
+
+@pytest.fixture
+def events() -> Recorder:
+    return Recorder()
+
+
+ControllerFactory = Callable[..., Awaitable[NginxController]]
+
+
+@pytest.fixture
+async def make_controller(tmp_path: Path, events: Recorder) -> AsyncIterator[ControllerFactory]:
+    """Controllers sharing one prefix and port; every nginx they started is stopped afterwards."""
+    port = free_port()
+    prefix = tmp_path / "nginx"
+    made: list[NginxController] = []
+
+    async def make(**overrides: Any) -> NginxController:
+        options: dict[str, Any] = {"domain": DOMAIN, "on_event": events, **overrides}
+        controller = NginxController(prefix, "127.0.0.1", port, **options)
+        await controller.start()
+        made.append(controller)
+        return controller
+
+    yield make
+    for controller in reversed(made):
+        with contextlib.suppress(Exception):
+            await controller.stop(keep_serving=False)
+    for pid in _our_nginx_pids(prefix):  # anything a failed test left behind
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _our_nginx_pids(prefix: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if not (entry / "cmdline").read_bytes().startswith(b"nginx:"):
+                continue
+            if (entry / "stat").read_text().split(") ")[1].startswith("Z"):
+                continue
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if Path(os.readlink(fd)).is_relative_to(prefix):
+                        pids.append(int(entry.name))
+                        break
+    return pids
+
+
+def _masters_of(prefix: Path) -> list[int]:
+    return [
+        pid
+        for pid in _our_nginx_pids(prefix)
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx: master process")
+    ]
+
+
+def base_url(controller: NginxController) -> str:
+    return f"http://{controller.listen_host}:{controller.listen_port}"
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, **kwargs: Any
+) -> tuple[int, dict[str, Any] | None]:
+    """GET with one retry when a reused keep-alive connection was closed by an old worker (NOTES.md)."""
+    for attempt in range(3):
+        try:
+            async with session.get(url, allow_redirects=False, **kwargs) as response:
+                body = await response.json(content_type=None) if response.status != 301 else None
+                return response.status, body
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class LoadClient:
+    """Sends requests back to back until stopped; records every status (-1 = connection refused)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url
+        self.statuses: list[int] = []
+        self.backends: list[str] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoadClient:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = await get_json(self.session, self.url)
+            except aiohttp.ClientConnectorError:
+                status, body = -1, None
+            self.statuses.append(status)
+            if body and "backend" in body:
+                self.backends.append(body["backend"])
+
+    def failures(self) -> list[int]:
+        return [status for status in self.statuses if not 200 <= status < 300]
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+        yield client
+
+
+async def test_two_apps_on_one_listener_each_reach_their_own_backends(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    a1, a2, b1 = await backends("a1"), await backends("a2"), await backends("b1")
+    shop, blog, empty = unique_name("shop"), unique_name("blog"), unique_name("empty")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(shop, (a1.upstream, a2.upstream)))
+    await controller.set_route(AppRoute(blog, (b1.upstream,), "round_robin"))
+    await controller.set_route(AppRoute(empty, ()))
+    assert await controller.flush() is True
+    url = base_url(controller)
+
+    seen = set()
+    for _ in range(10):
+        status, body = await get_json(session, f"{url}/{shop}/cart?item=1")
+        assert status == 200 and body is not None
+        assert body["path"] == "/cart?item=1"  # prefix stripped
+        assert body["prefix"] == f"/{shop}"
+        seen.add(body["backend"])
+    assert seen == {"a1", "a2"}
+
+    status, body = await get_json(session, f"{url}/{blog}/")
+    assert (status, body and body["backend"], body and body["path"]) == (200, "b1", "/")
+
+    status, _ = await get_json(session, f"{url}/{blog}")
+    assert status == 301
+
+    status, body = await get_json(session, f"{url}/{empty}/")
+    assert status == 503
+    assert body == {"detail": f"app '{empty}' has no ready replicas"}
+
+    status, body = await get_json(session, f"{url}/nothing-here/")
+    assert status == 404 and body is not None and "/<app>/" in body["detail"]
+
+    await controller.remove_route(blog)
+    assert await controller.flush() is True
+    status, _ = await get_json(session, f"{url}/{blog}/")
+    assert status == 404
+    assert controller.status()["apps"] == sorted([shop, empty])
+
+
+async def test_host_header_routes_to_the_app_with_the_full_path(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    backend = await backends("web1")
+    name = unique_name("web")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (backend.upstream,)))
+    assert await controller.flush()
+
+    status, body = await get_json(
+        session, f"{base_url(controller)}/orders/7", headers={"Host": f"{name}.{DOMAIN}"}
+    )
+    assert status == 200 and body is not None
+    assert (body["backend"], body["path"], body["host"]) == ("web1", "/orders/7", f"{name}.{DOMAIN}")
+    assert body["prefix"] is None
+
+    status, _ = await get_json(
+        session, f"{base_url(controller)}/orders/7", headers={"Host": f"other.{DOMAIN}"}
+    )
+    assert status == 404  # unknown hosts fall to the single default server
+
+
+async def test_a_burst_of_twenty_changes_costs_one_or_two_reloads(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    pool = [await backends(f"p{i}") for i in range(4)]
+    name = unique_name("burst")
+    controller = await make_controller()
+    before = controller.status()["reload_count"]
+    for i in range(20):
+        await controller.set_route(AppRoute(name, (pool[i % 4].upstream,)))
+    assert await controller.flush() is True
+    assert 1 <= controller.status()["reload_count"] - before <= 2
+
+    status, body = await get_json(session, f"{base_url(controller)}/{name}/")
+    assert status == 200 and body is not None and body["backend"] == "p3"  # the last change won
+
+
+async def test_a_config_nginx_rejects_is_never_applied(
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+    events: Recorder,
+) -> None:
+    backend = await backends("good")
+    name = unique_name("keep")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (backend.upstream,)))
+    assert await controller.flush()
+    reloads = controller.status()["reload_count"]
+
+    assert await controller.apply_raw({"broken.conf": "this is not nginx;\n"}) is False
+
+    status = controller.status()
+    assert status["reload_count"] == reloads
+    assert "unknown directive" in status["last_error"]
+    assert not (controller.conf_dir / "broken.conf").exists()
+    rejected = [e for e in events.events if e[1] == "nginx_config_rejected"]
+    assert len(rejected) == 1 and rejected[0][0] == "error"
+    assert "unknown directive" in rejected[0][2] and rejected[0][3]["files"] == ["broken.conf"]
+
+    code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+    assert code == 200 and body is not None and body["backend"] == "good"
+
+    # The rejected file does not poison later changes.
+    other = unique_name("next")
+    await controller.set_route(AppRoute(other, (backend.upstream,)))
+    assert await controller.flush(raise_on_reject=True) is True
+    code, _ = await get_json(session, f"{base_url(controller)}/{other}/")
+    assert code == 200
+
+    await controller.apply_raw({"also-broken.locations": "location {\n"})
+    with pytest.raises(ConfigRejected, match="nginx"):
+        await controller.flush(raise_on_reject=True)
+
+
+async def test_watchdog_restarts_nginx_killed_with_sigkill(
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+    events: Recorder,
+) -> None:
+    backend = await backends("survivor")
+    name = unique_name("phoenix")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (backend.upstream,)))
+    assert await controller.flush()
+    watchdog = asyncio.create_task(controller.watch(interval=0.1))
+    try:
+        old_pid = controller.status()["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if "nginx_restarted" in events.kinds():
+                break
+        assert "nginx_restarted" in events.kinds()
+        new_pid = controller.status()["pid"]
+        assert new_pid != old_pid and controller.status()["running"]
+        assert _masters_of(controller.prefix) == [new_pid]
+
+        code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+        assert code == 200 and body is not None and body["backend"] == "survivor"
+
+        # Routes changed after the restart reach the new master.
+        await controller.remove_route(name)
+        assert await controller.flush()
+        code, _ = await get_json(session, f"{base_url(controller)}/{name}/")
+        assert code == 404
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+
+
+async def test_a_new_controller_adopts_the_running_nginx_without_interruption(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    backend = await backends("steady")
+    name = unique_name("adopt")
+    first = await make_controller()
+    await first.set_route(AppRoute(name, (backend.upstream,)))
+    assert await first.flush()
+    pid = first.status()["pid"]
+
+    async with LoadClient(session, f"{base_url(first)}/{name}/") as load:
+        await asyncio.sleep(0.1)
+        await first.stop()  # keep_serving by default
+        await asyncio.sleep(0.1)
+        second = await make_controller()
+        await asyncio.sleep(0.1)
+        served_before = len(load.statuses)
+        await asyncio.sleep(0.1)
+    assert second.status()["pid"] == pid
+    assert second.status()["apps"] == [name]
+    assert _masters_of(second.prefix) == [pid]
+    assert load.statuses and not load.failures()
+    assert len(load.statuses) > served_before  # kept serving after the adoption
+
+    # The adopter manages the inherited routes: replacing the table drops the old app.
+    other = unique_name("after")
+    await second.set_routes({other: AppRoute(other, (backend.upstream,))})
+    assert await second.flush()
+    assert (await get_json(session, f"{base_url(second)}/{name}/"))[0] == 404
+    assert (await get_json(session, f"{base_url(second)}/{other}/"))[0] == 200
+
+
+async def test_access_log_lines_parse_as_json_with_app_and_upstream(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    backend = await backends("logged")
+    name = unique_name("logs")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (backend.upstream,)))
+    assert await controller.flush()
+    for _ in range(3):
+        await get_json(session, f"{base_url(controller)}/{name}/x")
+    await get_json(session, f"{base_url(controller)}/unrouted/")
+
+    assert controller.access_log_path is not None
+    records = [json.loads(line) for line in controller.access_log_path.read_text().splitlines()]
+    ours = [r for r in records if r["app"] == name]
+    assert len(ours) == 3
+    for record in ours:
+        assert record["status"] == 200 and record["m"] == "GET"
+        assert record["ua"] == f"127.0.0.1:{backend.port}" and record["us"] == "200"
+        assert isinstance(record["rt"], float) and float(record["urt"]) >= 0
+    assert any(r["app"] == "" and r["status"] == 404 for r in records)
+
+
+async def test_removing_a_replica_under_load_fails_no_request_and_drains_it(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    keep, leave = await backends("keep"), await backends("leave")
+    name = unique_name("drain")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (keep.upstream, leave.upstream)))
+    assert await controller.flush()
+
+    async with LoadClient(session, f"{base_url(controller)}/{name}/") as load:
+        await asyncio.sleep(0.3)
+        assert established_connections([leave.port])[leave.port] >= 1  # keepalive to the replica
+        await controller.set_route(AppRoute(name, (keep.upstream,)))
+        assert await controller.flush()
+        removed_at = len(load.backends) + 1  # one request may still finish on an old worker
+        assert await wait_drained(leave.port, timeout=10) is True
+        await asyncio.sleep(0.3)
+    assert "leave" in load.backends[:removed_at]
+    assert "leave" not in load.backends[removed_at:]
+    assert len(load.statuses) > 50
+    assert load.failures() == []
