@@ -114,12 +114,12 @@ def test_app_lifecycle_every_command_table_and_json(daemon: Daemon, tmp_path: Pa
     assert daemon.json("mode", name, "auto")["policy"]["mode"] == "auto"
     assert "scaling mode manual" in daemon.ok("mode", name, "manual")
 
-    assert daemon.json("restart", name, "--replica", "1") == {"app": name, "restarted": [1]}
-    assert "restarted replicas" in daemon.ok("restart", name, "--replica", "2")
-
     logs = daemon.json("logs", name, "--tail", "5", "--since", "1h")
     assert logs["app"] == name
     daemon.ok("logs", name, "-n", "3", "--until", "0s")
+
+    assert daemon.json("restart", name, "--replica", "1") == {"app": name, "restarted": [1]}
+    assert "restarted replicas" in daemon.ok("restart", name, "--replica", "2")
 
     events = daemon.json("events", name, "--limit", "5")["events"]
     assert 1 <= len(events) <= 5 and all(e["app"] == name for e in events)
