@@ -501,7 +501,6 @@ def config(client: ApiClient, args: argparse.Namespace) -> int:
 def db_upgrade(args: argparse.Namespace) -> int:
     """Local: migrate the database the daemon would use (no daemon needed)."""
     from core.settings import load_settings
-
     from core.store import current_revision, upgrade
 
     overrides = {"database_url": args.database_url} if args.database_url else {}
