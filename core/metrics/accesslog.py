@@ -16,6 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +114,13 @@ def parse_line(line: str) -> AccessRecord | None:
 class AccessLogTailer:
     """Reads what nginx appended since the last call.
 
-    Keeps a byte offset and the file's inode.  A file that does not exist yet reads as empty; a file
-    that shrank (truncated by ``copytruncate``) is read again from the start; a new inode (rotated by
-    rename + reopen) is read from the start.  Lines written by nginx after the rotation but before its
-    reopen land in the renamed file and are not read: nginx reopens within a second, so this loses at
-    most that second of traffic, which the windows tolerate.  An incomplete last line is kept until its
-    newline arrives.
+    Keeps the file open with a byte offset.  A file that does not exist yet reads as empty.  A file that
+    shrank below the offset (``copytruncate``) is read again from its start.  After a rotation (the
+    path now names a new file: rename + ``nginx -s reopen``), the old file is read to its end first -
+    nginx's workers keep writing it until they have reopened - and only then the new one from its start,
+    so rotation loses nothing.  An incomplete last line is kept until its newline arrives.
 
-    Blocking file I/O: call ``read_new`` through ``asyncio.to_thread``.
+    Blocking file I/O: call ``read_new`` through ``asyncio.to_thread``, one call at a time.
     """
 
     def __init__(
@@ -131,51 +131,81 @@ class AccessLogTailer:
         self.path = path
         self._max_read = max_read_bytes
         self._start_backlog = start_backlog
-        self._inode: int | None = None
+        self._handle: BinaryIO | None = None
         self._offset = 0
         self._partial = b""
         self._first_open = True
         self._skip_to_newline = False
-        self.exists = False  # whether the last read found the file (no file = no traffic source yet)
+
+    @property
+    def exists(self) -> bool:
+        """Whether a log file has been found (no file = no traffic source yet)."""
+        return self._handle is not None
 
     def read_new(self) -> list[AccessRecord]:
         return [record for line in self.read_new_lines() if (record := parse_line(line)) is not None]
 
     def read_new_lines(self) -> list[str]:
         try:
-            with open(self.path, "rb") as handle:
-                stat = os.fstat(handle.fileno())
-                self._follow(stat.st_ino, stat.st_size)
-                handle.seek(self._offset)
-                chunk = handle.read(self._max_read)
-        except FileNotFoundError:
-            self.exists = False
-            return []
+            if self._handle is None and not self._open():
+                return []
+            lines = self._read()
+            if not lines and self._rotated():
+                self._close()  # the old file is drained: its cut last line can never complete
+                if self._open():
+                    lines = self._read()
+            return lines
         except OSError as error:
             log.warning("cannot read the nginx access log %s: %s", self.path, error)
+            self._close()
             return []
-        self.exists = True
-        self._offset += len(chunk)
-        return self._split(chunk)
 
-    def _follow(self, inode: int, size: int) -> None:
-        if self._inode is None or inode != self._inode:
-            rotated = self._inode is not None
-            self._inode = inode
-            self._partial = b""
-            self._offset = 0
-            self._skip_to_newline = False
-            if self._first_open and self._start_backlog is not None and size > self._start_backlog:
-                # Start on a line boundary inside the backlog: the first (cut) line is dropped below.
-                self._offset = size - self._start_backlog
-                self._skip_to_newline = True  # the first line read is cut: drop it
-            self._first_open = False
-            if rotated:
-                log.info("nginx access log %s was rotated; reading the new file from its start", self.path)
-        elif size < self._offset:
+    def close(self) -> None:
+        self._close()
+
+    def _open(self) -> bool:
+        try:
+            # Kept open across calls: after a rotation the old file must still be readable to its end.
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return False
+        self._handle = handle
+        self._offset = 0
+        self._partial = b""
+        self._skip_to_newline = False
+        size = os.fstat(handle.fileno()).st_size
+        if self._first_open and self._start_backlog is not None and size > self._start_backlog:
+            self._offset = size - self._start_backlog
+            self._skip_to_newline = True  # the first line read is cut: drop it
+        if not self._first_open:
+            log.info("nginx access log %s was rotated; reading the new file from its start", self.path)
+        self._first_open = False
+        return True
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _rotated(self) -> bool:
+        assert self._handle is not None
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # renamed away, not recreated yet: nginx still writes the old file
+        mine = os.fstat(self._handle.fileno())
+        return (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev)
+
+    def _read(self) -> list[str]:
+        assert self._handle is not None
+        if os.fstat(self._handle.fileno()).st_size < self._offset:
             log.info("nginx access log %s was truncated; reading it from its start", self.path)
             self._offset = 0
             self._partial = b""
+        self._handle.seek(self._offset)
+        chunk = self._handle.read(self._max_read)
+        self._offset += len(chunk)
+        return self._split(chunk)
 
     def _split(self, chunk: bytes) -> list[str]:
         if not chunk:

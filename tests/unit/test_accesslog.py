@@ -153,6 +153,18 @@ def test_rotation_by_rename_reads_the_new_file(tmp_path: Path) -> None:
     assert [r.status for r in tailer.read_new()] == [204, 205]
 
 
+def test_lines_written_to_the_old_file_before_nginx_reopens_are_not_lost(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    append(path, line(status=200) + "\n")
+    tailer = AccessLogTailer(path)
+    assert len(tailer.read_new()) == 1
+    os.rename(path, tmp_path / "access.log.1")
+    append(path, line(status=201) + "\n")  # the new file appears (reopen by the master) ...
+    append(tmp_path / "access.log.1", line(status=202) + "\n")  # ... while a worker still has the old
+    assert [r.status for r in tailer.read_new()] == [202]
+    assert [r.status for r in tailer.read_new()] == [201]
+
+
 def test_a_huge_backlog_is_read_in_bounded_chunks(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     one = line() + "\n"
