@@ -589,8 +589,16 @@ class Reconciler:
 
     # --- routing and health ----------------------------------------------------------------------
     async def _publish(self, state: AppState, spec: AppSpec) -> None:
-        servers = [(r.host, r.port) for r in state.ready_replicas()]
-        await self.router.publish(state.name, servers, spec.container.load_balancing)
+        chosen = state.ready_replicas()
+        for replica in state.replicas.values():
+            if replica not in chosen:
+                replica.routed = False  # unrouted before nginx even reloads: never counted as serving
+        accepted = await self.router.publish(
+            state.name, [(r.host, r.port) for r in chosen], spec.container.load_balancing
+        )
+        if accepted:
+            for replica in chosen:
+                replica.routed = replica.ready and not replica.draining
 
     async def publish_current(self, name: str) -> None:
         record = await asyncio.to_thread(self.store.apps.get, name)
@@ -667,7 +675,7 @@ class Reconciler:
             return APP_STOPPED, "stopped by the operator" if not state.replicas else "stopping"
         if state.blocked:
             return APP_ERROR, state.blocked
-        ready = len(state.ready_replicas())
+        ready = len(state.serving())
         if ready >= desired:
             return APP_RUNNING, f"{ready}/{desired} replicas ready"
         problems = [

@@ -31,7 +31,8 @@ class Replica:
     port: int
     spec_hash: str
     state: str = REPLICA_STARTING
-    ready: bool = False
+    ready: bool = False  # passed its health check
+    routed: bool = False  # nginx serves a config that includes it (what users call "ready")
     draining: bool = False
     restart_requested: bool = False
     replace_reason: str = ""  # set when health decided this replica must be replaced
@@ -46,7 +47,7 @@ class Replica:
             host=self.host,
             port=self.port,
             state=self.state,
-            ready=self.ready,
+            ready=self.ready and self.routed,
             restarts=restarts,
             started_at=self.started_at,
             reason=self.reason,
@@ -91,6 +92,10 @@ class AppState:
 
     def ready_replicas(self) -> list[Replica]:
         return sorted((r for r in self.replicas.values() if r.ready and not r.draining), key=lambda r: r.slot)
+
+    def serving(self) -> list[Replica]:
+        """Ready replicas that nginx routes to right now."""
+        return [r for r in self.ready_replicas() if r.routed]
 
     def record_crash(self, slot: int, reason: str, now: float) -> SlotBackoff:
         previous = self.backoff.get(slot)
