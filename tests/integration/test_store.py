@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from conftest import unique_name
+from tests.conftest import unique_name
 
 from core.errors import Conflict, NotFound, StoreError
 from core.store import AppRecord, InstanceRecord, Store
