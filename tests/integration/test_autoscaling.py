@@ -1,0 +1,276 @@
+"""Auto-scaling end to end: real load through nginx on demo replicas drives the leader's scaling loop.
+
+Each policy switches off the metrics a test is not about (targets far out of reach), so a scale-out
+can only come from the metric under test, and its reason must say so.  Windows and cooldowns are a
+few seconds so each test finishes well under a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from core.engine import Engine
+from core.models import ScalingRecord
+from tests.conftest import unique_name
+from tests.integration.harness import (
+    TrafficClient,
+    demo_app,
+    docker,
+    engine_settings,
+    ready_count,
+    wait_for,
+)
+
+WINDOW = 6
+# Targets no test load comes near, for the metrics a test is not about.
+OUT_OF_REACH: dict[str, Any] = {
+    "targetRPSPerReplica": 100_000,
+    "maxP95LatencyMs": 600_000,
+    "maxConnPerReplica": 100_000,
+    "maxCPUPercent": 100,
+    "maxMemoryPercent": 100,
+}
+
+
+def lb(engine: Engine, name: str, path: str = "") -> str:
+    return f"http://{engine.settings.lb_listen}/{name}/{path}"
+
+
+def auto_app(name: str, cpu: str | None = None, **policy: Any) -> dict[str, Any]:
+    doc = demo_app(name)
+    if cpu is not None:
+        doc["spec"] = {**doc["spec"], "resources": {"cpu": cpu}}
+    doc["scaling"] = {
+        "mode": "auto",
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "windowSeconds": WINDOW,
+        "cooldownSeconds": 3,
+        **OUT_OF_REACH,
+        **policy,
+    }
+    return doc
+
+
+async def start_app(engine: Engine, doc: dict[str, Any]) -> str:
+    name = str(doc["metadata"]["name"])
+    await engine.register(doc)
+    await engine.up(name)
+    await wait_for(lambda: ready_count(engine, name), timeout=30, what=f"{name}: first replica ready")
+    # The scaler wants half a window of data before it decides anything.
+    await wait_for(
+        lambda: engine.metrics.window(name, WINDOW).covered_seconds >= WINDOW / 2 + 1,
+        timeout=WINDOW * 2,
+        what=f"{name}: half a metrics window",
+    )
+    return name
+
+
+async def desired(engine: Engine, name: str) -> int:
+    return (await engine.get_app(name)).desired_replicas
+
+
+async def history(engine: Engine, name: str) -> list[ScalingRecord]:
+    """Oldest first."""
+    return sorted(await engine.scaling_history(name), key=lambda r: r.id)
+
+
+async def scaled_out(engine: Engine, name: str) -> ScalingRecord | None:
+    rows = [r for r in await history(engine, name) if r.to_replicas > r.from_replicas]
+    return rows[0] if rows else None
+
+
+async def scaled_in(engine: Engine, name: str) -> ScalingRecord | None:
+    rows = [r for r in await history(engine, name) if r.to_replicas < r.from_replicas]
+    return rows[0] if rows else None
+
+
+def assert_reason_explains(reason: str, metric: str) -> None:
+    """A person reading the reason learns the metric, its value, the threshold and the result."""
+    assert re.search(r"scale (out|in) \d+ → \d+", reason), reason
+    assert metric in reason, f"the reason should name {metric!r}: {reason}"
+    assert re.search(rf"{metric} \d+(\.\d+)?%", reason), f"the reason should give the value: {reason}"
+    assert re.search(r"the \d+(\.\d+)?% threshold", reason), f"the reason should give the threshold: {reason}"
+
+
+async def assert_every_decision_explained(engine: Engine, name: str, out_metric: str) -> None:
+    rows = await history(engine, name)
+    assert rows, f"{name} never scaled"
+    for row in rows:
+        metric = out_metric if row.to_replicas > row.from_replicas else "cpu"
+        assert_reason_explains(row.reason, metric)
+        assert row.metrics["window"]["covered_seconds"] > 0
+        assert row.metrics["deciding_metric"] is not None
+    events = [e for e in await engine.events(app=name, category="scaling") if e.kind == "scaled_auto"]
+    assert len(events) == len(rows)
+    for event in events:
+        assert event.details["auto"] is True
+        assert event.details["reason"] in event.message
+        assert_reason_explains(
+            event.details["reason"], "cpu" if event.details["to"] < event.details["from"] else out_metric
+        )
+
+
+async def load_step_scales_out_then_in(
+    engine: Engine, name: str, url: str, concurrency: int, out_metric: str, deciding: str
+) -> None:
+    """Load until the first scale-out, check its timing and reason, stop, and wait for a scale-in."""
+    async with TrafficClient(url, concurrency=concurrency) as client:
+        started = time.monotonic()
+        first = await wait_for(
+            lambda: scaled_out(engine, name),
+            timeout=WINDOW + 1 + 10,  # window + one evaluation period + slack for a shared 2-core host
+            what=f"{name}: scale-out on {out_metric}",
+        )
+        took = time.monotonic() - started
+        assert first.metrics["deciding_metric"] == deciding, first.reason
+        assert_reason_explains(first.reason, out_metric)
+        await wait_for(
+            lambda: _ready_at_least(engine, name, first.to_replicas),
+            timeout=30,
+            what=f"{name}: {first.to_replicas} ready replicas",
+        )
+    assert client.total > 0 and client.failures == 0, (client.statuses, client.errors[:3])
+    assert took < WINDOW + 1 + 10
+    # Load gone: once the cooldown is over and the window holds only quiet seconds, replicas go.
+    first_in = await wait_for(
+        lambda: scaled_in(engine, name),
+        timeout=WINDOW * 2 + 3 + 15,
+        what=f"{name}: scale-in after the load stopped",
+    )
+    assert first_in.to_replicas == first_in.from_replicas - 1, "scale-in goes one step at a time"
+    assert "all below the 30% threshold" in first_in.reason, first_in.reason
+    await assert_every_decision_explained(engine, name, out_metric)
+
+
+async def _ready_at_least(engine: Engine, name: str, count: int) -> bool:
+    return await ready_count(engine, name) >= count
+
+
+async def test_cpu_load_over_the_limit_scales_out_then_in(engine: Engine) -> None:
+    # 200m: a burning request uses the whole quota, so CPU % of the limit reaches 100.
+    name = await start_app(engine, auto_app(unique_name("cpu"), cpu="200m", maxCPUPercent=50))
+    await load_step_scales_out_then_in(
+        engine, name, lb(engine, name, "cgi-bin/burn?s=1"), concurrency=2, out_metric="cpu", deciding="cpu"
+    )
+
+
+async def test_slow_answers_scale_out_on_p95_latency_then_in(engine: Engine) -> None:
+    name = await start_app(engine, auto_app(unique_name("lat"), maxP95LatencyMs=150))
+    await load_step_scales_out_then_in(
+        engine,
+        name,
+        lb(engine, name, "cgi-bin/sleep?ms=400"),
+        concurrency=2,
+        out_metric="p95 latency",
+        deciding="latency",
+    )
+
+
+async def test_request_flood_scales_out_on_rps_then_in(engine: Engine) -> None:
+    name = await start_app(engine, auto_app(unique_name("rps"), targetRPSPerReplica=10))
+    await load_step_scales_out_then_in(
+        engine, name, lb(engine, name), concurrency=4, out_metric="rps", deciding="rps"
+    )
+
+
+async def test_load_on_one_app_never_scales_the_other(engine: Engine) -> None:
+    policy = {"targetRPSPerReplica": 10, "maxReplicas": 2}
+    busy = await start_app(engine, auto_app(unique_name("busy"), **policy))
+    idle = await start_app(engine, auto_app(unique_name("idle"), **policy))
+    async with TrafficClient(lb(engine, busy), concurrency=4):
+        await wait_for(lambda: scaled_out(engine, busy), timeout=WINDOW + 11, what="busy app scales out")
+        # Keep the flood on for a whole window more: any leak of traffic into the idle app shows by now.
+        await asyncio.sleep(WINDOW)
+        idle_window = engine.metrics.window(idle, WINDOW)
+        busy_window = engine.metrics.window(busy, WINDOW)
+    assert await history(engine, idle) == []
+    assert await desired(engine, idle) == 1
+    assert (await engine.get_app(idle)).last_scaled_at is None
+    assert idle_window.rps is not None and idle_window.rps < 1, idle_window
+    assert busy_window.rps is not None and busy_window.rps > 10, busy_window
+    idle_events = [e for e in await engine.events(app=idle, category="scaling") if e.kind.startswith("scale")]
+    assert idle_events == []
+
+
+async def test_simulated_metrics_drive_a_decision_and_its_action(engine: Engine) -> None:
+    name = await start_app(engine, auto_app(unique_name("sim"), maxCPUPercent=50, cooldownSeconds=60))
+    result = await engine.simulate_metrics(name, {"cpuPercent": 90}, evaluate=True)
+    # 90 % vs 50 % is 180 % of target; at an 80 % threshold one replica becomes ceil(180 / 80) = 3.
+    assert result["metrics_added"] == {"cpuPercent": 90.0}
+    assert result["evaluation"]["should_scale"] is True
+    assert result["evaluation"]["target_replicas"] == 3
+    assert result["evaluation"]["scale_factors"]["cpu"] == 180.0
+    assert result["action"] == {"scaled": True, "from_replicas": 1, "to_replicas": 3}
+    assert_reason_explains(result["evaluation"]["reason"], "cpu")
+    await wait_for(lambda: _ready_at_least(engine, name, 3), timeout=30, what="3 ready replicas")
+    [row] = await history(engine, name)
+    assert (row.from_replicas, row.to_replicas) == (1, 3)
+    assert row.reason == result["evaluation"]["reason"]
+    assert row.metrics["window"]["cpu_percent"] == 90.0
+    # In cooldown the same pressure is evaluated but not acted on, and the answer says why.
+    again = await engine.simulate_metrics(name, {"cpuPercent": 90}, evaluate=True)
+    assert again["evaluation"]["should_scale"] is False
+    assert "in cooldown" in again["evaluation"]["reason"]
+    assert again["action"] is None
+    assert len(await history(engine, name)) == 1
+
+
+async def test_a_new_leader_waits_out_the_cooldown_of_the_old_one(tmp_path: Path) -> None:
+    settings = engine_settings(tmp_path / "state")
+    cooldown = 12
+    first = Engine(settings)
+    await first.start()
+    second: Engine | None = None
+    name = unique_name("cool")
+    pressure = {"rps": 1000}  # 1000 req/s against a target of 50: far above any threshold
+    try:
+        doc = auto_app(name, targetRPSPerReplica=50, maxScaleOutStep=1, cooldownSeconds=cooldown)
+        name = await start_app(first, doc)
+        result = await first.simulate_metrics(name, pressure, evaluate=True)
+        assert result["action"] == {"scaled": True, "from_replicas": 1, "to_replicas": 2}
+        scaled_at = (await first.get_app(name)).last_scaled_at
+        assert scaled_at is not None
+        await first.stop()  # replicas keep running; the lease is released for the next leader
+
+        second = Engine(settings)
+        await second.start()
+        assert second.cluster.is_leader()
+        await second.simulate_metrics(name, pressure, evaluate=False)  # the pressure continues
+        cooldown_ends = scaled_at + cooldown
+        while time.time() < cooldown_ends - 0.5:
+            assert len(await history(second, name)) == 1, "scaled again inside the cooldown"
+            assert await desired(second, name) == 2
+            await asyncio.sleep(0.2)
+        deferred = [
+            e for e in await second.events(app=name, category="scaling") if e.kind == "scale_deferred"
+        ]
+        assert deferred and "in cooldown" in deferred[0].message, deferred
+        await second.simulate_metrics(name, pressure, evaluate=False)
+        rows = await wait_for(
+            lambda: _rows_at_least(second, name, 2), timeout=15, what="a scale-out after the cooldown"
+        )
+        assert (rows[1].from_replicas, rows[1].to_replicas) == (2, 3)
+        assert rows[1].timestamp >= cooldown_ends
+        assert_reason_explains(rows[1].reason, "rps")
+    finally:
+        if second is not None:
+            await second.stop(stop_apps=True)
+        else:
+            await first.stop(stop_apps=True)
+        await _remove_leftovers(name)
+
+
+async def _rows_at_least(engine: Engine, name: str, count: int) -> list[ScalingRecord] | None:
+    rows = await history(engine, name)
+    return rows if len(rows) >= count else None
+
+
+async def _remove_leftovers(name: str) -> None:
+    ids = (await docker("ps", "-aq", "--filter", f"label=orchestry.app={name}")).split()
+    if ids:
+        await docker("rm", "-f", *ids)
