@@ -14,6 +14,7 @@ all containers of a sample.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -129,8 +130,18 @@ def _first_with(directories: list[Path], file_name: str) -> Path | None:
     return None
 
 
+def _read_text(path: Path) -> str:
+    # os.open/os.read: pathlib's read_text costs ~100 µs of Python overhead per file, several times the
+    # kernel's own work for these tiny files, and a sample reads six files per replica.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
 def _read_int(path: Path) -> int:
-    return int(path.read_text().strip())
+    return int(_read_text(path).strip())
 
 
 def _stat_value(text: str, key: str) -> int | None:
@@ -148,7 +159,7 @@ def read_cgroup(container_id: str, paths: CgroupPaths) -> CgroupReading:
     monotonic_ns = time.monotonic_ns()
     usage_ns = _read_int(paths.cpu_usage_dir / "cpuacct.usage")
     usage = _read_int(paths.memory_dir / "memory.usage_in_bytes")
-    inactive = _stat_value((paths.memory_dir / "memory.stat").read_text(), "total_inactive_file") or 0
+    inactive = _stat_value(_read_text(paths.memory_dir / "memory.stat"), "total_inactive_file") or 0
     limit = _read_int(paths.memory_dir / "memory.limit_in_bytes")
     cores = None
     if paths.cpu_quota_dir is not None:
@@ -168,13 +179,13 @@ def read_cgroup(container_id: str, paths: CgroupPaths) -> CgroupReading:
 
 def _read_v2(container_id: str, directory: Path) -> CgroupReading:
     monotonic_ns = time.monotonic_ns()
-    usage_usec = _stat_value((directory / "cpu.stat").read_text(), "usage_usec") or 0
+    usage_usec = _stat_value(_read_text(directory / "cpu.stat"), "usage_usec") or 0
     usage = _read_int(directory / "memory.current")
-    inactive = _stat_value((directory / "memory.stat").read_text(), "inactive_file") or 0
-    raw_limit = (directory / "memory.max").read_text().strip()
+    inactive = _stat_value(_read_text(directory / "memory.stat"), "inactive_file") or 0
+    raw_limit = _read_text(directory / "memory.max").strip()
     limit = None if raw_limit == "max" else int(raw_limit)
     cores = None
-    quota_text = (directory / "cpu.max").read_text().split()
+    quota_text = _read_text(directory / "cpu.max").split()
     if len(quota_text) == 2 and quota_text[0] != "max" and int(quota_text[1]) > 0:
         cores = int(quota_text[0]) / int(quota_text[1])
     return CgroupReading(
