@@ -36,6 +36,7 @@ async def replicas_answering(url: str, expected: int, timeout: float = 60.0) -> 
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
+
             async def one() -> None:
                 try:
                     async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
@@ -70,7 +71,9 @@ async def orchestry_runs(runs: int) -> dict[str, list[float]]:
         name = f"bench-{uuid.uuid4().hex[:6]}"
         url = f"http://{engine.settings.lb_listen}/{name}/"
         try:
-            await engine.register(demo_app(name, scaling={"mode": "manual", "minReplicas": 0, "maxReplicas": 10}))
+            await engine.register(
+                demo_app(name, scaling={"mode": "manual", "minReplicas": 0, "maxReplicas": 10})
+            )
             await engine.up(name)
             await wait_live(engine, name, 1)
             for _ in range(runs):
@@ -109,15 +112,25 @@ async def orchestry_runs(runs: int) -> dict[str, list[float]]:
 def compose(*args: str, project: str) -> None:
     subprocess.run(
         ["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), *args],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
 
 
 def running_count(project: str) -> int:
     out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
-         "--filter", "status=running"],
-        check=True, capture_output=True, text=True,
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            "status=running",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return len(out.split())
 
@@ -141,8 +154,9 @@ def compose_runs(runs: int) -> dict[str, list[float]]:
             results["0→10"].append(time.perf_counter() - started)
             compose("down", "-t", "1", project=project)
     finally:
-        subprocess.run(["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), "down", "-t", "1"],
-                       capture_output=True)
+        subprocess.run(
+            ["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), "down", "-t", "1"], capture_output=True
+        )
     return results
 
 

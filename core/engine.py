@@ -33,7 +33,16 @@ from core.errors import (
 from core.events import EventBus, EventLog
 from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
-from core.models import APP_RUNNING, APP_STOPPED, AppView, Event, ScaleResult, ScalingRecord, UpResult
+from core.models import (
+    APP_RUNNING,
+    APP_STOPPED,
+    AppView,
+    Event,
+    ReplicaView,
+    ScaleResult,
+    ScalingRecord,
+    UpResult,
+)
 from core.reconciler import Reconciler, ReconcilerConfig
 from core.redaction import default_redactor
 from core.routing import NginxRouter
@@ -213,7 +222,8 @@ class Engine:
         await self.emit(
             "lifecycle",
             "engine_started",
-            f"engine {__version__} started on node {self.node_id} ({self.cluster.state}, term {self.cluster.term})",
+            f"engine {__version__} started on node {self.node_id} "
+            f"({self.cluster.state}, term {self.cluster.term})",
             details={"node_id": self.node_id, "lb": settings.lb_listen},
         )
 
@@ -466,8 +476,9 @@ class Engine:
             if target != replicas:
                 clamped = True
                 message = (
-                    f"{name} is in auto mode with minReplicas {low} and maxReplicas {high}: scaled to {target} "
-                    f"instead of {replicas}; switch to manual mode (orchestry mode {name} manual) to go outside"
+                    f"{name} is in auto mode with minReplicas {low} and maxReplicas {high}: "
+                    f"scaled to {target} instead of {replicas}; switch to manual mode "
+                    f"(orchestry mode {name} manual) to go outside"
                 )
         if target == record.desired_replicas:
             return ScaleResult(
@@ -584,15 +595,19 @@ class Engine:
     async def get_app(self, name: str) -> AppView:
         """Status + describe: spec/raw redacted, replicas with live cpu/memory.  NotFound if unknown."""
         record = await self._record(name)
-        return self._view(record)
+        return await self._view(record)
 
     async def list_apps(self) -> list[AppView]:
         records = await asyncio.to_thread(self.store.apps.list)
-        return [self._view(r) for r in records]
+        return [await self._view(r) for r in records]
 
-    def _view(self, record: AppRecord) -> AppView:
+    async def _view(self, record: AppRecord) -> AppView:
         state = self.reconciler.apps.get(record.name) if self._reconciler is not None else None
-        replicas = state.views(time.time()) if state is not None else []
+        if state is not None and self.cluster.is_leader():
+            replicas = state.views(time.time())
+        else:
+            instances = await asyncio.to_thread(self.store.instances.list, record.name)
+            replicas = [instance_view(record.name, i) for i in instances]
         if replicas:
             latest = self.metrics.replica_metrics(record.name)
             for view in replicas:
@@ -695,7 +710,7 @@ class Engine:
 
     async def cluster_metrics(self) -> dict[str, Any]:
         records = await asyncio.to_thread(self.store.apps.list)
-        views = [self._view(r) for r in records]
+        views = [await self._view(r) for r in records]
         replicas = [rep for v in views for rep in v.replicas if rep.container_id]
         return {
             "timestamp": time.time(),
@@ -807,6 +822,21 @@ class Engine:
         from core.diagnostics import build_snapshot
 
         return await build_snapshot(self)
+
+
+def instance_view(app: str, instance: Any) -> ReplicaView:
+    """A replica as the leader last saved it (what a follower shows)."""
+    return ReplicaView(
+        slot=instance.slot,
+        name=f"{app}-{instance.slot}",
+        container_id=instance.container_id,
+        host=instance.host,
+        port=instance.port,
+        state=instance.state,
+        ready=instance.ready,
+        restarts=instance.restarts,
+        reason=instance.reason,
+    )
 
 
 def replace_record(record: AppRecord, **changes: Any) -> AppRecord:

@@ -161,8 +161,13 @@ class HealthChecker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("health probe loop for %s-%s failed", target.app, target.slot)
-            raise
+            # A probe loop must never end silently: log it and start a fresh loop for the replica.
+            log.exception("health probe loop for %s-%s failed; restarting it", target.app, target.slot)
+            if target.container_id in self._targets:
+                await asyncio.sleep(1.0)
+                self._tasks[target.container_id] = asyncio.create_task(
+                    self._loop(target), name=f"health:{target.app}-{target.slot}"
+                )
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())

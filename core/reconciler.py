@@ -262,6 +262,7 @@ class Reconciler:
             started, stopped = results
         await self._update_status(state, record, desired)
         self.on_replicas_changed(state.name)
+        await self._persist_instances(state)
         return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
 
     async def _sync(self, state: AppState, spec: AppSpec, containers: list[ContainerInfo]) -> int:
@@ -354,7 +355,8 @@ class Reconciler:
             self.ports.release(info.port)
             if entry.crashlooping:
                 message = (
-                    f"replica {info.name} is in CrashLoopBackOff ({entry.crashes} crashes in a row): {reason}; "
+                    f"replica {info.name} is in CrashLoopBackOff "
+                    f"({entry.crashes} crashes in a row): {reason}; "
                     f"next attempt in {entry.retry_at - time.time():.0f} s"
                 )
             else:
@@ -707,6 +709,36 @@ class Reconciler:
                 )
             except OrchestryError as exc:
                 log.warning("could not save status of %s: %s", state.name, exc)
+
+    async def _persist_instances(self, state: AppState) -> None:
+        """Mirror the replicas into the store so followers and the next leader can show them."""
+        from core.store import InstanceRecord
+
+        views = state.views(time.time())
+
+        def write() -> None:
+            known = {rec.slot for rec in self.store.instances.list(state.name)}
+            for view in views:
+                self.store.instances.upsert(
+                    InstanceRecord(
+                        app=state.name,
+                        slot=view.slot,
+                        container_id=view.container_id,
+                        host=view.host or "127.0.0.1",
+                        port=view.port,
+                        state=view.state,
+                        ready=view.ready,
+                        restarts=view.restarts,
+                        reason=view.reason,
+                    )
+                )
+            for slot in known - {v.slot for v in views}:
+                self.store.instances.delete(state.name, slot)
+
+        try:
+            await asyncio.to_thread(write)
+        except OrchestryError as exc:
+            log.warning("could not save the replicas of %s: %s", state.name, exc)
 
     async def close(self) -> None:
         self._closed = True

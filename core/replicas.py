@@ -116,7 +116,7 @@ class AppState:
         views = [r.view(self.restarts.get(r.slot, 0)) for r in self.replicas.values()]
         taken = {r.slot for r in self.replicas.values()}
         for slot, b in sorted(self.backoff.items()):
-            if slot in taken or b.retry_at <= now and not b.crashlooping:
+            if slot in taken or (b.retry_at <= now and not b.crashlooping):
                 continue
             wait = max(0.0, b.retry_at - now)
             views.append(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from core.engine import Engine
 from core.settings import load_settings
 
@@ -65,7 +66,9 @@ def engine_settings(state_dir: Path, database_url: str | None = None, **extra: A
     return load_settings(**values)
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Any = None
@@ -144,7 +147,9 @@ class TrafficClient:
 async def get_text(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session:
         with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            async with session.get(
+                url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=5)
+            ) as resp:
                 return resp.status, await resp.text()
     return 0, ""
 

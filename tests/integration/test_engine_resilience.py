@@ -70,7 +70,9 @@ async def test_apps_share_one_listener_and_a_spec_change_rolls_without_errors(en
     rolling = names[2]
     await engine.scale(rolling, 2)
     for name in names:
-        await wait_for(lambda name=name: _ready_is(engine, name, 1 if name != rolling else 2), what=f"{name} ready")
+        await wait_for(
+            lambda name=name: _ready_is(engine, name, 1 if name != rolling else 2), what=f"{name} ready"
+        )
     for name in names[:2]:
         status, body = await get_text(lb(engine, name))
         assert status == 200 and name in body, body

@@ -113,7 +113,12 @@ async def _new_ready(engine: Engine, name: str, old_id: str) -> bool:
 async def test_replica_that_never_becomes_healthy_shows_why(engine: Engine) -> None:
     name = unique_name("never")
     doc = demo_app(name)
-    doc["healthCheck"] = {"path": "/cgi-bin/fail", "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 1}
+    doc["healthCheck"] = {
+        "path": "/cgi-bin/fail",
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 1,
+    }
     await engine.register(doc)
     await engine.up(name)
     view = await wait_for(lambda: _never_ready(engine, name), timeout=30, what="never-ready reason")

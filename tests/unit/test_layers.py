@@ -23,7 +23,9 @@ def test_importing_the_whole_engine_never_loads_textual() -> None:
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'orchestry_tui'))\n"
         "print(','.join(bad))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"core pulled in: {result.stdout.strip()}"
     assert len(modules) > 20
