@@ -160,11 +160,8 @@ def status(client: ApiClient, args: argparse.Namespace) -> int:
     if _as_json(args):
         output.print_json(app)
         return 0
-    reason = f" — {app['status_reason']}" if app["status_reason"] else ""
-    output.say(
-        f"{app['name']}: {app['status']}{reason}; {app['ready_replicas']}/{app['desired_replicas']} ready, "
-        f"mode {app['mode']}"
-    )
+    summary = app["status_reason"] or f"{app['ready_replicas']}/{app['desired_replicas']} replicas ready"
+    output.say(f"{app['name']}: {app['status']} — {summary} (mode {app['mode']})")
     if app["replicas"]:
         output.print_table(REPLICA_COLUMNS, _replica_rows(app["replicas"]))
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +16,13 @@ from core.engine import Engine
 from tests.integration.harness import engine_settings, wait_for
 
 TOKEN = "api-test-token-7c1f0e"
+
+
+def stop_nginx_left_serving(state_dir: Path) -> None:
+    """An engine stopped without ``stop_apps`` leaves its nginx serving (by design); tests end it."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((state_dir / "nginx" / "nginx.pid").read_text().strip())
+        os.kill(pid, signal.SIGQUIT)
 
 
 async def started_engine(state_dir: Path, database_url: str | None = None) -> Engine:

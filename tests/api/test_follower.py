@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.api.app import create_app
 from core.engine import Engine
-from tests.api.conftest import started_engine
+from tests.api.conftest import started_engine, stop_nginx_left_serving
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, wait_for
 
@@ -46,6 +46,7 @@ async def follower(api_engine: Engine, tmp_path: Path) -> AsyncIterator[Engine]:
         yield engine
     finally:
         await engine.stop()
+        stop_nginx_left_serving(tmp_path / "follower")
 
 
 async def test_follower_refuses_every_write_and_names_the_leader(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.conftest import stop_nginx_left_serving
 from tests.integration.harness import free_port
 
 ORCHESTRY = str(Path(sys.executable).parent / "orchestry")
@@ -28,6 +29,7 @@ class Daemon:
     process: subprocess.Popen[str]
     log_path: Path
     home: Path
+    state_dir: Path
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
@@ -91,7 +93,9 @@ def start_daemon(tmp: Path, *extra_args: str, env_extra: dict[str, str] | None =
             break
     assert line.startswith("orchestry daemon ready:"), f"no readiness line; log:\n{log_path.read_text()}"
     assert f"api=http://127.0.0.1:{port}" in line and f"node={node_id}" in line
-    return Daemon(f"http://127.0.0.1:{port}", f"127.0.0.1:{lb_port}", node_id, process, log_path, home)
+    return Daemon(
+        f"http://127.0.0.1:{port}", f"127.0.0.1:{lb_port}", node_id, process, log_path, home, tmp / "state"
+    )
 
 
 def stop_daemon(daemon: Daemon) -> int:
@@ -106,6 +110,8 @@ def stop_daemon(daemon: Daemon) -> int:
     except subprocess.TimeoutExpired:
         daemon.process.kill()
         return daemon.process.wait()
+    finally:
+        stop_nginx_left_serving(daemon.state_dir)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.api.conftest import stop_nginx_left_serving
 from tests.cli.conftest import ORCHESTRY, Daemon, start_daemon, stop_daemon
 from tests.cli.test_cli_commands import wait_ready
 from tests.conftest import unique_name
@@ -56,7 +57,9 @@ def test_no_subcommand_runs_the_daemon_and_says_so(tmp_path: Path) -> None:
         assert process.stdout.readline().startswith("orchestry daemon ready:")
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
+        code = process.wait(timeout=60)
+        stop_nginx_left_serving(tmp_path / "s")
+    assert code == 0
     assert process.stderr is not None
     assert "running the daemon in the foreground" in process.stderr.read()
 
