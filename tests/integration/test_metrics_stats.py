@@ -267,3 +267,63 @@ async def test_simulated_samples_override_measured_ones_for_a_while(
     assert window.covered_seconds == 60  # enough for the scaler at once
     clock[0] += 61
     assert collector.window("web", 60).rps is None  # expired: back to measured (nothing measured)
+
+
+# -- other cgroup layouts, as files on disk (this host is cgroup v1 + cgroupfs) ---------------------
+
+
+def write_files(directory: Path, files: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+
+
+class NoRuntime:
+    async def stats(self, container_ids: list[str]) -> dict:
+        raise AssertionError("the cgroup files were there: the API must not be asked")
+
+
+async def test_cgroup_v2_systemd_layout_is_read(tmp_path: Path) -> None:
+    container_id = "c" * 64
+    scope = tmp_path / "system.slice" / f"docker-{container_id}.scope"
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    files = {
+        "cpu.stat": "usage_usec 1000000\nuser_usec 800000\nsystem_usec 200000\n",
+        "memory.current": str(50 * 1024 * 1024),
+        "memory.stat": "anon 1000\nfile 2000\ninactive_file 10485760\nactive_file 0\n",
+        "memory.max": str(100 * 1024 * 1024),
+        "cpu.max": "50000 100000\n",
+    }
+    write_files(scope, files)
+    sampler = StatsSampler(NoRuntime(), locator=CgroupLocator(tmp_path))  # type: ignore[arg-type]
+    first = (await sampler.sample([container_id]))[container_id]
+    assert first.memory_bytes == 40 * 1024 * 1024 and first.memory_percent == pytest.approx(40.0)
+    assert sampler.last_without_cpu == {container_id}
+    await asyncio.sleep(0.2)
+    (scope / "cpu.stat").write_text("usage_usec 1100000\n")  # +0.1 s of CPU in ~0.2 s
+    second = (await sampler.sample([container_id]))[container_id]
+    assert 0 < second.cpu_percent_of_core <= 50.5  # 0.1 s of CPU over at least 0.2 s of wall time
+    assert second.cpu_percent_of_limit == pytest.approx(second.cpu_percent_of_core * 2)
+
+
+async def test_cgroup_v1_systemd_layout_without_limits_is_read(tmp_path: Path) -> None:
+    container_id = "d" * 64
+    scope = f"docker-{container_id}.scope"
+    write_files(tmp_path / "cpuacct" / "system.slice" / scope, {"cpuacct.usage": "5000000000\n"})
+    write_files(
+        tmp_path / "cpu" / "system.slice" / scope,
+        {"cpu.cfs_quota_us": "-1\n", "cpu.cfs_period_us": "100000\n"},
+    )
+    write_files(
+        tmp_path / "memory" / "system.slice" / scope,
+        {
+            "memory.usage_in_bytes": "3000000\n",
+            "memory.stat": "cache 0\ntotal_inactive_file 1000000\n",
+            "memory.limit_in_bytes": "9223372036854771712\n",  # "no limit" in cgroup v1
+        },
+    )
+    sampler = StatsSampler(NoRuntime(), locator=CgroupLocator(tmp_path))  # type: ignore[arg-type]
+    stats = (await sampler.sample([container_id]))[container_id]
+    assert stats.memory_bytes == 2_000_000
+    assert stats.memory_limit_bytes is None and stats.memory_percent is None
+    assert stats.cpu_percent_of_limit is None
