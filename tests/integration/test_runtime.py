@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.error
 import urllib.request
@@ -345,3 +346,76 @@ async def test_constructing_the_runtime_does_not_touch_docker() -> None:
     runtime = DockerRuntime(docker_url="unix:///tmp/nope.sock")
     assert time.monotonic() - started < 0.1
     await runtime.close()
+
+
+class SocketProxy:
+    """A unix socket in front of Docker's, whose open connections the test can cut."""
+
+    def __init__(self, path: str, target: str = "/var/run/docker.sock") -> None:
+        self.path = path
+        self.target = target
+        self.connections = 0
+        self.two_connections = asyncio.Event()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._handle, self.path)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections >= 2:
+            self.two_connections.set()
+        upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.target)
+        self._writers += [writer, upstream_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def cut_all(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.cut_all()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_events_stream_reconnects_and_says_so(app: str) -> None:
+    proxy = SocketProxy(f"/tmp/orchestry-proxy-{app}.sock")
+    await proxy.start()
+    runtime = DockerRuntime(docker_url=f"unix://{proxy.path}")
+    events = runtime.events()
+    try:
+        first = asyncio.create_task(anext(events))  # type: ignore[arg-type]
+        # Connected once the events request went through: the version probe and the stream.
+        await asyncio.wait_for(proxy.two_connections.wait(), 10)
+        await asyncio.sleep(0.3)
+        proxy.cut_all()
+
+        event = await asyncio.wait_for(first, 10)
+        assert (event.action, event.container_id, event.app, event.slot) == ("reconnected", "", "", None)
+        assert abs(event.time - time.time()) < 10
+
+        # The reopened stream delivers events again.
+        info = await runtime.create_and_start(replica(app))
+        while True:
+            event = await asyncio.wait_for(anext(events), 10)  # type: ignore[arg-type]
+            if event.container_id == info.id and event.action == "start":
+                break
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+        await runtime.close()
+        await proxy.stop()
+        os.unlink(proxy.path)
