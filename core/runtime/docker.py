@@ -358,7 +358,7 @@ class DockerRuntime:
             await self._pull_once(request.image)
         return await self._run(lambda api: self._create_and_start(api, request))
 
-    async def stop(self, container_id: str, timeout: float) -> None:  # noqa: ASYNC109 - the protocol names it; it is the grace period, not a call deadline
+    async def stop(self, container_id: str, timeout: float) -> None:
         def work(api: APIClient) -> None:
             try:
                 api.stop(container_id, timeout=max(0, math.ceil(timeout)))
