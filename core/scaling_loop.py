@@ -25,15 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SIMULATED_KEYS = {
-    "rps": "rps",
-    "p95LatencyMs": "p95LatencyMs",
-    "activeConnections": "activeConnections",
-    "cpuPercent": "cpuPercent",
-    "memoryPercent": "memoryPercent",
-    "healthyReplicas": "healthyReplicas",
-}
-
 
 class ScalingLoop:
     def __init__(self, engine: Engine, interval: float = 5.0) -> None:
@@ -149,17 +140,11 @@ class ScalingLoop:
     ) -> dict[str, Any]:
         if not isinstance(sample, dict):
             raise BadRequest("the body must be a JSON object with rps, p95LatencyMs, cpuPercent, … keys")
-        added: dict[str, float] = {}
-        for key, value in sample.items():
-            if key == "evaluate":
-                continue
-            if key not in SIMULATED_KEYS:
-                known = ", ".join(sorted(SIMULATED_KEYS))
-                raise BadRequest(f"'{key}' is not a simulated metric: use {known}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise BadRequest(f"'{key}' must be a non-negative number (got {value!r})")
-            added[key] = float(value)
-        self.engine.metrics.add_simulated(record.name, added)
+        values = {key: value for key, value in sample.items() if key != "evaluate"}
+        # The simulated figures stand in for measured ones for one scaling window.
+        added = self.engine.metrics.add_simulated(
+            record.name, values, hold_seconds=float(spec.scaling.window_seconds)
+        )
         evaluation = action = None
         if evaluate:
             before = record.desired_replicas
