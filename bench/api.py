@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -29,11 +30,11 @@ from tests.integration.harness import demo_app, engine_settings, wait_for
 APPS = 50
 
 
-async def hammer(session: aiohttp.ClientSession, url: str, seconds: float, concurrency: int) -> list[float]:
+async def _hammer(url: str, seconds: float, concurrency: int) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             async with session.get(url) as response:
@@ -41,8 +42,19 @@ async def hammer(session: aiohttp.ClientSession, url: str, seconds: float, concu
                 assert response.status == 200, response.status
             latencies.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return latencies
+
+
+def load_in_process(url: str, seconds: float, concurrency: int) -> list[float]:
+    return asyncio.run(_hammer(url, seconds, concurrency))
+
+
+async def hammer(pool: ProcessPoolExecutor, url: str, seconds: float, concurrency: int) -> list[float]:
+    """Load from a separate process, so the client does not steal the server's event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(pool, load_in_process, url, seconds, concurrency)
 
 
 def report(label: str, latencies: list[float], seconds: float) -> None:
@@ -71,18 +83,18 @@ async def main(seconds: float, concurrency: int) -> None:
             for name in names:
                 await engine.register(demo_app(name))
             print(f"{APPS} apps registered; {concurrency} concurrent clients, {seconds:g} s per run")
-            async with aiohttp.ClientSession() as session:
+            with ProcessPoolExecutor(1) as pool:
                 for path in ("/health", "/apps"):
                     report(
                         f"GET {path} (quiet)",
-                        await hammer(session, base + path, seconds, concurrency),
+                        await hammer(pool, base + path, seconds, concurrency),
                         seconds,
                     )
                 await engine.up(names[0])
                 for path in ("/health", "/apps"):
                     target = 10 if path == "/health" else 1  # scale out, then back in
                     scale = asyncio.create_task(engine.scale(names[0], target))
-                    latencies = await hammer(session, base + path, seconds, concurrency)
+                    latencies = await hammer(pool, base + path, seconds, concurrency)
                     await scale
                     direction = "1→10" if target == 10 else "10→1"
                     report(f"GET {path} (scale {direction} running)", latencies, seconds)
