@@ -44,17 +44,24 @@ def test_sigterm_stops_cleanly_and_json_logs(tmp_path: Path) -> None:
     assert any("stopped" in r["message"] for r in records)
 
 
-def test_no_subcommand_runs_the_daemon_and_says_so(tmp_path: Path) -> None:
+def test_no_subcommand_runs_the_daemon_and_applies_a_file(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
     port = free_port()
+    name = unique_name("apply")
+    app_file = tmp_path / "app.yml"
+    app_file.write_text(yaml.safe_dump(demo_app(name)))
     process = subprocess.Popen(
         [ORCHESTRY, "--port", str(port), "--lb-listen", f"127.0.0.1:{free_port()}",
-         "--state-dir", str(tmp_path / "s"), "--node-id", f"bare-{port}"],
+         "--state-dir", str(tmp_path / "s"), "--node-id", f"bare-{port}", "--apply", str(app_file)],
         env={**env, "HOME": str(tmp_path)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("orchestry daemon ready:")
+        url = f"http://127.0.0.1:{port}"
+        status = json.loads(urllib.request.urlopen(f"{url}/apps/{name}/status", timeout=10).read())
+        assert status["app"] == name and status["replicas"] >= 1 and status["status"] != "stopped"
+        subprocess.run([ORCHESTRY, "--url", url, "delete", name, "-f"], check=True, capture_output=True)
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
