@@ -413,8 +413,14 @@ async def test_access_log_lines_parse_as_json_with_app_and_upstream(
         await get_json(session, f"{base_url(controller)}/{name}/x")
     await get_json(session, f"{base_url(controller)}/unrouted/")
 
-    assert controller.access_log_path is not None
-    records = [json.loads(line) for line in controller.access_log_path.read_text().splitlines()]
+    log_path = controller.access_log_path
+    assert log_path is not None
+    # nginx writes the line after sending the response: give the last one a moment.
+    for _ in range(100):
+        records = [json.loads(line) for line in log_path.read_text().splitlines()]
+        if any(r["app"] == "" for r in records):
+            break
+        await asyncio.sleep(0.02)
     ours = [r for r in records if r["app"] == name]
     assert len(ours) == 3
     for record in ours:
@@ -443,5 +449,5 @@ async def test_removing_a_replica_under_load_fails_no_request_and_drains_it(
         await asyncio.sleep(0.3)
     assert "leave" in load.backends[:removed_at]
     assert "leave" not in load.backends[removed_at:]
-    assert len(load.statuses) > 50
+    assert len(load.backends[removed_at:]) >= 5  # traffic kept flowing after the removal
     assert load.failures() == []
