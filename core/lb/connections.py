@@ -80,10 +80,9 @@ def established_connections(ports: Iterable[int], host: str = "127.0.0.1") -> di
     return counts
 
 
-# `timeout` is part of the engine's contract (a drain budget, returned as False, not an exception).
 async def wait_drained(
     port: int,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     poll: float = 0.05,
     host: str = "127.0.0.1",
 ) -> bool:

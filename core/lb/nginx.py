@@ -63,6 +63,7 @@ class NginxController:
         on_event: EventCallback | None = None,
         coalesce_seconds: float = 0.05,
         worker_processes: int = 1,
+        test_command: str | None = None,
     ) -> None:
         self.prefix = Path(prefix).resolve()
         self.listen_host = listen_host
@@ -72,6 +73,8 @@ class NginxController:
         self.external = external_conf_dir is not None
         self.conf_dir = Path(external_conf_dir).resolve() if external_conf_dir else self.prefix / "conf.d"
         self.reload_command = reload_command or f"{nginx_binary} -s reload"
+        # External mode only: how to test the operator's config (default: `nginx -t` on its default file).
+        self.test_command = test_command
         self.on_event = on_event
         self.coalesce_seconds = coalesce_seconds
         self.worker_processes = worker_processes
@@ -393,9 +396,12 @@ class NginxController:
     async def _test_config(self) -> str | None:
         """nginx's error text if the files on disk fail ``nginx -t``, else None."""
         if self.external:
-            if shutil.which(self.nginx_binary) is None:
+            if self.test_command is not None:
+                argv = ["/bin/sh", "-c", self.test_command]
+            elif shutil.which(self.nginx_binary) is None:
                 return None  # nothing to test with; the reload command still reports failure
-            argv = [self.nginx_binary, "-t", "-q"]
+            else:
+                argv = [self.nginx_binary, "-t", "-q"]
         else:
             argv = [self.nginx_binary, "-t", "-q", *self._location_args()]
         code, output = await _run(argv)
@@ -412,14 +418,17 @@ class NginxController:
             pid_file.unlink()
         code, output = await _run([self.nginx_binary, *self._location_args()])
         if code != 0:
-            raise ConfigRejected(f"nginx failed to start from {self.config_path}: {output}")
+            raise OrchestryError(
+                f"nginx could not start on {self.listen_host}:{self.listen_port} from {self.config_path}: "
+                f"{output}. If the port is taken, free it or choose another with ORCHESTRY_LB_LISTEN."
+            )
         deadline = time.monotonic() + _READY_TIMEOUT
         pid = None
         while pid is None:
             pid = await asyncio.to_thread(_read_master_pid, pid_file, self.config_path)
             if pid is None:
                 if time.monotonic() > deadline:
-                    raise ConfigRejected(
+                    raise OrchestryError(
                         f"nginx started but wrote no pid to {pid_file}: {self._error_log_tail()}"
                     )
                 await asyncio.sleep(_POLL)
@@ -473,7 +482,7 @@ class NginxController:
                 _reader, writer = await asyncio.open_connection(self.listen_host, self.listen_port)
             except OSError:
                 if time.monotonic() > deadline:
-                    raise ConfigRejected(
+                    raise OrchestryError(
                         f"nginx does not accept connections on {self.listen_host}:{self.listen_port}: "
                         f"{self._error_log_tail()}"
                     ) from None

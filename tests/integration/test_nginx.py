@@ -451,3 +451,51 @@ async def test_removing_a_replica_under_load_fails_no_request_and_drains_it(
     assert "leave" not in load.backends[removed_at:]
     assert len(load.backends[removed_at:]) >= 5  # traffic kept flowing after the removal
     assert load.failures() == []
+
+
+async def test_stop_without_keep_serving_shuts_nginx_down(make_controller: ControllerFactory) -> None:
+    controller = await make_controller()
+    pid = controller.status()["pid"]
+    await controller.stop(keep_serving=False)
+    assert not controller.status()["running"]
+    assert pid not in _masters_of(controller.prefix)
+    with pytest.raises(OSError):
+        await asyncio.open_connection(controller.listen_host, controller.listen_port)
+
+
+async def test_external_mode_writes_app_files_and_runs_the_reload_command(
+    tmp_path: Path,
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+) -> None:
+    # The "operator's nginx" is one we start ourselves; the external controller only writes files
+    # into its conf dir and runs the operator's test and reload commands.
+    operator = await make_controller()
+    location = f"-p {operator.prefix} -c {operator.config_path} -e {operator.error_log_path}"
+    external = NginxController(
+        tmp_path / "external-state",
+        "127.0.0.1",
+        operator.listen_port,
+        domain=DOMAIN,
+        external_conf_dir=operator.conf_dir,
+        reload_command=f"nginx {location} -s reload",
+        test_command=f"nginx -t -q {location}",
+    )
+    await external.start()
+    backend = await backends("ext")
+    name = unique_name("ext")
+    await external.set_route(AppRoute(name, (backend.upstream,)))
+    assert await external.flush() is True
+    assert external.status()["reload_count"] == 1 and external.access_log_path is None
+    assert (operator.conf_dir / f"{name}.conf").exists()
+    for _ in range(100):  # the reload command returns before the operator's workers switch over
+        code, body = await get_json(session, f"{base_url(operator)}/{name}/")
+        if code == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert code == 200 and body is not None and body["backend"] == "ext"
+
+    assert await external.apply_raw({"bad.conf": "nonsense;\n"}) is False
+    assert external.status()["reload_count"] == 1
+    assert (await get_json(session, f"{base_url(operator)}/{name}/"))[0] == 200
