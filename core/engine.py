@@ -96,6 +96,7 @@ class Engine:
         self._metrics: MetricsCollector | None = None
         self._scaling: ScalingLoop | None = None
         self.runtime_error: str = ""
+        self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
 
     # --- wiring (properties fail clearly when used before start) ------------------------------
     @property
@@ -601,6 +602,17 @@ class Engine:
         records = await asyncio.to_thread(self.store.apps.list)
         return [await self._view(r) for r in records]
 
+    def _redacted(self, record: AppRecord, which: str) -> dict[str, Any]:
+        """Redacted copies are cached per spec hash: listing many apps must not deep-copy each spec."""
+        key = (record.name, which, record.spec_hash, record.updated_at if which == "raw" else 0.0)
+        cached = self._redaction_cache.get(key)
+        if cached is None:
+            if len(self._redaction_cache) > 4096:
+                self._redaction_cache.clear()
+            cached = redact_document(record.spec if which == "spec" else record.raw)
+            self._redaction_cache[key] = cached
+        return cached
+
     async def _view(self, record: AppRecord) -> AppView:
         state = self.reconciler.apps.get(record.name) if self._reconciler is not None else None
         if state is not None and self.cluster.is_leader():
@@ -621,8 +633,8 @@ class Engine:
             status, reason = self.reconciler.compute_status(state, record, desired)
         return AppView(
             name=record.name,
-            spec=redact_document(record.spec),
-            raw=redact_document(record.raw),
+            spec=self._redacted(record, "spec"),
+            raw=self._redacted(record, "raw"),
             status=status,
             status_reason=reason,
             mode=record.mode,
@@ -656,9 +668,14 @@ class Engine:
         await self._record(name)
         containers = await self.runtime.list_managed(name)
         batches = await asyncio.gather(
-            *(self.runtime.logs(c.id, tail=tail, since=since, until=until) for c in containers)
+            *(self.runtime.logs(c.id, tail=tail, since=since, until=until) for c in containers),
+            return_exceptions=True,
         )
-        lines = sorted((line for batch in batches for line in batch), key=lambda line: line.timestamp)
+        # A replica replaced between the listing and the read simply has no lines to add.
+        lines = sorted(
+            (line for batch in batches if not isinstance(batch, BaseException) for line in batch),
+            key=lambda line: line.timestamp,
+        )
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         return [replace(line, message=default_redactor.redact(line.message)) for line in lines]
@@ -721,7 +738,6 @@ class Engine:
                 "unhealthy": sum(1 for r in replicas if not r.ready),
             },
             "nginx": self.nginx.status(),
-            "views": views,
         }
 
     # --- cluster / node -----------------------------------------------------------------------

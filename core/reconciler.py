@@ -21,6 +21,7 @@ from core.errors import (
     Conflict,
     ContainerStartError,
     ImageNotFound,
+    NotFound,
     OrchestryError,
     RuntimeUnavailable,
     SecretError,
@@ -707,6 +708,8 @@ class Reconciler:
                 await asyncio.to_thread(
                     self.store.apps.update, state.name, status=status, status_reason=reason
                 )
+            except NotFound:
+                pass  # deleted while this pass ran; the next pass tears it down
             except OrchestryError as exc:
                 log.warning("could not save status of %s: %s", state.name, exc)
 
