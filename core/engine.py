@@ -228,14 +228,24 @@ class Engine:
             details={"node_id": self.node_id, "lb": settings.lb_listen},
         )
 
-    async def stop(self, stop_apps: bool = False, release_lease: bool = True) -> None:
-        """Stop background tasks; containers keep running and nginx keeps serving unless told."""
+    async def stop(
+        self, stop_apps: bool = False, release_lease: bool = True, stop_nginx: bool | None = None
+    ) -> None:
+        """Stop background tasks; containers keep running and nginx keeps serving unless told.
+
+        ``stop_apps`` stops every app's replicas (force) and, unless ``stop_nginx`` says otherwise, nginx.
+        """
         if self._reconciler is None:
             return
+        if stop_nginx is None:
+            stop_nginx = stop_apps
         if stop_apps and self.cluster.is_leader():
             for record in await asyncio.to_thread(self.store.apps.list):
                 if record.status != APP_STOPPED:
-                    await self.down(record.name, force=True)
+                    try:
+                        await self.down(record.name, force=True)
+                    except OrchestryError as exc:
+                        log.warning("could not stop %s: %s", record.name, exc)
         await self.supervisor.stop()
         await self.reconciler.close()
         if release_lease and self._cluster is not None:
@@ -243,7 +253,7 @@ class Engine:
                 await self.cluster.release()
             except OrchestryError as exc:
                 log.warning("could not release the lease: %s", exc)
-        await self.nginx.stop(keep_serving=not stop_apps)
+        await self.nginx.stop(keep_serving=not stop_nginx)
         await self.runtime.close()
         await asyncio.to_thread(self.store.close)
         self._reconciler = None

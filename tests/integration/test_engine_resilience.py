@@ -164,4 +164,4 @@ async def test_docker_unreachable_is_reported_and_health_stays_fast(tmp_path: Pa
         await eng.register(demo_app(name))
         assert (await eng.get_app(name)).name == name
     finally:
-        await eng.stop()
+        await eng.stop(stop_nginx=True)
