@@ -6,6 +6,7 @@ PostgreSQL database created for the test and dropped after it, so parallel runs 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -55,3 +56,22 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def unique_name(prefix: str = "t") -> str:
     """An app name no other test (or parallel test run) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_leftover_test_nginx() -> Iterator[None]:
+    """An engine stopped without ``stop_nginx`` leaves its nginx serving, by design; tests must not."""
+    yield
+    import signal
+
+    tmp_root = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"pytest-of-{os.environ.get('USER', 'root')}")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("nginx: master process") and tmp_root in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGQUIT)
