@@ -62,9 +62,11 @@ def unique_name(prefix: str = "t") -> str:
 def _stop_leftover_test_nginx() -> Iterator[None]:
     """An engine stopped without ``stop_nginx`` leaves its nginx serving, by design; tests must not."""
     yield
+    import getpass
     import signal
+    import tempfile
 
-    tmp_root = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"pytest-of-{os.environ.get('USER', 'root')}")
+    tmp_root = str(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}")
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
