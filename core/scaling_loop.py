@@ -33,6 +33,7 @@ class ScalingLoop:
         self.recommendations: dict[str, deque[tuple[float, int]]] = {}
         self.last_decision: dict[str, tuple[float, Decision]] = {}
         self._last_refusal: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(self) -> None:
         while True:
@@ -55,6 +56,19 @@ class ScalingLoop:
         return len(state.ready_replicas()) if state is not None else 0
 
     async def evaluate(self, record: AppRecord, spec: AppSpec, apply: bool) -> Decision:
+        if not apply:
+            return self._decide(record, spec)[0]
+        # One evaluation per app at a time, on the stored record read under the lock: two evaluations
+        # (the loop and a simulateMetrics call, or two calls) deciding on the same stale desired count
+        # would both scale, and the second would ignore the cooldown the first had just started.
+        lock = self._locks.setdefault(record.name, asyncio.Lock())
+        async with lock:
+            fresh = await asyncio.to_thread(self.engine.store.apps.get, record.name)
+            if fresh is None:  # deleted meanwhile: nothing to act on
+                return self._decide(record, spec)[0]
+            return await self._decide_and_act(fresh, self.engine.reconciler.spec_of(fresh))
+
+    def _decide(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow]:
         policy = spec.scaling
         name = record.name
         window = self.engine.metrics.window(name, policy.window_seconds)
@@ -73,6 +87,12 @@ class ScalingLoop:
         )
         history.append((now, decision.recommendation))
         self.last_decision[name] = (now, decision)
+        return decision, window
+
+    async def _decide_and_act(self, record: AppRecord, spec: AppSpec) -> Decision:
+        name = record.name
+        decision, window = self._decide(record, spec)
+        apply = record.mode == "auto" and record.status != APP_STOPPED
         if apply and decision.should_scale and decision.target != record.desired_replicas:
             if not self.engine.cluster.is_leader():
                 return decision
@@ -106,6 +126,7 @@ class ScalingLoop:
         self.recommendations.pop(name, None)
         self.last_decision.pop(name, None)
         self._last_refusal.pop(name, None)
+        self._locks.pop(name, None)
 
     def metrics_view(self, record: AppRecord, spec: AppSpec) -> dict[str, Any]:
         policy = spec.scaling
@@ -147,7 +168,6 @@ class ScalingLoop:
         )
         evaluation = action = None
         if evaluate:
-            before = record.desired_replicas
             can_act = (
                 self.engine.cluster.is_leader() and record.mode == "auto" and record.status != APP_STOPPED
             )
@@ -158,8 +178,10 @@ class ScalingLoop:
                 "reason": decision.reason,
                 "scale_factors": decision.scale_factors,
             }
-            if can_act and decision.should_scale and decision.target != before:
-                action = {"scaled": True, "from_replicas": before, "to_replicas": decision.target}
+            # ``decision.current`` is the desired count read under the evaluation lock, not the
+            # possibly stale one of ``record``.
+            if can_act and decision.should_scale and decision.target != decision.current:
+                action = {"scaled": True, "from_replicas": decision.current, "to_replicas": decision.target}
         return {"app": record.name, "metrics_added": added, "evaluation": evaluation, "action": action}
 
 

@@ -274,3 +274,15 @@ async def _remove_leftovers(name: str) -> None:
     ids = (await docker("ps", "-aq", "--filter", f"label=orchestry.app={name}")).split()
     if ids:
         await docker("rm", "-f", *ids)
+
+
+async def test_simultaneous_evaluations_scale_once_and_respect_the_cooldown(engine: Engine) -> None:
+    # Two simulateMetrics calls at once (or one racing the scaling loop) must not both act on the
+    # same stale desired count: the second decision sees the first one's cooldown.
+    name = await start_app(engine, auto_app(unique_name("race"), maxCPUPercent=50, cooldownSeconds=60))
+    results = await asyncio.gather(
+        *(engine.simulate_metrics(name, {"cpuPercent": 90}, evaluate=True) for _ in range(3))
+    )
+    actions = [r["action"] for r in results if r["action"] is not None]
+    assert actions == [{"scaled": True, "from_replicas": 1, "to_replicas": 3}], results
+    assert len(await history(engine, name)) == 1
