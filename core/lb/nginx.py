@@ -462,7 +462,10 @@ class NginxController:
             # The watchdog restarts it on these files; nothing to signal meanwhile.
             return None
         old_workers = set(await asyncio.to_thread(_worker_pids, pid))
-        os.kill(pid, signal.SIGHUP)
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            return None  # died just now: the watchdog starts a new master on these files
         deadline = time.monotonic() + _READY_TIMEOUT
         while time.monotonic() < deadline:
             workers = await asyncio.to_thread(_worker_pids, pid)
