@@ -1,0 +1,107 @@
+"""The one registry of console actions: it feeds the key bindings, the help screen and the palette.
+
+Each action has a stable ``id`` so users can remap keys (Textual keymaps), and says whether it
+changes anything: ``--readonly`` refuses exactly those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+KEY_SYMBOLS = {"slash": "/", "question_mark": "?", "colon": ":"}
+
+
+@dataclass(frozen=True)
+class ConsoleAction:
+    id: str
+    keys: str  # Textual key list, e.g. "q,ctrl+c"
+    action: str  # the App action it runs
+    description: str
+    help: str
+    mutating: bool = False
+    show: bool = True
+    priority: bool = False
+
+    @property
+    def key_display(self) -> str:
+        first = self.keys.split(",")[0]
+        return KEY_SYMBOLS.get(first, first)
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.keys,
+            self.action,
+            self.description,
+            show=self.show,
+            priority=self.priority,
+            id=f"orchestry.{self.id}",
+            key_display=self.key_display,
+        )
+
+
+ACTIONS: tuple[ConsoleAction, ...] = (
+    ConsoleAction(
+        "scale", "s", "scale", "Scale", "Scale the selected app (dialog pre-filled)", mutating=True
+    ),
+    ConsoleAction(
+        "restart",
+        "r",
+        "restart_app",
+        "Restart",
+        "Rolling restart of the selected app (asks first)",
+        mutating=True,
+    ),
+    ConsoleAction(
+        "restart_replica",
+        "R",
+        "restart_replica",
+        "Restart replica",
+        "Restart the replica selected in the replicas table (asks first)",
+        mutating=True,
+        show=False,
+    ),
+    ConsoleAction("logs", "l", "logs", "Logs", "Follow the selected app's logs, all replicas merged"),
+    ConsoleAction("describe", "d", "describe", "Describe", "Spec (secrets redacted), policy and status"),
+    ConsoleAction(
+        "mode",
+        "m",
+        "toggle_mode",
+        "Auto/manual",
+        "Switch the app between auto and manual scaling",
+        mutating=True,
+    ),
+    ConsoleAction("up", "u", "up", "Up", "Start the selected app", mutating=True, show=False),
+    ConsoleAction(
+        "down",
+        "x",
+        "down",
+        "Down",
+        "Stop the selected app's replicas (asks first)",
+        mutating=True,
+        show=False,
+    ),
+    ConsoleAction("filter", "slash", "filter", "Filter", "Filter the apps table by name"),
+    ConsoleAction(
+        "snapshot",
+        "ctrl+s",
+        "snapshot",
+        "Snapshot",
+        "Write a diagnostic snapshot (.tar.gz, secrets redacted) to the state dir",
+    ),
+    ConsoleAction("help", "question_mark", "help", "Help", "Show every key"),
+    ConsoleAction("palette", "colon", "command_palette", "Commands", "Command palette", show=False),
+    ConsoleAction("quit", "q,ctrl+c", "quit", "Quit", "Quit the console (apps keep running)"),
+)
+
+BY_ACTION = {a.action: a for a in ACTIONS}
+
+
+def bindings() -> list[Binding]:
+    return [a.binding() for a in ACTIONS]
+
+
+def help_rows() -> list[tuple[str, str, str]]:
+    """(key, description, note) for every action, in registry order."""
+    return [(a.key_display, a.help, "changes state" if a.mutating else "") for a in ACTIONS]

@@ -1,0 +1,51 @@
+"""What the console needs from whatever runs the apps: a live Engine, or fixed data for snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from core.models import AppView, Event, ScaleResult
+from core.runtime.base import LogLine
+from orchestry_tui.console.frame import Frame
+
+
+class ConsoleBackend(Protocol):
+    """Every call may raise a core.errors.OrchestryError; the console turns them into notifications."""
+
+    api_address: str  # "127.0.0.1:8000", or "" when the API is not served
+    lb_address: str
+    state_dir: Path
+
+    async def start(self) -> list[str]:
+        """Start whatever runs the apps; returns notices worth showing (e.g. "API port taken")."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def frame(self, selected: str | None) -> Frame: ...
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        """Newest first."""
+        ...
+
+    def live_events(self) -> AsyncIterator[Event]: ...
+
+    async def get_app(self, name: str) -> AppView: ...
+
+    async def scale(self, name: str, replicas: int) -> ScaleResult: ...
+
+    async def restart(self, name: str, slot: int | None = None) -> list[int]: ...
+
+    async def set_mode(self, name: str, mode: str) -> None: ...
+
+    async def up(self, name: str) -> None: ...
+
+    async def down(self, name: str) -> None: ...
+
+    async def logs(self, name: str, tail: int) -> list[LogLine]: ...
+
+    def follow_logs(self, name: str) -> AsyncIterator[LogLine]: ...
+
+    async def diagnostic_snapshot(self) -> bytes: ...

@@ -1,0 +1,188 @@
+"""The live backend: an Engine embedded in the console process, plus the REST API beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import SettingsError
+from core.models import AppView, Event, ScaleResult
+from core.runtime.base import LogLine
+from orchestry_tui.console.api_server import ConsoleApiServer
+from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership, Series
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+    from core.settings import Settings
+
+CHART_SECONDS = 300
+# One point per refresh (~1 s): five minutes of desired-replica history per app.
+DESIRED_HISTORY = CHART_SECONDS
+
+
+class EngineBackend:
+    """Drives a real Engine.  Give ``engine`` to attach to one already started (tests do)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        apply_files: list[Path] | None = None,
+        engine: Engine | None = None,
+        serve_api: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.apply_files = list(apply_files or [])
+        self.engine = engine
+        self._owns_engine = engine is None
+        self._serve_api = serve_api
+        self._api: ConsoleApiServer | None = None
+        self.api_address = ""
+        self.lb_address = settings.lb_listen
+        self.state_dir = settings.state_dir
+        self._desired: dict[str, deque[tuple[float, float]]] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        notices: list[str] = []
+        if self.engine is None:
+            from core.engine import Engine  # docker and sqlalchemy load only once the screen is up
+
+            engine = Engine(self.settings)
+            await engine.start()
+            self.engine = engine
+        if self.engine.runtime_error:
+            notices.append(f"Docker is unreachable: {self.engine.runtime_error}")
+        if self._serve_api:
+            self._api = ConsoleApiServer(self.engine, self.settings)
+            notice = await self._api.start()
+            if notice:
+                notices.append(notice)
+            self.api_address = self._api.address
+        for path in self.apply_files:
+            notices.append(await self._apply(path))
+        return notices
+
+    async def _apply(self, path: Path) -> str:
+        try:
+            text = await asyncio.to_thread(path.read_text)
+        except OSError as exc:
+            raise SettingsError(
+                f"--apply {path}: cannot read the file ({exc.strerror}): check the path"
+            ) from None
+        view, _created = await self._engine.register(text, replace=True)
+        result = await self._engine.up(view.name)
+        return f"applied {path.name}: {view.name} up with {result.replicas} replica(s)"
+
+    async def stop(self) -> None:
+        if self._api is not None:
+            await self._api.stop()
+        if self.engine is not None and self._owns_engine:
+            await self.engine.stop()
+
+    @property
+    def _engine(self) -> Engine:
+        assert self.engine is not None, "EngineBackend.start() was not called"
+        return self.engine
+
+    # --- observation --------------------------------------------------------------------------
+    async def frame(self, selected: str | None) -> Frame:
+        engine = self._engine
+        now = time.time()
+        apps = await engine.list_apps()
+        figures: dict[str, AppFigures] = {}
+        for app in apps:
+            history = self._desired.setdefault(app.name, deque(maxlen=DESIRED_HISTORY))
+            history.append((now, float(app.desired_replicas if app.status != "stopped" else 0)))
+            window = engine.metrics.window(app.name, 10)
+            figures[app.name] = AppFigures(
+                rps=window.rps,
+                p95_latency_ms=window.p95_latency_ms,
+                cpu_percent=window.cpu_percent,
+                memory_percent=window.memory_percent,
+            )
+        for gone in set(self._desired) - {a.name for a in apps}:
+            del self._desired[gone]
+        chosen = next((a for a in apps if a.name == selected), None)
+        return Frame(
+            now=now,
+            leadership=self._leadership(),
+            apps=apps,
+            figures=figures,
+            charts=self._charts(chosen, now) if chosen else None,
+        )
+
+    def _leadership(self) -> Leadership:
+        cluster = self._engine.cluster
+        lease = cluster.lease
+        leading = cluster.is_leader()
+        return Leadership(
+            node_id=self._engine.node_id,
+            state="leader" if leading else cluster.state,
+            term=lease.term if lease else cluster.term,
+            leader_id=cluster.leader_id,
+            lease_expires_at=lease.expires_at if lease else None,
+        )
+
+    def _charts(self, app: AppView, now: float) -> ChartData:
+        metrics = self._engine.metrics
+
+        def series(metric: str) -> Series:
+            return metrics.series(app.name, metric, CHART_SECONDS)
+
+        policy = app.spec.get("scaling", {})
+        resources = app.spec.get("spec", {}).get("resources", {}) or {}
+        return ChartData(
+            app=app.name,
+            desired=list(self._desired.get(app.name, ())),
+            ready=series("ready_replicas"),
+            rps=series("rps"),
+            p95_latency_ms=series("p95_latency_ms"),
+            cpu_percent=series("cpu_percent"),
+            max_p95_latency_ms=float(policy.get("maxP95LatencyMs", 250.0)),
+            max_cpu_percent=float(policy.get("maxCPUPercent", 70.0)),
+            cpu_of_limit=bool(resources.get("cpu")),
+        )
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        return await self._engine.events(limit=limit)
+
+    async def live_events(self) -> AsyncIterator[Event]:
+        subscription = self._engine.subscribe()
+        try:
+            async for event in subscription:
+                yield event
+        finally:
+            subscription.close()
+
+    async def get_app(self, name: str) -> AppView:
+        return await self._engine.get_app(name)
+
+    async def logs(self, name: str, tail: int) -> list[LogLine]:
+        return await self._engine.logs(name, tail=tail)
+
+    async def follow_logs(self, name: str) -> AsyncIterator[LogLine]:
+        async for line in self._engine.follow_logs(name, tail=200):
+            yield line
+
+    async def diagnostic_snapshot(self) -> bytes:
+        return await self._engine.diagnostic_snapshot()
+
+    # --- changes ------------------------------------------------------------------------------
+    async def scale(self, name: str, replicas: int) -> ScaleResult:
+        return await self._engine.scale(name, replicas)
+
+    async def restart(self, name: str, slot: int | None = None) -> list[int]:
+        return await self._engine.restart(name, slot)
+
+    async def set_mode(self, name: str, mode: str) -> None:
+        await self._engine.set_policy(name, {"mode": mode})
+
+    async def up(self, name: str) -> None:
+        await self._engine.up(name)
+
+    async def down(self, name: str) -> None:
+        await self._engine.down(name)

@@ -1,0 +1,217 @@
+"""A backend of fixed data: the console's look without Docker (snapshot tests, a demo of the layout).
+
+Every figure derives from the ``now`` it is given, so two runs render the same screen.  Changes are
+refused with the same typed errors a follower gives, so the console's error path shows too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from core.errors import Conflict, NotFound
+from core.models import AppView, Event, ReplicaView, ScaleResult
+from core.runtime.base import LogLine
+from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership
+
+FIXED_NOW = 1_700_000_000.0
+FIXED_DATA = "this console shows fixed sample data: nothing runs, so nothing can change"
+
+
+class FixedBackend:
+    def __init__(
+        self,
+        apps: list[AppView],
+        figures: dict[str, AppFigures] | None = None,
+        events: list[Event] | None = None,
+        charts: dict[str, ChartData] | None = None,
+        logs: dict[str, list[LogLine]] | None = None,
+        leadership: Leadership | None = None,
+        now: float = FIXED_NOW,
+        state_dir: Path = Path("/tmp/orchestry-fixed"),
+    ) -> None:
+        self.apps = apps
+        self.figures = figures or {}
+        self.events = events or []
+        self.charts = charts or {}
+        self.log_lines = logs or {}
+        self.now = now
+        self.leadership = leadership or Leadership(
+            node_id="node-a", state="leader", term=3, leader_id="node-a", lease_expires_at=now + 24
+        )
+        self.api_address = "127.0.0.1:8000"
+        self.lb_address = "127.0.0.1:8080"
+        self.state_dir = state_dir
+
+    async def start(self) -> list[str]:
+        return []
+
+    async def stop(self) -> None:
+        return None
+
+    async def frame(self, selected: str | None) -> Frame:
+        return Frame(
+            now=self.now,
+            leadership=self.leadership,
+            apps=self.apps,
+            figures=self.figures,
+            charts=self.charts.get(selected or ""),
+        )
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        return sorted(self.events, key=lambda e: e.timestamp, reverse=True)[:limit]
+
+    async def live_events(self) -> AsyncIterator[Event]:
+        await asyncio.Event().wait()  # nothing new ever happens in fixed data
+        yield self.events[0]
+
+    async def get_app(self, name: str) -> AppView:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+
+    async def logs(self, name: str, tail: int) -> list[LogLine]:
+        return self.log_lines.get(name, [])[-tail:]
+
+    async def follow_logs(self, name: str) -> AsyncIterator[LogLine]:
+        for line in self.log_lines.get(name, [])[-200:]:
+            yield line
+        await asyncio.Event().wait()
+
+    async def diagnostic_snapshot(self) -> bytes:
+        raise Conflict(FIXED_DATA)
+
+    async def scale(self, name: str, replicas: int) -> ScaleResult:
+        raise Conflict(FIXED_DATA)
+
+    async def restart(self, name: str, slot: int | None = None) -> list[int]:
+        raise Conflict(FIXED_DATA)
+
+    async def set_mode(self, name: str, mode: str) -> None:
+        raise Conflict(FIXED_DATA)
+
+    async def up(self, name: str) -> None:
+        raise Conflict(FIXED_DATA)
+
+    async def down(self, name: str) -> None:
+        raise Conflict(FIXED_DATA)
+
+
+def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
+    """Two apps, one degraded, with charts and events: the data the snapshot tests render."""
+
+    def replica(app: str, slot: int, ready: bool, cpu: float, mem: float, reason: str = "") -> ReplicaView:
+        return ReplicaView(
+            slot=slot,
+            name=f"{app}-{slot}",
+            container_id=f"{slot:02d}c0ffee{app.encode().hex()}"[:64].ljust(64, "0"),
+            host="127.0.0.1",
+            port=41000 + slot,
+            state="ready" if ready else "unhealthy",
+            ready=ready,
+            failures=0 if ready else 3,
+            restarts=0 if ready else 2,
+            cpu_percent=cpu,
+            memory_percent=mem,
+            started_at=now - 600,
+            reason=reason,
+        )
+
+    def app(name: str, status: str, reason: str, mode: str, replicas: list[ReplicaView]) -> AppView:
+        spec = {
+            "apiVersion": "v1",
+            "kind": "App",
+            "metadata": {"name": name},
+            "spec": {
+                "image": "orchestry/demo:latest",
+                "command": ["/bin/serve"],
+                "ports": [{"containerPort": 8080}],
+                "environment": [{"name": "DB_PASSWORD", "value": "***"}],
+            },
+            "scaling": {
+                "mode": mode,
+                "minReplicas": 1,
+                "maxReplicas": 6,
+                "maxP95LatencyMs": 250,
+                "maxCPUPercent": 70,
+            },
+        }
+        return AppView(
+            name=name,
+            spec=spec,
+            raw=spec,
+            status=status,
+            status_reason=reason,
+            mode=mode,
+            desired_replicas=len(replicas),
+            policy=spec["scaling"],
+            created_at=now - 3600,
+            updated_at=now - 60,
+            last_scaled_at=now - 120,
+            replicas=replicas,
+        )
+
+    web = app(
+        "web",
+        "running",
+        "3/3 replicas ready",
+        "auto",
+        [
+            replica("web", 1, True, 31.5, 12.0),
+            replica("web", 2, True, 28.0, 11.5),
+            replica("web", 3, True, 35.2, 12.3),
+        ],
+    )
+    api = app(
+        "api",
+        "degraded",
+        "1/2 replicas ready: api-2 failed its health check 3 times",
+        "manual",
+        [replica("api", 1, True, 5.0, 8.0), replica("api", 2, False, 0.0, 7.5, "GET /health: 500")],
+    )
+    seconds = [now - 120 + i for i in range(0, 121, 4)]
+    charts = {
+        "web": ChartData(
+            app="web",
+            desired=[(t, 2.0 if t < now - 60 else 3.0) for t in seconds],
+            ready=[(t, 2.0 if t < now - 55 else 3.0) for t in seconds],
+            rps=[(t, 40.0 + (i % 7) * 6) for i, t in enumerate(seconds)],
+            p95_latency_ms=[(t, 120.0 + (i % 5) * 30) for i, t in enumerate(seconds)],
+            cpu_percent=[(t, 30.0 + (i % 6) * 8) for i, t in enumerate(seconds)],
+            max_p95_latency_ms=250.0,
+            max_cpu_percent=70.0,
+            cpu_of_limit=False,
+        )
+    }
+    events = [
+        Event(1, "web", "lifecycle", "app_up", "web is starting with 2 replica(s)", {}, now - 300),
+        Event(
+            2,
+            "web",
+            "scaling",
+            "scaled_auto",
+            "web: 2 → 3 replicas (cpu 82% > 70% of one core)",
+            {},
+            now - 120,
+        ),
+        Event(3, "api", "health", "replica_unhealthy", "api-2 failed its health check 3 times", {}, now - 30),
+    ]
+    logs = {
+        "web": [
+            LogLine(now - 10 + i, f"{(i % 3) + 1:02d}c0ffee", f"web-{(i % 3) + 1}", f"GET /web/ 200 {i} ms")
+            for i in range(10)
+        ]
+    }
+    return FixedBackend(
+        apps=[web, api],
+        figures={
+            "web": AppFigures(rps=64.0, p95_latency_ms=180.0, cpu_percent=31.6, memory_percent=11.9),
+            "api": AppFigures(rps=None, p95_latency_ms=None, cpu_percent=2.5, memory_percent=7.8),
+        },
+        events=events,
+        charts=charts,
+        logs=logs,
+        now=now,
+    )

@@ -1,0 +1,135 @@
+"""Pure text for the console's cells: numbers with units, statuses with colour, ages."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+from core.models import AppView, Event, ReplicaView
+from orchestry_tui.console.frame import AppFigures, Leadership
+
+# Theme-independent semantic styles: Rich style names the terminal maps itself.
+STATUS_STYLES = {
+    "running": "bold green",
+    "ready": "green",
+    "degraded": "bold yellow",
+    "starting": "cyan",
+    "draining": "magenta",
+    "stopped": "dim",
+    "unhealthy": "bold red",
+    "error": "bold red",
+    "failed": "bold red",
+    "CrashLoopBackOff": "bold red",
+}
+CATEGORY_STYLES = {
+    "lifecycle": "cyan",
+    "scaling": "magenta",
+    "health": "yellow",
+    "error": "bold red",
+    "cluster": "blue",
+}
+MISSING = "–"
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def percent(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.1f}%"
+
+
+def app_row(app: AppView, figures: AppFigures | None) -> tuple[object, ...]:
+    """Cells of the apps table, in APP_COLUMNS order."""
+    figures = figures or AppFigures()
+    desired = 0 if app.status == "stopped" else app.desired_replicas
+    return (
+        app.name,
+        status_text(app.status),
+        f"{app.ready_replicas}/{desired}",
+        app.mode,
+        number(figures.rps),
+        number(figures.p95_latency_ms, 0),
+        percent(figures.cpu_percent),
+        percent(figures.memory_percent),
+    )
+
+
+APP_COLUMNS = (
+    ("name", "NAME"),
+    ("status", "STATUS"),
+    ("ready", "READY"),
+    ("mode", "MODE"),
+    ("rps", "RPS"),
+    ("p95", "P95 ms"),
+    ("cpu", "CPU"),
+    ("mem", "MEM"),
+)
+
+REPLICA_COLUMNS = (
+    ("slot", "SLOT"),
+    ("name", "NAME"),
+    ("container", "CONTAINER"),
+    ("port", "PORT"),
+    ("state", "STATE"),
+    ("ready", "READY"),
+    ("restarts", "RESTARTS"),
+    ("cpu", "CPU"),
+    ("mem", "MEM"),
+    ("reason", "REASON"),
+)
+
+
+def replica_row(replica: ReplicaView) -> tuple[object, ...]:
+    return (
+        str(replica.slot),
+        replica.name,
+        replica.container_id[:12] or MISSING,
+        str(replica.port) if replica.port else MISSING,
+        status_text(replica.state),
+        Text("yes", style="green") if replica.ready else Text("no", style="red"),
+        str(replica.restarts),
+        percent(replica.cpu_percent),
+        percent(replica.memory_percent),
+        replica.reason,
+    )
+
+
+def seconds_left(until: float | None, now: float) -> str:
+    if until is None:
+        return MISSING
+    left = until - now
+    return f"{left:.0f}s" if left > 0 else "expired"
+
+
+def leadership_text(leadership: Leadership, now: float) -> Text:
+    text = Text()
+    text.append(f"node {leadership.node_id} ")
+    role_style = {"leader": "bold green", "follower": "bold yellow"}.get(leadership.state, "bold red")
+    text.append(leadership.state, style=role_style)
+    if leadership.term is not None:
+        text.append(f"  term {leadership.term}")
+    if leadership.state == "leader":
+        text.append(f"  lease {seconds_left(leadership.lease_expires_at, now)}")
+    elif leadership.leader_id:
+        text.append(f"  leader {leadership.leader_id}")
+    return text
+
+
+def clock(timestamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def event_text(event: Event) -> Text:
+    text = Text()
+    text.append(clock(event.timestamp), style="dim")
+    text.append(f" {event.category:<9} ", style=CATEGORY_STYLES.get(event.category, ""))
+    if event.app:
+        text.append(f"{event.app}: ", style="bold")
+    text.append(event.message)
+    return text

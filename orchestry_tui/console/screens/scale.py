@@ -1,0 +1,65 @@
+"""The scale dialog: pre-filled with the current desired count, validated 0-100 as you type."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.validation import Integer
+from textual.widgets import Input, Label
+
+# The engine's own limit (core.engine.MAX_REPLICAS); importing the engine here would load Docker's SDK
+# before the first frame.
+MAX_REPLICAS = 100
+
+
+class ScaleScreen(ModalScreen[int | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="orchestry.scale.cancel")
+    ]
+
+    def __init__(self, app_name: str, current: int, mode: str) -> None:
+        super().__init__()
+        self.app_name = app_name
+        self.current = current
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(
+                f"Scale {self.app_name} (now {self.current} desired, {self.mode} mode)", id="question"
+            )
+            yield Input(
+                str(self.current),
+                id="replicas",
+                type="integer",
+                validators=[Integer(minimum=0, maximum=MAX_REPLICAS)],
+                validate_on=["changed", "submitted"],
+            )
+            yield Label(f"0-{MAX_REPLICAS} replicas · Enter applies · Esc cancels", id="hint")
+
+    def on_mount(self) -> None:
+        field = self.query_one(Input)
+        field.focus()
+        field.select_all()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        hint = self.query_one("#hint", Label)
+        if event.validation_result is not None and not event.validation_result.is_valid:
+            hint.update(f"enter a whole number from 0 to {MAX_REPLICAS}")
+            hint.add_class("invalid")
+        else:
+            hint.update(f"0-{MAX_REPLICAS} replicas · Enter applies · Esc cancels")
+            hint.remove_class("invalid")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.validation_result is not None and not event.validation_result.is_valid:
+            self.app.bell()
+            return
+        self.dismiss(int(event.value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,114 @@
+"""A log pane that renders only the visible lines and follows the tail unless the reader scrolls up.
+
+Lines live in a bounded deque; ``render_line`` draws the rows on screen only, so a 10 000-line
+buffer costs the same per frame as a 20-line one.  Scrolling up pauses follow and counts the lines
+that arrived since; End or G resumes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from core.runtime.base import LogLine
+from orchestry_tui.console.formatting import clock
+
+MAX_LINES = 10_000
+
+
+class LogView(ScrollView, can_focus=True):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("end,G", "resume_follow", "Follow", id="orchestry.logs.follow"),
+        Binding("home,g", "scroll_top", "Top", show=False, id="orchestry.logs.top"),
+        Binding("up,k", "scroll_up", "Up", show=False, id="orchestry.logs.up"),
+        Binding("down,j", "scroll_down", "Down", show=False, id="orchestry.logs.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="orchestry.logs.pageup"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="orchestry.logs.pagedown"),
+    ]
+
+    class FollowChanged(Message):
+        def __init__(self, following: bool, unseen: int) -> None:
+            super().__init__()
+            self.following = following
+            self.unseen = unseen
+
+    def __init__(self, max_lines: int = MAX_LINES, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.lines: deque[Text] = deque(maxlen=max_lines)
+        self.following = True
+        self.unseen = 0
+        self._width = 0
+
+    def add_lines(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        dropped = max(0, len(self.lines) + len(lines) - (self.lines.maxlen or 0))
+        for line in lines:
+            text = Text(clock(line.timestamp) + " ", style="dim")
+            text.append(f"{line.replica:<14} ", style="bold cyan" if line.stream == "stdout" else "bold red")
+            text.append(line.message.rstrip("\n"))
+            self.lines.append(text)
+            self._width = max(self._width, text.cell_len)
+        self.virtual_size = Size(self._width, len(self.lines))
+        if self.following:
+            self.scroll_end(animate=False, immediate=True)
+        else:
+            self.unseen += len(lines)
+            if dropped:
+                # Keep the lines the reader is looking at in place while old ones fall off the top.
+                self.scroll_to(y=max(0, self.scroll_offset.y - dropped), animate=False, immediate=True)
+            self.post_message(self.FollowChanged(False, self.unseen))
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        if index >= len(self.lines):
+            return Strip.blank(self.size.width)
+        segments = [
+            Segment(s.text, s.style or Style())
+            for s in self.lines[index].render(self.app.console)
+            if s.text != "\n"
+        ]
+        strip = Strip(segments)
+        return strip.crop(self.scroll_offset.x, self.scroll_offset.x + self.size.width).extend_cell_length(
+            self.size.width
+        )
+
+    def _at_bottom(self) -> bool:
+        return self.scroll_offset.y >= self.max_scroll_y
+
+    def _pause(self) -> None:
+        if self.following:
+            self.following = False
+            self.unseen = 0
+            self.post_message(self.FollowChanged(False, 0))
+
+    def action_scroll_up(self) -> None:
+        self._pause()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._pause()
+        super().action_page_up()
+
+    def action_scroll_top(self) -> None:
+        self._pause()
+        self.scroll_home(animate=False)
+
+    def on_mouse_scroll_up(self, event: object) -> None:
+        self._pause()
+
+    def action_resume_follow(self) -> None:
+        self.following = True
+        self.unseen = 0
+        self.scroll_end(animate=False, immediate=True)
+        self.post_message(self.FollowChanged(True, 0))
