@@ -11,6 +11,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+
 from core.store.db import create_db_engine, normalise_url
 from core.store.models import metadata
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 
-from alembic import command
 from core.errors import StoreError
 
 log = logging.getLogger(__name__)

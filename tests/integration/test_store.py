@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import unique_name
 
 from core.errors import Conflict, NotFound, StoreError
 from core.store import AppRecord, InstanceRecord, Store
+from tests.conftest import unique_name
 
 
 @pytest.fixture
