@@ -1,0 +1,210 @@
+"""The console against a real Engine: real Docker, nginx and SQLite, driven by keys through Pilot."""
+
+from __future__ import annotations
+
+import socket
+import tarfile
+from pathlib import Path
+
+import aiohttp
+from textual.widgets import Button, Input
+
+from core.engine import Engine
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens.logs import LogsScreen
+from orchestry_tui.console.screens.scale import ScaleScreen
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_view import LogView
+from tests.integration.harness import engine_settings
+from tests.tui.conftest import until
+
+SIZE = (160, 45)
+
+
+def console(engine: Engine, readonly: bool = False) -> OrchestryConsole:
+    return OrchestryConsole(
+        EngineBackend(engine.settings, engine=engine), readonly=readonly, poll_seconds=0.3
+    )
+
+
+def notifications(app: OrchestryConsole) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def cell(app: OrchestryConsole, table_id: str, row: str, column: str) -> str:
+    return str(app.query_one(table_id, KeyedTable).get_cell(row, column))
+
+
+async def test_apps_table_shows_the_registered_app_and_the_api_answers(
+    engine: Engine, running_app: str
+) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE):
+        await until(lambda: app.frames_applied, what="first frame")
+        assert cell(app, "#apps", running_app, "name") == running_app
+        assert cell(app, "#apps", running_app, "status") == "running"
+        assert cell(app, "#apps", running_app, "ready") == "1/1"
+        assert cell(app, "#apps", running_app, "mode") == "manual"
+        replica = f"{running_app}-1"
+        assert cell(app, "#replicas", replica, "state") == "ready"
+        container = (await engine.get_app(running_app)).replicas[0].container_id
+        assert cell(app, "#replicas", replica, "container") == container[:12]
+        # The CLI works beside the console: the same API is served in the console's loop.
+        url = f"http://{engine.settings.host}:{engine.settings.port}/api/v1/apps"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200
+            assert running_app in await response.text()
+
+
+async def test_scale_dialog_is_prefilled_and_enter_scales(engine: Engine, running_app: str) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="scale dialog")
+        field = app.screen.query_one(Input)
+        assert field.value == "1"
+        await pilot.press("2", "enter")  # the pre-filled count is selected: typing replaces it
+        await until(lambda: not isinstance(app.screen, ScaleScreen), what="dialog closed")
+        view = await until(lambda: _desired(engine, running_app, 2), what="desired 2")
+        assert view.desired_replicas == 2
+        await until(
+            lambda: cell(app, "#apps", running_app, "ready") == "2/2", timeout=30, what="2/2 in the table"
+        )
+
+
+async def _desired(engine: Engine, name: str, count: int) -> object:
+    view = await engine.get_app(name)
+    return view if view.desired_replicas == count else None
+
+
+async def test_scale_dialog_refuses_out_of_range_and_escape_cancels(engine: Engine, running_app: str) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="scale dialog")
+        await pilot.press("5", "0", "0", "enter")
+        assert isinstance(app.screen, ScaleScreen), "500 replicas must not be accepted"
+        assert "from 0 to 100" in str(app.screen.query_one("#hint").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ScaleScreen)
+        assert (await engine.get_app(running_app)).desired_replicas == 1
+
+
+async def test_restart_asks_naming_the_app_and_cancel_changes_nothing(
+    engine: Engine, running_app: str
+) -> None:
+    before = (await engine.get_app(running_app)).replicas[0].container_id
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog")
+        assert running_app in str(app.screen.query_one("#question").render())
+        assert app.screen.focused is app.screen.query_one("#cancel", Button), "Cancel must have the focus"
+        await pilot.press("enter")  # Enter on the focused Cancel
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog again")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.pause(1.0)
+    events = await engine.events(app=running_app, limit=50)
+    assert not [e for e in events if e.kind == "restart_requested"]
+    assert (await engine.get_app(running_app)).replicas[0].container_id == before
+
+
+async def test_restart_confirmed_replaces_the_replica(engine: Engine, running_app: str) -> None:
+    before = (await engine.get_app(running_app)).replicas[0].container_id
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog")
+        await pilot.click("#confirm")
+        await until(lambda: _replaced(engine, running_app, before), timeout=30, what="a new container")
+
+
+async def _replaced(engine: Engine, name: str, old: str) -> bool:
+    view = await engine.get_app(name)
+    return any(r.container_id and r.container_id != old and r.ready for r in view.replicas)
+
+
+async def test_readonly_refuses_every_mutating_key(engine: Engine, running_app: str) -> None:
+    app = console(engine, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        for key in ("s", "r", "m", "x", "u"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert len(app.screen_stack) == 1, f"{key} opened a dialog in read-only mode"
+        refusals = [m for m in notifications(app) if m.startswith("read-only")]
+        assert len(refusals) == 5, notifications(app)
+        assert "READ-ONLY" in str(app.query_one("#status-bar").render())
+    view = await engine.get_app(running_app)
+    assert (view.desired_replicas, view.mode, view.status) == (1, "manual", "running")
+
+
+async def test_ctrl_s_writes_a_diagnostic_snapshot(engine: Engine, running_app: str) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("ctrl+s")
+        path: Path = await until(lambda: app.last_snapshot, what="snapshot written")
+        assert path.is_relative_to(engine.settings.state_dir) and path.name.endswith(".tar.gz")
+        with tarfile.open(path) as archive:
+            assert "snapshot.json" in [m.name.split("/")[-1] for m in archive.getmembers()]
+        assert any(str(path) in m for m in notifications(app))
+
+
+async def test_logs_screen_shows_replica_lines(engine: Engine, running_app: str) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("l")
+        await until(lambda: isinstance(app.screen, LogsScreen), what="logs screen")
+        view = app.screen.query_one(LogView)
+        await until(lambda: view.lines, timeout=15, what="log lines")
+        text = "\n".join(line.plain for line in view.lines)
+        assert f"{running_app}-1" in text and "orchestry demo" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LogsScreen)
+
+
+async def test_mode_key_switches_to_auto(engine: Engine, running_app: str) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("m")
+        await until(lambda: cell(app, "#apps", running_app, "mode") == "auto", what="auto in the table")
+    assert (await engine.get_app(running_app)).mode == "auto"
+
+
+async def test_engine_starts_after_first_frame_and_a_taken_api_port_is_a_notice(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = engine_settings(tmp_path / "state", port=port)
+        app = OrchestryConsole(EngineBackend(settings), poll_seconds=0.3)
+        async with app.run_test(size=SIZE):
+            assert "starting engine" in str(app.query_one("#status-bar").render())
+            await until(lambda: app.frames_applied, timeout=30, what="first frame")
+            assert any("API not served" in m and str(port) in m for m in notifications(app))
+            assert "no apps registered" in str(app.query_one("#apps-empty").render())
+            assert "API not served" in str(app.query_one("#status-bar").render())
+            engine = app.backend.engine
+        assert engine is not None and engine._reconciler is None, "quitting stops the engine it started"
+
+
+async def test_an_engine_that_cannot_start_is_shown_not_a_traceback(tmp_path: Path) -> None:
+    settings = engine_settings(tmp_path / "state", database_url="postgresql://nobody@127.0.0.1:1/none")
+    app = OrchestryConsole(EngineBackend(settings), poll_seconds=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.start_error, timeout=30, what="start error")
+        assert "engine could not start" in str(app.query_one("#apps-empty").render())
+        await pilot.press("s")
+        assert len(app.screen_stack) == 1
