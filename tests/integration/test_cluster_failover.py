@@ -1,0 +1,54 @@
+"""Two engines on one PostgreSQL database: only the lease holder acts; a released lease fails over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.errors import NotLeader
+from tests.conftest import unique_name
+from tests.integration.harness import demo_app, engine_settings, ready_count, wait_for
+
+
+async def test_follower_refuses_writes_and_takes_over_after_release(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    leader = Engine(engine_settings(tmp_path / "a", pg_database_url, lease_ttl=4))
+    follower = Engine(engine_settings(tmp_path / "b", pg_database_url, lease_ttl=4))
+    await leader.start()
+    await follower.start()
+    name = unique_name("ha")
+    try:
+        assert leader.cluster.is_leader() and not follower.cluster.is_leader()
+        with pytest.raises(NotLeader) as err:
+            await follower.register(demo_app(name))
+        assert leader.node_id in str(err.value)
+
+        await leader.register(demo_app(name))
+        await leader.up(name)
+        await leader.scale(name, 2)
+        await wait_for(lambda: _ready_is(leader, name, 2), what="2 ready on the leader")
+        before = sorted(c.id for c in await leader.runtime.list_managed(name))
+        # The follower shows what the leader saved, read-only.
+        view = await follower.get_app(name)
+        assert view.desired_replicas == 2
+
+        status = await follower.cluster_status()
+        assert status["leader_id"] == leader.node_id and status["is_leader"] is False
+
+        await leader.stop(stop_nginx=True)  # releases the lease; containers keep running
+        await wait_for(follower.cluster.is_leader, timeout=15, what="the follower to take over")
+        await wait_for(lambda: _ready_is(follower, name, 2), timeout=20, what="adopted replicas ready")
+        after = sorted(c.id for c in await follower.runtime.list_managed(name))
+        assert after == before, "the new leader adopts the running replicas and creates none"
+        kinds = [e.kind for e in await follower.events(category="cluster")]
+        assert "became_leader" in kinds
+    finally:
+        await follower.stop(stop_apps=True)
+        await leader.stop(stop_nginx=True)  # no-op when it already stopped
+
+
+async def _ready_is(engine: Engine, name: str, n: int) -> bool:
+    return await ready_count(engine, name) == n
