@@ -165,3 +165,19 @@ async def test_docker_unreachable_is_reported_and_health_stays_fast(tmp_path: Pa
         assert (await eng.get_app(name)).name == name
     finally:
         await eng.stop(stop_nginx=True)
+
+
+async def test_nginx_config_failing_the_test_keeps_the_previous_config_serving(engine: Engine) -> None:
+    name = unique_name("keep")
+    await engine.register(demo_app(name))
+    await engine.up(name)
+    await wait_for(lambda: ready_count(engine, name), what="ready")
+    accepted = await engine.nginx.apply_raw({"broken.conf": "this is not nginx syntax;\n"})
+    assert accepted is False
+    status, body = await get_text(lb(engine, name))
+    assert status == 200 and name in body
+    errors = [e for e in await engine.events(category="error") if e.kind == "nginx_config_rejected"]
+    assert errors and "broken.conf" in errors[0].message + str(errors[0].details)
+    # Later routing changes still go through: the rejected file was withdrawn.
+    await engine.scale(name, 2)
+    await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready after the rejection")
