@@ -617,9 +617,7 @@ class Reconciler:
             replica.ready = True
             replica.state = REPLICA_READY
             replica.reason = ""
-            entry = state.backoff.get(replica.slot)
-            if entry is not None:
-                del state.backoff[replica.slot]
+            state.backoff.pop(replica.slot, None)  # a healthy replica ends its slot's crash back-off
             await self.publish_current(target.app)
             await self.emit(
                 "health",
