@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.engine import Engine  # noqa: E402
+from core.lb.connections import PROC_NET_TCP_FILES, established_connections  # noqa: E402
 from core.metrics.cgroup import CgroupLocator, read_cgroups  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from tests.integration.harness import demo_app, engine_settings  # noqa: E402
@@ -95,8 +96,9 @@ async def measure_idle(engine: Engine, seconds: float) -> dict[str, float]:
     }
 
 
-async def sample_costs(engine: Engine, container_ids: list[str]) -> dict[str, float]:
-    """Seconds per replica for one sample: all replicas through cgroup files, a subset through the API."""
+async def sample_costs(engine: Engine, names: list[str], container_ids: list[str]) -> dict[str, float]:
+    """One sample's parts: all replicas through cgroup files, a subset through the API, and the count of
+    nginx → replica connections (a scan of /proc/net/tcp whose cost grows with the host's sockets)."""
     locator = CgroupLocator()
     await asyncio.to_thread(read_cgroups, locator, container_ids)  # locate once, as the collector does
     rounds = 20
@@ -104,6 +106,12 @@ async def sample_costs(engine: Engine, container_ids: list[str]) -> dict[str, fl
     for _ in range(rounds):
         readings = await asyncio.to_thread(read_cgroups, locator, container_ids)
     cgroup_wall = (time.perf_counter() - started) / rounds
+    ports = [t.port for name in names for t in engine.metrics.targets(name)]
+    started = time.perf_counter()
+    for _ in range(rounds):
+        await asyncio.to_thread(established_connections, ports, "127.0.0.1")
+    connections_wall = (time.perf_counter() - started) / rounds
+    tcp_rows = sum(len(path.read_text().splitlines()) - 1 for path in PROC_NET_TCP_FILES if path.exists())
     subset = container_ids[:API_SAMPLE_CONTAINERS]
     started = time.perf_counter()
     from_api = await engine.runtime.stats(subset)
@@ -115,6 +123,8 @@ async def sample_costs(engine: Engine, container_ids: list[str]) -> dict[str, fl
         "api_found": len(from_api),
         "api_sample_ms": api_wall * 1000,
         "api_per_replica_ms": api_wall / max(1, len(subset)) * 1000,
+        "connections_ms": connections_wall * 1000,
+        "tcp_rows": tcp_rows,
     }
 
 
@@ -138,7 +148,7 @@ async def run(seconds: float, apps: int, replicas: int) -> None:
             await asyncio.sleep(5)  # let start-up work (first probes, reloads) finish before measuring
             idle = await measure_idle(engine, seconds)
             containers = [c.id for name in names for c in await engine.runtime.list_managed(name)]
-            costs = await sample_costs(engine, containers)
+            costs = await sample_costs(engine, names, containers)
             sources = engine.metrics._sampler.last_sources  # diagnostics only: which path served
         finally:
             await engine.stop(stop_apps=True)
@@ -158,6 +168,8 @@ async def run(seconds: float, apps: int, replicas: int) -> None:
     api_label = f"Docker API: {API_SAMPLE_CONTAINERS} replicas in parallel, ms"
     print(f"{api_label:<44}{costs['api_sample_ms']:>12.0f}")
     print(f"{'Docker API: per replica, ms':<44}{costs['api_per_replica_ms']:>12.1f}")
+    rows_label = f"connection count ({costs['tcp_rows']:.0f} /proc/net/tcp rows), ms"
+    print(f"{rows_label:<44}{costs['connections_ms']:>12.2f}")
 
 
 def main() -> None:
