@@ -160,7 +160,8 @@ class OrchestryConsole(App[int]):
             )
             self._draw_apps(frame)
             self._draw_replicas(frame)
-            self.query_one(AppCharts).show(frame.charts if self.selected else None, frame.now)
+            charts = frame.charts if frame.charts and frame.charts.app == self.selected else None
+            self.query_one(AppCharts).show(charts, frame.now, self.selected)
         self.frames_applied += 1
 
     def _draw_apps(self, frame: Frame) -> None:

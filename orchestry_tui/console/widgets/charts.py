@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from rich.text import Text
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Grid
 from textual_plotext import PlotextPlot
 
@@ -15,6 +16,15 @@ def _relative(series: Series, now: float) -> tuple[list[float], list[float]]:
 
 
 class Chart(PlotextPlot):
+    """A plot, or a sentence saying why there is nothing to plot yet."""
+
+    empty_message = ""
+
+    def render(self) -> RenderResult:
+        if self.empty_message:
+            return Text(self.empty_message, style="italic", justify="center")
+        return super().render()
+
     def draw(
         self,
         title: str,
@@ -26,7 +36,8 @@ class Chart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         has_data = any(series for _, series in lines)
-        plt.title(title if has_data or not empty_reason else f"{title}: {empty_reason}")
+        self.empty_message = "" if has_data else f"{title}\n\n{empty_reason or 'no data yet'}"
+        plt.title(title)
         plt.xlabel("seconds ago")
         for label, series in lines:
             if series:
@@ -49,11 +60,16 @@ class AppCharts(Grid):
         yield Chart(id="chart-latency")
         yield Chart(id="chart-cpu")
 
-    def show(self, data: ChartData | None, now: float) -> None:
+    def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
         charts = {chart.id: chart for chart in self.query(Chart)}
         if data is None:
+            title, reason = (
+                (f"{selected}: no metrics yet", "they appear within a few seconds of the first sample")
+                if selected
+                else ("no app selected", "select an app in the table above")
+            )
             for chart in charts.values():
-                chart.draw("no app selected", [], now, empty_reason="select an app in the table above")
+                chart.draw(title, [], now, empty_reason=reason)
             return
         no_traffic = f"no requests yet: send traffic to the load balancer at /{data.app}/"
         charts["chart-replicas"].draw(

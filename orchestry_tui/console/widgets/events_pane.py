@@ -14,7 +14,7 @@ EMPTY = "no events yet: actions, scaling decisions and health changes appear her
 
 class EventsPane(RichLog):
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=MAX_EVENTS, wrap=True, markup=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=MAX_EVENTS, wrap=True, min_width=20, markup=False, **kwargs)  # type: ignore[arg-type]
         self._empty = True
         self._seen: set[int] = set()
 

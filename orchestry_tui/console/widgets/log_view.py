@@ -60,7 +60,8 @@ class LogView(ScrollView, can_focus=True):
             self._width = max(self._width, text.cell_len)
         self.virtual_size = Size(self._width, len(self.lines))
         if self.following:
-            self.scroll_end(animate=False, immediate=True)
+            # max_scroll_y grows only once the new virtual size is laid out.
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
         else:
             self.unseen += len(lines)
             if dropped:

@@ -1,0 +1,86 @@
+"""Console pieces without Docker: the action registry, the log pane's follow logic, filtering."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from core.runtime.base import LogLine
+from orchestry_tui.console.actions import ACTIONS, bindings, help_rows
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_view import LogView
+from tests.tui.conftest import until
+
+
+def test_every_binding_has_a_unique_id_and_a_help_row() -> None:
+    ids = [b.id for b in bindings()]
+    assert all(ids) and len(set(ids)) == len(ids)
+    keys = [k for a in ACTIONS for k in a.keys.split(",")]
+    assert len(set(keys)) == len(keys), "two actions share a key"
+    assert [row[1] for row in help_rows()] == [a.help for a in ACTIONS]
+    mutating = {a.id for a in ACTIONS if a.mutating}
+    assert mutating == {"scale", "restart", "restart_replica", "mode", "up", "down"}
+
+
+class LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LogView(max_lines=500)
+
+
+def lines(start: int, count: int) -> list[LogLine]:
+    return [LogLine(1000.0 + i, "c0ffee", "web-1", f"line {i}") for i in range(start, start + count)]
+
+
+async def test_log_view_follows_pauses_on_scroll_up_and_resumes_with_g() -> None:
+    app = LogApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.focus()
+        view.add_lines(lines(0, 100))
+        await pilot.pause()
+        assert view.following and view.scroll_offset.y == view.max_scroll_y
+        await pilot.press("up", "up")
+        assert not view.following
+        position = view.scroll_offset.y
+        view.add_lines(lines(100, 7))
+        await pilot.pause()
+        assert view.unseen == 7
+        assert view.scroll_offset.y == position, "new lines must not move a paused reader"
+        await pilot.press("G")
+        await pilot.pause()
+        assert view.following and view.unseen == 0 and view.scroll_offset.y == view.max_scroll_y
+
+
+async def test_log_view_keeps_a_bounded_buffer_and_draws_only_visible_lines() -> None:
+    app = LogApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.add_lines(lines(0, 2000))
+        await pilot.pause()
+        assert len(view.lines) == 500
+        assert view.lines[-1].plain.endswith("line 1999")
+        assert view.virtual_size.height == 500
+
+
+async def test_filter_narrows_the_apps_table_and_escape_clears_it() -> None:
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        table = app.query_one("#apps", KeyedTable)
+        assert table.row_count == 2
+        await pilot.press("slash", "a", "p")
+        assert table.row_count == 1 and table.selected_key == "api"
+        await pilot.press("x", "x")
+        assert "no app matches the filter" in str(app.query_one("#apps-empty").render())
+        await pilot.press("escape")
+        assert table.row_count == 2 and app.filter_text == ""
+
+
+async def test_backend_errors_become_notifications_not_crashes() -> None:
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("m")
+        await until(lambda: any(FIXED_DATA in n.message for n in app._notifications), what="error shown")
+        assert app.is_running
