@@ -238,6 +238,7 @@ async def test_a_new_leader_waits_out_the_cooldown_of_the_old_one(tmp_path: Path
         await first.stop()  # replicas keep running; the lease is released for the next leader
 
         second = Engine(settings)
+        second_started = time.time()
         await second.start()
         assert second.cluster.is_leader()
         await second.simulate_metrics(name, pressure, evaluate=False)  # the pressure continues
@@ -247,9 +248,11 @@ async def test_a_new_leader_waits_out_the_cooldown_of_the_old_one(tmp_path: Path
             assert await desired(second, name) == 2
             await asyncio.sleep(0.2)
         deferred = [
-            e for e in await second.events(app=name, category="scaling") if e.kind == "scale_deferred"
+            e
+            for e in await second.events(app=name, category="scaling")
+            if e.kind == "scale_deferred" and e.timestamp >= second_started
         ]
-        assert deferred and "in cooldown" in deferred[0].message, deferred
+        assert deferred and "in cooldown" in deferred[0].message, "the new leader should say why it waits"
         await second.simulate_metrics(name, pressure, evaluate=False)
         rows = await wait_for(
             lambda: _rows_at_least(second, name, 2), timeout=15, what="a scale-out after the cooldown"
