@@ -59,14 +59,15 @@ def unique_name(prefix: str = "t") -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stop_leftover_test_nginx() -> Iterator[None]:
-    """An engine stopped without ``stop_nginx`` leaves its nginx serving, by design; tests must not."""
-    yield
-    import getpass
-    import signal
-    import tempfile
+def _stop_leftover_test_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An engine stopped without ``stop_nginx`` leaves its nginx serving, by design; tests must not.
 
-    tmp_root = str(Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}")
+    Only nginx under THIS session's base temp dir is stopped: other pytest runs on the machine keep theirs.
+    """
+    import signal
+
+    base = str(tmp_path_factory.getbasetemp())
+    yield
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -74,6 +75,6 @@ def _stop_leftover_test_nginx() -> Iterator[None]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if cmdline.startswith("nginx: master process") and tmp_root in cmdline:
+        if cmdline.startswith("nginx: master process") and f"{base}/" in cmdline:
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGQUIT)
