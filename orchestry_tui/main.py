@@ -50,10 +50,17 @@ def run_daemon_command(args: argparse.Namespace) -> int:
 
 
 def open_console(args: argparse.Namespace) -> int:
-    """``orchestry`` with no subcommand.  The Textual console replaces this body when it lands; until
-    then the engine runs headless in the foreground, exactly as ``orchestry daemon`` would."""
-    sys.stderr.write("orchestry: the console is not available yet; running the daemon in the foreground\n")
-    return run_daemon_command(args)
+    """``orchestry`` with no subcommand: the Textual console with the engine in-process."""
+    from core.errors import SettingsError
+    from orchestry_tui.console import run_console
+
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    apply_files = [Path(p) for p in (getattr(args, "apply", None) or [])]
+    return run_console(settings, apply_files, readonly=getattr(args, "readonly", False))
 
 
 def run_http_command(args: argparse.Namespace) -> int:

@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--url", default=None, help="daemon URL (else ORCHESTRY_URL, the config file, :8000)")
-    parser.add_argument("--apply", metavar="FILE", help="register and start the app in FILE at start")
+    parser.add_argument(
+        "--apply", metavar="FILE", action="append", help="register and start the app in FILE (repeatable)"
+    )
+    parser.add_argument("--readonly", action="store_true", help="console: refuse every change of state")
     _daemon_flags(parser)
     common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
