@@ -680,7 +680,9 @@ class Reconciler:
         if ready >= desired:
             return APP_RUNNING, f"{ready}/{desired} replicas ready"
         problems = [
-            f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")
+            f"{v.name} joining the load balancer"
+            if v.state == REPLICA_READY
+            else f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")
             for v in state.views(time.time())
             if not v.ready and v.state != REPLICA_DRAINING
         ]
@@ -692,15 +694,20 @@ class Reconciler:
     async def _update_status(self, state: AppState, record: Any, desired: int) -> None:
         status, reason = self.compute_status(state, record, desired)
         if record.status == APP_STOPPED:
+            state.reported = (APP_STOPPED, "")
             return
-        if status != record.status or reason != record.status_reason:
-            if status != record.status:
+        # Transitions race (two replicas turning ready at once read the same record): the in-memory
+        # last report decides, so each change is said once.
+        if (status, reason) != state.reported:
+            previous = state.reported[0] if state.reported else record.status
+            state.reported = (status, reason)
+            if status != previous:
                 await self.emit(
                     "lifecycle",
                     "status_changed",
                     f"{state.name} is {status}: {reason}",
                     app=state.name,
-                    details={"from": record.status, "to": status},
+                    details={"from": previous, "to": status},
                 )
             try:
                 await asyncio.to_thread(

@@ -86,6 +86,7 @@ class AppState:
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    reported: tuple[str, str] | None = None  # the status and reason last saved and announced
 
     def live(self) -> list[Replica]:
         return [r for r in self.replicas.values() if not r.draining]
