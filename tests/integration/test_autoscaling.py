@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from core.engine import Engine
 from core.models import ScalingRecord
@@ -36,6 +39,23 @@ OUT_OF_REACH: dict[str, Any] = {
 }
 
 
+_started_apps: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def _remove_leftover_containers() -> AsyncIterator[None]:
+    """Set up before (so torn down after) the engine: remove what a stopped engine left running.
+
+    A test that ends right after a scaling decision has a reconcile pass in flight when the fixture
+    runs ``down``; that pass can write the app's status back to running and leave replicas behind
+    (reported to the lead).  Other tests share this dockerd, so clean up by our own app names only.
+    """
+    _started_apps.clear()
+    yield
+    for name in _started_apps:
+        await _remove_leftovers(name)
+
+
 def lb(engine: Engine, name: str, path: str = "") -> str:
     return f"http://{engine.settings.lb_listen}/{name}/{path}"
 
@@ -58,6 +78,7 @@ def auto_app(name: str, cpu: str | None = None, **policy: Any) -> dict[str, Any]
 
 async def start_app(engine: Engine, doc: dict[str, Any]) -> str:
     name = str(doc["metadata"]["name"])
+    _started_apps.append(name)
     await engine.register(doc)
     await engine.up(name)
     await wait_for(lambda: ready_count(engine, name), timeout=30, what=f"{name}: first replica ready")
@@ -265,7 +286,6 @@ async def test_a_new_leader_waits_out_the_cooldown_of_the_old_one(tmp_path: Path
             await second.stop(stop_apps=True)
         else:
             await first.stop(stop_apps=True)
-        await _remove_leftovers(name)
 
 
 async def _rows_at_least(engine: Engine, name: str, count: int) -> list[ScalingRecord] | None:
