@@ -41,7 +41,7 @@ async def replicas_answering(url: str, expected: int, timeout: float = 60.0) -> 
                 try:
                     async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
                         if resp.status == 200:
-                            seen.add((await resp.text()).split()[0])
+                            seen.add((await resp.text()).split("replica=")[-1].split()[0])
                 except (aiohttp.ClientError, TimeoutError):
                     pass
 

@@ -710,19 +710,35 @@ class Reconciler:
                     details={"from": previous, "to": status},
                 )
             try:
-                await asyncio.to_thread(
-                    self.store.apps.update, state.name, status=status, status_reason=reason
-                )
-            except NotFound:
-                pass  # deleted while this pass ran; the next pass tears it down
+                await asyncio.to_thread(self._save_status, state.name, status, reason)
             except OrchestryError as exc:
                 log.warning("could not save status of %s: %s", state.name, exc)
+
+    def _save_status(self, name: str, status: str, reason: str) -> None:
+        """Save a computed status unless the operator stopped or deleted the app meanwhile.
+
+        The status was computed from a record read earlier; writing it over a ``down`` that landed in
+        between would bring a stopped app back to life on the next pass.
+        """
+        current = self.store.apps.get(name)
+        if current is None or current.status == APP_STOPPED:
+            return
+        try:
+            self.store.apps.update(name, status=status, status_reason=reason)
+        except NotFound:
+            pass  # deleted between the read and the write
 
     async def _persist_instances(self, state: AppState) -> None:
         """Mirror the replicas into the store so followers and the next leader can show them."""
         from core.store import InstanceRecord
 
         views = state.views(time.time())
+        fingerprint = tuple(
+            (v.slot, v.container_id, v.state, v.ready, v.restarts, v.reason.split("; next attempt")[0])
+            for v in views
+        )
+        if fingerprint == state.persisted:
+            return  # nothing a reader could notice changed since the last write
 
         def write() -> None:
             known = {rec.slot for rec in self.store.instances.list(state.name)}
@@ -745,6 +761,9 @@ class Reconciler:
 
         try:
             await asyncio.to_thread(write)
+            state.persisted = fingerprint
+        except NotFound:
+            pass  # the app was deleted while this pass ran
         except OrchestryError as exc:
             log.warning("could not save the replicas of %s: %s", state.name, exc)
 

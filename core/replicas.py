@@ -86,6 +86,7 @@ class AppState:
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    persisted: tuple[object, ...] = ()  # fingerprint of the replicas last written to the store
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
 
     def live(self) -> list[Replica]:

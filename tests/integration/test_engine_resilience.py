@@ -181,3 +181,15 @@ async def test_nginx_config_failing_the_test_keeps_the_previous_config_serving(e
     # Later routing changes still go through: the rejected file was withdrawn.
     await engine.scale(name, 2)
     await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready after the rejection")
+
+
+async def test_down_right_after_a_scale_stops_everything(engine: Engine) -> None:
+    name = unique_name("race")
+    await engine.register(demo_app(name))
+    await engine.up(name)
+    await engine.scale(name, 3)
+    await engine.down(name, force=True)
+    await asyncio.sleep(2)  # a pass computed before the down must not bring the app back
+    assert await engine.runtime.list_managed(name) == []
+    view = await engine.get_app(name)
+    assert view.status == "stopped" and view.replicas == []
