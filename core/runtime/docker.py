@@ -130,6 +130,33 @@ def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     )
 
 
+def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
+    """A running container from the list endpoint alone (no per-container inspect).
+
+    The list answer lacks the start time, so the creation time stands in for it; a container that is
+    not running needs an inspect for its exit code and OOM flag.
+    """
+    labels = summary.get("Labels") or {}
+    try:
+        port = int(labels.get(LABEL_PORT, "0"))
+    except ValueError:
+        port = 0
+    names = summary.get("Names") or [""]
+    created = summary.get("Created")
+    return ContainerInfo(
+        id=summary["Id"],
+        name=names[0].lstrip("/"),
+        app=labels.get(LABEL_APP, ""),
+        slot=_slot_of(labels),
+        spec_hash=labels.get(LABEL_SPEC_HASH, ""),
+        state=summary.get("State", "unknown"),
+        host=REPLICA_HOST,
+        port=port,
+        labels=dict(labels),
+        started_at=float(created) if isinstance(created, int | float) else None,
+    )
+
+
 def runtime_event_from_docker(raw: dict[str, Any]) -> RuntimeEvent | None:
     """One decoded Docker event → RuntimeEvent; None for anything that is not a watched action."""
     action = str(raw.get("Action") or raw.get("status") or "").split(":", 1)[0].strip()
@@ -347,8 +374,14 @@ class DockerRuntime:
         if app is not None:
             filters.append(f"{LABEL_APP}={app}")
         summaries = await self._run(lambda api: api.containers(all=True, filters={"label": filters}))
-        found = await asyncio.gather(*(self.inspect(summary["Id"]) for summary in summaries))
-        return sorted((info for info in found if info is not None), key=lambda i: (i.app, i.slot, i.name))
+        # One list call covers running containers (the relist of every app runs often); only those that
+        # stopped need an inspect for their exit code, OOM flag and error.
+        running = [container_info_from_summary(s) for s in summaries if s.get("State") == "running"]
+        stopped = await asyncio.gather(
+            *(self.inspect(s["Id"]) for s in summaries if s.get("State") != "running")
+        )
+        found = running + [info for info in stopped if info is not None]
+        return sorted(found, key=lambda i: (i.app, i.slot, i.name))
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return await self._run(lambda api: _inspect_or_none(api, container_id))
