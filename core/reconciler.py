@@ -304,6 +304,8 @@ class Reconciler:
                 started_at=info.started_at or time.time(),
             )
             state.replicas[info.id] = replica
+            if probe.ok:
+                state.proven_hashes.add(info.spec_hash)
             self._track(replica, spec, state.name)
         await self.emit(
             "lifecycle",
@@ -465,6 +467,7 @@ class Reconciler:
             cpu_millis=container.resources.cpu_millis,
             memory_bytes=container.resources.memory_bytes,
             stop_grace_seconds=container.termination_grace_period_seconds,
+            verify_start=spec.container_hash() not in state.proven_hashes,
         )
 
     async def _start_one(self, state: AppState, spec: AppSpec, record: Any, slot: int) -> bool:
@@ -614,6 +617,7 @@ class Reconciler:
         if state is None or replica is None or replica.draining:
             return
         if transition == READY:
+            state.proven_hashes.add(replica.spec_hash)
             replica.ready = True
             replica.state = REPLICA_READY
             replica.reason = ""

@@ -66,7 +66,11 @@ class SlotBackoff:
 
 
 def backoff_delay(crashes: int) -> float:
-    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, crashes - 1))
+    # The first crash is replaced at once (a replica killed by an operator or the OOM killer should
+    # come back now); repeated crashes back off 1, 2, 4, … seconds.
+    if crashes <= 1:
+        return 0.0
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (crashes - 2))
 
 
 @dataclass
@@ -86,6 +90,7 @@ class AppState:
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
+    proven_hashes: set[str] = field(default_factory=set)  # container specs that have run healthy here
     persisted: tuple[object, ...] = ()  # fingerprint of the replicas last written to the store
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
 

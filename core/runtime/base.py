@@ -33,6 +33,9 @@ class ContainerRequest:
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     stop_grace_seconds: int = 30
+    # Watch the container briefly after start so a command that cannot run fails here, clearly.  The
+    # engine skips it for a spec that has already run healthy (scale-out is then as fast as Docker).
+    verify_start: bool = True
 
 
 @dataclass(frozen=True)

@@ -387,7 +387,8 @@ class DockerRuntime:
         return await self._run(lambda api: _inspect_or_none(api, container_id))
 
     async def create_and_start(self, request: ContainerRequest) -> ContainerInfo:
-        if not await self.image_exists(request.image):
+        # A spec that already ran here has its image; a missing one still fails clearly in create.
+        if request.verify_start and not await self.image_exists(request.image):
             await self._pull_once(request.image)
         return await self._run(lambda api: self._create_and_start(api, request))
 
@@ -489,7 +490,28 @@ class DockerRuntime:
                 f"container '{request.name}' of app '{request.app}' could not start: {_explanation(exc)}. "
                 f"Fix spec.command / spec.image or free the port {request.host_port}"
             ) from exc
+        if not request.verify_start:
+            return self._started_info(container_id, request)
         return self._confirm_running(api, container_id, request)
+
+    @staticmethod
+    def _started_info(container_id: str, request: ContainerRequest) -> ContainerInfo:
+        """What an inspect would say of a container just started, without asking Docker again."""
+        labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
+        labels.update(request.labels)
+        labels[LABEL_PORT] = str(request.host_port)
+        return ContainerInfo(
+            id=container_id,
+            name=request.name,
+            app=request.app,
+            slot=request.slot,
+            spec_hash=labels.get(LABEL_SPEC_HASH, ""),
+            state="running",
+            host=REPLICA_HOST,
+            port=request.host_port,
+            labels=labels,
+            started_at=time.time(),
+        )
 
     def _clear_leftover(self, api: APIClient, name: str) -> None:
         existing = _inspect_raw_or_none(api, name)
