@@ -9,7 +9,7 @@ import pytest
 from core.engine import Engine
 from core.errors import NotLeader
 from tests.conftest import unique_name
-from tests.integration.harness import demo_app, engine_settings, ready_count, wait_for
+from tests.integration.harness import demo_app, engine_settings, free_port, get_text, ready_count, wait_for
 
 
 async def test_follower_refuses_writes_and_takes_over_after_release(
@@ -52,3 +52,30 @@ async def test_follower_refuses_writes_and_takes_over_after_release(
 
 async def _ready_is(engine: Engine, name: str, n: int) -> bool:
     return await ready_count(engine, name) == n
+
+
+async def test_second_engine_on_the_same_state_dir_follows_and_leaves_serving_alone(tmp_path: Path) -> None:
+    first_settings = engine_settings(tmp_path / "state")
+    second_settings = first_settings.model_copy(update={"port": free_port(), "node_id": "second-console"})
+    first = Engine(first_settings)
+    await first.start()
+    second: Engine | None = None
+    name = unique_name("twin")
+    try:
+        await first.register(demo_app(name))
+        await first.up(name)
+        await wait_for(lambda: _ready_is(first, name, 1), what="ready")
+        second = Engine(second_settings)
+        await second.start()
+        assert not second.cluster.is_leader() and second.cluster.leader_id == first.node_id
+        with pytest.raises(NotLeader):
+            await second.scale(name, 3)
+        await second.stop()
+        second = None
+        status, body = await get_text(f"http://{first_settings.lb_listen}/{name}/")
+        assert status == 200 and name in body
+        assert len(await first.runtime.list_managed(name)) == 1
+    finally:
+        if second is not None:
+            await second.stop()
+        await first.stop(stop_apps=True)
