@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -51,6 +52,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_database_url")
     return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Any]:
+    """A whole Engine on the real Docker engine and nginx, with a fresh SQLite store; apps and nginx
+    are stopped afterwards."""
+    from core.engine import Engine
+    from tests.integration.harness import engine_settings
+
+    eng = Engine(engine_settings(tmp_path / "state"))
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop(stop_apps=True)
 
 
 def unique_name(prefix: str = "t") -> str:
