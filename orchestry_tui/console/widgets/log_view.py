@@ -25,6 +25,25 @@ from orchestry_tui.console.formatting import clock
 MAX_LINES = 10_000
 
 
+REPLICA_COLOURS = (
+    "cyan",
+    "green",
+    "magenta",
+    "yellow",
+    "blue",
+    "bright_cyan",
+    "bright_green",
+    "bright_magenta",
+)
+
+
+def replica_colour(replica: str) -> str:
+    """A stable colour per replica name: the slot number picks it, so web-1 is always the same."""
+    slot = replica.rsplit("-", 1)[-1]
+    index = int(slot) if slot.isdigit() else sum(map(ord, replica))
+    return REPLICA_COLOURS[index % len(REPLICA_COLOURS)]
+
+
 class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end,G", "resume_follow", "Follow", id="orchestry.logs.follow"),
@@ -54,7 +73,13 @@ class LogView(ScrollView, can_focus=True):
         dropped = max(0, len(self.lines) + len(lines) - (self.lines.maxlen or 0))
         for line in lines:
             text = Text(clock(line.timestamp) + " ", style="dim")
-            text.append(f"{line.replica:<14} ", style="bold cyan" if line.stream == "stdout" else "bold red")
+            # One colour per replica, as `docker compose logs` does; stderr is marked, not alarming (many
+            # servers, the demo's httpd included, log every request there).
+            text.append(f"{line.replica:<14} ", style=f"bold {replica_colour(line.replica)}")
+            if line.stream == "stderr":
+                text.append("│ ", style="dim")
+            else:
+                text.append("  ")
             text.append(line.message.rstrip("\n"))
             self.lines.append(text)
             self._width = max(self._width, text.cell_len)
