@@ -152,6 +152,8 @@ async def test_ctrl_s_writes_a_diagnostic_snapshot(engine: Engine, running_app: 
     app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: app.frames_applied, what="first frame")
+        # ctrl+s before the engine is attached only says "still starting"; that is another test's subject.
+        await until(app.engine_ready.is_set, what="engine attached")
         await pilot.press("ctrl+s")
         path: Path = await until(lambda: app.last_snapshot, what="snapshot written")
         assert path.is_relative_to(engine.settings.state_dir) and path.name.endswith(".tar.gz")
