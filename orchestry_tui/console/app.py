@@ -17,6 +17,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -124,9 +125,17 @@ class OrchestryConsole(App[int]):
             self._wake.clear()
             if not self._dialog_open():  # Dolphie's habit: no redraw behind a dialog
                 try:
-                    self._apply(await self.backend.frame(self.selected))
+                    frame = await self.backend.frame(self.selected)
                 except OrchestryError as exc:
                     self.notify(f"refresh failed: {exc}", severity="error", timeout=5)
+                else:
+                    # A dialog or the logs screen may have opened while the frame was built: the main
+                    # view's widgets are then not on the active screen, so this frame is dropped.
+                    if not self._dialog_open():
+                        try:
+                            self._apply(frame)
+                        except NoMatches:
+                            return  # the console is closing: its widgets are already gone
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
