@@ -8,11 +8,16 @@ import signal
 
 from core.engine import Engine
 from tests.conftest import unique_name
-from tests.integration.harness import TrafficClient, demo_app, docker, get_text, ready_count, wait_for
-
-
-def lb(engine: Engine, name: str) -> str:
-    return f"http://{engine.settings.lb_listen}/{name}/"
+from tests.integration.harness import (
+    TrafficClient,
+    demo_app,
+    docker,
+    get_text,
+    lb,
+    ready_count,
+    ready_is,
+    wait_for,
+)
 
 
 async def test_nginx_killed_is_restarted_with_the_routes_it_served(engine: Engine) -> None:
@@ -20,7 +25,7 @@ async def test_nginx_killed_is_restarted_with_the_routes_it_served(engine: Engin
     await engine.register(demo_app(name))
     await engine.up(name)
     await engine.scale(name, 2)
-    await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready")
+    await wait_for(lambda: ready_is(engine, name, 2), what="2 ready")
     pid = engine.nginx.status()["pid"]
     assert pid
     os.kill(pid, signal.SIGKILL)
@@ -41,7 +46,7 @@ async def test_frozen_replica_is_unrouted_and_replaced_while_traffic_flows(engin
     await engine.register(demo_app(name))
     await engine.up(name)
     await engine.scale(name, 2)
-    await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready")
+    await wait_for(lambda: ready_is(engine, name, 2), what="2 ready")
     frozen = (await engine.runtime.list_managed(name))[0]
     async with TrafficClient(lb(engine, name), concurrency=2) as client:
         await docker("pause", frozen.id)
@@ -66,7 +71,7 @@ async def test_container_removed_behind_the_engines_back_is_recreated(engine: En
     name = unique_name("rmv")
     await engine.register(demo_app(name))
     await engine.up(name)
-    await wait_for(lambda: _ready_is(engine, name, 1), what="ready")
+    await wait_for(lambda: ready_is(engine, name, 1), what="ready")
     [victim] = await engine.runtime.list_managed(name)
     await docker("rm", "-f", victim.id)
     await wait_for(lambda: _one_new(engine, name, victim.id), timeout=30, what="a new replica")
@@ -77,7 +82,3 @@ async def test_container_removed_behind_the_engines_back_is_recreated(engine: En
 async def _one_new(engine: Engine, name: str, old_id: str) -> bool:
     ids = {c.id for c in await engine.runtime.list_managed(name)}
     return old_id not in ids and len(ids) == 1 and await ready_count(engine, name) == 1
-
-
-async def _ready_is(engine: Engine, name: str, n: int) -> bool:
-    return await ready_count(engine, name) == n

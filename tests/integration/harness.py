@@ -87,6 +87,15 @@ async def ready_count(eng: Engine, name: str) -> int:
     return view.ready_replicas
 
 
+async def ready_is(eng: Engine, name: str, n: int) -> bool:
+    return await ready_count(eng, name) == n
+
+
+def lb(eng: Engine, name: str, path: str = "") -> str:
+    """The app's URL through the engine's nginx."""
+    return f"http://{eng.settings.lb_listen}/{name}/{path}"
+
+
 class TrafficClient:
     """Sends requests through nginx without pause and counts the answers.
 

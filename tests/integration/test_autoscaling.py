@@ -24,6 +24,7 @@ from tests.integration.harness import (
     demo_app,
     docker,
     engine_settings,
+    lb,
     ready_count,
     wait_for,
 )
@@ -54,10 +55,6 @@ async def _remove_leftover_containers() -> AsyncIterator[None]:
     yield
     for name in _started_apps:
         await _remove_leftovers(name)
-
-
-def lb(engine: Engine, name: str, path: str = "") -> str:
-    return f"http://{engine.settings.lb_listen}/{name}/{path}"
 
 
 def auto_app(name: str, cpu: str | None = None, **policy: Any) -> dict[str, Any]:

@@ -9,7 +9,14 @@ import pytest
 from core.engine import Engine
 from core.errors import NotLeader
 from tests.conftest import unique_name
-from tests.integration.harness import demo_app, engine_settings, free_port, get_text, ready_count, wait_for
+from tests.integration.harness import (
+    demo_app,
+    engine_settings,
+    free_port,
+    get_text,
+    ready_is,
+    wait_for,
+)
 
 
 async def test_follower_refuses_writes_and_takes_over_after_release(
@@ -29,7 +36,7 @@ async def test_follower_refuses_writes_and_takes_over_after_release(
         await leader.register(demo_app(name))
         await leader.up(name)
         await leader.scale(name, 2)
-        await wait_for(lambda: _ready_is(leader, name, 2), what="2 ready on the leader")
+        await wait_for(lambda: ready_is(leader, name, 2), what="2 ready on the leader")
         before = sorted(c.id for c in await leader.runtime.list_managed(name))
         # The follower shows what the leader saved, read-only.
         view = await follower.get_app(name)
@@ -40,7 +47,7 @@ async def test_follower_refuses_writes_and_takes_over_after_release(
 
         await leader.stop(stop_nginx=True)  # releases the lease; containers keep running
         await wait_for(follower.cluster.is_leader, timeout=15, what="the follower to take over")
-        await wait_for(lambda: _ready_is(follower, name, 2), timeout=20, what="adopted replicas ready")
+        await wait_for(lambda: ready_is(follower, name, 2), timeout=20, what="adopted replicas ready")
         after = sorted(c.id for c in await follower.runtime.list_managed(name))
         assert after == before, "the new leader adopts the running replicas and creates none"
         kinds = [e.kind for e in await follower.events(category="cluster")]
@@ -48,10 +55,6 @@ async def test_follower_refuses_writes_and_takes_over_after_release(
     finally:
         await follower.stop(stop_apps=True)
         await leader.stop(stop_nginx=True)  # no-op when it already stopped
-
-
-async def _ready_is(engine: Engine, name: str, n: int) -> bool:
-    return await ready_count(engine, name) == n
 
 
 async def test_second_engine_on_the_same_state_dir_follows_and_leaves_serving_alone(tmp_path: Path) -> None:
@@ -64,7 +67,7 @@ async def test_second_engine_on_the_same_state_dir_follows_and_leaves_serving_al
     try:
         await first.register(demo_app(name))
         await first.up(name)
-        await wait_for(lambda: _ready_is(first, name, 1), what="ready")
+        await wait_for(lambda: ready_is(first, name, 1), what="ready")
         second = Engine(second_settings)
         await second.start()
         assert not second.cluster.is_leader() and second.cluster.leader_id == first.node_id

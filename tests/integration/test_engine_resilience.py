@@ -16,13 +16,11 @@ from tests.integration.harness import (
     demo_app,
     engine_settings,
     get_text,
+    lb,
     ready_count,
+    ready_is,
     wait_for,
 )
-
-
-def lb(engine: Engine, name: str) -> str:
-    return f"http://{engine.settings.lb_listen}/{name}/"
 
 
 async def test_controller_restart_adopts_replicas_without_interrupting_traffic(tmp_path: Path) -> None:
@@ -35,7 +33,7 @@ async def test_controller_restart_adopts_replicas_without_interrupting_traffic(t
         await first.register(demo_app(name))
         await first.up(name)
         await first.scale(name, 3)
-        await wait_for(lambda: _ready_is(first, name, 3), what="3 ready")
+        await wait_for(lambda: ready_is(first, name, 3), what="3 ready")
         before = sorted(c.id for c in await first.runtime.list_managed(name))
         async with TrafficClient(lb(first, name), concurrency=2) as client:
             await asyncio.sleep(0.3)
@@ -43,7 +41,7 @@ async def test_controller_restart_adopts_replicas_without_interrupting_traffic(t
             await asyncio.sleep(0.5)
             second = Engine(settings)
             await second.start()
-            await wait_for(lambda: _ready_is(second, name, 3), what="3 adopted replicas ready")
+            await wait_for(lambda: ready_is(second, name, 3), what="3 adopted replicas ready")
             await asyncio.sleep(0.5)
         after = sorted(c.id for c in await second.runtime.list_managed(name))
         assert after == before, "a restarted controller must adopt, not recreate"
@@ -58,10 +56,6 @@ async def test_controller_restart_adopts_replicas_without_interrupting_traffic(t
             await first.stop(stop_apps=True)
 
 
-async def _ready_is(engine: Engine, name: str, n: int) -> bool:
-    return await ready_count(engine, name) == n
-
-
 async def test_apps_share_one_listener_and_a_spec_change_rolls_without_errors(engine: Engine) -> None:
     names = [unique_name("a"), unique_name("b"), unique_name("roll")]
     for name in names:
@@ -71,7 +65,7 @@ async def test_apps_share_one_listener_and_a_spec_change_rolls_without_errors(en
     await engine.scale(rolling, 2)
     for name in names:
         await wait_for(
-            lambda name=name: _ready_is(engine, name, 1 if name != rolling else 2), what=f"{name} ready"
+            lambda name=name: ready_is(engine, name, 1 if name != rolling else 2), what=f"{name} ready"
         )
     for name in names[:2]:
         status, body = await get_text(lb(engine, name))
@@ -180,7 +174,7 @@ async def test_nginx_config_failing_the_test_keeps_the_previous_config_serving(e
     assert errors and "broken.conf" in errors[0].message + str(errors[0].details)
     # Later routing changes still go through: the rejected file was withdrawn.
     await engine.scale(name, 2)
-    await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready after the rejection")
+    await wait_for(lambda: ready_is(engine, name, 2), what="2 ready after the rejection")
 
 
 async def test_down_right_after_a_scale_stops_everything(engine: Engine) -> None:

@@ -6,11 +6,16 @@ import asyncio
 
 from core.engine import Engine
 from tests.conftest import unique_name
-from tests.integration.harness import TrafficClient, demo_app, docker, get_text, ready_count, wait_for
-
-
-def lb(engine: Engine, name: str) -> str:
-    return f"http://{engine.settings.lb_listen}/{name}/"
+from tests.integration.harness import (
+    TrafficClient,
+    demo_app,
+    docker,
+    get_text,
+    lb,
+    ready_count,
+    ready_is,
+    wait_for,
+)
 
 
 async def test_up_routes_through_nginx_and_down_stops_everything(engine: Engine) -> None:
@@ -38,7 +43,7 @@ async def test_scale_1_to_5_to_1_under_traffic_drops_no_request(engine: Engine) 
     async with TrafficClient(lb(engine, name)) as client:
         await asyncio.sleep(0.5)
         await engine.scale(name, 5)
-        await wait_for(lambda: _ready_is(engine, name, 5), timeout=30, what="5 ready replicas")
+        await wait_for(lambda: ready_is(engine, name, 5), timeout=30, what="5 ready replicas")
         await asyncio.sleep(1.0)
         await engine.scale(name, 1)
         await wait_for(lambda: _live_is(engine, name, 1), timeout=60, what="back to 1 replica")
@@ -47,10 +52,6 @@ async def test_scale_1_to_5_to_1_under_traffic_drops_no_request(engine: Engine) 
     assert client.failures == 0, (client.statuses, client.errors[:5])
     served_by = {body.split("replica=")[1].split()[0] for body in client.bodies}
     assert len(served_by) >= 3, f"traffic should have reached several replicas, got {client.bodies}"
-
-
-async def _ready_is(engine: Engine, name: str, n: int) -> bool:
-    return await ready_count(engine, name) == n
 
 
 async def _live_is(engine: Engine, name: str, n: int) -> bool:
@@ -64,7 +65,7 @@ async def test_killed_replica_is_unrouted_then_replaced(engine: Engine) -> None:
     await engine.register(demo_app(name))
     await engine.up(name)
     await engine.scale(name, 2)
-    await wait_for(lambda: _ready_is(engine, name, 2), what="2 ready")
+    await wait_for(lambda: ready_is(engine, name, 2), what="2 ready")
     before = {c.id for c in await engine.runtime.list_managed(name)}
     victim = sorted(before)[0]
     async with TrafficClient(lb(engine, name), concurrency=2) as client:
