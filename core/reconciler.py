@@ -289,19 +289,11 @@ class Reconciler:
         if not newcomers:
             return 0
         probes = await asyncio.gather(
-            *(self.health.probe(c.host, c.port, self._probe_check(spec)) for c in newcomers)
+            *(self.health.probe(c.host, c.port, spec.health_check) for c in newcomers)
         )
         for info, probe in zip(newcomers, probes, strict=True):
-            replica = Replica(
-                slot=info.slot,
-                container_id=info.id,
-                name=info.name,
-                host=info.host,
-                port=info.port,
-                spec_hash=info.spec_hash,
-                state=REPLICA_READY if probe.ok else REPLICA_STARTING,
-                ready=probe.ok,
-                started_at=info.started_at or time.time(),
+            replica = Replica.of_container(
+                info, state=REPLICA_READY if probe.ok else REPLICA_STARTING, ready=probe.ok
             )
             state.replicas[info.id] = replica
             if probe.ok:
@@ -317,9 +309,6 @@ class Reconciler:
         )
         return len(newcomers)
 
-    def _probe_check(self, spec: AppSpec) -> Any:
-        return spec.health_check
-
     def _track(self, replica: Replica, spec: AppSpec, app: str) -> None:
         self.health.track(
             ProbeTarget(
@@ -328,7 +317,7 @@ class Reconciler:
                 container_id=replica.container_id,
                 host=replica.host,
                 port=replica.port,
-                check=self._probe_check(spec),
+                check=spec.health_check,
                 ready=replica.ready,
             )
         )
@@ -489,15 +478,7 @@ class Reconciler:
         except RuntimeUnavailable:
             self.ports.release(port)
             raise
-        replica = Replica(
-            slot=slot,
-            container_id=info.id,
-            name=info.name,
-            host=info.host,
-            port=info.port,
-            spec_hash=spec.container_hash(),
-            started_at=info.started_at or time.time(),
-        )
+        replica = Replica.of_container(info)
         state.replicas[info.id] = replica
         self._track(replica, spec, state.name)
         await self.emit(
@@ -575,14 +556,7 @@ class Reconciler:
         containers = await self.runtime.list_managed(state.name)
         for info in containers:
             if info.id not in state.replicas:
-                state.replicas[info.id] = Replica(
-                    slot=info.slot,
-                    container_id=info.id,
-                    name=info.name,
-                    host=info.host,
-                    port=info.port,
-                    spec_hash=info.spec_hash,
-                )
+                state.replicas[info.id] = Replica.of_container(info)
         victims = [r for r in state.replicas.values() if not r.draining]
         for replica in victims:
             replica.draining = True

@@ -14,6 +14,7 @@ from core.models import (
     REPLICA_STARTING,
     ReplicaView,
 )
+from core.runtime.base import ContainerInfo
 
 # Crash back-off: 1, 2, 4, … seconds, capped; after this many crashes in a row a slot shows
 # CrashLoopBackOff.
@@ -38,6 +39,21 @@ class Replica:
     replace_reason: str = ""  # set when health decided this replica must be replaced
     reason: str = ""
     started_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of_container(cls, info: ContainerInfo, state: str = REPLICA_STARTING, ready: bool = False) -> Replica:
+        """The replica a container found by label (or just started) stands for."""
+        return cls(
+            slot=info.slot,
+            container_id=info.id,
+            name=info.name,
+            host=info.host,
+            port=info.port,
+            spec_hash=info.spec_hash,
+            state=state,
+            ready=ready,
+            started_at=info.started_at or time.time(),
+        )
 
     def view(self, restarts: int = 0) -> ReplicaView:
         return ReplicaView(
