@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from core.api.app import create_app
+from core.api.app import start_site
 from core.api.auth import required_token
 from core.errors import OrchestryError, SettingsError
 from core.redaction import RedactingFilter, default_redactor
@@ -119,12 +119,8 @@ async def serve(
     await engine.start()
     runner: web.AppRunner | None = None
     try:
-        app = create_app(engine, settings.node_id, require_token=token is not None, api_token=token)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
         try:
-            await site.start()
+            runner, site = await start_site(engine, settings.host, settings.port, settings.node_id, token)
         except OSError as exc:
             raise SettingsError(
                 f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): "

@@ -45,3 +45,23 @@ def create_app(
     app.add_routes(routes_v1.routes)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     return app
+
+
+async def start_site(
+    engine: Engine, host: str, port: int, node_id: str, token: str | None
+) -> tuple[web.AppRunner, web.TCPSite]:
+    """Serve the API on ``host:port`` in the running loop (daemon and console alike).
+
+    Raises OSError, after cleaning up, when the address cannot be bound; each caller says what that
+    means for it.
+    """
+    app = create_app(engine, node_id, require_token=token is not None, api_token=token)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner, site

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from core.api.app import create_app
+from core.api.app import start_site
 from core.api.auth import required_token
 from core.redaction import default_redactor
 
@@ -34,14 +34,11 @@ class ConsoleApiServer:
             return f"API not served: {exc}"
         if token:
             default_redactor.add(token)
-        app = create_app(self.engine, settings.node_id, require_token=token is not None, api_token=token)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
         try:
-            await site.start()
+            runner, _site = await start_site(
+                self.engine, settings.host, settings.port, settings.node_id, token
+            )
         except OSError as exc:
-            await runner.cleanup()
             return (
                 f"API not served: {settings.host}:{settings.port} is taken ({exc.strerror}); the console "
                 "works without it, but CLI commands cannot reach this node (set ORCHESTRY_PORT)"
