@@ -1,4 +1,5 @@
-"""Count live nginx → replica connections from /proc/net/tcp{,6}, to drain a replica before stopping it.
+"""Count live nginx → replica connections (netlink sock_diag, else /proc/net/tcp{,6}), to drain a
+replica before stopping it.
 
 A connection counts when its REMOTE end is ``host:<replica port>`` and it is ESTABLISHED, i.e. the
 proxy side of the socket pair (the replica's own side has the port as its LOCAL end and is not counted,
@@ -15,14 +16,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from core.lb.sockdiag import established_by_port
 
 TCP_ESTABLISHED = "01"
 PROC_NET_TCP_FILES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 
 Endpoint = tuple[str, int]
+
+log = logging.getLogger(__name__)
+# Netlink sock_diag is the fast path (see core.lb.sockdiag); /proc is kept for kernels or sandboxes
+# without it, and for IPv6 upstream addresses.
+_sock_diag_works = True
 
 
 def _decode_address(field: str) -> Endpoint:
@@ -95,10 +104,18 @@ def count_established(text: str, ports: Iterable[int], host: str = "127.0.0.1") 
 def established_connections(ports: Iterable[int], host: str = "127.0.0.1") -> dict[int, int]:
     """Live ESTABLISHED connections to ``host:<port>`` for each port (reads /proc: call off the loop)."""
     ports = list(ports)
+    global _sock_diag_works
+    ipv4 = ipaddress.ip_address(host).version == 4
+    if _sock_diag_works and ipv4:
+        try:
+            return established_by_port(ports, host)
+        except OSError as exc:
+            _sock_diag_works = False
+            log.info("netlink sock_diag unavailable (%s); counting connections from /proc/net/tcp", exc)
     counts = dict.fromkeys(ports, 0)
     # A connection to an IPv4 upstream address is an AF_INET socket: it is only ever in /proc/net/tcp,
     # and reading a table costs milliseconds of kernel time however few rows it has.
-    tables = PROC_NET_TCP_FILES[:1] if ipaddress.ip_address(host).version == 4 else PROC_NET_TCP_FILES
+    tables = PROC_NET_TCP_FILES[:1] if ipv4 else PROC_NET_TCP_FILES
     for path in tables:
         try:
             text = path.read_text()
