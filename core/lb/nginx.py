@@ -45,6 +45,8 @@ _RAW_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\.(conf|locations)$")
 _CHILD_TIMEOUT = 30.0  # nginx -t and the reload command
 _READY_TIMEOUT = 10.0  # new master/workers serving
 _POLL = 0.01
+# The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
+_WATCHDOG_SAFETY_NET = 5.0
 _MAX_OUTPUT = 2000  # characters of nginx's error text kept in events and status
 
 
@@ -176,12 +178,11 @@ class NginxController:
         """Restart nginx whenever it dies (with backoff); runs until cancelled. No-op in external mode."""
         backoff = 0.5
         while True:
-            await asyncio.sleep(interval)
+            await self._until_master_may_have_died(interval)
             if self.external or not self._started or self._stopped:
                 continue
             async with self._apply_lock:
-                # Two tiny procfs reads: done inline, since a thread hop five times a second cost more
-                # than the check itself.
+                # Two tiny procfs reads: done inline, cheaper than a thread hop.
                 if self._stopped or self._master_alive():
                     backoff = 0.5
                     continue
@@ -212,6 +213,35 @@ class NginxController:
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def _until_master_may_have_died(self, poll_interval: float) -> None:
+        """Return when the master exits (a pidfd turns readable), or after a safety-net period.
+
+        Polling procfs five times a second was a visible share of the engine's idle CPU; a pidfd costs
+        nothing until the process exits, and a restart starts as soon as it does.  Without pidfd
+        support (old kernel, seccomp) this falls back to polling every ``poll_interval``.
+        """
+        pid = self._master_pid
+        if pid is None or self.external or not self._started or self._stopped:
+            await asyncio.sleep(poll_interval)
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return  # already gone: check at once
+        except OSError:
+            await asyncio.sleep(poll_interval)
+            return
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await asyncio.wait_for(exited, _WATCHDOG_SAFETY_NET)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
 
     async def stop(self, keep_serving: bool = True) -> None:
         """Apply pending changes and let go. nginx keeps serving unless ``keep_serving`` is False."""
