@@ -54,6 +54,8 @@ def open_console(args: argparse.Namespace) -> int:
     from core.errors import SettingsError
     from orchestry_tui.console import run_console
 
+    if getattr(args, "connect", None) is not None:
+        return attach_console(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -63,13 +65,60 @@ def open_console(args: argparse.Namespace) -> int:
     return run_console(settings, apply_files, readonly=getattr(args, "readonly", False))
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    from orchestry_tui.cli.commands import api_token
+
+    return getattr(args, "token", None) or api_token()
+
+
+def attach_console(args: argparse.Namespace) -> int:
+    """``orchestry --connect URL``: the console of a running daemon; the daemon acts, its store is shown.
+
+    The daemon is checked before the screen opens, so a wrong URL or token is one line and exit 2."""
+    import asyncio
+
+    from core.errors import SettingsError
+    from orchestry_tui.cli.client import resolve_url
+    from orchestry_tui.console.http_backend import check_connection
+
+    url = args.connect or resolve_url(getattr(args, "url", None)).url
+    if getattr(args, "apply", None):
+        sys.stderr.write(
+            "orchestry: --apply cannot be combined with --connect (the daemon runs the apps): "
+            "use `orchestry register FILE` and `orchestry up NAME`, or `orchestry daemon --apply FILE`\n"
+        )
+        return 2
+    try:
+        state_dir = _settings(args).state_dir  # where ctrl+s writes snapshots, on this machine
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 2
+    token = _token(args)
+    try:
+        problem = asyncio.run(check_connection(url, token))
+    except KeyboardInterrupt:
+        return 130
+    if problem:
+        sys.stderr.write(f"orchestry --connect: {problem}\n")
+        return 2
+    from orchestry_tui.console.app import OrchestryConsole
+    from orchestry_tui.console.http_backend import HttpBackend
+
+    console = OrchestryConsole(HttpBackend(url, token, state_dir), readonly=getattr(args, "readonly", False))
+    result = console.run()
+    if console.start_error:
+        sys.stderr.write(f"orchestry --connect: {console.start_error}\n")
+        return 2
+    return result if isinstance(result, int) else console.return_code or 0
+
+
 def run_http_command(args: argparse.Namespace) -> int:
     from orchestry_tui.cli import output
     from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, resolve_url
-    from orchestry_tui.cli.commands import HTTP_COMMANDS, api_token
+    from orchestry_tui.cli.commands import HTTP_COMMANDS
 
     url = resolve_url(getattr(args, "url", None)).url
-    client = ApiClient(url, token=api_token())
+    client = ApiClient(url, token=_token(args))
     try:
         return HTTP_COMMANDS[args.command](client, args)
     except DaemonUnreachable as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.api.params import APP_NAME
+from core.api.serializers import CHART_METRICS
 
 Schema = dict[str, Any]
 
@@ -38,6 +39,8 @@ def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
 
+POINT: Schema = {"type": "array", "prefixItems": [NUMBER, NUMBER], "minItems": 2, "maxItems": 2}
+SERIES_KEYS = ("desired", *CHART_METRICS)
 APP_STATUS: Schema = {"type": "string", "enum": ["running", "degraded", "stopped", "error"]}
 MODE: Schema = {"type": "string", "enum": ["auto", "manual"]}
 
@@ -348,6 +351,35 @@ SCHEMAS: dict[str, Schema] = {
             "last_decision": {"type": ["object", "null"]},
         }
     ),
+    "Figures": {
+        **obj(
+            {
+                "rps": NULLABLE_NUMBER,
+                "p95_latency_ms": NULLABLE_NUMBER,
+                "cpu_percent": NULLABLE_NUMBER,
+                "memory_percent": NULLABLE_NUMBER,
+            }
+        ),
+        "description": "the last 10 s; null while nothing was measured; CPU % of the limit, else of one core",
+    },
+    "Overview": obj(
+        {
+            "timestamp": NUMBER,
+            "lb_listen": STRING,
+            "apps": array({"allOf": [ref("App"), obj({"figures": ref("Figures")})]}),
+        }
+    ),
+    "Series": obj(
+        {
+            "app": STRING,
+            "seconds": INTEGER,
+            "timestamp": NUMBER,
+            "series": {
+                **obj({k: array(POINT) for k in SERIES_KEYS}),
+                "description": "[epoch second, value] points, oldest first; desired is 0 while stopped",
+            },
+        }
+    ),
     "LeadershipReleased": obj({"status": {"const": "released"}, "node_id": STRING}),
     "SecretFields": {
         "type": "object",
@@ -557,6 +589,18 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/apps/{name}/metrics": {
         "get": _app("Current figures, window, policy, last decision", "AppMetrics")
+    },
+    "/api/v1/apps/{name}/series": {
+        "get": _app(
+            "Chart history: desired and ready replicas, requests/s, p95 latency, CPU, memory",
+            "Series",
+            parameters=[
+                query("seconds", {"type": "integer", "minimum": 10, "maximum": 900}, "how far back (300)")
+            ],
+        )
+    },
+    "/api/v1/overview": {
+        "get": operation("Every app described, with its latest figures and the LB address", "Overview")
     },
     "/api/v1/cluster/status": {"get": operation("This node's view of the cluster", "ClusterStatus")},
     "/api/v1/cluster/leader": {"get": operation("The current leader (503 when none)", "ClusterLeader")},

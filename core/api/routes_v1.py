@@ -187,6 +187,48 @@ async def app_metrics(request: web.Request) -> web.Response:
     return json_response(serializers.v1_app_metrics(name, metrics))
 
 
+FIGURES_SECONDS = 10
+SERIES_SECONDS_DEFAULT = 300
+SERIES_SECONDS_MAX = 900  # the metric windows keep 15 minutes
+# Enough to rebuild the desired-replicas steps of a window from the store.
+SERIES_RECORDS = 200
+
+
+@routes.get(f"{PREFIX}/overview")
+async def overview(request: web.Request) -> web.Response:
+    """Every app described, with its latest figures, in one answer: what a dashboard draws each tick."""
+    engine = engine_of(request)
+    apps = await engine.list_apps()
+    figures = {a.name: serializers.v1_figures(engine.metrics.window(a.name, FIGURES_SECONDS)) for a in apps}
+    return json_response(serializers.v1_overview(apps, figures, engine.settings.lb_listen, time.time()))
+
+
+@routes.get(f"{PREFIX}/apps/{{name}}/series")
+async def app_series(request: web.Request) -> web.Response:
+    """Chart history of one app: desired and ready replicas, requests/s, p95 latency, CPU and memory."""
+    engine = engine_of(request)
+    name = params.app_name(request)
+    seconds = params.query_int(request, "seconds", SERIES_SECONDS_DEFAULT, 10, SERIES_SECONDS_MAX)
+    assert seconds is not None
+    app = await engine.get_app(name)
+    now = time.time()
+    start = max(now - seconds, app.created_at)
+    history, lifecycle = await asyncio.gather(
+        engine.scaling_history(name, SERIES_RECORDS),
+        engine.events(app=name, category="lifecycle", since=start, limit=SERIES_RECORDS),
+    )
+    series = {metric: engine.metrics.series(name, metric, seconds) for metric in serializers.CHART_METRICS}
+    series["desired"] = serializers.desired_series(
+        start,
+        now,
+        app.desired_replicas,
+        app.status != "stopped",
+        [(r.timestamp, r.from_replicas, r.to_replicas) for r in history],
+        [(e.timestamp, e.kind == "app_up") for e in lifecycle if e.kind in ("app_up", "app_down")],
+    )
+    return json_response(serializers.v1_series(name, seconds, now, series))
+
+
 @routes.get(f"{PREFIX}/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()

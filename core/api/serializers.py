@@ -378,3 +378,68 @@ def health(
         "node_id": node_id,
         "is_leader": is_leader,
     }
+
+
+# --- /api/v1 dashboard shapes (the console attached to a daemon draws from these) -------------------
+
+FIGURE_KEYS = ("rps", "p95_latency_ms", "cpu_percent", "memory_percent")
+CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent", "memory_percent")
+
+Points = list[tuple[float, float]]
+
+
+def v1_figures(window: Any) -> dict[str, float | None]:
+    """The latest load figures of one app; None (not 0) while nothing has been measured."""
+    return {key: getattr(window, key) for key in FIGURE_KEYS}
+
+
+def v1_overview(
+    apps: Iterable[AppView], figures: dict[str, dict[str, float | None]], lb_listen: str, now: float
+) -> dict[str, Any]:
+    return {
+        "timestamp": now,
+        "lb_listen": lb_listen,
+        "apps": [{**v1_app(a), "figures": figures.get(a.name) or dict.fromkeys(FIGURE_KEYS)} for a in apps],
+    }
+
+
+def desired_series(
+    start: float,
+    now: float,
+    desired_now: int,
+    running_now: bool,
+    scalings: Iterable[tuple[float, int, int]],
+    switches: Iterable[tuple[float, bool]],
+) -> Points:
+    """Desired replicas over [start, now] as steps: the count (from scaling records: time, from, to)
+    while the app runs, 0 while it is stopped (from up/down switches: time, running).
+
+    Rebuilt from the store, so a console that attaches later still sees the history."""
+    scalings = sorted(s for s in scalings if start <= s[0] <= now)
+    switches = sorted(s for s in switches if start <= s[0] <= now)
+    count = scalings[0][1] if scalings else desired_now
+    running = (not switches[0][1]) if switches else running_now
+    changes = sorted(
+        [(t, 0, float(to)) for t, _from, to in scalings] + [(t, 1, float(on)) for t, on in switches]
+    )
+    points: Points = [(start, float(count if running else 0))]
+    for when, kind, value in changes:
+        before = count if running else 0
+        if kind == 0:
+            count = int(value)
+        else:
+            running = bool(value)
+        after = count if running else 0
+        if after != before:
+            points += [(when, float(before)), (when, float(after))]
+    points.append((now, float(count if running else 0)))
+    return points
+
+
+def v1_series(name: str, seconds: int, now: float, series: dict[str, Points]) -> dict[str, Any]:
+    return {
+        "app": name,
+        "seconds": seconds,
+        "timestamp": now,
+        "series": {key: [[t, v] for t, v in points] for key, points in series.items()},
+    }

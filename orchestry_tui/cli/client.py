@@ -1,4 +1,8 @@
-"""A small synchronous HTTP client for the daemon's API (stdlib only, so the CLI starts fast)."""
+"""A small synchronous HTTP client for the daemon's API (stdlib only, so the CLI starts fast).
+
+The request shape (URL, headers, token), the error answers and the reasons a daemon is unreachable are
+defined here once; ``async_client`` sends the same requests through aiohttp for the console.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,25 @@ CONFIG_FILE = Path("~/.config/orchestry/config.yaml")
 TIMEOUT_SECONDS = 60.0
 
 
+LEADER_HEADER = "X-Current-Leader"
+
+
 class DaemonUnreachable(Exception):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(
             f"cannot reach the Orchestry daemon at {url} ({reason}): "
             "start one with `orchestry daemon` or set ORCHESTRY_URL"
         )
+        self.url = url
+        self.reason = reason
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, leader: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.leader = leader  # X-Current-Leader of a follower's 503
 
 
 @dataclass(frozen=True)
@@ -74,16 +84,44 @@ def resolve_url(flag: str | None, environ: dict[str, str] | None = None) -> Reso
     return ResolvedUrl(DEFAULT_URL, "default")
 
 
-def _reason(exc: BaseException) -> str:
+def unreachable_reason(exc: BaseException) -> str:
+    """A few words on why a request got no answer, from urllib's, aiohttp's or the socket's error."""
     if isinstance(exc, urllib.error.URLError):
         exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    exc = getattr(exc, "os_error", None) or exc  # aiohttp wraps the socket's error
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
     if isinstance(exc, socket.gaierror):
         return "unknown host"
-    return str(getattr(exc, "strerror", None) or exc)
+    return str(getattr(exc, "strerror", None) or exc) or type(exc).__name__
+
+
+def request_url(base_url: str, path: str, query: dict[str, Any] | None = None) -> str:
+    url = base_url + path
+    params = {k: v for k, v in (query or {}).items() if v is not None}
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    return url
+
+
+def request_headers(token: str | None, with_body: bool) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if with_body:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def error_detail(raw: bytes, fallback: str) -> str:
+    """The ``detail`` sentence of an error answer, or its text when it is not the API's JSON."""
+    try:
+        detail = json.loads(raw).get("detail") or raw.decode(errors="replace")
+    except (ValueError, AttributeError):
+        detail = raw.decode(errors="replace") or fallback
+    return str(detail)
 
 
 @dataclass
@@ -105,31 +143,19 @@ class ApiClient:
     def _request(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
     ) -> urllib.request.Request:
-        url = self.base_url + path
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        url = request_url(self.base_url, path, query)
+        headers = request_headers(self.token, body is not None)
+        data = None if body is None else json.dumps(body).encode()
         return urllib.request.Request(url, data=data, headers=headers, method=method)
 
     def _open(self, request: urllib.request.Request, timeout: float | None) -> Any:
         try:
             return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                detail = json.loads(raw).get("detail") or raw.decode(errors="replace")
-            except (ValueError, AttributeError):
-                detail = raw.decode(errors="replace") or exc.reason
-            raise ApiError(exc.code, str(detail)) from None
+            detail = error_detail(exc.read(), str(exc.reason))
+            raise ApiError(exc.code, detail, exc.headers.get(LEADER_HEADER)) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise DaemonUnreachable(self.base_url, _reason(exc)) from None
+            raise DaemonUnreachable(self.base_url, unreachable_reason(exc)) from None
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Reply:
         with self._open(self._request(method, path, body, query), self.timeout) as response:

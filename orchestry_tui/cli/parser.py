@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--apply", metavar="FILE", action="append", help="register and start the app in FILE (repeatable)"
     )
     parser.add_argument("--readonly", action="store_true", help="console: refuse every change of state")
+    parser.add_argument(
+        "--connect",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="console: attach to the daemon at URL instead of running the engine here "
+        "(without URL: --url, ORCHESTRY_URL, the config file, :8000)",
+    )
+    parser.add_argument("--token", help="API token of the daemon (else ORCHESTRY_API_TOKEN)")
     _daemon_flags(parser)
     common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from core.errors import NotLeader, OrchestryError
 from core.models import AppView
 from orchestry_tui.console.actions import ACTIONS, BY_ACTION, bindings
-from orchestry_tui.console.backend import ConsoleBackend
+from orchestry_tui.console.backend import BackendUnreachable, ConsoleBackend
 from orchestry_tui.console.formatting import APP_COLUMNS, REPLICA_COLUMNS, app_row, replica_row
 from orchestry_tui.console.frame import Frame
 from orchestry_tui.console.screens.confirm import ConfirmScreen
@@ -68,6 +68,7 @@ class OrchestryConsole(App[int]):
         self._stopped = False
         self._wake = asyncio.Event()
         self.last_snapshot: Path | None = None
+        self.disconnected: BackendUnreachable | None = None
 
     # --- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -126,9 +127,14 @@ class OrchestryConsole(App[int]):
             if not self._dialog_open():  # Dolphie's habit: no redraw behind a dialog
                 try:
                     frame = await self.backend.frame(self.selected)
+                except BackendUnreachable as exc:
+                    self._show_disconnected(exc)
                 except OrchestryError as exc:
                     self.notify(f"refresh failed: {exc}", severity="error", timeout=5)
                 else:
+                    if self.disconnected is not None:
+                        self.notify(f"reconnected to {self.disconnected.url}")
+                        self.disconnected = None
                     # A dialog or the logs screen may have opened while the frame was built: the main
                     # view's widgets are then not on the active screen, so this frame is dropped.
                     if not self._dialog_open():
@@ -138,6 +144,14 @@ class OrchestryConsole(App[int]):
                             return  # the console is closing: its widgets are already gone
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def _show_disconnected(self, exc: BackendUnreachable) -> None:
+        """A state, not an error: shown in the header until a refresh succeeds again."""
+        if self.disconnected is None:
+            self.notify(f"{exc}, retrying", severity="warning", timeout=8)
+        self.disconnected = exc
+        if not self._dialog_open():
+            self.query_one(StatusBar).show_disconnected(f"{exc}, retrying")
 
     def refresh_now(self) -> None:
         """Refresh soon after a change or a new selection instead of waiting for the next tick."""
@@ -430,7 +444,7 @@ class OrchestryConsole(App[int]):
     async def action_quit(self) -> None:
         self.query_one(StatusBar).show_starting("stopping the engine: apps keep running…")
         await self._stop_backend()
-        self.exit(0, message=QUIT_NOTE)
+        self.exit(0, message=getattr(self.backend, "quit_note", QUIT_NOTE))
 
     async def _stop_backend(self) -> None:
         if self._stopped:

@@ -6,9 +6,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from core.errors import OrchestryError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine
 from orchestry_tui.console.frame import Frame
+
+
+class BackendUnreachable(OrchestryError):
+    """What runs the apps does not answer (a daemon the console is attached to went away).
+
+    Not a failure of the request: the console shows it as a state and keeps retrying."""
+
+    http_status = 503
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"disconnected from {url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 class ConsoleBackend(Protocol):

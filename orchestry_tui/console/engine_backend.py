@@ -13,13 +13,14 @@ from core.errors import SettingsError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine
 from orchestry_tui.console.api_server import ConsoleApiServer
-from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership, Series
+from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership, chart_data
 
 if TYPE_CHECKING:
     from core.engine import Engine
     from core.settings import Settings
 
 CHART_SECONDS = 300
+CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent")
 # One point per refresh (~1 s): five minutes of desired-replica history per app.
 DESIRED_HISTORY = CHART_SECONDS
 
@@ -129,23 +130,9 @@ class EngineBackend:
 
     def _charts(self, app: AppView, now: float) -> ChartData:
         metrics = self._engine.metrics
-
-        def series(metric: str) -> Series:
-            return metrics.series(app.name, metric, CHART_SECONDS)
-
-        policy = app.spec.get("scaling", {})
-        resources = app.spec.get("spec", {}).get("resources", {}) or {}
-        return ChartData(
-            app=app.name,
-            desired=list(self._desired.get(app.name, ())),
-            ready=series("ready_replicas"),
-            rps=series("rps"),
-            p95_latency_ms=series("p95_latency_ms"),
-            cpu_percent=series("cpu_percent"),
-            max_p95_latency_ms=float(policy.get("maxP95LatencyMs", 250.0)),
-            max_cpu_percent=float(policy.get("maxCPUPercent", 70.0)),
-            cpu_of_limit=bool(resources.get("cpu")),
-        )
+        series = {m: metrics.series(app.name, m, CHART_SECONDS) for m in CHART_METRICS}
+        series["desired"] = list(self._desired.get(app.name, ()))
+        return chart_data(app, series)
 
     async def recent_events(self, limit: int) -> list[Event]:
         return await self._engine.events(limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.models import AppView
@@ -45,6 +46,24 @@ class ChartData:
     max_p95_latency_ms: float
     max_cpu_percent: float
     cpu_of_limit: bool  # CPU % is of the container's CPU limit (else of one core)
+
+
+def chart_data(app: AppView, series: Mapping[str, Series]) -> ChartData:
+    """The charts of ``app`` from its series (keyed as the API's: desired, ready_replicas, rps, …),
+    with the thresholds and the CPU normalisation its spec sets."""
+    policy = app.spec.get("scaling", {})
+    resources = app.spec.get("spec", {}).get("resources", {}) or {}
+    return ChartData(
+        app=app.name,
+        desired=list(series.get("desired", ())),
+        ready=list(series.get("ready_replicas", ())),
+        rps=list(series.get("rps", ())),
+        p95_latency_ms=list(series.get("p95_latency_ms", ())),
+        cpu_percent=list(series.get("cpu_percent", ())),
+        max_p95_latency_ms=float(policy.get("maxP95LatencyMs", 250.0)),
+        max_cpu_percent=float(policy.get("maxCPUPercent", 70.0)),
+        cpu_of_limit=bool(resources.get("cpu")),
+    )
 
 
 @dataclass(frozen=True)

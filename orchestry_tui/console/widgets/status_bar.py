@@ -13,11 +13,17 @@ class StatusBar(Static):
     def show_starting(self, message: str) -> None:
         self.update(Text(f"orchestry  {message}", style="bold"))
 
+    def show_disconnected(self, message: str) -> None:
+        self.update(Text.assemble(("orchestry  ", "bold"), (message, "bold red")))
+
     def show(self, leadership: Leadership, now: float, lb: str, api: str, readonly: bool) -> None:
         text = Text("orchestry  ", style="bold")
         text.append_text(leadership_text(leadership, now))
         text.append(f"  LB http://{lb}")
-        text.append(f"  API http://{api}" if api else "  API not served")
+        if not api:
+            text.append("  API not served")
+        else:
+            text.append(f"  API {api}" if "://" in api else f"  API http://{api}")
         if readonly:
             text.append("  READ-ONLY", style="bold reverse")
         self.update(text)

@@ -1,0 +1,314 @@
+"""The console attached to a daemon (``orchestry --connect URL``): every view and change goes through the
+daemon's REST API, so the daemon's store is the one shown and the daemon is the one that acts.
+
+A daemon that stops answering is a state, not a crash: calls raise ``BackendUnreachable`` (the console
+shows "disconnected from URL: reason, retrying"), the event and log streams wait and resume.  A
+follower's 503 becomes ``NotLeader`` naming the leader and, when known, its URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import BadRequest, Conflict, NotFound, NotLeader, OrchestryError, SpecError
+from core.models import AppView, Event, ReplicaView, ScaleResult
+from core.runtime.base import LogLine
+from orchestry_tui.cli.async_client import AsyncApiClient
+from orchestry_tui.cli.client import ApiError, DaemonUnreachable, path_part
+from orchestry_tui.console.backend import BackendUnreachable
+from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
+
+CHART_SECONDS = 300
+# Events are polled, not streamed: see README "Console attached to a daemon" for why.
+EVENTS_POLL_SECONDS = 1.0
+# Each poll asks again for this many seconds before the newest event seen: an event written by a peer
+# whose clock is a little behind, or committed just after the last poll, is still found (ids dedupe).
+EVENTS_OVERLAP_SECONDS = 5.0
+EVENTS_PER_POLL = 1000
+LOG_TAIL = 200
+RETRY_SECONDS = 1.0
+STATUS_PATH = "/api/v1/cluster/status"
+ERROR_TYPES: dict[int, type[OrchestryError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 422: SpecError}
+
+T = TypeVar("T")
+
+
+class ConnectFailed(OrchestryError):
+    """The console cannot attach (wrong URL, not a daemon, bad token): the message names the flag to fix."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a daemon URL, or None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/"):
+        return (
+            f"--connect {url!r} is not an http:// or https:// URL: use e.g. --connect http://127.0.0.1:8000"
+        )
+    return None
+
+
+def _build(cls: type[T], data: dict[str, Any], **extra: Any) -> T:
+    """A dataclass from an API object, ignoring keys a newer daemon may add."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names}, **extra)
+
+
+def app_view(data: dict[str, Any]) -> AppView:
+    replicas = [_build(ReplicaView, r) for r in data.get("replicas", [])]
+    return _build(AppView, {k: v for k, v in data.items() if k != "replicas"}, replicas=replicas)
+
+
+def leadership(status: dict[str, Any]) -> Leadership:
+    lease = status.get("lease") or {}
+    return Leadership(
+        node_id=str(status.get("node_id") or "?"),
+        state=str(status.get("state") or ("leader" if status.get("is_leader") else "follower")),
+        term=status.get("term"),
+        leader_id=status.get("leader_id"),
+        lease_expires_at=lease.get("expires_at"),
+    )
+
+
+def leader_url(status: dict[str, Any] | None, leader_id: str) -> str:
+    """The API URL the cluster advertises for ``leader_id`` ("" when unknown)."""
+    if not status:
+        return ""
+    lease = status.get("lease") or {}
+    if lease.get("leader_id") == leader_id and lease.get("api_url"):
+        return str(lease["api_url"])
+    for node in status.get("nodes") or []:
+        if node.get("node_id") == leader_id and node.get("api_url"):
+            return str(node["api_url"])
+    return ""
+
+
+class HttpBackend:
+    """Implements ``ConsoleBackend`` against a daemon at ``url``."""
+
+    def __init__(self, url: str, token: str | None, state_dir: Path) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.api_address = self.url
+        self.quit_note = f"console closed: the daemon at {self.url} keeps running the apps"
+        self.lb_address = "?"  # the daemon says where its load balancer listens in every overview
+        self.state_dir = state_dir  # local: snapshots are written where the operator sits
+        self._client = AsyncApiClient(self.url, token)
+        self._cluster: dict[str, Any] | None = None
+        self._events_cursor: float | None = None
+        self._seen_events: dict[int, float] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> list[str]:
+        status = await self.attach()
+        self._cluster = status
+        role = "leads" if status.get("is_leader") else f"follows {status.get('leader_id') or 'nobody yet'}"
+        return [f"attached to the daemon at {self.url}: node {status.get('node_id')} {role}"]
+
+    async def attach(self) -> dict[str, Any]:
+        """The daemon's cluster status, or ConnectFailed saying which flag to fix."""
+        problem = url_problem(self.url)
+        if problem:
+            raise ConnectFailed(problem)
+        try:
+            status = await self._client.get(STATUS_PATH)
+        except DaemonUnreachable as exc:
+            raise ConnectFailed(
+                f"cannot reach an Orchestry daemon at {self.url} ({exc.reason}): check the URL given to "
+                "--connect (or ORCHESTRY_URL) and that `orchestry daemon` runs there"
+            ) from None
+        except ApiError as exc:
+            if exc.status == 401:
+                sent = "the token sent was refused" if self.token else "no token was sent"
+                raise ConnectFailed(
+                    f"the daemon at {self.url} requires its API token and {sent}: pass --token TOKEN "
+                    "or set ORCHESTRY_API_TOKEN to the daemon's ORCHESTRY_API_TOKEN"
+                ) from None
+            raise ConnectFailed(
+                f"{self.url} answered {exc.status} to {STATUS_PATH} ({exc.detail}): it is not an Orchestry "
+                "daemon (or an older one); check the URL given to --connect"
+            ) from None
+        except ValueError:
+            status = None  # a 200 that is not JSON: some other web server
+        if not isinstance(status, dict) or "node_id" not in status:
+            raise ConnectFailed(
+                f"{self.url} answered {STATUS_PATH} but not as an Orchestry daemon does: "
+                "check the URL given to --connect"
+            )
+        return status
+
+    async def stop(self) -> None:
+        await self._client.close()
+
+    # --- requests -----------------------------------------------------------------------------
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await request()
+        except DaemonUnreachable as exc:
+            raise BackendUnreachable(self.url, exc.reason) from None
+        except ApiError as exc:
+            raise self._error(exc) from None
+        except ValueError:  # a 200 whose body is not JSON: a proxy's page, not the daemon
+            raise OrchestryError(f"{self.url} answered with something that is not the API's JSON") from None
+
+    def _error(self, exc: ApiError) -> OrchestryError:
+        if exc.status == 503 and exc.leader:
+            url = leader_url(self._cluster, exc.leader)
+            return NotLeader(f"{exc.leader} at {url}" if url else exc.leader)
+        if exc.status == 503 and exc.detail.startswith("No leader"):
+            return NotLeader(None)
+        if exc.status == 401:
+            return ConnectFailed(
+                f"the daemon at {self.url} refused the token ({exc.detail}): restart the console with "
+                "--token TOKEN or ORCHESTRY_API_TOKEN set to the daemon's token"
+            )
+        return ERROR_TYPES.get(exc.status, OrchestryError)(exc.detail)
+
+    async def _get(self, path: str, **query: Any) -> Any:
+        return await self._call(lambda: self._client.get(path, **query))
+
+    async def _post(self, path: str, body: Any = None, **query: Any) -> Any:
+        return await self._call(lambda: self._client.post(path, body, **query))
+
+    @staticmethod
+    def _app_path(name: str, suffix: str = "") -> str:
+        return f"/api/v1/apps/{path_part(name)}{suffix}"
+
+    # --- observation --------------------------------------------------------------------------
+    async def frame(self, selected: str | None) -> Frame:
+        series_request = self._series(selected) if selected else _nothing()
+        status, overview, series = await asyncio.gather(
+            self._get(STATUS_PATH), self._get("/api/v1/overview"), series_request
+        )
+        self._cluster = status
+        self.lb_address = str(overview.get("lb_listen") or "?")
+        apps = [app_view(a) for a in overview["apps"]]
+        figures = {a["name"]: _build(AppFigures, a.get("figures") or {}) for a in overview["apps"]}
+        chosen = next((a for a in apps if a.name == selected), None)
+        return Frame(
+            # The daemon's clock: charts and the lease countdown are relative to the data's own time.
+            now=float(overview.get("timestamp") or time.time()),
+            leadership=leadership(status),
+            apps=apps,
+            figures=figures,
+            charts=chart_data(chosen, series) if chosen and series is not None else None,
+        )
+
+    async def _series(self, name: str) -> dict[str, list[tuple[float, float]]] | None:
+        try:
+            answer = await self._get(self._app_path(name, "/series"), seconds=CHART_SECONDS)
+        except NotFound:
+            return None  # deleted since the last frame: the next frame no longer lists it
+        return {key: [(float(t), float(v)) for t, v in points] for key, points in answer["series"].items()}
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        events = await self._events(limit, since=None)
+        self._remember(events)
+        return events
+
+    async def _events(self, limit: int, since: float | None) -> list[Event]:
+        query: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            query["since"] = f"{since:.6f}"
+        answer = await self._get("/api/v1/events", **query)
+        return [_build(Event, e) for e in answer["events"]]
+
+    def _remember(self, events: list[Event]) -> list[Event]:
+        """The events not seen before, oldest first; moves the cursor and forgets ids it can't meet again."""
+        fresh = [e for e in events if e.id not in self._seen_events]
+        fresh.sort(key=lambda e: (e.timestamp, e.id))
+        for event in fresh:
+            self._seen_events[event.id] = event.timestamp
+        if events:
+            self._events_cursor = max([self._events_cursor or 0.0, *(e.timestamp for e in events)])
+        if self._events_cursor is not None:
+            horizon = self._events_cursor - 2 * EVENTS_OVERLAP_SECONDS
+            self._seen_events = {i: t for i, t in self._seen_events.items() if t >= horizon}
+        return fresh
+
+    async def live_events(self) -> AsyncIterator[Event]:
+        """New events, polled once a second; across a disconnect nothing is lost or repeated."""
+        while True:
+            cursor = self._events_cursor
+            try:
+                if cursor is None:  # the history could not be read: the first answer is the history
+                    found = await self._events(50, since=None)
+                else:
+                    found = await self._events(EVENTS_PER_POLL, since=cursor - EVENTS_OVERLAP_SECONDS)
+            except OrchestryError:
+                found = []  # the refresh loop shows why (disconnected, refused); the next poll retries
+            for event in self._remember(found):
+                yield event
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+
+    async def get_app(self, name: str) -> AppView:
+        return app_view(await self._get(self._app_path(name)))
+
+    async def logs(self, name: str, tail: int) -> list[LogLine]:
+        answer = await self._get(self._app_path(name, "/logs"), tail=tail)
+        return [_build(LogLine, line) for line in answer["lines"]]
+
+    async def follow_logs(self, name: str) -> AsyncIterator[LogLine]:
+        """The daemon's NDJSON follow stream; a cut stream is resumed without repeating lines."""
+        newest: float | None = None
+        while True:
+            replaying = newest is not None
+            stream = self._client.stream_lines(self._app_path(name, "/logs"), follow="true", tail=LOG_TAIL)
+            try:
+                async with contextlib.aclosing(stream):  # a closed screen releases the connection now
+                    async for raw in stream:
+                        line = _build(LogLine, raw)
+                        # After a reconnect the daemon first replays its tail (oldest first): skip what
+                        # was shown already.
+                        if replaying and newest is not None and line.timestamp <= newest:
+                            continue
+                        replaying = False
+                        newest = line.timestamp if newest is None else max(newest, line.timestamp)
+                        yield line
+                return  # the daemon ended the stream: the app was deleted
+            except DaemonUnreachable:
+                await asyncio.sleep(RETRY_SECONDS)
+            except ApiError as exc:
+                raise self._error(exc) from None
+
+    async def diagnostic_snapshot(self) -> bytes:
+        return await self._call(lambda: self._client.call("POST", "/api/v1/diagnostics", timeout=120.0))
+
+    # --- changes ------------------------------------------------------------------------------
+    async def scale(self, name: str, replicas: int) -> ScaleResult:
+        return _build(ScaleResult, await self._post(self._app_path(name, "/scale"), {"replicas": replicas}))
+
+    async def restart(self, name: str, slot: int | None = None) -> list[int]:
+        body = {"replica": slot} if slot is not None else None
+        answer = await self._post(self._app_path(name, "/restart"), body)
+        return [int(s) for s in answer["restarted"]]
+
+    async def set_mode(self, name: str, mode: str) -> None:
+        await self._call(lambda: self._client.put(self._app_path(name, "/scaling"), {"mode": mode}))
+
+    async def up(self, name: str) -> None:
+        await self._post(self._app_path(name, "/up"))
+
+    async def down(self, name: str) -> None:
+        await self._post(self._app_path(name, "/down"))
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def check_connection(url: str, token: str | None) -> str | None:
+    """Before the screen opens: None when a daemon answers at ``url`` with this token, else why not."""
+    backend = HttpBackend(url, token, Path("."))
+    try:
+        await backend.attach()
+    except ConnectFailed as exc:
+        return exc.message
+    finally:
+        await backend.stop()
+    return None
