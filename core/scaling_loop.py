@@ -63,12 +63,18 @@ class ScalingLoop:
         # would both scale, and the second would ignore the cooldown the first had just started.
         lock = self._locks.setdefault(record.name, asyncio.Lock())
         async with lock:
+            decision, _window, now = self._propose(record, spec)
+            if decision.recommendation == record.desired_replicas and not decision.should_scale:
+                # Nothing to act on or report, the usual case: no need to re-read the store.
+                self._record(record.name, decision, now)
+                return decision
             fresh = await asyncio.to_thread(self.engine.store.apps.get, record.name)
             if fresh is None:  # deleted meanwhile: nothing to act on
                 return self._decide(record, spec)[0]
             return await self._decide_and_act(fresh, self.engine.reconciler.spec_of(fresh))
 
-    def _decide(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow]:
+    def _propose(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow, float]:
+        """The scaler's decision on ``record`` now, not yet recorded."""
         policy = spec.scaling
         name = record.name
         window = self.engine.metrics.window(name, policy.window_seconds)
@@ -85,8 +91,15 @@ class ScalingLoop:
             record.last_scaled_at,
             list(history),
         )
-        history.append((now, decision.recommendation))
+        return decision, window, now
+
+    def _record(self, name: str, decision: Decision, now: float) -> None:
+        self.recommendations.setdefault(name, deque(maxlen=4096)).append((now, decision.recommendation))
         self.last_decision[name] = (now, decision)
+
+    def _decide(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow]:
+        decision, window, now = self._propose(record, spec)
+        self._record(record.name, decision, now)
         return decision, window
 
     async def _decide_and_act(self, record: AppRecord, spec: AppSpec) -> Decision:
