@@ -200,6 +200,7 @@ class Engine:
                 relist_interval=settings.relist_interval,
             ),
             on_replicas_changed=self._replicas_changed,
+            on_runtime_state=self._runtime_state,
         )
         self._scaling = ScalingLoop(self, interval=settings.scaler_interval)
         await self._nginx.start()
@@ -207,8 +208,7 @@ class Engine:
         try:
             await self._runtime.ping()
         except RuntimeUnavailable as exc:
-            self.runtime_error = str(exc)
-            await self.emit("error", "docker_unreachable", str(exc))
+            await self._runtime_state(str(exc))
         self.started_at = time.time()
         sup = self.supervisor
         sup.start("cluster.election", self._cluster.run)
@@ -295,22 +295,34 @@ class Engine:
         while True:
             try:
                 await self.runtime.ping()
-                if self.runtime_error:
-                    self.runtime_error = ""
-                    await self.emit("lifecycle", "docker_reachable", "Docker engine is reachable again")
-                    self.reconciler.wake_all()
+                await self._runtime_state("")
                 delay = 5.0
             except RuntimeUnavailable as exc:
-                if str(exc) != self.runtime_error:
-                    self.runtime_error = str(exc)
-                    await self.emit("error", "docker_unreachable", str(exc))
+                await self._runtime_state(str(exc))
                 delay = min(30.0, delay * 2)
             await asyncio.sleep(delay)
+
+    async def _runtime_state(self, reason: str) -> None:
+        """Docker does not answer (``reason``) or answers again (""), as found by the watchdog, the
+        reconciler or the events stream: one event per transition, however many of them notice."""
+        if reason:
+            if not self.runtime_error:
+                log.warning("Docker engine unreachable: %s", reason)
+                self.runtime_error = reason
+                await self.emit("error", "docker_unreachable", reason)
+            else:
+                self.runtime_error = reason  # the same outage, perhaps worded differently
+        elif self.runtime_error:
+            self.runtime_error = ""
+            log.info("Docker engine is reachable again")
+            await self.emit("lifecycle", "docker_reachable", "Docker engine is reachable again")
+            self.reconciler.wake_all()
 
     async def _consume_runtime_events(self) -> None:
         async for event in self.runtime.events():
             if event.action == "reconnected":
-                self.reconciler.wake_all()
+                await self._runtime_state("")  # the stream reopened: Docker answers
+                self.reconciler.wake_all()  # and events were missed: every app relists
                 continue
             if event.app not in self.reconciler.apps:
                 continue

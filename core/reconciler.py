@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,6 +56,8 @@ from core.spec import AppSpec
 log = logging.getLogger(__name__)
 
 FORCE_STOP_SECONDS = 2.0
+# While Docker does not answer, a worker retries at least this often (a wake retries at once).
+RUNTIME_RETRY_SECONDS = 5.0
 
 
 class Emit(Protocol):
@@ -105,7 +107,10 @@ class Reconciler:
         resolve_secret: Callable[[str, str], str],
         config: ReconcilerConfig,
         on_replicas_changed: Callable[[str], None] | None = None,
+        on_runtime_state: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_runtime_state(reason)``: a pass found Docker unreachable (the reason) or, with "", that
+        it answers again; called on every such pass, so the receiver keeps only the transitions."""
         self.runtime = runtime
         self.store = store
         self.emit = emit
@@ -115,6 +120,7 @@ class Reconciler:
         self.resolve_secret = resolve_secret
         self.config = config
         self.on_replicas_changed = on_replicas_changed or (lambda _app: None)
+        self.on_runtime_state = on_runtime_state or _ignore_runtime_state
         self.apps: dict[str, AppState] = {}
         self.health = HealthChecker(self._on_health)
         self._specs: dict[str, tuple[str, AppSpec]] = {}
@@ -155,11 +161,15 @@ class Reconciler:
     async def _worker(self, name: str) -> None:
         state = self.apps[name]
         failures = 0
+        retry_at: float | None = None  # after a failed pass: try again then, or sooner when woken
         while not self._closed:
+            now = time.time()
             wait = self.config.relist_interval
-            retry_in = state.next_retry_in(time.time())
+            retry_in = state.next_retry_in(now)
             if retry_in is not None:
                 wait = min(wait, retry_in + 0.05)
+            if retry_at is not None:
+                wait = min(wait, max(0.0, retry_at - now))
             try:
                 await asyncio.wait_for(state.wake.wait(), wait)
             except TimeoutError:
@@ -172,11 +182,22 @@ class Reconciler:
                 deleted = result.get("deleted", 0) == 1
                 state.last_result = result
                 state.last_error = ""
-                failures = 0
+                failures, retry_at = 0, None
+                if state.runtime_error:
+                    state.runtime_error = ""
+                    await self.on_runtime_state("")
             except asyncio.CancelledError:
                 raise
             except NotLeaderAnymore:
                 state.last_result = {}
+            except RuntimeUnavailable as exc:
+                # Docker itself is away: nothing this app did wrong.  The engine says so once for every
+                # app; here the status says why nothing changes, and a wake (Docker back, events stream
+                # reconnected) retries at once instead of after a long back-off.
+                failures += 1
+                state.last_result = {}
+                await self._runtime_lost(state, str(exc))
+                retry_at = time.time() + min(RUNTIME_RETRY_SECONDS, 0.5 * 2 ** min(failures, 6))
             except Exception as exc:
                 failures += 1
                 state.last_result = {}
@@ -187,8 +208,7 @@ class Reconciler:
                         "error", "reconcile_failed", f"reconciling {name} failed: {message}", app=name
                     )
                 state.last_error = message
-                state.wake.set()
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                retry_at = time.time() + min(30.0, 0.5 * 2 ** min(failures, 6))
             async with state.pass_done:
                 state.completed = max(state.completed, seen)
                 state.pass_done.notify_all()
@@ -196,6 +216,23 @@ class Reconciler:
                 self.apps.pop(name, None)
                 self._workers.pop(name, None)
                 return
+
+    async def _runtime_lost(self, state: AppState, reason: str) -> None:
+        first = not state.runtime_error
+        state.runtime_error = reason
+        await self.on_runtime_state(reason)
+        if not first:
+            return
+        # The store still says what the last good pass saw: save why that no longer holds.
+        try:
+            record = await asyncio.to_thread(self.store.apps.get, state.name)
+        except OrchestryError as exc:
+            log.warning("could not read %s to save its status: %s", state.name, exc)
+            return
+        if record is not None:
+            await self._update_status(
+                state, record, record.desired_replicas if record.status != APP_STOPPED else 0
+            )
 
     # --- one pass ------------------------------------------------------------------------------
     def spec_of(self, record: Any) -> AppSpec:
@@ -339,6 +376,9 @@ class Reconciler:
             record = await asyncio.to_thread(self.store.apps.get, state.name)
             if record is not None:
                 await self._publish(state, self.spec_of(record))
+        if state.runtime_error:
+            await self._clear_stopped_with_docker(state, dead)
+            return
         for info in dead:
             reason = await self._exit_reason(info)
             entry = state.record_crash(info.slot, reason, time.time())
@@ -367,6 +407,23 @@ class Reconciler:
                     "crashes": entry.crashes,
                 },
             )
+
+    async def _clear_stopped_with_docker(self, state: AppState, dead: list[ContainerInfo]) -> None:
+        """Replicas that stopped while Docker did not answer: a daemon stopping without live-restore
+        stops its containers.  Not crashes of the app, so no back-off: removed now, replaced by this pass."""
+        self._check_leader()
+        await asyncio.gather(*(self.runtime.remove(info.id, force=True) for info in dead))
+        for info in dead:
+            self.ports.release(info.port)
+        names = ", ".join(sorted(info.name for info in dead))
+        await self.emit(
+            "lifecycle",
+            "replicas_stopped_with_docker",
+            f"{len(dead)} replica(s) of {state.name} stopped while the Docker engine was unreachable "
+            f"({names}); replacing them",
+            app=state.name,
+            details={"slots": sorted(info.slot for info in dead)},
+        )
 
     async def _exit_reason(self, info: ContainerInfo) -> str:
         if info.oom_killed:
@@ -656,7 +713,10 @@ class Reconciler:
             return APP_ERROR, state.blocked
         ready = len(state.serving())
         if ready >= desired:
-            return APP_RUNNING, f"{ready}/{desired} replicas ready"
+            reason = f"{ready}/{desired} replicas ready"
+            if state.runtime_error:
+                reason += f"; nothing can change until Docker answers: {state.runtime_error}"
+            return APP_RUNNING, reason
         problems = [
             f"{v.name} joining the load balancer"
             if v.state == REPLICA_READY
@@ -665,6 +725,8 @@ class Reconciler:
             if not v.ready and v.state != REPLICA_DRAINING
         ]
         reason = f"{ready}/{desired} replicas ready"
+        if state.runtime_error:
+            reason += f"; {state.runtime_error}"
         if problems:
             reason += "; " + "; ".join(problems[:3])
         return APP_DEGRADED, reason
@@ -752,6 +814,10 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.health.close()
+
+
+async def _ignore_runtime_state(_reason: str) -> None:
+    return None
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:

@@ -109,6 +109,7 @@ class AppState:
     proven_hashes: set[str] = field(default_factory=set)  # container specs that have run healthy here
     persisted: tuple[object, ...] = ()  # fingerprint of the replicas last written to the store
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
+    runtime_error: str = ""  # why the last pass could not reach Docker; "" once one did
 
     def live(self) -> list[Replica]:
         return [r for r in self.replicas.values() if not r.draining]

@@ -49,8 +49,10 @@ BRIDGE_NETWORK = "orchestry"
 REPLICA_HOST = "127.0.0.1"
 WATCHED_EVENTS = ("die", "oom", "start", "stop", "destroy", "kill", "health_status")
 EVENTS_RECONNECTED = "reconnected"
-# Backoff between attempts to reopen a broken events stream; the last value repeats.
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+# Backoff between attempts to reopen a broken events stream; the last value repeats.  An attempt on an
+# engine that is down costs one failed connect, and the first one that succeeds is what tells the
+# engine Docker is back: keep the cap short.
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 STREAM_QUEUE_SIZE = 1000
 PULL_TIMEOUT_SECONDS = 15
 START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
@@ -433,9 +435,14 @@ class DockerRuntime:
     async def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:
         # One sample waits for the daemon's next 1 s tick (two, for the CPU delta): sampling containers
         # one after another would take N seconds, in parallel it takes about one sample's time.
-        samples = await asyncio.gather(
-            *(self._run(lambda api, cid=cid: _sample_stats(api, cid)) for cid in container_ids)
-        )
+        try:
+            samples = await asyncio.gather(
+                *(self._run(lambda api, cid=cid: _sample_stats(api, cid)) for cid in container_ids)
+            )
+        except RuntimeUnavailable:
+            # Stats are observations: an engine that does not answer has none to give.  The outage is
+            # the engine's to report (once); raising here would repeat it on every sample, each second.
+            return {}
         return {sample.container_id: sample for sample in samples if sample is not None}
 
     async def close(self) -> None:
@@ -685,6 +692,7 @@ class DockerRuntime:
         filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"], "event": list(WATCHED_EVENTS)}
         connected_before = False
         failures = 0
+        broken_since: float | None = None  # said once per outage, however many attempts it takes
         try:
             while not bridge.stopped.is_set():
                 client: APIClient | None = None
@@ -692,12 +700,19 @@ class DockerRuntime:
                     client = self._stream_client()
                     stream = client.events(filters=filters, decode=True)
                     bridge.track(stream)
-                    failures = 0
-                    if connected_before and not bridge.put(
+                    if broken_since is not None:
+                        log.info(
+                            "Docker events stream at %s is back after %.1f s",
+                            self.docker_url,
+                            time.monotonic() - broken_since,
+                        )
+                    # Also after a first connect that needed retries: the consumer must relist.
+                    resumed = connected_before or failures > 0
+                    failures, broken_since, connected_before = 0, None, True
+                    if resumed and not bridge.put(
                         RuntimeEvent(EVENTS_RECONNECTED, container_id="", app="", slot=None, time=time.time())
                     ):
                         return
-                    connected_before = True
                     try:
                         for raw in stream:
                             event = runtime_event_from_docker(raw)
@@ -706,9 +721,12 @@ class DockerRuntime:
                     finally:
                         bridge.untrack(stream)
                 except Exception as exc:
-                    if not bridge.stopped.is_set():
+                    if not bridge.stopped.is_set() and broken_since is None:
+                        broken_since = time.monotonic()
                         log.warning(
-                            "Docker events stream at %s broke: %s; reconnecting", self.docker_url, exc
+                            "Docker events stream at %s broke: %s; reconnecting until it answers",
+                            self.docker_url,
+                            _root_cause(exc),
                         )
                 finally:
                     if client is not None:
