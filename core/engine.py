@@ -9,6 +9,7 @@ and the Docker SDK run in threads).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -180,6 +181,7 @@ class Engine:
             external_conf_dir=settings.nginx_conf_dir,
             reload_command=settings.nginx_reload_command,
             on_event=self._nginx_event,
+            may_act=self._leads,
         )
         self._cluster = LeaseElection(
             self._store, self.node_id, settings.api_url, settings.lease_ttl, on_change=self._cluster_changed
@@ -203,8 +205,16 @@ class Engine:
             on_runtime_state=self._runtime_state,
         )
         self._scaling = ScalingLoop(self, interval=settings.scaler_interval)
-        await self._nginx.start()
-        await self._cluster.step()
+        # Only the lease holder drives nginx: it starts in standby and _cluster_changed takes it over
+        # when this node wins a term (nodes on one host share the prefix, so the leader's nginx is
+        # adopted through its pid file, even after its owner died with kill -9).
+        await self._nginx.start(active=False)
+        try:
+            await self._cluster.step()
+        except OrchestryError:
+            with contextlib.suppress(OrchestryError):
+                await self._cluster.release()  # a peer need not wait out the lease we cannot use
+            raise
         try:
             await self._runtime.ping()
         except RuntimeUnavailable as exc:
@@ -248,12 +258,13 @@ class Engine:
                         log.warning("could not stop %s: %s", record.name, exc)
         await self.supervisor.stop()
         await self.reconciler.close()
+        # Before the lease goes: pending route changes are applied (or nginx stopped) while we lead.
+        await self.nginx.stop(keep_serving=not stop_nginx)
         if release_lease and self._cluster is not None:
             try:
                 await self.cluster.release()
             except OrchestryError as exc:
                 log.warning("could not release the lease: %s", exc)
-        await self.nginx.stop(keep_serving=not stop_nginx)
         await self.runtime.close()
         await asyncio.to_thread(self.store.close)
         self._reconciler = None
@@ -274,9 +285,39 @@ class Engine:
             await self.emit(
                 "cluster", f"became_{state}", f"node {self.node_id} is now {state}: {why}", details=details
             )
-        if state == LEADER and self._reconciler is not None:
+        if state != LEADER:
+            await self.nginx.stand_by()
+            self._forget_replicas()
+            return
+        try:
+            await self.nginx.activate()
+        except OrchestryError as exc:
+            if self.started_at is None:
+                raise  # start() fails with nginx's reason, as a lone node always did
+            await self.emit(
+                "error",
+                "nginx_takeover_failed",
+                f"node {self.node_id} leads but could not take over nginx ({exc}); its watchdog retries",
+            )
+        if self._reconciler is not None:
             await self._ensure_workers()
             self.reconciler.wake_all()
+
+    def _leads(self) -> bool:
+        return self._cluster is not None and self._cluster.is_leader()
+
+    def _forget_replicas(self) -> None:
+        """A node that stopped leading keeps no view of the replicas: it stops probing them (a follower
+        must not announce health changes beside the leader), and a term it wins later adopts them
+        afresh from Docker instead of trusting what it saw before."""
+        if self._reconciler is None:
+            return
+        for state in self.reconciler.apps.values():
+            for container_id in list(state.replicas):
+                self.reconciler.health.untrack(container_id)
+            state.replicas.clear()
+            state.stopping.clear()
+            state.routed_once = False
 
     async def _ensure_workers(self) -> None:
         for record in await asyncio.to_thread(self.store.apps.list):

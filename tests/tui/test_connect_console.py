@@ -259,7 +259,9 @@ async def test_killed_daemon_shows_disconnected_then_recovers(tmp_path: Path) ->
 
             daemon = await asyncio.to_thread(restart_daemon, daemon, SHORT_LEASE)
             await until(lambda: app.disconnected is None, timeout=15, what="reconnected")
-            await until(lambda: "leader" in header(app), timeout=30, what="the restarted daemon leading")
+            # Until the killed process's lease runs out the restarted daemon follows (its old self).
+            leading = f"node {daemon.node_id} leader "
+            await until(lambda: leading in header(app), timeout=30, what="the restarted daemon leading")
             assert f"reconnected to {daemon.url}" in notifications(app)
             # Live events resume: the restarted daemon's election shows up without reopening anything.
             await until(
