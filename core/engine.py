@@ -351,6 +351,7 @@ class Engine:
                 log.warning("Docker engine unreachable: %s", reason)
                 self.runtime_error = reason
                 await self.emit("error", "docker_unreachable", reason)
+                self.reconciler.wake_all()  # each app's pass finds out and its status says why
             else:
                 self.runtime_error = reason  # the same outage, perhaps worded differently
         elif self.runtime_error:

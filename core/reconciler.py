@@ -183,9 +183,6 @@ class Reconciler:
                 state.last_result = result
                 state.last_error = ""
                 failures, retry_at = 0, None
-                if state.runtime_error:
-                    state.runtime_error = ""
-                    await self.on_runtime_state("")
             except asyncio.CancelledError:
                 raise
             except NotLeaderAnymore:
@@ -266,8 +263,12 @@ class Reconciler:
             state.restarts.clear()
             state.routed_once = False
         containers = await self.runtime.list_managed(state.name)
+        # Docker answers again: cleared before this pass saves a status that would still blame it.
+        after_outage, state.runtime_error = bool(state.runtime_error), ""
+        if after_outage:
+            await self.on_runtime_state("")
         adopted = await self._sync(state, spec, containers)
-        await self._clear_dead(state, containers)
+        await self._clear_dead(state, containers, after_outage)
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
         force = record.status == APP_STOPPED and state.force_stop
@@ -359,7 +360,7 @@ class Reconciler:
             )
         )
 
-    async def _clear_dead(self, state: AppState, containers: list[ContainerInfo]) -> None:
+    async def _clear_dead(self, state: AppState, containers: list[ContainerInfo], after_outage: bool) -> None:
         """Containers that exited on their own: unroute first, count the crash, remove them."""
         dead = [
             c for c in containers if not c.running and c.id not in state.stopping and c.state != "removing"
@@ -376,7 +377,7 @@ class Reconciler:
             record = await asyncio.to_thread(self.store.apps.get, state.name)
             if record is not None:
                 await self._publish(state, self.spec_of(record))
-        if state.runtime_error:
+        if after_outage:
             await self._clear_stopped_with_docker(state, dead)
             return
         for info in dead:

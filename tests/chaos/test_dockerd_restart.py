@@ -196,8 +196,9 @@ async def test_dockerd_stopped_then_started_again_app_comes_back(
                 return health["docker"]["status"] == "error" and view.ready_replicas == 0
 
             await wait_for(unrouted_and_reported, timeout=10, what="replicas unrouted, Docker reported down")
-            status, body = await get_text(lb(engine, name))
-            assert status == 503 and "no ready replicas" in body, (status, body)
+            # nginx answers for the app itself instead of trying replicas that are gone.
+            status, body = await wait_for(lambda: _answer(lb(engine, name), 503), timeout=5, what="503")
+            assert "no ready replicas" in body, body
 
             await asyncio.sleep(OUTAGE_SECONDS)
             cpu_share = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
@@ -247,6 +248,7 @@ async def test_dockerd_stopped_then_started_again_app_comes_back(
         assert kinds["replica_started"] <= len(originals), kinds
 
         await assert_events_flow(engine, docker, name)
+    print(f"worst event-loop lag: {lag.worst * 1000:.0f} ms")
     assert lag.worst < 1.0, f"the event loop stalled for {lag.worst:.2f} s"
 
 
@@ -268,6 +270,9 @@ async def test_dockerd_restarted_with_live_restore_changes_nothing_and_traffic_n
             down_for = await asyncio.to_thread(docker.stop)
             await wait_for(lambda: _docker_reported(engine, "error"), timeout=10, what="Docker reported down")
             await asyncio.sleep(3.0)
+            during = await engine.get_app(name)
+            assert during.status == "running" and during.ready_replicas == REPLICAS
+            assert "does not answer" in during.status_reason, during.status_reason
             await asyncio.to_thread(docker.start, True)
             back_at = time.monotonic()
             await wait_for(lambda: _docker_reported(engine, "ok"), timeout=15, what="Docker reported back")
@@ -285,12 +290,21 @@ async def test_dockerd_restarted_with_live_restore_changes_nothing_and_traffic_n
         view = await engine.get_app(name)
         assert sorted(r.container_id for r in view.replicas) == before
         assert view.ready_replicas == REPLICAS
+        # What followers and the CLI read: no longer blaming Docker once it answers.
+        record = await asyncio.to_thread(engine.store.apps.get, name)
+        assert record is not None and "does not answer" not in record.status_reason, record.status_reason
         kinds = Counter(e.kind for e in await engine.events(since=mark, limit=500))
         assert kinds["replica_started"] == 0 and kinds["replica_stopped"] == 0, kinds
         assert kinds["docker_unreachable"] == 1, kinds
 
         await assert_events_flow(engine, docker, name)
+    print(f"worst event-loop lag: {lag.worst * 1000:.0f} ms")
     assert lag.worst < 1.0, f"the event loop stalled for {lag.worst:.2f} s"
+
+
+async def _answer(url: str, status: int) -> tuple[int, str] | None:
+    answer = await get_text(url)
+    return answer if answer[0] == status else None
 
 
 async def _docker_reported(engine: Engine, status: str) -> bool:
