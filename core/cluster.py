@@ -1,8 +1,11 @@
 """Leader election on a lease row per term (DESIGN.md §6); the fencing token is the term.
 
 A lease is not a lock: the holder checks ``is_leader()`` (a purely local, monotonic-clock test that
-errs on the side of "not leader") before each runtime action, and store writes that matter carry the
-term.  A single node simply wins term 1 and renews it.
+errs on the side of "not leader") before each runtime action, and the store's leader-only writes carry
+the term into their transaction (``Store.fence_writes``), so a leader that was frozen or cut off past its
+lease cannot write over its successor.  A leader that cannot renew (database unreachable) steps down
+once its lease may have expired; it never keeps acting on a lease it cannot prove.  A single node
+simply wins term 1 and renews it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ CANDIDATE = "candidate"
 # Give up local leadership this fraction of the TTL before the lease could expire in the database, so
 # clock drift and a slow renew never leave two nodes believing they lead.
 SAFETY_MARGIN = 0.2
+# A fenced write must commit with at least this much lease left (see core.store.db.WriteFence).
+MIN_FENCE_MARGIN = 0.75
 
 StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -63,10 +68,16 @@ class LeaseElection:
         self._on_change = on_change
         self.last_error: str = ""
         self._lock = asyncio.Lock()
+        fence_writes = getattr(store, "fence_writes", None)
+        if fence_writes is not None:
+            fence_writes(self._fencing_term, node_id, max(MIN_FENCE_MARGIN, self.ttl * SAFETY_MARGIN / 2))
 
     # --- queries --------------------------------------------------------------------------------
     def is_leader(self) -> bool:
         return self.state == LEADER and time.monotonic() < self._valid_until
+
+    def _fencing_term(self) -> int | None:
+        return self.term if self.is_leader() else None
 
     @property
     def leader_id(self) -> str | None:
@@ -85,8 +96,12 @@ class LeaseElection:
             except StoreError as exc:
                 self.last_error = str(exc)
                 log.warning("lease step failed: %s", exc)
-                # Keep local leadership only while the lease is still surely valid; is_leader() already
-                # says no once _valid_until has passed, and the next step retries.
+                # Keep local leadership only while the lease is still surely valid (is_leader() already
+                # says no once _valid_until has passed); after that, step down for everyone to see
+                # (nginx left alone, replicas no longer ours) and try for a new term when the store
+                # answers again.
+                if self.state == LEADER and time.monotonic() >= self._valid_until:
+                    await self._set_state(CANDIDATE, f"cannot renew the lease: {exc}")
 
     async def _step(self) -> None:
         started = time.monotonic()

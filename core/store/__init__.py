@@ -1,6 +1,6 @@
 """Persistent state: SQLAlchemy tables, repositories and alembic migrations (SQLite or PostgreSQL)."""
 
-from core.store.db import current_revision, downgrade, upgrade
+from core.store.db import FencedOut, current_revision, downgrade, upgrade
 from core.store.records import (
     AppRecord,
     EventRecord,
@@ -14,6 +14,7 @@ from core.store.store import Store
 __all__ = [
     "AppRecord",
     "EventRecord",
+    "FencedOut",
     "InstanceRecord",
     "LeaseRecord",
     "NodeRecord",

@@ -9,8 +9,9 @@ caller as :class:`core.errors.StoreError` naming the operation and the database,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from core.errors import StoreError
+from core.errors import NotLeader, StoreError
+from core.store import models as t
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,35 @@ _SQLITE_IMMEDIATE = "orchestry_sqlite_immediate"
 
 class IntegrityViolation(StoreError):
     """A constraint refused a write; repositories turn it into Conflict, NotFound or a lost race."""
+
+
+class FencedOut(NotLeader):
+    """A leader-only write carried a term that no longer leads: the database refused it."""
+
+    def __init__(self, operation: str, why: str, leader_id: str | None = None) -> None:
+        super().__init__(leader_id)
+        self.message = f"{self.message} ({operation} refused: {why})"
+
+
+@dataclass(frozen=True)
+class WriteFence:
+    """Fencing for leader-only writes (DESIGN.md §4): the term goes into the write's transaction.
+
+    ``term()`` is the term this node believes it leads, or None when it knows it does not. A write is
+    committed only if, as its last statement, the database still finds that term newest, unreleased,
+    held by ``node_id`` and valid for at least ``margin`` more seconds; a leader that was frozen or cut
+    off past its lease cannot write over its successor.
+    """
+
+    term: Callable[[], int | None]
+    node_id: str
+    margin: float
+
+    @property
+    def idle_timeout_ms(self) -> int:
+        # Between the check and COMMIT the server waits at most this long for a client that froze
+        # (SIGSTOP, a paused VM), then kills the session: a commit can never land after the lease ends.
+        return int(max(0.2, self.margin * 0.6) * 1000)
 
 
 def normalise_url(url: str) -> sa.engine.URL:
@@ -111,6 +142,7 @@ class Database:
         self.engine = create_db_engine(url)
         self.dialect = self.engine.dialect.name
         self.display_url = self.engine.url.render_as_string(hide_password=True)
+        self.fence: WriteFence | None = None  # None: every write is allowed (no election on this store)
 
     @property
     def now_sql(self) -> sa.ColumnElement[float]:
@@ -128,6 +160,47 @@ class Database:
     def write(self, operation: str) -> Iterator[sa.Connection]:
         with self._transaction(operation, write=True) as conn:
             yield conn
+
+    @contextmanager
+    def leader_write(self, operation: str) -> Iterator[sa.Connection]:
+        """A write only the lease holder may make: fenced by its term when a fence is set."""
+        fence = self.fence
+        if fence is None:
+            with self._transaction(operation, write=True) as conn:
+                yield conn
+            return
+        term = fence.term()
+        if term is None:
+            raise FencedOut(operation, "this node does not hold the leader lease")
+        with self._transaction(operation, write=True) as conn:
+            yield conn
+            self._check_term(conn, operation, term, fence)
+
+    def _check_term(self, conn: sa.Connection, operation: str, term: int, fence: WriteFence) -> None:
+        """The last statement before COMMIT: is ``term`` still ours, newest and valid long enough?"""
+        lease = t.leader_lease
+        columns: list[sa.ColumnElement[Any]] = [
+            lease.c.term,
+            lease.c.leader_id,
+            lease.c.released_at,
+            lease.c.expires_at,
+            self.now_sql.label("now"),
+        ]
+        if self.dialect == "postgresql":
+            columns.append(
+                sa.func.set_config(
+                    "idle_in_transaction_session_timeout", str(fence.idle_timeout_ms), True
+                ).label("idle_timeout")
+            )
+        newest = conn.execute(sa.select(*columns).order_by(lease.c.term.desc()).limit(1)).first()
+        if newest is None:
+            raise FencedOut(operation, f"term {term} has no lease row")
+        if newest.term != term or newest.leader_id != fence.node_id:
+            raise FencedOut(operation, f"term {term} is over, term {newest.term} leads", newest.leader_id)
+        if newest.released_at is not None:
+            raise FencedOut(operation, f"the lease of term {term} was released")
+        if newest.expires_at <= newest.now + fence.margin:
+            raise FencedOut(operation, f"the lease of term {term} is about to expire and was not renewed")
 
     @contextmanager
     def _transaction(self, operation: str, *, write: bool) -> Iterator[sa.Connection]:

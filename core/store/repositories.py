@@ -56,7 +56,7 @@ class AppRepository:
     def create(self, rec: AppRecord) -> AppRecord:
         """Insert a new app; Conflict when the name is taken."""
         try:
-            with self._db.write(f"creating app '{rec.name}'") as conn:
+            with self._db.leader_write(f"creating app '{rec.name}'") as conn:
                 now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
                 values = asdict(rec) | {"created_at": now, "updated_at": now, "generation": 1}
                 conn.execute(sa.insert(t.applications).values(**values))
@@ -68,7 +68,7 @@ class AppRepository:
 
     def save(self, rec: AppRecord) -> AppRecord:
         """Insert or replace the app's desired state; the generation moves on when the spec changes."""
-        with self._db.write(f"saving app '{rec.name}'") as conn:
+        with self._db.leader_write(f"saving app '{rec.name}'") as conn:
             now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
             current = self._select(conn, rec.name)
             values = asdict(rec) | {"updated_at": now}
@@ -91,7 +91,7 @@ class AppRepository:
         unknown = set(changes) - (self._FIELDS - self._STORE_OWNED)
         if unknown:
             raise TypeError(f"AppRepository.update() cannot set {sorted(unknown)}")
-        with self._db.write(f"updating app '{name}'") as conn:
+        with self._db.leader_write(f"updating app '{name}'") as conn:
             current = self._select(conn, name)
             if current is None:
                 raise NotFound(f"app '{name}' does not exist: register it first")
@@ -104,7 +104,7 @@ class AppRepository:
 
     def delete(self, name: str) -> bool:
         """Remove the app with its instances and scaling history (events are kept)."""
-        with self._db.write(f"deleting app '{name}'") as conn:
+        with self._db.leader_write(f"deleting app '{name}'") as conn:
             result = conn.execute(sa.delete(t.applications).where(t.applications.c.name == name))
             return result.rowcount > 0
 
@@ -123,7 +123,7 @@ class InstanceRepository:
     def upsert(self, rec: InstanceRecord) -> InstanceRecord:
         """Insert or replace the row of (app, slot); NotFound when the app is not registered."""
         try:
-            with self._db.write(f"saving instance {rec.app}-{rec.slot}") as conn:
+            with self._db.leader_write(f"saving instance {rec.app}-{rec.slot}") as conn:
                 now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
                 values = asdict(rec) | {"updated_at": now}
                 changes = {k: v for k, v in values.items() if k not in ("app", "slot")}
@@ -133,14 +133,14 @@ class InstanceRepository:
             raise NotFound(f"app '{rec.app}' does not exist: register it before recording replicas") from None
 
     def delete(self, app: str, slot: int) -> bool:
-        with self._db.write(f"deleting instance {app}-{slot}") as conn:
+        with self._db.leader_write(f"deleting instance {app}-{slot}") as conn:
             result = conn.execute(
                 sa.delete(t.instances).where(t.instances.c.app == app, t.instances.c.slot == slot)
             )
             return result.rowcount > 0
 
     def delete_app(self, app: str) -> int:
-        with self._db.write(f"deleting the instances of app '{app}'") as conn:
+        with self._db.leader_write(f"deleting the instances of app '{app}'") as conn:
             return conn.execute(sa.delete(t.instances).where(t.instances.c.app == app)).rowcount
 
 
@@ -221,7 +221,7 @@ class ScalingRepository:
             "timestamp": timestamp,
         }
         try:
-            with self._db.write(f"recording a scaling decision of app '{app}'") as conn:
+            with self._db.leader_write(f"recording a scaling decision of app '{app}'") as conn:
                 statement = sa.insert(t.scaling_history).values(**values).returning(t.scaling_history.c.id)
                 return int(conn.execute(statement).scalar_one())
         except IntegrityViolation:
@@ -243,7 +243,7 @@ class ScalingRepository:
         return records[0] if records else None
 
     def clear(self, app: str) -> int:
-        with self._db.write(f"clearing the scaling history of app '{app}'") as conn:
+        with self._db.leader_write(f"clearing the scaling history of app '{app}'") as conn:
             return conn.execute(sa.delete(t.scaling_history).where(t.scaling_history.c.app == app)).rowcount
 
 
@@ -368,7 +368,7 @@ class SecretRepository:
         self._db = database
 
     def put(self, name: str, field_names: list[str], ciphertext: bytes) -> None:
-        with self._db.write(f"saving secret '{name}'") as conn:
+        with self._db.leader_write(f"saving secret '{name}'") as conn:
             now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
             values = {
                 "name": name,
@@ -395,5 +395,5 @@ class SecretRepository:
             return {row.name: list(row.field_names) for row in rows}
 
     def delete(self, name: str) -> bool:
-        with self._db.write(f"deleting secret '{name}'") as conn:
+        with self._db.leader_write(f"deleting secret '{name}'") as conn:
             return conn.execute(sa.delete(t.secrets).where(t.secrets.c.name == name)).rowcount > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.store.db import Database, upgrade_database
+from collections.abc import Callable
+
+from core.store.db import Database, WriteFence, upgrade_database
 from core.store.repositories import (
     AppRepository,
     EventRepository,
@@ -43,6 +45,11 @@ class Store:
     def dialect(self) -> str:
         """'sqlite' or 'postgresql'."""
         return self.database.dialect
+
+    def fence_writes(self, term: Callable[[], int | None], node_id: str, margin: float) -> None:
+        """From now on, leader-only writes (apps, instances, scaling history, secrets) must carry the
+        term this node leads and are refused in the database once that term is over."""
+        self.database.fence = WriteFence(term=term, node_id=node_id, margin=margin)
 
     def ping(self) -> None:
         """Raise StoreError when the database does not answer."""

@@ -1,0 +1,126 @@
+"""Fencing: a leader that lost its term cannot write over its successor, whatever it still believes.
+
+A frozen or cut-off leader may resume with a write already past its local ``is_leader()`` check; the
+term travels into the write's transaction and the database refuses it (DESIGN.md §4). These tests
+play that leader with a store whose fence still claims the old term.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from core.cluster import LeaseElection
+from core.errors import NotLeader, StoreError
+from core.store import AppRecord, FencedOut, Store
+from core.store.db import Database, WriteFence
+
+MARGIN = 0.75
+
+
+def _app(name: str, replicas: int = 1) -> AppRecord:
+    return AppRecord(name=name, spec={"metadata": {"name": name}}, raw={}, spec_hash="h1",
+                     desired_replicas=replicas)  # fmt: skip
+
+
+@pytest.fixture
+def stores(database_url: str):  # type: ignore[no-untyped-def]
+    old, new = Store.open(database_url), Store.open(database_url)
+    try:
+        yield old, new
+    finally:
+        old.close()
+        new.close()
+
+
+def test_write_with_a_term_that_is_over_is_refused(stores: tuple[Store, Store]) -> None:
+    old, new = stores
+    host = socket.gethostname()
+    term = old.leases.try_acquire("old", host, "http://old", ttl=2.0)
+    assert term is not None
+    old.fence_writes(lambda: term.term, "old", MARGIN)  # believes it leads, whatever happens next
+    old.apps.create(_app("web"))  # its term is valid: accepted
+
+    time.sleep(1.4)  # less than the margin left: a write could commit after the lease ends
+    with pytest.raises(FencedOut, match="about to expire"):
+        old.apps.update("web", desired_replicas=5)
+
+    time.sleep(0.8)
+    successor = new.leases.try_acquire("new", host, "http://new", ttl=30.0)
+    assert successor is not None and successor.term == term.term + 1
+    new.fence_writes(lambda: successor.term, "new", MARGIN)
+    new.apps.update("web", desired_replicas=2)
+
+    with pytest.raises(FencedOut, match=f"term {term.term} is over") as refused:
+        old.apps.update("web", desired_replicas=9)
+    assert refused.value.leader_id == "new" and isinstance(refused.value, NotLeader)
+    for write in (
+        lambda: old.apps.delete("web"),
+        lambda: old.instances.delete_app("web"),
+        lambda: old.scaling.add("web", 2, 9, "stale", {}, time.time()),
+        lambda: old.secrets.put("db", ["password"], b"x"),
+    ):
+        with pytest.raises(FencedOut):
+            write()
+    assert new.apps.get("web").desired_replicas == 2, "the successor's write stands"
+    assert new.scaling.list("web") == []
+
+
+def test_released_lease_fences_its_holder(stores: tuple[Store, Store]) -> None:
+    old, _ = stores
+    term = old.leases.try_acquire("old", socket.gethostname(), "http://old", ttl=30.0)
+    assert term is not None
+    old.fence_writes(lambda: term.term, "old", MARGIN)
+    old.apps.create(_app("api"))
+    assert old.leases.release(term.term, "old")
+    with pytest.raises(FencedOut, match="released"):
+        old.apps.update("api", desired_replicas=3)
+
+
+async def test_election_fences_the_store_of_a_node_that_does_not_lead(stores: tuple[Store, Store]) -> None:
+    leader_store, follower_store = stores
+    leader = LeaseElection(leader_store, "a", "http://a", ttl=5)
+    follower = LeaseElection(follower_store, "b", "http://b", ttl=5)
+    await leader.step()
+    await follower.step()
+    assert leader.is_leader() and not follower.is_leader()
+    leader_store.apps.create(_app("shop"))
+    with pytest.raises(FencedOut, match="does not hold the leader lease"):
+        follower_store.apps.update("shop", desired_replicas=4)
+    assert await leader.release()
+    with pytest.raises(FencedOut):
+        leader_store.apps.update("shop", desired_replicas=4)  # released: no longer leads
+    await follower.step()
+    assert follower.is_leader()
+    follower_store.apps.update("shop", desired_replicas=4)
+    assert leader_store.apps.get("shop").desired_replicas == 4
+
+
+def test_a_writer_frozen_between_its_term_check_and_commit_cannot_commit(pg_database_url: str) -> None:
+    """The window fencing alone cannot close: the check passed, then the client froze (SIGSTOP)."""
+    store = Store.open(pg_database_url)
+    try:
+        term = store.leases.try_acquire("old", socket.gethostname(), "http://old", ttl=30.0)
+        assert term is not None
+        store.fence_writes(lambda: term.term, "old", MARGIN)
+        store.apps.create(_app("frozen"))
+        fence = store.database.fence
+        assert isinstance(fence, WriteFence)
+        checked = Database._check_term
+
+        def check_then_freeze(
+            self: Database, conn: sa.Connection, operation: str, t: int, f: WriteFence
+        ) -> None:
+            checked(self, conn, operation, t, f)
+            time.sleep(f.idle_timeout_ms / 1000 + 1.0)  # a frozen client: the server gives up on it
+
+        store.database._check_term = check_then_freeze.__get__(store.database)  # type: ignore[method-assign]
+        with pytest.raises(StoreError):
+            store.apps.update("frozen", desired_replicas=7)
+        del store.database._check_term
+        assert store.apps.get("frozen").desired_replicas == 1, "nothing committed after the freeze"
+    finally:
+        store.close()
