@@ -66,6 +66,7 @@ class NginxController:
         coalesce_seconds: float = 0.05,
         worker_processes: int = 1,
         test_command: str | None = None,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self.prefix = Path(prefix).resolve()
         self.listen_host = listen_host
@@ -95,6 +96,11 @@ class NginxController:
         self._master_pid: int | None = None
         self._started = False
         self._stopped = False
+        # Standby (a cluster follower): nginx is another node's to drive; nothing here writes a file,
+        # signals nginx or starts one until activate(). ``may_act`` is the lease check made right
+        # before each of those, for a leader that lost its lease without noticing yet (fencing).
+        self._active = False
+        self._may_act_check = may_act
         self.reload_count = 0
         self.last_reload_at: float | None = None
         self.last_error: str | None = None
@@ -106,17 +112,45 @@ class NginxController:
         """The JSON access log the metrics code tails; None in external mode (the operator's nginx)."""
         return None if self.external else self.prefix / "access.log"
 
-    async def start(self) -> None:
-        """Prepare the prefix, then adopt the nginx a previous controller left running, or start one."""
+    async def start(self, active: bool = True) -> None:
+        """Prepare the prefix, then adopt the nginx a previous controller left running, or start one.
+
+        ``active=False`` starts in standby: the routes on disk are read, nothing is written or started.
+        """
         async with self._apply_lock:
+            # Set first: an activation that fails to adopt or launch leaves the watchdog retrying.
+            self._active = active
             if self.external:
-                await asyncio.to_thread(self.conf_dir.mkdir, parents=True, exist_ok=True)
+                if active:
+                    await asyncio.to_thread(self.conf_dir.mkdir, parents=True, exist_ok=True)
                 self._live = await asyncio.to_thread(self._load_generated_files)
-            else:
+            elif active:
                 await self._start_owned()
+            else:
+                self._live = await asyncio.to_thread(self._load_generated_files)
             self._desired = dict(self._live)
             self._started = True
             self._stopped = False
+
+    async def activate(self) -> None:
+        """Take over nginx (this node now leads): adopt the master the pid file names, or start one.
+
+        The files on disk are what the previous driver left live, whoever it was; they become ours.
+        """
+        await self.start(active=True)
+
+    async def stand_by(self) -> None:
+        """Stop driving nginx (this node no longer leads); it keeps serving for whoever leads next."""
+        async with self._apply_lock:  # an apply under way finishes first
+            self._active = False
+            self._master_pid = None
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def _may_act(self) -> bool:
+        return self._active and (self._may_act_check is None or self._may_act_check())
 
     async def set_routes(self, routes: dict[str, AppRoute]) -> None:
         """Replace the whole routing table (files from ``apply_raw`` stay)."""
@@ -179,11 +213,11 @@ class NginxController:
         backoff = 0.5
         while True:
             await self._until_master_may_have_died(interval)
-            if self.external or not self._started or self._stopped:
+            if self.external or not self._started or self._stopped or not self._may_act():
                 continue
             async with self._apply_lock:
                 # Two tiny procfs reads: done inline, cheaper than a thread hop.
-                if self._stopped or self._master_alive():
+                if self._stopped or not self._may_act() or self._master_alive():
                     backoff = 0.5
                     continue
                 dead_pid = self._master_pid
@@ -267,10 +301,16 @@ class NginxController:
             for name, content in self._live.items()
             if name.endswith(CONF_SUFFIX) and content.startswith(GENERATED_MARKER)
         )
+        pid = self._master_pid
+        if not self._active and not self.external:
+            # A standby node shows the nginx the leader drives (the prefix is shared on one host).
+            pid = _read_master_pid(self.prefix / "nginx.pid", self.config_path)
         return {
             "mode": "external" if self.external else "owned",
-            "pid": self._master_pid,
-            "running": (not self.external and self._master_alive()) or (self.external and self._started),
+            "pid": pid,
+            "running": (not self.external and pid is not None and _is_master_of(pid, self.config_path))
+            or (self.external and self._started),
+            "active": self._active,
             "listen": f"{self.listen_host}:{self.listen_port}",
             "last_reload_at": self.last_reload_at,
             "reload_count": self.reload_count,
@@ -310,6 +350,11 @@ class NginxController:
             generation = self._requested
             desired = dict(self._desired)
             previous = dict(self._live)
+            if not self._may_act():
+                # Not ours to change: the routes stay as the leader left them (not an nginx error).
+                self._desired = previous
+                await self._finish_generation(generation, False, None)
+                return
             if desired == previous:
                 await self._finish_generation(generation, True, None)
                 return
