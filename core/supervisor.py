@@ -9,6 +9,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from core.errors import OrchestryError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -61,7 +63,12 @@ class Supervisor:
                 if loop.time() - started > HEALTHY_RUN_SECONDS:
                     attempt = 0
                 delay = backoff[min(attempt, len(backoff) - 1)]
-                log.exception("background task %s failed; restarting in %.1f s", name, delay)
+                if isinstance(exc, OrchestryError):
+                    # A typed error already names what failed and the fix (a database or Docker
+                    # outage): one line per failure, not a traceback on every retry of the outage.
+                    log.warning("background task %s failed: %s; restarting in %.1f s", name, exc, delay)
+                else:
+                    log.exception("background task %s failed; restarting in %.1f s", name, delay)
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 if self._on_error is not None:
                     try:
