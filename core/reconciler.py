@@ -676,6 +676,10 @@ class Reconciler:
                 details={"slot": replica.slot},
             )
         elif transition == NEVER_READY:
+            if replica.replace_reason:
+                # Already failed its checks and due for replacement (which waits while Docker does not
+                # answer): "never became healthy" would be wrong, and a second event for one failure.
+                return
             replica.state = REPLICA_FAILED
             replica.reason = f"never became healthy: {detail}"
             replica.replace_reason = replica.reason

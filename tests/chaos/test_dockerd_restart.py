@@ -338,3 +338,34 @@ async def test_engine_started_before_dockerd_brings_the_app_up_once_docker_answe
             f"{time.monotonic() - back_at:.2f} s"
         )
         await assert_events_flow(engine, docker, name)
+
+
+async def test_fast_health_checks_report_each_lost_replica_once_while_docker_is_down(
+    private_docker: PrivateDocker,  # noqa: F811
+    tmp_path: Path,
+    sqlite_database_url: str,
+) -> None:
+    """With 1 s probes the replicas fail their checks long before Docker can replace them."""
+    docker = private_docker
+    async with engine_on(docker, tmp_path / "state", sqlite_database_url) as engine:
+        name = unique_name("dkf")
+        await engine.register(demo_app(name))  # periodSeconds 1, failureThreshold 2
+        await engine.up(name)
+        await engine.scale(name, REPLICAS)
+        await wait_for(lambda: ready_is(engine, name, REPLICAS), timeout=30, what=f"{REPLICAS} ready")
+        outage_started = time.time()
+        await asyncio.to_thread(docker.stop)
+        await asyncio.sleep(15.0)  # past every replica's start-up deadline (10 s)
+        outage = Counter(e.kind for e in await engine.events(since=outage_started, limit=500))
+        assert outage["replica_unhealthy"] <= REPLICAS, outage
+        assert outage["replica_never_ready"] == 0, outage  # they were healthy: that is not the reason
+        assert outage["docker_unreachable"] == 1, outage
+
+        async with SlotWatch(docker, name) as slots:
+            await asyncio.to_thread(docker.start)
+            await wait_for(
+                lambda: fully_ready(engine, docker, name), timeout=RECOVERY_BUDGET, what="app fully ready"
+            )
+        assert slots.most_running_per_slot == 1
+        view = await engine.get_app(name)
+        assert all(r.restarts == 0 for r in view.replicas), view.replicas  # Docker's stop is no crash
