@@ -103,6 +103,8 @@ class PrivateDocker:
                     f"private dockerd exited with code {self._process.returncode}: {self.log_tail()}"
                 )
             if self.answers():
+                if self.host_bridge_existed and not _link_exists(HOST_BRIDGE):
+                    raise PrivateDockerError(f"starting the private dockerd removed the host's {HOST_BRIDGE}")
                 return time.monotonic() - started
             time.sleep(0.05)
         raise PrivateDockerError(
