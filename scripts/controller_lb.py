@@ -1,0 +1,93 @@
+"""Render the controller LB's nginx.conf for an HA cluster (templates/controller-lb.conf.j2).
+
+    .venv/bin/python scripts/controller_lb.py --listen 127.0.0.1:8000 --prefix DIR \\
+        --node 127.0.0.1:8001 --node 127.0.0.1:8002 --node 127.0.0.1:8003
+
+writes DIR/nginx.conf (and DIR/temp) and prints its path; start it with
+``nginx -p DIR -c DIR/nginx.conf -e DIR/error.log``. Nodes are HOST:PORT or http://HOST:PORT URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+
+if __package__ in (None, ""):  # run as a script: make `core` importable from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.lb.render import TEMPLATES_DIR, format_hostport
+from core.settings import split_host_port
+
+TEMPLATE = "controller-lb.conf.j2"
+
+
+def node_address(text: str) -> str:
+    """``http://127.0.0.1:8001``, ``127.0.0.1:8001`` → ``127.0.0.1:8001``; ValueError naming the fix."""
+    raw = text.strip()
+    if "://" in raw:
+        parts = urlsplit(raw)
+        if parts.scheme != "http" or parts.path not in ("", "/") or not parts.hostname or not parts.port:
+            raise ValueError(f"--node {text!r}: expected http://HOST:PORT (an orchestry daemon's API)")
+        return format_hostport(parts.hostname, parts.port)
+    try:
+        host, port = split_host_port(raw)
+    except ValueError:
+        raise ValueError(f"--node {text!r}: expected HOST:PORT or http://HOST:PORT") from None
+    return format_hostport(host, port)
+
+
+def _quote(path: Path) -> str:
+    text = str(path)
+    if any(ch in text for ch in '"\\\n\r$'):
+        raise ValueError(f"path {text!r} cannot be written into nginx config: pick one without quotes or '$'")
+    return f'"{text}"'
+
+
+def render_controller_config(listen: str, nodes: list[str], prefix: Path) -> str:
+    """The whole nginx.conf; ValueError (naming the option) on a bad address or no nodes."""
+    if not nodes:
+        raise ValueError("give at least one --node HOST:PORT")
+    addresses = list(dict.fromkeys(node_address(n) for n in nodes))
+    try:
+        listen_address = format_hostport(*split_host_port(listen))
+    except ValueError:
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8000") from None
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=False,  # nginx config, not HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["q"] = _quote
+    return env.get_template(TEMPLATE).render(
+        listen=listen_address, nodes=addresses, prefix=Path(prefix).absolute()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Render the controller LB nginx.conf of an HA cluster.")
+    parser.add_argument("--listen", default="127.0.0.1:8000", help="where clients reach the cluster")
+    parser.add_argument("--node", action="append", default=[], help="a daemon API, HOST:PORT (repeat)")
+    parser.add_argument("--prefix", required=True, help="nginx prefix dir (pid, logs, temp files)")
+    args = parser.parse_args(argv)
+    prefix = Path(args.prefix).absolute()
+    try:
+        config = render_controller_config(args.listen, args.node, prefix)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    (prefix / "temp").mkdir(parents=True, exist_ok=True)
+    path = prefix / "nginx.conf"
+    path.write_text(config)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
