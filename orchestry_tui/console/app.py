@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
@@ -37,7 +39,11 @@ from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.status_bar import StatusBar
 
-POLL_SECONDS = 1.0
+# Like k9s' default refresh rate. Replicas are sampled every 2 s, so a faster refresh redrew the charts
+# with no new data, and plotting was most of the console's idle CPU. Every action refreshes at once.
+POLL_SECONDS = 2.0
+QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
 NO_APPS = (
     "no apps registered: run `orchestry register FILE` and `orchestry up NAME` in another terminal, "
@@ -91,6 +97,7 @@ class OrchestryConsole(App[int]):
         self.query_one("#charts").border_title = "charts"
         self.query_one("#events").border_title = "events"
         self.query_one(StatusBar).show_starting("starting engine…")
+        self._quit_on_signals()
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
 
@@ -459,4 +466,33 @@ class OrchestryConsole(App[int]):
                 self.notify(f"engine stop: {exc}", severity="error")
 
     async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in QUIT_SIGNALS:
+            loop.remove_signal_handler(sig)
         await self._stop_backend()
+
+    def _quit_on_signals(self) -> None:
+        """A closed terminal (SIGHUP) or a `kill` (SIGTERM) quits as `q` does.
+
+        Dying on the signal's default action left the lease held until it expired, so the next console
+        on the same state dir had to follow a dead leader for up to the lease TTL.
+        """
+        loop = asyncio.get_running_loop()
+        for sig in QUIT_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, partial(self._quit_on_signal, sig))
+
+    def _quit_on_signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGHUP:
+            self.run_worker(self._hang_up(), group="quit")
+        else:
+            self.run_worker(self.action_quit(), group="quit")
+
+    async def _hang_up(self) -> None:
+        """The terminal is gone: stop the engine (releasing the lease), then leave without restoring it.
+
+        Textual's own shutdown writes escape codes to the vanished terminal and blocks forever.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_backend(), HANG_UP_STOP_SECONDS)
+        os._exit(128 + signal.SIGHUP)

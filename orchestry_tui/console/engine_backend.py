@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import SettingsError
+from core.errors import NotLeader, OrchestryError, SettingsError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine
 from orchestry_tui.console.api_server import ConsoleApiServer
@@ -23,6 +23,7 @@ CHART_SECONDS = 300
 CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent")
 # One point per refresh (~1 s): five minutes of desired-replica history per app.
 DESIRED_HISTORY = CHART_SECONDS
+LEADER_POLL_SECONDS = 0.5
 
 
 class EngineBackend:
@@ -41,6 +42,7 @@ class EngineBackend:
         self._owns_engine = engine is None
         self._serve_api = serve_api
         self._api: ConsoleApiServer | None = None
+        self._apply_later: asyncio.Task[None] | None = None
         self.api_address = ""
         self.lb_address = settings.lb_listen
         self.state_dir = settings.state_dir
@@ -63,9 +65,31 @@ class EngineBackend:
             if notice:
                 notices.append(notice)
             self.api_address = self._api.address
+        waiting: list[Path] = []
         for path in self.apply_files:
-            notices.append(await self._apply(path))
+            try:
+                notices.append(await self._apply(path))
+            except NotLeader as exc:
+                waiting.append(path)
+                notices.append(
+                    f"--apply {path.name} waits: {exc}. It is applied once this console takes the lease "
+                    "(at the latest when the leader's lease expires)"
+                )
+        if waiting:
+            self._apply_later = asyncio.create_task(self._apply_when_leader(waiting), name="apply-later")
         return notices
+
+    async def _apply_when_leader(self, paths: list[Path]) -> None:
+        """Apply what a follower could not, once this node leads (a dead console's lease expired)."""
+        engine = self._engine
+        # Leadership is a local check of the lease's expiry: polling it is free, and no event is missed.
+        while not engine.cluster.is_leader():  # noqa: ASYNC110
+            await asyncio.sleep(LEADER_POLL_SECONDS)
+        for path in paths:
+            try:
+                await self._apply(path)
+            except OrchestryError as exc:
+                await engine.emit("error", "apply_failed", f"--apply {path.name}: {exc}")
 
     async def _apply(self, path: Path) -> str:
         try:
@@ -79,6 +103,8 @@ class EngineBackend:
         return f"applied {path.name}: {view.name} up with {result.replicas} replica(s)"
 
     async def stop(self) -> None:
+        if self._apply_later is not None:
+            self._apply_later.cancel()
         if self._api is not None:
             await self._api.stop()
         if self.engine is not None and self._owns_engine:
