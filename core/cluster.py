@@ -106,10 +106,17 @@ class LeaseElection:
     async def _step(self) -> None:
         started = time.monotonic()
         if self.state == LEADER and self.term is not None:
+            lapsed = started >= self._valid_until
             renewed = await asyncio.to_thread(self.store.leases.renew, self.term, self.node_id, self.ttl)
             if renewed is not None:
                 self._adopt(renewed)
+                if lapsed:
+                    # While the lease could not be proven (a slow database, a pause shorter than the
+                    # TTL) every action was skipped or refused: step down and take the term up again so
+                    # nginx, replicas and workers are taken over afresh instead of left half-done.
+                    await self._set_state(CANDIDATE, "the lease lapsed before it could be renewed")
                 self._valid_until = started + self.ttl * (1 - SAFETY_MARGIN)
+                await self._set_state(LEADER, f"renewed term {self.term} after a lapse")
                 return
             await self._set_state(FOLLOWER, "lost the lease (renew refused)")
         current = await asyncio.to_thread(self.store.leases.current)

@@ -7,6 +7,7 @@ play that leader with a store whose fence still claims the old term.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -122,5 +123,27 @@ def test_a_writer_frozen_between_its_term_check_and_commit_cannot_commit(pg_data
             store.apps.update("frozen", desired_replicas=7)
         del store.database._check_term
         assert store.apps.get("frozen").desired_replicas == 1, "nothing committed after the freeze"
+    finally:
+        store.close()
+
+
+async def test_a_lease_that_lapsed_locally_is_taken_up_afresh(database_url: str) -> None:
+    """A pause shorter than the TTL: the database still says ours, but actions were skipped meanwhile."""
+    store = Store.open(database_url)
+    changes: list[tuple[str, int | None]] = []
+
+    async def on_change(state: str, _why: str, details: dict[str, object]) -> None:
+        changes.append((state, details["term"]))  # type: ignore[arg-type]
+
+    try:
+        election = LeaseElection(store, "a", "http://a", ttl=5, on_change=on_change)
+        await election.step()
+        await election.step()  # an ordinary renewal changes nothing
+        assert election.is_leader() and changes == [("leader", 1)]
+        await asyncio.sleep(4.3)  # past local validity (0.8 × TTL), within the lease in the database
+        assert not election.is_leader()
+        await election.step()
+        assert election.is_leader() and election.term == 1
+        assert changes == [("leader", 1), ("candidate", 1), ("leader", 1)]
     finally:
         store.close()
