@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,25 @@ def _run(*args: str, env: dict[str, str], timeout: float = 120) -> str:
     assert result.returncode == 0, f"{' '.join(args)} → {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr
     return result.stdout
+
+
+def _leave_nothing_behind(home: Path, app: str) -> None:
+    """Whatever ``down`` could not stop (it failed, or the test failed first): by pid and by label."""
+    pid_files = [
+        *home.glob("node*.pid"),
+        home / "controller-lb" / "nginx.pid",
+        home / "state" / "nginx" / "nginx.pid",
+    ]
+    for pid_file in pid_files:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(
+                int(pid_file.read_text().strip()),
+                signal.SIGKILL if "node" in pid_file.name else signal.SIGQUIT,
+            )
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=orchestry.app={app}"],
+                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
 def _leader_line(status: str) -> str:
@@ -86,8 +106,10 @@ def test_script_runs_a_cluster_that_survives_its_leader(tmp_path: Path, pg_datab
         listed = json.loads(_run(ORCHESTRY, "list", "--format", "json", env=env))
         assert [(a["name"], a["desired_replicas"]) for a in listed["apps"]] == [(name, 2)]
     finally:
-        out = _run("bash", str(SCRIPT), "down", str(home), "--stop-apps", env=env)
-    assert "apps stopped" in out
+        down = subprocess.run(["bash", str(SCRIPT), "down", str(home), "--stop-apps"], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        _leave_nothing_behind(home, name)
+    assert down.returncode == 0 and "apps stopped" in down.stdout, down
     status = _run("bash", str(SCRIPT), "status", str(home), env=env)
     assert "controller LB: not running" in status and "apps LB:       not running" in status
     assert status.count("stopped") == 3
