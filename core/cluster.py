@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import StoreError
+from core.errors import NotLeader, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,20 @@ class LeaseElection:
         if self.lease is not None and self.lease.released_at is None and self.lease.expires_at > time.time():
             return self.lease.leader_id
         return None
+
+    def not_leader(self) -> NotLeader:
+        """The refusal of a write on this node, saying who leads (or why nobody does yet)."""
+        leader = self.leader_id
+        if leader is not None and leader == self.node_id and self.lease is not None:
+            # A restart under the same node id finds its own earlier run's lease: taking it over before it
+            # expires would let a paused (not dead) earlier run act beside this one.
+            left = max(0.0, self.lease.expires_at - time.time())
+            return NotLeader(
+                leader,
+                f"Not the leader yet: an earlier run of this node ({leader}, term {self.lease.term}) still "
+                f"holds the lease; it expires in {left:.0f} s, then this node takes over",
+            )
+        return NotLeader(leader)
 
     # --- one step of the protocol ----------------------------------------------------------------
     async def step(self) -> None:

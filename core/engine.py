@@ -26,7 +26,6 @@ from core.errors import (
     BadRequest,
     Conflict,
     NotFound,
-    NotLeader,
     OrchestryError,
     RuntimeUnavailable,
     SpecError,
@@ -39,7 +38,11 @@ from core.models import (
     APP_STOPPED,
     AppView,
     Event,
+    MissingSecret,
+    RegisterPreview,
     ReplicaView,
+    RolloutReplica,
+    RolloutView,
     ScaleResult,
     ScalingRecord,
     UpResult,
@@ -395,7 +398,7 @@ class Engine:
     # --- helpers -------------------------------------------------------------------------------
     def _require_leader(self) -> None:
         if not self.cluster.is_leader():
-            raise NotLeader(self.cluster.leader_id)
+            raise self.cluster.not_leader()
 
     async def _record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self.store.apps.get, name)
@@ -473,6 +476,30 @@ class Engine:
         self.reconciler.ensure_worker(spec.name)
         self.reconciler.wake(spec.name)
         return await self.get_app(spec.name), created
+
+    async def preview_register(self, document: dict[str, Any] | str | bytes) -> RegisterPreview:
+        """What ``register`` then ``up`` would meet, changing nothing: the same validation and errors,
+        whether the app would be created, updated or left unchanged, and the secrets ``up`` would miss."""
+        spec = parse_app_spec(load_document(document))
+        doc = spec.to_document()
+        existing = await asyncio.to_thread(self.store.apps.get, spec.name)
+        if existing is None:
+            change = "created"
+        else:
+            change = "unchanged" if existing.spec_hash == spec.spec_hash() else "updated"
+        missing = [
+            MissingSecret(var.name, var.key or "", var.field or "")
+            for var in spec.container.environment
+            if var.source == "secret"
+            and not await asyncio.to_thread(self.secrets.exists, var.key or "", var.field or "")
+        ]
+        return RegisterPreview(
+            app=spec.name,
+            change=change,
+            spec_hash=spec.spec_hash(),
+            replaces_replicas=existing is not None and existing.spec.get("spec") != doc["spec"],
+            missing_secrets=missing,
+        )
 
     async def up(self, name: str) -> UpResult:
         self._require_leader()
@@ -661,6 +688,46 @@ class Engine:
         """Status + describe: spec/raw redacted, replicas with live cpu/memory.  NotFound if unknown."""
         record = await self._record(name)
         return await self._view(record)
+
+    async def rollout(self, name: str) -> RolloutView:
+        """How far the app's replicas are from its desired count and current container spec.
+
+        Leader only: which container runs which spec (and which awaits a restart) is known to the
+        reconciler, not mirrored into the store."""
+        self._require_leader()
+        record = await self._record(name)
+        current = self._spec(record).container_hash()
+        desired = record.desired_replicas if record.status != APP_STOPPED else 0
+        state = self.reconciler.apps.get(name)
+        if state is None:
+            return RolloutView(name, record.status, record.status_reason, desired, 0, 0, 0, 0, desired == 0)
+        serving = {r.container_id for r in state.serving()}
+        replicas = [
+            RolloutReplica(
+                slot=r.slot,
+                name=r.name,
+                state=r.state,
+                ready=r.container_id in serving,
+                updated=r.spec_hash == current and not r.restart_requested,
+                reason=r.reason,
+            )
+            for r in sorted(state.live(), key=lambda r: r.slot)
+        ]
+        terminating = sum(1 for r in state.replicas.values() if r.draining)
+        updated_ready = sum(1 for r in replicas if r.updated and r.ready)
+        status, reason = self.reconciler.compute_status(state, record, desired)
+        return RolloutView(
+            app=name,
+            status=status,
+            status_reason=reason,
+            desired_replicas=desired,
+            ready_replicas=len(serving),
+            updated_replicas=sum(1 for r in replicas if r.updated),
+            updated_ready_replicas=updated_ready,
+            terminating_replicas=terminating,
+            complete=len(replicas) == desired and updated_ready == desired and terminating == 0,
+            replicas=replicas,
+        )
 
     async def list_apps(self) -> list[AppView]:
         records = await asyncio.to_thread(self.store.apps.list)

@@ -48,10 +48,10 @@ class NotLeader(OrchestryError):
 
     http_status = 503
 
-    def __init__(self, leader_id: str | None) -> None:
-        if leader_id:
+    def __init__(self, leader_id: str | None, message: str | None = None) -> None:
+        if message is None and leader_id:
             message = f"Not the leader. Leader is: {leader_id}"
-        else:
+        elif message is None:
             message = "No leader elected, cluster not ready"
         super().__init__(message)
         self.leader_id = leader_id

@@ -94,6 +94,50 @@ class ScaleResult:
 
 
 @dataclass
+class MissingSecret:
+    variable: str  # the environment entry that refers to it
+    secret: str
+    field: str
+
+
+@dataclass
+class RegisterPreview:
+    """What registering a document would do, found without changing anything (a dry run)."""
+
+    app: str
+    change: str  # "created" | "updated" | "unchanged"
+    spec_hash: str
+    replaces_replicas: bool  # the container spec differs, so running replicas would roll
+    missing_secrets: list[MissingSecret] = field(default_factory=list)
+
+
+@dataclass
+class RolloutReplica:
+    slot: int
+    name: str
+    state: str
+    ready: bool  # passed its health check and routed
+    updated: bool  # runs the current container spec and awaits no restart
+    reason: str = ""
+
+
+@dataclass
+class RolloutView:
+    """How far an app is from what was last asked of it (``kubectl rollout status``)."""
+
+    app: str
+    status: str
+    status_reason: str
+    desired_replicas: int  # what the reconciler aims at now: 0 while the app is stopped
+    ready_replicas: int
+    updated_replicas: int
+    updated_ready_replicas: int
+    terminating_replicas: int  # draining or being stopped
+    complete: bool
+    replicas: list[RolloutReplica] = field(default_factory=list)
+
+
+@dataclass
 class ScalingRecord:
     id: int
     app: str

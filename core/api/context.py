@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from core.errors import NotLeader
 from core.redaction import default_redactor
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ def ensure_leader(request: web.Request) -> Engine:
     engine = engine_of(request)
     cluster = getattr(engine, "cluster", None)
     if cluster is not None and not cluster.is_leader():
-        raise NotLeader(cluster.leader_id)
+        raise cluster.not_leader()
     return engine
 
 

@@ -318,6 +318,50 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"mode": MODE},
     },
     "ScalingResult": obj({"app": STRING, "policy": OBJECT}),
+    "RegisterPreview": {
+        **obj(
+            {
+                "app": STRING,
+                "change": {"type": "string", "enum": ["created", "updated", "unchanged"]},
+                "spec_hash": STRING,
+                "replaces_replicas": BOOLEAN,
+                "missing_secrets": array(obj({"variable": STRING, "secret": STRING, "field": STRING})),
+            }
+        ),
+        "description": "what registering the document would do; replaces_replicas: running replicas "
+        "would roll to a new container spec; missing_secrets: what `up` would refuse to start without",
+    },
+    "Rollout": obj(
+        {
+            "app": STRING,
+            "status": APP_STATUS,
+            "status_reason": STRING,
+            "desired_replicas": {"type": "integer", "description": "what the engine aims at, 0 if stopped"},
+            "ready_replicas": INTEGER,
+            "updated_replicas": {
+                "type": "integer",
+                "description": "replicas on the current container spec with no restart pending",
+            },
+            "updated_ready_replicas": INTEGER,
+            "terminating_replicas": INTEGER,
+            "complete": {
+                "type": "boolean",
+                "description": "desired replicas are all ready and updated, and none is terminating",
+            },
+            "replicas": array(
+                obj(
+                    {
+                        "slot": INTEGER,
+                        "name": STRING,
+                        "state": STRING,
+                        "ready": BOOLEAN,
+                        "updated": BOOLEAN,
+                        "reason": STRING,
+                    }
+                )
+            ),
+        }
+    ),
     "AppDeleted": obj({"status": {"const": "deleted"}, "app": STRING}),
     "InstancesCleared": obj({"app": STRING, "status": {"const": "cleared"}}),
     "Event": obj(
@@ -529,9 +573,20 @@ PATHS: dict[str, dict[str, Any]] = {
             extra_responses={"200": {"description": "Replaced", "content": _json(ref("RegisterResult"))}},
         ),
     },
+    "/api/v1/validate": {
+        "post": operation(
+            "Dry run of register: validate a document and say what registering it would change",
+            "RegisterPreview",
+            (*COMMON_ERRORS, "422"),
+            body="AppDocument",
+        )
+    },
     "/api/v1/apps/{name}": {
         "get": _app("Describe an app (spec with secrets redacted)", "App"),
         "delete": _app("Stop and forget the app", "AppDeleted"),
+    },
+    "/api/v1/apps/{name}/rollout": {
+        "get": _app("Progress towards the desired replicas on the current spec (leader only)", "Rollout")
     },
     "/api/v1/apps/{name}/up": {"post": _app("Start the app's replicas", "UpResult", WRITE_ERRORS)},
     "/api/v1/apps/{name}/down": {

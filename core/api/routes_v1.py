@@ -39,6 +39,14 @@ async def register(request: web.Request) -> web.Response:
     )
 
 
+@routes.post(f"{PREFIX}/validate")
+async def validate(request: web.Request) -> web.Response:
+    """A dry run of register (and of the secrets up needs): checks everything, changes nothing."""
+    document = await params.json_body(request)
+    preview = await engine_of(request).preview_register(document)
+    return json_response(serializers.v1_register_preview(preview))
+
+
 @routes.get(f"{PREFIX}/apps/{{name}}")
 async def describe(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
@@ -50,6 +58,12 @@ async def delete(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete(name)
     return json_response({"status": "deleted", "app": name})
+
+
+@routes.get(f"{PREFIX}/apps/{{name}}/rollout")
+async def rollout(request: web.Request) -> web.Response:
+    rollout = await engine_of(request).rollout(params.app_name(request))
+    return json_response(serializers.v1_rollout(rollout))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/up")

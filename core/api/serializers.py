@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from core.models import AppView, Event, ReplicaView, ScaleResult, ScalingRecord, UpResult
+from core.models import (
+    AppView,
+    Event,
+    RegisterPreview,
+    ReplicaView,
+    RolloutView,
+    ScaleResult,
+    ScalingRecord,
+    UpResult,
+)
 from core.runtime.base import LogLine
 
 SHORT_ID = 12
@@ -284,6 +293,43 @@ def v1_scaled(result: ScaleResult) -> dict[str, Any]:
         "requested": result.requested,
         "clamped": result.clamped,
         "message": result.message,
+    }
+
+
+def v1_register_preview(preview: RegisterPreview) -> dict[str, Any]:
+    return {
+        "app": preview.app,
+        "change": preview.change,
+        "spec_hash": preview.spec_hash,
+        "replaces_replicas": preview.replaces_replicas,
+        "missing_secrets": [
+            {"variable": m.variable, "secret": m.secret, "field": m.field} for m in preview.missing_secrets
+        ],
+    }
+
+
+def v1_rollout(rollout: RolloutView) -> dict[str, Any]:
+    return {
+        "app": rollout.app,
+        "status": rollout.status,
+        "status_reason": rollout.status_reason,
+        "desired_replicas": rollout.desired_replicas,
+        "ready_replicas": rollout.ready_replicas,
+        "updated_replicas": rollout.updated_replicas,
+        "updated_ready_replicas": rollout.updated_ready_replicas,
+        "terminating_replicas": rollout.terminating_replicas,
+        "complete": rollout.complete,
+        "replicas": [
+            {
+                "slot": r.slot,
+                "name": r.name,
+                "state": r.state,
+                "ready": r.ready,
+                "updated": r.updated,
+                "reason": r.reason,
+            }
+            for r in rollout.replicas
+        ],
     }
 
 
