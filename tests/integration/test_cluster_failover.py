@@ -82,3 +82,25 @@ async def test_second_engine_on_the_same_state_dir_follows_and_leaves_serving_al
         if second is not None:
             await second.stop()
         await first.stop(stop_apps=True)
+
+
+async def test_a_restart_under_the_same_node_id_says_its_earlier_run_holds_the_lease(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = engine_settings(tmp_path / "state", database_url, node_id="node-fixed", lease_ttl=30)
+    earlier = Engine(settings)
+    await earlier.start()
+    await earlier.stop(release_lease=False)  # as if killed: the lease stays until it expires
+    restarted = Engine(settings.model_copy(update={"port": free_port()}))
+    await restarted.start()
+    try:
+        await wait_for(lambda: restarted.cluster.lease is not None, what="the lease read")
+        assert not restarted.cluster.is_leader()
+        with pytest.raises(NotLeader) as refused:
+            await restarted.register(demo_app(unique_name("same")))
+        message = str(refused.value)
+        assert "an earlier run of this node (node-fixed, term 1) still holds the lease" in message
+        assert "expires in" in message and "then this node takes over" in message
+        assert refused.value.leader_id == "node-fixed"
+    finally:
+        await restarted.stop()
