@@ -106,3 +106,12 @@ secrets = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
 )
+
+# One row (id 1), written by migration 0002: the id every container of this cluster is labelled with.
+cluster_identity = sa.Table(
+    "cluster_identity",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("cluster_id", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

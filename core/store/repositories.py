@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, StoreError
 from core.store import models as t
 from core.store.db import Database, IntegrityViolation
 from core.store.records import (
@@ -397,3 +397,21 @@ class SecretRepository:
     def delete(self, name: str) -> bool:
         with self._db.leader_write(f"deleting secret '{name}'") as conn:
             return conn.execute(sa.delete(t.secrets).where(t.secrets.c.name == name)).rowcount > 0
+
+
+class IdentityRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def cluster_id(self) -> str:
+        """This database's cluster id (migration 0002 creates it; it never changes)."""
+        with self._db.read("reading the cluster id") as conn:
+            value = conn.execute(
+                sa.select(t.cluster_identity.c.cluster_id).where(t.cluster_identity.c.id == 1)
+            ).scalar_one_or_none()
+        if value is None:
+            raise StoreError(
+                "the database has no cluster id (table cluster_identity is empty): "
+                "run `orchestry db upgrade`, or restore the row from a backup"
+            )
+        return str(value)

@@ -8,6 +8,7 @@ from core.store.db import Database, WriteFence, upgrade_database
 from core.store.repositories import (
     AppRepository,
     EventRepository,
+    IdentityRepository,
     InstanceRepository,
     LeaseRepository,
     NodeRepository,
@@ -28,6 +29,7 @@ class Store:
         self.leases = LeaseRepository(database)
         self.nodes = NodeRepository(database)
         self.secrets = SecretRepository(database)
+        self.identity = IdentityRepository(database)
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True) -> Store:

@@ -21,7 +21,9 @@ TABLES = {
     "leader_lease",
     "cluster_nodes",
     "secrets",
+    "cluster_identity",
 }
+HEAD = "0002"
 
 
 def table_names(url: str) -> set[str]:
@@ -37,7 +39,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert current_revision(database_url) is None
     upgrade(database_url)
     assert TABLES <= table_names(database_url)
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
 
     downgrade(database_url, "base")
     assert table_names(database_url) & TABLES == set()
@@ -73,5 +75,28 @@ def test_alembic_cli_from_the_repo_root_uses_orchestry_database_url(tmp_path: Pa
         [str(alembic), "upgrade", "head"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == HEAD
     assert TABLES <= table_names(url)
+
+
+def test_upgrading_a_0001_database_keeps_its_apps_and_gives_it_a_cluster_id(database_url: str) -> None:
+    upgrade(database_url, "0001")
+    engine = sa.create_engine(normalise_url(database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO applications (name, spec, raw, spec_hash, status, status_reason, mode,"
+                    " desired_replicas, policy, created_at, updated_at, generation) VALUES ('kept', '{}',"
+                    " '{}', 'h', 'stopped', '', 'manual', 2, '{}', 1.0, 1.0, 1)"
+                )
+            )
+    finally:
+        engine.dispose()
+    store = Store.open(database_url)  # migrates to head on open, as the engine does
+    try:
+        assert current_revision(database_url) == HEAD
+        assert [app.name for app in store.apps.list()] == ["kept"]
+        assert len(store.identity.cluster_id()) == 32
+    finally:
+        store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -59,6 +60,25 @@ def test_opening_twice_is_idempotent(database_url: str) -> None:
     again = Store.open(database_url)
     assert again.apps.list() == []
     again.close()
+
+
+def test_each_database_has_its_own_cluster_id_that_survives_reopening(
+    database_url: str, tmp_path: Path
+) -> None:
+    first = Store.open(database_url)
+    try:
+        cluster_id = first.identity.cluster_id()
+    finally:
+        first.close()
+    assert len(cluster_id) == 32 and int(cluster_id, 16) >= 0
+    again = Store.open(database_url)
+    other = Store.open(f"sqlite:///{tmp_path}/other.db")
+    try:
+        assert again.identity.cluster_id() == cluster_id
+        assert other.identity.cluster_id() != cluster_id
+    finally:
+        again.close()
+        other.close()
 
 
 def test_unreachable_database_is_a_store_error_with_a_clear_message() -> None:
