@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestry_tui.cli import output
+from orchestry_tui.cli import output, wait
+from orchestry_tui.cli.apply import apply
 from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
 
 Command = Callable[[ApiClient, argparse.Namespace], int]
@@ -63,23 +64,19 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
 
 def up(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/up"))
-    if _as_json(args):
-        output.print_json(answer)
-    else:
+    if not _as_json(args):
         output.say(
             f"{answer['app']}: {answer['replicas']} replicas "
             f"({answer['started']} started, {answer['adopted']} adopted)"
         )
-    return 0
+    return wait.finish(client, answer, [args.name], args)
 
 
 def down(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/down"), force="true" if args.force else None)
-    if _as_json(args):
-        output.print_json(answer)
-    else:
+    if not _as_json(args):
         output.say(f"{answer['app']}: stopped {answer['containers_stopped']} containers")
-    return 0
+    return wait.finish(client, answer, [args.name], args)
 
 
 def _confirmed(question: str) -> bool | None:
@@ -115,12 +112,10 @@ def delete(client: ApiClient, args: argparse.Namespace) -> int:
 def restart(client: ApiClient, args: argparse.Namespace) -> int:
     body = {"replica": args.replica} if args.replica is not None else {}
     answer = client.post(_app_path(args.name, "/restart"), body)
-    if _as_json(args):
-        output.print_json(answer)
-    else:
+    if not _as_json(args):
         slots = ", ".join(str(s) for s in answer["restarted"]) or "none"
         output.say(f"{answer['app']}: restarted replicas {slots}")
-    return 0
+    return wait.finish(client, answer, [args.name], args)
 
 
 def _replica_rows(replicas: list[dict[str, Any]]) -> list[list[Any]]:
@@ -234,17 +229,16 @@ def spec(client: ApiClient, args: argparse.Namespace) -> int:
 
 def scale(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/scale"), {"replicas": args.replicas})
-    if _as_json(args):
-        output.print_json(answer)
-        return 0
-    if answer["status"] == "no_change":
-        line = f"{answer['app']}: already at {answer['replicas']} replicas"
-    else:
-        line = f"{answer['app']}: scaling to {answer['replicas']} replicas"
-    if answer["clamped"]:
-        line += f" (asked for {answer['requested']}: {answer['message'] or 'clamped to the policy limits'})"
-    output.say(line)
-    return 0
+    if not _as_json(args):
+        if answer["status"] == "no_change":
+            line = f"{answer['app']}: already at {answer['replicas']} replicas"
+        else:
+            line = f"{answer['app']}: scaling to {answer['replicas']} replicas"
+        if answer["clamped"]:
+            why = answer["message"] or "clamped to the policy limits"
+            line += f" (asked for {answer['requested']}: {why})"
+        output.say(line)
+    return wait.finish(client, answer, [args.name], args)
 
 
 def mode(client: ApiClient, args: argparse.Namespace) -> int:
@@ -514,6 +508,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 HTTP_COMMANDS: dict[str, Command] = {
     "config": config,
     "register": register,
+    "apply": apply,
     "up": up,
     "down": down,
     "delete": delete,

@@ -26,6 +26,26 @@ def _daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0: write e.g. 120")
+    return value
+
+
+def _wait_flags(parser: argparse.ArgumentParser, until: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=f"return only when {until}")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up waiting after this long, exit 1 and say why (default 120; implies --wait)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestry",
@@ -61,12 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     register = sub.add_parser("register", parents=[common], help="register/update an app from a file")
     register.add_argument("file")
 
-    for name, help_text in (("up", "start an app's replicas"), ("status", "an app's status and replicas")):
-        sub.add_parser(name, parents=[common], help=help_text).add_argument("name")
+    apply = sub.add_parser(
+        "apply",
+        parents=[common],
+        help="register (or update) and start every app in files or directories; - reads stdin",
+        description="Check every document first (nothing is applied if one is bad), then register each "
+        "app with replace semantics and start it. Reports each app as created, updated or unchanged.",
+    )
+    apply.add_argument("paths", nargs="+", metavar="PATH", help="a .yml/.yaml/.json file, a directory, or -")
+    _wait_flags(apply, "every app has its desired replicas ready on its new spec")
+
+    up = sub.add_parser("up", parents=[common], help="start an app's replicas")
+    up.add_argument("name")
+    _wait_flags(up, "the desired replicas are ready")
+
+    sub.add_parser("status", parents=[common], help="an app's status and replicas").add_argument("name")
 
     down = sub.add_parser("down", parents=[common], help="stop an app's replicas")
     down.add_argument("name")
     down.add_argument("--force", action="store_true", help="kill without waiting for the grace period")
+    _wait_flags(down, "no replica is left")
 
     delete = sub.add_parser("delete", parents=[common], help="stop and forget an app")
     delete.add_argument("name")
@@ -75,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     restart = sub.add_parser("restart", parents=[common], help="rolling restart of an app (or one replica)")
     restart.add_argument("name")
     restart.add_argument("--replica", type=int, metavar="N", help="restart only this slot")
+    _wait_flags(restart, "every restarted replica is replaced and ready")
 
     sub.add_parser("list", parents=[common], help="every app")
 
@@ -89,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale = sub.add_parser("scale", parents=[common], help="set an app's replica count")
     scale.add_argument("name")
     scale.add_argument("replicas", type=int)
+    _wait_flags(scale, "that many replicas are ready")
 
     mode = sub.add_parser("mode", parents=[common], help="switch an app between auto and manual scaling")
     mode.add_argument("name")
