@@ -25,6 +25,10 @@ UNHEALTHY = "unhealthy"
 NEVER_READY = "never_ready"
 
 STARTUP_POLL_SECONDS = 0.1
+# Behind a published port (bridge mode) Docker's userland proxy accepts every connection at once and,
+# when nothing listens on the container port behind it, closes it again within a millisecond or so.  A
+# TCP probe there must see the connection stay open this long before it counts as the app's own.
+PROXY_SETTLE_SECONDS = 0.15
 # A replica gets at least this long to come up, however short its probe settings are.
 MIN_STARTUP_SECONDS = 10.0
 
@@ -38,6 +42,8 @@ class ProbeTarget:
     port: int
     check: HealthCheck | None
     ready: bool = False
+    # Bridge mode: the container port that ``port`` publishes (probes then go through Docker's proxy).
+    container_port: int | None = None
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     last_detail: str = ""
@@ -87,39 +93,56 @@ class HealthChecker:
     def target(self, container_id: str) -> ProbeTarget | None:
         return self._targets.get(container_id)
 
-    async def probe(self, host: str, port: int, check: HealthCheck | None) -> ProbeResult:
+    async def probe(
+        self, host: str, port: int, check: HealthCheck | None, container_port: int | None = None
+    ) -> ProbeResult:
+        """One probe of ``host:port``; ``container_port`` says it is a published port (bridge mode), so
+        a failure names both ends and what the app inside must do."""
         if check is None:
-            return await self._probe_tcp(host, port, 2.0)
+            return await self._probe_tcp(host, port, 2.0, container_port)
+        # In bridge mode the address alone explains nothing: say which published port led where.
+        where = f" on {host}:{port} (container port {container_port})" if container_port else ""
         started = time.monotonic()
         try:
             # asyncio.timeout, not wait_for: no extra task per probe.
             async with asyncio.timeout(check.timeout_seconds):
                 status = await http_status(host, port, check)
         except TimeoutError:
-            return ProbeResult(False, f"GET {check.path} timed out after {check.timeout_seconds:g} s")
+            return ProbeResult(False, f"GET {check.path}{where} timed out after {check.timeout_seconds:g} s")
         except ConnectionRefusedError as exc:
-            return ProbeResult(False, f"GET {check.path}: connection refused ({exc})")
-        except OSError as exc:
+            return ProbeResult(False, f"GET {check.path}{where}: connection refused ({exc})")
+        except ConnectionResetError as exc:
+            if container_port:
+                return ProbeResult(False, f"GET {check.path}{where}: {_nothing_behind(container_port)}")
             return ProbeResult(False, f"GET {check.path}: {type(exc).__name__}: {exc}")
+        except OSError as exc:
+            return ProbeResult(False, f"GET {check.path}{where}: {type(exc).__name__}: {exc}")
         except ValueError as exc:  # an answer that is not HTTP: the message quotes it
-            return ProbeResult(False, f"GET {check.path}: {exc}")
+            if container_port and str(exc) == CLOSED_WITHOUT_ANSWER:
+                return ProbeResult(False, f"GET {check.path}{where}: {_nothing_behind(container_port)}")
+            return ProbeResult(False, f"GET {check.path}{where}: {exc}")
         elapsed_ms = (time.monotonic() - started) * 1000
         if 200 <= status < 400:
             return ProbeResult(True, f"GET {check.path} → {status} in {elapsed_ms:.0f} ms")
-        return ProbeResult(False, f"GET {check.path} → {status}")
+        return ProbeResult(False, f"GET {check.path}{where} → {status}")
 
-    async def _probe_tcp(self, host: str, port: int, timeout: float) -> ProbeResult:
+    async def _probe_tcp(
+        self, host: str, port: int, timeout: float, container_port: int | None = None
+    ) -> ProbeResult:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
+        where = f"TCP {host}:{port}" + (f" (container port {container_port})" if container_port else "")
         try:
             async with asyncio.timeout(timeout):
                 await loop.sock_connect(sock, (host, port))
+            if container_port and not await _stays_open(loop, sock):
+                return ProbeResult(False, f"{where}: {_nothing_behind(container_port)}")
         except (OSError, TimeoutError) as exc:
-            return ProbeResult(False, f"TCP {host}:{port}: {exc or 'timeout'}")
+            return ProbeResult(False, f"{where}: {exc or 'timeout'}")
         finally:
             sock.close()
-        return ProbeResult(True, f"TCP {host}:{port} accepts connections")
+        return ProbeResult(True, f"{where} accepts connections")
 
     async def _loop(self, target: ProbeTarget) -> None:
         check = target.check
@@ -132,7 +155,7 @@ class HealthChecker:
             if initial_delay:
                 await asyncio.sleep(max(0.0, target.started_at + initial_delay - time.monotonic()))
             while target.container_id in self._targets:
-                result = await self.probe(target.host, target.port, check)
+                result = await self.probe(target.host, target.port, check, target.container_port)
                 target.last_checked_at = time.time()
                 target.last_detail = result.detail
                 if result.ok:
@@ -194,7 +217,7 @@ async def http_status(host: str, port: int, check: HealthCheck) -> int:
     finally:
         sock.close()
     if not answer:
-        raise ValueError("the replica closed the connection without answering")
+        raise ValueError(CLOSED_WITHOUT_ANSWER)
     parts = answer.split(b"\n", 1)[0].split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise ValueError(f"not an HTTP answer: {answer[:60]!r}")
@@ -202,6 +225,27 @@ async def http_status(host: str, port: int, check: HealthCheck) -> int:
 
 
 _MAX_STATUS_LINE = 4096
+CLOSED_WITHOUT_ANSWER = "the replica closed the connection without answering"
+
+
+async def _stays_open(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bool:
+    """False when the peer closes or resets a fresh connection within PROXY_SETTLE_SECONDS (a proxy
+    that found nothing behind it); True when it stays open, or the app speaks first."""
+    try:
+        async with asyncio.timeout(PROXY_SETTLE_SECONDS):
+            return bool(await loop.sock_recv(sock, 1))
+    except TimeoutError:
+        return True
+    except ConnectionError:
+        return False
+
+
+def _nothing_behind(container_port: int) -> str:
+    return (
+        f"Docker accepted on the published port but nothing answers on container port {container_port}: "
+        f"the app must listen on 0.0.0.0:{container_port} inside its container ($BIND_HOST:$PORT), "
+        f"or spec.ports[0].containerPort must name the port it listens on"
+    )
 
 
 def _request_bytes(host: str, port: int, check: HealthCheck) -> bytes:

@@ -327,7 +327,7 @@ class Reconciler:
         if not newcomers:
             return 0
         probes = await asyncio.gather(
-            *(self.health.probe(c.host, c.port, spec.health_check) for c in newcomers)
+            *(self.health.probe(c.host, c.port, spec.health_check, c.container_port) for c in newcomers)
         )
         for info, probe in zip(newcomers, probes, strict=True):
             replica = Replica.of_container(
@@ -357,6 +357,7 @@ class Reconciler:
                 port=replica.port,
                 check=spec.health_check,
                 ready=replica.ready,
+                container_port=replica.container_port,
             )
         )
 
@@ -523,7 +524,8 @@ class Reconciler:
             request = self._request(state, spec, slot, port)
             self._check_leader()
             info = await self.runtime.create_and_start(request)
-        except (ImageNotFound, ContainerStartError, SecretError) as exc:
+        except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
+            # ForeignContainer: retrying cannot help until the other installation lets go of the name.
             self.ports.release(port)
             await self._block(state, str(exc))
             return False

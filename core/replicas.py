@@ -39,6 +39,7 @@ class Replica:
     replace_reason: str = ""  # set when health decided this replica must be replaced
     reason: str = ""
     started_at: float = field(default_factory=time.time)
+    container_port: int | None = None  # bridge mode: the port inside the container ``port`` publishes
 
     @classmethod
     def of_container(cls, info: ContainerInfo, state: str = REPLICA_STARTING, ready: bool = False) -> Replica:
@@ -53,6 +54,7 @@ class Replica:
             state=state,
             ready=ready,
             started_at=info.started_at or time.time(),
+            container_port=info.container_port,
         )
 
     def view(self, restarts: int = 0) -> ReplicaView:

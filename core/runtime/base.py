@@ -14,6 +14,8 @@ LABEL_SLOT = "orchestry.slot"
 LABEL_SPEC_HASH = "orchestry.spec-hash"
 LABEL_TERM = "orchestry.term"
 LABEL_PORT = "orchestry.port"
+# The store's cluster id: which Orchestry installation owns the container (core/store, migration 0002).
+LABEL_CLUSTER = "orchestry.cluster"
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,10 @@ class ContainerInfo:
     spec_hash: str
     state: str  # docker's: created, running, restarting, exited, dead, paused, removing
     host: str
-    port: int
+    port: int  # where the replica is reached on the host: its own port, or the published one (bridge)
     labels: dict[str, str] = field(default_factory=dict)
+    # Bridge mode: the port inside the container that ``port`` publishes; None in host mode.
+    container_port: int | None = None
     exit_code: int | None = None
     oom_killed: bool = False
     started_at: float | None = None
@@ -92,6 +96,9 @@ class ContainerStats:
 
 class Runtime(Protocol):
     """All methods are async; blocking SDK calls happen in a bounded thread pool inside the runtime."""
+
+    # Containers labelled with another cluster's id are neither listed nor touched; None: no owner yet.
+    cluster_id: str | None
 
     async def ping(self) -> None: ...
 

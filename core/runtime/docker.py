@@ -26,9 +26,17 @@ import docker.errors
 import requests.exceptions
 from docker import APIClient
 
-from core.errors import Conflict, ContainerStartError, ImageNotFound, NotFound, RuntimeUnavailable
+from core.errors import (
+    Conflict,
+    ContainerStartError,
+    ForeignContainer,
+    ImageNotFound,
+    NotFound,
+    RuntimeUnavailable,
+)
 from core.runtime.base import (
     LABEL_APP,
+    LABEL_CLUSTER,
     LABEL_MANAGED,
     LABEL_PORT,
     LABEL_SLOT,
@@ -106,14 +114,39 @@ def _slot_of(labels: dict[str, str]) -> int:
         return 0
 
 
+def _label_port(labels: dict[str, str]) -> int:
+    try:
+        return int(labels.get(LABEL_PORT, "0"))
+    except ValueError:
+        return 0
+
+
+def _published_from_bindings(bindings: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(host port, container port) of the first TCP port bound on 127.0.0.1, from HostConfig's
+    ``PortBindings`` (``{"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "24123"}]}``)."""
+    for key, entries in (bindings or {}).items():
+        number, _, protocol = key.partition("/")
+        for entry in entries or []:
+            if protocol in ("", "tcp") and entry.get("HostIp") == REPLICA_HOST and entry.get("HostPort"):
+                return int(entry["HostPort"]), int(number)
+    return None
+
+
+def _published_from_summary(ports: list[dict[str, Any]] | None) -> tuple[int, int] | None:
+    """The same from the list endpoint's ``Ports`` (``[{"IP", "PrivatePort", "PublicPort", "Type"}]``)."""
+    for entry in ports or []:
+        if entry.get("Type", "tcp") == "tcp" and entry.get("IP") == REPLICA_HOST and entry.get("PublicPort"):
+            return int(entry["PublicPort"]), int(entry["PrivatePort"])
+    return None
+
+
 def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     labels = data.get("Config", {}).get("Labels") or {}
     state = data.get("State") or {}
     status = state.get("Status", "unknown")
-    try:
-        port = int(labels.get(LABEL_PORT, "0"))
-    except ValueError:
-        port = 0
+    # A bridge replica is reached where Docker actually published it; the label is what was asked for.
+    published = _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings"))
+    port, container_port = published if published else (_label_port(labels), None)
     return ContainerInfo(
         id=data["Id"],
         name=data.get("Name", "").lstrip("/"),
@@ -124,6 +157,7 @@ def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         host=REPLICA_HOST,
         port=port,
         labels=dict(labels),
+        container_port=container_port,
         exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
         oom_killed=bool(state.get("OOMKilled", False)),
         started_at=parse_docker_time(state.get("StartedAt")),
@@ -139,10 +173,8 @@ def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
     not running needs an inspect for its exit code and OOM flag.
     """
     labels = summary.get("Labels") or {}
-    try:
-        port = int(labels.get(LABEL_PORT, "0"))
-    except ValueError:
-        port = 0
+    published = _published_from_summary(summary.get("Ports"))
+    port, container_port = published if published else (_label_port(labels), None)
     names = summary.get("Names") or [""]
     created = summary.get("Created")
     return ContainerInfo(
@@ -155,6 +187,7 @@ def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
         host=REPLICA_HOST,
         port=port,
         labels=dict(labels),
+        container_port=container_port,
         started_at=float(created) if isinstance(created, int | float) else None,
     )
 
@@ -322,6 +355,20 @@ class DockerRuntime:
         self._network_lock = threading.Lock()
         self._bridges: set[_StreamBridge] = set()
         self._closed = False
+        self.cluster_id: str | None = None
+
+    def _ours(self, labels: dict[str, str]) -> bool:
+        """Containers from before cluster ids (no label) count as ours, so an upgrade adopts them."""
+        owner = labels.get(LABEL_CLUSTER)
+        return owner is None or self.cluster_id is None or owner == self.cluster_id
+
+    def _labels(self, request: ContainerRequest) -> dict[str, str]:
+        labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
+        labels.update(request.labels)
+        labels[LABEL_PORT] = str(request.host_port)
+        if self.cluster_id is not None:
+            labels[LABEL_CLUSTER] = self.cluster_id
+        return labels
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -380,6 +427,7 @@ class DockerRuntime:
         if app is not None:
             filters.append(f"{LABEL_APP}={app}")
         summaries = await self._run(lambda api: api.containers(all=True, filters={"label": filters}))
+        summaries = [s for s in summaries if self._ours(s.get("Labels") or {})]
         # One list call covers running containers (the relist of every app runs often); only those that
         # stopped need an inspect for their exit code, OOM flag and error.
         running = [container_info_from_summary(s) for s in summaries if s.get("State") == "running"]
@@ -505,12 +553,9 @@ class DockerRuntime:
             return self._started_info(container_id, request)
         return self._confirm_running(api, container_id, request)
 
-    @staticmethod
-    def _started_info(container_id: str, request: ContainerRequest) -> ContainerInfo:
+    def _started_info(self, container_id: str, request: ContainerRequest) -> ContainerInfo:
         """What an inspect would say of a container just started, without asking Docker again."""
-        labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
-        labels.update(request.labels)
-        labels[LABEL_PORT] = str(request.host_port)
+        labels = self._labels(request)
         return ContainerInfo(
             id=container_id,
             name=request.name,
@@ -521,6 +566,7 @@ class DockerRuntime:
             host=REPLICA_HOST,
             port=request.host_port,
             labels=labels,
+            container_port=request.container_port if request.network_mode == "bridge" else None,
             started_at=time.time(),
         )
 
@@ -533,6 +579,12 @@ class DockerRuntime:
             raise Conflict(
                 f"a container named '{name}' exists and is not managed by Orchestry: "
                 f"rename or remove it (docker rm {name}), or choose another app name"
+            )
+        if not self._ours(labels):
+            raise ForeignContainer(
+                f"a container named '{name}' belongs to another Orchestry installation (cluster "
+                f"{labels.get(LABEL_CLUSTER, '')[:12]}) on this Docker engine: delete the app there, or "
+                f"choose another app name here"
             )
         if (existing.get("State") or {}).get("Running"):
             raise Conflict(
@@ -548,9 +600,7 @@ class DockerRuntime:
                 api.create_network(BRIDGE_NETWORK, driver="bridge", labels={LABEL_MANAGED: "true"})
 
     def _create(self, api: APIClient, request: ContainerRequest) -> str:
-        labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
-        labels.update(request.labels)
-        labels[LABEL_PORT] = str(request.host_port)
+        labels = self._labels(request)
         environment = dict(request.environment)
         bridge = request.network_mode == "bridge"
         if bridge:
