@@ -175,6 +175,8 @@ class Engine:
             from core.runtime.docker import DockerRuntime
 
             self._runtime = DockerRuntime(settings.docker_url)
+        # Label new containers with this cluster's id and leave other installations' alone.
+        self._runtime.cluster_id = await asyncio.to_thread(self._store.identity.cluster_id)
         self._nginx = NginxController(
             prefix=settings.state_dir / "nginx",
             listen_host=settings.lb_host,

@@ -43,6 +43,10 @@ class Conflict(OrchestryError):
     http_status = 409
 
 
+class ForeignContainer(Conflict):
+    """A replica's container name is taken by another Orchestry installation's container."""
+
+
 class NotLeader(OrchestryError):
     """This node does not hold the lease; writes must go to ``leader_id``."""
 

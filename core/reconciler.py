@@ -20,6 +20,7 @@ from core import planner
 from core.errors import (
     Conflict,
     ContainerStartError,
+    ForeignContainer,
     ImageNotFound,
     NotFound,
     OrchestryError,
