@@ -105,13 +105,12 @@ def apply_planned(client: ApiClient, planned: list[Planned]) -> list[Applied]:
 
 def _print_rows(rows: list[Applied]) -> None:
     output.print_table(
-        ("APP", "RESULT", "REPLICAS", "STARTED", "SOURCE"),
+        ("APP", "RESULT", "REPLICAS", "SOURCE"),
         [
             [
                 row.app,
                 row.result,
                 "-" if row.replicas is None else row.replicas,
-                "-" if row.started is None else row.started,
                 f"{row.source} #{row.document}",
             ]
             for row in rows

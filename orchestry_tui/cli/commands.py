@@ -168,7 +168,7 @@ def list_apps(client: ApiClient, args: argparse.Namespace) -> int:
         output.print_json(answer)
         return 0
     if not answer["apps"]:
-        output.say("no apps registered: register one with `orchestry register FILE`")
+        output.say("no apps registered: register and start some with `orchestry apply FILE|DIR`")
         return 0
     rows = [
         [
