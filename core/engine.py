@@ -483,7 +483,6 @@ class Engine:
         """What ``register`` then ``up`` would meet, changing nothing: the same validation and errors,
         whether the app would be created, updated or left unchanged, and the secrets ``up`` would miss."""
         spec = parse_app_spec(load_document(document))
-        doc = spec.to_document()
         existing = await asyncio.to_thread(self.store.apps.get, spec.name)
         if existing is None:
             change = "created"
@@ -499,7 +498,6 @@ class Engine:
             app=spec.name,
             change=change,
             spec_hash=spec.spec_hash(),
-            replaces_replicas=existing is not None and existing.spec.get("spec") != doc["spec"],
             missing_secrets=missing,
         )
 

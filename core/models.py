@@ -107,7 +107,6 @@ class RegisterPreview:
     app: str
     change: str  # "created" | "updated" | "unchanged"
     spec_hash: str
-    replaces_replicas: bool  # the container spec differs, so running replicas would roll
     missing_secrets: list[MissingSecret] = field(default_factory=list)
 
 

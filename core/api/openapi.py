@@ -324,12 +324,11 @@ SCHEMAS: dict[str, Schema] = {
                 "app": STRING,
                 "change": {"type": "string", "enum": ["created", "updated", "unchanged"]},
                 "spec_hash": STRING,
-                "replaces_replicas": BOOLEAN,
                 "missing_secrets": array(obj({"variable": STRING, "secret": STRING, "field": STRING})),
             }
         ),
-        "description": "what registering the document would do; replaces_replicas: running replicas "
-        "would roll to a new container spec; missing_secrets: what `up` would refuse to start without",
+        "description": "what registering the document would do; missing_secrets: what `up` would "
+        "refuse to start without",
     },
     "Rollout": obj(
         {

@@ -301,7 +301,6 @@ def v1_register_preview(preview: RegisterPreview) -> dict[str, Any]:
         "app": preview.app,
         "change": preview.change,
         "spec_hash": preview.spec_hash,
-        "replaces_replicas": preview.replaces_replicas,
         "missing_secrets": [
             {"variable": m.variable, "secret": m.secret, "field": m.field} for m in preview.missing_secrets
         ],
