@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestry_tui.cli import output, wait
-from orchestry_tui.cli.client import ApiClient, ApiError, path_part
+from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, path_part
 from orchestry_tui.cli.manifests import Document, Inputs, read_inputs
 
 EXIT_BAD_INPUT = 2
@@ -57,6 +57,11 @@ def plan(client: ApiClient, inputs: Inputs) -> tuple[list[Planned], list[str]]:
     for document in inputs.documents:
         try:
             preview = client.post("/api/v1/validate", document.body)
+        except DaemonUnreachable as exc:
+            if not problems:
+                raise
+            problems.append(f"{exc}; the documents from {document.where()} on were not checked")
+            break
         except ApiError as exc:
             if exc.status not in (400, 422):
                 raise

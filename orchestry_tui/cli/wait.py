@@ -137,6 +137,7 @@ def wait_for_apps(
             for state in states:
                 if state.complete or state.gone:
                     continue
+                poller.timeout = min(POLL_REQUEST_TIMEOUT_SECONDS, max(1.0, deadline - time.monotonic()))
                 line = _poll(poller, state)
                 if shown.get(state.app) != line:
                     shown[state.app] = line
