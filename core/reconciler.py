@@ -49,6 +49,7 @@ from core.runtime.base import (
     LABEL_TERM,
     ContainerInfo,
     ContainerRequest,
+    PublishedPortInUse,
     Runtime,
 )
 from core.runtime.ports import PortAllocator
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 FORCE_STOP_SECONDS = 2.0
 # While Docker does not answer, a worker retries at least this often (a wake retries at once).
 RUNTIME_RETRY_SECONDS = 5.0
+# Bridge mode: a replica's published port taken by another program is retried on this many ports in all.
+PORT_CLASH_ATTEMPTS = 3
 
 
 class Emit(Protocol):
@@ -520,25 +523,44 @@ class Reconciler:
         )
 
     async def _start_one(self, state: AppState, spec: AppSpec, record: Any, slot: int) -> bool:
-        port = self.ports.allocate(exclude=self._ports_in_use())
-        try:
-            request = self._request(state, spec, slot, port)
-            self._check_leader()
-            info = await self.runtime.create_and_start(request)
-        except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
-            # ForeignContainer: retrying cannot help until the other installation lets go of the name.
-            self.ports.release(port)
-            await self._block(state, str(exc))
-            return False
-        except Conflict as exc:
-            # A container we did not know holds the slot's name: the next relist adopts it.
-            self.ports.release(port)
-            log.warning("slot %s of %s is taken: %s", slot, state.name, exc)
-            state.wake.set()
-            return False
-        except RuntimeUnavailable:
-            self.ports.release(port)
-            raise
+        taken: set[int] = set()  # ports another program grabbed before Docker could publish them
+        while True:
+            port = self.ports.allocate(exclude=self._ports_in_use() | taken)
+            try:
+                info = await self._create_on(state, spec, slot, port)
+                break
+            except PublishedPortInUse as exc:
+                # Not the app's fault, and the engine chose the port: say so once, try another port.
+                taken.add(exc.port)
+                if len(taken) >= PORT_CLASH_ATTEMPTS:
+                    await self._block(
+                        state,
+                        f"{exc}. {len(taken)} ports in a row were taken: keep other programs out of "
+                        f"Orchestry's replica ports {self.ports.low}-{self.ports.high}",
+                    )
+                    return False
+                await self.emit(
+                    "error",
+                    "port_in_use",
+                    f"{exc}. Starting it on another port; to avoid this, keep other programs out of "
+                    f"Orchestry's replica ports {self.ports.low}-{self.ports.high}",
+                    app=state.name,
+                    details={"slot": slot, "port": exc.port},
+                )
+            except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
+                # ForeignContainer: retrying cannot help until the other installation lets go of the name.
+                self.ports.release(port)
+                await self._block(state, str(exc))
+                return False
+            except Conflict as exc:
+                # A container we did not know holds the slot's name: the next relist adopts it.
+                self.ports.release(port)
+                log.warning("slot %s of %s is taken: %s", slot, state.name, exc)
+                state.wake.set()
+                return False
+            except RuntimeUnavailable:
+                self.ports.release(port)
+                raise
         replica = Replica.of_container(info)
         state.replicas[info.id] = replica
         self._track(replica, spec, state.name)
@@ -550,6 +572,11 @@ class Reconciler:
             details={"slot": slot, "container_id": info.id[:12], "port": info.port},
         )
         return True
+
+    async def _create_on(self, state: AppState, spec: AppSpec, slot: int, port: int) -> ContainerInfo:
+        request = self._request(state, spec, slot, port)
+        self._check_leader()
+        return await self.runtime.create_and_start(request)
 
     async def _block(self, state: AppState, reason: str) -> None:
         if state.blocked == reason:

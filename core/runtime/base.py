@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.errors import ContainerStartError
+
 # Labels put on every managed container (DESIGN.md §5).  Only containers carrying
 # ``orchestry.managed=true`` are ever touched.
 LABEL_MANAGED = "orchestry.managed"
@@ -16,6 +18,15 @@ LABEL_TERM = "orchestry.term"
 LABEL_PORT = "orchestry.port"
 # The store's cluster id: which Orchestry installation owns the container (core/store, migration 0002).
 LABEL_CLUSTER = "orchestry.cluster"
+
+
+class PublishedPortInUse(ContainerStartError):
+    """Bridge mode: the 127.0.0.1 port chosen for a replica was taken by another program before Docker
+    could publish it.  Not the app's fault: the engine picks another port."""
+
+    def __init__(self, port: int, message: str) -> None:
+        super().__init__(message)
+        self.port = port
 
 
 @dataclass(frozen=True)

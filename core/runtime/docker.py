@@ -45,6 +45,7 @@ from core.runtime.base import (
     ContainerRequest,
     ContainerStats,
     LogLine,
+    PublishedPortInUse,
     RuntimeEvent,
 )
 
@@ -342,17 +343,21 @@ class DockerRuntime:
         docker_url: str | None = None,
         max_workers: int = 10,
         start_check_seconds: float = 0.25,
+        bridge_network: str = BRIDGE_NETWORK,
     ) -> None:
         """``start_check_seconds``: how long after start a replica is watched for an immediate exit
         (a command that does not exist exits 127 at once under init); such a start raises
-        ContainerStartError instead of returning a replica that is already dead."""
+        ContainerStartError instead of returning a replica that is already dead.
+        ``bridge_network``: the Docker network of bridge-mode replicas (DESIGN.md: ``orchestry``)."""
         self.docker_url = resolve_docker_url(docker_url)
         self.max_workers = max_workers
         self.start_check_seconds = start_check_seconds
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        self.bridge_network = bridge_network
         self._network_lock = threading.Lock()
+        self._network_id: str | None = None  # the managed bridge network, once found or created
         self._bridges: set[_StreamBridge] = set()
         self._closed = False
         self.cluster_id: str | None = None
@@ -538,20 +543,37 @@ class DockerRuntime:
 
     def _create_and_start(self, api: APIClient, request: ContainerRequest) -> ContainerInfo:
         self._clear_leftover(api, request.name)
-        if request.network_mode == "bridge":
-            self._ensure_bridge_network(api)
-        container_id = self._create(api, request)
+        try:
+            container_id = self._create_and_start_once(api, request)
+        except _NetworkChanged:
+            # The network was removed, or a second one of its name appeared, since this process looked:
+            # look again (that also settles duplicates) and try once more.
+            self._forget_network()
+            container_id = self._create_and_start_once(api, request)
+        if not request.verify_start:
+            return self._started_info(container_id, request)
+        return self._confirm_running(api, container_id, request)
+
+    def _create_and_start_once(self, api: APIClient, request: ContainerRequest) -> str:
+        network_id = self._bridge_network_id(api) if request.network_mode == "bridge" else None
+        container_id = self._create(api, request, network_id)
         try:
             api.start(container_id)
         except docker.errors.APIError as exc:
             _remove_quietly(api, container_id)
+            if network_id and "is ambiguous" in _explanation(exc):
+                raise _NetworkChanged() from exc
+            if request.network_mode == "bridge" and _PORT_TAKEN.search(_explanation(exc)):
+                raise PublishedPortInUse(
+                    request.host_port,
+                    f"published port {REPLICA_HOST}:{request.host_port} of replica '{request.name}' is "
+                    f"already in use by another program: Docker refused it ({_explanation(exc)})",
+                ) from exc
             raise ContainerStartError(
                 f"container '{request.name}' of app '{request.app}' could not start: {_explanation(exc)}. "
                 f"Fix spec.command / spec.image or free the port {request.host_port}"
             ) from exc
-        if not request.verify_start:
-            return self._started_info(container_id, request)
-        return self._confirm_running(api, container_id, request)
+        return container_id
 
     def _started_info(self, container_id: str, request: ContainerRequest) -> ContainerInfo:
         """What an inspect would say of a container just started, without asking Docker again."""
@@ -593,13 +615,61 @@ class DockerRuntime:
             )
         _remove_quietly(api, existing["Id"])
 
-    def _ensure_bridge_network(self, api: APIClient) -> None:
-        # Network names are not unique in Docker: serialise the check-and-create in this process.
-        with self._network_lock:
-            if not api.networks(names=[BRIDGE_NETWORK]):
-                api.create_network(BRIDGE_NETWORK, driver="bridge", labels={LABEL_MANAGED: "true"})
+    def _bridge_network_id(self, api: APIClient) -> str:
+        """The id of Orchestry's bridge network, created on first use and reused from then on."""
+        with self._network_lock:  # one check-and-create at a time in this process
+            if self._network_id is None:
+                self._network_id = self._find_or_create_network(api)
+            return self._network_id
 
-    def _create(self, api: APIClient, request: ContainerRequest) -> str:
+    def _forget_network(self) -> None:
+        with self._network_lock:
+            self._network_id = None
+
+    def _find_or_create_network(self, api: APIClient) -> str:
+        name = self.bridge_network
+        found = _networks_named(api, name)
+        if found and not _managed(found):
+            raise ContainerStartError(
+                f"a Docker network named '{name}' exists but Orchestry did not create it (it lacks the "
+                f"label {LABEL_MANAGED}=true), so bridge-mode replicas will not join it: remove or "
+                f"rename it (docker network rm {name}), or use host networking (ORCHESTRY_NETWORK_MODE=host)"
+            )
+        if not found:
+            try:
+                created = api.create_network(
+                    name, driver="bridge", labels={LABEL_MANAGED: "true"}, check_duplicate=True
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: another controller created it a moment ago
+                    raise ContainerStartError(
+                        f"the Docker network '{name}' for bridge-mode replicas could not be created: "
+                        f"{_explanation(exc)}. Free an address pool (docker network prune) or use "
+                        f"host networking (ORCHESTRY_NETWORK_MODE=host)"
+                    ) from exc
+            else:
+                log.info("created the Docker network '%s' (%s)", name, str(created.get("Id"))[:12])
+            found = _networks_named(api, name)
+        managed = _managed(found)
+        if not managed:
+            raise ContainerStartError(
+                f"the Docker network '{name}' vanished right after it was created: another program "
+                f"removes it; stop that, or use host networking (ORCHESTRY_NETWORK_MODE=host)"
+            )
+        # Docker's duplicate check is best effort: two controllers creating at once can both succeed,
+        # and then Docker refuses to start any container on the name ("is ambiguous").  Every controller
+        # settles on the oldest and removes the other managed ones; Docker refuses to remove a network
+        # that has containers, so one in use is never taken away.
+        managed.sort(key=lambda n: (parse_docker_time(n.get("Created")) or 0.0, n["Id"]))
+        for duplicate in managed[1:]:
+            try:
+                api.remove_network(duplicate["Id"])
+                log.info("removed a duplicate of the Docker network '%s' (%s)", name, duplicate["Id"][:12])
+            except docker.errors.APIError as exc:
+                log.warning("the Docker network '%s' has a duplicate that stays: %s", name, _explanation(exc))
+        return str(managed[0]["Id"])
+
+    def _create(self, api: APIClient, request: ContainerRequest, network_id: str | None) -> str:
         labels = self._labels(request)
         environment = dict(request.environment)
         bridge = request.network_mode == "bridge"
@@ -609,20 +679,26 @@ class DockerRuntime:
                     f"replica '{request.name}' uses bridge networking but no container port is set: "
                     f"add spec.ports[0].containerPort"
                 )
+            # Its own network namespace: listen on every interface there, or the published port
+            # (which Docker forwards to the container's bridge address) finds nothing.
             environment.setdefault("PORT", str(request.container_port))
+            environment.setdefault("BIND_HOST", "0.0.0.0")
         else:
             # Replicas share the host's network: each must bind its own loopback port.
             environment.setdefault("PORT", str(request.host_port))
             environment.setdefault("BIND_HOST", REPLICA_HOST)
         host_config = api.create_host_config(
             init=True,  # without an init, a shell as PID 1 ignores SIGTERM and stop waits out the timeout
-            network_mode="bridge" if bridge else "host",
+            # The network itself, by id (names are not unique); "bridge" would mean docker0.
+            network_mode=network_id if bridge and network_id else "host",
             nano_cpus=request.cpu_millis * 1_000_000 if request.cpu_millis else None,
             mem_limit=request.memory_bytes,
             port_bindings={request.container_port: (REPLICA_HOST, request.host_port)} if bridge else None,
         )
         networking = (
-            api.create_networking_config({BRIDGE_NETWORK: api.create_endpoint_config()}) if bridge else None
+            api.create_networking_config({network_id: api.create_endpoint_config()})
+            if bridge and network_id
+            else None
         )
         try:
             created = api.create_container(
@@ -646,6 +722,8 @@ class DockerRuntime:
                 raise Conflict(
                     f"container '{request.name}' was created by someone else meanwhile: {_explanation(exc)}"
                 ) from exc
+            if network_id and exc.status_code == 404 and "network" in _explanation(exc).lower():
+                raise _NetworkChanged() from exc
             raise ContainerStartError(
                 f"container '{request.name}' of app '{request.app}' could not be created: {_explanation(exc)}"
             ) from exc
@@ -814,6 +892,24 @@ def _explanation(exc: docker.errors.APIError) -> str:
     if isinstance(explanation, bytes):
         explanation = explanation.decode(errors="replace")
     return str(explanation or exc)
+
+
+class _NetworkChanged(Exception):
+    """The bridge network this process knew was removed, or got a namesake, behind its back."""
+
+
+# Docker's two ways of saying a published port is taken: by another program (the userland proxy could
+# not bind it) or by another container (its own port allocator).
+_PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
+
+
+def _networks_named(api: APIClient, name: str) -> list[dict[str, Any]]:
+    """Networks named exactly ``name``: Docker's name filter also matches names that merely contain it."""
+    return [n for n in api.networks(names=[name]) if n.get("Name") == name]
+
+
+def _managed(networks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [n for n in networks if (n.get("Labels") or {}).get(LABEL_MANAGED) == "true"]
 
 
 def _image_present(api: APIClient, image: str) -> bool:

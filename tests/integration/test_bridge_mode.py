@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.engine import Engine
-from core.runtime.docker import BRIDGE_NETWORK
+from core.errors import AppBlocked
+from core.runtime.docker import BRIDGE_NETWORK, DockerRuntime
+from core.runtime.ports import PortAllocator
 from tests.conftest import unique_name
 from tests.integration.harness import (
     TrafficClient,
@@ -254,3 +258,191 @@ async def test_bridge_tcp_probe_waits_for_the_app_behind_the_published_port(brid
     assert set(client.statuses) <= {200, 503}, client.statuses
     ready_events = [e for e in await bridge.events(app=name) if e.kind == "replica_ready"]
     assert ready_events and "(container port 8080) accepts connections" in ready_events[0].message
+
+
+# --- the network, and what Orchestry does not own ---------------------------------------------------
+
+
+@pytest.fixture
+def network_name() -> Iterator[str]:
+    """A bridge network name of this test's own (the shared ``orchestry`` network may be in use by
+    other test runs); every network of that name or prefix is removed afterwards."""
+    name = f"orchestry-t{uuid.uuid4().hex[:8]}"
+    yield name
+    for suffix in ("", "-user"):
+        for network_id in _sync_docker("network", "ls", "-q", "--filter", f"name=^{name}{suffix}$").split():
+            _sync_docker("network", "rm", network_id)
+
+
+def _sync_docker(*args: str) -> str:
+    import subprocess
+
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    return result.stdout
+
+
+async def networks_named(name: str) -> list[dict[str, Any]]:
+    ids = (await docker("network", "ls", "-q", "--filter", f"name={name}")).split()
+    found = json.loads(await docker("network", "inspect", *ids)) if ids else []
+    return [n for n in found if n["Name"] == name]
+
+
+async def test_bridge_network_created_once_labelled_reused_and_foreign_objects_untouched(
+    tmp_path: Path, network_name: str
+) -> None:
+    # Someone else's network whose name merely contains Orchestry's, and someone else's container on it.
+    foreign_network = (await docker("network", "create", f"{network_name}-user")).strip()
+    foreign = (
+        await docker(
+            "run",
+            "-d",
+            "--init",
+            "--network",
+            f"{network_name}-user",
+            "--name",
+            unique_name("foreign"),
+            "orchestry/demo:latest",
+            "/bin/serve",
+        )
+    ).strip()
+    eng = Engine(
+        engine_settings(tmp_path / "state", network_mode="bridge"),
+        runtime=DockerRuntime(bridge_network=network_name),
+    )
+    await eng.start()
+    name = unique_name("brn")
+    try:
+        await eng.register(demo_app(name))
+        await eng.up(name)
+        await eng.scale(name, 3)
+        await wait_for(lambda: live_is(eng, name, 3), what="3 ready")
+        [network] = await networks_named(network_name)
+        assert network["Labels"] == {"orchestry.managed": "true"} and network["Driver"] == "bridge"
+        members = {c["Name"] for c in network["Containers"].values()}
+        assert members == {f"{name}-{slot}" for slot in (1, 2, 3)}
+        # Scaling out again and replacing a replica reuse the same network.
+        await eng.scale(name, 4)
+        await wait_for(lambda: live_is(eng, name, 4), what="4 ready")
+        assert [n["Id"] for n in await networks_named(network_name)] == [network["Id"]]
+        await eng.delete(name)
+        assert await eng.runtime.list_managed(name) == []
+    finally:
+        await eng.stop(stop_apps=True)
+    # Orchestry's network stays (a restarted controller reuses it); the foreign objects are as they were.
+    assert [n["Id"] for n in await networks_named(network_name)] == [network["Id"]]
+    foreign_after = await inspect(foreign)
+    assert foreign_after["State"]["Running"] and list(foreign_after["NetworkSettings"]["Networks"]) == [
+        f"{network_name}-user"
+    ]
+    [user_network] = await networks_named(f"{network_name}-user")
+    assert user_network["Id"] == foreign_network and "orchestry.managed" not in (user_network["Labels"] or {})
+    await docker("rm", "-f", foreign)
+
+
+async def test_bridge_refuses_a_network_of_its_name_that_it_does_not_manage(
+    tmp_path: Path, network_name: str
+) -> None:
+    theirs = (await docker("network", "create", network_name)).strip()
+    eng = Engine(
+        engine_settings(tmp_path / "state", network_mode="bridge"),
+        runtime=DockerRuntime(bridge_network=network_name),
+    )
+    await eng.start()
+    name = unique_name("brx")
+    try:
+        await eng.register(demo_app(name))
+        with pytest.raises(AppBlocked) as caught:
+            await eng.up(name)
+        message = str(caught.value)
+        assert f"a Docker network named '{network_name}' exists but Orchestry did not create it" in message
+        assert f"docker network rm {network_name}" in message and "ORCHESTRY_NETWORK_MODE=host" in message
+        assert (await eng.get_app(name)).status == "error"
+        assert await eng.runtime.list_managed(name) == []
+    finally:
+        await eng.stop(stop_apps=True)
+    [network] = await networks_named(network_name)
+    assert network["Id"] == theirs and network["Containers"] == {} and not network["Labels"]
+
+
+async def test_two_controllers_creating_the_network_at_once_share_one(network_name: str) -> None:
+    """Docker does not enforce unique network names: two engines that create at the same moment must
+    still put their replicas on one network."""
+    from core.runtime.base import ContainerRequest
+
+    runtimes = [DockerRuntime(bridge_network=network_name) for _ in range(2)]
+    app = unique_name("brd")
+    requests = [
+        ContainerRequest(
+            app=app,
+            slot=slot,
+            name=f"{app}-{slot}",
+            image="orchestry/demo:latest",
+            command=["/bin/serve"],
+            environment={},
+            labels={},
+            host_port=PortAllocator().allocate(),
+            container_port=8080,
+            network_mode="bridge",
+            stop_grace_seconds=1,
+        )
+        for slot in (1, 2)
+    ]
+    try:
+        started = await asyncio.gather(
+            *(rt.create_and_start(r) for rt, r in zip(runtimes, requests, strict=True))
+        )
+        networks = {tuple((await inspect(info.id))["NetworkSettings"]["Networks"]) for info in started}
+        assert len(networks) == 1, networks
+        # The loser's namesake (if the race produced one) is gone: Docker would refuse the name later.
+        assert len(await networks_named(network_name)) == 1
+        for info in started:
+            assert (await get_text(f"http://127.0.0.1:{info.port}/"))[0] == 200
+    finally:
+        for info in await runtimes[0].list_managed(app):
+            await runtimes[0].remove(info.id, force=True)
+        for runtime in runtimes:
+            await runtime.close()
+
+
+# --- published-port clash ------------------------------------------------------------------------
+
+
+class FirstPortTaken(PortAllocator):
+    """Hands out ``taken`` first: a port another program bound after the allocator's free check, the
+    race a real clash comes from.  Every later call allocates normally."""
+
+    def __init__(self, taken: int) -> None:
+        super().__init__()
+        self.taken: int | None = taken
+
+    def allocate(self, exclude: set[int] | frozenset[int] = frozenset()) -> int:
+        if self.taken is not None:
+            port, self.taken = self.taken, None
+            return port
+        return super().allocate(exclude)
+
+
+async def test_bridge_published_port_clash_says_so_once_and_moves_the_replica(bridge: Engine) -> None:
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    try:
+        bridge.reconciler.ports = FirstPortTaken(taken)
+        name = unique_name("brp")
+        await bridge.register(demo_app(name))
+        await bridge.up(name)
+        await wait_for(lambda: ready_is(bridge, name, 1), what="the replica ready on another port")
+        [replica] = (await bridge.get_app(name)).replicas
+        assert replica.port != taken
+        status, body = await get_text(lb(bridge, name))
+        assert status == 200 and f"{name}-1" in body
+        clashes = [e for e in await bridge.events(app=name) if e.kind == "port_in_use"]
+        assert len(clashes) == 1, [e.message for e in clashes]
+        message = clashes[0].message
+        assert f"published port 127.0.0.1:{taken} of replica '{name}-1' is already in use" in message
+        assert "keep other programs out of Orchestry's replica ports 20000-29999" in message
+        assert (await bridge.get_app(name)).status == "running"
+        assert squatter.fileno() >= 0  # the other program's socket is untouched
+    finally:
+        squatter.close()
