@@ -9,6 +9,12 @@ Upstream keepalive keeps idle nginx → replica connections open for as long as 
 upstream block, so this count only drops to zero AFTER the reload that removed the replica: the old
 workers then close their idle keepalive connections at once and exit when their in-flight requests end
 (bounded by ``worker_shutdown_timeout``). Call :func:`wait_drained` after that reload, not before.
+
+Bridge mode: the port is the one published on 127.0.0.1, where Docker's userland proxy accepts.  Each
+nginx connection still counts exactly once: the proxy's accepted socket has the port as its LOCAL end,
+and its onward connection goes to the container's bridge address, not to 127.0.0.1.  Without the
+userland proxy (iptables DNAT) nginx's socket keeps the published address as its remote end, since NAT
+rewrites packets, not sockets.  tests/integration/test_bridge_mode.py checks K requests in flight → K.
 """
 
 from __future__ import annotations

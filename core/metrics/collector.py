@@ -104,6 +104,12 @@ class MetricsCollector:
     def targets(self, app: str) -> list[ReplicaTarget]:
         return list(self._targets.get(app, ()))
 
+    @property
+    def stats_sources(self) -> dict[str, str]:
+        """Container id → where its CPU and memory came from in the last sample: "cgroup" (the local
+        fast path) or "api" (Docker's stats endpoint)."""
+        return dict(self._sampler.last_sources)
+
     # -- sampling ------------------------------------------------------------------------------------
 
     async def run(self) -> None:

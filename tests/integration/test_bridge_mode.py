@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from core.engine import Engine
@@ -140,6 +141,35 @@ async def test_bridge_scale_1_3_1_under_traffic_drops_nothing(bridge: Engine) ->
     gone = {v.port for v in views} - {remaining.port}
     for port in gone:
         assert (await get_text(f"http://127.0.0.1:{port}/"))[0] == 0
+
+
+async def test_bridge_scale_in_waits_for_requests_in_flight_on_the_published_port(bridge: Engine) -> None:
+    """The drain counts nginx's connections to a replica's published port: a replica stopped while
+    they were still open would cut slow requests off."""
+    name = unique_name("brd")
+    doc = demo_app(name)
+    doc["spec"]["loadBalancing"] = "round_robin"
+    await bridge.register(doc)
+    await bridge.up(name)
+    await bridge.scale(name, 2)
+    await wait_for(lambda: live_is(bridge, name, 2), what="2 ready")
+    async with aiohttp.ClientSession() as session:
+
+        async def slow_request() -> tuple[int, str]:
+            url = lb(bridge, name, "cgi-bin/sleep?ms=2500")
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=20)) as resp:
+                return resp.status, await resp.text()
+
+        pending = [asyncio.create_task(slow_request()) for _ in range(6)]
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        await bridge.scale(name, 1)
+        await wait_for(lambda: live_is(bridge, name, 1), timeout=30, what="back to 1 replica")
+        scale_in_seconds = time.monotonic() - started
+        answers = await asyncio.gather(*pending)
+    assert all(status == 200 for status, _ in answers), answers
+    assert {replica_of(body) for _, body in answers} == {f"{name}-1", f"{name}-2"}, answers
+    assert scale_in_seconds > 1.5, f"stopped after {scale_in_seconds:.1f} s, before its requests ended"
 
 
 # --- failures and restarts -------------------------------------------------------------------------
@@ -446,3 +476,80 @@ async def test_bridge_published_port_clash_says_so_once_and_moves_the_replica(br
         assert squatter.fileno() >= 0  # the other program's socket is untouched
     finally:
         squatter.close()
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+
+
+async def test_bridge_metrics_cpu_memory_connections_and_rps_per_replica(bridge: Engine) -> None:
+    name = unique_name("brm")
+    doc = demo_app(name)
+    doc["spec"]["resources"] = {"memory": "64Mi"}  # memory % needs a limit
+    # Every request comes from 127.0.0.1, so ip_hash sends all of them to one replica: any traffic
+    # the metrics give another replica is misattributed.
+    doc["spec"]["loadBalancing"] = "ip_hash"
+    await bridge.register(doc)
+    await bridge.up(name)
+    await bridge.scale(name, 3)
+    await wait_for(lambda: live_is(bridge, name, 3), what="3 ready")
+    views = {v.slot: v for v in (await bridge.get_app(name)).replicas}
+
+    # Connections: K slow requests in flight through nginx are K connections to the replica's published
+    # port (Docker's proxy holds the other end of each, and its own onward connection is not counted).
+    slow = 5
+    async with aiohttp.ClientSession() as session:
+
+        async def slow_request() -> str:
+            url = lb(bridge, name, "cgi-bin/sleep?ms=4000")
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=20)) as resp:
+                return await resp.text()
+
+        pending = [asyncio.create_task(slow_request()) for _ in range(slow)]
+        await asyncio.sleep(1.0)
+        sample_after = time.time()
+        await wait_for(lambda: (bridge.metrics.last_sample_at or 0) > sample_after + 0.5, what="a sample")
+        in_flight = bridge.metrics.replica_metrics(name, seconds=1.0)
+        bodies = await asyncio.gather(*pending)
+    chosen = {replica_of(body) for body in bodies}
+    assert len(chosen) == 1, bodies
+    busy = int(chosen.pop().rsplit("-", 1)[1])
+    others = [slot for slot in views if slot != busy]
+    assert slow <= (in_flight[busy].connections or 0) <= slow + 1, in_flight  # +1: a health probe
+    for slot in others:
+        assert (in_flight[slot].connections or 0) <= 1, in_flight
+
+    # RPS: quick requests through nginx; all of them, and only them, count for the replica that answered.
+    async with aiohttp.ClientSession() as session:
+        for _ in range(60):
+            async with session.get(lb(bridge, name)) as resp:
+                assert resp.status == 200 and f"replica={name}-{busy}" in await resp.text()
+
+    async def attributed() -> Any:
+        window = bridge.metrics.window(name, 30.0)
+        per_replica = bridge.metrics.replica_metrics(name, seconds=30.0)
+        busy_rps = per_replica.get(busy) and per_replica[busy].rps
+        return (window, per_replica) if busy_rps and window.rps and busy_rps >= 0.99 * window.rps else None
+
+    window, per_replica = await wait_for(attributed, timeout=10, what="requests attributed to the replica")
+    assert window.rps is not None and window.rps * window.covered_seconds > 0
+    for slot in others:
+        assert not per_replica[slot].rps, per_replica
+
+    # CPU and memory per replica from the cgroup files: burn a core in one replica, straight through its
+    # published port (not through nginx, so no request is logged for it).
+    burner = others[0]
+    burn = asyncio.create_task(get_text(f"http://127.0.0.1:{views[burner].port}/cgi-bin/burn?s=4"))
+
+    async def burning() -> Any:
+        latest = bridge.metrics.replica_metrics(name, seconds=1.5)
+        cpu = {slot: latest[slot].cpu_percent for slot in latest}
+        return latest if (cpu.get(burner) or 0) > 60 else None
+
+    latest = await wait_for(burning, timeout=10, what="the burning replica's CPU")
+    await burn
+    for slot in views:
+        assert latest[slot].memory_percent is not None and 0 < latest[slot].memory_percent < 100, latest
+        if slot != burner:
+            assert (latest[slot].cpu_percent or 0) < 30, latest
+    sources = bridge.metrics.stats_sources
+    assert {sources.get(v.container_id) for v in views.values()} == {"cgroup"}, sources
