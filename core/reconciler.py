@@ -283,7 +283,7 @@ class Reconciler:
                 slot=r.slot,
                 container_id=r.container_id,
                 ready=r.ready,
-                outdated=r.spec_hash != current_hash or r.restart_requested,
+                outdated=r.spec_hash != current_hash or r.restart_requested or self._other_network(r),
             )
             for r in state.live()
         ]
@@ -307,6 +307,11 @@ class Reconciler:
         self.on_replicas_changed(state.name)
         await self._persist_instances(state)
         return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
+
+    def _other_network(self, replica: Replica) -> bool:
+        """A replica started under the other networking mode (the operator switched
+        ORCHESTRY_NETWORK_MODE and restarted): it rolls to the current mode like an outdated spec."""
+        return (replica.container_port is not None) != (self.config.network_mode == "bridge")
 
     async def _sync(self, state: AppState, spec: AppSpec, containers: list[ContainerInfo]) -> int:
         """Adopt running containers we do not know; forget replicas whose container vanished."""

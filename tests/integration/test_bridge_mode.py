@@ -238,6 +238,43 @@ async def test_bridge_controller_restart_adopts_same_containers_and_ports(
         await (second or first).stop(stop_apps=True)
 
 
+async def test_switching_from_host_to_bridge_mode_rolls_the_replicas_without_errors(tmp_path: Path) -> None:
+    host_settings = engine_settings(tmp_path / "state")
+    first = Engine(host_settings)
+    await first.start()
+    second: Engine | None = None
+    name = unique_name("brm")
+    try:
+        await first.register(demo_app(name))
+        await first.up(name)
+        await first.scale(name, 2)
+        await wait_for(lambda: live_is(first, name, 2), what="2 ready in host mode")
+        host_ids = {c.id for c in await first.runtime.list_managed(name)}
+        async with TrafficClient(lb(first, name), concurrency=2) as client:
+            await first.stop()
+            second = Engine(host_settings.model_copy(update={"network_mode": "bridge"}))
+            await second.start()
+            await wait_for(lambda: _all_bridge(second, name, host_ids), timeout=60, what="replicas rolled")
+            await asyncio.sleep(0.5)
+        assert client.failures == 0, (client.statuses, client.errors[:5])
+        for container in await second.runtime.list_managed(name):
+            data = await inspect(container.id)
+            assert list(data["NetworkSettings"]["Networks"]) == [BRIDGE_NETWORK]
+            assert published(data) == [("8080/tcp", "127.0.0.1", str(container.port))]
+    finally:
+        await (second or first).stop(stop_apps=True)
+
+
+async def _all_bridge(eng: Engine, name: str, old_ids: set[str]) -> bool:
+    containers = [c for c in await eng.runtime.list_managed(name) if c.running]
+    return (
+        len(containers) == 2
+        and not {c.id for c in containers} & old_ids
+        and all(c.container_port == 8080 for c in containers)
+        and await ready_count(eng, name) == 2
+    )
+
+
 # --- health checks -----------------------------------------------------------------------------------
 
 
