@@ -85,7 +85,7 @@ def attach_console(args: argparse.Namespace) -> int:
     if getattr(args, "apply", None):
         sys.stderr.write(
             "orchestry: --apply cannot be combined with --connect (the daemon runs the apps): "
-            "use `orchestry register FILE` and `orchestry up NAME`, or `orchestry daemon --apply FILE`\n"
+            "use `orchestry apply FILE` (it registers and starts the app on the daemon)\n"
         )
         return 2
     try:

@@ -46,7 +46,7 @@ QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
 NO_APPS = (
-    "no apps registered: run `orchestry register FILE` and `orchestry up NAME` in another terminal, "
+    "no apps registered: run `orchestry apply FILE` in another terminal, "
     "or start the console with --apply FILE"
 )
 QUIT_NOTE = "console closed: apps keep running and nginx keeps serving; `orchestry` again adopts them"
@@ -287,7 +287,7 @@ class OrchestryConsole(App[int]):
             return None
         app = self.selected_app()
         if app is None:
-            self.notify("no app selected: register one with `orchestry register FILE`", severity="warning")
+            self.notify("no app selected: add one with `orchestry apply FILE`", severity="warning")
         return app
 
     @work(group="change")
