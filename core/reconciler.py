@@ -26,6 +26,7 @@ from core.errors import (
     OrchestryError,
     RuntimeUnavailable,
     SecretError,
+    StoreError,
 )
 from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, ProbeTarget
 from core.lb.connections import wait_drained
@@ -204,7 +205,10 @@ class Reconciler:
                 state.last_result = {}
                 message = str(exc) if isinstance(exc, OrchestryError) else f"{type(exc).__name__}: {exc}"
                 if message != state.last_error:
-                    log.exception("reconcile pass for %s failed", name)
+                    if isinstance(exc, StoreError):  # an outage, not a bug: its message names the cause
+                        log.warning("reconcile pass for %s failed: %s", name, message)
+                    else:
+                        log.exception("reconcile pass for %s failed", name)
                     await self.emit(
                         "error", "reconcile_failed", f"reconciling {name} failed: {message}", app=name
                     )
@@ -250,6 +254,8 @@ class Reconciler:
             raise NotLeaderAnymore()
 
     async def _pass(self, state: AppState) -> dict[str, int]:
+        if not self.leadership.is_leader():
+            return {}  # a follower's relist must not query the store (it may be the store that is down)
         record = await asyncio.to_thread(self.store.apps.get, state.name)
         if not self.leadership.is_leader():
             return {}
