@@ -342,7 +342,10 @@ class Reconciler:
         if not newcomers:
             return 0
         probes = await asyncio.gather(
-            *(self.health.probe(c.host, c.port, spec.health_check, c.container_port) for c in newcomers)
+            *(
+                self.health.probe(c.host, c.health_port or c.port, spec.health_check, _probed_port(c))
+                for c in newcomers
+            )
         )
         for info, probe in zip(newcomers, probes, strict=True):
             replica = Replica.of_container(
@@ -369,10 +372,10 @@ class Reconciler:
                 slot=replica.slot,
                 container_id=replica.container_id,
                 host=replica.host,
-                port=replica.port,
+                port=replica.probe_address[0],
                 check=spec.health_check,
                 ready=replica.ready,
-                container_port=replica.container_port,
+                container_port=replica.probe_address[1],
             )
         )
 
@@ -483,9 +486,20 @@ class Reconciler:
         return sum(1 for ok in results if ok)
 
     def _ports_in_use(self) -> set[int]:
-        return {r.port for app in self.apps.values() for r in app.replicas.values()}
+        replicas = [r for app in self.apps.values() for r in app.replicas.values()]
+        return {r.port for r in replicas} | {r.health_port for r in replicas if r.health_port is not None}
 
-    def _request(self, state: AppState, spec: AppSpec, slot: int, port: int) -> ContainerRequest:
+    def _health_published_apart(self, spec: AppSpec) -> bool:
+        """Bridge mode with healthCheck.port naming another container port than the one nginx serves:
+        that port is published too, and probed there."""
+        container = spec.container
+        serving = container.ports[0].container_port if container.ports else 8080
+        wanted = spec.health_check_port
+        return self.config.network_mode == "bridge" and wanted is not None and wanted != serving
+
+    def _request(
+        self, state: AppState, spec: AppSpec, slot: int, port: int, health_port: int | None = None
+    ) -> ContainerRequest:
         container = spec.container
         name = f"{state.name}-{slot}"
         env: dict[str, str] = {}
@@ -526,6 +540,8 @@ class Reconciler:
             },
             host_port=port,
             container_port=container_port if bridge else None,
+            health_container_port=spec.health_check_port if health_port is not None else None,
+            health_host_port=health_port,
             network_mode=self.config.network_mode,
             cpu_millis=container.resources.cpu_millis,
             memory_bytes=container.resources.memory_bytes,
@@ -585,7 +601,12 @@ class Reconciler:
         return True
 
     async def _create_on(self, state: AppState, spec: AppSpec, slot: int, port: int) -> ContainerInfo:
-        request = self._request(state, spec, slot, port)
+        health_port = None
+        if self._health_published_apart(spec):
+            # Not released when the replica stops: the allocator only steers clear of recent ports,
+            # and a free-port check comes first on every hand-out.
+            health_port = self.ports.allocate(exclude=self._ports_in_use() | {port})
+        request = self._request(state, spec, slot, port, health_port)
         self._check_leader()
         return await self.runtime.create_and_start(request)
 
@@ -864,6 +885,11 @@ class Reconciler:
 
 async def _ignore_runtime_state(_reason: str) -> None:
     return None
+
+
+def _probed_port(info: ContainerInfo) -> int | None:
+    """The container port behind the published port a probe of ``info`` goes to."""
+    return info.health_container_port if info.health_port is not None else info.container_port
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:

@@ -40,6 +40,16 @@ class Replica:
     reason: str = ""
     started_at: float = field(default_factory=time.time)
     container_port: int | None = None  # bridge mode: the port inside the container ``port`` publishes
+    # Bridge mode, when healthCheck.port is another container port: where that one is published.
+    health_port: int | None = None
+    health_container_port: int | None = None
+
+    @property
+    def probe_address(self) -> tuple[int, int | None]:
+        """(host port, container port behind it) the health check probes."""
+        if self.health_port is not None:
+            return self.health_port, self.health_container_port
+        return self.port, self.container_port
 
     @classmethod
     def of_container(cls, info: ContainerInfo, state: str = REPLICA_STARTING, ready: bool = False) -> Replica:
@@ -55,6 +65,8 @@ class Replica:
             ready=ready,
             started_at=info.started_at or time.time(),
             container_port=info.container_port,
+            health_port=info.health_port,
+            health_container_port=info.health_container_port,
         )
 
     def view(self, restarts: int = 0) -> ReplicaView:

@@ -16,6 +16,8 @@ LABEL_SLOT = "orchestry.slot"
 LABEL_SPEC_HASH = "orchestry.spec-hash"
 LABEL_TERM = "orchestry.term"
 LABEL_PORT = "orchestry.port"
+# Bridge mode: the container port the health check probes, when it is not the one nginx serves.
+LABEL_HEALTH_PORT = "orchestry.health-port"
 # The store's cluster id: which Orchestry installation owns the container (core/store, migration 0002).
 LABEL_CLUSTER = "orchestry.cluster"
 
@@ -42,6 +44,9 @@ class ContainerRequest:
     labels: dict[str, str]
     host_port: int  # 127.0.0.1 port the replica is reached on
     container_port: int | None = None  # bridge mode: the port published on host_port
+    # Bridge mode, when healthCheck.port names another container port: it is published on this port.
+    health_container_port: int | None = None
+    health_host_port: int | None = None
     network_mode: str = "host"  # "host" or "bridge"
     cpu_millis: int | None = None
     memory_bytes: int | None = None
@@ -64,6 +69,9 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     # Bridge mode: the port inside the container that ``port`` publishes; None in host mode.
     container_port: int | None = None
+    # Bridge mode, when the health check has its own container port: where that one is published.
+    health_port: int | None = None
+    health_container_port: int | None = None
     exit_code: int | None = None
     oom_killed: bool = False
     started_at: float | None = None

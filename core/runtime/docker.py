@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import docker
 import docker.errors
@@ -37,6 +37,7 @@ from core.errors import (
 from core.runtime.base import (
     LABEL_APP,
     LABEL_CLUSTER,
+    LABEL_HEALTH_PORT,
     LABEL_MANAGED,
     LABEL_PORT,
     LABEL_SLOT,
@@ -122,23 +123,52 @@ def _label_port(labels: dict[str, str]) -> int:
         return 0
 
 
-def _published_from_bindings(bindings: dict[str, Any] | None) -> tuple[int, int] | None:
-    """(host port, container port) of the first TCP port bound on 127.0.0.1, from HostConfig's
+def _published_from_bindings(bindings: dict[str, Any] | None) -> dict[int, int]:
+    """Container port → host port of the TCP ports bound on 127.0.0.1, from HostConfig's
     ``PortBindings`` (``{"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "24123"}]}``)."""
+    published: dict[int, int] = {}
     for key, entries in (bindings or {}).items():
         number, _, protocol = key.partition("/")
         for entry in entries or []:
             if protocol in ("", "tcp") and entry.get("HostIp") == REPLICA_HOST and entry.get("HostPort"):
-                return int(entry["HostPort"]), int(number)
-    return None
+                published.setdefault(int(number), int(entry["HostPort"]))
+    return published
 
 
-def _published_from_summary(ports: list[dict[str, Any]] | None) -> tuple[int, int] | None:
+def _published_from_summary(ports: list[dict[str, Any]] | None) -> dict[int, int]:
     """The same from the list endpoint's ``Ports`` (``[{"IP", "PrivatePort", "PublicPort", "Type"}]``)."""
+    published: dict[int, int] = {}
     for entry in ports or []:
         if entry.get("Type", "tcp") == "tcp" and entry.get("IP") == REPLICA_HOST and entry.get("PublicPort"):
-            return int(entry["PublicPort"]), int(entry["PrivatePort"])
-    return None
+            published.setdefault(int(entry["PrivatePort"]), int(entry["PublicPort"]))
+    return published
+
+
+class _Reach(NamedTuple):
+    port: int
+    container_port: int | None
+    health_port: int | None
+    health_container_port: int | None
+
+
+def _ports_of(labels: dict[str, str], published: dict[int, int]) -> _Reach:
+    """Where a replica is reached, from what Docker published (bridge) or its label (host).
+
+    With a second published port (the health check's own), the label's host port tells which binding
+    nginx serves, and the health-port label which one the probe uses.
+    """
+    labelled = _label_port(labels)
+    if not published:
+        return _Reach(labelled, None, None, None)
+    serving = next((c for c, h in published.items() if h == labelled), min(published))
+    try:
+        health = int(labels.get(LABEL_HEALTH_PORT, "0"))
+    except ValueError:
+        health = 0
+    has_health = health in published and health != serving
+    if not has_health:
+        return _Reach(published[serving], serving, None, None)
+    return _Reach(published[serving], serving, published[health], health)
 
 
 def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
@@ -146,8 +176,7 @@ def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     state = data.get("State") or {}
     status = state.get("Status", "unknown")
     # A bridge replica is reached where Docker actually published it; the label is what was asked for.
-    published = _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings"))
-    port, container_port = published if published else (_label_port(labels), None)
+    reach = _ports_of(labels, _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings")))
     return ContainerInfo(
         id=data["Id"],
         name=data.get("Name", "").lstrip("/"),
@@ -156,9 +185,11 @@ def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         spec_hash=labels.get(LABEL_SPEC_HASH, ""),
         state=status,
         host=REPLICA_HOST,
-        port=port,
+        port=reach.port,
         labels=dict(labels),
-        container_port=container_port,
+        container_port=reach.container_port,
+        health_port=reach.health_port,
+        health_container_port=reach.health_container_port,
         exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
         oom_killed=bool(state.get("OOMKilled", False)),
         started_at=parse_docker_time(state.get("StartedAt")),
@@ -174,8 +205,7 @@ def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
     not running needs an inspect for its exit code and OOM flag.
     """
     labels = summary.get("Labels") or {}
-    published = _published_from_summary(summary.get("Ports"))
-    port, container_port = published if published else (_label_port(labels), None)
+    reach = _ports_of(labels, _published_from_summary(summary.get("Ports")))
     names = summary.get("Names") or [""]
     created = summary.get("Created")
     return ContainerInfo(
@@ -186,9 +216,11 @@ def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
         spec_hash=labels.get(LABEL_SPEC_HASH, ""),
         state=summary.get("State", "unknown"),
         host=REPLICA_HOST,
-        port=port,
+        port=reach.port,
         labels=dict(labels),
-        container_port=container_port,
+        container_port=reach.container_port,
+        health_port=reach.health_port,
+        health_container_port=reach.health_container_port,
         started_at=float(created) if isinstance(created, int | float) else None,
     )
 
@@ -371,6 +403,8 @@ class DockerRuntime:
         labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
         labels.update(request.labels)
         labels[LABEL_PORT] = str(request.host_port)
+        if request.health_container_port is not None:
+            labels[LABEL_HEALTH_PORT] = str(request.health_container_port)
         if self.cluster_id is not None:
             labels[LABEL_CLUSTER] = self.cluster_id
         return labels
@@ -564,9 +598,10 @@ class DockerRuntime:
             if network_id and "is ambiguous" in _explanation(exc):
                 raise _NetworkChanged() from exc
             if request.network_mode == "bridge" and _PORT_TAKEN.search(_explanation(exc)):
+                port = _taken_port(_explanation(exc), request)
                 raise PublishedPortInUse(
-                    request.host_port,
-                    f"published port {REPLICA_HOST}:{request.host_port} of replica '{request.name}' is "
+                    port,
+                    f"published port {REPLICA_HOST}:{port} of replica '{request.name}' is "
                     f"already in use by another program: Docker refused it ({_explanation(exc)})",
                 ) from exc
             raise ContainerStartError(
@@ -589,6 +624,8 @@ class DockerRuntime:
             port=request.host_port,
             labels=labels,
             container_port=request.container_port if request.network_mode == "bridge" else None,
+            health_port=request.health_host_port,
+            health_container_port=request.health_container_port,
             started_at=time.time(),
         )
 
@@ -683,6 +720,10 @@ class DockerRuntime:
             # (which Docker forwards to the container's bridge address) finds nothing.
             environment.setdefault("PORT", str(request.container_port))
             environment.setdefault("BIND_HOST", "0.0.0.0")
+        # Only ever on 127.0.0.1: nginx and the health checks are the only clients.
+        published = {request.container_port: (REPLICA_HOST, request.host_port)}
+        if request.health_container_port is not None and request.health_host_port is not None:
+            published[request.health_container_port] = (REPLICA_HOST, request.health_host_port)
         else:
             # Replicas share the host's network: each must bind its own loopback port.
             environment.setdefault("PORT", str(request.host_port))
@@ -693,7 +734,7 @@ class DockerRuntime:
             network_mode=network_id if bridge and network_id else "host",
             nano_cpus=request.cpu_millis * 1_000_000 if request.cpu_millis else None,
             mem_limit=request.memory_bytes,
-            port_bindings={request.container_port: (REPLICA_HOST, request.host_port)} if bridge else None,
+            port_bindings=dict(published) if bridge else None,
         )
         networking = (
             api.create_networking_config({network_id: api.create_endpoint_config()})
@@ -707,7 +748,7 @@ class DockerRuntime:
                 name=request.name,
                 environment=environment,
                 labels=labels,
-                ports=[request.container_port] if bridge else None,
+                ports=list(published) if bridge else None,
                 host_config=host_config,
                 networking_config=networking,
                 stop_timeout=request.stop_grace_seconds,
@@ -901,6 +942,14 @@ class _NetworkChanged(Exception):
 # Docker's two ways of saying a published port is taken: by another program (the userland proxy could
 # not bind it) or by another container (its own port allocator).
 _PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
+
+
+def _taken_port(explanation: str, request: ContainerRequest) -> int:
+    """Which of the request's published ports Docker could not bind (its message names it)."""
+    named = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", explanation)}
+    if request.health_host_port is not None and request.health_host_port in named - {request.host_port}:
+        return request.health_host_port
+    return request.host_port
 
 
 def _networks_named(api: APIClient, name: str) -> list[dict[str, Any]]:

@@ -590,3 +590,46 @@ async def test_bridge_metrics_cpu_memory_connections_and_rps_per_replica(bridge:
             assert (latest[slot].cpu_percent or 0) < 30, latest
     sources = bridge.metrics.stats_sources
     assert {sources.get(v.container_id) for v in views.values()} == {"cgroup"}, sources
+
+
+async def test_bridge_health_check_on_its_own_container_port_is_published_and_probed(bridge: Engine) -> None:
+    """healthCheck.port may name a second container port (a management port): in bridge mode it is
+    published on 127.0.0.1 too, and the probe goes there, not to the port nginx serves."""
+    name = unique_name("brh")
+    doc = demo_app(name)
+    doc["spec"]["ports"] = [{"containerPort": 8080}, {"containerPort": 9000, "name": "admin"}]
+    # The admin server answers /health from its own directory; the app's /health stays in place.
+    doc["spec"]["command"] = [
+        "sh",
+        "-c",
+        "mkdir -p /admin && echo ok > /admin/health && httpd -p 0.0.0.0:9000 -h /admin && exec /bin/serve",
+    ]
+    doc["healthCheck"] = {
+        "path": "/health",
+        "port": 9000,
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 1,
+    }
+    await bridge.register(doc)
+    await bridge.up(name)
+    await wait_for(lambda: ready_is(bridge, name, 1), what="ready through the admin port")
+    [replica] = (await bridge.get_app(name)).replicas
+    bindings = published(await inspect(replica.container_id))
+    assert [b[:2] for b in bindings] == [("8080/tcp", "127.0.0.1"), ("9000/tcp", "127.0.0.1")], bindings
+    assert ("8080/tcp", "127.0.0.1", str(replica.port)) in bindings
+    admin_port = next(int(b[2]) for b in bindings if b[0] == "9000/tcp")
+    assert (await get_text(f"http://127.0.0.1:{admin_port}/health"))[0] == 200
+
+    await docker("exec", replica.container_id, "rm", "/admin/health")
+    await wait_for(
+        lambda: _health_event(bridge, name, "replica_unhealthy"),
+        timeout=15,
+        what="unhealthy via the admin port",
+    )
+    [event] = [e for e in await bridge.events(app=name) if e.kind == "replica_unhealthy"][:1]
+    assert f"127.0.0.1:{admin_port} (container port 9000)" in event.message, event.message
+
+
+async def _health_event(eng: Engine, name: str, kind: str) -> bool:
+    return any(e.kind == kind for e in await eng.events(app=name, category="health"))
