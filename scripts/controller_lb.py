@@ -14,12 +14,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import jinja2
-
 if __package__ in (None, ""):  # run as a script: make `core` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.lb.render import TEMPLATES_DIR, format_hostport
+from core.lb.render import format_hostport, template_environment
 from core.settings import split_host_port
 
 TEMPLATE = "controller-lb.conf.j2"
@@ -40,13 +38,6 @@ def node_address(text: str) -> str:
     return format_hostport(host, port)
 
 
-def _quote(path: Path) -> str:
-    text = str(path)
-    if any(ch in text for ch in '"\\\n\r$'):
-        raise ValueError(f"path {text!r} cannot be written into nginx config: pick one without quotes or '$'")
-    return f'"{text}"'
-
-
 def render_controller_config(listen: str, nodes: list[str], prefix: Path) -> str:
     """The whole nginx.conf; ValueError (naming the option) on a bad address or no nodes."""
     if not nodes:
@@ -56,17 +47,10 @@ def render_controller_config(listen: str, nodes: list[str], prefix: Path) -> str
         listen_address = format_hostport(*split_host_port(listen))
     except ValueError:
         raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8000") from None
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
-        autoescape=False,  # nginx config, not HTML
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["q"] = _quote
-    return env.get_template(TEMPLATE).render(
-        listen=listen_address, nodes=addresses, prefix=Path(prefix).absolute()
+    return (
+        template_environment()
+        .get_template(TEMPLATE)
+        .render(listen=listen_address, nodes=addresses, prefix=Path(prefix).absolute())
     )
 
 

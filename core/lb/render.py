@@ -87,7 +87,8 @@ def _quote_path(path: Path | str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of every nginx template in templates/ (``q`` quotes a path safely)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=False,  # nginx config, not HTML
@@ -115,7 +116,7 @@ def render_main_config(
     if worker_processes < 1:
         raise ValueError(f"worker_processes must be at least 1, got {worker_processes}")
     return (
-        _environment()
+        template_environment()
         .get_template("nginx.conf.j2")
         .render(
             prefix=Path(prefix),
@@ -153,7 +154,7 @@ def render_app_config(
     # nginx accepts a repeated server line and silently doubles its share of traffic: keep each once.
     servers = tuple(dict.fromkeys(route.servers))
     route = AppRoute(route.name, servers, route.load_balancing)
-    template = _environment().get_template("app.conf.j2")
+    template = template_environment().get_template("app.conf.j2")
     listen = format_hostport(listen_host, listen_port)
     conf_name, locations_name = app_file_names(route.name)
     return {
