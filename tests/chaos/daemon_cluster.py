@@ -94,6 +94,12 @@ async def call(
         return Answer(0, None, {}, time.monotonic() - started, repr(exc))
 
 
+async def ready_replicas(url: str, name: str) -> int:
+    """The app's ready replicas as a node's API reports them; -1 when it does not answer."""
+    answer = await call(f"{url}/apps/{name}/status", timeout=5)
+    return int(answer.body.get("ready_replicas", -1)) if answer.status == 200 else -1
+
+
 class DaemonCluster:
     def __init__(self, base: Path, database_url: str, size: int = 3, lease_ttl: int = 3) -> None:
         self.base = base

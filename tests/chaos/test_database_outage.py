@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.daemon_cluster import DaemonCluster, call
+from tests.chaos.daemon_cluster import DaemonCluster, call, ready_replicas
 from tests.chaos.pg_private import PrivatePostgres, private_database_url, private_postgres  # noqa: F401
 from tests.conftest import unique_name
 from tests.integration.harness import TrafficClient, demo_app, wait_for
@@ -34,13 +34,8 @@ async def cluster(tmp_path: Path, private_database_url: str) -> AsyncIterator[Da
         await running.close()
 
 
-async def _ready(url: str, name: str) -> int:
-    answer = await call(f"{url}/apps/{name}/status", timeout=5)
-    return int(answer.body.get("ready_replicas", -1)) if answer.status == 200 else -1
-
-
 async def _ready_is(url: str, name: str, count: int) -> bool:
-    return await _ready(url, name) == count
+    return await ready_replicas(url, name) == count
 
 
 async def test_database_outage_keeps_apps_serving_and_recovers(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.daemon_cluster import DaemonCluster, Node, call
+from tests.chaos.daemon_cluster import DaemonCluster, Node, call, ready_replicas
 from tests.conftest import unique_name
 from tests.integration.harness import TrafficClient, demo_app, wait_for
 
@@ -35,11 +35,6 @@ async def cluster(tmp_path: Path, pg_database_url: str) -> AsyncIterator[DaemonC
         yield running
     finally:
         await running.close()
-
-
-async def _ready(url: str, name: str) -> int:
-    answer = await call(f"{url}/apps/{name}/status", timeout=5)
-    return int(answer.body.get("ready_replicas", -1)) if answer.status == 200 else -1
 
 
 async def _start_app(cluster: DaemonCluster, via: str, replicas: int) -> str:
@@ -63,7 +58,7 @@ async def test_leader_killed_fails_over_and_adopts_while_traffic_flows(cluster: 
     leader = await cluster.wait_leader()
     controller = await cluster.start_controller_lb()
     name = await _start_app(cluster, controller, replicas=3)
-    await wait_for(lambda: _is(_ready(leader.url, name), 3), timeout=60, what="3 ready replicas")
+    await wait_for(lambda: _is(ready_replicas(leader.url, name), 3), timeout=60, what="3 ready replicas")
     before = await cluster.containers(name)
     assert len(before) == 3
 
@@ -74,7 +69,9 @@ async def test_leader_killed_fails_over_and_adopts_while_traffic_flows(cluster: 
         leader.send(signal.SIGKILL)
         new_leader = await cluster.wait_leader(timeout=30, not_in=(leader,))
         failover = time.monotonic() - killed_at
-        await wait_for(lambda: _is(_ready(new_leader.url, name), 3), timeout=30, what="adopted and ready")
+        await wait_for(
+            lambda: _is(ready_replicas(new_leader.url, name), 3), timeout=30, what="adopted and ready"
+        )
         adopted = time.monotonic() - killed_at
         await asyncio.sleep(2.0)  # traffic keeps flowing under the new leader too
     print(
@@ -99,7 +96,7 @@ async def test_leader_killed_fails_over_and_adopts_while_traffic_flows(cluster: 
     # Writes through the controller LB reach the new leader (followers refuse, nginx moves on).
     answer = await call(f"{controller}/api/v1/apps/{name}/scale", "POST", {"replicas": 2}, timeout=60)
     assert answer.status == 200, answer
-    await wait_for(lambda: _is(_ready(controller, name), 2), timeout=60, what="scaled in to 2")
+    await wait_for(lambda: _is(ready_replicas(controller, name), 2), timeout=60, what="scaled in to 2")
     final = await wait_for(lambda: _exactly(cluster, name, 2), timeout=30, what="the victim removed")
     assert set(final) < set(before), "scale-in stopped one of the adopted replicas, started none"
 
@@ -171,7 +168,7 @@ async def test_frozen_leader_resumes_as_a_follower_and_changes_nothing(
 ) -> None:
     leader = await cluster.wait_leader()
     name = await _start_app(cluster, leader.url, replicas=2)
-    await wait_for(lambda: _is(_ready(leader.url, name), 2), timeout=60, what="2 ready replicas")
+    await wait_for(lambda: _is(ready_replicas(leader.url, name), 2), timeout=60, what="2 ready replicas")
     term_before = _lease_rows(pg_database_url)[-1]
     assert term_before["leader_id"] == leader.node_id
 
@@ -180,7 +177,9 @@ async def test_frozen_leader_resumes_as_a_follower_and_changes_nothing(
         frozen_at = time.monotonic()
         new_leader = await cluster.wait_leader(timeout=30, not_in=(leader,))
         print(f"\nSIGSTOP: a follower took over in {time.monotonic() - frozen_at:.2f} s")
-        await wait_for(lambda: _is(_ready(new_leader.url, name), 2), timeout=30, what="adopted and ready")
+        await wait_for(
+            lambda: _is(ready_replicas(new_leader.url, name), 2), timeout=30, what="adopted and ready"
+        )
         await asyncio.sleep(1.0)  # let the new leader settle: from here on nothing should change
 
         containers = await cluster.containers(name)
@@ -234,7 +233,7 @@ async def test_apps_nginx_killed_in_a_cluster_is_restarted_by_the_leader_alone(
 ) -> None:
     leader = await cluster.wait_leader()
     name = await _start_app(cluster, leader.url, replicas=2)
-    await wait_for(lambda: _is(_ready(leader.url, name), 2), timeout=60, what="2 ready replicas")
+    await wait_for(lambda: _is(ready_replicas(leader.url, name), 2), timeout=60, what="2 ready replicas")
     [master] = _masters_serving(cluster)
     os.kill(master, signal.SIGKILL)
     await wait_for(
@@ -253,7 +252,7 @@ async def test_apps_nginx_killed_in_a_cluster_is_restarted_by_the_leader_alone(
     # The next leader adopts that master instead of starting a second one.
     leader.send(signal.SIGKILL)
     new_leader = await cluster.wait_leader(timeout=30, not_in=(leader,))
-    await wait_for(lambda: _is(_ready(new_leader.url, name), 2), timeout=30, what="adopted and ready")
+    await wait_for(lambda: _is(ready_replicas(new_leader.url, name), 2), timeout=30, what="adopted and ready")
     assert _masters_serving(cluster) == [restarted]
     metrics = (await call(f"{new_leader.url}/metrics")).body
     assert metrics["nginx"]["pid"] == restarted and metrics["nginx"]["running"]
