@@ -65,6 +65,7 @@ EVENTS_RECONNECTED = "reconnected"
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 STREAM_QUEUE_SIZE = 1000
 PULL_TIMEOUT_SECONDS = 15
+PING_TIMEOUT_SECONDS = 5.0
 START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
 
 
@@ -453,10 +454,22 @@ class DockerRuntime:
     # -- Runtime protocol -------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """RuntimeUnavailable unless the daemon answers within PING_TIMEOUT_SECONDS.
+
+        A hung (not stopped) daemon accepts connections and never answers: without a deadline of its
+        own the watchdog would wait out the client's 60 s timeout before saying anything.
+        """
+
         def work(api: APIClient) -> None:
             api.ping()
 
-        await self._run(work)
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                await self._run(work)
+        except TimeoutError:
+            raise self._unavailable(
+                f"no answer to a ping within {PING_TIMEOUT_SECONDS:g} s: the daemon is hung or overloaded"
+            ) from None
 
     async def image_exists(self, image: str) -> bool:
         return await self._run(lambda api: _image_present(api, image))

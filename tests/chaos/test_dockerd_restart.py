@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -369,3 +371,29 @@ async def test_fast_health_checks_report_each_lost_replica_once_while_docker_is_
         assert slots.most_running_per_slot == 1
         view = await engine.get_app(name)
         assert all(r.restarts == 0 for r in view.replicas), view.replicas  # Docker's stop is no crash
+
+
+async def test_a_frozen_dockerd_is_reported_within_seconds_while_the_app_keeps_serving(
+    private_docker: PrivateDocker,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    async with engine_on(private_docker, tmp_path / "state", f"sqlite:///{tmp_path}/o.db") as engine:
+        name = await serving_app(engine)
+        dockerd = int(private_docker.pid_file.read_text().strip())
+        os.kill(dockerd, signal.SIGSTOP)  # hung, not gone: connections are accepted, nothing answers
+        frozen_at = time.monotonic()
+        try:
+            await wait_for(lambda: engine.runtime_error, timeout=20, what="the hung daemon reported")
+            noticed = time.monotonic() - frozen_at
+            assert "no answer to a ping within 5 s" in engine.runtime_error
+            # The containers run on: the engine stays responsive and the app keeps serving.
+            view = await asyncio.wait_for(engine.get_app(name), 2)
+            assert view.ready_replicas == REPLICAS
+            status, body = await get_text(lb(engine, name))
+            assert status == 200 and name in body
+        finally:
+            os.kill(dockerd, signal.SIGCONT)
+        await wait_for(lambda: not engine.runtime_error, timeout=20, what="Docker reachable again")
+        kinds = Counter(e.kind for e in await engine.events(category="error"))
+        assert kinds["docker_unreachable"] == 1, kinds
+        print(f"\nfrozen dockerd reported after {noticed:.1f} s")
