@@ -130,8 +130,7 @@ class HealthChecker:
         self, host: str, port: int, timeout: float, container_port: int | None = None
     ) -> ProbeResult:
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        sock = _probe_socket(host)
         where = f"TCP {host}:{port}" + (f" (container port {container_port})" if container_port else "")
         try:
             async with asyncio.timeout(timeout):
@@ -203,9 +202,8 @@ async def http_status(host: str, port: int, check: HealthCheck) -> int:
     connection, so this drives a bare non-blocking socket through the loop: what a kubelet probe amounts to.
     """
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock = _probe_socket(host)
     try:
-        sock.setblocking(False)
         await loop.sock_connect(sock, (host, port))
         await loop.sock_sendall(sock, _request_bytes(host, port, check))
         answer = b""
@@ -225,7 +223,15 @@ async def http_status(host: str, port: int, check: HealthCheck) -> int:
 
 
 _MAX_STATUS_LINE = 4096
+
 CLOSED_WITHOUT_ANSWER = "the replica closed the connection without answering"
+
+
+def _probe_socket(host: str) -> socket.socket:
+    """A fresh non-blocking TCP socket for ``host`` (an IPv4 or IPv6 literal) for the loop's sock_* calls."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    return sock
 
 
 async def _stays_open(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bool:
