@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from core.engine import Engine
 from core.runtime.base import LABEL_APP, LABEL_SLOT
@@ -66,21 +66,15 @@ async def serving_app(engine: Engine) -> str:
     return name
 
 
-class LoopLag:
-    """Measures how late a 50 ms sleep wakes up: anything blocking the event loop shows here."""
+class Background:
+    """Runs ``_run`` as a task for the duration of an ``async with`` block."""
 
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
+    _task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.05)
-            self.worst = max(self.worst, loop.time() - before - 0.05)
+        raise NotImplementedError
 
-    async def __aenter__(self) -> LoopLag:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -91,7 +85,21 @@ class LoopLag:
             await self._task
 
 
-class SlotWatch:
+class LoopLag(Background):
+    """Measures how late a 50 ms sleep wakes up: anything blocking the event loop shows here."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.05)
+            self.worst = max(self.worst, loop.time() - before - 0.05)
+
+
+class SlotWatch(Background):
     """Polls the private engine's containers of one app: the most ever alive at once in one slot."""
 
     def __init__(self, docker: PrivateDocker, app: str) -> None:
@@ -99,7 +107,6 @@ class SlotWatch:
         self.app = app
         self.most_running_per_slot = 0
         self.ids_seen: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
@@ -109,16 +116,6 @@ class SlotWatch:
                 self.most_running_per_slot = max([self.most_running_per_slot, *running.values()])
                 self.ids_seen.update(row["id"] for row in rows)
             await asyncio.sleep(0.1)
-
-    async def __aenter__(self) -> SlotWatch:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 class LogCount(logging.Handler):
