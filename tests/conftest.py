@@ -26,19 +26,25 @@ def _pg_admin_url() -> sa.engine.URL:
     return sa.make_url(PG_URL).set(drivername="postgresql+psycopg2")
 
 
+def run_as_admin(admin_url: str | sa.engine.URL, statement: str) -> None:
+    """One statement outside a transaction, as CREATE and DROP DATABASE must run."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_database_url() -> Iterator[str]:
     """An empty PostgreSQL database, dropped after the test."""
-    admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
     name = f"orchestry_t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    run_as_admin(_pg_admin_url(), f'CREATE DATABASE "{name}"')
     try:
         yield _pg_admin_url().set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        run_as_admin(_pg_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

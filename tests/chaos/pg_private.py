@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import run_as_admin
 from tests.integration.harness import free_port
 
 START_TIMEOUT = 60
@@ -92,22 +93,12 @@ class PrivatePostgres:
     def create_database(self) -> str:
         """A new empty database; returns its URL."""
         name = f"orchestry_c_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        finally:
-            admin.dispose()
+        run_as_admin(self.admin_url, f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
         name = sa.make_url(url).database
-        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
+        run_as_admin(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def cleanup(self) -> None:
         with contextlib.suppress(Exception):
