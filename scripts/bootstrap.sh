@@ -55,6 +55,12 @@ package_installed busybox-static || required+=(busybox-static)
 if $with_postgres; then
     command -v pg_ctlcluster >/dev/null && command -v pg_isready >/dev/null || required+=(postgresql)
 fi
+# Real tools that judge our output or carry the tests: promtool and a Prometheus server (metrics),
+# a registry for the Swarm lab's nodes to pull from, ab for load, ip for the lab's namespaces.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || required+=(prometheus)
+command -v docker-registry >/dev/null || required+=(docker-registry)
+command -v ab >/dev/null || required+=(apache2-utils)
+command -v ip >/dev/null || required+=(iproute2)
 command -v rsvg-convert >/dev/null || optional+=(librsvg2-bin)      # console screenshots as PNG
 command -v docker-compose >/dev/null || optional+=(docker-compose) # the benchmark's baseline
 
