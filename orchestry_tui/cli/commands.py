@@ -187,30 +187,18 @@ def list_apps(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def describe(client: ApiClient, args: argparse.Namespace) -> int:
+    from orchestry_tui.cli.describe import describe_document, describe_lines
+
     app = client.get(_app_path(args.name))
+    history = client.get(f"/apps/{path_part(args.name)}/metrics").get("scaling_history") or []
+    described = describe_document(app, history)
     if not args.show_spec:
-        app = {k: v for k, v in app.items() if k not in ("spec", "raw")}
+        described = {k: v for k, v in described.items() if k not in ("spec", "raw")}
     if _as_json(args):
-        output.print_json(app)
+        output.print_json(described)
         return 0
-    output.print_fields(
-        [
-            ("Name", app["name"]),
-            ("Status", app["status"] + (f" ({app['status_reason']})" if app["status_reason"] else "")),
-            ("Image", app["image"]),
-            ("Mode", app["mode"]),
-            ("Replicas", f"{app['ready_replicas']}/{app['desired_replicas']} ready"),
-            ("Labels", ", ".join(f"{k}={v}" for k, v in app["labels"].items()) or "-"),
-            ("Created", output.clock(app["created_at"])),
-            ("Updated", output.clock(app["updated_at"])),
-            ("Last scaled", output.clock(app["last_scaled_at"])),
-        ],
-        title=f"App {app['name']}",
-    )
-    if app["policy"]:
-        output.print_table(("POLICY", "VALUE"), sorted(app["policy"].items()))
-    if app["replicas"]:
-        output.print_table(REPLICA_COLUMNS, _replica_rows(app["replicas"]), title="Replicas")
+    for line in describe_lines(described, output.clock, output.ago):
+        output.say(line)
     if args.show_spec:
         output.say("Spec (secrets redacted):")
         output.print_yaml(app["spec"])
