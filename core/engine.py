@@ -31,8 +31,10 @@ from core.errors import (
     SpecError,
 )
 from core.events import EventBus, EventLog
+from core.history import MetricSample
 from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
+from core.metrics.history import MetricHistoryRecorder
 from core.models import (
     APP_RUNNING,
     APP_STOPPED,
@@ -209,7 +211,10 @@ class Engine:
             on_replicas_changed=self._replicas_changed,
             on_runtime_state=self._runtime_state,
         )
-        self._scaling = ScalingLoop(self, interval=settings.scaler_interval)
+        history = MetricHistoryRecorder(
+            self._store.history, self._metrics.window, settings.scaler_interval, settings.metrics_retention
+        )
+        self._scaling = ScalingLoop(self, interval=settings.scaler_interval, history=history)
         # Only the lease holder drives nginx: it starts in standby and _cluster_changed takes it over
         # when this node wins a term (nodes on one host share the prefix, so the leader's nginx is
         # adopted through its pid file, even after its owner died with kill -9).
@@ -845,6 +850,11 @@ class Engine:
     async def app_metrics(self, name: str) -> dict[str, Any]:
         record = await self._record(name)
         return self.scaling.metrics_view(record, self._spec(record))
+
+    async def metric_history(self, name: str, since: float, until: float | None = None) -> list[MetricSample]:
+        """The app's recorded figures per period (core/history.py) ending in [since, until], oldest first."""
+        await self._record(name)
+        return await asyncio.to_thread(self.store.history.range, name, since, until)
 
     async def scaling_history(self, name: str, limit: int = 50) -> list[ScalingRecord]:
         await self._record(name)

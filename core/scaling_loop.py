@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from core.errors import BadRequest, OrchestryError
+from core.metrics.history import MetricHistoryRecorder
 from core.metrics.window import MetricWindow
 from core.models import APP_STOPPED
 from core.scaler import Decision, decide
@@ -27,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class ScalingLoop:
-    def __init__(self, engine: Engine, interval: float = 5.0) -> None:
+    def __init__(
+        self, engine: Engine, interval: float = 5.0, history: MetricHistoryRecorder | None = None
+    ) -> None:
         self.engine = engine
         self.interval = interval
+        self.history = history
         self.recommendations: dict[str, deque[tuple[float, int]]] = {}
         self.last_decision: dict[str, tuple[float, Decision]] = {}
         self._last_refusal: dict[str, str] = {}
@@ -43,13 +47,23 @@ class ScalingLoop:
 
     async def evaluate_all(self) -> None:
         records = await asyncio.to_thread(self.engine.store.apps.list)
-        for record in records:
-            if record.status == APP_STOPPED or record.mode != "auto":
+        running = [r for r in records if r.status != APP_STOPPED]
+        # Recorded before deciding, with the counts the scaler is about to see: a backtest of the
+        # policy in force replays exactly the inputs of each decision.
+        samples = (
+            [self.history.sample(r.name, r.desired_replicas, self._ready(r.name)) for r in running]
+            if self.history is not None
+            else []
+        )
+        for record in running:
+            if record.mode != "auto":
                 continue
             try:
                 await self.evaluate(record, self.engine.reconciler.spec_of(record), apply=True)
             except OrchestryError as exc:
                 log.warning("scaling %s failed: %s", record.name, exc)
+        if self.history is not None and samples:
+            await self.history.record(samples)
 
     def _ready(self, name: str) -> int:
         state = self.engine.reconciler.apps.get(name)

@@ -31,6 +31,8 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 # What each setting accepts, finishing the sentence "<VAR>='x' is not valid: expected …".
@@ -56,6 +58,7 @@ ACCEPTS: dict[str, str] = {
     "scaler_interval": "a number of seconds above 0",
     "metrics_interval": "a number of seconds above 0",
     "drain_timeout": "a number of seconds, 0 or more",
+    "metrics_retention": "a duration of at least one hour: seconds, or a number with s, m, h or d (e.g. 30d)",
 }
 
 
@@ -203,6 +206,8 @@ class Settings(BaseSettings):
     scaler_interval: float = Field(5.0, gt=0)
     metrics_interval: float = Field(2.0, gt=0)
     drain_timeout: float = Field(30.0, ge=0)
+    # How long the metric history (core/history.py) is kept; older rows are deleted by the leader.
+    metrics_retention: float = Field(30 * 86_400.0, ge=3600)
 
     @classmethod
     def settings_customise_sources(
@@ -219,6 +224,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _DURATION.match(value.strip().lower())
+            if match:
+                return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        return value
 
     @field_validator("host")
     @classmethod

@@ -12,6 +12,7 @@ from core.api import params, serializers
 from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
 from core.api.routes_legacy import MAX_EVENTS, MAX_LOG_LINES
 from core.errors import BadRequest
+from core.history import MetricSample
 from core.runtime.base import LogLine
 
 routes = web.RouteTableDef()
@@ -231,7 +232,11 @@ async def app_series(request: web.Request) -> web.Response:
         engine.scaling_history(name, SERIES_RECORDS),
         engine.events(app=name, category="lifecycle", since=start, limit=SERIES_RECORDS),
     )
-    series = {metric: engine.metrics.series(name, metric, seconds) for metric in serializers.CHART_METRICS}
+    live = {metric: engine.metrics.series(name, metric, seconds) for metric in serializers.CHART_METRICS}
+    # The store's per-period history fills what the in-memory windows no longer (or not yet, after a
+    # restart or a fail-over) hold; the live 1 s points win where both exist.
+    stored = await engine.metric_history(name, now - seconds)
+    series = {metric: with_history(points, stored, metric) for metric, points in live.items()}
     series["desired"] = serializers.desired_series(
         start,
         now,
@@ -241,6 +246,17 @@ async def app_series(request: web.Request) -> web.Response:
         [(e.timestamp, e.kind == "app_up") for e in lifecycle if e.kind in ("app_up", "app_down")],
     )
     return json_response(serializers.v1_series(name, seconds, now, series))
+
+
+def with_history(
+    live: list[tuple[float, float]], stored: list[MetricSample], metric: str
+) -> list[tuple[float, float]]:
+    """``live`` points preceded by the stored ones older than its first point."""
+    first_live = live[0][0] if live else float("inf")
+    older = [
+        (s.at, getattr(s, metric)) for s in stored if s.at < first_live and getattr(s, metric) is not None
+    ]
+    return [*older, *live]
 
 
 @routes.get(f"{PREFIX}/cluster/status")

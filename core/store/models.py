@@ -115,3 +115,28 @@ cluster_identity = sa.Table(
     sa.Column("cluster_id", sa.String(32), nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+# Per-app figures per period (core.history.MetricSample): raw at the scaling period for a day, then
+# rolled up; each figure keeps its mean and its peak (``<figure>_max``).
+metric_samples = sa.Table(
+    "metric_samples",
+    metadata,
+    sa.Column("app", sa.String(63), primary_key=True),
+    sa.Column("resolution", sa.Double, primary_key=True),
+    sa.Column("at", sa.Double, primary_key=True),
+    sa.Column("periods", sa.Integer, nullable=False),
+    *(
+        sa.Column(name, sa.Double, nullable=name not in ("ready_replicas", "desired_replicas"))
+        for figure in (
+            "rps",
+            "p95_latency_ms",
+            "cpu_percent",
+            "memory_percent",
+            "active_connections",
+            "ready_replicas",
+            "desired_replicas",
+        )
+        for name in (figure, f"{figure}_max")
+    ),
+    sa.Index("ix_metric_samples_app_at", "app", "at"),
+)

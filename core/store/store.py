@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.store.db import Database, WriteFence, upgrade_database
+from core.store.metric_history import MetricHistoryRepository
 from core.store.repositories import (
     AppRepository,
     EventRepository,
@@ -30,6 +31,7 @@ class Store:
         self.nodes = NodeRepository(database)
         self.secrets = SecretRepository(database)
         self.identity = IdentityRepository(database)
+        self.history = MetricHistoryRepository(database)
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True) -> Store:
@@ -49,8 +51,8 @@ class Store:
         return self.database.dialect
 
     def fence_writes(self, term: Callable[[], int | None], node_id: str, margin: float) -> None:
-        """From now on, leader-only writes (apps, instances, scaling history, secrets) must carry the
-        term this node leads and are refused in the database once that term is over."""
+        """From now on, leader-only writes (apps, instances, scaling and metric history, secrets) must
+        carry the term this node leads and are refused in the database once that term is over."""
         self.database.fence = WriteFence(term=term, node_id=node_id, margin=margin)
 
     def ping(self) -> None:

@@ -22,8 +22,9 @@ TABLES = {
     "cluster_nodes",
     "secrets",
     "cluster_identity",
+    "metric_samples",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def table_names(url: str) -> set[str]:
