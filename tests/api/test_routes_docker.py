@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 
 from core.engine import Engine
@@ -31,18 +31,14 @@ async def test_lifecycle_through_both_families(api: TestClient, api_engine: Engi
     assert len(instance["container_id"]) == 12 and instance["ip"] == "127.0.0.1"
     assert isinstance(instance["cpu_percent"], float)
 
-    # The API stays responsive while a scale-out is under way.
+    # Health and list keep answering while a scale-out is under way (their latency: bench/api.py).
     scale = asyncio.create_task(api.post(f"/api/v1/apps/{name}/scale", json={"replicas": 4}))
-    slowest = 0.0
     while not scale.done():
-        started = time.perf_counter()
         assert (await api.get("/health")).status == 200
         assert (await api.get("/apps")).status == 200
-        slowest = max(slowest, time.perf_counter() - started)
         await asyncio.sleep(0.02)
     scaled = await (await scale).json()
     assert scaled["status"] == "scaled" and scaled["replicas"] == 4 and scaled["clamped"] is False
-    assert slowest < 0.5
     await wait_for(lambda: _at_least(api, name, 4), timeout=40, what="four ready replicas")
     same = await (await api.post(f"/apps/{name}/scale", json={"replicas": 4})).json()
     assert same == {"status": "no_change", "app": name, "replicas": 4}
@@ -67,6 +63,11 @@ async def _at_least(api: TestClient, name: str, count: int) -> bool:
     return await ready_count(api, name) >= count
 
 
+async def ready_is(api: TestClient, name: str, count: int) -> bool:
+    body = await (await api.get(f"/apps/{name}/status")).json()
+    return body["ready_replicas"] == count and len(body["instances"]) == count
+
+
 async def test_follow_streams_ndjson_until_the_client_leaves(api: TestClient, api_engine: Engine) -> None:
     name = unique_name("fol")
     await api.post("/apps/register", json=demo_app(name))
@@ -76,8 +77,6 @@ async def test_follow_streams_ndjson_until_the_client_leaves(api: TestClient, ap
     response = await api.get(f"/api/v1/apps/{name}/logs?follow=true&tail=5")
     assert response.status == 200 and response.content_type == "application/x-ndjson"
     lb = f"http://{api_engine.settings.lb_listen}/{name}/"
-    import aiohttp
-
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
             async with session.get(lb) as answer:
@@ -87,10 +86,28 @@ async def test_follow_streams_ndjson_until_the_client_leaves(api: TestClient, ap
     assert set(record) == {"timestamp", "container_id", "replica", "stream", "message"}
     response.close()  # the client leaves; the server must notice and end the stream quietly
 
-    # A replica coming and going does not break a stream either.
+    # A replica coming and going does not break a stream either: lines of the new replica arrive on
+    # it, and after that replica is gone the stream still carries the first replica's lines.
     second = await api.get(f"/api/v1/apps/{name}/logs?follow=true&tail=1")
+    assert second.status == 200
+    seen: list[dict] = []
+
+    async def line_from(replica: str) -> bool:
+        line = await asyncio.wait_for(second.content.readline(), 20)
+        assert line, "the follow stream ended"
+        seen.append(json.loads(line))
+        return seen[-1]["replica"] == replica
+
     await api.post(f"/api/v1/apps/{name}/scale", json={"replicas": 2})
+    await wait_for(lambda: _at_least(api, name, 2), timeout=30, what="two ready replicas")
+    await wait_for(lambda: line_from(f"{name}-2"), timeout=60, interval=0, what="a line of replica 2")
     await api.post(f"/api/v1/apps/{name}/scale", json={"replicas": 1})
+    await wait_for(lambda: ready_is(api, name, 1), timeout=30, what="back to one replica")
+    seen.clear()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(lb) as answer:
+            assert answer.status == 200
+    await wait_for(lambda: line_from(f"{name}-1"), timeout=60, interval=0, what="a line of replica 1")
     assert (await api.get("/health")).status == 200
     second.close()
     await api.post(f"/api/v1/apps/{name}/down?force=true")

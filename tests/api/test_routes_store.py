@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -16,16 +14,13 @@ async def register(api: TestClient, name: str) -> None:
     assert response.status == 200, await response.text()
 
 
-async def test_health_is_fast_and_has_the_1_0_shape(api: TestClient) -> None:
-    started = time.perf_counter()
+async def test_health_has_the_1_0_shape(api: TestClient) -> None:  # its latency: bench/api.py
     response = await api.get("/health")
-    elapsed = time.perf_counter() - started
     body = await response.json()
     assert response.status == 200
     assert set(body) == {"status", "timestamp", "version", "database", "node_id", "is_leader"}
     assert body["status"] == "healthy" and body["database"] == {"status": "ok"}
     assert isinstance(body["timestamp"], float) and body["is_leader"] is True
-    assert elapsed < 0.5
 
 
 async def test_register_list_raw_status_and_reregister(api: TestClient) -> None:

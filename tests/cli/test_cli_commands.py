@@ -116,7 +116,13 @@ def test_app_lifecycle_every_command_table_and_json(daemon: Daemon, tmp_path: Pa
 
     logs = daemon.json("logs", name, "--tail", "5", "--since", "1h")
     assert logs["app"] == name
-    daemon.ok("logs", name, "-n", "3", "--until", "0s")
+    assert logs["lines"] and {line["replica"] for line in logs["lines"]} <= {f"{name}-1", f"{name}-2"}, logs
+    assert any("listening on 127.0.0.1:" in line["message"] for line in daemon.json("logs", name)["lines"])
+    until_now = time.time()
+    short = daemon.json("logs", name, "-n", "3", "--until", "0s")["lines"]
+    assert 1 <= len(short) <= 2 * 3 and all(line["timestamp"] <= until_now + 1 for line in short), short
+    text = daemon.ok("logs", name, "-n", "3", "--until", "0s")
+    assert 1 <= len(text.splitlines()) <= 2 * 3, text
 
     assert daemon.json("restart", name, "--replica", "1") == {"app": name, "restarted": [1]}
     assert "restarted replicas" in daemon.ok("restart", name, "--replica", "2")
@@ -124,7 +130,11 @@ def test_app_lifecycle_every_command_table_and_json(daemon: Daemon, tmp_path: Pa
     events = daemon.json("events", name, "--limit", "5")["events"]
     assert 1 <= len(events) <= 5 and all(e["app"] == name for e in events)
     assert name in daemon.ok("events", name)
-    daemon.json("events", "--type", "scaling", "--limit", "1")
+    newest = daemon.json("events", "--type", "scaling", "--limit", "1")["events"]
+    assert len(newest) == 1 and newest[0]["category"] == "scaling", newest
+    scaling = daemon.json("events", name, "--type", "scaling", "--limit", "10")["events"]
+    assert {e["category"] for e in scaling} == {"scaling"}, scaling
+    assert any("1 → 2" in e["message"] for e in scaling), scaling
     assert len(daemon.json("events", "--type", "lifecycle", "--limit", "1", "--since", "1h")["events"]) == 1
 
     metrics = daemon.json("metrics", name)
@@ -188,7 +198,10 @@ def test_cluster_info_and_diagnose(daemon: Daemon, tmp_path: Path) -> None:
     assert daemon.json("diagnose", "-o", str(target))["file"] == str(target)
     with tarfile.open(target) as archive:
         assert archive.getnames()
-    assert "wrote" in daemon.ok("diagnose", "-o", str(tmp_path / "again.tar.gz"))
+    again = tmp_path / "again.tar.gz"
+    assert f"wrote {again}" in daemon.ok("diagnose", "-o", str(again))
+    with tarfile.open(again) as archive:
+        assert archive.getnames()
 
 
 def test_secret_commands_never_print_values(daemon: Daemon) -> None:

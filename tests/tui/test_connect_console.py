@@ -173,6 +173,7 @@ async def test_restart_confirmed_replaces_a_replica_on_the_daemon(
 ) -> None:
     daemon, name = served
     before = {r["container_id"] for r in (await described(daemon, name))["replicas"]}
+    assert before, "the app must run replicas for a restart to replace"
     app = attached(daemon, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await first_frame(app, name)
@@ -182,7 +183,10 @@ async def test_restart_confirmed_replaces_a_replica_on_the_daemon(
 
         async def replaced() -> bool:
             replicas = (await described(daemon, name))["replicas"]
-            return all(r["container_id"] not in before and r["ready"] for r in replicas)
+            # As many replicas as before, each one new: an empty list must not count as "all replaced".
+            return len(replicas) == len(before) and all(
+                r["container_id"] not in before and r["ready"] for r in replicas
+            )
 
         await until(replaced, timeout=60, what="every replica replaced and ready")
         assert any("rolling restart" in n for n in notifications(app)), notifications(app)

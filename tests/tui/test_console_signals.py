@@ -9,7 +9,6 @@ import pty
 import signal
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -139,9 +138,7 @@ async def test_a_signal_quits_the_console_and_releases_the_lease_at_once(
         successor = Engine(engine_settings(state_dir, lease_ttl=60))
         await successor.start()
         try:
-            started = time.monotonic()
             await wait_for(successor.cluster.is_leader, timeout=10, what="the successor to lead at once")
-            assert time.monotonic() - started < 10
             assert (await successor.get_app(name)).desired_replicas == 1, "the app keeps running"
         finally:
             await successor.stop()
