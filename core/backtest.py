@@ -1,0 +1,332 @@
+"""What a scaling policy would have done: recorded (or synthetic) load replayed through the scaler.
+
+A pure function, no I/O and no clock: ``backtest(samples, policy)`` steps through the metric history
+(core/history.py) one record at a time and asks ``core.scaler.decide`` (the production scaler itself)
+what to do, keeping its own replica count, cooldown clock and scale-in recommendations exactly as the
+scaling loop does.  Because the replica count it simulates differs from the one that served the
+recorded load, the per-replica figures are re-modelled (see ``MODEL``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.history import DAY, MetricSample
+from core.metrics.window import MetricWindow
+from core.scaler import ScalingPolicyLike, decide
+
+MODEL = (
+    "Load is what was served: total requests/s and connections stay as recorded whatever the replica "
+    "count. CPU per replica scales with recorded ready replicas / simulated ready replicas (the same "
+    "work spread over more or fewer replicas). p95 latency grows in the same proportion when fewer "
+    "replicas than recorded are simulated, and does not improve with more. Memory per replica is kept "
+    "as recorded. Replicas that were not ready in the recording stay not ready; replicas the policy "
+    "adds are ready at the next period. A window is rebuilt from the period records inside it (means "
+    "weighted by period length; p95 weighted by requests). Under-provisioned: a period where a figure "
+    "exceeded its target (100 %, not the scale-out threshold). Flap: a scale-in undone by a scale-out "
+    "within cooldownSeconds + windowSeconds."
+)
+
+TRACES = ("step", "ramp", "spike", "sine")
+
+
+@dataclass(frozen=True)
+class ReplicaPoint:
+    at: float
+    replicas: int  # desired after the decision at ``at``
+    ready: int  # ready when the scaler decided at ``at``
+
+
+@dataclass(frozen=True)
+class BacktestDecision:
+    at: float
+    from_replicas: int
+    to_replicas: int
+    reason: str
+    deciding_metric: str | None
+
+
+@dataclass(frozen=True)
+class BacktestSummary:
+    samples: int
+    duration_seconds: float
+    scale_events: int
+    scale_outs: int
+    scale_ins: int
+    replica_minutes: float
+    under_provisioned_minutes: float
+    under_provisioned_by_metric: dict[str, float]
+    peak_replicas: int
+    flaps: int
+    flap_horizon_seconds: float
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    replicas: list[ReplicaPoint]
+    decisions: list[BacktestDecision]
+    summary: BacktestSummary
+    model: str = MODEL
+    last_reason: str = ""
+
+
+@dataclass(frozen=True)
+class _AutoMode:
+    """A policy evaluated as if in auto mode: a manual app is backtested for what auto would do."""
+
+    policy: ScalingPolicyLike
+    mode: str = "auto"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+
+@dataclass
+class _Sums:
+    """Running weighted sums of one figure over the window."""
+
+    total: float = 0.0
+    weight: float = 0.0
+
+    def add(self, value: float | None, weight: float, sign: int) -> None:
+        if value is not None and weight > 0:
+            self.total += sign * value * weight
+            self.weight += sign * weight
+
+    def mean(self) -> float | None:
+        # Removing what was added leaves float dust: a weight that is all but 0 means no data.
+        return self.total / self.weight if self.weight > 1e-9 else None
+
+
+@dataclass(frozen=True)
+class _Period:
+    """One record as the simulated replicas would have seen it."""
+
+    start: float
+    at: float
+    weight: float
+    rps: float | None
+    p95: float | None
+    cpu: float | None
+    memory: float | None
+    connections: float | None
+
+
+@dataclass
+class _Window:
+    seconds: float
+    periods: deque[_Period] = field(default_factory=deque)
+    sums: dict[str, _Sums] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sums = {name: _Sums() for name in ("rps", "p95", "cpu", "memory", "connections")}
+
+    def _apply(self, period: _Period, sign: int) -> None:
+        self.sums["rps"].add(period.rps, period.weight, sign)
+        self.sums["cpu"].add(period.cpu, period.weight, sign)
+        self.sums["memory"].add(period.memory, period.weight, sign)
+        self.sums["connections"].add(period.connections, period.weight, sign)
+        requests = (period.rps or 0.0) * period.weight
+        self.sums["p95"].add(period.p95, requests if requests > 0 else 0.0, sign)
+
+    def push(self, period: _Period) -> None:
+        self.periods.append(period)
+        self._apply(period, +1)
+        while self.periods and self.periods[0].at <= period.at - self.seconds:
+            self._apply(self.periods.popleft(), -1)
+
+    def view(self, now: float, ready: int) -> MetricWindow:
+        covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
+        return MetricWindow(
+            rps=self.sums["rps"].mean(),
+            p50_latency_ms=None,
+            p95_latency_ms=self.sums["p95"].mean(),
+            p99_latency_ms=None,
+            error_rate=None,
+            active_connections=self.sums["connections"].mean(),
+            cpu_percent=self.sums["cpu"].mean(),
+            memory_percent=self.sums["memory"].mean(),
+            ready_replicas=ready,
+            samples=len(self.periods),
+            covered_seconds=max(0.0, covered),
+        )
+
+
+def _as_served_by(sample: MetricSample, ready: int) -> _Period:
+    """``sample``'s figures had ``ready`` replicas served the recorded load (see MODEL)."""
+    recorded = round(sample.ready_replicas)
+    ratio = recorded / ready if recorded > 0 and ready > 0 else 1.0
+    return _Period(
+        start=sample.at - sample.resolution,
+        at=sample.at,
+        weight=sample.resolution,
+        rps=sample.rps,
+        p95=None if sample.p95_latency_ms is None else sample.p95_latency_ms * max(1.0, ratio),
+        cpu=None if sample.cpu_percent is None else sample.cpu_percent * ratio,
+        memory=sample.memory_percent,
+        connections=sample.active_connections,
+    )
+
+
+def _over_target(policy: ScalingPolicyLike, period: _Period, ready: int) -> list[str]:
+    """The figures of ``period`` above their targets with ``ready`` replicas serving it."""
+    per_replica = max(ready, 1)
+    checks = (
+        ("rps", None if period.rps is None else period.rps / per_replica, policy.target_rps_per_replica),
+        ("latency", period.p95, policy.max_p95_latency_ms),
+        (
+            "connections",
+            None if period.connections is None else period.connections / per_replica,
+            policy.max_conn_per_replica,
+        ),
+        ("cpu", period.cpu, policy.max_cpu_percent),
+        ("memory", period.memory, policy.max_memory_percent),
+    )
+    over = [name for name, value, target in checks if value is not None and target and value > target]
+    if ready == 0 and (period.rps or 0) > 0:
+        over.append("no ready replica")
+    return over
+
+
+def backtest(
+    samples: Sequence[MetricSample],
+    policy: ScalingPolicyLike,
+    initial_replicas: int | None = None,
+    last_scaled_at: float | None = None,
+) -> BacktestResult:
+    """Replay ``samples`` (one app, oldest first) through ``policy``; see the module docstring.
+
+    ``initial_replicas`` defaults to the desired count of the first record; ``last_scaled_at`` is the
+    clock's start for the cooldown (the last scaling before the first record, if any).
+    """
+    if policy.mode != "auto":
+        policy = _AutoMode(policy)
+    ordered = sorted(samples, key=lambda s: s.at)
+    current = (
+        initial_replicas
+        if initial_replicas is not None
+        else round(ordered[0].desired_replicas)
+        if ordered
+        else 0
+    )
+    window = _Window(float(policy.window_seconds))
+    recommendations: deque[tuple[float, int]] = deque()
+    points: list[ReplicaPoint] = []
+    decisions: list[BacktestDecision] = []
+    replica_seconds = 0.0
+    under: dict[str, float] = {}
+    under_seconds = 0.0
+    last_reason = ""
+    for sample in ordered:
+        now = sample.at
+        # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
+        not_ready = max(0, round(sample.desired_replicas) - round(sample.ready_replicas))
+        ready = max(0, current - not_ready)
+        period = _as_served_by(sample, ready)
+        window.push(period)
+        replica_seconds += current * sample.resolution
+        over = _over_target(policy, period, ready)
+        if over:
+            under_seconds += sample.resolution
+            for name in over:
+                under[name] = under.get(name, 0.0) + sample.resolution
+        while recommendations and recommendations[0][0] < now - policy.window_seconds:
+            recommendations.popleft()
+        decision = decide(
+            policy, window.view(now, ready), current, ready, now, last_scaled_at, list(recommendations)
+        )
+        recommendations.append((now, decision.recommendation))
+        last_reason = decision.reason
+        if decision.should_scale and decision.target != current:
+            decisions.append(
+                BacktestDecision(now, current, decision.target, decision.reason, decision.deciding_metric)
+            )
+            current = decision.target
+            last_scaled_at = now
+        points.append(ReplicaPoint(now, current, ready))
+    horizon = float(policy.cooldown_seconds + policy.window_seconds)
+    summary = BacktestSummary(
+        samples=len(ordered),
+        duration_seconds=(ordered[-1].at - ordered[0].at + ordered[0].resolution) if ordered else 0.0,
+        scale_events=len(decisions),
+        scale_outs=sum(d.to_replicas > d.from_replicas for d in decisions),
+        scale_ins=sum(d.to_replicas < d.from_replicas for d in decisions),
+        replica_minutes=round(replica_seconds / 60.0, 2),
+        under_provisioned_minutes=round(under_seconds / 60.0, 2),
+        under_provisioned_by_metric={k: round(v / 60.0, 2) for k, v in sorted(under.items())},
+        peak_replicas=max((p.replicas for p in points), default=current),
+        flaps=_flaps(decisions, horizon),
+        flap_horizon_seconds=horizon,
+    )
+    return BacktestResult(replicas=points, decisions=decisions, summary=summary, last_reason=last_reason)
+
+
+def _flaps(decisions: list[BacktestDecision], horizon: float) -> int:
+    """Scale-ins followed by a scale-out within ``horizon`` seconds."""
+    outs = [d.at for d in decisions if d.to_replicas > d.from_replicas]
+    return sum(
+        1
+        for d in decisions
+        if d.to_replicas < d.from_replicas and any(d.at < at <= d.at + horizon for at in outs)
+    )
+
+
+# -- synthetic traces for apps without history ---------------------------------------------------
+
+
+def _trace_load(kind: str, fraction: float, base: float, peak: float) -> float:
+    """Load, in replicas' worth at 100 % of target, at ``fraction`` (0..1) of the trace."""
+    if kind == "step":
+        return peak if 0.25 <= fraction < 0.75 else base
+    if kind == "ramp":
+        rising = fraction / 0.5 if fraction < 0.5 else (1.0 - fraction) / 0.5
+        return base + (peak - base) * rising
+    if kind == "spike":
+        return peak * 1.5 if 0.4 <= fraction < 0.4 + 120 / 3600 else base
+    if kind == "sine":
+        return base + (peak - base) * (1 - math.cos(2 * math.pi * fraction)) / 2
+    raise ValueError(f"unknown trace {kind!r}: use one of {', '.join(TRACES)}")
+
+
+def trace_duration(kind: str) -> float:
+    return DAY if kind == "sine" else 3600.0
+
+
+def synthetic_trace(
+    kind: str,
+    policy: ScalingPolicyLike,
+    app: str = "trace",
+    start: float = 0.0,
+    period: float = 10.0,
+    duration: float | None = None,
+) -> list[MetricSample]:
+    """Records of a made-up load for an app with no history: a step (quiet, a quarter in: busy, three
+    quarters in: quiet), a ramp up and down, a two-minute spike, or a daily sine.  The load is sized on
+    the policy: quiet is half of ``minReplicas`` at target, busy is 90 % of ``maxReplicas`` at target;
+    one replica serves it all in the recording (the backtest re-spreads it, see MODEL)."""
+    duration = trace_duration(kind) if duration is None else duration
+    base = 0.5 * max(policy.min_replicas, 1)
+    peak = max(0.9 * policy.max_replicas, base)
+    count = max(1, int(duration // period))
+    samples = []
+    for i in range(count):
+        load = _trace_load(kind, i / count, base, peak)
+        samples.append(
+            MetricSample.raw(
+                app,
+                start + (i + 1) * period,
+                period,
+                rps=load * (policy.target_rps_per_replica or 0.0),
+                p95_latency_ms=0.5 * policy.max_p95_latency_ms if policy.max_p95_latency_ms else None,
+                cpu_percent=load * policy.max_cpu_percent if policy.max_cpu_percent else None,
+                memory_percent=0.5 * policy.max_memory_percent if policy.max_memory_percent else None,
+                active_connections=load * (policy.max_conn_per_replica or 0.0),
+                ready_replicas=1,
+                desired_replicas=1,
+            )
+        )
+    return samples
