@@ -152,7 +152,10 @@ def run_daemon(settings: Settings, apply_file: Path | None = None) -> int:
     try:
         asyncio.run(serve(settings, apply_file))
     except OrchestryError as exc:
-        log.error("%s", exc.message)
-        print(f"error: {exc.message}", file=sys.stderr)
+        # Said once: the log handler writes to stderr too, so JSON logs get a record and people a line.
+        if settings.log_format == "json":
+            log.error("%s", exc.message)
+        else:
+            print(f"error: {exc.message}", file=sys.stderr)
         return 2
     return 0

@@ -15,11 +15,12 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from core import __version__
+from core import __version__, presence
 from core.cluster import LEADER, LeaseElection
 from core.errors import (
     AppBlocked,
@@ -102,6 +103,7 @@ class Engine:
         self._metrics: MetricsCollector | None = None
         self._scaling: ScalingLoop | None = None
         self.runtime_error: str = ""
+        self._presence: Path | None = None
         self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
 
     # --- wiring (properties fail clearly when used before start) ------------------------------
@@ -230,6 +232,10 @@ class Engine:
         except RuntimeUnavailable as exc:
             await self._runtime_state(str(exc))
         self.started_at = time.time()
+        # Named by `orchestry stop` and by a second controller whose nginx finds the LB port taken.
+        self._presence = await asyncio.to_thread(
+            presence.announce, settings.state_dir, self.node_id, settings.api_url, settings.lb_listen
+        )
         sup = self.supervisor
         sup.start("cluster.election", self._cluster.run)
         sup.start("cluster.heartbeat", self._cluster.heartbeat)
@@ -278,6 +284,7 @@ class Engine:
         await self.runtime.close()
         await asyncio.to_thread(self.store.close)
         self._reconciler = None
+        await asyncio.to_thread(presence.withdraw, self._presence)
 
     async def _background_failed(self, name: str, exc: BaseException, delay: float) -> None:
         if self._events is not None:

@@ -133,6 +133,13 @@ def run_http_command(args: argparse.Namespace) -> int:
         return 0  # `orchestry events | head`: the reader had enough
 
 
+def run_teardown_command(args: argparse.Namespace) -> int:
+    """``orchestry stop`` / ``orchestry down --all``: no daemon, the local state dir and Docker."""
+    from orchestry_tui.cli.teardown import teardown_command
+
+    return teardown_command(args, _settings)
+
+
 def run_db_command(args: argparse.Namespace) -> int:
     from core.errors import OrchestryError
     from orchestry_tui.cli import output
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return open_console(args)
     if args.command == "daemon":
         return run_daemon_command(args)
+    if args.command == "stop" or (args.command == "down" and args.all):
+        return run_teardown_command(args)
     if args.command == "db":
         return run_db_command(args)
     return run_http_command(args)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigRejected, OrchestryError
+from core.lb.port_holder import describe_holder
 from core.lb.render import (
     CONF_SUFFIX,
     LOCATIONS_SUFFIX,
@@ -495,10 +496,7 @@ class NginxController:
             pid_file.unlink()
         code, output = await _run([self.nginx_binary, *self._location_args()])
         if code != 0:
-            raise OrchestryError(
-                f"nginx could not start on {self.listen_host}:{self.listen_port} from {self.config_path}: "
-                f"{output}. If the port is taken, free it or choose another with ORCHESTRY_LB_LISTEN."
-            )
+            raise OrchestryError(await asyncio.to_thread(self._launch_failure, output))
         deadline = time.monotonic() + _READY_TIMEOUT
         pid = None
         while pid is None:
@@ -511,6 +509,21 @@ class NginxController:
                 await asyncio.sleep(_POLL)
         self._master_pid = pid
         await self._wait_listening(deadline)
+
+    def _launch_failure(self, output: str) -> str:
+        """One sentence: nginx retries bind() five times and says so each time, and "address in use"
+        is only useful with the name of the process (and state dir) that holds the port."""
+        lines = list(dict.fromkeys(line.strip() for line in output.splitlines() if line.strip()))
+        reason = " | ".join(line for line in lines if "still could not bind" not in line) or output
+        where = f"{self.listen_host}:{self.listen_port}"
+        if "Address already in use" in output:
+            holder = describe_holder(self.listen_port)
+            if holder:
+                return f"nginx could not listen on {where}: {holder}; or choose another ORCHESTRY_LB_LISTEN"
+        return (
+            f"nginx could not start on {where} from {self.config_path}: {reason}. "
+            "If the port is taken, free it or choose another with ORCHESTRY_LB_LISTEN."
+        )
 
     def _master_alive(self) -> bool:
         return self._master_pid is not None and _is_master_of(self._master_pid, self.config_path)
@@ -658,6 +671,12 @@ def _is_master_of(pid: int, config_path: Path) -> bool:
         return False
     cmdline = f" {_proc_cmdline(pid)} "
     return cmdline.startswith(" nginx: master process") and f" -c {config_path} " in cmdline
+
+
+def running_master(prefix: Path) -> int | None:
+    """The nginx master serving the prefix ``prefix`` (as the engine starts it), or None."""
+    prefix = Path(prefix).resolve()
+    return _read_master_pid(prefix / "nginx.pid", prefix / "nginx.conf")
 
 
 def _read_master_pid(pid_file: Path, config_path: Path) -> int | None:

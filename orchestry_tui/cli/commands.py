@@ -73,6 +73,9 @@ def up(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def down(client: ApiClient, args: argparse.Namespace) -> int:
+    if not args.name:
+        output.error("name the app to stop (`orchestry down NAME`), or stop every app with `--all`")
+        return 2
     answer = client.post(_app_path(args.name, "/down"), force="true" if args.force else None)
     if not _as_json(args):
         output.say(f"{answer['app']}: stopped {answer['containers_stopped']} containers")

@@ -26,6 +26,19 @@ def _daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT")
 
 
+def _local_flags(parser: argparse.ArgumentParser) -> None:
+    """For commands that act on the local state dir instead of a daemon (SUPPRESS: a value given
+    before the subcommand is not overwritten by this default)."""
+    parser.add_argument(
+        "--state-dir", default=argparse.SUPPRESS, help="state directory (ORCHESTRY_STATE_DIR)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=argparse.SUPPRESS,
+        help="sqlite:///… or postgresql://… (ORCHESTRY_DATABASE_URL)",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -97,10 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="an app's status and replicas").add_argument("name")
 
-    down = sub.add_parser("down", parents=[common], help="stop an app's replicas")
-    down.add_argument("name")
+    down = sub.add_parser(
+        "down",
+        parents=[common],
+        help="stop an app's replicas (--all: every app and nginx of this state dir, no daemon needed)",
+    )
+    down.add_argument("name", nargs="?")
     down.add_argument("--force", action="store_true", help="kill without waiting for the grace period")
+    down.add_argument(
+        "--all",
+        action="store_true",
+        help="without a daemon: remove every app's replicas, mark every app stopped, stop nginx",
+    )
+    _local_flags(down)
     _wait_flags(down, "no replica is left")
+
+    stop = sub.add_parser(
+        "stop",
+        parents=[common],
+        help="without a daemon: remove this state dir's replicas and stop its nginx (the next start "
+        "brings the apps back)",
+    )
+    _local_flags(stop)
 
     delete = sub.add_parser("delete", parents=[common], help="stop and forget an app")
     delete.add_argument("name")

@@ -93,6 +93,15 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("help", "question_mark", "help", "Help", "Show every key"),
     ConsoleAction("palette", "colon", "command_palette", "Commands", "Command palette", show=False),
     ConsoleAction("quit", "q,ctrl+c", "quit", "Quit", "Quit the console (apps keep running)"),
+    ConsoleAction(
+        "quit_and_stop",
+        "Q",
+        "quit_and_stop",
+        "Quit and stop every app",
+        "Stop every app and nginx, then quit (asks first)",
+        mutating=True,
+        show=False,
+    ),
 )
 
 BY_ACTION = {a.action: a for a in ACTIONS}

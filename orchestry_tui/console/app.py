@@ -33,6 +33,7 @@ from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
 from orchestry_tui.console.screens.logs import LogsScreen
+from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.charts import AppCharts
 from orchestry_tui.console.widgets.events_pane import EventsPane
@@ -50,6 +51,7 @@ NO_APPS = (
     "or start the console with --apply FILE"
 )
 QUIT_NOTE = "console closed: apps keep running and nginx keeps serving; `orchestry` again adopts them"
+QUIT_AND_STOP_NOTE = "console closed: every app was stopped (`orchestry up NAME` starts one again)"
 
 
 class OrchestryConsole(App[int]):
@@ -453,7 +455,24 @@ class OrchestryConsole(App[int]):
         await self._stop_backend()
         self.exit(0, message=getattr(self.backend, "quit_note", QUIT_NOTE))
 
-    async def _stop_backend(self) -> None:
+    def action_quit_and_stop(self) -> None:
+        spec = BY_ACTION["quit_and_stop"]
+        if self.readonly:
+            self.notify(f"read-only: {spec.description.lower()} is disabled", severity="warning")
+            return
+        apps = len(self.frame.apps) if self.frame is not None else 0
+        attached = getattr(self.backend, "url", "")
+        self.push_screen(
+            QuitAndStopScreen(apps, self.backend.lb_address, attached),
+            lambda yes: self.run_worker(self._quit_and_stop(), group="quit") if yes else None,
+        )
+
+    async def _quit_and_stop(self) -> None:
+        self.query_one(StatusBar).show_starting("stopping every app and nginx…")
+        await self._stop_backend(stop_apps=True)
+        self.exit(0, message=QUIT_AND_STOP_NOTE)
+
+    async def _stop_backend(self, stop_apps: bool = False) -> None:
         if self._stopped:
             return
         self._stopped = True
@@ -461,7 +480,7 @@ class OrchestryConsole(App[int]):
         self.workers.cancel_group(self, "events")
         if self.engine_ready.is_set():
             try:
-                await self.backend.stop()
+                await self.backend.stop(stop_apps=stop_apps)
             except OrchestryError as exc:
                 self.notify(f"engine stop: {exc}", severity="error")
 

@@ -102,13 +102,13 @@ class EngineBackend:
         result = await self._engine.up(view.name)
         return f"applied {path.name}: {view.name} up with {result.replicas} replica(s)"
 
-    async def stop(self) -> None:
+    async def stop(self, stop_apps: bool = False) -> None:
         if self._apply_later is not None:
             self._apply_later.cancel()
         if self._api is not None:
             await self._api.stop()
-        if self.engine is not None and self._owns_engine:
-            await self.engine.stop()
+        if self.engine is not None and (self._owns_engine or stop_apps):
+            await self.engine.stop(stop_apps=stop_apps)
 
     @property
     def _engine(self) -> Engine:

@@ -47,7 +47,7 @@ class FixedBackend:
     async def start(self) -> list[str]:
         return []
 
-    async def stop(self) -> None:
+    async def stop(self, stop_apps: bool = False) -> None:
         return None
 
     async def frame(self, selected: str | None) -> Frame:

@@ -142,8 +142,17 @@ class HttpBackend:
             )
         return status
 
-    async def stop(self) -> None:
-        await self._client.close()
+    async def stop(self, stop_apps: bool = False) -> None:
+        """``stop_apps``: every app is taken down on the daemon (it keeps running, and so does its nginx,
+        which is the daemon's to stop)."""
+        try:
+            if stop_apps:
+                listed = await self._get("/api/v1/apps")
+                await asyncio.gather(
+                    *(self._post(self._app_path(a["name"], "/down")) for a in listed.get("apps", []))
+                )
+        finally:
+            await self._client.close()
 
     # --- requests -----------------------------------------------------------------------------
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:

@@ -1,0 +1,156 @@
+"""``orchestry stop`` and ``orchestry down --all``: stop this state dir's apps and nginx with no daemon.
+
+Like ``docker compose down``: it works on the state dir and Docker directly. It takes the leader lease
+for the time it acts (so no console or daemon can start acting on the same apps meanwhile) and refuses,
+naming the process, when a live console or daemon runs on the state dir or holds the lease: stopping
+containers behind a leader's back would only make it recreate them. Only containers labelled with this
+store's cluster id are touched; other installations on the same Docker engine are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import Conflict, OrchestryError
+from core.lb.nginx import running_master
+from core.presence import live_controllers
+from core.runtime.base import LABEL_CLUSTER
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from core.store import Store
+
+LEASE_SECONDS = 120.0  # longer than any teardown; released at the end either way
+DEFAULT_GRACE_SECONDS = 10.0
+NGINX_EXIT_SECONDS = 35.0  # the generated config's worker_shutdown_timeout is 30 s
+
+
+@dataclass
+class TeardownReport:
+    state_dir: Path
+    containers_removed: list[str] = field(default_factory=list)
+    apps_stopped: list[str] = field(default_factory=list)  # marked stopped in the store (down --all)
+    nginx_pid: int | None = None  # the nginx master that was stopped
+    nothing_there: bool = False  # no store in the state dir
+
+
+class ControllerRunning(Conflict):
+    """A live console or daemon acts on this state dir: it must be stopped (or asked) first."""
+
+
+def _refuse_live_controllers(state_dir: Path) -> None:
+    others = [c for c in live_controllers(state_dir) if c.pid != os.getpid()]
+    if others:
+        who = "; ".join(c.describe() for c in others)
+        how = " and ".join(c.how_to_stop() for c in others)
+        raise ControllerRunning(
+            f"{who} runs on the state dir {state_dir} and would recreate what this stops: {how}, "
+            "then run this again"
+        )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def _take_lease(store: Store, node_id: str) -> int:
+    lease = store.leases.try_acquire(node_id, socket.gethostname(), "", LEASE_SECONDS)
+    if lease is not None:
+        return lease.term
+    holder = store.leases.current()
+    if holder is None:  # a peer won the race for the same term just now
+        raise ControllerRunning("another controller is taking the lease right now: run this again")
+    remaining = max(0.0, holder.expires_at - store.now())
+    api = f", API {holder.api_url}" if holder.api_url else ""
+    raise ControllerRunning(
+        f"node {holder.leader_id} on {holder.hostname}{api} holds the leader lease of this store for "
+        f"another {remaining:.0f} s: stop it first (or, if it died, run this again once the lease expires)"
+    )
+
+
+async def _stop_nginx(prefix: Path) -> int | None:
+    pid = await asyncio.to_thread(running_master, prefix)
+    if pid is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
+    deadline = time.monotonic() + NGINX_EXIT_SECONDS
+    # nginx is not our child: there is nothing to wait on but its pid file and /proc.
+    while time.monotonic() < deadline and await asyncio.to_thread(running_master, prefix) == pid:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return pid
+
+
+async def _remove_containers(settings: Settings, store: Store, cluster_id: str) -> list[str]:
+    from core.runtime.docker import DockerRuntime
+
+    grace = {
+        record.name: float(
+            (record.spec.get("spec") or {}).get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS
+        )
+        for record in await asyncio.to_thread(store.apps.list)
+    }
+    runtime = DockerRuntime(settings.docker_url)
+    runtime.cluster_id = cluster_id
+    try:
+        mine = [c for c in await runtime.list_managed() if c.labels.get(LABEL_CLUSTER) == cluster_id]
+
+        async def remove(container_id: str, app: str) -> None:
+            await runtime.stop(container_id, grace.get(app, DEFAULT_GRACE_SECONDS))
+            await runtime.remove(container_id, force=True)
+
+        await asyncio.gather(*(remove(c.id, c.app) for c in mine))
+        for app in {c.app for c in mine}:
+            await asyncio.to_thread(store.instances.delete_app, app)
+        return [c.name for c in mine]
+    finally:
+        await runtime.close()
+
+
+async def teardown(settings: Settings, mark_apps_stopped: bool) -> TeardownReport:
+    """Remove this state dir's replicas and stop its nginx; ``mark_apps_stopped`` also sets every app's
+    desired state to stopped (``down --all``: the next start starts nothing; ``stop`` resumes them)."""
+    from core.models import APP_STOPPED
+    from core.store import Store
+
+    state_dir = settings.state_dir
+    report = TeardownReport(state_dir)
+    _refuse_live_controllers(state_dir)
+    sqlite = _sqlite_path(settings.database_url)
+    if sqlite is not None and not sqlite.exists():
+        report.nothing_there = True
+        report.nginx_pid = await _stop_nginx(state_dir / "nginx")
+        return report
+    store = await asyncio.to_thread(Store.open, settings.database_url)
+    node_id = f"teardown-{socket.gethostname()}-{os.getpid()}"
+    try:
+        term = await asyncio.to_thread(_take_lease, store, node_id)
+        try:
+            cluster_id = await asyncio.to_thread(store.identity.cluster_id)
+            report.containers_removed = await _remove_containers(settings, store, cluster_id)
+            if mark_apps_stopped:
+                for record in await asyncio.to_thread(store.apps.list):
+                    if record.status != APP_STOPPED:
+                        await asyncio.to_thread(
+                            store.apps.update,
+                            record.name,
+                            status=APP_STOPPED,
+                            status_reason="stopped by `orchestry down --all`",
+                        )
+                        report.apps_stopped.append(record.name)
+            if settings.nginx_conf_dir is None:  # an operator's own nginx is theirs to stop
+                report.nginx_pid = await _stop_nginx(state_dir / "nginx")
+        finally:
+            with contextlib.suppress(OrchestryError):
+                await asyncio.to_thread(store.leases.release, term, node_id)
+    finally:
+        await asyncio.to_thread(store.close)
+    return report

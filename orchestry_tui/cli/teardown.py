@@ -1,0 +1,56 @@
+"""``orchestry stop`` and ``orchestry down --all``: what ``core.teardown`` did, said for people or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from orchestry_tui.cli import output
+
+
+def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], Any]) -> int:
+    from core.errors import OrchestryError
+    from core.teardown import teardown
+
+    down_all = args.command == "down"
+    if down_all and args.name:
+        output.error(f"`down --all` stops every app: drop the name {args.name!r}, or drop --all")
+        return 2
+    try:
+        settings = settings_of(args)
+        report = asyncio.run(teardown(settings, mark_apps_stopped=down_all))
+    except OrchestryError as exc:
+        output.error(exc.message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if getattr(args, "format", "table") == "json":
+        output.print_json(
+            {
+                "state_dir": str(report.state_dir),
+                "containers_removed": report.containers_removed,
+                "apps_stopped": report.apps_stopped,
+                "nginx_pid": report.nginx_pid,
+            }
+        )
+        return 0
+    where = f"state dir {report.state_dir}"
+    removed = report.containers_removed
+    if report.nothing_there:
+        output.say(f"{where} holds no Orchestry store: no app to stop")
+    else:
+        output.say(
+            f"removed {len(removed)} replica container(s)" + (f": {', '.join(removed)}" if removed else "")
+        )
+    output.say(f"stopped nginx (pid {report.nginx_pid})" if report.nginx_pid else "nginx was not running")
+    if down_all:
+        names = ", ".join(report.apps_stopped) or "none was running"
+        output.say(f"apps marked stopped: {names} (`orchestry up NAME` starts one again)")
+    elif not report.nothing_there:
+        output.say(
+            f"{where}: apps keep their desired state; the next `orchestry` or `orchestry daemon` here "
+            "starts them again (`orchestry down --all` would mark them stopped)"
+        )
+    return 0

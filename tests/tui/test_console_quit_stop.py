@@ -1,0 +1,70 @@
+"""`Q` / the palette's "Quit and stop every app": asks first (Cancel focused), then leaves no replica
+and no nginx behind and the apps stay stopped; `q` alone still leaves everything running."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+from textual.widgets import Button
+
+from core.engine import Engine
+from core.lb.nginx import running_master
+from core.store import Store
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
+from tests.tui.conftest import until
+
+SIZE = (160, 45)
+
+
+def _containers(name: str) -> list[str]:
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=orchestry.app={name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listed.stdout.split()
+
+
+async def test_quit_and_stop_asks_then_stops_every_app_and_nginx(engine: Engine, running_app: str) -> None:
+    app = OrchestryConsole(EngineBackend(engine.settings, engine=engine), poll_seconds=0.3)
+    prefix = engine.settings.state_dir / "nginx"
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Quit and stop every app (Q)" in titles, titles
+        await pilot.press("Q")
+        await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the confirmation")
+        question = str(app.screen.query_one("#question").render())
+        assert "Stop all 1 app(s) and nginx" in question
+        assert app.screen.focused is app.screen.query_one("#cancel", Button), "Cancel must have the focus"
+        await pilot.press("enter")  # Enter on the focused Cancel changes nothing
+        assert not isinstance(app.screen, QuitAndStopScreen) and app.is_running
+        assert len(_containers(running_app)) == 1 and running_master(prefix) is not None
+
+        await pilot.press("Q")
+        await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the confirmation again")
+        await pilot.click("#confirm")
+        await until(lambda: not app.is_running, timeout=60, what="the console to quit")
+    assert _containers(running_app) == []
+    assert running_master(prefix) is None
+    store = await asyncio.to_thread(Store.open, engine.settings.database_url)
+    try:
+        record = await asyncio.to_thread(store.apps.get, running_app)
+    finally:
+        await asyncio.to_thread(store.close)
+    assert record is not None and record.status == "stopped"
+
+
+async def test_readonly_console_refuses_quit_and_stop(engine: Engine, running_app: str) -> None:
+    app = OrchestryConsole(EngineBackend(engine.settings, engine=engine), readonly=True, poll_seconds=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("Q")
+        await pilot.pause()
+        assert len(app.screen_stack) == 1
+        assert any(n.message.startswith("read-only") for n in app._notifications)
+    assert len(_containers(running_app)) == 1
