@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from core import __version__, presence
+from core.backtest_runner import BacktestRun, BacktestRunner
 from core.cluster import LEADER, LeaseElection
 from core.errors import (
     AppBlocked,
@@ -102,6 +103,7 @@ class Engine:
         self._reconciler: Reconciler | None = None
         self._metrics: MetricsCollector | None = None
         self._scaling: ScalingLoop | None = None
+        self._backtests: BacktestRunner | None = None
         self.runtime_error: str = ""
         self._presence: Path | None = None
         self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
@@ -217,6 +219,9 @@ class Engine:
             self._store.history, self._metrics.window, settings.scaler_interval, settings.metrics_retention
         )
         self._scaling = ScalingLoop(self, interval=settings.scaler_interval, history=history)
+        self._backtests = BacktestRunner(
+            self._store.history, settings.scaler_interval, settings.metrics_retention
+        )
         # Only the lease holder drives nginx: it starts in standby and _cluster_changed takes it over
         # when this node wins a term (nodes on one host share the prefix, so the leader's nginx is
         # adopted through its pid file, even after its owner died with kill -9).
@@ -857,6 +862,15 @@ class Engine:
     async def app_metrics(self, name: str) -> dict[str, Any]:
         record = await self._record(name)
         return self.scaling.metrics_view(record, self._spec(record))
+
+    async def backtest(
+        self, name: str, changes: dict[str, Any] | None = None, since: Any = None, trace: Any = None
+    ) -> BacktestRun:
+        """What the app's policy, and the policy with ``changes``, would have done over its recorded
+        load of the last ``since`` seconds (or a synthetic ``trace``); changes nothing."""
+        record = await self._record(name)
+        assert self._backtests is not None, "Engine.start() was not called"
+        return await self._backtests.run(name, self._spec(record).scaling, changes, since, trace)
 
     async def metric_history(self, name: str, since: float, until: float | None = None) -> list[MetricSample]:
         """The app's recorded figures per period (core/history.py) ending in [since, until], oldest first."""

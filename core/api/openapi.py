@@ -423,6 +423,64 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
+    "BacktestRequest": {
+        **obj(
+            {
+                "policy": {"type": "object", "description": "scaling keys of the candidate, as in apply"},
+                "since": {"type": "number", "description": "seconds of recorded history (21600)"},
+                "trace": {"type": "string", "enum": ["step", "ramp", "spike", "sine"]},
+            },
+            optional=("policy", "since", "trace"),
+        ),
+        "additionalProperties": False,
+    },
+    "BacktestRun": obj(
+        {
+            "policy": OBJECT,
+            "replicas": array(POINT),
+            "decisions": array(
+                obj(
+                    {
+                        "at": NUMBER,
+                        "from_replicas": INTEGER,
+                        "to_replicas": INTEGER,
+                        "reason": STRING,
+                        "deciding_metric": NULLABLE_STRING,
+                    }
+                )
+            ),
+            "summary": obj(
+                {
+                    "samples": INTEGER,
+                    "duration_seconds": NUMBER,
+                    "scale_events": INTEGER,
+                    "scale_outs": INTEGER,
+                    "scale_ins": INTEGER,
+                    "replica_minutes": NUMBER,
+                    "under_provisioned_minutes": NUMBER,
+                    "under_provisioned_by_metric": {"type": "object", "additionalProperties": NUMBER},
+                    "peak_replicas": INTEGER,
+                    "flaps": INTEGER,
+                    "flap_horizon_seconds": NUMBER,
+                }
+            ),
+            "last_reason": STRING,
+        }
+    ),
+    "Backtest": obj(
+        {
+            "app": STRING,
+            "source": STRING,
+            "since": NUMBER,
+            "start": NULLABLE_NUMBER,
+            "end": NULLABLE_NUMBER,
+            "samples": INTEGER,
+            "model": STRING,
+            "load": {"type": "object", "additionalProperties": array(POINT)},
+            "current": ref("BacktestRun"),
+            "candidate": ref("BacktestRun"),
+        }
+    ),
     "LeadershipReleased": obj({"status": {"const": "released"}, "node_id": STRING}),
     "SecretFields": {
         "type": "object",
@@ -651,6 +709,15 @@ PATHS: dict[str, dict[str, Any]] = {
             parameters=[
                 query("seconds", {"type": "integer", "minimum": 10, "maximum": 900}, "how far back (300)")
             ],
+        )
+    },
+    "/api/v1/apps/{name}/backtest": {
+        "post": _app(
+            "What the current and a candidate scaling policy would have done over the recorded load",
+            "Backtest",
+            (*APP_ERRORS, "422"),
+            body="BacktestRequest",
+            body_required=False,
         )
     },
     "/api/v1/overview": {

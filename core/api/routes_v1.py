@@ -259,6 +259,20 @@ def with_history(
     return [*older, *live]
 
 
+@routes.post(f"{PREFIX}/apps/{{name}}/backtest")
+async def app_backtest(request: web.Request) -> web.Response:
+    """What the app's policy and a candidate would have done over its recorded load; changes nothing."""
+    body = await params.json_body(request, required=False)
+    unknown = sorted(set(body) - {"policy", "since", "trace"})
+    if unknown:
+        raise BadRequest(f"field '{unknown[0]}' is not known: send policy, since and/or trace")
+    changes = params.object_field(body, "policy") if body.get("policy") is not None else None
+    run = await engine_of(request).backtest(
+        params.app_name(request), changes, since=body.get("since"), trace=body.get("trace")
+    )
+    return json_response(serializers.v1_backtest(run))
+
+
 @routes.get(f"{PREFIX}/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()

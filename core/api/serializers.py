@@ -488,3 +488,73 @@ def v1_series(name: str, seconds: int, now: float, series: dict[str, Points]) ->
         "timestamp": now,
         "series": {key: [[t, v] for t, v in points] for key, points in series.items()},
     }
+
+
+# A chart needs no more points than a terminal or a browser has columns; peaks survive the thinning.
+BACKTEST_POINTS = 600
+BACKTEST_DECISIONS = 500
+BACKTEST_LOAD = ("rps", "p95_latency_ms", "cpu_percent", "memory_percent", "active_connections")
+
+
+def thin(points: list[tuple[float, float]], limit: int = BACKTEST_POINTS) -> list[list[float]]:
+    """At most ``limit`` points: consecutive points merged, each keeping its group's last time and
+    highest value (a spike or a peak replica count stays visible)."""
+    if len(points) <= limit:
+        return [[t, v] for t, v in points]
+    size = -(-len(points) // limit)
+    return [
+        [points[i : i + size][-1][0], max(v for _, v in points[i : i + size])]
+        for i in range(0, len(points), size)
+    ]
+
+
+def _policy_run(policy: Any, result: Any) -> dict[str, Any]:
+    summary = result.summary
+    return {
+        "policy": policy.to_document(),
+        "replicas": thin([(p.at, float(p.replicas)) for p in result.replicas]),
+        "decisions": [
+            {
+                "at": d.at,
+                "from_replicas": d.from_replicas,
+                "to_replicas": d.to_replicas,
+                "reason": d.reason,
+                "deciding_metric": d.deciding_metric,
+            }
+            for d in result.decisions[:BACKTEST_DECISIONS]
+        ],
+        "summary": {
+            "samples": summary.samples,
+            "duration_seconds": summary.duration_seconds,
+            "scale_events": summary.scale_events,
+            "scale_outs": summary.scale_outs,
+            "scale_ins": summary.scale_ins,
+            "replica_minutes": summary.replica_minutes,
+            "under_provisioned_minutes": summary.under_provisioned_minutes,
+            "under_provisioned_by_metric": summary.under_provisioned_by_metric,
+            "peak_replicas": summary.peak_replicas,
+            "flaps": summary.flaps,
+            "flap_horizon_seconds": summary.flap_horizon_seconds,
+        },
+        "last_reason": result.last_reason,
+    }
+
+
+def v1_backtest(run: Any) -> dict[str, Any]:
+    """``core.backtest_runner.BacktestRun`` on the wire: the load both policies saw and each one's run."""
+    samples = run.samples
+    return {
+        "app": run.app,
+        "source": run.source,
+        "since": run.since_seconds,
+        "start": samples[0].at - samples[0].resolution if samples else None,
+        "end": samples[-1].at if samples else None,
+        "samples": len(samples),
+        "model": run.current.model,
+        "load": {
+            name: thin([(s.at, getattr(s, name)) for s in samples if getattr(s, name) is not None])
+            for name in BACKTEST_LOAD
+        },
+        "current": _policy_run(run.current_policy, run.current),
+        "candidate": _policy_run(run.candidate_policy, run.candidate),
+    }

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestry_tui.cli import output, wait
+from orchestry_tui.cli import backtest, output, wait
 from orchestry_tui.cli.apply import apply
 from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
 
@@ -510,6 +510,7 @@ HTTP_COMMANDS: dict[str, Command] = {
     "spec": spec,
     "scale": scale,
     "mode": mode,
+    "backtest": backtest.run,
     "events": events,
     "logs": logs,
     "metrics": metrics,

@@ -161,6 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("name")
     mode.add_argument("mode", choices=("auto", "manual"))
 
+    backtest = sub.add_parser(
+        "backtest",
+        parents=[common],
+        help="what the current and a candidate scaling policy would have done over the recorded load",
+        description="Replays the app's recorded metric history (or a synthetic trace) through the production "
+        "scaler with the current policy and with a candidate; prints both summaries and replica curves. "
+        "Changes nothing: apply the candidate with `orchestry apply` or PUT /api/v1/apps/NAME/scaling.",
+    )
+    backtest.add_argument("name")
+    candidate = backtest.add_mutually_exclusive_group()
+    candidate.add_argument("--policy", metavar="FILE", help="scaling keys (or an app document) to try")
+    candidate.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="one scaling key to change (repeatable)"
+    )
+    backtest.add_argument("--since", help="how much recorded history: 90m, 6h (default), 2d")
+    backtest.add_argument(
+        "--trace", choices=("step", "ramp", "spike", "sine"), help="a synthetic load instead of the history"
+    )
+
     events = sub.add_parser("events", parents=[common], help="events, newest first")
     events.add_argument("name", nargs="?")
     events.add_argument("--type", choices=("lifecycle", "scaling", "health", "error", "cluster"))
