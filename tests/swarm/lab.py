@@ -1,0 +1,185 @@
+"""The Swarm lab (scripts/swarm_lab.sh) as Python objects for tests.
+
+``lab_session()`` brings a lab up for a test session and removes it afterwards. Its ID comes from
+$ORCHESTRY_LAB_ID, else from this checkout's path, so that two worktrees (or a worktree and the
+integration checkout) testing at the same time never share, and never tear down, each other's lab. A
+session holds a lock on its ID for its whole life; a second session of the same checkout takes the next
+free ID. A session killed mid-way leaves its lab behind, and the next session with that ID removes it
+first (``up`` always does), so nothing stale breaks a later run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import docker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "swarm_lab.sh"
+LAB_ROOT = Path(os.environ.get("ORCHESTRY_LAB_ROOT", "/tmp/orchestry-swarm-lab"))
+UP_TIMEOUT = 180.0
+DOWN_TIMEOUT = 60.0
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def run_script(*args: str, timeout: float = 60.0) -> str:
+    """Run swarm_lab.sh; its stdout, or LabError with its stderr."""
+    result = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise LabError(f"swarm_lab.sh {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    address: str
+    docker_url: str
+    tcp_url: str
+    role: str
+    netns: str
+    switch_port: str
+    swarm_node_id: str
+
+
+@dataclass
+class SwarmLab:
+    id: str
+    subnet: str
+    controller_address: str
+    manager_url: str
+    registry: str
+    image: str
+    nodes: list[LabNode]
+    dir: str
+    _clients: dict[str, docker.DockerClient] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_status(cls, status: dict) -> SwarmLab:
+        return cls(
+            id=status["id"],
+            subnet=status["subnet"],
+            controller_address=status["controller_address"],
+            manager_url=status["manager_url"],
+            registry=status["registry"],
+            image=status["image"],
+            nodes=[LabNode(**node) for node in status["nodes"]],
+            dir=status["dir"],
+        )
+
+    @classmethod
+    def read(cls, lab_id: str) -> SwarmLab:
+        return cls.from_status(json.loads(run_script("status", "--json", "--id", lab_id)))
+
+    @property
+    def manager(self) -> LabNode:
+        return next(node for node in self.nodes if node.role == "manager")
+
+    @property
+    def workers(self) -> list[LabNode]:
+        return [node for node in self.nodes if node.role == "worker"]
+
+    def node(self, node: LabNode | str) -> LabNode:
+        """A node by its lab name (n1…), hostname suffix, Swarm node id or itself."""
+        if isinstance(node, LabNode):
+            return node
+        for candidate in self.nodes:
+            if node in (candidate.name, candidate.swarm_node_id, candidate.netns):
+                return candidate
+        raise KeyError(f"no node {node!r} in lab {self.id}")
+
+    def cut_link(self, node: LabNode | str) -> None:
+        """Take the node off the lab network (its switch port down): a lost node, as Swarm sees it."""
+        run_script("cut-link", self.node(node).name, "--id", self.id)
+
+    def restore_link(self, node: LabNode | str) -> None:
+        run_script("restore-link", self.node(node).name, "--id", self.id)
+
+    def kill_dockerd(self, node: LabNode | str) -> None:
+        """kill -9 the node's dockerd (its containers keep running, as on a real host)."""
+        self._drop_client(self.node(node))
+        run_script("kill-dockerd", self.node(node).name, "--id", self.id)
+
+    def start_dockerd(self, node: LabNode | str) -> None:
+        """Start the node's dockerd again and wait until it answers."""
+        run_script("start-dockerd", self.node(node).name, "--id", self.id, timeout=90.0)
+
+    def docker(self, node: LabNode | str | None = None) -> docker.DockerClient:
+        """A client of the node's own engine (the manager's when no node is named)."""
+        target = self.manager if node is None else self.node(node)
+        client = self._clients.get(target.name)
+        if client is None:
+            client = docker.DockerClient(base_url=target.docker_url, timeout=30)
+            self._clients[target.name] = client
+        return client
+
+    def swarm_node_state(self, node: LabNode | str) -> str:
+        """'ready', 'down', … as the manager sees the node."""
+        info = self.docker().nodes.get(self.node(node).swarm_node_id).attrs
+        return info["Status"]["State"]
+
+    def _drop_client(self, node: LabNode) -> None:
+        client = self._clients.pop(node.name, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        for name in list(self._clients):
+            self._clients.pop(name).close()
+
+
+def _checkout_id() -> str:
+    return "t" + hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:5]
+
+
+@contextlib.contextmanager
+def _session_lock() -> Iterator[str]:
+    """An ID no other live session uses, locked until the session ends."""
+    LAB_ROOT.mkdir(parents=True, exist_ok=True)
+    wanted = os.environ.get("ORCHESTRY_LAB_ID")
+    candidates = [wanted] if wanted else [_checkout_id() + suffix for suffix in ("", *"bcdefgh")]
+    handle: IO[str] | None = None
+    for lab_id in candidates:
+        handle = (LAB_ROOT / f".session-{lab_id}.lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield lab_id
+        finally:
+            handle.close()
+        return
+    raise LabError(f"every lab ID {candidates} is in use by a live test session")
+
+
+@contextlib.contextmanager
+def lab_session() -> Iterator[SwarmLab]:
+    with _session_lock() as lab_id:
+        try:
+            run_script("up", "--id", lab_id, timeout=UP_TIMEOUT)
+            lab = SwarmLab.read(lab_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                run_script("down", "--id", lab_id, timeout=DOWN_TIMEOUT)
+            raise
+        try:
+            yield lab
+        finally:
+            lab.close()
+            run_script("down", "--id", lab_id, timeout=DOWN_TIMEOUT)
