@@ -97,60 +97,89 @@ def lb(eng: Engine, name: str, path: str = "") -> str:
 
 
 class TrafficClient:
-    """Sends requests through nginx without pause and counts the answers.
+    """Sends requests through nginx and counts every one: no request is retried.
 
-    A request that fails on a reused keep-alive connection (closed by an old nginx worker after a reload)
-    is retried once on a fresh connection, as any HTTP client does (NOTES.md).
+    Each request goes out on a connection of its own (no client keep-alive), so a connection an old
+    nginx worker closes after a reload can never be mistaken for a drop, and any error or non-2xx answer
+    is a failure. ``methods`` are taken in turn: nginx resends a failed idempotent GET to the next
+    upstream, but never a POST, so a POST that fails shows a replica refused or reset it (a replica
+    stopped before it left the upstream, say). ``pause`` (seconds between one worker's requests) sets a
+    lighter load. Leaving the ``async with`` prints the figures.
     """
 
-    def __init__(self, url: str, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        concurrency: int = 4,
+        methods: tuple[str, ...] = ("GET", "POST"),
+        pause: float = 0.005,
+        label: str = "traffic",
+    ) -> None:
         self.url = url
         self.concurrency = concurrency
+        self.methods = methods
+        self.pause = pause
+        self.label = label
         self.statuses: Counter[int] = Counter()
         self.errors: list[str] = []
         self.bodies: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
     @property
     def failures(self) -> int:
-        return sum(n for s, n in self.statuses.items() if not 200 <= s < 300) + len(self.errors)
+        return sum(self.failed.values())
 
     @property
     def total(self) -> int:
-        return sum(self.statuses.values()) + len(self.errors)
+        return sum(self.sent.values())
 
-    async def _one(self, session: aiohttp.ClientSession) -> None:
-        for attempt in range(2):
-            try:
-                async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    body = await resp.text()
-                    self.statuses[resp.status] += 1
-                    if resp.status == 200:
-                        self.bodies[body.strip()[:80]] += 1
-                    return
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if attempt == 0:
-                    continue
-                self.errors.append(repr(exc))
-                return
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                self.errors.append(repr(exc))
-                return
+    def figures(self) -> str:
+        by_method = ", ".join(f"{m} {self.sent[m]} sent / {self.failed[m]} failed" for m in self.methods)
+        return f"{self.label}: {self.total} requests sent, {self.failures} failed ({by_method})"
 
-    async def _worker(self) -> None:
-        async with aiohttp.ClientSession() as session:
+    async def _one(self, session: aiohttp.ClientSession, method: str) -> None:
+        self.sent[method] += 1
+        data = b"orchestry-test-body" if method == "POST" else None
+        try:
+            async with session.request(
+                method, self.url, data=data, timeout=aiohttp.ClientTimeout(total=10)
+            ) as resp:
+                body = await resp.text()
+                self.statuses[resp.status] += 1
+                if resp.status == 200:
+                    self.bodies[body.strip()[:80]] += 1
+                else:
+                    self.failed[method] += 1
+                    self.errors.append(f"{method} {resp.status}: {body.strip()[:120]}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.failed[method] += 1
+            self.errors.append(f"{method} {exc!r}")
+
+    async def _worker(self, first: int) -> None:
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            turn = first
             while not self._stop.is_set():
-                await self._one(session)
-                await asyncio.sleep(0.005)
+                await self._one(session, self.methods[turn % len(self.methods)])
+                turn += 1
+                await asyncio.sleep(self.pause)
 
     async def __aenter__(self) -> TrafficClient:
-        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+        self._tasks = [asyncio.create_task(self._worker(n)) for n in range(self.concurrency)]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        print(f"\n{self.figures()}")
+
+    def assert_none_failed(self, at_least: int = 1) -> None:
+        """Every method was sent and nothing failed; the message carries the figures and last errors."""
+        assert all(self.sent[m] > 0 for m in self.methods) and self.total >= at_least, self.figures()
+        assert self.failures == 0, (self.figures(), dict(self.statuses), self.errors[-5:])
 
 
 async def get_text(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
