@@ -380,9 +380,14 @@ class Reconciler:
         )
 
     async def _clear_dead(self, state: AppState, containers: list[ContainerInfo], after_outage: bool) -> None:
-        """Containers that exited on their own: unroute first, count the crash, remove them."""
+        """Containers that exited on their own: unroute first, count the crash, remove them.
+
+        A paused container is not dead: it holds the requests it accepted. Its health checks fail and
+        it leaves through ``_replace_failed``, which lets it finish them."""
         dead = [
-            c for c in containers if not c.running and c.id not in state.stopping and c.state != "removing"
+            c
+            for c in containers
+            if not c.running and c.id not in state.stopping and c.state not in ("removing", "paused")
         ]
         if not dead:
             return
@@ -473,6 +478,12 @@ class Reconciler:
             state.stopping.add(replica.container_id)
             self.health.untrack(replica.container_id)
         self._check_leader()
+        # Unrouted when it failed; requests it had already accepted still finish before the stop (a
+        # frozen one thawed first so it can): stopping at once answered them 502. Bounded by the short
+        # force-stop time, not the drain timeout, so a hung replica does not hold up its replacement.
+        drain_for = min(self.config.drain_timeout, FORCE_STOP_SECONDS)
+        await asyncio.gather(*(self.runtime.unpause(r.container_id) for r in failed))
+        await asyncio.gather(*(wait_drained(r.port, timeout=drain_for) for r in failed))
         await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in failed))
         for replica in failed:
             state.record_crash(replica.slot, replica.replace_reason, time.time())

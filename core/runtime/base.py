@@ -131,6 +131,10 @@ class Runtime(Protocol):
 
     async def stop(self, container_id: str, timeout: float) -> None: ...
 
+    async def unpause(self, container_id: str) -> None:
+        """Thaw a paused container (so it can finish its requests); nothing for any other state."""
+        ...
+
     async def remove(self, container_id: str, force: bool = False) -> None: ...
 
     async def logs(

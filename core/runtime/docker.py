@@ -507,6 +507,19 @@ class DockerRuntime:
 
         await self._run(work)
 
+    async def unpause(self, container_id: str) -> None:
+        def work(api: APIClient) -> None:
+            try:
+                if api.inspect_container(container_id)["State"].get("Paused"):
+                    api.unpause(container_id)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: not paused (any more)
+                    raise
+
+        await self._run(work)
+
     async def remove(self, container_id: str, force: bool = False) -> None:
         def work(api: APIClient) -> None:
             try:
