@@ -22,6 +22,7 @@ import yaml
 
 from core import __version__, presence
 from core.backtest_runner import BacktestRun, BacktestRunner
+from core.clock import SYSTEM_CLOCK, Clock
 from core.cluster import LEADER, LeaseElection
 from core.errors import (
     AppBlocked,
@@ -33,7 +34,9 @@ from core.errors import (
     SpecError,
 )
 from core.events import EventBus, EventLog
+from core.health import Probe
 from core.history import MetricSample
+from core.lb.memory import MemoryNginx
 from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.metrics.history import MetricHistoryRecorder
@@ -51,7 +54,7 @@ from core.models import (
     ScalingRecord,
     UpResult,
 )
-from core.reconciler import Reconciler, ReconcilerConfig
+from core.reconciler import Drained, Reconciler, ReconcilerConfig
 from core.redaction import default_redactor
 from core.routing import NginxRouter
 from core.runtime.base import LogLine, Runtime
@@ -86,8 +89,26 @@ def load_document(document: dict[str, Any] | str | bytes) -> dict[str, Any]:
 
 
 class Engine:
-    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        probe: Probe | None = None,
+        drained: Drained | None = None,
+        nginx: NginxController | MemoryNginx | None = None,
+        ports: PortAllocator | None = None,
+    ) -> None:
+        """``runtime``, ``clock``, ``probe``, ``drained``, ``nginx`` and ``ports`` replace the real
+        collaborators (an in-memory runtime with its probe, a fake clock, a recording load balancer:
+        tests and bench/); left out, the engine builds the Docker runtime and nginx from ``settings``."""
         self.settings = settings
+        self._clock = clock
+        self._probe = probe
+        self._drained = drained
+        self._nginx_override = nginx
+        self._ports = ports
         self.node_id = settings.node_id
         self.hostname = socket.gethostname()
         self.bus = EventBus()
@@ -98,7 +119,7 @@ class Engine:
         self._runtime: Runtime | None = None
         self._events: EventLog | None = None
         self._secrets: SecretStore | None = None
-        self._nginx: NginxController | None = None
+        self._nginx: NginxController | MemoryNginx | None = None
         self._cluster: LeaseElection | None = None
         self._reconciler: Reconciler | None = None
         self._metrics: MetricsCollector | None = None
@@ -130,7 +151,7 @@ class Engine:
         return self._secrets
 
     @property
-    def nginx(self) -> NginxController:
+    def nginx(self) -> NginxController | MemoryNginx:
         assert self._nginx is not None, "Engine.start() was not called"
         return self._nginx
 
@@ -183,7 +204,7 @@ class Engine:
             self._runtime = DockerRuntime(settings.docker_url)
         # Label new containers with this cluster's id and leave other installations' alone.
         self._runtime.cluster_id = await asyncio.to_thread(self._store.identity.cluster_id)
-        self._nginx = NginxController(
+        self._nginx = self._nginx_override or NginxController(
             prefix=settings.state_dir / "nginx",
             listen_host=settings.lb_host,
             listen_port=settings.lb_port,
@@ -198,14 +219,16 @@ class Engine:
             self._store, self.node_id, settings.api_url, settings.lease_ttl, on_change=self._cluster_changed
         )
         access_log = self._nginx.access_log_path or settings.state_dir / "external-nginx-access.log"
-        self._metrics = MetricsCollector(self._runtime, access_log, interval=settings.metrics_interval)
+        self._metrics = MetricsCollector(
+            self._runtime, access_log, interval=settings.metrics_interval, clock=self._clock.time
+        )
         self._reconciler = Reconciler(
             runtime=self._runtime,
             store=self._store,
             emit=self.emit,
             router=NginxRouter(self._nginx),
             leadership=self._cluster,
-            ports=PortAllocator(),
+            ports=self._ports or PortAllocator(),
             resolve_secret=self._secrets.resolve,
             config=ReconcilerConfig(
                 network_mode=settings.network_mode,
@@ -214,6 +237,9 @@ class Engine:
             ),
             on_replicas_changed=self._replicas_changed,
             on_runtime_state=self._runtime_state,
+            clock=self._clock,
+            probe=self._probe,
+            drained=self._drained,
         )
         history = MetricHistoryRecorder(
             self._store.history, self._metrics.window, settings.scaler_interval, settings.metrics_retention

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from core.clock import SYSTEM_CLOCK, Clock
 from core.spec import HealthCheck
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class ProbeResult:
 
 
 Transition = Callable[[ProbeTarget, str, str], Awaitable[None]]
+# One probe of ``host:port`` (check, container port behind a published port) → its result.  The default
+# opens a socket; an in-memory runtime (core/runtime/memory.py) answers from its records instead.
+Probe = Callable[[str, int, "HealthCheck | None", "int | None"], Awaitable["ProbeResult"]]
 
 
 def startup_deadline(check: HealthCheck | None) -> float:
@@ -72,14 +76,21 @@ def startup_deadline(check: HealthCheck | None) -> float:
 class HealthChecker:
     """Owns one probe loop per tracked replica; reports transitions through ``on_transition``."""
 
-    def __init__(self, on_transition: Transition) -> None:
+    def __init__(
+        self, on_transition: Transition, probe: Probe | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        """``probe`` replaces the socket probe (an in-memory runtime's replicas have no sockets);
+        ``clock`` paces the probe loops and their start-up deadlines."""
         self._on_transition = on_transition
+        self._probe = probe
+        self._clock = clock
         self._targets: dict[str, ProbeTarget] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def track(self, target: ProbeTarget) -> None:
         if target.container_id in self._targets:
             return
+        target.started_at = self._clock.monotonic()
         self._targets[target.container_id] = target
         task = asyncio.create_task(self._loop(target), name=f"health:{target.app}-{target.slot}")
         self._tasks[target.container_id] = task
@@ -98,6 +109,8 @@ class HealthChecker:
     ) -> ProbeResult:
         """One probe of ``host:port``; ``container_port`` says it is a published port (bridge mode), so
         a failure names both ends and what the app inside must do."""
+        if self._probe is not None:
+            return await self._probe(host, port, check, container_port)
         if check is None:
             return await self._probe_tcp(host, port, 2.0, container_port)
         # In bridge mode the address alone explains nothing: say which published port led where.
@@ -152,10 +165,10 @@ class HealthChecker:
         deadline = target.started_at + startup_deadline(check)
         try:
             if initial_delay:
-                await asyncio.sleep(max(0.0, target.started_at + initial_delay - time.monotonic()))
+                await self._clock.sleep(max(0.0, target.started_at + initial_delay - self._clock.monotonic()))
             while target.container_id in self._targets:
                 result = await self.probe(target.host, target.port, check, target.container_port)
-                target.last_checked_at = time.time()
+                target.last_checked_at = self._clock.time()
                 target.last_detail = result.detail
                 if result.ok:
                     target.consecutive_successes += 1
@@ -169,18 +182,18 @@ class HealthChecker:
                     if target.ready and target.consecutive_failures >= failure_threshold:
                         target.ready = False
                         await self._on_transition(target, UNHEALTHY, result.detail)
-                    elif not target.ready and time.monotonic() > deadline:
+                    elif not target.ready and self._clock.monotonic() > deadline:
                         await self._on_transition(target, NEVER_READY, result.detail)
                         return
                 # Probe fast until the replica first becomes ready, then at the spec's period.
-                await asyncio.sleep(period if target.ready else STARTUP_POLL_SECONDS)
+                await self._clock.sleep(period if target.ready else STARTUP_POLL_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception:
             # A probe loop must never end silently: log it and start a fresh loop for the replica.
             log.exception("health probe loop for %s-%s failed; restarting it", target.app, target.slot)
             if target.container_id in self._targets:
-                await asyncio.sleep(1.0)
+                await self._clock.sleep(1.0)
                 self._tasks[target.container_id] = asyncio.create_task(
                     self._loop(target), name=f"health:{target.app}-{target.slot}"
                 )

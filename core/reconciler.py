@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core import planner
+from core.clock import SYSTEM_CLOCK, Clock
 from core.errors import (
     Conflict,
     ContainerStartError,
@@ -28,7 +28,7 @@ from core.errors import (
     SecretError,
     StoreError,
 )
-from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, ProbeTarget
+from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, Probe, ProbeTarget
 from core.lb.connections import wait_drained
 from core.models import (
     APP_DEGRADED,
@@ -96,6 +96,10 @@ class ReconcilerConfig:
     relist_interval: float = 30.0
 
 
+# (port, timeout) → True once no request is in flight to the port, False when the timeout passed first.
+Drained = Callable[[int, float], Awaitable[bool]]
+
+
 class NotLeaderAnymore(Exception):
     """Raised inside a pass when the lease was lost mid-way; the pass stops acting at once."""
 
@@ -113,9 +117,15 @@ class Reconciler:
         config: ReconcilerConfig,
         on_replicas_changed: Callable[[str], None] | None = None,
         on_runtime_state: Callable[[str], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        probe: Probe | None = None,
+        drained: Drained | None = None,
     ) -> None:
         """``on_runtime_state(reason)``: a pass found Docker unreachable (the reason) or, with "", that
-        it answers again; called on every such pass, so the receiver keeps only the transitions."""
+        it answers again; called on every such pass, so the receiver keeps only the transitions.
+
+        ``clock``, ``probe`` (health probes) and ``drained`` (in-flight requests of a port gone) are
+        seams for the in-memory runtime and fake clock of the fast tests; the defaults are the real ones."""
         self.runtime = runtime
         self.store = store
         self.emit = emit
@@ -127,7 +137,9 @@ class Reconciler:
         self.on_replicas_changed = on_replicas_changed or (lambda _app: None)
         self.on_runtime_state = on_runtime_state or _ignore_runtime_state
         self.apps: dict[str, AppState] = {}
-        self.health = HealthChecker(self._on_health)
+        self.clock = clock
+        self.drained: Drained = drained or _wait_drained
+        self.health = HealthChecker(self._on_health, probe=probe, clock=clock)
         self._specs: dict[str, tuple[str, AppSpec]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -168,17 +180,14 @@ class Reconciler:
         failures = 0
         retry_at: float | None = None  # after a failed pass: try again then, or sooner when woken
         while not self._closed:
-            now = time.time()
+            now = self.clock.time()
             wait = self.config.relist_interval
             retry_in = state.next_retry_in(now)
             if retry_in is not None:
                 wait = min(wait, retry_in + 0.05)
             if retry_at is not None:
                 wait = min(wait, max(0.0, retry_at - now))
-            try:
-                await asyncio.wait_for(state.wake.wait(), wait)
-            except TimeoutError:
-                pass
+            await self.clock.wait(state.wake, wait)
             state.wake.clear()
             seen = state.requested
             deleted = False
@@ -199,7 +208,7 @@ class Reconciler:
                 failures += 1
                 state.last_result = {}
                 await self._runtime_lost(state, str(exc))
-                retry_at = time.time() + min(RUNTIME_RETRY_SECONDS, 0.5 * 2 ** min(failures, 6))
+                retry_at = self.clock.time() + min(RUNTIME_RETRY_SECONDS, 0.5 * 2 ** min(failures, 6))
             except Exception as exc:
                 failures += 1
                 state.last_result = {}
@@ -213,7 +222,7 @@ class Reconciler:
                         "error", "reconcile_failed", f"reconciling {name} failed: {message}", app=name
                     )
                 state.last_error = message
-                retry_at = time.time() + min(30.0, 0.5 * 2 ** min(failures, 6))
+                retry_at = self.clock.time() + min(30.0, 0.5 * 2 ** min(failures, 6))
             async with state.pass_done:
                 state.completed = max(state.completed, seen)
                 state.pass_done.notify_all()
@@ -282,7 +291,7 @@ class Reconciler:
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
         force = record.status == APP_STOPPED and state.force_stop
-        now = time.time()
+        now = self.clock.time()
         current_hash = spec.container_hash()
         live = [
             planner.SlotState(
@@ -406,7 +415,7 @@ class Reconciler:
             return
         for info in dead:
             reason = await self._exit_reason(info)
-            entry = state.record_crash(info.slot, reason, time.time())
+            entry = state.record_crash(info.slot, reason, self.clock.time())
             self._check_leader()
             await self.runtime.remove(info.id, force=True)
             self.ports.release(info.port)
@@ -414,12 +423,11 @@ class Reconciler:
                 message = (
                     f"replica {info.name} is in CrashLoopBackOff "
                     f"({entry.crashes} crashes in a row): {reason}; "
-                    f"next attempt in {entry.retry_at - time.time():.0f} s"
+                    f"next attempt in {entry.retry_at - self.clock.time():.0f} s"
                 )
             else:
-                message = (
-                    f"replica {info.name} {reason}; replacing it in {entry.retry_at - time.time():.0f} s"
-                )
+                wait = entry.retry_at - self.clock.time()
+                message = f"replica {info.name} {reason}; replacing it in {wait:.0f} s"
             await self.emit(
                 "error" if entry.crashlooping else "lifecycle",
                 "replica_crashed",
@@ -486,7 +494,7 @@ class Reconciler:
         await asyncio.gather(*(wait_drained(r.port, timeout=drain_for) for r in failed))
         await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in failed))
         for replica in failed:
-            state.record_crash(replica.slot, replica.replace_reason, time.time())
+            state.record_crash(replica.slot, replica.replace_reason, self.clock.time())
         return len(failed)
 
     # --- starting ------------------------------------------------------------------------------
@@ -652,9 +660,7 @@ class Reconciler:
         if was_routed:
             await self._publish(state, spec)
             if not force:
-                await asyncio.gather(
-                    *(wait_drained(r.port, timeout=self.config.drain_timeout) for r in victims)
-                )
+                await asyncio.gather(*(self.drained(r.port, self.config.drain_timeout) for r in victims))
         grace = FORCE_STOP_SECONDS if force else float(spec.container.termination_grace_period_seconds)
         self._check_leader()
         await asyncio.gather(*(self._stop_one(state, r, grace) for r in victims))
@@ -799,7 +805,7 @@ class Reconciler:
             f"{v.name} joining the load balancer"
             if v.state == REPLICA_READY
             else f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")
-            for v in state.views(time.time())
+            for v in state.views(self.clock.time())
             if not v.ready and v.state != REPLICA_DRAINING
         ]
         reason = f"{ready}/{desired} replicas ready"
@@ -836,21 +842,16 @@ class Reconciler:
         """Save a computed status unless the operator stopped or deleted the app meanwhile.
 
         The status was computed from a record read earlier; writing it over a ``down`` that landed in
-        between would bring a stopped app back to life on the next pass.
+        between would bring a stopped app back to life on the next pass, so the store checks and
+        writes in one statement.
         """
-        current = self.store.apps.get(name)
-        if current is None or current.status == APP_STOPPED:
-            return
-        try:
-            self.store.apps.update(name, status=status, status_reason=reason)
-        except NotFound:
-            pass  # deleted between the read and the write
+        self.store.apps.save_status(name, status, reason)
 
     async def _persist_instances(self, state: AppState) -> None:
         """Mirror the replicas into the store so followers and the next leader can show them."""
         from core.store import InstanceRecord
 
-        views = state.views(time.time())
+        views = state.views(self.clock.time())
         fingerprint = tuple(
             (v.slot, v.container_id, v.state, v.ready, v.restarts, v.reason.split("; next attempt")[0])
             for v in views
@@ -896,6 +897,10 @@ class Reconciler:
 
 async def _ignore_runtime_state(_reason: str) -> None:
     return None
+
+
+async def _wait_drained(port: int, timeout: float) -> bool:
+    return await wait_drained(port, timeout=timeout)
 
 
 def _probed_port(info: ContainerInfo) -> int | None:

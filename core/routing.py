@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from core.errors import ConfigRejected
+from core.lb.memory import MemoryNginx
 from core.lb.nginx import NginxController
 from core.lb.render import AppRoute, Upstream
 
@@ -12,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 class NginxRouter:
-    def __init__(self, nginx: NginxController) -> None:
+    def __init__(self, nginx: NginxController | MemoryNginx) -> None:
         self.nginx = nginx
 
     async def publish(self, app: str, servers: list[tuple[str, int]], load_balancing: str) -> bool:

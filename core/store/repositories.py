@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.errors import Conflict, NotFound, StoreError
+from core.models import APP_STOPPED
 from core.store import models as t
 from core.store.db import Database, IntegrityViolation
 from core.store.records import (
@@ -101,6 +102,21 @@ class AppRepository:
                 values["generation"] = current.generation + 1
             conn.execute(sa.update(t.applications).where(t.applications.c.name == name).values(**values))
             return AppRecord(**(asdict(current) | values))
+
+    def save_status(self, name: str, status: str, reason: str) -> bool:
+        """Save a status the reconciler computed, unless the operator stopped the app meanwhile.
+
+        One conditional statement: a ``down`` that lands between the pass's read of the app and this
+        write must never be overwritten (the next pass would bring the stopped app back to life).
+        False when the app is stopped or gone."""
+        with self._db.leader_write(f"saving the status of app '{name}'") as conn:
+            now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
+            result = conn.execute(
+                sa.update(t.applications)
+                .where(t.applications.c.name == name, t.applications.c.status != APP_STOPPED)
+                .values(status=status, status_reason=reason, updated_at=now)
+            )
+            return result.rowcount > 0
 
     def delete(self, name: str) -> bool:
         """Remove the app with its instances and scaling history (events are kept)."""
