@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import NotLeader, StoreError
+from core.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ class LeaseElection:
         if state != LEADER:
             self._valid_until = 0.0
         log.info("cluster state %s → %s (%s)", previous, state, why)
+        instruments.LEADER_CHANGES.inc(state=state)
         if self._on_change is not None:
             await self._on_change(
                 state, why, {"previous": previous, "term": self.term, "node_id": self.node_id}

@@ -38,6 +38,7 @@ from core.health import Probe
 from core.history import MetricSample
 from core.lb.memory import MemoryNginx
 from core.lb.nginx import NginxController
+from core.metrics import instruments
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.metrics.history import MetricHistoryRecorder
 from core.models import (
@@ -596,6 +597,7 @@ class Engine:
         await self.reconciler.reconcile_now(name, timeout=self.settings.drain_timeout + 120)
         self.metrics.forget(name)
         self.scaling.forget(name)
+        instruments.forget_app(name)
         await self.emit("lifecycle", "app_deleted", f"deleted {name}", app=name)
 
     async def scale(self, name: str, replicas: int, reason: str = "") -> ScaleResult:
@@ -638,6 +640,11 @@ class Engine:
         now = await asyncio.to_thread(self.store.now)
         await asyncio.to_thread(self.store.apps.update, name, desired_replicas=target, last_scaled_at=now)
         await asyncio.to_thread(self.store.scaling.add, name, current, target, reason, metrics, now)
+        instruments.SCALING_DECISIONS.inc(
+            app=name,
+            direction="up" if target > current else "down",
+            metric=(metrics.get("deciding_metric") or "unknown") if auto else "manual",
+        )
         await self.emit(
             "scaling",
             "scaled_auto" if auto else "scaled",

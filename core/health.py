@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.clock import SYSTEM_CLOCK, Clock
+from core.metrics import instruments
 from core.spec import HealthCheck
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,8 @@ class HealthChecker:
                         target.ready = True
                         await self._on_transition(target, READY, result.detail)
                 else:
+                    if target.ready:  # a serving replica failed; startup probes fail by design
+                        instruments.HEALTH_CHECK_FAILURES.inc(app=target.app)
                     target.consecutive_failures += 1
                     target.consecutive_successes = 0
                     if target.ready and target.consecutive_failures >= failure_threshold:

@@ -30,6 +30,7 @@ from core.errors import (
 )
 from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, Probe, ProbeTarget
 from core.lb.connections import wait_drained
+from core.metrics import instruments
 from core.models import (
     APP_DEGRADED,
     APP_ERROR,
@@ -191,8 +192,10 @@ class Reconciler:
             state.wake.clear()
             seen = state.requested
             deleted = False
+            started = time.monotonic()
             try:
                 result = await self._pass(state)
+                instruments.RECONCILE_DURATION.observe(time.monotonic() - started)
                 deleted = result.get("deleted", 0) == 1
                 state.last_result = result
                 state.last_error = ""
@@ -211,6 +214,7 @@ class Reconciler:
                 retry_at = self.clock.time() + min(RUNTIME_RETRY_SECONDS, 0.5 * 2 ** min(failures, 6))
             except Exception as exc:
                 failures += 1
+                instruments.RECONCILE_ERRORS.inc(app=name)
                 state.last_result = {}
                 message = str(exc) if isinstance(exc, OrchestryError) else f"{type(exc).__name__}: {exc}"
                 if message != state.last_error:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from core.metrics import instruments
 from core.models import (
     REPLICA_CRASHLOOP,
     REPLICA_DRAINING,
@@ -141,6 +142,7 @@ class AppState:
         entry = SlotBackoff(crashes=crashes, retry_at=now + backoff_delay(crashes), reason=reason)
         self.backoff[slot] = entry
         self.restarts[slot] = self.restarts.get(slot, 0) + 1
+        instruments.REPLICA_RESTARTS.inc(app=self.name, slot=slot)
         return entry
 
     def waiting_slots(self, now: float) -> set[int]:

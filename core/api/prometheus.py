@@ -1,14 +1,20 @@
 """Prometheus / OpenMetrics text exposition for ``GET /metrics``.
 
-Written by hand rather than with prometheus_client: the figures already live in the engine's windows,
-so all we need is a dozen gauge lines per scrape; prometheus_client would add a dependency and a
-process-global registry that fights with several engines in one test process.
+Counters and histograms of events come from ``core.metrics.instruments`` (counted where the events
+happen); the gauges below describe the present and are read at scrape time: each app's replicas and
+the figures its scaler sees, this node's leadership, and the process's CPU and memory. Every family
+uses base units (seconds, bytes, ratios) so ``promtool check metrics`` accepts the page.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from core.metrics.instruments import REGISTRY
+from core.metrics.registry import Family, Gauge, ScrapeCounter, render
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -16,6 +22,8 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset
 
 @dataclass(frozen=True)
 class AppSample:
+    """One app as the scaler sees it now (percentages and milliseconds as the engine keeps them)."""
+
     name: str
     desired_replicas: int
     ready_replicas: int
@@ -23,26 +31,6 @@ class AppSample:
     p95_latency_ms: float
     cpu_percent: float
     memory_percent: float
-    scaling_decisions: int
-
-
-# (metric name, type, help, AppSample attribute)
-_APP_GAUGES = (
-    ("orchestry_app_replicas_desired", "Replicas the app should run", "desired_replicas"),
-    (
-        "orchestry_app_replicas_ready",
-        "Replicas that pass their health check and take traffic",
-        "ready_replicas",
-    ),
-    ("orchestry_app_requests_per_second", "Requests per second over the scaling window", "rps"),
-    ("orchestry_app_latency_p95_milliseconds", "95th percentile upstream latency (ms)", "p95_latency_ms"),
-    ("orchestry_app_cpu_percent", "Mean CPU of the app's replicas, percent of one core", "cpu_percent"),
-    (
-        "orchestry_app_memory_percent",
-        "Mean memory of the app's replicas, percent of the limit",
-        "memory_percent",
-    ),
-)
 
 
 def wants_exposition(accept: str) -> bool:
@@ -54,38 +42,110 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in accept.lower()
 
 
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-def render(apps: Iterable[AppSample], is_leader: bool, term: int, openmetrics: bool = False) -> str:
-    apps = sorted(apps, key=lambda a: a.name)
-    lines: list[str] = []
-    for metric, help_text, attribute in _APP_GAUGES:
-        lines.append(f"# HELP {metric} {help_text}")
-        lines.append(f"# TYPE {metric} gauge")
-        for app in apps:
-            lines.append(f'{metric}{{app="{_label_value(app.name)}"}} {_number(getattr(app, attribute))}')
-
-    # OpenMetrics names the counter family without ``_total``; the 0.0.4 text format names it with.
-    family = "orchestry_scaling_decisions" if openmetrics else "orchestry_scaling_decisions_total"
-    lines.append(f"# HELP {family} Scaling decisions that changed an app's replica count")
-    lines.append(f"# TYPE {family} counter")
+def _app_families(apps: Iterable[AppSample]) -> list[Family]:
+    desired = Gauge(
+        "orchestry_app_replicas_desired", "Replicas the app should run (0 while stopped)", ("app",)
+    )
+    ready = Gauge(
+        "orchestry_app_replicas_ready", "Replicas that passed their health check and are routed", ("app",)
+    )
+    rps = Gauge(
+        "orchestry_app_window_requests_per_second",
+        "Requests per second over the app's scaling window, as its scaler sees them",
+        ("app",),
+    )
+    p95 = Gauge(
+        "orchestry_app_window_latency_p95_seconds",
+        "95th percentile upstream latency over the app's scaling window",
+        ("app",),
+    )
+    cpu = Gauge(
+        "orchestry_app_window_cpu_ratio",
+        "Mean CPU of the app's replicas over its scaling window, as a fraction of one core",
+        ("app",),
+    )
+    memory = Gauge(
+        "orchestry_app_window_memory_ratio",
+        "Mean memory of the app's replicas over its scaling window, as a fraction of their limit",
+        ("app",),
+    )
     for app in apps:
-        lines.append(
-            f'orchestry_scaling_decisions_total{{app="{_label_value(app.name)}"}} {app.scaling_decisions}'
-        )
+        desired.set(app.desired_replicas, app=app.name)
+        ready.set(app.ready_replicas, app=app.name)
+        rps.set(app.rps, app=app.name)
+        p95.set(app.p95_latency_ms / 1000.0, app=app.name)
+        cpu.set(app.cpu_percent / 100.0, app=app.name)
+        memory.set(app.memory_percent / 100.0, app=app.name)
+    return [desired, ready, rps, p95, cpu, memory]
 
-    lines.append("# HELP orchestry_leader Whether this node holds the leader lease (1) or not (0)")
-    lines.append("# TYPE orchestry_leader gauge")
-    lines.append(f"orchestry_leader {1 if is_leader else 0}")
-    lines.append("# HELP orchestry_leader_term Term of the newest leader lease this node knows")
-    lines.append("# TYPE orchestry_leader_term gauge")
-    lines.append(f"orchestry_leader_term {term}")
-    if openmetrics:
-        lines.append("# EOF")
-    return "\n".join(lines) + "\n"
+
+def _node_families(is_leader: bool, term: int) -> list[Family]:
+    leader = Gauge("orchestry_is_leader", "Whether this node holds the leader lease (1) or not (0)")
+    leader.set(1 if is_leader else 0)
+    lease_term = Gauge("orchestry_leader_term", "Term of the newest leader lease this node knows")
+    lease_term.set(term)
+    dropped = ScrapeCounter(
+        "orchestry_metrics_series_dropped_total",
+        "Observations dropped because their family already held its maximum number of label sets",
+    )
+    dropped.set(REGISTRY.dropped_series())
+    return [leader, lease_term, dropped, *_process_families()]
+
+
+def _process_families() -> list[Family]:
+    """The standard process_* families of Prometheus clients, read from /proc (Linux)."""
+    times = os.times()
+    cpu = ScrapeCounter("process_cpu_seconds_total", "User and system CPU time spent by the controller")
+    cpu.set(times.user + times.system)
+    families: list[Family] = [cpu]
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        open_fds = len(os.listdir("/proc/self/fd"))
+    except (OSError, ValueError, StopIteration):
+        return families
+    memory = Gauge("process_resident_memory_bytes", "Resident memory of the controller")
+    memory.set(resident_pages * os.sysconf("SC_PAGE_SIZE"))
+    started = Gauge("process_start_time_seconds", "Start time of the controller since the Unix epoch")
+    started.set(boot + start_ticks / os.sysconf("SC_CLK_TCK"))
+    fds = Gauge("process_open_fds", "Open file descriptors of the controller")
+    fds.set(open_fds)
+    return [*families, memory, started, fds]
+
+
+def render_exposition(
+    apps: Iterable[AppSample], is_leader: bool, term: int, openmetrics: bool = False
+) -> str:
+    families = [*REGISTRY.families(), *_app_families(apps), *_node_families(is_leader, term)]
+    return render(families, openmetrics)
+
+
+def exposed_series() -> dict[str, tuple[str, ...]]:
+    """Every series name the page can hold (a histogram's _bucket, _count and _sum) and its label names
+    (``le`` for buckets): what a dashboard may query."""
+    series: dict[str, tuple[str, ...]] = {}
+    for family in [*REGISTRY.families(), *_app_families([]), *_node_families(False, 0)]:
+        if family.kind == "histogram":
+            series[f"{family.name}_bucket"] = (*family.labelnames, "le")
+            series[f"{family.name}_count"] = family.labelnames
+            series[f"{family.name}_sum"] = family.labelnames
+        else:
+            series[family.name] = family.labelnames
+    return series
+
+
+__all__ = [
+    "OPENMETRICS_CONTENT_TYPE",
+    "PROMETHEUS_CONTENT_TYPE",
+    "AppSample",
+    "exposed_series",
+    "render_exposition",
+    "wants_exposition",
+    "wants_openmetrics",
+]

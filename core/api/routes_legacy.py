@@ -14,7 +14,7 @@ from core.api.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
     AppSample,
-    render,
+    render_exposition,
     wants_exposition,
     wants_openmetrics,
 )
@@ -166,9 +166,7 @@ async def simulate_metrics(request: web.Request) -> web.Response:
 
 async def _app_sample(engine: Engine, name: str, desired: int, ready: int) -> AppSample | None:
     try:
-        metrics, history = await asyncio.gather(
-            engine.app_metrics(name), engine.scaling_history(name, limit=MAX_LOG_LINES)
-        )
+        metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
     current = serializers.current_metrics(metrics.get("current"))
@@ -180,16 +178,18 @@ async def _app_sample(engine: Engine, name: str, desired: int, ready: int) -> Ap
         p95_latency_ms=current["p95_latency_ms"],
         cpu_percent=current["cpu_percent"],
         memory_percent=current["memory_percent"],
-        scaling_decisions=int(metrics.get("scaling_decisions_total", len(history))),
     )
 
 
 async def exposition(engine: Engine, openmetrics: bool) -> str:
     apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
     samples = await asyncio.gather(
-        *(_app_sample(engine, a.name, a.desired_replicas, a.ready_replicas) for a in apps)
+        *(
+            _app_sample(engine, a.name, a.desired_replicas if a.status != "stopped" else 0, a.ready_replicas)
+            for a in apps
+        )
     )
-    return render(
+    return render_exposition(
         [s for s in samples if s is not None],
         is_leader=is_leader(engine),
         term=int(cluster.get("term") or 0),

@@ -36,6 +36,7 @@ from core.lb.render import (
     render_app_config,
     render_main_config,
 )
+from core.metrics import instruments
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +362,12 @@ class NginxController:
                 return
             await asyncio.to_thread(self._write_files, desired, previous)
             error = await self._test_config()
-            if error is None:
+            if error is not None:
+                instruments.NGINX_RELOAD_FAILURES.inc(stage="test")
+            else:
                 error = await self._reload()
+                if error is not None:
+                    instruments.NGINX_RELOAD_FAILURES.inc(stage="reload")
             if error is None:
                 self._live = desired
                 await self._finish_generation(generation, True, None)
@@ -566,6 +571,7 @@ class NginxController:
         return f"nginx (pid {pid}) did not start new workers after reload: {self._error_log_tail()}"
 
     def _count_reload(self) -> None:
+        instruments.NGINX_RELOADS.inc()
         self.reload_count += 1
         self.last_reload_at = time.time()
 

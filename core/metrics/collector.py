@@ -23,6 +23,7 @@ from typing import Any
 
 from core.errors import BadRequest
 from core.lb.connections import established_connections
+from core.metrics import instruments
 from core.metrics.accesslog import MAX_READ_BYTES, AccessLogTailer, AccessRecord
 from core.metrics.stats import StatsSampler
 from core.metrics.window import (
@@ -180,12 +181,17 @@ class MetricsCollector:
             slots = addresses.get(record.app)
             if slots is None:
                 continue  # "" (matched no app) or an app this node does not run
+            slot = slots.get(record.upstream) if record.upstream else None
+            instruments.REQUESTS.inc(app=record.app, status_class=instruments.status_class(record.status))
+            instruments.REQUEST_DURATION.observe(record.request_time_ms / 1000.0, app=record.app)
+            if slot is not None:
+                instruments.REPLICA_REQUESTS.inc(app=record.app, slot=slot)
             self.windows.add_request(
                 record.app,
                 record.timestamp,
                 record.status,
                 record.request_time_ms,
-                slot=slots.get(record.upstream) if record.upstream else None,
+                slot=slot,
                 upstream_latency_ms=record.upstream_time_ms,
                 now=now,
             )

@@ -1,12 +1,25 @@
-"""Prometheus text exposition: parseable, one sample per app per metric, leader and term."""
+"""Prometheus text exposition: base units, _total counters, cumulative histograms, bounded series,
+accepted by promtool (the Debian prometheus package's linter)."""
 
 from __future__ import annotations
 
-from core.api.prometheus import AppSample, render, wants_exposition, wants_openmetrics
+import subprocess
+
+import pytest
+
+from core.api.prometheus import (
+    AppSample,
+    exposed_series,
+    render_exposition,
+    wants_exposition,
+    wants_openmetrics,
+)
+from core.metrics import instruments
+from core.metrics.registry import MAX_SERIES, Counter, Histogram, Registry, render
 
 
 def sample(name: str) -> AppSample:
-    return AppSample(name, 3, 2, 12.5, 80.0, 40.0, 10.0, 4)
+    return AppSample(name, 3, 2, 12.5, 80.0, 40.0, 10.0)
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -18,26 +31,84 @@ def _samples(text: str) -> dict[str, float]:
     return found
 
 
-def test_exposition_has_every_app_figure_leader_and_term() -> None:
-    text = render([sample("web"), sample("api")], is_leader=True, term=7)
-    values = _samples(text)
+def test_scrape_time_gauges_are_in_base_units() -> None:
+    values = _samples(render_exposition([sample("web"), sample("api")], is_leader=True, term=7))
     assert values['orchestry_app_replicas_desired{app="web"}'] == 3
     assert values['orchestry_app_replicas_ready{app="api"}'] == 2
-    assert values['orchestry_app_requests_per_second{app="web"}'] == 12.5
-    assert values['orchestry_app_latency_p95_milliseconds{app="web"}'] == 80
-    assert values['orchestry_app_cpu_percent{app="web"}'] == 40
-    assert values['orchestry_app_memory_percent{app="web"}'] == 10
-    assert values['orchestry_scaling_decisions_total{app="web"}'] == 4
-    assert values["orchestry_leader"] == 1 and values["orchestry_leader_term"] == 7
-    assert "# TYPE orchestry_scaling_decisions_total counter" in text
-    assert text.endswith("\n") and "# EOF" not in text
+    assert values['orchestry_app_window_requests_per_second{app="web"}'] == 12.5
+    assert values['orchestry_app_window_latency_p95_seconds{app="web"}'] == 0.08
+    assert values['orchestry_app_window_cpu_ratio{app="web"}'] == 0.4
+    assert values['orchestry_app_window_memory_ratio{app="web"}'] == 0.1
+    assert values["orchestry_is_leader"] == 1 and values["orchestry_leader_term"] == 7
+    assert values["process_cpu_seconds_total"] > 0 and values["process_resident_memory_bytes"] > 1e6
 
 
-def test_openmetrics_variant_ends_with_eof_and_names_counter_family() -> None:
-    text = render([], is_leader=False, term=0, openmetrics=True)
+def test_counted_events_appear_as_total_counters_and_cumulative_histograms() -> None:
+    app = "prom-unit"
+    instruments.REQUESTS.inc(app=app, status_class="2xx")
+    instruments.REQUESTS.inc(app=app, status_class="5xx")
+    for seconds in (0.004, 0.02, 0.02, 30.0):
+        instruments.REQUEST_DURATION.observe(seconds, app=app)
+    text = render_exposition([], is_leader=False, term=0)
+    values = _samples(text)
+    assert values[f'orchestry_app_requests_total{{app="{app}",status_class="5xx"}}'] == 1
+    assert "# TYPE orchestry_app_requests_total counter" in text
+    bucket = "orchestry_app_request_duration_seconds_bucket"
+    assert values[f'{bucket}{{app="{app}",le="0.005"}}'] == 1
+    assert values[f'{bucket}{{app="{app}",le="0.025"}}'] == 3
+    assert values[f'{bucket}{{app="{app}",le="10"}}'] == 3
+    assert values[f'{bucket}{{app="{app}",le="+Inf"}}'] == 4
+    assert values[f'orchestry_app_request_duration_seconds_count{{app="{app}"}}'] == 4
+    assert values[f'orchestry_app_request_duration_seconds_sum{{app="{app}"}}'] == pytest.approx(30.044)
+    instruments.forget_app(app)
+    assert app not in render_exposition([], is_leader=False, term=0)
+
+
+def test_openmetrics_names_counter_families_without_total_and_ends_with_eof() -> None:
+    text = render_exposition([], is_leader=False, term=0, openmetrics=True)
     assert text.rstrip().endswith("# EOF")
     assert "# TYPE orchestry_scaling_decisions counter" in text
-    assert "orchestry_leader 0" in text
+    assert "orchestry_is_leader 0" in text
+
+
+def test_promtool_accepts_the_page() -> None:
+    instruments.SCALING_DECISIONS.inc(app="prom-lint", direction="up", metric="rps")
+    instruments.RECONCILE_DURATION.observe(0.2)
+    text = render_exposition([sample("prom-lint")], is_leader=True, term=1)
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    instruments.forget_app("prom-lint")
+
+
+def test_a_family_holds_at_most_max_series_label_sets() -> None:
+    counter = Counter("t_things_total", "things", ("app",))
+    for index in range(MAX_SERIES + 10):
+        counter.inc(app=f"a{index}")
+    assert len(counter.samples(False)) == MAX_SERIES and counter.dropped == 10
+    counter.inc(app="a0")  # an existing series still counts
+    assert counter.value(app="a0") == 2
+
+
+def test_registry_refuses_bad_names_labels_and_duplicates() -> None:
+    registry = Registry()
+    registry.counter("t_ok_total", "ok")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.counter("t_ok_total", "ok")
+    with pytest.raises(ValueError, match="_total"):
+        Counter("t_bad", "no suffix")
+    histogram = Histogram("t_seconds", "h", ("app",), (0.1, 1.0))
+    with pytest.raises(ValueError, match="takes labels"):
+        histogram.observe(0.5, slot=1)
+    assert render([histogram]).startswith("# HELP t_seconds h\n# TYPE t_seconds histogram")
+
+
+def test_exposed_series_lists_counters_histogram_parts_and_scrape_gauges() -> None:
+    series = exposed_series()
+    assert series["orchestry_app_requests_total"] == ("app", "status_class")
+    assert series["orchestry_app_request_duration_seconds_bucket"] == ("app", "le")
+    assert "orchestry_app_replicas_ready" in series and "process_cpu_seconds_total" in series
 
 
 def test_content_negotiation() -> None:

@@ -217,7 +217,7 @@ async def test_node_metrics_json_and_prometheus(api: TestClient) -> None:
     assert text_response.content_type == "text/plain"
     text = await text_response.text()
     assert f'orchestry_app_replicas_desired{{app="{name}"}}' in text
-    assert "orchestry_leader 1" in text
+    assert "orchestry_is_leader 1" in text
     openmetrics = await api.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert (await openmetrics.text()).rstrip().endswith("# EOF")
 

@@ -1,0 +1,232 @@
+"""Counters, gauges and histograms for ``GET /metrics``, and their Prometheus / OpenMetrics text.
+
+Events are counted where they happen (a request in the access log, a failed probe, a reload, a scaling
+decision) through the instruments of ``core.metrics.instruments``; gauges that describe the present
+(replicas desired and ready, leadership, the process's CPU and memory) are built at scrape time.
+
+Written here rather than with prometheus_client: a scrape needs a few dozen families, and
+prometheus_client's process-global default registry would also collect its own process/platform
+collectors under names we want to control; this module is ~200 lines with no dependency.
+
+Cardinality is bounded by construction: label values are app names (registered apps only; a deleted
+app's series are dropped by ``forget``), replica slots (at most ``MAX_REPLICAS`` per app), status
+classes (1xx-5xx), scaling directions and metric names. On top of that each family holds at most
+``MAX_SERIES`` label sets; an observation that would add one more is dropped and counted in
+``orchestry_metrics_series_dropped_total``, so a bug can never grow memory or a scrape without limit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+
+MAX_SERIES = 5000
+LabelValues = tuple[str, ...]
+
+# Latencies of web requests: 5 ms to 10 s, the usual Prometheus client defaults.
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A reconcile pass: ~1 ms when nothing changes, seconds when it starts replicas, up to its timeouts.
+PASS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        pairs.append(extra)
+    return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+class Family:
+    """One metric family: a name, a help line, label names and one value per label set."""
+
+    kind = "untyped"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.labelnames = tuple(labelnames)
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def _key(self, labels: dict[str, object]) -> LabelValues:
+        if set(labels) != set(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
+        return tuple(str(labels[n]) for n in self.labelnames)
+
+    def _room_for(self, series: dict[LabelValues, object], key: LabelValues) -> bool:
+        if key in series or len(series) < MAX_SERIES:
+            return True
+        self.dropped += 1
+        return False
+
+    def forget(self, label: str, value: str) -> None:
+        """Drop every series whose ``label`` is ``value`` (an app was deleted)."""
+        if label not in self.labelnames:
+            return
+        index = self.labelnames.index(label)
+        with self._lock:
+            series = self._series()
+            for key in [k for k in series if k[index] == value]:
+                del series[key]
+
+    def _series(self) -> dict[LabelValues, object]:
+        raise NotImplementedError
+
+    def samples(self, openmetrics: bool) -> list[str]:
+        raise NotImplementedError
+
+    def render(self, openmetrics: bool) -> list[str]:
+        # OpenMetrics names a counter family without its _total suffix; the 0.0.4 format with it.
+        family = self.name.removesuffix("_total") if openmetrics and self.kind == "counter" else self.name
+        return [f"# HELP {family} {self.help}", f"# TYPE {family} {self.kind}", *self.samples(openmetrics)]
+
+
+class Counter(Family):
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        if not name.endswith("_total"):
+            raise ValueError(f"counter {name} must end in _total")
+        super().__init__(name, help_text, labelnames)
+        self._values: dict[LabelValues, float] = {}
+
+    def _series(self) -> dict[LabelValues, object]:
+        return self._values  # type: ignore[return-value]
+
+    def inc(self, amount: float = 1.0, **labels: object) -> None:
+        key = self._key(labels)
+        with self._lock:
+            if self._room_for(self._values, key):  # type: ignore[arg-type]
+                self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, **labels: object) -> float:
+        return self._values.get(self._key(labels), 0.0)
+
+    def samples(self, openmetrics: bool) -> list[str]:
+        with self._lock:
+            items = sorted(self._values.items())
+        return [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
+
+
+class Gauge(Family):
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labelnames)
+        self._values: dict[LabelValues, float] = {}
+
+    def _series(self) -> dict[LabelValues, object]:
+        return self._values  # type: ignore[return-value]
+
+    def set(self, value: float, **labels: object) -> None:
+        key = self._key(labels)
+        with self._lock:
+            if self._room_for(self._values, key):  # type: ignore[arg-type]
+                self._values[key] = float(value)
+
+    def samples(self, openmetrics: bool) -> list[str]:
+        with self._lock:
+            items = sorted(self._values.items())
+        return [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
+
+
+class ScrapeCounter(Gauge):
+    """A counter whose value is read at scrape time (process CPU seconds): set, not incremented."""
+
+    kind = "counter"
+
+
+class Histogram(Family):
+    kind = "histogram"
+
+    def __init__(
+        self, name: str, help_text: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = ()
+    ) -> None:
+        super().__init__(name, help_text, labelnames)
+        self.buckets = tuple(sorted(buckets or REQUEST_BUCKETS))
+        # per label set: [count per bucket (not cumulative)..., +Inf count], sum
+        self._values: dict[LabelValues, tuple[list[int], list[float]]] = {}
+
+    def _series(self) -> dict[LabelValues, object]:
+        return self._values  # type: ignore[return-value]
+
+    def observe(self, value: float, **labels: object) -> None:
+        key = self._key(labels)
+        index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
+        with self._lock:
+            if not self._room_for(self._values, key):  # type: ignore[arg-type]
+                return
+            counts, total = self._values.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
+            counts[index] += 1
+            total[0] += value
+
+    def count(self, **labels: object) -> int:
+        found = self._values.get(self._key(labels))
+        return sum(found[0]) if found else 0
+
+    def samples(self, openmetrics: bool) -> list[str]:
+        with self._lock:
+            items = sorted((k, (list(c), s[0])) for k, (c, s) in self._values.items())
+        lines: list[str] = []
+        for key, (counts, total) in items:
+            running = 0
+            for bound, count in zip((*self.buckets, math.inf), counts, strict=True):
+                running += count
+                le = f'le="{_number(bound)}"' if not math.isinf(bound) else 'le="+Inf"'
+                lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {running}")
+            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {running}")
+            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_number(total)}")
+        return lines
+
+
+class Registry:
+    """The families one process counts into; rendered together with scrape-time families."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Family] = {}
+
+    def _add(self, family: Family) -> Family:
+        if family.name in self._families:
+            raise ValueError(f"metric {family.name} is registered twice")
+        self._families[family.name] = family
+        return family
+
+    def counter(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> Counter:
+        return self._add(Counter(name, help_text, labelnames))  # type: ignore[return-value]
+
+    def histogram(
+        self, name: str, help_text: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = ()
+    ) -> Histogram:
+        return self._add(Histogram(name, help_text, labelnames, buckets))  # type: ignore[return-value]
+
+    def families(self) -> list[Family]:
+        return list(self._families.values())
+
+    def forget(self, label: str, value: str) -> None:
+        for family in self._families.values():
+            family.forget(label, value)
+
+    def dropped_series(self) -> int:
+        return sum(f.dropped for f in self._families.values())
+
+
+def render(families: Iterable[Family], openmetrics: bool = False) -> str:
+    lines: list[str] = []
+    for family in sorted(families, key=lambda f: f.name):
+        lines.extend(family.render(openmetrics))
+    if openmetrics:
+        lines.append("# EOF")
+    return "\n".join(lines) + "\n"
