@@ -192,10 +192,10 @@ class Reconciler:
             state.wake.clear()
             seen = state.requested
             deleted = False
-            started = time.monotonic()
+            started = self.clock.monotonic()
             try:
                 result = await self._pass(state)
-                instruments.RECONCILE_DURATION.observe(time.monotonic() - started)
+                instruments.RECONCILE_DURATION.observe(self.clock.monotonic() - started)
                 deleted = result.get("deleted", 0) == 1
                 state.last_result = result
                 state.last_error = ""
