@@ -243,7 +243,10 @@ class Engine:
             drained=self._drained,
         )
         history = MetricHistoryRecorder(
-            self._store.history, self._metrics.window, settings.scaler_interval, settings.metrics_retention
+            self._store.history,
+            self._metrics.take_period,
+            settings.scaler_interval,
+            settings.metrics_retention,
         )
         self._scaling = ScalingLoop(self, interval=settings.scaler_interval, history=history)
         self._backtests = BacktestRunner(

@@ -253,6 +253,19 @@ class MetricsCollector:
             measured, **overrides, covered_seconds=seconds, samples=measured.samples + len(simulated)
         )
 
+    def take_period(self, app: str) -> MetricWindow:
+        """What was measured since the last call (the metric history's record of one scaling period);
+        an active simulation stands in for the measured figures, as in ``window``."""
+        now = self._clock()
+        measured = self.windows.take_period(app, now)
+        simulated = self._active_simulated(app, measured.covered_seconds, now)
+        overrides: dict[str, Any] = {}
+        for field in SIMULATED_KEYS.values():
+            given = [s.values[field] for s in simulated if field in s.values]
+            if given and field != "ready_replicas":
+                overrides[field] = sum(given) / len(given)
+        return replace(measured, **overrides) if overrides else measured
+
     def replica_metrics(self, app: str, seconds: float = LATEST_SECONDS) -> dict[int, ReplicaMetrics]:
         return self.windows.replica_summary(app, seconds, self._clock())
 

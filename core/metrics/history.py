@@ -2,8 +2,9 @@
 
 The scaling loop calls ``sample`` for each running app with what the scaler sees (desired and ready
 replicas) and ``record`` once per period; only the leader runs that loop, and the store fences the
-write by its term.  The figures are those of the last period (not of the policy's window), so a
-backtest can rebuild any window length from them.
+write by its term.  The figures are those measured since the app's previous record (each request
+and resource sample in exactly one record), not of the policy's window, so a backtest can rebuild any
+window length from them.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ class MetricHistoryRecorder:
     def __init__(
         self,
         history: MetricHistoryRepository,
-        window: Callable[[str, float], MetricWindow],
+        measure: Callable[[str], MetricWindow],
         period: float,
         retention_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._history = history
-        self._window = window
+        self._measure = measure
         self.period = period
         self.retention_seconds = retention_seconds
         self._clock = clock
@@ -42,8 +43,8 @@ class MetricHistoryRecorder:
         self._failing = False
 
     def sample(self, app: str, desired: int, ready: int, now: float | None = None) -> MetricSample:
-        """The last period's figures of ``app``, with the replica counts the scaler sees now."""
-        window = self._window(app, self.period)
+        """The figures of ``app`` since its last sample, with the replica counts the scaler sees now."""
+        window = self._measure(app)
         return MetricSample.raw(
             app,
             self._clock() if now is None else now,

@@ -169,6 +169,17 @@ class SecondBuckets(Generic[B]):
 
 
 @dataclass
+class PeriodAccumulator:
+    """Everything measured for one app since the last ``RollingMetrics.take_period``: each request and
+    resource sample counted exactly once, whenever it arrived, so consecutive periods neither overlap
+    nor miss what was read late from the access log."""
+
+    since: float
+    traffic: TrafficBucket = field(default_factory=TrafficBucket)
+    resources: AppResourceBucket = field(default_factory=AppResourceBucket)
+
+
+@dataclass
 class AppSeries:
     traffic: SecondBuckets[TrafficBucket]
     resources: SecondBuckets[AppResourceBucket]
@@ -185,6 +196,7 @@ class RollingMetrics:
         self.retention_seconds = retention_seconds
         self._clock = clock
         self._apps: dict[str, AppSeries] = {}
+        self._periods: dict[str, PeriodAccumulator] = {}
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -220,6 +232,7 @@ class RollingMetrics:
         if bucket is None:
             return
         bucket.add(status, latency_ms)
+        self._period(app, now).traffic.add(status, latency_ms)
         if slot is not None:
             replica = series.replica_traffic.get(slot)
             if replica is None:
@@ -244,17 +257,18 @@ class RollingMetrics:
         ready_cpu = [s.cpu_percent for s in ready if s.cpu_percent is not None]
         memory = [s.memory_percent for s in samples if s.memory_percent is not None]
         connections = [s.connections for s in samples if s.connections is not None]
-        bucket.samples += 1
-        bucket.ready_last = len(ready)
-        if ready_cpu:
-            bucket.cpu_sum += sum(ready_cpu) / len(ready_cpu)
-            bucket.cpu_samples += 1
-        if memory:
-            bucket.memory_sum += sum(memory) / len(memory)
-            bucket.memory_samples += 1
-        if connections:
-            bucket.connections_sum += sum(connections)
-            bucket.connections_samples += 1
+        for target in (bucket, self._period(app, now).resources):
+            target.samples += 1
+            target.ready_last = len(ready)
+            if ready_cpu:
+                target.cpu_sum += sum(ready_cpu) / len(ready_cpu)
+                target.cpu_samples += 1
+            if memory:
+                target.memory_sum += sum(memory) / len(memory)
+                target.memory_samples += 1
+            if connections:
+                target.connections_sum += sum(connections)
+                target.connections_samples += 1
         for sample in samples:
             replica = series.replica_resources.get(sample.slot)
             if replica is None:
@@ -266,8 +280,42 @@ class RollingMetrics:
             replica_bucket.memory_percent = sample.memory_percent
             replica_bucket.connections = sample.connections
 
+    def _period(self, app: str, now: float) -> PeriodAccumulator:
+        period = self._periods.get(app)
+        if period is None:
+            period = self._periods[app] = PeriodAccumulator(since=now)
+        return period
+
+    def take_period(self, app: str, now: float | None = None) -> MetricWindow:
+        """What was measured for ``app`` since the last call (or since its first measurement), and start
+        a new period.  rps is over the time since the last call; the rest as in ``summary``."""
+        now = self._now(now)
+        period = self._periods.pop(app, None)
+        self._periods[app] = PeriodAccumulator(since=now)
+        if period is None:
+            return MetricWindow.empty()
+        elapsed = max(now - period.since, 1e-3)
+        traffic, res = period.traffic, period.resources
+        latencies = traffic.latencies
+        return MetricWindow(
+            rps=traffic.requests / elapsed if app in self._apps and self._apps[app].traffic else None,
+            p50_latency_ms=percentile(latencies, 0.50),
+            p95_latency_ms=percentile(latencies, 0.95),
+            p99_latency_ms=percentile(latencies, 0.99),
+            error_rate=traffic.errors / traffic.requests if traffic.requests else None,
+            active_connections=res.connections_sum / res.connections_samples
+            if res.connections_samples
+            else None,
+            cpu_percent=res.cpu_sum / res.cpu_samples if res.cpu_samples else None,
+            memory_percent=res.memory_sum / res.memory_samples if res.memory_samples else None,
+            ready_replicas=res.ready_last,
+            samples=res.samples,
+            covered_seconds=elapsed,
+        )
+
     def forget(self, app: str) -> None:
         self._apps.pop(app, None)
+        self._periods.pop(app, None)
 
     def forget_replica(self, app: str, slot: int) -> None:
         series = self._apps.get(app)
