@@ -175,12 +175,14 @@ async def get_json(
 
 
 class LoadClient:
-    """Sends requests back to back until stopped; records every status (-1 = connection refused)."""
+    """Sends GET and POST in turn, back to back, until stopped; never retries: every request has a
+    connection of its own and any error is recorded (-1). nginx resends a failed GET to the next
+    upstream but never a POST, so a POST shows what a client really saw."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
+    def __init__(self, url: str) -> None:
         self.url = url
         self.statuses: list[int] = []
+        self.methods: list[str] = []
         self.backends: list[str] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -193,19 +195,33 @@ class LoadClient:
         self._stop.set()
         assert self._task is not None
         await self._task
+        print(f"\n{self.figures()}")
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, body = await get_json(self.session, self.url)
-            except aiohttp.ClientConnectorError:
+        connector = aiohttp.TCPConnector(force_close=True)
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            while not self._stop.is_set():
+                method = "POST" if len(self.statuses) % 2 else "GET"
                 status, body = -1, None
-            self.statuses.append(status)
-            if body and "backend" in body:
-                self.backends.append(body["backend"])
+                try:
+                    async with session.request(
+                        method, self.url, data=b"x" if method == "POST" else None
+                    ) as resp:
+                        status, body = resp.status, await resp.json(content_type=None)
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    pass
+                self.statuses.append(status)
+                self.methods.append(method)
+                if body and "backend" in body:
+                    self.backends.append(body["backend"])
 
-    def failures(self) -> list[int]:
-        return [status for status in self.statuses if not 200 <= status < 300]
+    def failures(self) -> list[tuple[str, int]]:
+        return [(m, s) for m, s in zip(self.methods, self.statuses, strict=True) if not 200 <= s < 300]
+
+    def figures(self) -> str:
+        posts = self.methods.count("POST")
+        return f"load: {len(self.statuses)} requests sent ({posts} POST), {len(self.failures())} failed"
 
 
 @pytest.fixture
@@ -379,7 +395,7 @@ async def test_a_new_controller_adopts_the_running_nginx_without_interruption(
     assert await first.flush()
     pid = first.status()["pid"]
 
-    async with LoadClient(session, f"{base_url(first)}/{name}/") as load:
+    async with LoadClient(f"{base_url(first)}/{name}/") as load:
         await asyncio.sleep(0.1)
         await first.stop()  # keep_serving by default
         await asyncio.sleep(0.1)
@@ -439,7 +455,7 @@ async def test_removing_a_replica_under_load_fails_no_request_and_drains_it(
     await controller.set_route(AppRoute(name, (keep.upstream, leave.upstream)))
     assert await controller.flush()
 
-    async with LoadClient(session, f"{base_url(controller)}/{name}/") as load:
+    async with LoadClient(f"{base_url(controller)}/{name}/") as load:
         await asyncio.sleep(0.3)
         assert established_connections([leave.port])[leave.port] >= 1  # keepalive to the replica
         await controller.set_route(AppRoute(name, (keep.upstream,)))
