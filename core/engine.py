@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from core import __version__, presence
+from core import __version__, presence, recent_log
 from core.backtest_runner import BacktestRun, BacktestRunner
 from core.clock import SYSTEM_CLOCK, Clock
 from core.cluster import LEADER, LeaseElection
@@ -56,7 +56,7 @@ from core.models import (
     UpResult,
 )
 from core.reconciler import Drained, Reconciler, ReconcilerConfig
-from core.redaction import default_redactor
+from core.redaction import default_redactor, register_controller_secrets
 from core.routing import NginxRouter
 from core.runtime.base import LogLine, Runtime
 from core.runtime.ports import PortAllocator
@@ -191,10 +191,13 @@ class Engine:
         """Upgrade the store, start nginx, the election, the reconciler, health, metrics, scaler."""
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        recent_log.install()  # the support bundle's controller.log
         self._store = await asyncio.to_thread(Store.open, settings.database_url)
         self._events = EventLog(self.bus, self._store, default_redactor)
         secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         key = await asyncio.to_thread(load_or_create_key, settings.state_dir, secret_key)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        register_controller_secrets(default_redactor, settings.database_url, token, key)
         self._secrets = SecretStore(self._store, key, default_redactor)
         await asyncio.to_thread(self._secrets.register_all)
         if self._runtime_override is not None:

@@ -91,3 +91,21 @@ def install_log_redaction(logger: logging.Logger | None = None, redactor: Redact
 
 
 default_redactor = Redactor()
+
+
+def register_controller_secrets(
+    redactor: Redactor, database_url: str, api_token: str | None, secret_key: bytes | None
+) -> None:
+    """The controller's own secrets (the database password in its URL, the API token, the key that
+    encrypts secrets at rest) are masked wherever they might be echoed: logs, errors, the support bundle."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(database_url).password
+    except ValueError:
+        password = None
+    for value in (password, unquote(password) if password else None, api_token):
+        if value:
+            redactor.add(value)
+    if secret_key:
+        redactor.add(secret_key.decode(errors="replace"))

@@ -490,6 +490,21 @@ class NginxController:
         code, output = await _run(argv)
         return None if code == 0 else (output or f"nginx -t exited with status {code}")
 
+    async def diagnose(self) -> dict[str, Any]:
+        """For the support bundle: nginx's version and the full ``nginx -t`` report on the files on disk."""
+        _code, version = await _run([self.nginx_binary, "-v"])
+        if self.external:
+            argv = ["/bin/sh", "-c", self.test_command] if self.test_command else [self.nginx_binary, "-t"]
+        else:
+            argv = [self.nginx_binary, "-t", *self._location_args()]
+        code, output = await _run(argv)
+        return {
+            "version": version,
+            "test_command": " ".join(argv),
+            "test_exit_code": code,
+            "test_output": output,
+        }
+
     def _location_args(self) -> list[str]:
         return ["-p", str(self.prefix), "-c", str(self.config_path), "-e", str(self.error_log_path)]
 

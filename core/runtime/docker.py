@@ -471,6 +471,12 @@ class DockerRuntime:
                 f"no answer to a ping within {PING_TIMEOUT_SECONDS:g} s: the daemon is hung or overloaded"
             ) from None
 
+    async def version(self) -> dict[str, str]:
+        """The engine's version (support bundle): server version, API version, OS, kernel."""
+        found = await self._run(lambda api: api.version())
+        keys = ("Version", "ApiVersion", "MinAPIVersion", "Os", "Arch", "KernelVersion", "GoVersion")
+        return {key: str(found.get(key, "")) for key in keys}
+
     async def image_exists(self, image: str) -> bool:
         return await self._run(lambda api: _image_present(api, image))
 

@@ -419,11 +419,32 @@ def diagnose(client: ApiClient, args: argparse.Namespace) -> int:
     match = re.search(r'filename="([^"/]+)"', disposition)
     target = Path(args.output or (match.group(1) if match else "orchestry-diagnostics.tar.gz"))
     target.write_bytes(reply.body)
+    members = _bundle_members(reply.body)
     if _as_json(args):
-        output.print_json({"file": str(target), "bytes": len(reply.body)})
-    else:
-        output.say(f"wrote {target} ({len(reply.body)} bytes); attach it to your report")
+        output.print_json(
+            {
+                "file": str(target),
+                "bytes": len(reply.body),
+                "members": [{"name": n, "bytes": b} for n, b in members],
+            }
+        )
+        return 0
+    output.print_table(("MEMBER", "BYTES"), members, title="collected")
+    unpacked = sum(size for _name, size in members)
+    output.say(
+        f"wrote {target}: {len(members)} members, {unpacked} bytes ({len(reply.body)} bytes compressed); "
+        "secrets are redacted: attach it to your report (README.txt inside says which file answers what)"
+    )
     return 0
+
+
+def _bundle_members(body: bytes) -> list[tuple[str, int]]:
+    """(name inside the bundle, bytes) of every member of the .tar.gz the daemon sent."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        return [(m.name.split("/", 1)[-1], m.size) for m in archive.getmembers() if m.isfile()]
 
 
 def info(client: ApiClient, args: argparse.Namespace) -> int:
