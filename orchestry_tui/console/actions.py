@@ -72,6 +72,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Switch the app between auto and manual scaling",
         mutating=True,
     ),
+    ConsoleAction(
+        "whatif",
+        "w",
+        "whatif",
+        "What-if",
+        "What-if: backtest a candidate policy on the recorded load; apply it (asks)",
+        show=False,
+    ),
     ConsoleAction("up", "u", "up", "Up", "Start the selected app", mutating=True, show=False),
     ConsoleAction(
         "down",

@@ -35,6 +35,7 @@ from orchestry_tui.console.screens.help import HelpScreen
 from orchestry_tui.console.screens.logs import LogsScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
+from orchestry_tui.console.screens.whatif import WhatIfScreen
 from orchestry_tui.console.widgets.charts import AppCharts
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
@@ -413,6 +414,11 @@ class OrchestryConsole(App[int]):
             self.notify(str(exc), severity="error")
             return
         self.push_screen(DescribeScreen(view))
+
+    def action_whatif(self) -> None:
+        app = self._target("whatif")
+        if app is not None:
+            self.push_screen(WhatIfScreen(self.backend, app.name, app.policy, self.readonly))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.readonly))

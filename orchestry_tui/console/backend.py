@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.errors import OrchestryError
 from core.models import AppView, Event, ScaleResult
@@ -57,6 +57,16 @@ class ConsoleBackend(Protocol):
     async def set_mode(self, name: str, mode: str) -> None: ...
 
     async def up(self, name: str) -> None: ...
+
+    async def backtest(
+        self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
+    ) -> dict[str, Any]:
+        """POST /api/v1/apps/{name}/backtest's answer: current vs candidate over the recorded load."""
+        ...
+
+    async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply scaling keys (validated as ``orchestry apply`` validates); returns the new policy."""
+        ...
 
     async def down(self, name: str) -> None: ...
 

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import NotLeader, OrchestryError, SettingsError
 from core.models import AppView, Event, ScaleResult
@@ -196,6 +196,16 @@ class EngineBackend:
 
     async def up(self, name: str) -> None:
         await self._engine.up(name)
+
+    async def backtest(
+        self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
+    ) -> dict[str, Any]:
+        from core.api.serializers import v1_backtest
+
+        return v1_backtest(await self._engine.backtest(name, changes, since=since, trace=trace))
+
+    async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return await self._engine.set_policy(name, changes)
 
     async def down(self, name: str) -> None:
         await self._engine.down(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from core.errors import Conflict, NotFound
 from core.models import AppView, Event, ReplicaView, ScaleResult
@@ -96,6 +97,43 @@ class FixedBackend:
         raise Conflict(FIXED_DATA)
 
     async def down(self, name: str) -> None:
+        raise Conflict(FIXED_DATA)
+
+    async def backtest(
+        self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
+    ) -> dict[str, Any]:
+        """A real backtest (the pure function) on a synthetic trace: fixed data has no history."""
+        from core.api.serializers import v1_backtest
+        from core.backtest import backtest, synthetic_trace, trace_duration
+        from core.backtest_runner import BacktestRun, check_trace
+        from core.errors import BadRequest
+        from core.spec import ScalingPolicy, validate_policy_update
+
+        app = await self.get_app(name)
+        policy = validate_policy_update(ScalingPolicy(), app.policy)
+        candidate = validate_policy_update(policy, changes) if changes else policy
+        kind = check_trace(trace)
+        if kind is None:
+            raise BadRequest(
+                f"app '{name}' has no recorded metric history in the last 6h: pass a synthetic trace "
+                "(step, ramp, spike, sine)"
+            )
+        duration = trace_duration(kind)
+        samples = synthetic_trace(kind, policy, name, start=self.now - duration, period=10.0)
+        start = max(policy.min_replicas, 1)
+        run = BacktestRun(
+            name,
+            f"trace:{kind}",
+            duration,
+            samples,
+            policy,
+            candidate,
+            backtest(samples, policy, start),
+            backtest(samples, candidate, start),
+        )
+        return v1_backtest(run)
+
+    async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         raise Conflict(FIXED_DATA)
 
 

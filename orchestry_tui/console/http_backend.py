@@ -303,6 +303,17 @@ class HttpBackend:
     async def up(self, name: str) -> None:
         await self._post(self._app_path(name, "/up"))
 
+    async def backtest(
+        self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
+    ) -> dict[str, Any]:
+        body = {k: v for k, v in (("policy", changes), ("since", since), ("trace", trace)) if v is not None}
+        answer: dict[str, Any] = await self._post(self._app_path(name, "/backtest"), body)
+        return answer
+
+    async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        answer = await self._call(lambda: self._client.put(self._app_path(name, "/scaling"), changes))
+        return dict(answer["policy"])
+
     async def down(self, name: str) -> None:
         await self._post(self._app_path(name, "/down"))
 

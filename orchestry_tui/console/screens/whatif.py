@@ -1,0 +1,253 @@
+"""The what-if screen: edit an app's scaling policy and see, on its recorded load (or a synthetic
+trace), what the candidate would have done next to the current policy; then apply it after a
+confirmation.  Every run is a backtest by the daemon (or the embedded engine): nothing changes until
+the candidate is applied, through the same validation as ``orchestry apply``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Label, Select, Static
+from textual_plotext import PlotextPlot
+
+from core.errors import OrchestryError
+from orchestry_tui.console.backend import ConsoleBackend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
+
+# The policy fields an operator tunes, in the order of the seed's troubleshooting guide.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("minReplicas", "min replicas"),
+    ("maxReplicas", "max replicas"),
+    ("targetRPSPerReplica", "target req/s per replica"),
+    ("maxCPUPercent", "max CPU %"),
+    ("maxP95LatencyMs", "max p95 latency ms"),
+    ("maxConnPerReplica", "max connections per replica"),
+    ("maxMemoryPercent", "max memory %"),
+    ("scaleOutThresholdPct", "scale-out threshold %"),
+    ("scaleInThresholdPct", "scale-in threshold %"),
+    ("windowSeconds", "window s"),
+    ("cooldownSeconds", "cooldown s"),
+    ("maxScaleOutStep", "max scale-out step (empty: Kubernetes' default)"),
+    ("scaleInStep", "scale-in step"),
+)
+SOURCES = (
+    ("recorded history", "history"),
+    *((f"synthetic {k}", k) for k in ("step", "ramp", "spike", "sine")),
+)
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DEBOUNCE_SECONDS = 0.4
+SUMMARY_ROWS = (
+    ("scale events", lambda s: f"{s['scale_events']} ({s['scale_outs']} out, {s['scale_ins']} in)"),
+    ("replica-minutes", lambda s: f"{s['replica_minutes']:.1f}"),
+    ("under-provisioned min", lambda s: f"{s['under_provisioned_minutes']:.1f}"),
+    ("peak replicas", lambda s: str(s["peak_replicas"])),
+    ("flaps", lambda s: str(s["flaps"])),
+)
+
+
+def parse_value(text: str) -> Any:
+    """A field's text as the number the policy wants; empty is null (only maxScaleOutStep allows it)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # the daemon names the field and what it accepts
+    return int(number) if number.is_integer() else number
+
+
+def parse_since(text: str) -> float | None:
+    text = text.strip().lower()
+    if not text:
+        return None
+    unit = text[-1] if text[-1] in SINCE_UNITS else "s"
+    try:
+        return float(text.rstrip("smhd")) * SINCE_UNITS[unit]
+    except ValueError:
+        return -1.0  # refused by the daemon with a sentence naming 'since'
+
+
+class WhatIfScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close", id="orchestry.whatif.close"),
+        Binding("ctrl+o", "apply_candidate", "Apply candidate", id="orchestry.whatif.apply"),
+    ]
+
+    def __init__(
+        self, backend: ConsoleBackend, app_name: str, policy: dict[str, Any], readonly: bool
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.app_name = app_name
+        self.current_policy = dict(policy)
+        self.readonly = readonly
+        self.answer: dict[str, Any] | None = None
+        self.error = ""
+        self.runs = 0  # backtests answered (tests wait on it)
+        self._debounce: Timer | None = None
+        self._last_request: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(
+            f"What if: {self.app_name}'s scaling policy on its recorded load · edit a field, the backtest "
+            "reruns · ctrl+o applies the candidate (asks first) · Esc closes",
+            id="whatif-title",
+        )
+        with Horizontal(id="whatif-body"):
+            with VerticalScroll(id="whatif-form"):
+                yield Label("load")
+                yield Select(SOURCES, value="history", allow_blank=False, id="whatif-source")
+                yield Label("history to replay (e.g. 6h)")
+                yield Input("6h", id="whatif-since")
+                for key, label in FIELDS:
+                    yield Label(label)
+                    value = self.current_policy.get(key)
+                    yield Input("" if value is None else str(value), id=f"field-{key}")
+            with Vertical(id="whatif-results"):
+                yield PlotextPlot(id="whatif-chart")
+                yield DataTable(id="whatif-summary", cursor_type="none", zebra_stripes=True)
+                yield Static("", id="whatif-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#whatif-summary", DataTable)
+        table.add_columns("", "current", "candidate")
+        self.query_one(f"#field-{FIELDS[1][0]}", Input).focus()
+        self.rerun()
+
+    # --- the candidate --------------------------------------------------------------------------
+    def changes(self) -> dict[str, Any]:
+        """The fields that differ from the current policy."""
+        found: dict[str, Any] = {}
+        for key, _label in FIELDS:
+            value = parse_value(self.query_one(f"#field-{key}", Input).value)
+            if value != self.current_policy.get(key):
+                found[key] = value
+        return found
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._schedule()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # Typing "120" must not run three backtests: wait until the keys stop for a moment.
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE_SECONDS, self.rerun)
+
+    def rerun(self, force: bool = False) -> None:
+        source = self.query_one("#whatif-source", Select).value
+        trace = None if source == "history" else str(source)
+        since = None if trace else parse_since(self.query_one("#whatif-since", Input).value)
+        changes = self.changes()
+        # Mounting fills every field (one Changed event each): the same request is not sent twice.
+        request = repr((sorted(changes.items()), since, trace))
+        if request == self._last_request and not force:
+            return
+        self._last_request = request
+        self._run(changes, since, trace)
+
+    @work(exclusive=True, group="whatif")
+    async def _run(self, changes: dict[str, Any], since: float | None, trace: str | None) -> None:
+        try:
+            answer = await self.backend.backtest(self.app_name, changes or None, since, trace)
+        except OrchestryError as exc:
+            self.error = str(exc)
+            self.query_one("#whatif-status", Static).update(f"[b]cannot backtest:[/b] {exc}")
+            self.notify(str(exc), title="what-if", severity="error", timeout=10)
+            self.runs += 1
+            return
+        self.error = ""
+        self.answer = answer
+        self._show(answer)
+        self.runs += 1
+
+    # --- drawing --------------------------------------------------------------------------------
+    def _fill_unset_fields(self, policy: dict[str, Any]) -> None:
+        """The app's policy may leave keys at their defaults: show the values the backtest used."""
+        for key, _label in FIELDS:
+            if self.current_policy.get(key) is None and policy.get(key) is not None:
+                self.current_policy[key] = policy[key]
+                field = self.query_one(f"#field-{key}", Input)
+                if not field.value.strip():
+                    field.value = str(policy[key])
+
+    def _show(self, answer: dict[str, Any]) -> None:
+        self._fill_unset_fields(answer["current"]["policy"])
+        table = self.query_one("#whatif-summary", DataTable)
+        table.clear()
+        current, candidate = answer["current"], answer["candidate"]
+        for label, show in SUMMARY_ROWS:
+            table.add_row(label, show(current["summary"]), show(candidate["summary"]))
+        source = answer["source"].replace("trace:", "synthetic ")
+        self.query_one("#whatif-status", Static).update(
+            f"{answer['samples']} periods of {source} · model: {answer['model']}"
+        )
+        plot = self.query_one("#whatif-chart", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        start = answer["start"] or 0.0
+        for label, run in (("current", current), ("candidate", candidate)):
+            points = run["replicas"]
+            if points:
+                plt.plot(
+                    [(t - start) / 60 for t, _ in points], [v for _, v in points], label=f"{label} replicas"
+                )
+        load = next(
+            ((k, t) for k, t in (("rps", "req/s"), ("cpu_percent", "CPU %")) if answer["load"].get(k)), None
+        )
+        if load is not None:
+            points = answer["load"][load[0]]
+            plt.plot(
+                [(t - start) / 60 for t, _ in points],
+                [v for _, v in points],
+                label=load[1],
+                marker="braille",
+                yside="right",
+            )
+        plt.title(f"{self.app_name}: replicas, current vs candidate, over the {load[1] if load else 'load'}")
+        plt.xlabel("minutes from the first record")
+        plot.refresh()
+
+    # --- applying -------------------------------------------------------------------------------
+    def action_apply_candidate(self) -> None:
+        if self.readonly:
+            self.notify(
+                "read-only: applying a policy is disabled (console started with --readonly)",
+                severity="warning",
+            )
+            return
+        changes = self.changes()
+        if not changes:
+            self.notify("the candidate equals the current policy: edit a field first", severity="warning")
+            return
+        listed = ", ".join(f"{k} {self.current_policy.get(k)} → {v}" for k, v in changes.items())
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._apply(changes)
+
+        self.app.push_screen(ConfirmScreen(f"Apply to {self.app_name}: {listed}?", "Apply"), answered)
+
+    @work(group="whatif-apply")
+    async def _apply(self, changes: dict[str, Any]) -> None:
+        try:
+            policy = await self.backend.set_policy(self.app_name, changes)
+        except OrchestryError as exc:
+            self.notify(str(exc), title="not applied", severity="error", timeout=10)
+            return
+        self.current_policy = dict(policy)
+        self.notify(f"{self.app_name}: policy applied ({', '.join(changes)})")
+        self.rerun(force=True)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,117 @@
+"""The console's what-if screen: a key on an app, both replica curves and summaries from a backtest,
+edits rerun it, bad input is one notification, and the candidate is applied only after a confirmation."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, Select
+
+from core.engine import Engine
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens.whatif import WhatIfScreen
+from tests.conftest import unique_name
+from tests.integration.harness import demo_app
+from tests.tui.conftest import until
+
+SIZE = (160, 45)
+
+
+def notes(app: OrchestryConsole) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def summary(screen: WhatIfScreen, row: str) -> tuple[str, str]:
+    table = screen.query_one("#whatif-summary", DataTable)
+    for index in range(table.row_count):
+        cells = [str(c) for c in table.get_row_at(index)]
+        if cells[0] == row:
+            return cells[1], cells[2]
+    raise AssertionError(f"no row {row!r}")
+
+
+async def open_whatif(app: OrchestryConsole, pilot: object) -> WhatIfScreen:
+    await until(lambda: app.frames_applied, what="first frame")
+    await pilot.press("w")  # type: ignore[attr-defined]
+    await until(lambda: isinstance(app.screen, WhatIfScreen), what="the what-if screen")
+    screen = app.screen
+    assert isinstance(screen, WhatIfScreen)
+    await until(lambda: screen.runs >= 1, what="the first backtest")
+    return screen
+
+
+async def rerun(screen: WhatIfScreen, change: object) -> None:
+    before = screen.runs
+    change()  # type: ignore[operator]
+    await until(lambda: screen.runs > before, what="the backtest to rerun")
+
+
+async def test_edits_rerun_the_backtest_and_bad_input_is_one_notification() -> None:
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_whatif(app, pilot)
+        # Fixed data has no history: said once, naming the way out.
+        assert screen.answer is None and "no recorded metric history" in screen.error
+        assert sum("no recorded metric history" in n for n in notes(app)) == 1
+
+        await rerun(screen, lambda: setattr(screen.query_one("#whatif-source", Select), "value", "step"))
+        assert screen.error == "" and screen.answer is not None
+        assert summary(screen, "peak replicas") == ("6", "6")
+        assert screen.query_one("#field-cooldownSeconds", Input).value == "180"  # defaults shown
+
+        await rerun(screen, lambda: setattr(screen.query_one("#field-maxReplicas", Input), "value", "2"))
+        assert summary(screen, "peak replicas") == ("6", "2")
+        current, candidate = summary(screen, "replica-minutes")
+        assert float(candidate) < float(current)
+
+        await rerun(screen, lambda: setattr(screen.query_one("#field-minReplicas", Input), "value", "9"))
+        assert "minReplicas" in screen.error and "maxReplicas" in screen.error
+        assert any("minReplicas" in n for n in notes(app))
+
+        await rerun(screen, lambda: setattr(screen.query_one("#field-minReplicas", Input), "value", "1"))
+        await rerun(screen, lambda: setattr(screen.query_one("#field-scaleInStep", Input), "value", "lots"))
+        assert "scaleInStep" in screen.error
+
+        # Fixed data refuses changes: applying says so, through the confirmation first.
+        screen.query_one("#field-scaleInStep", Input).value = "1"
+        await pilot.press("ctrl+o")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        assert "maxReplicas 6 → 2" in app.screen.question  # type: ignore[attr-defined]
+        await pilot.click("#confirm")
+        await until(lambda: FIXED_DATA in notes(app), what="the refusal")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, WhatIfScreen)
+
+
+async def test_a_readonly_console_backtests_but_never_applies() -> None:
+    app = OrchestryConsole(sample_backend(), readonly=True, poll_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_whatif(app, pilot)
+        screen.query_one("#field-maxReplicas", Input).value = "3"
+        await pilot.press("ctrl+o")
+        await until(lambda: any("read-only" in n for n in notes(app)), what="the read-only notice")
+        assert isinstance(app.screen, WhatIfScreen)
+
+
+async def test_the_candidate_is_applied_after_the_confirmation(engine: Engine) -> None:
+    name = unique_name("wif")
+    doc = demo_app(name)
+    doc["scaling"] = {**doc["scaling"], "mode": "auto", "maxReplicas": 6}
+    await engine.register(doc)
+    app = OrchestryConsole(EngineBackend(engine.settings, engine=engine, serve_api=False), poll_seconds=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_whatif(app, pilot)
+        await rerun(screen, lambda: setattr(screen.query_one("#whatif-source", Select), "value", "ramp"))
+        await rerun(screen, lambda: setattr(screen.query_one("#field-maxReplicas", Input), "value", "3"))
+        assert summary(screen, "peak replicas")[1] == "3"
+        await pilot.press("ctrl+o")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        await pilot.press("escape")  # cancelled: nothing changes
+        assert (await engine.get_app(name)).policy["maxReplicas"] == 6
+        await pilot.press("ctrl+o")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        await pilot.click("#confirm")
+        await until(lambda: any("policy applied" in n for n in notes(app)), what="applied")
+        assert (await engine.get_app(name)).policy["maxReplicas"] == 3
+        assert screen.current_policy["maxReplicas"] == 3
