@@ -55,10 +55,11 @@ from core.models import (
     ScalingRecord,
     UpResult,
 )
+from core.nodes import DrainStarted, NodeService
 from core.reconciler import Drained, Reconciler, ReconcilerConfig
 from core.redaction import default_redactor, register_controller_secrets
 from core.routing import NginxRouter
-from core.runtime.base import LogLine, Runtime
+from core.runtime.base import LogLine, NodeInfo, Runtime
 from core.runtime.ports import PortAllocator
 from core.scaling_loop import ScalingLoop
 from core.secrets import SecretStore, load_or_create_key
@@ -126,6 +127,7 @@ class Engine:
         self._metrics: MetricsCollector | None = None
         self._scaling: ScalingLoop | None = None
         self._backtests: BacktestRunner | None = None
+        self._nodes: NodeService | None = None
         self.runtime_error: str = ""
         self._presence: Path | None = None
         self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
@@ -252,6 +254,7 @@ class Engine:
             settings.metrics_retention,
         )
         self._scaling = ScalingLoop(self, interval=settings.scaler_interval, history=history)
+        self._nodes = NodeService(self._runtime, self._reconciler, self._metrics, self.emit, self._leads)
         self._backtests = BacktestRunner(
             self._store.history, settings.scaler_interval, settings.metrics_retention
         )
@@ -283,6 +286,7 @@ class Engine:
         sup.start("metrics", self._metrics.run)
         sup.start("scaler", self._scaling.run)
         sup.start("apps.watch", self._watch_apps)
+        sup.start("nodes.watch", self._nodes.watch)
         await self._ensure_workers()
         await self.emit(
             "lifecycle",
@@ -807,6 +811,9 @@ class Engine:
         else:
             instances = await asyncio.to_thread(self.store.instances.list, record.name)
             replicas = [instance_view(record.name, i) for i in instances]
+        if replicas and self._nodes is not None:
+            for view in replicas:
+                view.node = self._nodes.hostname_of(view.host)
         if replicas:
             latest = self.metrics.replica_metrics(record.name)
             for view in replicas:
@@ -1005,6 +1012,26 @@ class Engine:
             "clustering": "enabled" if len(node_rows) > 1 else "disabled",
             "api_url": self.settings.api_url,
         }
+
+    # --- nodes ---------------------------------------------------------------------------------
+    @property
+    def node_service(self) -> NodeService:
+        assert self._nodes is not None, "Engine.start() was not called"
+        return self._nodes
+
+    async def nodes(self) -> list[NodeInfo]:
+        """The runtime's nodes (one for a single Docker host) with this installation's use of each."""
+        return await self.node_service.list()
+
+    async def drain_node(self, node: str) -> DrainStarted:
+        """Move this installation's replicas off ``node`` (new ones ready and routed first), then let
+        Swarm drain it; returns at once, events say when it is done."""
+        self._require_leader()
+        return await self.node_service.drain(node)
+
+    async def activate_node(self, node: str) -> NodeInfo:
+        self._require_leader()
+        return await self.node_service.activate(node)
 
     async def release_leadership(self) -> None:
         self._require_leader()

@@ -41,6 +41,7 @@ class ReplicaView:
     memory_percent: float | None = None
     started_at: float | None = None
     reason: str = ""
+    node: str = ""  # hostname of the node it runs on ('' until the nodes are known)
 
 
 @dataclass

@@ -276,8 +276,43 @@ SCHEMAS: dict[str, Schema] = {
             "memory_percent": NULLABLE_NUMBER,
             "started_at": NULLABLE_NUMBER,
             "reason": STRING,
+            "node": {"type": "string", "description": "hostname of the node it runs on ('' until known)"},
         }
     ),
+    "Node": obj(
+        {
+            "id": STRING,
+            "hostname": STRING,
+            "address": {"type": "string", "description": "where replicas published on this node are reached"},
+            "role": {"type": "string", "enum": ["manager", "worker", "standalone"]},
+            "state": {"type": "string", "description": "ready, down, unknown or disconnected"},
+            "availability": {"type": "string", "enum": ["active", "pause", "drain", "draining"]},
+            "leader": BOOLEAN,
+            "tasks": {"type": "integer", "description": "this installation's running replicas on the node"},
+            "engine_version": STRING,
+            "cpu_cores": NULLABLE_NUMBER,
+            "memory_bytes": {"type": ["integer", "null"]},
+            "cpu_reserved_cores": NULLABLE_NUMBER,
+            "memory_reserved_bytes": {"type": ["integer", "null"]},
+            "cpu_percent": {
+                "type": ["number", "null"],
+                "description": "CPU of this installation's replicas there (100 = one core); null: see reason",
+            },
+            "reason": {
+                "type": ["string", "null"],
+                "description": "why figures are null (node down, API unreachable)",
+            },
+        }
+    ),
+    "NodeList": obj({"nodes": array(ref("Node"))}),
+    "NodeDrain": obj(
+        {
+            "node": ref("Node"),
+            "moving": {"type": "integer", "description": "replicas being replaced on other nodes first"},
+            "apps": array(STRING),
+        }
+    ),
+    "NodeActivated": obj({"node": ref("Node")}),
     "App": {
         "allOf": [
             ref("AppSummary"),
@@ -496,8 +531,8 @@ SCHEMAS: dict[str, Schema] = {
 ERROR_DESCRIPTIONS = {
     "400": "Bad request: the detail names the parameter or field",
     "401": "Missing or wrong bearer token (only when the API is bound outside loopback)",
-    "404": "Unknown app or secret",
-    "409": "The name already exists",
+    "404": "Unknown app, secret or node",
+    "409": "The name already exists, or the node cannot change (a single Docker host has no other node)",
     "422": "Invalid spec, missing image or secret",
     "500": "Unexpected failure; the daemon log has the traceback",
     "503": "Not the leader (X-Current-Leader names it), no leader yet, or the store/Docker is unavailable",
@@ -561,6 +596,19 @@ def operation(
 def _app(summary: str, response: str, errors: tuple[str, ...] = APP_ERRORS, **kw: Any) -> dict[str, Any]:
     kw["parameters"] = [NAME_PARAMETER, *kw.get("parameters", [])]
     return operation(summary, response, errors, **kw)
+
+
+NODE_PARAMETER = {
+    "name": "node",
+    "in": "path",
+    "required": True,
+    "description": "node id, unique id prefix or hostname",
+    "schema": {"type": "string"},
+}
+
+
+def _node(summary: str, response: str) -> dict[str, Any]:
+    return operation(summary, response, (*APP_ERRORS, "409"), parameters=[NODE_PARAMETER])
 
 
 METRICS_CONTENT = {
@@ -723,6 +771,14 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/overview": {
         "get": operation("Every app described, with its latest figures and the LB address", "Overview")
     },
+    "/api/v1/nodes": {"get": operation("The runtime's nodes (one for a single Docker host)", "NodeList")},
+    "/api/v1/nodes/{node}/drain": {
+        "post": _node(
+            "Move this installation's replicas off the node (new ones routed first), then drain it",
+            "NodeDrain",
+        )
+    },
+    "/api/v1/nodes/{node}/activate": {"post": _node("The node takes new replicas again", "NodeActivated")},
     "/api/v1/cluster/status": {"get": operation("This node's view of the cluster", "ClusterStatus")},
     "/api/v1/cluster/leader": {"get": operation("The current leader (503 when none)", "ClusterLeader")},
     "/api/v1/cluster/leadership": {

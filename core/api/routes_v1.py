@@ -273,6 +273,24 @@ async def app_backtest(request: web.Request) -> web.Response:
     return json_response(serializers.v1_backtest(run))
 
 
+@routes.get(f"{PREFIX}/nodes")
+async def list_nodes(request: web.Request) -> web.Response:
+    nodes = await engine_of(request).nodes()
+    return json_response({"nodes": [serializers.v1_node(n) for n in nodes]})
+
+
+@routes.post(f"{PREFIX}/nodes/{{node}}/drain")
+async def drain_node(request: web.Request) -> web.Response:
+    started = await ensure_leader(request).drain_node(request.match_info["node"])
+    return json_response(serializers.v1_drain_started(started))
+
+
+@routes.post(f"{PREFIX}/nodes/{{node}}/activate")
+async def activate_node(request: web.Request) -> web.Response:
+    node = await ensure_leader(request).activate_node(request.match_info["node"])
+    return json_response({"node": serializers.v1_node(node)})
+
+
 @routes.get(f"{PREFIX}/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()

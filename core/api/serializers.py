@@ -20,7 +20,8 @@ from core.models import (
     ScalingRecord,
     UpResult,
 )
-from core.runtime.base import LogLine
+from core.nodes import DrainStarted
+from core.runtime.base import LogLine, NodeInfo
 
 SHORT_ID = 12
 
@@ -212,7 +213,32 @@ def v1_replica(replica: ReplicaView) -> dict[str, Any]:
         "memory_percent": replica.memory_percent,
         "started_at": replica.started_at,
         "reason": replica.reason,
+        "node": replica.node,
     }
+
+
+def v1_node(node: NodeInfo) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "hostname": node.hostname,
+        "address": node.address,
+        "role": node.role,
+        "state": node.state,
+        "availability": node.availability,
+        "leader": node.leader,
+        "tasks": node.tasks,
+        "engine_version": node.engine_version,
+        "cpu_cores": node.cpu_cores,
+        "memory_bytes": node.memory_bytes,
+        "cpu_reserved_cores": node.cpu_reserved_cores,
+        "memory_reserved_bytes": node.memory_reserved_bytes,
+        "cpu_percent": node.cpu_percent,
+        "reason": node.unavailable_reason or None,
+    }
+
+
+def v1_drain_started(started: DrainStarted) -> dict[str, Any]:
+    return {"node": v1_node(started.node), "moving": started.moving, "apps": started.apps}
 
 
 def v1_app_summary(app: AppView) -> dict[str, Any]:

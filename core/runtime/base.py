@@ -113,6 +113,41 @@ class ContainerStats:
     timestamp: float
 
 
+# Node availability, in Swarm's words: active takes new replicas, pause keeps what runs but takes no new
+# ones, drain moves everything away.
+NODE_ACTIVE = "active"
+NODE_PAUSE = "pause"
+NODE_DRAIN = "drain"
+NODE_AVAILABILITIES = (NODE_ACTIVE, NODE_PAUSE, NODE_DRAIN)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One machine that runs replicas, as the operator sees it (``orchestry nodes``).
+
+    Capacity comes from the runtime (Swarm's manager, or the local engine); reservations from the
+    replicas Swarm placed there. CPU use is this installation's replicas on the node, summed by the
+    engine from the figures it samples; ``None`` when unknown, with ``unavailable_reason`` saying why
+    (the node is down, its own Docker API does not answer, ...).
+    """
+
+    id: str
+    hostname: str
+    address: str  # where the controller reaches the replicas published on this node
+    role: str  # manager, worker; "standalone" for a single Docker host
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # one of NODE_AVAILABILITIES
+    tasks: int  # this installation's running replicas on the node
+    leader: bool = False  # the Swarm manager leader (not Orchestry's lease holder)
+    engine_version: str = ""
+    cpu_cores: float | None = None  # capacity
+    memory_bytes: int | None = None
+    cpu_reserved_cores: float | None = None  # what the replicas placed there reserve (spec resources)
+    memory_reserved_bytes: int | None = None
+    cpu_percent: float | None = None  # use by this installation's replicas; 100 = one core
+    unavailable_reason: str = ""
+
+
 class Runtime(Protocol):
     """All methods are async; blocking SDK calls happen in a bounded thread pool inside the runtime."""
 
@@ -146,5 +181,14 @@ class Runtime(Protocol):
     def events(self) -> AsyncIterator[RuntimeEvent]: ...
 
     async def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]: ...
+
+    async def nodes(self) -> list[NodeInfo]:
+        """Every node that can run replicas (one for a single Docker host)."""
+        ...
+
+    async def set_node_availability(self, node_id: str, availability: str) -> NodeInfo:
+        """Set a node's availability (NODE_AVAILABILITIES); ``node_id`` is an id, a unique id prefix or
+        a hostname. NotFound for an unknown node; Conflict where the runtime has no nodes to move to."""
+        ...
 
     async def close(self) -> None: ...

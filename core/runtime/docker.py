@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -42,10 +43,12 @@ from core.runtime.base import (
     LABEL_PORT,
     LABEL_SLOT,
     LABEL_SPEC_HASH,
+    NODE_ACTIVE,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
     LogLine,
+    NodeInfo,
     PublishedPortInUse,
     RuntimeEvent,
 )
@@ -66,6 +69,10 @@ RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 STREAM_QUEUE_SIZE = 1000
 PULL_TIMEOUT_SECONDS = 15
 PING_TIMEOUT_SECONDS = 5.0
+# The single Docker host as a node: its replicas are reached on loopback.
+LOCAL_NODE_ID = "local"
+LOCAL_NODE_ADDRESS = REPLICA_HOST
+LOCAL_NODE_ROLE = "standalone"
 START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
 
 
@@ -394,6 +401,7 @@ class DockerRuntime:
         self._bridges: set[_StreamBridge] = set()
         self._closed = False
         self.cluster_id: str | None = None
+        self._engine_identity: tuple[str, str] = (LOCAL_NODE_ID, "")  # engine id and name, once known
 
     def _ours(self, labels: dict[str, str]) -> bool:
         """Containers from before cluster ids (no label) count as ours, so an upgrade adopts them."""
@@ -567,6 +575,55 @@ class DockerRuntime:
             # the engine's to report (once); raising here would repeat it on every sample, each second.
             return {}
         return {sample.container_id: sample for sample in samples if sample is not None}
+
+    async def nodes(self) -> list[NodeInfo]:
+        """One node: the local engine. Down, with the reason, when it does not answer."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                info, replicas = await asyncio.gather(self._run(lambda api: api.info()), self.list_managed())
+        except (RuntimeUnavailable, TimeoutError) as exc:
+            reason = (
+                exc.message if isinstance(exc, RuntimeUnavailable) else "the Docker engine does not answer"
+            )
+            return [
+                NodeInfo(
+                    id=LOCAL_NODE_ID,
+                    hostname=socket.gethostname(),
+                    address=LOCAL_NODE_ADDRESS,
+                    role=LOCAL_NODE_ROLE,
+                    state="down",
+                    availability=NODE_ACTIVE,
+                    tasks=0,
+                    unavailable_reason=reason,
+                )
+            ]
+        self._engine_identity = (str(info.get("ID") or LOCAL_NODE_ID), str(info.get("Name") or ""))
+        return [
+            NodeInfo(
+                id=self._engine_identity[0],
+                hostname=self._engine_identity[1] or socket.gethostname(),
+                address=LOCAL_NODE_ADDRESS,
+                role=LOCAL_NODE_ROLE,
+                state="ready",
+                availability=NODE_ACTIVE,
+                tasks=sum(1 for r in replicas if r.running),
+                engine_version=str(info.get("ServerVersion") or ""),
+                cpu_cores=float(info["NCPU"]) if info.get("NCPU") else None,
+                memory_bytes=int(info["MemTotal"]) if info.get("MemTotal") else None,
+            )
+        ]
+
+    async def set_node_availability(self, node_id: str, availability: str) -> NodeInfo:
+        known = {LOCAL_NODE_ID, socket.gethostname(), *self._engine_identity}
+        if node_id not in known:
+            raise NotFound(
+                f"no node '{node_id}': a single Docker host has one node, '{socket.gethostname()}' "
+                "(see `orchestry nodes`)"
+            )
+        raise Conflict(
+            f"node '{node_id}' cannot become {availability}: a single Docker host has no other node to "
+            "move replicas to; drain and activate need ORCHESTRY_RUNTIME=swarm"
+        )
 
     async def close(self) -> None:
         self._closed = True

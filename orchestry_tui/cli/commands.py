@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestry_tui.cli import backtest, output, wait
+from orchestry_tui.cli import backtest, nodes, output, wait
 from orchestry_tui.cli.apply import apply
 from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
 
@@ -127,6 +127,7 @@ def _replica_rows(replicas: list[dict[str, Any]]) -> list[list[Any]]:
             r["slot"],
             r["container_id"],
             f"{r['host']}:{r['port']}",
+            r.get("node") or "-",
             r["state"],
             "yes" if r["ready"] else "no",
             output.percent(r["cpu_percent"]),
@@ -143,6 +144,7 @@ REPLICA_COLUMNS = (
     "SLOT",
     "CONTAINER",
     "ADDRESS",
+    "NODE",
     "STATE",
     "READY",
     "CPU",
@@ -536,6 +538,8 @@ HTTP_COMMANDS: dict[str, Command] = {
     "logs": logs,
     "metrics": metrics,
     "cluster": cluster,
+    "nodes": nodes.nodes,
+    "node": nodes.node,
     "secret": secret,
     "diagnose": diagnose,
     "info": info,

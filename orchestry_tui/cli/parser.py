@@ -199,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     cluster = sub.add_parser("cluster", parents=[common], help="cluster state")
     cluster.add_argument("what", choices=("status", "leader", "health"))
+    sub.add_parser(
+        "nodes", parents=[common], help="the machines that run replicas (Swarm nodes, or this host)"
+    )
+    node = sub.add_parser("node", parents=[common], help="drain or activate a node")
+    node.add_argument("action", choices=("drain", "activate"))
+    node.add_argument("node", metavar="NODE", help="node id, unique id prefix or hostname")
+    node.add_argument(
+        "--no-wait", action="store_true", help="drain: return once started, not when the node is drained"
+    )
+    node.add_argument("--timeout", type=float, default=300.0, help="drain: seconds to wait (300)")
 
     secret = sub.add_parser("secret", help="secrets (values are never shown)")
     secret_sub = secret.add_subparsers(dest="secret_command", metavar="ACTION", required=True)

@@ -33,6 +33,8 @@ WRITES = [
     ("DELETE", "/api/v1/cluster/leadership", None),
     ("PUT", "/api/v1/secrets/{n}", {"password": "abcdef"}),
     ("DELETE", "/api/v1/secrets/{n}", None),
+    ("POST", "/api/v1/nodes/{n}/drain", None),
+    ("POST", "/api/v1/nodes/{n}/activate", None),
 ]
 
 

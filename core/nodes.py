@@ -1,0 +1,224 @@
+"""Nodes: what the operator sees of the machines that run replicas, and draining one without a drop.
+
+``NodeService`` lists the runtime's nodes with this installation's CPU use on each (from the sampled
+replica figures), watches them (node down/up, availability changed outside Orchestry → events), and
+drains a node the zero-drop way: Swarm's own drain stops a node's tasks at once, so the node is first
+set to ``pause`` (keeps what runs, takes nothing new), each of our replicas on it is marked for a
+rolling replacement (the planner surges a new slot, which Swarm places elsewhere, waits until it is
+ready and routed, then drains and stops the old one as a scale-in does), and only when none of ours is
+left there does the node become ``drain`` (which moves whatever else runs on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.errors import OrchestryError
+from core.metrics.collector import MetricsCollector
+from core.reconciler import Reconciler
+from core.runtime.base import NODE_ACTIVE, NODE_DRAIN, NODE_PAUSE, NodeInfo, Runtime
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[..., Awaitable[Any]]
+
+WATCH_SECONDS = 3.0
+DRAIN_CHECK_SECONDS = 0.5
+DRAIN_TIMEOUT_SECONDS = 300.0
+NODE_DRAINING = "draining"  # shown while Orchestry replaces a node's replicas, before Swarm's drain
+
+
+@dataclass
+class _Drain:
+    node_id: str
+    hostname: str
+    address: str
+    replicas: int
+    started: float
+
+
+@dataclass(frozen=True)
+class DrainStarted:
+    node: NodeInfo
+    moving: int  # replicas of this installation being replaced elsewhere
+    apps: list[str]
+
+
+class NodeService:
+    def __init__(
+        self,
+        runtime: Runtime,
+        reconciler: Reconciler,
+        metrics: MetricsCollector,
+        emit: Emit,
+        leads: Callable[[], bool],
+        watch_seconds: float = WATCH_SECONDS,
+        drain_timeout: float = DRAIN_TIMEOUT_SECONDS,
+    ) -> None:
+        self.runtime = runtime
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self.emit = emit
+        self.leads = leads
+        self.watch_seconds = watch_seconds
+        self.drain_timeout = drain_timeout
+        self._known: dict[str, NodeInfo] = {}  # by id, as last seen
+        self._drains: dict[str, _Drain] = {}
+
+    # --- reading ---------------------------------------------------------------------------------
+    async def list(self) -> list[NodeInfo]:
+        nodes = await self.runtime.nodes()
+        self._known = {n.id: n for n in nodes}
+        return [self._with_use(n) for n in nodes]
+
+    def hostname_of(self, address: str) -> str:
+        """The node a replica reached at ``address`` runs on ('' when not known yet)."""
+        for node in self._known.values():
+            if node.address == address:
+                return node.hostname
+        return ""
+
+    def _with_use(self, node: NodeInfo) -> NodeInfo:
+        """The node with the CPU its replicas of this installation use (None when not measured)."""
+        if node.unavailable_reason or node.state != "ready":
+            return node
+        total: float | None = None
+        for name, state in self.reconciler.apps.items():
+            latest = self.metrics.replica_metrics(name)
+            for replica in state.replicas.values():
+                sample = latest.get(replica.slot)
+                if replica.host == node.address and sample is not None and sample.cpu_percent is not None:
+                    total = (total or 0.0) + sample.cpu_percent
+        if total is None and node.tasks == 0:
+            total = 0.0
+        # Swarm says "pause" while Orchestry moves the replicas away; the operator asked for a drain.
+        availability = NODE_DRAINING if node.id in self._drains else node.availability
+        return replace(node, cpu_percent=total, availability=availability)
+
+    # --- changing --------------------------------------------------------------------------------
+    async def drain(self, node_key: str) -> DrainStarted:
+        node = await self.runtime.set_node_availability(node_key, NODE_PAUSE)
+        moving: list[str] = []
+        for name, state in self.reconciler.apps.items():
+            on_node = [r for r in state.live() if r.host == node.address]
+            for replica in on_node:
+                replica.restart_requested = True
+            if on_node:
+                moving.append(name)
+                self.reconciler.wake(name)
+        count = sum(1 for s in self.reconciler.apps.values() for r in s.live() if r.host == node.address)
+        self._drains[node.id] = _Drain(node.id, node.hostname, node.address, count, time.monotonic())
+        self._known[node.id] = node
+        await self.emit(
+            "cluster",
+            "node_draining",
+            f"draining node {node.hostname}: {count} replica(s) of {len(moving)} app(s) move to other nodes "
+            "first (new replicas ready and routed before the old ones stop)",
+            details={"node": node.id, "hostname": node.hostname, "replicas": count, "apps": moving},
+        )
+        return DrainStarted(node=replace(node, availability=NODE_DRAINING), moving=count, apps=moving)
+
+    async def activate(self, node_key: str) -> NodeInfo:
+        node = await self.runtime.set_node_availability(node_key, NODE_ACTIVE)
+        self._drains.pop(node.id, None)
+        self._known[node.id] = node
+        await self.emit(
+            "cluster",
+            "node_activated",
+            f"node {node.hostname} is active: it takes new replicas again",
+            details={"node": node.id, "hostname": node.hostname},
+        )
+        return node
+
+    def _left_on(self, address: str) -> int:
+        return sum(1 for s in self.reconciler.apps.values() for r in s.replicas.values() if r.host == address)
+
+    async def _finish_drains(self) -> None:
+        for drain in list(self._drains.values()):
+            left = self._left_on(drain.address)
+            waited = time.monotonic() - drain.started
+            if left and waited < self.drain_timeout:
+                continue
+            self._drains.pop(drain.node_id, None)
+            try:
+                node = await self.runtime.set_node_availability(drain.node_id, NODE_DRAIN)
+            except OrchestryError as exc:
+                await self.emit(
+                    "error", "node_drain_failed", f"node {drain.hostname} could not be set to drain: {exc}"
+                )
+                continue
+            self._known[node.id] = node
+            if left:
+                await self.emit(
+                    "error",
+                    "node_drain_timeout",
+                    f"node {drain.hostname}: {left} replica(s) were not replaced within {waited:.0f} s; "
+                    "Swarm now moves them itself (requests to them may fail)",
+                    details={"node": drain.node_id, "left": left},
+                )
+            else:
+                await self.emit(
+                    "cluster",
+                    "node_drained",
+                    f"node {drain.hostname} drained: {drain.replicas} replica(s) moved in {waited:.1f} s",
+                    details={"node": drain.node_id, "replicas": drain.replicas, "seconds": round(waited, 2)},
+                )
+
+    # --- watching --------------------------------------------------------------------------------
+    async def watch(self) -> None:
+        """Poll the nodes; say when one goes down or comes back, and finish drains."""
+        next_poll = 0.0
+        while True:
+            if self.leads():
+                if self._drains:
+                    await self._finish_drains()
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.watch_seconds
+                    await self._poll()
+            else:
+                self._drains.clear()
+            await asyncio.sleep(DRAIN_CHECK_SECONDS if self._drains else self.watch_seconds / 3)
+
+    async def _poll(self) -> None:
+        before = self._known
+        try:
+            nodes = await self.runtime.nodes()
+        except OrchestryError as exc:
+            log.debug("listing nodes failed: %s", exc)
+            return
+        self._known = {n.id: n for n in nodes}
+        if not before:
+            return  # the first look is the baseline, not news
+        for node in nodes:
+            old = before.get(node.id)
+            if old is None:
+                await self._node_event("node_joined", f"node {node.hostname} ({node.address}) joined", node)
+            elif old.state != node.state and node.state == "ready":
+                await self._node_event("node_up", f"node {node.hostname} is ready again", node)
+            elif old.state == "ready" and node.state != "ready":
+                await self._node_event(
+                    "node_down",
+                    f"node {node.hostname} is {node.state}: its replicas leave the upstream and are "
+                    "replaced on the other nodes",
+                    node,
+                )
+            elif old.availability != node.availability and node.id not in self._drains:
+                await self._node_event(
+                    "node_availability", f"node {node.hostname} is now {node.availability}", node
+                )
+        for gone in set(before) - {n.id for n in nodes}:
+            await self._node_event("node_left", f"node {before[gone].hostname} left", before[gone])
+
+    async def _node_event(self, kind: str, message: str, node: NodeInfo) -> None:
+        await self.emit(
+            "cluster",
+            kind,
+            message,
+            details={"node": node.id, "hostname": node.hostname, "state": node.state,
+                     "availability": node.availability},
+        )  # fmt: skip
