@@ -25,7 +25,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound, RuntimeUnavailable
+from core.errors import (
+    Conflict,
+    ContainerStartError,
+    ForeignContainer,
+    ImageNotFound,
+    NotFound,
+    RuntimeUnavailable,
+)
 from core.health import ProbeResult
 from core.runtime.base import (
     LABEL_APP,
@@ -35,16 +42,19 @@ from core.runtime.base import (
     LABEL_PORT,
     LABEL_SLOT,
     LABEL_SPEC_HASH,
+    NODE_ACTIVE,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
     LogLine,
+    NodeInfo,
     RuntimeEvent,
 )
 from core.runtime.ports import PortAllocator, PortsExhausted
 from core.spec import HealthCheck
 
 REPLICA_HOST = "127.0.0.1"
+MEMORY_NODE = "memory"
 # What ``stop`` leaves behind: a process that honoured SIGTERM (tini forwards it) exits 143.
 SIGTERM_EXIT_CODE = 143
 SIGKILL_EXIT_CODE = 137
@@ -261,6 +271,28 @@ class MemoryRuntime:
                 timestamp=now,
             )
         return result
+
+    async def nodes(self) -> list[NodeInfo]:
+        """One standalone node, like a single Docker host."""
+        self._check_available()
+        running = sum(1 for c in self.containers.values() if c.running and self._ours(c.labels))
+        return [
+            NodeInfo(
+                id=MEMORY_NODE,
+                hostname=MEMORY_NODE,
+                address=REPLICA_HOST,
+                role="standalone",
+                state="ready",
+                availability=NODE_ACTIVE,
+                tasks=running,
+            )
+        ]
+
+    async def set_node_availability(self, node_id: str, availability: str) -> NodeInfo:
+        self._check_available()
+        if node_id != MEMORY_NODE:
+            raise NotFound(f"no node '{node_id}': the in-memory runtime has one node, '{MEMORY_NODE}'")
+        raise Conflict(f"node '{node_id}' cannot become {availability}: a single host has no other node")
 
     async def close(self) -> None:
         self.closed = True
