@@ -18,12 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core import __version__, presence, recent_log
 from core.backtest_runner import BacktestRun, BacktestRunner
 from core.clock import SYSTEM_CLOCK, Clock
 from core.cluster import LEADER, LeaseElection
+from core.documents import read_document
 from core.errors import (
     AppBlocked,
     BadRequest,
@@ -74,17 +73,10 @@ MAX_REPLICAS = 100
 
 
 def load_document(document: dict[str, Any] | str | bytes) -> dict[str, Any]:
-    """YAML or JSON text (JSON is YAML) or a dict → dict; a SpecError for anything else."""
+    """YAML or JSON text (through the guarded door of core.documents) or a dict → dict; SpecError else."""
     if isinstance(document, dict):
         return document
-    try:
-        loaded = yaml.safe_load(document)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(
-            f"the app spec is not valid YAML or JSON{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+    loaded = read_document(document, "the app spec")
     if not isinstance(loaded, dict):
         raise SpecError("the app spec must be a mapping with metadata and spec: see examples/web.yml")
     return loaded

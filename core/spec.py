@@ -1,6 +1,7 @@
 """The app spec (API.md "App spec"): parse YAML or JSON, validate every rule, fill defaults, hash.
 
-``parse_app_spec`` is the only door in, and the only error it raises is ``SpecError`` whose message
+``parse_app_spec`` is the only door in for an app spec (its text enters through ``core.documents``, the
+guarded reader every document goes through), and the only error it raises is ``SpecError`` whose message
 names each offending field by its dotted path in the document and says how to fix it.  Models are
 strict (no silent "5" → 5 coercion) and refuse unknown keys: a typo must never be silently ignored.
 
@@ -20,7 +21,6 @@ import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Self, TypeVar, Union
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from core.documents import read_document
 from core.errors import SpecError
 from core.units import format_cpu, format_memory, parse_cpu, parse_memory
 
@@ -42,8 +43,6 @@ HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 SENSITIVE_NAME_PARTS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 REDACTED = "***"
-MAX_DOCUMENT_CHARS = 1_000_000
-MAX_FLOW_DEPTH = 100
 
 Loc = tuple[str | int, ...]
 _M = TypeVar("_M", bound=BaseModel)
@@ -623,58 +622,12 @@ def _redact_headers(check: dict[str, Any]) -> None:
 def _decode(source: str | bytes | dict[str, Any]) -> Any:
     if isinstance(source, dict):
         return source
-    if isinstance(source, bytes | bytearray):
-        try:
-            source = bytes(source).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise SpecError(
-                f"the app spec is not UTF-8 text (bad byte at offset {exc.start}): save the file as UTF-8"
-            ) from None
-    if not isinstance(source, str):
+    if not isinstance(source, str | bytes | bytearray):
         raise SpecError(
             f"the app spec must be YAML or JSON text or a mapping, not a {_type_name(source)}: "
             "pass the file's text"
         )
-    if len(source) > MAX_DOCUMENT_CHARS:
-        raise SpecError(
-            f"the app spec is {len(source)} characters long: keep it under {MAX_DOCUMENT_CHARS} "
-            "(an app spec is a page of YAML)"
-        )
-    if _flow_depth(source) > MAX_FLOW_DEPTH:
-        # PyYAML recurses per level and takes seconds before giving up on thousands of brackets.
-        raise SpecError(f"the app spec nests brackets more than {MAX_FLOW_DEPTH} deep: flatten it")
-    if source.lstrip().startswith("{"):
-        # JSON first: YAML 1.1 rejects valid JSON that is indented with tabs.
-        try:
-            return json.loads(source)
-        except (ValueError, RecursionError):
-            pass
-    try:
-        return yaml.safe_load(source)
-    except yaml.MarkedYAMLError as exc:
-        where = (
-            f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
-            if exc.problem_mark
-            else ""
-        )
-        what = exc.problem or exc.context or "unreadable text"
-        raise SpecError(
-            f"the app spec is not valid YAML or JSON: {what}{where}: fix the syntax there"
-        ) from None
-    except Exception as exc:  # yaml's constructors also raise ValueError, RecursionError, …
-        detail = f"{exc.__class__.__name__}: {str(exc)[:120]}"
-        raise SpecError(f"the app spec is not valid YAML or JSON ({detail}): fix the syntax") from None
-
-
-def _flow_depth(text: str) -> int:
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-    return deepest
+    return read_document(source, "the app spec")
 
 
 def _reject_odd_keys(data: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from core.api.auth import bearer_auth_middleware
 from core.api.context import ENGINE, NODE_ID, json_response, orchestry_version
 from core.api.errors import error_middleware
 from core.api.openapi import openapi_document
+from core.documents import MAX_DOCUMENT_BYTES
 from core.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def create_app(
             raise SettingsError("the API requires a token but ORCHESTRY_API_TOKEN is not set: set it")
         # Auth runs inside the error middleware so a 401 has the same JSON shape as every other error.
         middlewares.append(bearer_auth_middleware(api_token))
-    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_DOCUMENT_BYTES)
     app[ENGINE] = engine
     app[NODE_ID] = node_id
     app.add_routes(routes_legacy.routes)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.api.context import json_response
+from core.documents import MAX_DOCUMENT_BYTES
 from core.errors import NotLeader, OrchestryError
 
 log = logging.getLogger("orchestry.api")
@@ -32,7 +33,10 @@ def _http_exception_detail(exc: web.HTTPException, request: web.Request) -> str:
     if exc.status == 405:
         return f"method {request.method} is not allowed on {request.path}: see /api/v1/openapi.json"
     if exc.status == 413:
-        return "request body too large: send a smaller document"
+        return (
+            f"request body is too large: keep it under {MAX_DOCUMENT_BYTES} bytes "
+            "(an app document is a page of YAML)"
+        )
     return exc.reason
 
 

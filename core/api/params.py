@@ -6,19 +6,18 @@ never sees a value of the wrong type.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
 from aiohttp import web
 
+from core.documents import read_json
 from core.errors import BadRequest
 
 APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def parse_duration(text: str) -> float:
@@ -83,16 +82,11 @@ def app_name(request: web.Request) -> str:
 async def json_body(request: web.Request, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is ``{}`` when not required)."""
     raw = await request.read()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequest(f"request body is larger than {MAX_BODY_BYTES} bytes: send a smaller document")
     if not raw.strip():
         if required:
             raise BadRequest("request body is empty: send a JSON object")
         return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc}): send a JSON object") from None
+    body = read_json(raw, "request body")  # the guarded door every document enters by
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, not {type(body).__name__}")
     return body

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from core.documents import MAX_DOCUMENT_BYTES, DocumentError, read_document
 from orchestry_tui.cli import output
 from orchestry_tui.cli.client import ApiClient, path_part
 
-MAX_POLICY_FILE_BYTES = 1024 * 1024
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -33,11 +33,9 @@ def since_seconds(text: str | None) -> float | None:
 
 
 def _scalar(text: str) -> Any:
-    import yaml
-
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return read_document(text, "--set")
+    except DocumentError:
         return text
 
 
@@ -47,19 +45,20 @@ def policy_changes(policy_file: str | None, settings: list[str] | None) -> dict[
     if policy_file is not None:
         path = Path(policy_file)
         try:
-            if path.stat().st_size > MAX_POLICY_FILE_BYTES:
-                raise BadArgument(f"--policy {path} is larger than 1 MiB: give a file of scaling keys")
+            if path.stat().st_size > MAX_DOCUMENT_BYTES:  # refused as the door would, without reading it
+                raise BadArgument(
+                    f"--policy {path}: {path.stat().st_size} bytes long: keep it under "
+                    f"{MAX_DOCUMENT_BYTES} bytes (a file of scaling keys is a few lines)"
+                )
             text = path.read_text()
         except OSError as exc:
             raise BadArgument(
                 f"--policy: cannot read {path}: {exc.strerror or exc}: check the path"
             ) from None
-        import yaml
-
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise BadArgument(f"--policy {path} is not valid YAML or JSON: {exc}") from None
+            document = read_document(text, f"--policy {path}")  # the guarded door of every document
+        except DocumentError as exc:
+            raise BadArgument(str(exc)) from None
         if isinstance(document, dict) and isinstance(document.get("scaling"), dict):
             document = document["scaling"]
         if not isinstance(document, dict):

@@ -59,11 +59,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError:
         return {}
-    import yaml  # only when a config file exists
+    from core.documents import DocumentError, read_document  # only when a config file exists
 
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = read_document(text, str(path))
+    except DocumentError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.documents import DocumentError, read_document
 from orchestry_tui.cli import backtest, nodes, output, wait
 from orchestry_tui.cli.apply import apply
 from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
@@ -40,12 +41,10 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     except OSError as exc:
         output.error(f"cannot read {path}: {exc.strerror or exc}: check the path")
         return 1
-    import yaml
-
     try:
-        document = yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        output.error(f"{path} is not valid YAML or JSON: {exc}")
+        document = read_document(text, str(path))  # the guarded door the daemon reads bodies by
+    except DocumentError as exc:
+        output.error(str(exc))
         return 1
     if not isinstance(document, dict):
         output.error(f"{path} must hold one app document (a mapping with metadata and spec)")

@@ -65,38 +65,35 @@ def _type_name(value: object) -> str:
 
 
 def parse_text(source: str, text: str, problems: list[str]) -> list[Document]:
-    """Every non-empty document of one file; a syntax error names its line and column."""
-    import yaml  # only when there is something to parse
+    """Every non-empty document of one file, read through the guarded door the daemon uses (size,
+    depth, aliases); a syntax error names its document, line and column."""
+    from core.documents import DocumentError, read_documents  # only when there is something to parse
 
     documents: list[Document] = []
-    index = 0
     try:
-        for index, body in enumerate(yaml.safe_load_all(text), start=1):
-            if body is None:
-                continue  # an empty document, e.g. after a trailing ---
-            document = Document(source, index, body if isinstance(body, dict) else {})
-            if not isinstance(body, dict):
-                problems.append(
-                    f"{document.where()}: must be an app document (a mapping with metadata and spec), "
-                    f"not {_type_name(body)}: see examples/web.yml"
-                )
-                continue
-            try:
-                json.dumps(body)
-            except (TypeError, ValueError) as exc:
-                problems.append(
-                    f"{document.where()}: holds a value that JSON cannot carry ({exc}): "
-                    "quote dates, times and other special values"
-                )
-                continue
-            documents.append(document)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        problems.append(
-            f"{source}, document {index + 1}: not valid YAML or JSON{at}: {problem}: fix the syntax"
-        )
+        bodies = read_documents(text, source)
+    except DocumentError as exc:
+        problems.append(str(exc))  # "<file>, document N: <problem>: <fix>"
+        return documents
+    for index, body in enumerate(bodies, start=1):
+        if body is None:
+            continue  # an empty document, e.g. after a trailing ---
+        document = Document(source, index, body if isinstance(body, dict) else {})
+        if not isinstance(body, dict):
+            problems.append(
+                f"{document.where()}: must be an app document (a mapping with metadata and spec), "
+                f"not {_type_name(body)}: see examples/web.yml"
+            )
+            continue
+        try:
+            json.dumps(body)
+        except (TypeError, ValueError) as exc:
+            problems.append(
+                f"{document.where()}: holds a value that JSON cannot carry ({exc}): "
+                "quote dates, times and other special values"
+            )
+            continue
+        documents.append(document)
     return documents
 
 
