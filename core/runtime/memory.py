@@ -208,9 +208,18 @@ class MemoryRuntime:
             return  # already gone: the goal of stopping is reached
         container.stopped_with_timeout = timeout
         self.journal.append(("stop", container.name))
+        if container.state == "paused":
+            container.state = "running"  # Docker kills a frozen process too
         if container.running:
             self._end(container, SIGTERM_EXIT_CODE, "die")
             self._publish("stop", container)
+
+    async def unpause(self, container_id: str) -> None:
+        self._check_available()
+        container = self.containers.get(container_id)
+        if container is not None and container.state == "paused":
+            container.state = "running"
+            self._publish("unpause", container)
 
     async def remove(self, container_id: str, force: bool = False) -> None:
         self._check_available()
@@ -306,6 +315,9 @@ class MemoryRuntime:
         """What a health probe of ``host:port`` would meet: a ``core.health.Probe`` without sockets."""
         container = self._by_port.get(port)
         what = f"GET {check.path}" if check is not None else f"TCP {host}:{port}"
+        if container is not None and container.state == "paused":
+            timeout = check.timeout_seconds if check is not None else 2.0
+            return ProbeResult(False, f"{what} timed out after {timeout:g} s")
         if container is None or not container.running or not container.listening:
             return ProbeResult(False, f"{what}: connection refused ([Errno 111] Connect call failed)")
         if check is None:
@@ -345,6 +357,13 @@ class MemoryRuntime:
         container.oom_killed = True
         self._publish("oom", container)
         self._end(container, SIGKILL_EXIT_CODE, "die")
+        return container
+
+    def pause(self, name: str) -> MemoryContainer:
+        """``docker pause``: the process is frozen; its probes time out, it is not dead."""
+        container = self._named(name)
+        container.state = "paused"
+        self._publish("pause", container)
         return container
 
     def vanish(self, name: str) -> None:
