@@ -144,6 +144,7 @@ async def load_step_scales_out_then_in(
             timeout=WINDOW + 1 + 10,  # window + one evaluation period + slack for a shared 2-core host
             what=f"{name}: scale-out on {out_metric}",
         )
+        print(f"\n{name}: {first.reason}")
         assert first.metrics["deciding_metric"] == deciding, first.reason
         assert_reason_explains(first.reason, out_metric)
         await wait_for(
@@ -151,6 +152,7 @@ async def load_step_scales_out_then_in(
             timeout=30,
             what=f"{name}: {first.to_replicas} ready replicas",
         )
+        await wait_for(lambda: client.sent["POST"] > 0, what="a POST of the heavy load sent too")
     client.assert_none_failed()
     # The heavy load gone, a light one stays: once the cooldown is over and the window holds only
     # light seconds, replicas go, under that traffic.
@@ -317,3 +319,33 @@ async def test_simultaneous_evaluations_scale_once_and_respect_the_cooldown(engi
     actions = [r["action"] for r in results if r["action"] is not None]
     assert actions == [{"scaled": True, "from_replicas": 1, "to_replicas": 3}], results
     assert len(await history(engine, name)) == 1
+
+
+async def test_memory_held_by_requests_scales_out_on_memory_then_in(engine: Engine) -> None:
+    # A 64 MiB limit; each request holds 40 MiB for 3 s in the replica (demo /cgi-bin/memory), so one
+    # request at a time keeps the replica at about 60 % of its limit.
+    doc = auto_app(unique_name("mem"), maxMemoryPercent=30)
+    doc["spec"] = {**doc["spec"], "resources": {"memory": "64Mi"}}
+    name = await start_app(engine, doc)
+    await load_step_scales_out_then_in(
+        engine,
+        name,
+        lb(engine, name, "cgi-bin/memory?mb=40&s=3"),
+        concurrency=1,
+        out_metric="memory",
+        deciding="memory",
+    )
+
+
+async def test_held_connections_scale_out_on_connections_then_in(engine: Engine) -> None:
+    # Six clients each hold a connection for 3 s (demo /cgi-bin/hold): about 6 live nginx → replica
+    # connections against a target of 2 per replica, with a request rate far below any other target.
+    name = await start_app(engine, auto_app(unique_name("conn"), maxConnPerReplica=2))
+    await load_step_scales_out_then_in(
+        engine,
+        name,
+        lb(engine, name, "cgi-bin/hold?s=3"),
+        concurrency=6,
+        out_metric="connections",
+        deciding="connections",
+    )

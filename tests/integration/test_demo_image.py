@@ -165,3 +165,52 @@ def test_sigterm_with_init_stops_it_without_a_kill(demo: tuple[Container, int]) 
     container.reload()
     # 137 = SIGKILL after the whole timeout: SIGTERM did not reach httpd (how fast: bench/responsiveness.py)
     assert container.attrs["State"]["ExitCode"] != 137, container.attrs["State"]
+
+
+def _memory_in_use(container: Container) -> int:
+    """The engine's figure: usage minus inactive file cache (cgroup v1 memory controller)."""
+    stats = container.stats(stream=False)["memory_stats"]
+    return int(stats["usage"]) - int(stats.get("stats", {}).get("total_inactive_file", 0))
+
+
+def test_memory_holds_the_asked_mebibytes_for_the_asked_time_then_frees_them(
+    demo: tuple[Container, int],
+) -> None:
+    container, port = demo
+    before = _memory_in_use(container)
+    answers: list[tuple[int, str]] = []
+    holder = threading.Thread(target=lambda: answers.append(http_get(port, "/cgi-bin/memory?mb=32&s=3")))
+    holder.start()
+    time.sleep(1.0)
+    during = _memory_in_use(container)
+    holder.join(15)
+    after = _memory_in_use(container)
+    print(f"\nmemory in use: before {before >> 20} MiB, holding {during >> 20} MiB, after {after >> 20} MiB")
+    assert answers == [(200, answers[0][1])] and "held 32 MiB for 3s" in answers[0][1], answers
+    assert during - before >= 30 << 20, (before, during)
+    assert after - before < 8 << 20, (before, after)
+
+
+def test_memory_and_hold_are_bounded_and_refuse_bad_input(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    assert "held 48 MiB for 0s" in http_get(port, "/cgi-bin/memory?mb=100000&s=0")[1]
+    assert http_get(port, "/cgi-bin/memory?mb=lots")[0] == 400
+    assert http_get(port, "/cgi-bin/hold?s=forever")[0] == 400
+    assert http_get(port, "/cgi-bin/hold?s=0")[0] == 200
+
+
+def test_hold_keeps_the_connection_open_for_the_asked_seconds(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    started = time.monotonic()
+    status, body = http_get(port, "/cgi-bin/hold?s=2")
+    assert status == 200 and body.splitlines()[0].startswith("holding 2s replica=")
+    assert body.splitlines()[1:] == ["held 1s", "held 2s"]
+    assert time.monotonic() - started >= 2.0
+
+
+def test_root_accepts_post_and_reads_its_body(demo: tuple[Container, int]) -> None:
+    _, port = demo
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"x" * 1000, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        body = answer.read().decode()
+    assert answer.status == 200 and "method=POST received=1000" in body, body
