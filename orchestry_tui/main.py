@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         return open_console(args)
     if args.command == "daemon":
         return run_daemon_command(args)
+    if args.command == "completion":
+        from orchestry_tui.cli.completion import completion_command
+
+        return completion_command(args)
     if args.command == "stop" or (args.command == "down" and args.all):
         return run_teardown_command(args)
     if args.command == "db":

@@ -61,6 +61,7 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null || required+=
 command -v docker-registry >/dev/null || required+=(docker-registry)
 command -v ab >/dev/null || required+=(apache2-utils)
 command -v ip >/dev/null || required+=(iproute2)
+command -v zsh >/dev/null || required+=(zsh) # the zsh side of the shell-completion test
 command -v rsvg-convert >/dev/null || optional+=(librsvg2-bin)      # console screenshots as PNG
 command -v docker-compose >/dev/null || optional+=(docker-compose) # the benchmark's baseline
 
@@ -98,6 +99,8 @@ if [[ ! -x $venv/bin/python || ! -f $stamp || pyproject.toml -nt $stamp ]]; then
     "$venv/bin/python" -m pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+# bash and zsh completion of `orchestry`, loaded by the venv's activate (regenerated: it is cheap)
+scripts/install_completion.sh "$venv" || say "shell completion not installed (see scripts/install_completion.sh)"
 
 # --- Docker engine ---------------------------------------------------------------------------------
 

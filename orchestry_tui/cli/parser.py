@@ -228,4 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.add_argument("--database-url", help="default: ORCHESTRY_DATABASE_URL")
 
     sub.add_parser("info", parents=[common], help="the daemon's version, node, leader and database")
+
+    completion = sub.add_parser(
+        "completion",
+        parents=[common],
+        help='print the shell completion script: eval "$(orchestry completion bash)" (or zsh)',
+    )
+    completion.add_argument(
+        "shell", choices=("bash", "zsh", "apps"), help="bash or zsh; apps: the daemon's app names, one a line"
+    )
     return parser
