@@ -94,7 +94,7 @@ async def _apply(engine: Any, path: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SettingsError(f"--apply {path}: cannot read the file ({reason}): check the path") from None
-    view, _created = await engine.register(text, replace=True)
+    view, _created = await engine.register(text)
     result = await engine.up(view.name)
     log.info("applied %s: app %s up with %d replicas", path, view.name, result.replicas)
 

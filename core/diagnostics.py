@@ -29,13 +29,51 @@ import time
 from collections.abc import Awaitable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core import __version__, recent_log
+from core.models import AppView, Event, ScalingRecord
+from core.reconciler import Reconciler
 from core.redaction import default_redactor
+from core.runtime.base import Runtime
+from core.settings import Settings
+from core.store import Store
+from core.supervisor import Supervisor
 
-if TYPE_CHECKING:
-    from core.engine import Engine
+
+class Engine(Protocol):
+    """What the bundle reads: the facade's reads and the node's components (never imported from
+    core.engine, which sits above this module)."""
+
+    node_id: str
+    settings: Settings
+    supervisor: Supervisor
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def nginx(self) -> Any: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def reconciler(self) -> Reconciler: ...
+
+    @property
+    def runtime_error(self) -> str: ...
+
+    async def list_apps(self) -> list[AppView]: ...
+
+    async def events(self, limit: int = 100) -> list[Event]: ...
+
+    async def scaling_history(self, name: str, limit: int = 50) -> list[ScalingRecord]: ...
+
+    async def cluster_status(self) -> dict[str, Any]: ...
+
+    async def app_metrics(self, name: str) -> dict[str, Any]: ...
+
 
 MAX_FILE_BYTES = 512 * 1024
 LOG_LINES_PER_REPLICA = 200
@@ -122,8 +160,7 @@ async def _database(engine: Engine) -> dict[str, Any]:
 
 
 def _health(engine: Engine, app: str) -> list[dict[str, Any]]:
-    reconciler = getattr(engine, "_reconciler", None)
-    targets = getattr(getattr(reconciler, "health", None), "_targets", {}) or {}
+    targets = getattr(engine.reconciler.health, "_targets", {}) or {}
     return [
         {
             "replica": f"{t.app}-{t.slot}",
@@ -143,8 +180,7 @@ def _health(engine: Engine, app: str) -> list[dict[str, Any]]:
 
 
 def _crash_backoff(engine: Engine, app: str) -> dict[str, Any]:
-    reconciler = getattr(engine, "_reconciler", None)
-    state = (getattr(reconciler, "apps", None) or {}).get(app)
+    state = engine.reconciler.apps.get(app)
     if state is None:
         return {}
     return {

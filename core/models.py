@@ -146,3 +146,33 @@ class ScalingRecord:
     reason: str
     metrics: dict[str, Any]
     timestamp: float
+
+
+@dataclass
+class AppFigures:
+    """An app's latest load figures; None (not 0) while nothing has been measured."""
+
+    rps: float | None
+    p95_latency_ms: float | None
+    cpu_percent: float | None
+    memory_percent: float | None
+
+
+@dataclass
+class Overview:
+    """Every app described with its latest figures: what a dashboard draws each tick."""
+
+    timestamp: float
+    lb_listen: str
+    apps: list[AppView]
+    figures: dict[str, AppFigures]
+
+
+@dataclass
+class AppSeries:
+    """Chart history of one app: each series a list of (epoch second, value), oldest first."""
+
+    app: str
+    seconds: int
+    timestamp: float
+    series: dict[str, list[tuple[float, float]]]

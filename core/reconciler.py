@@ -101,6 +101,14 @@ class ReconcilerConfig:
 Drained = Callable[[int, float], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class PassIntent:
+    """What the requests a pass serves asked for beyond "converge" (see ``reconcile_now``)."""
+
+    force: bool = False
+    clear: bool = False
+
+
 class NotLeaderAnymore(Exception):
     """Raised inside a pass when the lease was lost mid-way; the pass stops acting at once."""
 
@@ -157,6 +165,43 @@ class Reconciler:
         if task is None or task.done():
             self._workers[name] = asyncio.create_task(self._worker(name), name=f"reconcile:{name}")
 
+    def ready_count(self, name: str) -> int:
+        """Replicas of ``name`` that passed their health check and are not draining."""
+        state = self.apps.get(name)
+        return len(state.ready_replicas()) if state is not None else 0
+
+    def live_count(self, name: str) -> int:
+        """Replicas of ``name`` that are not draining."""
+        state = self.apps.get(name)
+        return len(state.live()) if state is not None else 0
+
+    def request_restart(self, name: str, slot: int | None = None) -> list[int]:
+        """Mark every live replica (or the one in ``slot``) for a rolling replacement; the slots."""
+        state = self.state(name)
+        chosen = [r for r in state.live() if slot is None or r.slot == slot]
+        if slot is not None and not chosen:
+            slots = ", ".join(str(r.slot) for r in sorted(state.live(), key=lambda r: r.slot)) or "none"
+            raise NotFound(f"app '{name}' has no replica in slot {slot}: its slots are {slots}")
+        for replica in chosen:
+            replica.restart_requested = True
+        return sorted(r.slot for r in chosen)
+
+    def blocked_reason(self, name: str) -> str:
+        """Why no replica of ``name`` can be created ("" when nothing blocks it)."""
+        state = self.apps.get(name)
+        return state.blocked if state is not None else ""
+
+    def forget_all(self) -> None:
+        """A node that stopped leading keeps no view of the replicas: it stops probing them (a follower
+        must not announce health changes beside the leader), and a term it wins later adopts them
+        afresh from Docker instead of trusting what it saw before."""
+        for state in self.apps.values():
+            for container_id in list(state.replicas):
+                self.health.untrack(container_id)
+            state.replicas.clear()
+            state.stopping.clear()
+            state.routed_once = False
+
     def wake(self, name: str) -> None:
         if name in self.apps:
             self.apps[name].wake.set()
@@ -165,12 +210,23 @@ class Reconciler:
         for state in self.apps.values():
             state.wake.set()
 
-    async def reconcile_now(self, name: str, timeout: float = 120.0) -> dict[str, int]:
-        """Wake the app's worker and wait for a whole pass that started after this call."""
+    async def reconcile_now(
+        self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False
+    ) -> dict[str, int]:
+        """Wake the app's worker and wait for a whole pass that started after this call.
+
+        ``force``: a stopped app's replicas stop without draining, with a short grace period.
+        ``clear``: every container of the app is stopped first (its runtime state starts afresh).
+        The intent travels with this request, so a concurrent request without it cannot cancel it:
+        the pass that serves several requests honours the strongest of them."""
         self.ensure_worker(name)
         state = self.apps[name]
         state.requested += 1
         wanted = state.requested
+        if force:
+            state.forced_through = wanted
+        if clear:
+            state.cleared_through = wanted
         state.wake.set()
         async with state.pass_done:
             await asyncio.wait_for(state.pass_done.wait_for(lambda: state.completed >= wanted), timeout)
@@ -191,10 +247,13 @@ class Reconciler:
             await self.clock.wait(state.wake, wait)
             state.wake.clear()
             seen = state.requested
+            intent = PassIntent(
+                force=state.forced_through > state.completed, clear=state.cleared_through > state.completed
+            )
             deleted = False
             started = self.clock.monotonic()
             try:
-                result = await self._pass(state)
+                result = await self._pass(state, intent)
                 instruments.RECONCILE_DURATION.observe(self.clock.monotonic() - started)
                 deleted = result.get("deleted", 0) == 1
                 state.last_result = result
@@ -266,22 +325,21 @@ class Reconciler:
         if not self.leadership.is_leader():
             raise NotLeaderAnymore()
 
-    async def _pass(self, state: AppState) -> dict[str, int]:
+    async def _pass(self, state: AppState, intent: PassIntent) -> dict[str, int]:
         if not self.leadership.is_leader():
             return {}  # a follower's relist must not query the store (it may be the store that is down)
         record = await asyncio.to_thread(self.store.apps.get, state.name)
         if not self.leadership.is_leader():
             return {}
         if record is None:
-            stopped = await self._teardown(state, force=False)
+            stopped = await self._teardown(state)
             await self.router.unpublish(state.name)
             self._specs.pop(state.name, None)
             return {"deleted": 1, "stopped": stopped}
         spec = self.spec_of(record)
         cleared = 0
-        if state.clear_requested:
-            state.clear_requested = False
-            cleared = await self._teardown(state, force=True)
+        if intent.clear:
+            cleared = await self._teardown(state)
             state.backoff.clear()
             state.restarts.clear()
             state.routed_once = False
@@ -294,7 +352,7 @@ class Reconciler:
         await self._clear_dead(state, containers, after_outage)
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
-        force = record.status == APP_STOPPED and state.force_stop
+        force = record.status == APP_STOPPED and intent.force
         now = self.clock.time()
         current_hash = spec.container_hash()
         live = [
@@ -688,12 +746,12 @@ class Reconciler:
 
     async def teardown_now(self, name: str) -> int:
         """Stop every container of ``name`` now, serialised with its worker (clear instances)."""
-        state = self.state(name)
-        state.clear_requested = True
-        result = await self.reconcile_now(name)
+        result = await self.reconcile_now(name, clear=True)
         return result.get("stopped", 0)
 
-    async def _teardown(self, state: AppState, force: bool) -> int:
+    async def _teardown(self, state: AppState) -> int:
+        """Stop every container of the app at once, without draining: the app is gone, or its
+        runtime state is being cleared, so nothing is routed to them any more."""
         containers = await self.runtime.list_managed(state.name)
         for info in containers:
             if info.id not in state.replicas:

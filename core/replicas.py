@@ -113,11 +113,11 @@ class AppState:
     blocked: str = ""  # why no replica can be created (missing image, missing secret, bad command)
     stopping: set[str] = field(default_factory=set)  # container ids being drained/stopped by us
     routed_once: bool = False
-    clear_requested: bool = False
-    force_stop: bool = False  # the operator asked for down --force: skip the drain
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    requested: int = 0
-    completed: int = 0
+    requested: int = 0  # number of the newest pass request (see Reconciler.reconcile_now)
+    completed: int = 0  # every request up to this number has been served by a whole pass
+    forced_through: int = 0  # newest request that asked for a forced stop
+    cleared_through: int = 0  # newest request that asked to clear the app's containers
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""

@@ -10,28 +10,64 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.errors import BadRequest, OrchestryError
+from core.metrics.collector import MetricsCollector
 from core.metrics.history import MetricHistoryRecorder
 from core.metrics.window import MetricWindow
 from core.models import APP_STOPPED
 from core.scaler import Decision, decide
+from core.services.collaborators import Emit
 from core.spec import AppSpec
 from core.store import AppRecord
 
-if TYPE_CHECKING:
-    from core.engine import Engine
-
 log = logging.getLogger(__name__)
+
+# Scale-in stabilisation keeps at most this many recommendations per app.
+RECOMMENDATION_HISTORY = 4096
+
+
+class DesiredCount(Protocol):
+    """The one command the loop gives: a new desired count, unless the app moved on meanwhile."""
+
+    async def apply_scale(
+        self,
+        name: str,
+        target: int,
+        reason: str,
+        metrics: dict[str, Any] | None = None,
+        auto: bool = False,
+        expect: tuple[int, float | None] | None = None,
+    ) -> int | None: ...
 
 
 class ScalingLoop:
     def __init__(
-        self, engine: Engine, interval: float = 5.0, history: MetricHistoryRecorder | None = None
+        self,
+        desired: DesiredCount,
+        list_apps: Callable[[], list[AppRecord]],
+        spec_of: Callable[[AppRecord], AppSpec],
+        ready_count: Callable[[str], int],
+        live_count: Callable[[str], int],
+        metrics: MetricsCollector,
+        is_leader: Callable[[], bool],
+        emit: Emit,
+        interval: float = 5.0,
+        history: MetricHistoryRecorder | None = None,
     ) -> None:
-        self.engine = engine
+        """``list_apps`` runs in a thread (it reads the store); ``ready_count(app)`` counts replicas
+        that passed their health check, ``live_count(app)`` those not draining."""
+        self._desired = desired
+        self._list_apps = list_apps
+        self._spec_of = spec_of
+        self._ready_count = ready_count
+        self._live_count = live_count
+        self._metrics = metrics
+        self._is_leader = is_leader
+        self._emit = emit
         self.interval = interval
         self.history = history
         self.recommendations: dict[str, deque[tuple[float, int]]] = {}
@@ -42,16 +78,16 @@ class ScalingLoop:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            if self.engine.cluster.is_leader():
+            if self._is_leader():
                 await self.evaluate_all()
 
     async def evaluate_all(self) -> None:
-        records = await asyncio.to_thread(self.engine.store.apps.list)
+        records = await asyncio.to_thread(self._list_apps)
         running = [r for r in records if r.status != APP_STOPPED]
         # Recorded before deciding, with the counts the scaler is about to see: a backtest of the
         # policy in force replays exactly the inputs of each decision.
         samples = (
-            [self.history.sample(r.name, r.desired_replicas, self._ready(r.name)) for r in running]
+            [self.history.sample(r.name, r.desired_replicas, self._ready_count(r.name)) for r in running]
             if self.history is not None
             else []
         )
@@ -59,74 +95,63 @@ class ScalingLoop:
             if record.mode != "auto":
                 continue
             try:
-                await self.evaluate(record, self.engine.reconciler.spec_of(record), apply=True)
+                await self.evaluate(record, self._spec_of(record), apply=True)
             except OrchestryError as exc:
                 log.warning("scaling %s failed: %s", record.name, exc)
         if self.history is not None and samples:
             await self.history.record(samples)
 
-    def _ready(self, name: str) -> int:
-        state = self.engine.reconciler.apps.get(name)
-        return len(state.ready_replicas()) if state is not None else 0
-
     async def evaluate(self, record: AppRecord, spec: AppSpec, apply: bool) -> Decision:
+        """Decide once on ``record``, remember the decision and, with ``apply``, act on it.
+
+        The act is conditional on the app still having the desired count and last scale time the
+        decision saw (checked in the same transaction that writes): a scale that landed meanwhile
+        (another evaluation, an operator) wins, and the next tick decides afresh on what it left."""
+        return (await self._evaluate(record, spec, apply))[0]
+
+    async def _evaluate(self, record: AppRecord, spec: AppSpec, apply: bool) -> tuple[Decision, bool]:
+        """The decision, and whether it changed the desired count."""
         if not apply:
-            return self._decide(record, spec)[0]
-        # One evaluation per app at a time, on the stored record read under the lock: two evaluations
-        # (the loop and a simulateMetrics call, or two calls) deciding on the same stale desired count
-        # would both scale, and the second would ignore the cooldown the first had just started.
+            return self._decide(record, spec)[0], False
+        # One evaluation per app at a time: the loop and a simulateMetrics call must not both act on
+        # the same desired count.
         lock = self._locks.setdefault(record.name, asyncio.Lock())
         async with lock:
-            decision, _window, now = self._propose(record, spec)
-            if decision.recommendation == record.desired_replicas and not decision.should_scale:
-                # Nothing to act on or report, the usual case: no need to re-read the store.
-                self._record(record.name, decision, now)
-                return decision
-            fresh = await asyncio.to_thread(self.engine.store.apps.get, record.name)
-            if fresh is None:  # deleted meanwhile: nothing to act on
-                return self._decide(record, spec)[0]
-            return await self._decide_and_act(fresh, self.engine.reconciler.spec_of(fresh))
+            decision, window = self._decide(record, spec)
+            return decision, await self._act(record, decision, window)
 
-    def _propose(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow, float]:
-        """The scaler's decision on ``record`` now, not yet recorded."""
+    def _decide(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow]:
+        """The scaler's decision on ``record`` now, remembered for scale-in stabilisation and display."""
         policy = spec.scaling
         name = record.name
-        window = self.engine.metrics.window(name, policy.window_seconds)
+        window = self._metrics.window(name, policy.window_seconds)
         now = time.time()
-        history = self.recommendations.setdefault(name, deque(maxlen=4096))
+        history = self.recommendations.setdefault(name, deque(maxlen=RECOMMENDATION_HISTORY))
         while history and history[0][0] < now - policy.window_seconds:
             history.popleft()
         decision = decide(
             policy,
             window,
             record.desired_replicas,
-            self._ready(name),
+            self._ready_count(name),
             now,
             record.last_scaled_at,
             list(history),
         )
-        return decision, window, now
-
-    def _record(self, name: str, decision: Decision, now: float) -> None:
-        self.recommendations.setdefault(name, deque(maxlen=4096)).append((now, decision.recommendation))
+        history.append((now, decision.recommendation))
         self.last_decision[name] = (now, decision)
-
-    def _decide(self, record: AppRecord, spec: AppSpec) -> tuple[Decision, MetricWindow]:
-        decision, window, now = self._propose(record, spec)
-        self._record(record.name, decision, now)
         return decision, window
 
-    async def _decide_and_act(self, record: AppRecord, spec: AppSpec) -> Decision:
+    async def _act(self, record: AppRecord, decision: Decision, window: MetricWindow) -> bool:
         name = record.name
-        decision, window = self._decide(record, spec)
-        apply = record.mode == "auto" and record.status != APP_STOPPED
-        if apply and decision.should_scale and decision.target != record.desired_replicas:
-            if not self.engine.cluster.is_leader():
-                return decision
+        if record.mode != "auto" or record.status == APP_STOPPED:
+            return False
+        if decision.should_scale and decision.target != record.desired_replicas:
+            if not self._is_leader():
+                return False
             self._last_refusal.pop(name, None)
-            await self.engine.apply_scale(
+            replaced = await self._desired.apply_scale(
                 name,
-                record.desired_replicas,
                 decision.target,
                 decision.reason,
                 {
@@ -135,19 +160,22 @@ class ScalingLoop:
                     "deciding_metric": decision.deciding_metric,
                 },
                 auto=True,
+                expect=(record.desired_replicas, record.last_scaled_at),
             )
-        elif apply and decision.in_cooldown and decision.recommendation != record.desired_replicas:
+            return replaced is not None
+        if decision.in_cooldown and decision.recommendation != record.desired_replicas:
             # A refusal worth knowing, said once per reason rather than every few seconds.
-            if self._last_refusal.get(name) != decision.reason.split(" for ")[0]:
-                self._last_refusal[name] = decision.reason.split(" for ")[0]
-                await self.engine.emit(
+            refusal = decision.reason.split(" for ")[0]
+            if self._last_refusal.get(name) != refusal:
+                self._last_refusal[name] = refusal
+                await self._emit(
                     "scaling",
                     "scale_deferred",
                     f"{name}: {decision.reason}",
                     app=name,
                     details={"recommendation": decision.recommendation},
                 )
-        return decision
+        return False
 
     def forget(self, name: str) -> None:
         self.recommendations.pop(name, None)
@@ -157,26 +185,17 @@ class ScalingLoop:
 
     def metrics_view(self, record: AppRecord, spec: AppSpec) -> dict[str, Any]:
         policy = spec.scaling
-        metrics = self.engine.metrics
-        window = metrics.window(record.name, policy.window_seconds)
-        recent = metrics.window(record.name, min(10, policy.window_seconds))
-        state = self.engine.reconciler.apps.get(record.name)
-        total = len(state.live()) if state is not None else 0
+        window = self._metrics.window(record.name, policy.window_seconds)
+        recent = self._metrics.window(record.name, min(10, policy.window_seconds))
+        ready = self._ready_count(record.name)
         last = self.last_decision.get(record.name)
         decision = (
             last[1]
             if last
-            else decide(
-                policy,
-                window,
-                record.desired_replicas,
-                self._ready(record.name),
-                time.time(),
-                record.last_scaled_at,
-            )
+            else decide(policy, window, record.desired_replicas, ready, time.time(), record.last_scaled_at)
         )
         return {
-            "current": current_metrics(recent, self._ready(record.name), total),
+            "current": current_metrics(recent, ready, self._live_count(record.name)),
             "window": {"seconds": policy.window_seconds, **asdict(window)},
             "policy": policy.to_document(),
             "scale_factors": decision.scale_factors,
@@ -190,24 +209,20 @@ class ScalingLoop:
             raise BadRequest("the body must be a JSON object with rps, p95LatencyMs, cpuPercent, … keys")
         values = {key: value for key, value in sample.items() if key != "evaluate"}
         # The simulated figures stand in for measured ones for one scaling window.
-        added = self.engine.metrics.add_simulated(
+        added = self._metrics.add_simulated(
             record.name, values, hold_seconds=float(spec.scaling.window_seconds)
         )
         evaluation = action = None
         if evaluate:
-            can_act = (
-                self.engine.cluster.is_leader() and record.mode == "auto" and record.status != APP_STOPPED
-            )
-            decision = await self.evaluate(record, spec, apply=can_act)
+            can_act = self._is_leader() and record.mode == "auto" and record.status != APP_STOPPED
+            decision, applied = await self._evaluate(record, spec, apply=can_act)
             evaluation = {
                 "should_scale": decision.should_scale,
                 "target_replicas": decision.target,
                 "reason": decision.reason,
                 "scale_factors": decision.scale_factors,
             }
-            # ``decision.current`` is the desired count read under the evaluation lock, not the
-            # possibly stale one of ``record``.
-            if can_act and decision.should_scale and decision.target != decision.current:
+            if applied:
                 action = {"scaled": True, "from_replicas": decision.current, "to_replicas": decision.target}
         return {"app": record.name, "metrics_added": added, "evaluation": evaluation, "action": action}
 

@@ -62,7 +62,7 @@ async def health(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     document = await params.json_body(request)
-    view, _created = await engine.register(document, replace=True)
+    view, _created = await engine.register(document)
     return json_response(serializers.legacy_registered(view.name))
 
 

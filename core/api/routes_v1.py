@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 
 from aiohttp import web
 
@@ -12,8 +13,8 @@ from core.api import params, serializers
 from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
 from core.api.routes_legacy import MAX_EVENTS, MAX_LOG_LINES
 from core.errors import BadRequest
-from core.history import MetricSample
 from core.runtime.base import LogLine
+from core.services.app_views import SERIES_SECONDS_MAX
 
 routes = web.RouteTableDef()
 
@@ -32,9 +33,9 @@ async def list_apps(request: web.Request) -> web.Response:
 @routes.post(f"{PREFIX}/apps")
 async def register(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
-    replace = params.query_bool(request, "replace")
+    update = params.query_bool(request, "replace")
     document = await params.json_body(request)
-    view, created = await engine.register(document, replace=replace)
+    view, created = await engine.register(document, update=update)
     return json_response(
         {"created": created, "app": serializers.v1_app(view)}, status=201 if created else 200
     )
@@ -202,61 +203,25 @@ async def app_metrics(request: web.Request) -> web.Response:
     return json_response(serializers.v1_app_metrics(name, metrics))
 
 
-FIGURES_SECONDS = 10
 SERIES_SECONDS_DEFAULT = 300
-SERIES_SECONDS_MAX = 900  # the metric windows keep 15 minutes
-# Enough to rebuild the desired-replicas steps of a window from the store.
-SERIES_RECORDS = 200
 
 
 @routes.get(f"{PREFIX}/overview")
 async def overview(request: web.Request) -> web.Response:
     """Every app described, with its latest figures, in one answer: what a dashboard draws each tick."""
-    engine = engine_of(request)
-    apps = await engine.list_apps()
-    figures = {a.name: serializers.v1_figures(engine.metrics.window(a.name, FIGURES_SECONDS)) for a in apps}
-    return json_response(serializers.v1_overview(apps, figures, engine.settings.lb_listen, time.time()))
+    found = await engine_of(request).overview()
+    figures = {name: asdict(f) for name, f in found.figures.items()}
+    return json_response(serializers.v1_overview(found.apps, figures, found.lb_listen, found.timestamp))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/series")
 async def app_series(request: web.Request) -> web.Response:
     """Chart history of one app: desired and ready replicas, requests/s, p95 latency, CPU and memory."""
-    engine = engine_of(request)
     name = params.app_name(request)
     seconds = params.query_int(request, "seconds", SERIES_SECONDS_DEFAULT, 10, SERIES_SECONDS_MAX)
     assert seconds is not None
-    app = await engine.get_app(name)
-    now = time.time()
-    start = max(now - seconds, app.created_at)
-    history, lifecycle = await asyncio.gather(
-        engine.scaling_history(name, SERIES_RECORDS),
-        engine.events(app=name, category="lifecycle", since=start, limit=SERIES_RECORDS),
-    )
-    live = {metric: engine.metrics.series(name, metric, seconds) for metric in serializers.CHART_METRICS}
-    # The store's per-period history fills what the in-memory windows no longer (or not yet, after a
-    # restart or a fail-over) hold; the live 1 s points win where both exist.
-    stored = await engine.metric_history(name, now - seconds)
-    series = {metric: with_history(points, stored, metric) for metric, points in live.items()}
-    series["desired"] = serializers.desired_series(
-        start,
-        now,
-        app.desired_replicas,
-        app.status != "stopped",
-        [(r.timestamp, r.from_replicas, r.to_replicas) for r in history],
-        [(e.timestamp, e.kind == "app_up") for e in lifecycle if e.kind in ("app_up", "app_down")],
-    )
-    return json_response(serializers.v1_series(name, seconds, now, series))
-
-
-def with_history(
-    live: list[tuple[float, float]], stored: list[MetricSample], metric: str
-) -> list[tuple[float, float]]:
-    """``live`` points preceded by the stored ones older than its first point."""
-    first_live = live[0][0] if live else float("inf")
-    older = [
-        (s.at, getattr(s, metric)) for s in stored if s.at < first_live and getattr(s, metric) is not None
-    ]
-    return [*older, *live]
+    found = await engine_of(request).series(name, seconds)
+    return json_response(serializers.v1_series(found.app, found.seconds, found.timestamp, found.series))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/backtest")

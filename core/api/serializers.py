@@ -22,6 +22,9 @@ from core.models import (
 )
 from core.nodes import DrainStarted
 from core.runtime.base import LogLine, NodeInfo
+from core.services.app_views import CHART_METRICS
+
+__all__ = ["CHART_METRICS"]
 
 SHORT_ID = 12
 
@@ -454,7 +457,6 @@ def health(
 # --- /api/v1 dashboard shapes (the console attached to a daemon draws from these) -------------------
 
 FIGURE_KEYS = ("rps", "p95_latency_ms", "cpu_percent", "memory_percent")
-CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent", "memory_percent")
 
 Points = list[tuple[float, float]]
 
@@ -472,39 +474,6 @@ def v1_overview(
         "lb_listen": lb_listen,
         "apps": [{**v1_app(a), "figures": figures.get(a.name) or dict.fromkeys(FIGURE_KEYS)} for a in apps],
     }
-
-
-def desired_series(
-    start: float,
-    now: float,
-    desired_now: int,
-    running_now: bool,
-    scalings: Iterable[tuple[float, int, int]],
-    switches: Iterable[tuple[float, bool]],
-) -> Points:
-    """Desired replicas over [start, now] as steps: the count (from scaling records: time, from, to)
-    while the app runs, 0 while it is stopped (from up/down switches: time, running).
-
-    Rebuilt from the store, so a console that attaches later still sees the history."""
-    scalings = sorted(s for s in scalings if start <= s[0] <= now)
-    switches = sorted(s for s in switches if start <= s[0] <= now)
-    count = scalings[0][1] if scalings else desired_now
-    running = (not switches[0][1]) if switches else running_now
-    changes = sorted(
-        [(t, 0, float(to)) for t, _from, to in scalings] + [(t, 1, float(on)) for t, on in switches]
-    )
-    points: Points = [(start, float(count if running else 0))]
-    for when, kind, value in changes:
-        before = count if running else 0
-        if kind == 0:
-            count = int(value)
-        else:
-            running = bool(value)
-        after = count if running else 0
-        if after != before:
-            points += [(when, float(before)), (when, float(after))]
-    points.append((now, float(count if running else 0)))
-    return points
 
 
 def v1_series(name: str, seconds: int, now: float, series: dict[str, Points]) -> dict[str, Any]:

@@ -118,6 +118,47 @@ class AppRepository:
             )
             return result.rowcount > 0
 
+    def scale(
+        self,
+        name: str,
+        target: int,
+        reason: str,
+        metrics: dict[str, Any] | None = None,
+        expect: tuple[int, float | None] | None = None,
+    ) -> tuple[int, float] | None:
+        """Set the desired count and add its scaling history row, in one transaction.
+
+        ``expect`` (desired replicas, last scaled at): the state a decision was made on; when the app
+        no longer is in it (another scale landed meanwhile), nothing is written and None is returned.
+        Otherwise returns (the desired count replaced, the database time of the change).
+        NotFound when the app does not exist."""
+        apps = t.applications
+        with self._db.leader_write(f"scaling app '{name}'") as conn:
+            row = conn.execute(
+                sa.select(apps.c.desired_replicas, apps.c.last_scaled_at).where(apps.c.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"app '{name}' does not exist: register it first")
+            if expect is not None and (row.desired_replicas, row.last_scaled_at) != expect:
+                return None
+            now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            conn.execute(
+                sa.update(apps)
+                .where(apps.c.name == name)
+                .values(desired_replicas=target, last_scaled_at=now, updated_at=now)
+            )
+            conn.execute(
+                sa.insert(t.scaling_history).values(
+                    app=name,
+                    from_replicas=row.desired_replicas,
+                    to_replicas=target,
+                    reason=reason,
+                    metrics=metrics or {},
+                    timestamp=now,
+                )
+            )
+            return int(row.desired_replicas), now
+
     def delete(self, name: str) -> bool:
         """Remove the app with its instances and scaling history (events are kept)."""
         with self._db.leader_write(f"deleting app '{name}'") as conn:

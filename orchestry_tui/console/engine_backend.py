@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,16 +11,13 @@ from core.errors import NotLeader, OrchestryError, SettingsError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine
 from orchestry_tui.console.api_server import ConsoleApiServer
-from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership, chart_data
+from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
 
 if TYPE_CHECKING:
     from core.engine import Engine
     from core.settings import Settings
 
 CHART_SECONDS = 300
-CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent")
-# One point per refresh (~1 s): five minutes of desired-replica history per app.
-DESIRED_HISTORY = CHART_SECONDS
 LEADER_POLL_SECONDS = 0.5
 
 
@@ -46,7 +41,6 @@ class EngineBackend:
         self.api_address = ""
         self.lb_address = settings.lb_listen
         self.state_dir = settings.state_dir
-        self._desired: dict[str, deque[tuple[float, float]]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:
@@ -98,7 +92,7 @@ class EngineBackend:
             raise SettingsError(
                 f"--apply {path}: cannot read the file ({exc.strerror}): check the path"
             ) from None
-        view, _created = await self._engine.register(text, replace=True)
+        view, _created = await self._engine.register(text)
         result = await self._engine.up(view.name)
         return f"applied {path.name}: {view.name} up with {result.replicas} replica(s)"
 
@@ -118,28 +112,26 @@ class EngineBackend:
     # --- observation --------------------------------------------------------------------------
     async def frame(self, selected: str | None) -> Frame:
         engine = self._engine
-        now = time.time()
-        apps = await engine.list_apps()
-        figures: dict[str, AppFigures] = {}
-        for app in apps:
-            history = self._desired.setdefault(app.name, deque(maxlen=DESIRED_HISTORY))
-            history.append((now, float(app.desired_replicas if app.status != "stopped" else 0)))
-            window = engine.metrics.window(app.name, 10)
-            figures[app.name] = AppFigures(
-                rps=window.rps,
-                p95_latency_ms=window.p95_latency_ms,
-                cpu_percent=window.cpu_percent,
-                memory_percent=window.memory_percent,
+        overview = await engine.overview()
+        figures = {
+            name: AppFigures(
+                rps=f.rps,
+                p95_latency_ms=f.p95_latency_ms,
+                cpu_percent=f.cpu_percent,
+                memory_percent=f.memory_percent,
             )
-        for gone in set(self._desired) - {a.name for a in apps}:
-            del self._desired[gone]
-        chosen = next((a for a in apps if a.name == selected), None)
+            for name, f in overview.figures.items()
+        }
+        chosen = next((a for a in overview.apps if a.name == selected), None)
+        charts = None
+        if chosen is not None:
+            charts = chart_data(chosen, (await engine.series(chosen.name, CHART_SECONDS)).series)
         return Frame(
-            now=now,
+            now=overview.timestamp,
             leadership=self._leadership(),
-            apps=apps,
+            apps=overview.apps,
             figures=figures,
-            charts=self._charts(chosen, now) if chosen else None,
+            charts=charts,
         )
 
     def _leadership(self) -> Leadership:
@@ -153,12 +145,6 @@ class EngineBackend:
             leader_id=cluster.leader_id,
             lease_expires_at=lease.expires_at if lease else None,
         )
-
-    def _charts(self, app: AppView, now: float) -> ChartData:
-        metrics = self._engine.metrics
-        series = {m: metrics.series(app.name, m, CHART_SECONDS) for m in CHART_METRICS}
-        series["desired"] = list(self._desired.get(app.name, ()))
-        return chart_data(app, series)
 
     async def recent_events(self, limit: int) -> list[Event]:
         return await self._engine.events(limit=limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.api.serializers import desired_series
+from core.services.app_views import desired_series
 
 
 def test_scalings_become_steps_and_the_line_ends_now_at_the_current_count() -> None:

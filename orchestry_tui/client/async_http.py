@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-
 from orchestry_tui.cli.client import (
     LEADER_HEADER,
     ApiError,

@@ -1,0 +1,266 @@
+"""Reads of apps for every front end: describe, list, rollout, the dashboard overview and chart series.
+
+The leader answers from the reconciler's live view of the replicas; a follower from what the leader
+last saved in the store.  Nothing here changes state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from core.errors import NotFound
+from core.events import EventLog
+from core.history import MetricSample
+from core.metrics.collector import MetricsCollector
+from core.models import (
+    APP_STOPPED,
+    AppFigures,
+    AppSeries,
+    AppView,
+    Overview,
+    ReplicaView,
+    RolloutReplica,
+    RolloutView,
+)
+from core.reconciler import Reconciler
+from core.services.collaborators import Leadership, require_leader
+from core.spec import redact_document
+from core.store import AppRecord, Store
+
+# Latest figures are the mean over this many seconds.
+FIGURES_SECONDS = 10
+# The measured chart series ("desired" is rebuilt from the store beside them).
+CHART_METRICS = ("ready_replicas", "rps", "p95_latency_ms", "cpu_percent", "memory_percent")
+SERIES_SECONDS_MAX = 900  # the metric windows keep 15 minutes
+# Enough to rebuild the desired-replicas steps of a window from the store.
+SERIES_RECORDS = 200
+REDACTION_CACHE_SIZE = 4096
+
+Points = list[tuple[float, float]]
+
+
+class AppViews:
+    def __init__(
+        self,
+        store: Store,
+        reconciler: Reconciler,
+        leadership: Leadership,
+        metrics: MetricsCollector,
+        events: EventLog,
+        lb_listen: str,
+        node_of: Callable[[str], str],
+    ) -> None:
+        """``node_of(address)``: the hostname of the node a replica at ``address`` runs on."""
+        self._store = store
+        self._reconciler = reconciler
+        self._leadership = leadership
+        self._metrics = metrics
+        self._events = events
+        self._lb_listen = lb_listen
+        self._node_of = node_of
+        self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+
+    async def app_record(self, name: str) -> AppRecord:
+        record = await asyncio.to_thread(self._store.apps.get, name)
+        if record is None:
+            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+        return record
+
+    async def get_app(self, name: str) -> AppView:
+        """Status + describe: spec/raw redacted, replicas with live cpu/memory.  NotFound if unknown."""
+        return await self._view(await self.app_record(name))
+
+    async def list_apps(self) -> list[AppView]:
+        records = await asyncio.to_thread(self._store.apps.list)
+        return [await self._view(r) for r in records]
+
+    async def overview(self) -> Overview:
+        apps = await self.list_apps()
+        figures = {app.name: self.figures(app.name) for app in apps}
+        return Overview(timestamp=time.time(), lb_listen=self._lb_listen, apps=apps, figures=figures)
+
+    def figures(self, name: str) -> AppFigures:
+        window = self._metrics.window(name, FIGURES_SECONDS)
+        return AppFigures(
+            rps=window.rps,
+            p95_latency_ms=window.p95_latency_ms,
+            cpu_percent=window.cpu_percent,
+            memory_percent=window.memory_percent,
+        )
+
+    async def series(self, name: str, seconds: int) -> AppSeries:
+        """Desired and ready replicas, requests/s, p95 latency, CPU and memory over the last ``seconds``.
+
+        Desired replicas come from the store's scaling history and up/down events, so a console that
+        attaches later (or to another node) sees the same history."""
+        app = await self.get_app(name)
+        now = time.time()
+        start = max(now - seconds, app.created_at)
+        history, lifecycle = await asyncio.gather(
+            asyncio.to_thread(self._store.scaling.list, name, SERIES_RECORDS),
+            self._events.query(app=name, category="lifecycle", since=start, limit=SERIES_RECORDS),
+        )
+        live = {metric: self._metrics.series(name, metric, seconds) for metric in CHART_METRICS}
+        # The store's per-period history fills what the in-memory windows no longer (or not yet, after a
+        # restart or a fail-over) hold; the live 1 s points win where both exist.
+        stored = await asyncio.to_thread(self._store.history.range, name, now - seconds, None)
+        series = {metric: with_history(points, stored, metric) for metric, points in live.items()}
+        series["desired"] = desired_series(
+            start,
+            now,
+            app.desired_replicas,
+            app.status != APP_STOPPED,
+            [(r.timestamp, r.from_replicas, r.to_replicas) for r in history],
+            [(e.timestamp, e.kind == "app_up") for e in lifecycle if e.kind in ("app_up", "app_down")],
+        )
+        return AppSeries(app=name, seconds=seconds, timestamp=now, series=series)
+
+    async def metric_history(self, name: str, since: float, until: float | None = None) -> list[MetricSample]:
+        """The app's recorded figures per period (core/history.py) ending in [since, until], oldest first."""
+        await self.app_record(name)
+        return await asyncio.to_thread(self._store.history.range, name, since, until)
+
+    async def rollout(self, name: str) -> RolloutView:
+        """How far the app's replicas are from its desired count and current container spec.
+
+        Leader only: which container runs which spec (and which awaits a restart) is known to the
+        reconciler, not mirrored into the store."""
+        require_leader(self._leadership)
+        record = await self.app_record(name)
+        current = self._reconciler.spec_of(record).container_hash()
+        desired = record.desired_replicas if record.status != APP_STOPPED else 0
+        state = self._reconciler.apps.get(name)
+        if state is None:
+            return RolloutView(name, record.status, record.status_reason, desired, 0, 0, 0, 0, desired == 0)
+        serving = {r.container_id for r in state.serving()}
+        replicas = [
+            RolloutReplica(
+                slot=r.slot,
+                name=r.name,
+                state=r.state,
+                ready=r.container_id in serving,
+                updated=r.spec_hash == current and not r.restart_requested,
+                reason=r.reason,
+            )
+            for r in sorted(state.live(), key=lambda r: r.slot)
+        ]
+        terminating = sum(1 for r in state.replicas.values() if r.draining)
+        updated_ready = sum(1 for r in replicas if r.updated and r.ready)
+        status, reason = self._reconciler.compute_status(state, record, desired)
+        return RolloutView(
+            app=name,
+            status=status,
+            status_reason=reason,
+            desired_replicas=desired,
+            ready_replicas=len(serving),
+            updated_replicas=sum(1 for r in replicas if r.updated),
+            updated_ready_replicas=updated_ready,
+            terminating_replicas=terminating,
+            complete=len(replicas) == desired and updated_ready == desired and terminating == 0,
+            replicas=replicas,
+        )
+
+    def _redacted(self, record: AppRecord, which: str) -> dict[str, Any]:
+        """Redacted copies are cached per spec hash: listing many apps must not deep-copy each spec."""
+        key = (record.name, which, record.spec_hash, record.updated_at if which == "raw" else 0.0)
+        cached = self._redaction_cache.get(key)
+        if cached is None:
+            if len(self._redaction_cache) > REDACTION_CACHE_SIZE:
+                self._redaction_cache.clear()
+            cached = redact_document(record.spec if which == "spec" else record.raw)
+            self._redaction_cache[key] = cached
+        return cached
+
+    async def _view(self, record: AppRecord) -> AppView:
+        leading = self._leadership.is_leader()
+        state = self._reconciler.apps.get(record.name) if leading else None
+        if state is not None:
+            replicas = state.views(time.time())
+        else:
+            instances = await asyncio.to_thread(self._store.instances.list, record.name)
+            replicas = [instance_view(record.name, i) for i in instances]
+        if replicas:
+            latest = self._metrics.replica_metrics(record.name)
+            for view in replicas:
+                view.node = self._node_of(view.host)
+                sample = latest.get(view.slot)
+                if sample is not None:
+                    view.cpu_percent = sample.cpu_percent
+                    view.memory_percent = sample.memory_percent
+        status, reason = record.status, record.status_reason
+        if state is not None:
+            desired = record.desired_replicas if record.status != APP_STOPPED else 0
+            status, reason = self._reconciler.compute_status(state, record, desired)
+        return AppView(
+            name=record.name,
+            spec=self._redacted(record, "spec"),
+            raw=self._redacted(record, "raw"),
+            status=status,
+            status_reason=reason,
+            mode=record.mode,
+            desired_replicas=record.desired_replicas,
+            policy=dict(record.policy),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            last_scaled_at=record.last_scaled_at,
+            replicas=replicas,
+            labels=dict(record.spec.get("metadata", {}).get("labels", {}) or {}),
+        )
+
+
+def instance_view(app: str, instance: Any) -> ReplicaView:
+    """A replica as the leader last saved it (what a follower shows)."""
+    return ReplicaView(
+        slot=instance.slot,
+        name=f"{app}-{instance.slot}",
+        container_id=instance.container_id,
+        host=instance.host,
+        port=instance.port,
+        state=instance.state,
+        ready=instance.ready,
+        restarts=instance.restarts,
+        reason=instance.reason,
+    )
+
+
+def with_history(live: Points, stored: list[MetricSample], metric: str) -> Points:
+    """``live`` points preceded by the stored ones older than its first point."""
+    first_live = live[0][0] if live else float("inf")
+    older = [
+        (s.at, getattr(s, metric)) for s in stored if s.at < first_live and getattr(s, metric) is not None
+    ]
+    return [*older, *live]
+
+
+def desired_series(
+    start: float,
+    now: float,
+    desired_now: int,
+    running_now: bool,
+    scalings: Iterable[tuple[float, int, int]],
+    switches: Iterable[tuple[float, bool]],
+) -> Points:
+    """Desired replicas over [start, now] as steps: the count (from scaling records: time, from, to)
+    while the app runs, 0 while it is stopped (from up/down switches: time, running)."""
+    scalings = sorted(s for s in scalings if start <= s[0] <= now)
+    switches = sorted(s for s in switches if start <= s[0] <= now)
+    count = scalings[0][1] if scalings else desired_now
+    running = (not switches[0][1]) if switches else running_now
+    changes = sorted(
+        [(t, 0, float(to)) for t, _from, to in scalings] + [(t, 1, float(on)) for t, on in switches]
+    )
+    points: Points = [(start, float(count if running else 0))]
+    for when, kind, value in changes:
+        before = count if running else 0
+        if kind == 0:
+            count = int(value)
+        else:
+            running = bool(value)
+        after = count if running else 0
+        if after != before:
+            points += [(when, float(before)), (when, float(after))]
+    points.append((now, float(count if running else 0)))
+    return points

@@ -1,0 +1,114 @@
+"""This node as others see it: health, cluster membership and leadership, totals across apps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core import __version__
+from core.cluster import LEADER, LeaseElection
+from core.errors import OrchestryError
+from core.models import APP_RUNNING, AppView
+from core.store import Store
+
+# /health waits at most this long for the database.
+DATABASE_CHECK_SECONDS = 2.0
+# A node whose heartbeat is older than max(this, the lease TTL) counts as unhealthy.
+MIN_STALE_SECONDS = 3.0
+
+
+class NodeStatus:
+    def __init__(
+        self,
+        store: Store,
+        cluster: LeaseElection,
+        api_url: str,
+        runtime_error: Callable[[], str],
+        list_apps: Callable[[], Awaitable[list[AppView]]],
+        nginx_status: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._store = store
+        self._cluster = cluster
+        self._api_url = api_url
+        self._runtime_error = runtime_error
+        self._list_apps = list_apps
+        self._nginx_status = nginx_status
+
+    async def health(self) -> dict[str, Any]:
+        """Fast: never waits on Docker.  The database check is bounded by a short timeout."""
+        database: dict[str, Any] = {"status": "ok"}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._store.ping), timeout=DATABASE_CHECK_SECONDS)
+        except (OrchestryError, TimeoutError) as exc:
+            database = {"status": "error", "detail": str(exc) or "database did not answer within 2 s"}
+        runtime_error = self._runtime_error()
+        return {
+            "status": "healthy" if database["status"] == "ok" else "degraded",
+            "timestamp": time.time(),
+            "version": __version__,
+            "database": database,
+            "node_id": self._cluster.node_id,
+            "is_leader": self._cluster.is_leader(),
+            "docker": {"status": "error", "detail": runtime_error} if runtime_error else {"status": "ok"},
+        }
+
+    async def cluster_status(self) -> dict[str, Any]:
+        cluster = self._cluster
+        nodes = await asyncio.to_thread(self._store.nodes.list)
+        now = await asyncio.to_thread(self._store.now)
+        stale_after = max(MIN_STALE_SECONDS, cluster.ttl)
+        leader_id = cluster.leader_id
+        lease = cluster.lease
+        node_rows = [
+            {
+                "node_id": n.node_id,
+                "hostname": n.hostname,
+                "api_url": n.api_url,
+                "state": "leader" if n.node_id == leader_id else "follower",
+                "last_heartbeat": n.last_heartbeat,
+                "is_healthy": now - n.last_heartbeat <= stale_after,
+            }
+            for n in nodes
+        ]
+        healthy = [n for n in node_rows if n["is_healthy"]]
+        return {
+            "node_id": cluster.node_id,
+            "hostname": cluster.hostname,
+            "state": cluster.state if cluster.state != LEADER or cluster.is_leader() else "candidate",
+            "term": lease.term if lease else cluster.term,
+            "is_leader": cluster.is_leader(),
+            "leader_id": leader_id,
+            "cluster_size": max(1, len(healthy)),
+            "nodes": node_rows,
+            "lease": None
+            if lease is None
+            else {
+                "leader_id": lease.leader_id,
+                "term": lease.term,
+                "acquired_at": lease.acquired_at,
+                "expires_at": lease.expires_at,
+                "renewed_at": lease.renewed_at,
+                "hostname": lease.hostname,
+                "api_url": lease.api_url,
+            },
+            "election_status": cluster.last_error
+            or ("leading" if cluster.is_leader() else f"following {leader_id}" if leader_id else "no leader"),
+            "clustering": "enabled" if len(node_rows) > 1 else "disabled",
+            "api_url": self._api_url,
+        }
+
+    async def cluster_metrics(self) -> dict[str, Any]:
+        views = await self._list_apps()
+        replicas = [rep for v in views for rep in v.replicas if rep.container_id]
+        return {
+            "timestamp": time.time(),
+            "apps": {"total": len(views), "running": sum(1 for v in views if v.status == APP_RUNNING)},
+            "instances": {
+                "total": len(replicas),
+                "healthy": sum(1 for r in replicas if r.ready),
+                "unhealthy": sum(1 for r in replicas if not r.ready),
+            },
+            "nginx": self._nginx_status(),
+        }
