@@ -21,12 +21,9 @@ DAEMON_FLAGS = (
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from core import __version__  # core/__init__ alone: the engine itself is not loaded
 
-    try:
-        return version("orchestry")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 def _settings(args: argparse.Namespace):  # -> core.settings.Settings (imported lazily: it is heavy)
@@ -78,7 +75,7 @@ def attach_console(args: argparse.Namespace) -> int:
     import asyncio
 
     from core.errors import SettingsError
-    from orchestry_tui.cli.client import resolve_url
+    from orchestry_tui.client.http import resolve_url
     from orchestry_tui.console.http_backend import check_connection
 
     url = args.connect or resolve_url(getattr(args, "url", None)).url
@@ -114,8 +111,8 @@ def attach_console(args: argparse.Namespace) -> int:
 
 def run_http_command(args: argparse.Namespace) -> int:
     from orchestry_tui.cli import output
-    from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, resolve_url
     from orchestry_tui.cli.commands import HTTP_COMMANDS
+    from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, resolve_url
 
     url = resolve_url(getattr(args, "url", None)).url
     client = ApiClient(url, token=_token(args))

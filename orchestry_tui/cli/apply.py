@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestry_tui.cli import output, wait
-from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, path_part
 from orchestry_tui.cli.manifests import Document, Inputs, read_inputs
+from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, path_part
 
 EXIT_BAD_INPUT = 2
 

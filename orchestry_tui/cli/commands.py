@@ -18,7 +18,7 @@ from typing import Any
 from core.documents import DocumentError, read_document
 from orchestry_tui.cli import backtest, nodes, output, wait
 from orchestry_tui.cli.apply import apply
-from orchestry_tui.cli.client import ApiClient, config_file, path_part, resolve_url
+from orchestry_tui.client.http import ApiClient, config_file, path_part, resolve_url
 
 Command = Callable[[ApiClient, argparse.Namespace], int]
 
@@ -484,9 +484,9 @@ def config(client: ApiClient, args: argparse.Namespace) -> int:
     if args.host or args.port:
         import yaml
 
-        from orchestry_tui.cli.client import read_config_file
+        from orchestry_tui.client.http import read_cli_config
 
-        current = read_config_file(path)
+        current = read_cli_config(path)
         if args.host:
             current["host"] = args.host
         if args.port:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestry_tui.cli import output
-from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, path_part
+from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, path_part
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.5

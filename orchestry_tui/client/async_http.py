@@ -1,4 +1,4 @@
-"""The CLI's API client for an event loop: the same requests and errors as ``client.ApiClient``, via aiohttp.
+"""The API client for an event loop: the same requests and errors as ``http.ApiClient``, via aiohttp.
 
 The console attached to a daemon uses it: nothing here blocks the loop, every call has a timeout, and
 a failure is one of the two errors the CLI already knows (``ApiError``, ``DaemonUnreachable``).
@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from orchestry_tui.cli.client import (
+
+from orchestry_tui.client.http import (
     LEADER_HEADER,
     ApiError,
     DaemonUnreachable,

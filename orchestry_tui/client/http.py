@@ -1,7 +1,7 @@
 """A small synchronous HTTP client for the daemon's API (stdlib only, so the CLI starts fast).
 
 The request shape (URL, headers, token), the error answers and the reasons a daemon is unreachable are
-defined here once; ``async_client`` sends the same requests through aiohttp for the console.
+defined here once; ``async_http`` sends the same requests through aiohttp for the console.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def config_file() -> Path:
     return CONFIG_FILE.expanduser()
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_cli_config(path: Path) -> dict[str, Any]:
     """The Orchestry 1.0 CLI config (``host``, ``port``); {} when absent or unreadable."""
     try:
         text = path.read_text()
@@ -75,7 +75,7 @@ def resolve_url(flag: str | None, environ: dict[str, str] | None = None) -> Reso
     if environ.get("ORCHESTRY_URL"):
         return ResolvedUrl(environ["ORCHESTRY_URL"].rstrip("/"), "ORCHESTRY_URL")
     path = config_file()
-    config = read_config_file(path)
+    config = read_cli_config(path)
     if config.get("host"):
         host = str(config["host"])
         port = int(config.get("port") or 8000)

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from core.errors import BadRequest, Conflict, NotFound, NotLeader, OrchestryError, SpecError
 from core.models import AppView, Event, ReplicaView, ScaleResult
 from core.runtime.base import LogLine
-from orchestry_tui.cli.async_client import AsyncApiClient
-from orchestry_tui.cli.client import ApiError, DaemonUnreachable, path_part
+from orchestry_tui.client.async_http import AsyncApiClient
+from orchestry_tui.client.http import ApiError, DaemonUnreachable, path_part
 from orchestry_tui.console.backend import BackendUnreachable
 from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
 
