@@ -128,7 +128,7 @@ def config_file_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings in a TOML file, keyed by field name; unknown keys and bad syntax are errors."""
     try:
         with path.open("rb") as handle:
@@ -157,7 +157,7 @@ class ConfigFileSource(PydanticBaseSettingsSource):
         if preset is not None:
             return preset
         path = config_file_path()
-        return read_config_file(path) if path else {}
+        return read_settings_file(path) if path else {}
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._values())
@@ -340,7 +340,7 @@ def load_settings(
 
     Raises ``SettingsError`` with one line naming the offending variable and what it accepts."""
     path = Path(config_file).expanduser() if config_file is not None else config_file_path()
-    file_values = read_config_file(path) if path is not None else {}
+    file_values = read_settings_file(path) if path is not None else {}
     unknown = [key for key in overrides if key not in Settings.model_fields]
     if unknown:
         raise SettingsError(f"{unknown[0]!r} is not a setting: use one of {', '.join(Settings.model_fields)}")

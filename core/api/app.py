@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from core import __version__
 from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
-from core.api.context import ENGINE, NODE_ID, json_response, orchestry_version
+from core.api.context import ENGINE, NODE_ID, json_response
 from core.api.errors import error_middleware
 from core.api.openapi import openapi_document
 from core.documents import MAX_DOCUMENT_BYTES
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return json_response(openapi_document(orchestry_version()))
+    return json_response(openapi_document(__version__))
 
 
 def create_app(

@@ -1,10 +1,8 @@
-"""What every handler needs from the application: the engine, this node's id, the version."""
+"""What every handler needs from the application: the engine and this node's id."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,14 +14,6 @@ if TYPE_CHECKING:
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 NODE_ID = web.AppKey("node_id", str)
-
-
-@cache
-def orchestry_version() -> str:
-    try:
-        return version("orchestry")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def engine_of(request: web.Request) -> Engine:

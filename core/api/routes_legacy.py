@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from core import __version__
 from core.api import params, serializers
-from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of, orchestry_version
+from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of
 from core.api.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
@@ -52,9 +53,7 @@ async def database_health(engine: Engine) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     engine = engine_of(request)
     database = await database_health(engine)
-    body = serializers.health(
-        database, node_id_of(request), is_leader(engine), orchestry_version(), time.time()
-    )
+    body = serializers.health(database, node_id_of(request), is_leader(engine), __version__, time.time())
     return json_response(body)
 
 
@@ -242,5 +241,5 @@ async def cluster_leader(request: web.Request) -> web.Response:
 @routes.get("/cluster/health")
 async def cluster_health(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    body = serializers.cluster_health(status, node_id_of(request), orchestry_version(), time.time())
+    body = serializers.cluster_health(status, node_id_of(request), __version__, time.time())
     return json_response(body)
