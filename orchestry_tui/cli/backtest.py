@@ -10,7 +10,7 @@ from typing import Any
 
 from core.documents import MAX_DOCUMENT_BYTES, DocumentError, read_document
 from orchestry_tui.cli import output
-from orchestry_tui.cli.client import ApiClient, path_part
+from orchestry_tui.client.http import ApiClient, path_part
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
