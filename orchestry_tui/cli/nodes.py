@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from orchestry_tui.cli import output
-from orchestry_tui.cli.client import ApiClient, path_part
+from orchestry_tui.client.http import ApiClient, path_part
 
 POLL_SECONDS = 0.5
 NODE_COLUMNS = (
