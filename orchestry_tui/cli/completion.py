@@ -192,8 +192,8 @@ APP_NAMES_TIMEOUT = 1.0  # a completion must never hang the shell on an unreacha
 
 
 def _print_app_names(args: argparse.Namespace) -> int:
-    from orchestry_tui.cli.client import ApiClient, ApiError, DaemonUnreachable, resolve_url
     from orchestry_tui.cli.commands import api_token
+    from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, resolve_url
 
     url = resolve_url(getattr(args, "url", None)).url
     try:
