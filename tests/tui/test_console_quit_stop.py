@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from pathlib import Path
 
 from textual.widgets import Button
 
@@ -13,8 +14,11 @@ from core.lb.nginx import running_master
 from core.store import Store
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
+from tests.cli.conftest import start_daemon, stop_daemon
 from tests.tui.conftest import until
+from tests.tui.test_connect_console import api, described, first_frame, ready_is, register_and_up
 
 SIZE = (160, 45)
 
@@ -68,3 +72,23 @@ async def test_readonly_console_refuses_quit_and_stop(engine: Engine, running_ap
         assert len(app.screen_stack) == 1
         assert any(n.message.startswith("read-only") for n in app._notifications)
     assert len(_containers(running_app)) == 1
+
+
+async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_running(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path)
+    try:
+        name = register_and_up(daemon, tmp_path)
+        await until(lambda: ready_is(daemon, name, 1), timeout=40, what=f"{name} ready on the daemon")
+        app = OrchestryConsole(HttpBackend(daemon.url, None, tmp_path / "snapshots"), poll_seconds=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            await first_frame(app, name)
+            await pilot.press("Q")
+            await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the confirmation")
+            assert f"on the daemon at {daemon.url}" in str(app.screen.query_one("#question").render())
+            await pilot.click("#confirm")
+            await until(lambda: not app.is_running, timeout=60, what="the console to quit")
+        assert (await described(daemon, name))["status"] == "stopped"
+        await until(lambda: not _containers(name), timeout=30, what=f"{name}'s containers gone")
+        assert (await api(daemon, "/health"))["status"] == "healthy"  # the daemon itself keeps running
+    finally:
+        stop_daemon(daemon)
