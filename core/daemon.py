@@ -56,6 +56,9 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    # On the handler too: the support bundle's in-memory log (core.recent_log) lowers Orchestry's own
+    # loggers to INFO, and --log-level must still decide what reaches stderr.
+    handler.setLevel(level.upper())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -155,3 +155,20 @@ def test_the_bundle_answers_the_guide_and_leaks_no_secret(
     assert any(entry["crashes"] >= 1 for entry in crashed["crash_backoff"].values())
     assert any(r["restarts"] >= 1 for r in crashed["replicas"]) or crashed["crash_backoff"]
     assert "crashing now" in "".join(v for k, v in members.items() if k.startswith(f"apps/{crashing}/"))
+
+
+def test_log_level_decides_stderr_while_the_bundle_keeps_info_lines(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path, "--log-level", "warning")
+    try:
+        target = tmp_path / "bundle.tar.gz"
+        daemon.ok("diagnose", "-o", str(target))
+        with tarfile.open(target) as archive:
+            member = archive.extractfile("orchestry-snapshot/controller.log")
+            assert member is not None
+            controller_log = member.read().decode()
+    finally:
+        daemon.process.terminate()
+        daemon.process.wait(timeout=60)
+        stop_nginx_left_serving(daemon.state_dir)
+    assert "INFO" in controller_log and "serving the API" in controller_log
+    assert " INFO " not in daemon.log(), daemon.log()
