@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 MAX_SERIES = 5000
 LabelValues = tuple[str, ...]
@@ -59,6 +60,7 @@ class Family:
         self.help = help_text
         self.labelnames = tuple(labelnames)
         self._lock = threading.Lock()
+        self._values: dict[LabelValues, Any] = {}
         self.dropped = 0
 
     def _key(self, labels: dict[str, object]) -> LabelValues:
@@ -66,8 +68,8 @@ class Family:
             raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
         return tuple(str(labels[n]) for n in self.labelnames)
 
-    def _room_for(self, series: dict[LabelValues, object], key: LabelValues) -> bool:
-        if key in series or len(series) < MAX_SERIES:
+    def _room_for(self, key: LabelValues) -> bool:
+        if key in self._values or len(self._values) < MAX_SERIES:
             return True
         self.dropped += 1
         return False
@@ -78,12 +80,8 @@ class Family:
             return
         index = self.labelnames.index(label)
         with self._lock:
-            series = self._series()
-            for key in [k for k in series if k[index] == value]:
-                del series[key]
-
-    def _series(self) -> dict[LabelValues, object]:
-        raise NotImplementedError
+            for key in [k for k in self._values if k[index] == value]:
+                del self._values[key]
 
     def samples(self, openmetrics: bool) -> list[str]:
         raise NotImplementedError
@@ -101,15 +99,11 @@ class Counter(Family):
         if not name.endswith("_total"):
             raise ValueError(f"counter {name} must end in _total")
         super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
-
-    def _series(self) -> dict[LabelValues, object]:
-        return self._values  # type: ignore[return-value]
 
     def inc(self, amount: float = 1.0, **labels: object) -> None:
         key = self._key(labels)
         with self._lock:
-            if self._room_for(self._values, key):  # type: ignore[arg-type]
+            if self._room_for(key):
                 self._values[key] = self._values.get(key, 0.0) + amount
 
     def value(self, **labels: object) -> float:
@@ -124,17 +118,10 @@ class Counter(Family):
 class Gauge(Family):
     kind = "gauge"
 
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
-
-    def _series(self) -> dict[LabelValues, object]:
-        return self._values  # type: ignore[return-value]
-
     def set(self, value: float, **labels: object) -> None:
         key = self._key(labels)
         with self._lock:
-            if self._room_for(self._values, key):  # type: ignore[arg-type]
+            if self._room_for(key):
                 self._values[key] = float(value)
 
     def samples(self, openmetrics: bool) -> list[str]:
@@ -157,17 +144,13 @@ class Histogram(Family):
     ) -> None:
         super().__init__(name, help_text, labelnames)
         self.buckets = tuple(sorted(buckets or REQUEST_BUCKETS))
-        # per label set: [count per bucket (not cumulative)..., +Inf count], sum
-        self._values: dict[LabelValues, tuple[list[int], list[float]]] = {}
-
-    def _series(self) -> dict[LabelValues, object]:
-        return self._values  # type: ignore[return-value]
+        # per label set: ([count per bucket (not cumulative)..., +Inf count], [sum])
 
     def observe(self, value: float, **labels: object) -> None:
         key = self._key(labels)
         index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
         with self._lock:
-            if not self._room_for(self._values, key):  # type: ignore[arg-type]
+            if not self._room_for(key):
                 return
             counts, total = self._values.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
             counts[index] += 1
@@ -198,19 +181,22 @@ class Registry:
     def __init__(self) -> None:
         self._families: dict[str, Family] = {}
 
-    def _add(self, family: Family) -> Family:
+    def _add(self, family: Family) -> None:
         if family.name in self._families:
             raise ValueError(f"metric {family.name} is registered twice")
         self._families[family.name] = family
-        return family
 
     def counter(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> Counter:
-        return self._add(Counter(name, help_text, labelnames))  # type: ignore[return-value]
+        counter = Counter(name, help_text, labelnames)
+        self._add(counter)
+        return counter
 
     def histogram(
         self, name: str, help_text: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = ()
     ) -> Histogram:
-        return self._add(Histogram(name, help_text, labelnames, buckets))  # type: ignore[return-value]
+        histogram = Histogram(name, help_text, labelnames, buckets)
+        self._add(histogram)
+        return histogram
 
     def families(self) -> list[Family]:
         return list(self._families.values())
