@@ -1,0 +1,287 @@
+"""Swarm benchmark on the lab (scripts/swarm_lab.sh): Orchestry on Swarm beside Swarm's own figures.
+
+Side by side, in one run, on the same three-node lab and the same image:
+- scale 1→10: Orchestry until every replica is routed (answered through nginx) vs `docker service
+  scale` until the service converges (10 tasks running; and until each answers at its node port);
+- node loss (a worker's link cut): Orchestry until every replica is routed again on the survivors vs
+  Swarm until it has rescheduled the lost tasks (running again elsewhere);
+- drain: `orchestry node drain` (replicas replaced first, zero failed requests) vs `docker node update
+  --availability drain` until the node runs none of the service's tasks.
+Prints medians and ratios; asserts nothing (the machine is shared and noisy: say so with the figures).
+
+    .venv/bin/python bench/swarm.py [--id ID] [--runs 3] [--keep] [--swarm-only]
+
+Uses the lab of that ID when it is up (`scripts/swarm_lab.sh status --json`), else brings one up and
+removes it at the end (unless --keep). Needs root, like the lab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from docker import APIClient  # noqa: E402
+
+LAB_SCRIPT = ROOT / "scripts" / "swarm_lab.sh"
+POLL = 0.05
+TIMEOUT = 120.0
+
+
+# --- the lab --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str
+    status: dict[str, Any]
+
+    @property
+    def manager_url(self) -> str:
+        return str(self.status["manager_url"])
+
+    @property
+    def image(self) -> str:
+        return str(self.status["image"])
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        return [n for n in self.status["nodes"] if n["role"] == "worker"]
+
+    def address_of(self, node_id: str) -> str:
+        return next(n["address"] for n in self.status["nodes"] if n["swarm_node_id"] == node_id)
+
+    def script(self, *args: str) -> None:
+        subprocess.run(
+            [str(LAB_SCRIPT), *args, "--id", self.id], check=True, capture_output=True, timeout=180
+        )
+
+
+def lab_status(lab_id: str) -> dict[str, Any] | None:
+    result = subprocess.run(
+        [str(LAB_SCRIPT), "status", "--json", "--id", lab_id], capture_output=True, text=True, check=False
+    )
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = TIMEOUT) -> float:
+    """Seconds until ``check()`` holds (polled every POLL s)."""
+    started = time.perf_counter()
+    while not check():
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(POLL)
+    return time.perf_counter() - started
+
+
+# --- Swarm by itself --------------------------------------------------------------------------------
+
+
+class SwarmService:
+    """One replicated service on the lab, published in host mode (no IPVS here)."""
+
+    def __init__(self, lab: Lab, api: APIClient, replicas: int) -> None:
+        self.lab = lab
+        self.api = api
+        self.name = f"bench-swarm-{uuid.uuid4().hex[:6]}"
+        self._docker("service", "create", "--detach", "--quiet", "--name", self.name,
+                     "--replicas", str(replicas), "--init", "--restart-delay", "0s",
+                     "--stop-grace-period", "5s", "--endpoint-mode", "dnsrr",
+                     "--publish", "mode=host,target=8080", lab.image, "/bin/serve")  # fmt: skip
+        wait_until(f"{replicas} running tasks", lambda: len(self.running()) == replicas)
+
+    def _docker(self, *args: str) -> None:
+        subprocess.run(
+            ["docker", "-H", self.lab.manager_url, *args], check=True, capture_output=True, timeout=60
+        )
+
+    def running(self, node_id: str | None = None) -> list[tuple[str, int]]:
+        """(node id, published port) of each task that runs and is meant to."""
+        found = []
+        for task in self.api.tasks(filters={"service": self.name, "desired-state": "running"}):
+            ports = (task["Status"].get("PortStatus") or {}).get("Ports") or []
+            if task["Status"]["State"] == "running" and ports and node_id in (None, task["NodeID"]):
+                found.append((task["NodeID"], ports[0]["PublishedPort"]))
+        return found
+
+    def all_answer(self, expected: int) -> bool:
+        tasks = self.running()
+        if len(tasks) != expected:
+            return False
+        for node_id, port in tasks:
+            try:
+                with urllib.request.urlopen(f"http://{self.lab.address_of(node_id)}:{port}/", timeout=1) as r:
+                    if r.status != 200:
+                        return False
+            except OSError:
+                return False
+        return True
+
+    def scale(self, replicas: int) -> None:
+        self._docker("service", "scale", "--detach", f"{self.name}={replicas}")
+
+    def remove(self) -> None:
+        subprocess.run(["docker", "-H", self.lab.manager_url, "service", "rm", self.name],
+                       capture_output=True, timeout=60, check=False)  # fmt: skip
+
+
+def swarm_scale_1_to_10(lab: Lab, api: APIClient) -> dict[str, float]:
+    service = SwarmService(lab, api, 1)
+    try:
+        started = time.perf_counter()
+        service.scale(10)
+        converged = wait_until("10 running tasks", lambda: len(service.running()) == 10)
+        wait_until("10 tasks answering", lambda: service.all_answer(10))
+        return {"converged": converged, "answering": time.perf_counter() - started}
+    finally:
+        service.remove()
+
+
+def swarm_node_loss(lab: Lab, api: APIClient) -> dict[str, float]:
+    """Cut a worker's link; seconds until Swarm runs all 6 tasks on the other nodes."""
+    service = SwarmService(lab, api, 6)
+    worker = lab.workers[-1]
+    lost = worker["swarm_node_id"]
+    try:
+        started = time.perf_counter()
+        lab.script("cut-link", worker["name"])
+        survivors = lambda: [t for t in service.running() if t[0] != lost]  # noqa: E731
+        down = wait_until(
+            "the node down in Swarm", lambda: api.inspect_node(lost)["Status"]["State"] == "down"
+        )
+        wait_until("6 tasks on the survivors", lambda: len(survivors()) == 6)
+        return {"node down": down, "rescheduled": time.perf_counter() - started}
+    finally:
+        lab.script("restore-link", worker["name"])
+        wait_until("the node back", lambda: api.inspect_node(lost)["Status"]["State"] == "ready")
+        service.remove()
+
+
+def node_update(lab: Lab, node_id: str, availability: str) -> None:
+    command = ["docker", "-H", lab.manager_url, "node", "update", "--availability", availability, node_id]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def swarm_drain(lab: Lab, api: APIClient) -> dict[str, float]:
+    """`docker node update --availability drain`; seconds until the node runs none of the tasks and
+    the service has all 6 running elsewhere."""
+    service = SwarmService(lab, api, 6)
+    worker = lab.workers[0]
+    node_id = worker["swarm_node_id"]
+    try:
+        started = time.perf_counter()
+        node_update(lab, node_id, "drain")
+        wait_until(
+            "the drained node empty and 6 tasks elsewhere",
+            lambda: not service.running(node_id) and len(service.running()) == 6,
+        )
+        return {"drained": time.perf_counter() - started}
+    finally:
+        node_update(lab, node_id, "active")
+        service.remove()
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def collect(runs: int, measure: Callable[[], dict[str, float]]) -> dict[str, list[float]]:
+    figures: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for key, value in measure().items():
+            figures.setdefault(key, []).append(value)
+    return figures
+
+
+def line(label: str, ours: float | None, theirs: float, theirs_label: str) -> str:
+    if ours is None:
+        return f"{label:<34} Swarm {theirs_label} {theirs:6.2f} s"
+    ratio = ours / theirs
+    return f"{label:<34} Orchestry {ours:6.2f} s   Swarm {theirs_label} {theirs:6.2f} s   ratio {ratio:4.2f}×"
+
+
+async def orchestry_figures(lab: Lab, runs: int) -> dict[str, dict[str, list[float]]] | None:
+    """The Orchestry half; None until the Swarm runtime is available in this checkout."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import swarm_orchestry  # the engine on the lab: needs core/runtime/swarm.py
+    except ImportError as exc:
+        print(f"(Orchestry half skipped: {exc})")
+        return None
+    return await swarm_orchestry.measure(lab.status, runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--id", default="bench", help="lab id (default: bench)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="leave a lab this run brought up")
+    parser.add_argument("--swarm-only", action="store_true", help="only Swarm's own figures")
+    args = parser.parse_args()
+
+    status = lab_status(args.id)
+    brought_up = status is None
+    if brought_up:
+        started = time.perf_counter()
+        subprocess.run([str(LAB_SCRIPT), "up", "--id", args.id], check=True, timeout=300)
+        print(f"lab {args.id} up in {time.perf_counter() - started:.1f} s")
+        status = lab_status(args.id)
+        assert status is not None
+    lab = Lab(args.id, status)
+    api = APIClient(base_url=lab.manager_url)
+    try:
+        swarm = {
+            "scale": collect(args.runs, lambda: swarm_scale_1_to_10(lab, api)),
+            "loss": collect(args.runs, lambda: swarm_node_loss(lab, api)),
+            "drain": collect(args.runs, lambda: swarm_drain(lab, api)),
+        }
+        ours = None if args.swarm_only else asyncio.run(orchestry_figures(lab, args.runs))
+    finally:
+        api.close()
+        if brought_up and not args.keep:
+            started = time.perf_counter()
+            subprocess.run([str(LAB_SCRIPT), "down", "--id", args.id], check=False, timeout=120)
+            print(f"lab {args.id} down in {time.perf_counter() - started:.1f} s")
+
+    def ours_median(section: str, key: str) -> float | None:
+        return None if ours is None else median(ours[section][key])
+
+    print(f"\nmedians of {args.runs} run(s), three-node lab on one shared 2-core machine:")
+    print(line("scale 1→10, every replica routed", ours_median("scale", "routed"),
+               median(swarm["scale"]["converged"]), "converged"))  # fmt: skip
+    print(f"{'':<34} Swarm tasks answering at node:port {median(swarm['scale']['answering']):6.2f} s")
+    print(line("node loss → routed on survivors", ours_median("loss", "routed"),
+               median(swarm["loss"]["rescheduled"]), "rescheduled"))  # fmt: skip
+    print(f"{'':<34} Swarm marked the node down after {median(swarm['loss']['node down']):6.2f} s")
+    if ours is not None and ours["loss"].get("after reschedule"):
+        print(
+            f"{'':<34} Orchestry routed {median(ours['loss']['after reschedule']):+.2f} s "
+            "after Swarm rescheduled"
+        )
+    print(line("drain a node (6 replicas)", ours_median("drain", "drained"),
+               median(swarm["drain"]["drained"]), "drained"))  # fmt: skip
+    if ours is not None and "failed" in ours["drain"]:
+        print(f"{'':<34} failed requests during Orchestry's drains: {int(sum(ours['drain']['failed']))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
