@@ -90,6 +90,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         mutating=True,
         show=False,
     ),
+    ConsoleAction(
+        "nodes",
+        "n",
+        "nodes",
+        "Nodes",
+        "The machines that run replicas: state, availability, replicas, CPU",
+        show=False,
+    ),
     ConsoleAction("filter", "slash", "filter", "Filter", "Filter the apps table by name"),
     ConsoleAction(
         "snapshot",

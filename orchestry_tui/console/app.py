@@ -33,6 +33,7 @@ from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
 from orchestry_tui.console.screens.logs import LogsScreen
+from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.screens.whatif import WhatIfScreen
@@ -419,6 +420,9 @@ class OrchestryConsole(App[int]):
         app = self._target("whatif")
         if app is not None:
             self.push_screen(WhatIfScreen(self.backend, app.name, app.policy, self.readonly))
+
+    def action_nodes(self) -> None:
+        self.push_screen(NodesScreen(self.backend))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.readonly))

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from core.errors import OrchestryError
 from core.models import AppView, Event, ScaleResult
-from core.runtime.base import LogLine
+from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.frame import Frame
 
 
@@ -49,6 +49,10 @@ class ConsoleBackend(Protocol):
     def live_events(self) -> AsyncIterator[Event]: ...
 
     async def get_app(self, name: str) -> AppView: ...
+
+    async def nodes(self) -> list[NodeInfo]:
+        """The machines that run replicas (Swarm nodes, or the one Docker host)."""
+        ...
 
     async def scale(self, name: str, replicas: int) -> ScaleResult: ...
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import NotLeader, OrchestryError, SettingsError
 from core.models import AppView, Event, ScaleResult
-from core.runtime.base import LogLine
+from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.api_server import ConsoleApiServer
 from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
 
@@ -159,6 +159,9 @@ class EngineBackend:
 
     async def get_app(self, name: str) -> AppView:
         return await self._engine.get_app(name)
+
+    async def nodes(self) -> list[NodeInfo]:
+        return await self._engine.nodes()
 
     async def logs(self, name: str, tail: int) -> list[LogLine]:
         return await self._engine.logs(name, tail=tail)

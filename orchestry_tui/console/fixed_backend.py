@@ -13,7 +13,7 @@ from typing import Any
 
 from core.errors import Conflict, NotFound
 from core.models import AppView, Event, ReplicaView, ScaleResult
-from core.runtime.base import LogLine
+from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership
 
 FIXED_NOW = 1_700_000_000.0
@@ -29,6 +29,7 @@ class FixedBackend:
         charts: dict[str, ChartData] | None = None,
         logs: dict[str, list[LogLine]] | None = None,
         leadership: Leadership | None = None,
+        nodes: list[NodeInfo] | None = None,
         now: float = FIXED_NOW,
         state_dir: Path = Path("/tmp/orchestry-fixed"),
     ) -> None:
@@ -41,6 +42,7 @@ class FixedBackend:
         self.leadership = leadership or Leadership(
             node_id="node-a", state="leader", term=3, leader_id="node-a", lease_expires_at=now + 24
         )
+        self.node_list = nodes or []
         self.api_address = "127.0.0.1:8000"
         self.lb_address = "127.0.0.1:8080"
         self.state_dir = state_dir
@@ -66,6 +68,9 @@ class FixedBackend:
     async def live_events(self) -> AsyncIterator[Event]:
         await asyncio.Event().wait()  # nothing new ever happens in fixed data
         yield self.events[0]
+
+    async def nodes(self) -> list[NodeInfo]:
+        return self.node_list
 
     async def get_app(self, name: str) -> AppView:
         for app in self.apps:
@@ -140,7 +145,9 @@ class FixedBackend:
 def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
     """Two apps, one degraded, with charts and events: the data the snapshot tests render."""
 
-    def replica(app: str, slot: int, ready: bool, cpu: float, mem: float, reason: str = "") -> ReplicaView:
+    def replica(
+        app: str, slot: int, ready: bool, cpu: float, mem: float, reason: str = "", node: str = "node-1"
+    ) -> ReplicaView:
         return ReplicaView(
             slot=slot,
             name=f"{app}-{slot}",
@@ -155,6 +162,7 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
             memory_percent=mem,
             started_at=now - 600,
             reason=reason,
+            node=node,
         )
 
     def app(name: str, status: str, reason: str, mode: str, replicas: list[ReplicaView]) -> AppView:
@@ -197,9 +205,9 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
         "3/3 replicas ready",
         "auto",
         [
-            replica("web", 1, True, 31.5, 12.0),
-            replica("web", 2, True, 28.0, 11.5),
-            replica("web", 3, True, 35.2, 12.3),
+            replica("web", 1, True, 31.5, 12.0, node="node-1"),
+            replica("web", 2, True, 28.0, 11.5, node="node-2"),
+            replica("web", 3, True, 35.2, 12.3, node="node-2"),
         ],
     )
     api = app(
@@ -207,7 +215,10 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
         "degraded",
         "1/2 replicas ready: api-2 failed its health check 3 times",
         "manual",
-        [replica("api", 1, True, 5.0, 8.0), replica("api", 2, False, 0.0, 7.5, "GET /health: 500")],
+        [
+            replica("api", 1, True, 5.0, 8.0, node="node-2"),
+            replica("api", 2, False, 0.0, 7.5, "GET /health: 500", node="node-3"),
+        ],
     )
     seconds = [now - 120 + i for i in range(0, 121, 4)]
     charts = {
@@ -251,5 +262,36 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
         events=events,
         charts=charts,
         logs=logs,
+        nodes=sample_nodes(),
         now=now,
     )
+
+
+def sample_nodes() -> list[NodeInfo]:
+    """A three-node Swarm: the manager, a worker, and a worker that went down."""
+    gib = 2**30
+
+    def node(name: str, role: str, state: str, tasks: int, cpu: float | None, reason: str = "") -> NodeInfo:
+        return NodeInfo(
+            id=f"{name}-{'0' * 20}",
+            hostname=name,
+            address=f"10.20.0.1{name[-1]}",
+            role=role,
+            state=state,
+            availability="active",
+            tasks=tasks,
+            leader=role == "manager",
+            engine_version="20.10.24",
+            cpu_cores=2.0,
+            memory_bytes=8 * gib,
+            cpu_reserved_cores=0.0,
+            memory_reserved_bytes=256 * 2**20 if tasks else 0,
+            cpu_percent=cpu,
+            unavailable_reason=reason,
+        )
+
+    return [
+        node("node-1", "manager", "ready", 1, 31.5),
+        node("node-2", "worker", "ready", 3, 68.2),
+        node("node-3", "worker", "down", 1, None, "Swarm reports the node down: heartbeat failure"),
+    ]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from core.errors import BadRequest, Conflict, NotFound, NotLeader, OrchestryError, SpecError
 from core.models import AppView, Event, ReplicaView, ScaleResult
-from core.runtime.base import LogLine
+from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.client.async_http import AsyncApiClient
 from orchestry_tui.client.http import ApiError, DaemonUnreachable, path_part
 from orchestry_tui.console.backend import BackendUnreachable
@@ -257,6 +257,10 @@ class HttpBackend:
 
     async def get_app(self, name: str) -> AppView:
         return app_view(await self._get(self._app_path(name)))
+
+    async def nodes(self) -> list[NodeInfo]:
+        answer = await self._get("/api/v1/nodes")
+        return [_build(NodeInfo, n, unavailable_reason=n.get("reason") or "") for n in answer["nodes"]]
 
     async def logs(self, name: str, tail: int) -> list[LogLine]:
         answer = await self._get(self._app_path(name, "/logs"), tail=tail)

@@ -85,3 +85,13 @@ def test_empty_follower(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(console(backend), terminal_size=SIZE, run_before=shown)
+
+
+def test_nodes(snap_compare: Any) -> None:
+    async def nodes_shown(pilot: Pilot[Any]) -> None:
+        await first_frame(pilot)
+        await pilot.press("n")
+        while pilot.app.screen.query_one("#nodes-status").render().plain.startswith("asking"):  # type: ignore[attr-defined]
+            await pilot.pause(0.02)
+
+    assert snap_compare(console(), terminal_size=SIZE, run_before=nodes_shown)
