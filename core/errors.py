@@ -35,6 +35,12 @@ class BadRequest(OrchestryError):
     http_status = 400
 
 
+class RequestTimeout(BadRequest):
+    """The client stopped sending its request body (or sends it too slowly)."""
+
+    http_status = 408
+
+
 class NotFound(OrchestryError):
     http_status = 404
 

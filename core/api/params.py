@@ -6,6 +6,7 @@ never sees a value of the wrong type.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from core.documents import read_json
-from core.errors import BadRequest
+from core.errors import BadRequest, RequestTimeout
+from core.models import EVENT_CATEGORIES
 
 APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+BODY_TIMEOUT_SECONDS = 10.0  # a document is a few KiB: ten seconds is generous on any link
 
 
 def parse_duration(text: str) -> float:
@@ -74,6 +77,16 @@ def query_bool(request: web.Request, name: str) -> bool:
     raise BadRequest(f"query parameter '{name}' must be true or false; got {text!r}")
 
 
+def query_category(request: web.Request) -> str | None:
+    """The ``type`` filter of the event routes: one of the event categories, or None."""
+    text = request.query.get("type")
+    if not text:
+        return None
+    if text not in EVENT_CATEGORIES:
+        raise BadRequest(f"query parameter 'type' must be one of {', '.join(EVENT_CATEGORIES)}; got {text!r}")
+    return text
+
+
 def app_name(request: web.Request) -> str:
     """The ``{name}`` path part; a name that can never exist is simply unknown (404)."""
     return request.match_info["name"]
@@ -81,7 +94,13 @@ def app_name(request: web.Request) -> str:
 
 async def json_body(request: web.Request, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is ``{}`` when not required)."""
-    raw = await request.read()
+    try:
+        raw = await asyncio.wait_for(request.read(), BODY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        # A body that never finishes would hold this handler (and its connection) forever.
+        raise RequestTimeout(
+            f"request body did not arrive within {BODY_TIMEOUT_SECONDS:g} s: send the whole body at once"
+        ) from None
     if not raw.strip():
         if required:
             raise BadRequest("request body is empty: send a JSON object")

@@ -120,7 +120,7 @@ async def clear_instances(request: web.Request) -> web.Response:
 
 async def _events(request: web.Request, app: str | None) -> web.Response:
     engine = engine_of(request)
-    category = request.query.get("type") or None
+    category = params.query_category(request)
     limit = params.query_int(request, "limit", 100, 1, MAX_EVENTS)
     since = params.query_time(request, "since")
     assert limit is not None
