@@ -292,3 +292,45 @@ def _propose(
     if recommendation >= current:
         return current, "hold", None, f"{why}, but minReplicas is {policy.min_replicas}"
     return recommendation, "in", busiest.name, why
+
+
+def holds_steady(policy: ScalingPolicyLike, window: MetricWindow, current: int, ready: int) -> bool:
+    """True only when ``decide`` would hold at ``current`` and recommend ``current`` whatever the clock,
+    the cooldown and the recommendation history: auto mode, ``current`` within min/max, enough data,
+    every replica ready, no utilisation above the scale-out threshold and the busiest of rps,
+    connections and cpu at or above the scale-in threshold (or none of them measured).
+
+    A replay (core/backtest.py) skips the full decision, with its reason text, where nothing can
+    happen; tests/unit/test_scaler_properties.py holds this to ``decide`` for any input."""
+    if policy.mode != "auto" or ready != current or current <= 0:
+        return False
+    if not policy.min_replicas <= current <= policy.max_replicas:
+        return False
+    if window.covered_seconds < policy.window_seconds / 2:
+        return False
+    out_pct = policy.scale_out_threshold_pct
+    busiest_capacity: float | None = None
+    measured = False
+    # The same arithmetic as _metrics, in the same order, so the comparisons agree to the last bit.
+    for name, value, target in (
+        ("rps", None if window.rps is None else window.rps / ready, policy.target_rps_per_replica),
+        ("latency", window.p95_latency_ms, policy.max_p95_latency_ms),
+        (
+            "connections",
+            None if window.active_connections is None else window.active_connections / ready,
+            policy.max_conn_per_replica,
+        ),
+        ("cpu", window.cpu_percent, policy.max_cpu_percent),
+        ("memory", window.memory_percent, policy.max_memory_percent),
+    ):
+        if value is None or target is None or target <= 0:
+            continue
+        utilisation = value / float(target) * 100.0
+        measured = True
+        if utilisation > out_pct:
+            return False
+        if name in CAPACITY_METRICS:
+            busiest_capacity = utilisation if busiest_capacity is None else max(busiest_capacity, utilisation)
+    if not measured:
+        return False
+    return busiest_capacity is None or busiest_capacity >= policy.scale_in_threshold_pct
