@@ -186,6 +186,67 @@ class Resources(_SpecModel):
         return document
 
 
+# Swarm's placement syntax (docker service create --constraint / --placement-pref), checked here so a
+# typo is refused at register instead of leaving every task pending on the Swarm.
+_CONSTRAINT = re.compile(
+    r"^\s*(?P<attr>node\.(?:id|hostname|role|platform\.os|platform\.arch)|(?:node|engine)\.labels\.[^\s=!]+)"
+    r"\s*(?P<op>==|!=)\s*(?P<value>\S(?:.*\S)?)\s*$"
+)
+_SPREAD = re.compile(r"^(?:node|engine)\.labels\.[^\s=!]+$")
+CONSTRAINT_HELP = (
+    "write ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE with ATTRIBUTE one of node.id, node.hostname, node.role, "
+    "node.platform.os, node.platform.arch, node.labels.KEY, engine.labels.KEY (Swarm's --constraint syntax)"
+)
+
+
+class SpreadPreference(_SpecModel):
+    """``{spread: node.labels.zone}``: Swarm spreads the app's tasks evenly over that label's values."""
+
+    spread: str
+
+    @field_validator("spread")
+    @classmethod
+    def _spread_descriptor(cls, spread: str) -> str:
+        if not _SPREAD.match(spread.strip()):
+            raise _problem(
+                f"{spread!r} is not a spread descriptor: use node.labels.KEY or engine.labels.KEY "
+                "(Swarm's --placement-pref spread=... syntax)"
+            )
+        return spread.strip()
+
+
+class Placement(_SpecModel):
+    """Where Swarm may run the app's tasks (only the Swarm runtime can apply it)."""
+
+    constraints: list[str] = Field(default_factory=list)
+    preferences: list[SpreadPreference] = Field(default_factory=list)
+
+    @field_validator("constraints")
+    @classmethod
+    def _swarm_constraints(cls, constraints: list[str]) -> list[str]:
+        problems: list[tuple[Loc, str]] = []
+        cleaned: list[str] = []
+        for index, constraint in enumerate(constraints):
+            match = _CONSTRAINT.match(constraint)
+            if match is None:
+                problems.append(((index,), f"{constraint!r} is not a Swarm constraint: {CONSTRAINT_HELP}"))
+                continue
+            attr, op, value = match.group("attr", "op", "value")
+            if attr == "node.role" and value not in ("manager", "worker"):
+                problems.append(
+                    ((index,), f"{constraint!r} compares node.role with {value!r}: use manager or worker")
+                )
+                continue
+            cleaned.append(f"{attr}{op}{value}")
+        if problems:
+            raise _Problems(problems)
+        return cleaned
+
+    @property
+    def empty(self) -> bool:
+        return not self.constraints and not self.preferences
+
+
 class EnvVar(_SpecModel):
     """One environment variable: a literal ``value``, or ``source: secret`` with ``key`` and ``field``."""
 
@@ -250,6 +311,8 @@ class ContainerSpec(_SpecModel):
     args: list[str] | None = None
     ports: list[PortSpec] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
+    # None (not an empty Placement) when absent, so specs without it keep their container hash.
+    placement: Placement | None = None
     environment: list[EnvVar] = Field(
         default_factory=list,
         validation_alias=AliasChoices("environment", "env"),

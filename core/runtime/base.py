@@ -21,6 +21,13 @@ LABEL_HEALTH_PORT = "orchestry.health-port"
 # The store's cluster id: which Orchestry installation owns the container (core/store, migration 0002).
 LABEL_CLUSTER = "orchestry.cluster"
 
+# A replica the runtime is still placing or starting by itself (Swarm: a task Swarm scheduled after a
+# node loss, still pending or pulling).  Its slot is taken and it is not dead; it has no address yet.
+STATE_PENDING = "pending"
+# A RuntimeEvent action: something about this app's replicas changed that only a relist shows (Swarm
+# rescheduled a task).  Docker's own actions (die, start, ...) are the others.
+EVENT_CHANGED = "changed"
+
 
 class PublishedPortInUse(ContainerStartError):
     """Bridge mode: the 127.0.0.1 port chosen for a replica was taken by another program before Docker
@@ -51,6 +58,9 @@ class ContainerRequest:
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     stop_grace_seconds: int = 30
+    # Swarm placement (spec.placement), in Swarm's own syntax; a runtime without nodes gets none.
+    placement_constraints: tuple[str, ...] = ()
+    placement_spread: tuple[str, ...] = ()  # spread descriptors, e.g. "node.labels.zone"
     # Watch the container briefly after start so a command that cannot run fails here, clearly.  The
     # engine skips it for a spec that has already run healthy (scale-out is then as fast as Docker).
     verify_start: bool = True
@@ -63,7 +73,7 @@ class ContainerInfo:
     app: str
     slot: int
     spec_hash: str
-    state: str  # docker's: created, running, restarting, exited, dead, paused, removing
+    state: str  # docker's: created, running, restarting, exited, dead, paused, removing; or STATE_PENDING
     host: str
     port: int  # where the replica is reached on the host: its own port, or the published one (bridge)
     labels: dict[str, str] = field(default_factory=dict)
@@ -85,7 +95,7 @@ class ContainerInfo:
 
 @dataclass(frozen=True)
 class RuntimeEvent:
-    action: str  # die, oom, start, stop, destroy, kill, health_status
+    action: str  # die, oom, start, stop, destroy, kill, health_status; EVENT_CHANGED; reconnected
     container_id: str
     app: str
     slot: int | None
