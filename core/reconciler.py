@@ -49,6 +49,7 @@ from core.runtime.base import (
     LABEL_SLOT,
     LABEL_SPEC_HASH,
     LABEL_TERM,
+    STATE_PENDING,
     ContainerInfo,
     ContainerRequest,
     PublishedPortInUse,
@@ -97,8 +98,9 @@ class ReconcilerConfig:
     relist_interval: float = 30.0
 
 
-# (port, timeout) → True once no request is in flight to the port, False when the timeout passed first.
-Drained = Callable[[int, float], Awaitable[bool]]
+# (port, timeout, host) → True once no request is in flight to host:port, False when the timeout passed
+# first.  The host is the replica's (127.0.0.1 on one host, the node's address on a Swarm).
+Drained = Callable[[int, float, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -364,9 +366,17 @@ class Reconciler:
             )
             for r in state.live()
         ]
-        occupied = {r.slot for r in state.replicas.values()}
+        # Replicas the runtime is still placing by itself (Swarm replacing a task lost with its node):
+        # their slots are taken and come back on their own, like slots waiting out a back-off.
+        pending = [c for c in containers if c.state == STATE_PENDING and c.id not in state.stopping]
+        surplus = pending[: max(0, len(live) + len(pending) - desired)]
+        if surplus:
+            self._check_leader()
+            await asyncio.gather(*(self.runtime.remove(c.id, force=True) for c in surplus))
+        pending_slots = {c.slot for c in pending if c not in surplus}
+        occupied = {r.slot for r in state.replicas.values()} | pending_slots
         the_plan = planner.plan(
-            desired, live, occupied, state.waiting_slots(now), can_create=not state.blocked
+            desired, live, occupied, state.waiting_slots(now) | pending_slots, can_create=not state.blocked
         )
         if not state.routed_once or adopted:
             state.routed_once = True
@@ -458,7 +468,9 @@ class Reconciler:
         dead = [
             c
             for c in containers
-            if not c.running and c.id not in state.stopping and c.state not in ("removing", "paused")
+            if not c.running
+            and c.id not in state.stopping
+            and c.state not in ("removing", "paused", STATE_PENDING)
         ]
         if not dead:
             return
@@ -553,7 +565,7 @@ class Reconciler:
         # force-stop time, not the drain timeout, so a hung replica does not hold up its replacement.
         drain_for = min(self.config.drain_timeout, FORCE_STOP_SECONDS)
         await asyncio.gather(*(self.runtime.unpause(r.container_id) for r in failed))
-        await asyncio.gather(*(wait_drained(r.port, timeout=drain_for) for r in failed))
+        await asyncio.gather(*(wait_drained(r.port, timeout=drain_for, host=r.host) for r in failed))
         await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in failed))
         for replica in failed:
             state.record_crash(replica.slot, replica.replace_reason, self.clock.time())
@@ -627,6 +639,10 @@ class Reconciler:
             cpu_millis=container.resources.cpu_millis,
             memory_bytes=container.resources.memory_bytes,
             stop_grace_seconds=container.termination_grace_period_seconds,
+            placement_constraints=tuple(container.placement.constraints) if container.placement else (),
+            placement_spread=tuple(p.spread for p in container.placement.preferences)
+            if container.placement
+            else (),
             verify_start=spec.container_hash() not in state.proven_hashes,
         )
 
@@ -722,7 +738,9 @@ class Reconciler:
         if was_routed:
             await self._publish(state, spec)
             if not force:
-                await asyncio.gather(*(self.drained(r.port, self.config.drain_timeout) for r in victims))
+                await asyncio.gather(
+                    *(self.drained(r.port, self.config.drain_timeout, r.host) for r in victims)
+                )
         grace = FORCE_STOP_SECONDS if force else float(spec.container.termination_grace_period_seconds)
         self._check_leader()
         await asyncio.gather(*(self._stop_one(state, r, grace) for r in victims))
@@ -961,8 +979,8 @@ async def _ignore_runtime_state(_reason: str) -> None:
     return None
 
 
-async def _wait_drained(port: int, timeout: float) -> bool:
-    return await wait_drained(port, timeout=timeout)
+async def _wait_drained(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
+    return await wait_drained(port, timeout=timeout, host=host)
 
 
 def _probed_port(info: ContainerInfo) -> int | None:

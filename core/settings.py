@@ -45,6 +45,9 @@ ACCEPTS: dict[str, str] = {
     "database_url": "sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
     "docker_url": "a Docker engine URL such as unix:///var/run/docker.sock or tcp://127.0.0.1:2375",
     "network_mode": "host or bridge",
+    "runtime": "docker (one Docker engine) or swarm (a Swarm manager's Docker API)",
+    "swarm_node_docker_urls": 'a JSON object of node hostname or id → Docker API URL, e.g. {"n2": "tcp://10.0.0.12:2376"}',
+    "swarm_poll_interval": "a number of seconds above 0",
     "node_id": "a non-empty id without spaces, at most 253 characters",
     "lease_ttl": "a whole number of seconds, at least 3",
     "api_token": "a non-empty token",
@@ -191,6 +194,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     docker_url: str | None = Field(None, validation_alias=_env("ORCHESTRY_DOCKER_URL", "DOCKER_HOST"))
     network_mode: Literal["host", "bridge"] = "host"
+    # Where replicas run: the one Docker engine of docker_url, or the Swarm whose manager docker_url is.
+    runtime: Literal["docker", "swarm"] = "docker"
+    # Swarm: nodes' Docker APIs (for the CPU and memory of their tasks) when a node lacks the
+    # orchestry.docker-url label; and how often the manager's tasks are listed (events wake it sooner).
+    swarm_node_docker_urls: dict[str, str] = Field(default_factory=dict)
+    swarm_poll_interval: float = Field(1.0, gt=0)
     node_id: str = Field(
         default_factory=_default_node_id, validation_alias=_env("ORCHESTRY_NODE_ID", "CLUSTER_NODE_ID")
     )
@@ -220,7 +229,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, dotenv_settings, ConfigFileSource(settings_cls)
 
-    @field_validator("log_level", "log_format", "network_mode", mode="before")
+    @field_validator("log_level", "log_format", "network_mode", "runtime", mode="before")
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -90,7 +90,7 @@ async def _stop_nginx(prefix: Path) -> int | None:
 
 
 async def _remove_containers(settings: Settings, store: Store, cluster_id: str) -> list[str]:
-    from core.runtime.docker import DockerRuntime
+    from core.wiring import build_runtime
 
     grace = {
         record.name: float(
@@ -98,7 +98,7 @@ async def _remove_containers(settings: Settings, store: Store, cluster_id: str) 
         )
         for record in await asyncio.to_thread(store.apps.list)
     }
-    runtime = DockerRuntime(settings.docker_url)
+    runtime = build_runtime(settings)
     runtime.cluster_id = cluster_id
     try:
         mine = [c for c in await runtime.list_managed() if c.labels.get(LABEL_CLUSTER) == cluster_id]

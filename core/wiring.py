@@ -74,10 +74,25 @@ class Components:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """The container runtime the settings name (imported here: the Docker SDK is slow to load)."""
+    """The container runtime the settings name (ORCHESTRY_RUNTIME): the one place that chooses it
+    (imported here: the Docker SDK is slow to load)."""
+    if settings.runtime == "swarm":
+        from core.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime(
+            settings.docker_url,
+            node_docker_urls=settings.swarm_node_docker_urls,
+            task_poll_seconds=settings.swarm_poll_interval,
+        )
     from core.runtime.docker import DockerRuntime
 
     return DockerRuntime(settings.docker_url)
+
+
+def replica_network_mode(settings: Settings) -> str:
+    """How replicas listen.  A Swarm task always has its own network namespace and listens on its
+    container port, which Swarm publishes on its node: the bridge-mode contract."""
+    return "bridge" if settings.runtime == "swarm" else settings.network_mode
 
 
 async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | None = None) -> Components:
@@ -137,7 +152,7 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         ports=subs.ports or PortAllocator(),
         resolve_secret=secrets.resolve,
         config=ReconcilerConfig(
-            network_mode=settings.network_mode,
+            network_mode=replica_network_mode(settings),
             drain_timeout=settings.drain_timeout,
             relist_interval=settings.relist_interval,
         ),
@@ -147,7 +162,15 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         probe=subs.probe,
         drained=subs.drained,
     )
-    desired = DesiredState(store, reconciler, secrets, emit, cluster, settings.drain_timeout)
+    desired = DesiredState(
+        store,
+        reconciler,
+        secrets,
+        emit,
+        cluster,
+        settings.drain_timeout,
+        placement_supported=settings.runtime == "swarm",
+    )
     scaling = ScalingLoop(
         desired=desired,
         list_apps=store.apps.list,

@@ -12,6 +12,7 @@ DAEMON_FLAGS = (
     "host",
     "port",
     "lb_listen",
+    "runtime",
     "state_dir",
     "database_url",
     "node_id",

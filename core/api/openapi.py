@@ -444,6 +444,7 @@ SCHEMAS: dict[str, Schema] = {
         {
             "timestamp": NUMBER,
             "lb_listen": STRING,
+            "runtime": {"type": "string", "enum": ["docker", "swarm"]},
             "apps": array({"allOf": [ref("App"), obj({"figures": ref("Figures")})]}),
         }
     ),

@@ -209,9 +209,14 @@ SERIES_SECONDS_DEFAULT = 300
 @routes.get(f"{PREFIX}/overview")
 async def overview(request: web.Request) -> web.Response:
     """Every app described, with its latest figures, in one answer: what a dashboard draws each tick."""
-    found = await engine_of(request).overview()
+    engine = engine_of(request)
+    found = await engine.overview()
     figures = {name: asdict(f) for name, f in found.figures.items()}
-    return json_response(serializers.v1_overview(found.apps, figures, found.lb_listen, found.timestamp))
+    return json_response(
+        serializers.v1_overview(
+            found.apps, figures, found.lb_listen, found.timestamp, engine.settings.runtime
+        )
+    )
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/series")

@@ -467,11 +467,16 @@ def v1_figures(window: Any) -> dict[str, float | None]:
 
 
 def v1_overview(
-    apps: Iterable[AppView], figures: dict[str, dict[str, float | None]], lb_listen: str, now: float
+    apps: Iterable[AppView],
+    figures: dict[str, dict[str, float | None]],
+    lb_listen: str,
+    now: float,
+    runtime: str = "docker",
 ) -> dict[str, Any]:
     return {
         "timestamp": now,
         "lb_listen": lb_listen,
+        "runtime": runtime,
         "apps": [{**v1_app(a), "figures": figures.get(a.name) or dict.fromkeys(FIGURE_KEYS)} for a in apps],
     }
 

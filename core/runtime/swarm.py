@@ -42,6 +42,7 @@ from core.runtime.base import (
     ContainerRequest,
     ContainerStats,
     LogLine,
+    NodeInfo,
     RuntimeEvent,
 )
 from core.runtime.docker import (
@@ -57,13 +58,14 @@ from core.runtime.docker import (
     resolve_docker_url,
     split_log_line,
 )
+from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
     ENDED_STATES,
-    NodeInfo,
-    node_from_swarm,
+    SwarmNode,
     replica_info,
     replica_task,
     service_spec,
+    swarm_node,
     task_container,
     task_error,
     task_state,
@@ -99,7 +101,7 @@ class _Snapshot:
 
     services: list[dict[str, Any]]
     tasks: dict[str, list[dict[str, Any]]]  # by service id
-    nodes: dict[str, NodeInfo]
+    nodes: dict[str, SwarmNode]
     taken_at: float = field(default_factory=time.time)
 
     def replicas(self) -> list[ContainerInfo]:
@@ -136,6 +138,7 @@ class SwarmRuntime:
         self._last: _Snapshot | None = None
         # Why the CPU and memory of a replica (task id) are unknown in the last stats sample.
         self.stats_gaps: dict[str, str] = {}
+        self._node_probe = NodeApiProbe()
         self.cluster_id: str | None = None
 
     def _ours(self, labels: dict[str, str]) -> bool:
@@ -199,7 +202,7 @@ class SwarmRuntime:
             for task in api.tasks(filters={"service": [s["ID"] for s in services]}):
                 if task.get("ServiceID") in tasks:
                     tasks[task["ServiceID"]].append(task)
-        nodes = {raw["ID"]: node_from_swarm(raw) for raw in api.nodes()}
+        nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
         snapshot = _Snapshot(services, tasks, nodes)
         if app is None:
             self._last = snapshot
@@ -312,6 +315,10 @@ class SwarmRuntime:
                 return
             await asyncio.sleep(0.1)
 
+    async def unpause(self, container_id: str) -> None:
+        """Orchestry never pauses a Swarm task (and Swarm has no pause): nothing to thaw."""
+        return None
+
     async def remove(self, container_id: str, force: bool = False) -> None:
         found = await self._run(lambda api: self._find(api, container_id))
         if found is not None:
@@ -350,7 +357,7 @@ class SwarmRuntime:
                 snapshot = await self._run(self._snapshot)
             except RuntimeUnavailable:
                 return {}
-        located: dict[str, tuple[NodeInfo | None, str]] = {}
+        located: dict[str, tuple[SwarmNode | None, str]] = {}
         gaps: dict[str, str] = {}
         by_task = {t["ID"]: t for tasks in snapshot.tasks.values() for t in tasks}
         for task_id in container_ids:
@@ -378,7 +385,10 @@ class SwarmRuntime:
         return found
 
     async def nodes(self) -> list[NodeInfo]:
-        return await self._run(lambda api: [node_from_swarm(raw) for raw in api.nodes()])
+        return await self._run(lambda api: list_nodes(api, self.cluster_id, self._node_probe))
+
+    async def set_node_availability(self, node_id: str, availability: str) -> NodeInfo:
+        return await self._run(lambda api: set_availability(api, node_id, availability, self.cluster_id))
 
     async def close(self) -> None:
         self._closed = True
@@ -467,7 +477,7 @@ class SwarmRuntime:
                 raise _start_failure(api, task, request)
         if not any(wants_running(t) and task_state(t) == "running" for t in tasks):
             return None
-        nodes = {raw["ID"]: node_from_swarm(raw) for raw in api.nodes()}
+        nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
         info = replica_info(service, tasks, nodes)
         return info if info.state == "running" else None
 
@@ -494,14 +504,14 @@ class SwarmRuntime:
 
     # -- stats from each node ---------------------------------------------------------------------
 
-    def _node_url(self, node: NodeInfo | None) -> str | None:
+    def _node_url(self, node: SwarmNode | None) -> str | None:
         if node is None:
             return None
         return (
             node.docker_url or self.node_docker_urls.get(node.hostname) or self.node_docker_urls.get(node.id)
         )
 
-    async def _node_stats(self, node: NodeInfo | None, container_id: str) -> ContainerStats | str | None:
+    async def _node_stats(self, node: SwarmNode | None, container_id: str) -> ContainerStats | str | None:
         url = self._node_url(node)
         name = node.hostname if node is not None else "unknown"
         if url is None:

@@ -12,7 +12,6 @@ when its (unreachable) node still reports it running.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +29,7 @@ from core.runtime.base import (
     ContainerRequest,
 )
 from core.runtime.docker import parse_docker_time
-
-# The node label (docker node update --label-add) naming where a node's own Docker Engine API answers,
-# for the CPU and memory of the tasks it runs; and an optional override of the address nginx uses.
-NODE_LABEL_DOCKER_URL = "orchestry.docker-url"
-NODE_LABEL_ADDRESS = "orchestry.address"
+from core.runtime.swarm_nodes import node_address, node_docker_url
 
 # Task states after which a task never runs again.
 ENDED_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
@@ -48,50 +43,22 @@ _UNPLACEABLE = ("no suitable node", "insufficient resources")
 
 
 @dataclass(frozen=True)
-class NodeInfo:
+class SwarmNode:
+    """What a replica needs of the node its task runs on (the operator's view is NodeInfo)."""
+
     id: str
     hostname: str
     address: str  # where the controller reaches tasks published on this node
-    state: str  # ready, down, unknown, disconnected
-    availability: str  # active, pause, drain
-    role: str  # manager, worker
     docker_url: str | None  # the node's own Docker Engine API, from its orchestry.docker-url label
 
 
-def node_from_swarm(raw: dict[str, Any]) -> NodeInfo:
-    spec = raw.get("Spec") or {}
-    labels = spec.get("Labels") or {}
-    status = raw.get("Status") or {}
-    return NodeInfo(
+def swarm_node(raw: dict[str, Any]) -> SwarmNode:
+    return SwarmNode(
         id=raw.get("ID", ""),
         hostname=(raw.get("Description") or {}).get("Hostname", ""),
         address=node_address(raw),
-        state=status.get("State", "unknown"),
-        availability=spec.get("Availability", "active"),
-        role=spec.get("Role", "worker"),
-        docker_url=labels.get(NODE_LABEL_DOCKER_URL) or None,
+        docker_url=node_docker_url(raw),
     )
-
-
-def node_address(raw: dict[str, Any]) -> str:
-    """The node's address: its ``orchestry.address`` label, else the address it reports, else (a manager
-    reporting 0.0.0.0, as Docker does with some listen addresses) the host of its manager address."""
-    labels = (raw.get("Spec") or {}).get("Labels") or {}
-    if labels.get(NODE_LABEL_ADDRESS):
-        return labels[NODE_LABEL_ADDRESS]
-    reported = (raw.get("Status") or {}).get("Addr", "")
-    if reported and not _unspecified(reported):
-        return reported
-    manager = (raw.get("ManagerStatus") or {}).get("Addr", "")
-    host = manager.rpartition(":")[0].strip("[]") if ":" in manager else manager
-    return host or reported
-
-
-def _unspecified(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_unspecified
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -276,7 +243,7 @@ def replica_task(tasks: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, st
 
 
 def replica_info(
-    service: dict[str, Any], tasks: list[dict[str, Any]], nodes: dict[str, NodeInfo]
+    service: dict[str, Any], tasks: list[dict[str, Any]], nodes: dict[str, SwarmNode]
 ) -> ContainerInfo:
     """One slot's service and its tasks → the ContainerInfo the reconciler sees."""
     spec = service.get("Spec") or {}

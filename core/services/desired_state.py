@@ -51,7 +51,11 @@ class DesiredState:
         emit: Emit,
         leadership: Leadership,
         drain_timeout: float,
+        placement_supported: bool = False,
     ) -> None:
+        """``placement_supported``: the runtime has nodes to place on (Swarm); otherwise a spec with
+        spec.placement is refused rather than silently run without it."""
+        self._placement_supported = placement_supported
         self._store = store
         self._workers = workers
         self._secrets = secrets
@@ -72,12 +76,21 @@ class DesiredState:
             forget(name)
 
     # --- register -----------------------------------------------------------------------------
+    def _check_placement(self, spec: AppSpec) -> None:
+        if spec.container.placement is not None and not self._placement_supported:
+            raise SpecError(
+                "spec.placement only applies when Orchestry runs on a Docker Swarm (ORCHESTRY_RUNTIME=swarm, "
+                "or orchestry daemon --runtime swarm): remove spec.placement, or run on a Swarm",
+                field="spec.placement",
+            )
+
     async def register(self, document: dict[str, Any] | str | bytes, update: bool = True) -> tuple[str, bool]:
         """Validate then store atomically.  Returns (name, created).  A running app rolls to the new spec.
 
         ``update=False`` refuses an existing app (Conflict) instead of updating it."""
         raw = load_document(document)
         spec = parse_app_spec(raw)
+        self._check_placement(spec)
         require_leader(self._leadership)
         doc = spec.to_document()
         existing = await asyncio.to_thread(self._store.apps.get, spec.name)
@@ -142,6 +155,7 @@ class DesiredState:
         """What ``register`` then ``up`` would meet, changing nothing: the same validation and errors,
         whether the app would be created, updated or left unchanged, and the secrets ``up`` would miss."""
         spec = parse_app_spec(load_document(document))
+        self._check_placement(spec)
         existing = await asyncio.to_thread(self._store.apps.get, spec.name)
         if existing is None:
             change = "created"

@@ -17,7 +17,7 @@ from core.errors import OrchestryError, RuntimeUnavailable
 from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.reconciler import Reconciler
-from core.runtime.base import Runtime
+from core.runtime.base import EVENT_CHANGED, Runtime
 from core.services.collaborators import Emit, Leadership
 from core.store import Store
 
@@ -129,6 +129,8 @@ class NodeWatch:
                 continue
             if event.action in STOPPED_ACTIONS:
                 await self._reconciler.on_container_died(event.app, event.container_id)
+            elif event.action == EVENT_CHANGED:
+                self._reconciler.wake(event.app)  # e.g. Swarm replaced a task: the relist adopts it
 
     # --- metrics ------------------------------------------------------------------------------
     def replicas_changed(self, app: str) -> None:

@@ -22,6 +22,11 @@ def _daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", help="state directory (ORCHESTRY_STATE_DIR)")
     parser.add_argument("--database-url", help="sqlite:///… or postgresql://… (ORCHESTRY_DATABASE_URL)")
     parser.add_argument("--node-id", help="this controller's id (ORCHESTRY_NODE_ID)")
+    parser.add_argument(
+        "--runtime",
+        choices=("docker", "swarm"),
+        help="where replicas run: one Docker engine, or a Swarm through its manager (ORCHESTRY_RUNTIME)",
+    )
     parser.add_argument("--log-level", help="debug, info, warning, error (ORCHESTRY_LOG_LEVEL)")
     parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT")
 

@@ -190,7 +190,12 @@ class OrchestryConsole(App[int]):
         self.frame = frame
         with self.batch_update():
             self.query_one(StatusBar).show(
-                frame.leadership, frame.now, self.backend.lb_address, self.backend.api_address, self.readonly
+                frame.leadership,
+                frame.now,
+                self.backend.lb_address,
+                self.backend.api_address,
+                self.readonly,
+                runtime=getattr(self.backend, "runtime", "docker"),
             )
             self._draw_apps(frame)
             self._draw_replicas(frame)

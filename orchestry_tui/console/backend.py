@@ -30,6 +30,7 @@ class ConsoleBackend(Protocol):
 
     api_address: str  # "127.0.0.1:8000", or "" when the API is not served
     lb_address: str
+    runtime: str  # "docker", or "swarm" when the replicas run on a Docker Swarm
     state_dir: Path
 
     async def start(self) -> list[str]:

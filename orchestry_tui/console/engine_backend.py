@@ -40,6 +40,7 @@ class EngineBackend:
         self._apply_later: asyncio.Task[None] | None = None
         self.api_address = ""
         self.lb_address = settings.lb_listen
+        self.runtime = settings.runtime
         self.state_dir = settings.state_dir
 
     # --- lifecycle ----------------------------------------------------------------------------

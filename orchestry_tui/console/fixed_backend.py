@@ -45,6 +45,7 @@ class FixedBackend:
         self.node_list = nodes or []
         self.api_address = "127.0.0.1:8000"
         self.lb_address = "127.0.0.1:8080"
+        self.runtime = "docker"
         self.state_dir = state_dir
 
     async def start(self) -> list[str]:

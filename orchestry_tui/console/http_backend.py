@@ -97,6 +97,7 @@ class HttpBackend:
         self.api_address = self.url
         self.quit_note = f"console closed: the daemon at {self.url} keeps running the apps"
         self.lb_address = "?"  # the daemon says where its load balancer listens in every overview
+        self.runtime = "docker"
         self.state_dir = state_dir  # local: snapshots are written where the operator sits
         self._client = AsyncApiClient(self.url, token)
         self._cluster: dict[str, Any] | None = None
@@ -196,6 +197,7 @@ class HttpBackend:
         )
         self._cluster = status
         self.lb_address = str(overview.get("lb_listen") or "?")
+        self.runtime = str(overview.get("runtime") or "docker")
         apps = [app_view(a) for a in overview["apps"]]
         figures = {a["name"]: _build(AppFigures, a.get("figures") or {}) for a in overview["apps"]}
         chosen = next((a for a in apps if a.name == selected), None)

@@ -48,7 +48,7 @@ class MemoryWorld:
     def journal(self) -> list[tuple[str, ...]]:
         return self.runtime.journal
 
-    async def drained(self, port: int, timeout: float) -> bool:
+    async def drained(self, port: int, timeout: float, host: str = "127.0.0.1") -> bool:
         self.drain_waits.append(port)
         self.journal.append(("drained", str(port)))
         await asyncio.sleep(0)
@@ -122,7 +122,7 @@ async def memory_world(
     values.update(settings)
     world: MemoryWorld | None = None
 
-    async def drained(port: int, timeout: float) -> bool:
+    async def drained(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
         assert world is not None
         return await world.drained(port, timeout)
 

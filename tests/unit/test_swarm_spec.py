@@ -11,9 +11,7 @@ from core.errors import SpecError
 from core.runtime.base import EVENT_CHANGED, STATE_PENDING, ContainerRequest
 from core.runtime.swarm import _Snapshot, _task_views, task_changes
 from core.runtime.swarm_spec import (
-    NodeInfo,
-    node_address,
-    node_from_swarm,
+    SwarmNode,
     published_ports,
     replica_info,
     service_spec,
@@ -23,8 +21,8 @@ from core.runtime.swarm_spec import (
 from core.spec import parse_app_spec
 
 NODES = {
-    "n1": NodeInfo("n1", "host1", "10.0.0.11", "ready", "active", "manager", "tcp://10.0.0.11:2375"),
-    "n2": NodeInfo("n2", "host2", "10.0.0.12", "ready", "active", "worker", None),
+    "n1": SwarmNode("n1", "host1", "10.0.0.11", "tcp://10.0.0.11:2375"),
+    "n2": SwarmNode("n2", "host2", "10.0.0.12", None),
 }
 
 
@@ -214,39 +212,6 @@ def test_the_health_port_is_its_own_published_port() -> None:
     svc = service(labels={"orchestry.health-port": "9090"})
     info = replica_info(svc, [task("t", "running", ports=[(8080, 30001), (9090, 30002)])], NODES)
     assert (info.port, info.health_port, info.health_container_port) == (30001, 30002, 9090)
-
-
-# --- nodes ---------------------------------------------------------------------------------------
-
-
-def test_node_address_prefers_the_label_then_the_reported_then_the_manager_address() -> None:
-    assert node_address(
-        {"Spec": {"Labels": {"orchestry.address": "1.2.3.4"}}, "Status": {"Addr": "5.6.7.8"}}
-    ) == ("1.2.3.4")
-    assert node_address({"Status": {"Addr": "5.6.7.8"}}) == "5.6.7.8"
-    manager = {"Status": {"Addr": "0.0.0.0"}, "ManagerStatus": {"Addr": "10.0.0.11:2377"}}
-    assert node_address(manager) == "10.0.0.11"
-
-
-def test_node_docker_url_comes_from_its_label() -> None:
-    node = node_from_swarm(
-        {
-            "ID": "x",
-            "Description": {"Hostname": "h"},
-            "Spec": {
-                "Role": "worker",
-                "Availability": "drain",
-                "Labels": {"orchestry.docker-url": "tcp://a:2376"},
-            },
-            "Status": {"State": "down", "Addr": "10.0.0.9"},
-        }
-    )
-    assert (node.docker_url, node.availability, node.state, node.address) == (
-        "tcp://a:2376",
-        "drain",
-        "down",
-        "10.0.0.9",
-    )
 
 
 # --- unplaceable tasks ---------------------------------------------------------------------------

@@ -16,9 +16,13 @@ class StatusBar(Static):
     def show_disconnected(self, message: str) -> None:
         self.update(Text.assemble(("orchestry  ", "bold"), (message, "bold red")))
 
-    def show(self, leadership: Leadership, now: float, lb: str, api: str, readonly: bool) -> None:
+    def show(
+        self, leadership: Leadership, now: float, lb: str, api: str, readonly: bool, runtime: str = "docker"
+    ) -> None:
         text = Text("orchestry  ", style="bold")
         text.append_text(leadership_text(leadership, now))
+        if runtime == "swarm":  # the single-host default says nothing, so its header stays as it was
+            text.append("  on Swarm", style="bold")
         text.append(f"  LB http://{lb}")
         if not api:
             text.append("  API not served")
