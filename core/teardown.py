@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 
 LEASE_SECONDS = 120.0  # longer than any teardown; released at the end either way
 DEFAULT_GRACE_SECONDS = 10.0
-NGINX_EXIT_SECONDS = 35.0  # the generated config's worker_shutdown_timeout is 30 s
+NGINX_EXIT_SECONDS = 35.0
+# A dead controller's lease runs out after the lease TTL (30 s by default): waited for, up to this.
+DEAD_LEASE_WAIT_SECONDS = 70.0  # the generated config's worker_shutdown_timeout is 30 s
 
 
 @dataclass
@@ -61,19 +64,69 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
-def _take_lease(store: Store, node_id: str) -> int:
+@dataclass(frozen=True)
+class _Holder:
+    leader_id: str
+    hostname: str
+    api_url: str
+    remaining: float  # seconds until the lease expires
+
+
+def _try_lease(store: Store, node_id: str) -> int | _Holder:
+    """Our term, or who holds the lease instead."""
     lease = store.leases.try_acquire(node_id, socket.gethostname(), "", LEASE_SECONDS)
     if lease is not None:
         return lease.term
     holder = store.leases.current()
     if holder is None:  # a peer won the race for the same term just now
-        raise ControllerRunning("another controller is taking the lease right now: run this again")
+        return _Holder("another controller", socket.gethostname(), "", 1.0)
     remaining = max(0.0, holder.expires_at - store.now())
-    api = f", API {holder.api_url}" if holder.api_url else ""
-    raise ControllerRunning(
-        f"node {holder.leader_id} on {holder.hostname}{api} holds the leader lease of this store for "
-        f"another {remaining:.0f} s: stop it first (or, if it died, run this again once the lease expires)"
-    )
+    return _Holder(holder.leader_id, holder.hostname, holder.api_url, remaining)
+
+
+def _answers(api_url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    if not api_url:
+        return False
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=1.0):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, if only to refuse
+    except (OSError, ValueError):
+        return False
+
+
+async def _take_lease(store: Store, node_id: str, state_dir: Path, on_wait: Callable[[str], None]) -> int:
+    """Our term. A lease left by a controller of this host that died without releasing it (kill -9)
+    is waited out; any other holder is named in a refusal."""
+    deadline = time.monotonic() + DEAD_LEASE_WAIT_SECONDS
+    said = False
+    while True:
+        found = await asyncio.to_thread(_try_lease, store, node_id)
+        if isinstance(found, int):
+            return found
+        alive = (
+            found.hostname != socket.gethostname()
+            or any(c.node_id == found.leader_id for c in live_controllers(state_dir))
+            or await asyncio.to_thread(_answers, found.api_url)
+        )
+        if alive or time.monotonic() + found.remaining > deadline:
+            api = f", API {found.api_url}" if found.api_url else ""
+            raise ControllerRunning(
+                f"node {found.leader_id} on {found.hostname}{api} holds the leader lease of this store for "
+                f"another {found.remaining:.0f} s: stop it first (or, if it died, run this again once the "
+                "lease expires)"
+            )
+        if not said:
+            on_wait(
+                f"waiting {found.remaining:.0f} s for the lease of node {found.leader_id} to expire "
+                "(its process is gone without releasing it)"
+            )
+            said = True
+        await asyncio.sleep(min(1.0, found.remaining + 0.1))
 
 
 async def _stop_nginx(prefix: Path) -> int | None:
@@ -115,7 +168,9 @@ async def _remove_containers(settings: Settings, store: Store, cluster_id: str) 
         await runtime.close()
 
 
-async def teardown(settings: Settings, mark_apps_stopped: bool) -> TeardownReport:
+async def teardown(
+    settings: Settings, mark_apps_stopped: bool, on_wait: Callable[[str], None] | None = None
+) -> TeardownReport:
     """Remove this state dir's replicas and stop its nginx; ``mark_apps_stopped`` also sets every app's
     desired state to stopped (``down --all``: the next start starts nothing; ``stop`` resumes them)."""
     from core.models import APP_STOPPED
@@ -132,7 +187,7 @@ async def teardown(settings: Settings, mark_apps_stopped: bool) -> TeardownRepor
     store = await asyncio.to_thread(Store.open, settings.database_url)
     node_id = f"teardown-{socket.gethostname()}-{os.getpid()}"
     try:
-        term = await asyncio.to_thread(_take_lease, store, node_id)
+        term = await _take_lease(store, node_id, state_dir, on_wait or (lambda _message: None))
         try:
             cluster_id = await asyncio.to_thread(store.identity.cluster_id)
             report.containers_removed = await _remove_containers(settings, store, cluster_id)

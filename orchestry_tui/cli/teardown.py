@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from orchestry_tui.cli import output
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], Any]) -> int:
@@ -20,7 +26,7 @@ def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.N
         return 2
     try:
         settings = settings_of(args)
-        report = asyncio.run(teardown(settings, mark_apps_stopped=down_all))
+        report = asyncio.run(teardown(settings, mark_apps_stopped=down_all, on_wait=_progress))
     except OrchestryError as exc:
         output.error(exc.message)
         return 1

@@ -161,3 +161,21 @@ def test_a_second_daemon_on_the_same_lb_address_names_the_holder_once(tmp_path: 
     assert f"`orchestry stop --state-dir {state}`" in left.stderr and "left serving" in left.stderr
     assert _local(state, "stop").returncode == 0
     assert _port_closed(first.lb)
+
+
+def test_stop_waits_out_the_lease_of_a_killed_daemon(tmp_path: Path, state: Path) -> None:
+    name = unique_name("killed")
+    app_file = tmp_path / "app.yml"
+    app_file.write_text(yaml.safe_dump(demo_app(name)))
+    daemon = start_daemon(tmp_path, env_extra={"LEADER_LEASE_TTL": "6"})
+    try:
+        daemon.ok("apply", str(app_file))
+        wait_ready(daemon, name, 1)
+    finally:
+        daemon.process.kill()  # kill -9: no lease released, no presence file withdrawn
+        daemon.process.wait(timeout=30)
+    stopped = _local(state, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "waiting" in stopped.stderr and "its process is gone" in stopped.stderr
+    assert f"{name}-1" in stopped.stdout
+    assert _containers(name) == [] and running_master(state / "nginx") is None
