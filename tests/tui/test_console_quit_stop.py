@@ -17,6 +17,7 @@ from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from tests.cli.conftest import start_daemon, stop_daemon
+from tests.integration.harness import engine_settings
 from tests.tui.conftest import until
 from tests.tui.test_connect_console import api, described, first_frame, ready_is, register_and_up
 
@@ -90,5 +91,20 @@ async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_runnin
         assert (await described(daemon, name))["status"] == "stopped"
         await until(lambda: not _containers(name), timeout=30, what=f"{name}'s containers gone")
         assert (await api(daemon, "/health"))["status"] == "healthy"  # the daemon itself keeps running
+    finally:
+        stop_daemon(daemon)
+
+
+async def test_a_console_whose_lb_address_is_taken_names_the_holder_once(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "first")
+    try:
+        settings = engine_settings(tmp_path / "second", lb_listen=daemon.lb)
+        app = OrchestryConsole(EngineBackend(settings, serve_api=False), poll_seconds=0.3)
+        async with app.run_test(size=SIZE):
+            await until(lambda: app.start_error, timeout=60, what="the start error")
+        port = daemon.lb.rsplit(":", 1)[1]
+        assert app.start_error.count(f"port {port} is held by nginx (pid") == 1, app.start_error
+        assert f"state dir {daemon.state_dir}" in app.start_error
+        assert f"daemon pid {daemon.process.pid}" in app.start_error and "bind()" not in app.start_error
     finally:
         stop_daemon(daemon)
