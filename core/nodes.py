@@ -159,14 +159,19 @@ class NodeService:
                     "node_drain_timeout",
                     f"node {drain.hostname}: {left} replica(s) were not replaced within {waited:.0f} s; "
                     "Swarm now moves them itself (requests to them may fail)",
-                    details={"node": drain.node_id, "left": left},
+                    details={"node": drain.node_id, "hostname": drain.hostname, "left": left},
                 )
             else:
                 await self.emit(
                     "cluster",
                     "node_drained",
                     f"node {drain.hostname} drained: {drain.replicas} replica(s) moved in {waited:.1f} s",
-                    details={"node": drain.node_id, "replicas": drain.replicas, "seconds": round(waited, 2)},
+                    details={
+                        "node": drain.node_id,
+                        "hostname": drain.hostname,
+                        "replicas": drain.replicas,
+                        "seconds": round(waited, 2),
+                    },
                 )
 
     # --- watching --------------------------------------------------------------------------------
