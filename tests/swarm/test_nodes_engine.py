@@ -58,8 +58,8 @@ async def test_node_drain_under_traffic_moves_every_replica_without_a_failed_req
     async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
         await engine.register(swarm_app(swarm_lab, name))
         await engine.up(name)
-        await engine.scale(name, 4)
-        await wait_for(lambda: _routed(engine, name, 4), timeout=90, what="4 replicas routed")
+        await engine.scale(name, 6)
+        await wait_for(lambda: _routed(engine, name, 6), timeout=90, what="6 replicas routed")
         view = await engine.get_app(name)
         worker = max(swarm_lab.workers, key=lambda n: sum(r.host == n.address for r in view.replicas))
         moving = sum(r.host == worker.address for r in view.replicas)
@@ -81,7 +81,7 @@ async def test_node_drain_under_traffic_moves_every_replica_without_a_failed_req
             traffic.assert_none_failed(at_least=50)
 
             await wait_for(
-                lambda: _routed(engine, name, 4, avoid=worker.address), timeout=30, what="4 elsewhere"
+                lambda: _routed(engine, name, 6, avoid=worker.address), timeout=30, what="6 elsewhere"
             )
             node = next(n for n in await engine.nodes() if n.id == worker.swarm_node_id)
             assert (node.availability, node.tasks) == ("drain", 0)
