@@ -1,0 +1,75 @@
+"""Placement and resources on the Swarm lab: constraints Swarm honours, and a spec Swarm cannot place
+gives the app a status naming Swarm's reason and the fix, with nothing left half-created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import AppBlocked
+from core.models import APP_ERROR
+from tests.integration.harness import wait_for
+from tests.swarm.engine_support import app_name, ready_hosts, services_of, swarm_app, swarm_engine
+
+
+async def test_a_constraint_keeps_every_replica_on_the_nodes_it_names(swarm_lab: Any, tmp_path: Path) -> None:
+    name = app_name("pl")
+    doc = swarm_app(swarm_lab, name)
+    doc["spec"]["placement"] = {
+        "constraints": ["node.role==worker"],
+        "preferences": [{"spread": "node.labels.orchestry.docker-url"}],
+    }
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        await engine.register(doc)
+        await engine.up(name)
+        await engine.scale(name, 4)
+        await wait_for(lambda: _ready_count(engine, name, 4), timeout=90, what="4 replicas ready")
+        hosts = await ready_hosts(engine, name)
+    workers = {n.address for n in swarm_lab.workers}
+    assert set(hosts) <= workers, f"a replica ran on the manager: {hosts}"
+    # Spread over the label every node has a different value of: both workers get some.
+    assert set(hosts) == workers, hosts
+
+
+@pytest.mark.parametrize(
+    ("change", "swarm_words", "fix_words"),
+    [
+        (
+            {"placement": {"constraints": ["node.labels.zone==nowhere"]}},
+            "scheduling constraints not satisfied",
+            "spec.placement.constraints",
+        ),
+        ({"resources": {"memory": "200Gi"}}, "insufficient resources", "lower spec.resources"),
+    ],
+    ids=["constraint-no-node-meets", "reservation-larger-than-any-node"],
+)
+async def test_an_unplaceable_spec_says_why_and_creates_nothing(
+    swarm_lab: Any, tmp_path: Path, change: dict[str, Any], swarm_words: str, fix_words: str
+) -> None:
+    name = app_name("un")
+    doc = swarm_app(swarm_lab, name)
+    doc["spec"].update(change)
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        await engine.register(doc)
+        with pytest.raises(AppBlocked) as refused:
+            await engine.up(name)
+        assert swarm_words in str(refused.value)
+        view = await wait_for(lambda: _errored(engine, name), timeout=60, what="the app's error status")
+        print(f"\n{name}: {view.status}: {view.status_reason}")
+        assert "Swarm cannot place" in view.status_reason
+        assert swarm_words in view.status_reason
+        assert fix_words in view.status_reason
+        assert view.ready_replicas == 0
+        # Nothing half-created: no service of the app is left on the Swarm.
+        await wait_for(lambda: not services_of(swarm_lab, name), timeout=10, what="no service left")
+
+
+async def _ready_count(engine: Any, name: str, n: int) -> bool:
+    return (await engine.get_app(name)).ready_replicas == n
+
+
+async def _errored(engine: Any, name: str) -> Any:
+    view = await engine.get_app(name)
+    return view if view.status == APP_ERROR else None
