@@ -49,7 +49,8 @@ async def test_rps_on_one_app_scales_it_across_nodes_and_the_idle_app_stays(
                 await asyncio.sleep(0.5)
         print(
             f"\nbusy app scaled to {view.ready_replicas} replicas on {len(set(hosts))} nodes "
-            f"{time.monotonic() - started:.1f} s after the load began; idle app replicas seen: {sorted(idle_seen)}"
+            f"{time.monotonic() - started:.1f} s after the load began; "
+            f"idle app replicas seen: {sorted(idle_seen)}"
         )
         assert view.ready_replicas >= 3, view.status_reason
         assert len(set(hosts)) >= 2, hosts
