@@ -42,6 +42,7 @@ class ReplicaView:
     started_at: float | None = None
     reason: str = ""
     node: str = ""  # hostname of the node it runs on ('' until the nodes are known)
+    figures_reason: str = ""  # why cpu/memory are null while the replica runs (its node's API is away)
 
 
 @dataclass

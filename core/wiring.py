@@ -187,7 +187,17 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
     )
     desired.on_forget += [metrics.forget, scaling.forget]
     nodes = NodeService(runtime, reconciler, metrics, emit, leads)
-    views = AppViews(store, reconciler, cluster, metrics, event_log, settings.lb_listen, nodes.hostname_of)
+    views = AppViews(
+        store,
+        reconciler,
+        cluster,
+        metrics,
+        event_log,
+        settings.lb_listen,
+        nodes.hostname_of,
+        # Only a runtime that measures replicas elsewhere (a Swarm node's own API) can miss some.
+        figures_gap=lambda container_id: getattr(runtime, "stats_gaps", {}).get(container_id, ""),
+    )
     watch = NodeWatch(
         node_id=settings.node_id,
         store=store,

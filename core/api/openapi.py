@@ -277,6 +277,10 @@ SCHEMAS: dict[str, Schema] = {
             "started_at": NULLABLE_NUMBER,
             "reason": STRING,
             "node": {"type": "string", "description": "hostname of the node it runs on ('' until known)"},
+            "figures_reason": {
+                "type": "string",
+                "description": "why cpu_percent/memory_percent are null ('' if measured or not sampled yet)",
+            },
         }
     ),
     "Node": obj(

@@ -217,6 +217,7 @@ def v1_replica(replica: ReplicaView) -> dict[str, Any]:
         "started_at": replica.started_at,
         "reason": replica.reason,
         "node": replica.node,
+        "figures_reason": replica.figures_reason,
     }
 
 

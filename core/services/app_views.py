@@ -52,8 +52,11 @@ class AppViews:
         events: EventLog,
         lb_listen: str,
         node_of: Callable[[str], str],
+        figures_gap: Callable[[str], str] = lambda _container_id: "",
     ) -> None:
-        """``node_of(address)``: the hostname of the node a replica at ``address`` runs on."""
+        """``node_of(address)``: the hostname of the node a replica at ``address`` runs on;
+        ``figures_gap(container_id)``: why the runtime could not measure that replica's CPU and memory."""
+        self._figures_gap = figures_gap
         self._store = store
         self._reconciler = reconciler
         self._leadership = leadership
@@ -190,6 +193,8 @@ class AppViews:
                 if sample is not None:
                     view.cpu_percent = sample.cpu_percent
                     view.memory_percent = sample.memory_percent
+                if view.cpu_percent is None and view.memory_percent is None and view.container_id:
+                    view.figures_reason = self._figures_gap(view.container_id)
         status, reason = record.status, record.status_reason
         if state is not None:
             desired = record.desired_replicas if record.status != APP_STOPPED else 0
