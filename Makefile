@@ -13,7 +13,7 @@ export ORCHESTRY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 help:
 	@echo "make run         bootstrap, then open the console with examples/web.yml applied"
-	@echo "make test        bootstrap (with PostgreSQL), ruff, then the whole pytest suite"
+	@echo "make test        bootstrap (with PostgreSQL), ruff, layer contracts, then the whole pytest suite"
 	@echo "make lint        ruff check + format check"
 	@echo "make format      ruff format + safe fixes"
 	@echo "make demo-image  rebuild orchestry/demo:latest"
@@ -30,6 +30,7 @@ run: bootstrap
 test:
 	bash scripts/bootstrap.sh --with-postgres
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.api.app import create_app
 from core.engine import Engine
-from tests.integration.harness import demo_app, engine_settings, wait_for
+from testkit.harness import demo_app, engine_settings, wait_for
 
 APPS = 50
 

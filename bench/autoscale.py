@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.engine import Engine  # noqa: E402
-from tests.integration.harness import TrafficClient, demo_app, engine_settings  # noqa: E402
+from testkit.harness import TrafficClient, demo_app, engine_settings  # noqa: E402
 
 OUT_OF_REACH: dict[str, Any] = {
     "targetRPSPerReplica": 100_000,

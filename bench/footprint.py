@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.engine import Engine  # noqa: E402
-from core.lb.connections import PROC_NET_TCP_FILES, count_established, established_connections  # noqa: E402
 from core.metrics.cgroup import CgroupLocator, read_cgroups  # noqa: E402
+from core.net.connections import PROC_NET_TCP_FILES, count_established, established_connections  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.integration.harness import demo_app, engine_settings  # noqa: E402
+from testkit.harness import demo_app, engine_settings  # noqa: E402
 
 CPU_GOAL_PERCENT = 3.0
 RSS_GOAL_MB = 150.0

@@ -35,7 +35,7 @@ from core.engine import Engine  # noqa: E402
 from core.events import EventBus  # noqa: E402
 from core.models import Event  # noqa: E402
 from core.runtime.docker import DockerRuntime  # noqa: E402
-from tests.integration.harness import DEMO_IMAGE, engine_settings  # noqa: E402
+from testkit.harness import DEMO_IMAGE, engine_settings  # noqa: E402
 
 
 def ms(seconds: float) -> str:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.engine import Engine  # noqa: E402
-from tests.integration.harness import demo_app, docker, engine_settings  # noqa: E402
+from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
 

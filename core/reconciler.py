@@ -29,7 +29,6 @@ from core.errors import (
     StoreError,
 )
 from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, Probe, ProbeTarget
-from core.lb.connections import wait_drained
 from core.metrics import instruments
 from core.models import (
     APP_DEGRADED,
@@ -42,6 +41,7 @@ from core.models import (
     REPLICA_STARTING,
     REPLICA_UNHEALTHY,
 )
+from core.net.connections import wait_drained
 from core.replicas import AppState, Replica
 from core.runtime.base import (
     LABEL_APP,

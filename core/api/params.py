@@ -17,6 +17,10 @@ from core.documents import read_json
 from core.errors import BadRequest, RequestTimeout
 from core.models import EVENT_CATEGORIES
 
+# Bounds both route families put on what one request may ask for.
+MAX_LOG_LINES = 10_000
+MAX_EVENTS = 1000
+
 APP_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -28,8 +28,6 @@ routes = web.RouteTableDef()
 
 # /health must answer even when the database hangs: it is what load balancers probe.
 HEALTH_DATABASE_TIMEOUT = 2.0
-MAX_LOG_LINES = 10_000
-MAX_EVENTS = 1000
 
 SIMULATED_METRIC_FIELDS = {
     "rps": "rps",
@@ -126,7 +124,7 @@ async def raw(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.Response:
     engine = engine_of(request)
     name = params.app_name(request)
-    lines = params.query_int(request, "lines", 100, 1, MAX_LOG_LINES)
+    lines = params.query_int(request, "lines", 100, 1, params.MAX_LOG_LINES)
     app = await engine.get_app(name)
     log_lines = await engine.logs(name, tail=lines)
     newest = sorted(log_lines, key=lambda line: line.timestamp)[-lines:] if lines else log_lines
@@ -217,7 +215,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.Response:
     app = request.query.get("app") or None
     category = params.query_category(request)
-    limit = params.query_int(request, "limit", 100, 1, MAX_EVENTS)
+    limit = params.query_int(request, "limit", 100, 1, params.MAX_EVENTS)
     assert limit is not None
     if app is not None and not params.APP_NAME.match(app):
         # A name no app can have has no events: asking the store (PostgreSQL refuses a NUL byte in a

@@ -11,7 +11,6 @@ from aiohttp import web
 
 from core.api import params, serializers
 from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
-from core.api.routes_legacy import MAX_EVENTS, MAX_LOG_LINES
 from core.errors import BadRequest
 from core.runtime.base import LogLine
 from core.services.app_views import SERIES_SECONDS_MAX
@@ -121,7 +120,7 @@ async def clear_instances(request: web.Request) -> web.Response:
 async def _events(request: web.Request, app: str | None) -> web.Response:
     engine = engine_of(request)
     category = params.query_category(request)
-    limit = params.query_int(request, "limit", 100, 1, MAX_EVENTS)
+    limit = params.query_int(request, "limit", 100, 1, params.MAX_EVENTS)
     since = params.query_time(request, "since")
     assert limit is not None
     if app is not None:
@@ -184,7 +183,7 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
 async def logs(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
     name = params.app_name(request)
-    tail = params.query_int(request, "tail", 100, 0, MAX_LOG_LINES)
+    tail = params.query_int(request, "tail", 100, 0, params.MAX_LOG_LINES)
     since = params.query_time(request, "since")
     until = params.query_time(request, "until")
     if params.query_bool(request, "follow"):

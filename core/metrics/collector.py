@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadRequest
-from core.lb.connections import established_connections
 from core.metrics import instruments
 from core.metrics.accesslog import MAX_READ_BYTES, AccessLogTailer, AccessRecord
 from core.metrics.stats import StatsSampler
@@ -33,6 +32,7 @@ from core.metrics.window import (
     ReplicaSample,
     RollingMetrics,
 )
+from core.net.connections import established_connections
 from core.runtime.base import ContainerStats, Runtime
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import pytest
 from aiohttp import web
 
 from core.errors import ConfigRejected
-from core.lb.connections import established_connections, wait_drained
 from core.lb.nginx import NginxController
 from core.lb.render import AppRoute, Upstream
+from core.net.connections import established_connections, wait_drained
 from tests.conftest import unique_name
 
 DOMAIN = "apps.test"

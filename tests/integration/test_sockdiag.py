@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.lb.connections import count_established
-from core.lb.sockdiag import established_by_port
+from core.net.connections import count_established
+from core.net.sockdiag import established_by_port
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from core.lb.connections import count_established, established_connections, parse_proc_net_tcp, wait_drained
+from core.net.connections import count_established, established_connections, parse_proc_net_tcp, wait_drained
 
 # Captured shape of /proc/net/tcp: a listener on 127.0.0.1:8080 (0A = LISTEN), an ESTABLISHED
 # connection from 127.0.0.1:41234 to it (both sides), and a TIME_WAIT one (06).

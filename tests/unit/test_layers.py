@@ -1,8 +1,8 @@
-"""Module boundaries (DESIGN.md §2): core never imports Textual or the front ends."""
+"""Module boundaries (DESIGN.md §2): the import-linter contracts hold, and loading core at run time
+(dynamic imports included) never pulls in Textual or a front end."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -31,17 +31,11 @@ def test_importing_the_whole_engine_never_loads_textual() -> None:
     assert len(modules) > 20
 
 
-def test_no_core_module_imports_a_front_end() -> None:
-    offenders = []
-    for path in (ROOT / "core").rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                if name.split(".")[0] in ("textual", "orchestry_tui", "textual_plotext"):
-                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
-    assert offenders == []
+def test_the_layer_contracts_hold() -> None:
+    # The contracts live in pyproject.toml ([tool.importlinter]); `make test` runs the same check.
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout

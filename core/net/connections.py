@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.lb.sockdiag import established_by_port
+from core.net.sockdiag import established_by_port
 
 TCP_ESTABLISHED = "01"
 PROC_NET_TCP_FILES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
@@ -35,7 +35,7 @@ PROC_NET_TCP_FILES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 Endpoint = tuple[str, int]
 
 log = logging.getLogger(__name__)
-# Netlink sock_diag is the fast path (see core.lb.sockdiag); /proc is kept for kernels or sandboxes
+# Netlink sock_diag is the fast path (see core.net.sockdiag); /proc is kept for kernels or sandboxes
 # without it, and for IPv6 upstream addresses.
 _sock_diag_works = True
 
