@@ -88,7 +88,7 @@ _orchestry_complete_kind() {
             COMPREPLY=($(compgen -d -- "$cur"))
             ;;
         app)
-            COMPREPLY=($(compgen -W "$("$program" completion apps 2>/dev/null)" -- "$cur"))
+            COMPREPLY=($(compgen -W "$("$program" completion apps "${@:4}" 2>/dev/null)" -- "$cur"))
             ;;
         *)
             COMPREPLY=()
@@ -98,15 +98,21 @@ _orchestry_complete_kind() {
 
 _orchestry() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="" path="_" word i skip=0 npos=0
+    local -a daemon=()  # --url given on the line: app names come from that daemon
     local -a kinds
     COMPREPLY=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         if ((skip)); then
             skip=0
+            [[ "${COMP_WORDS[i - 1]}" == --url ]] && daemon=(--url "$word")
             continue
         fi
         case "$word" in
+            --url=*)
+                daemon=(--url "${word#--url=}")
+                continue
+                ;;
             --*=*) continue ;;
             -*)
                 [[ " ${_orchestry_valopts[$path]} " == *" $word "* ]] && skip=1
@@ -122,7 +128,7 @@ _orchestry() {
     done
     if ((skip)); then
         prev="${COMP_WORDS[COMP_CWORD - 1]}"
-        _orchestry_complete_kind "${_orchestry_optkind[$path/$prev]}" "$cur" "${COMP_WORDS[0]}"
+        _orchestry_complete_kind "${_orchestry_optkind[$path/$prev]}" "$cur" "${COMP_WORDS[0]}" "${daemon[@]}"
         return 0
     fi
     if [[ "$cur" == -* ]]; then
@@ -135,9 +141,9 @@ _orchestry() {
     fi
     kinds=(${_orchestry_pos[$path]})
     if ((npos < ${#kinds[@]})); then
-        _orchestry_complete_kind "${kinds[npos]}" "$cur" "${COMP_WORDS[0]}"
+        _orchestry_complete_kind "${kinds[npos]}" "$cur" "${COMP_WORDS[0]}" "${daemon[@]}"
     elif ((${#kinds[@]} > 0)) && [[ "${kinds[${#kinds[@]} - 1]}" == *+ ]]; then
-        _orchestry_complete_kind "${kinds[${#kinds[@]} - 1]}" "$cur" "${COMP_WORDS[0]}"
+        _orchestry_complete_kind "${kinds[${#kinds[@]} - 1]}" "$cur" "${COMP_WORDS[0]}" "${daemon[@]}"
     fi
     return 0
 }

@@ -75,10 +75,13 @@ def test_bash_completes_app_names_from_the_daemon(
         assert name in _bash(scripts["bash"], ORCHESTRY, "status", "", env=env)
         assert _bash(scripts["bash"], ORCHESTRY, "scale", name[:-2], env=env) == [name]
         assert name not in _bash(scripts["bash"], ORCHESTRY, "secret", "rm", "", env=env)  # not an app
+        elsewhere = {**env, "ORCHESTRY_URL": "http://127.0.0.1:9"}  # nothing answers there
+        assert _bash(scripts["bash"], ORCHESTRY, "status", "", env=elsewhere) == []
+        # --url on the command line is the daemon the names come from
+        assert name in _bash(scripts["bash"], ORCHESTRY, "--url", daemon.url, "status", "", env=elsewhere)
+        assert name in _bash(scripts["bash"], ORCHESTRY, "logs", f"--url={daemon.url}", "", env=elsewhere)
     finally:
         daemon.ok("delete", name, "-f")
-    unreachable = {**env, "ORCHESTRY_URL": "http://127.0.0.1:9"}
-    assert _bash(scripts["bash"], ORCHESTRY, "status", "", env=unreachable) == []
 
 
 def test_zsh_runs_the_same_completion_through_bashcompinit(scripts: dict[str, Path], tmp_path: Path) -> None:
