@@ -199,7 +199,7 @@ class Settings(BaseSettings):
     # Swarm: nodes' Docker APIs (for the CPU and memory of their tasks) when a node lacks the
     # orchestry.docker-url label; and how often the manager's tasks are listed (events wake it sooner).
     swarm_node_docker_urls: dict[str, str] = Field(default_factory=dict)
-    swarm_poll_interval: float = Field(1.0, gt=0)
+    swarm_poll_interval: float = Field(0.5, gt=0)
     node_id: str = Field(
         default_factory=_default_node_id, validation_alias=_env("ORCHESTRY_NODE_ID", "CLUSTER_NODE_ID")
     )

@@ -79,7 +79,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
-TASK_POLL_SECONDS = 1.0
+TASK_POLL_SECONDS = 0.5
+STARTING_POLL_SECONDS = 0.2
 NODE_API_TIMEOUT_SECONDS = 5.0
 # A node whose API did not answer is not asked again for this long (each try would wait a timeout).
 NODE_RETRY_SECONDS = 10.0
@@ -607,10 +608,11 @@ class SwarmRuntime:
         ).start()
         previous: dict[str, _TaskView] | None = None
         failing = False
+        wait = self.task_poll_seconds
         try:
             while not self._closed:
                 try:
-                    await asyncio.wait_for(poke.wait(), self.task_poll_seconds)
+                    await asyncio.wait_for(poke.wait(), wait)
                 except TimeoutError:
                     pass
                 poke.clear()
@@ -632,6 +634,14 @@ class SwarmRuntime:
                     for event in task_changes(previous, current, time.time()):
                         yield event
                 previous = current
+                # A task on its way to running (Swarm replacing a lost one) has no event of its own
+                # to say it runs: look again soon, so it is probed and routed within moments.
+                starting = any(
+                    v.desired == "running" and not v.live and not v.unplaceable for v in current.values()
+                )
+                wait = (
+                    min(self.task_poll_seconds, STARTING_POLL_SECONDS) if starting else self.task_poll_seconds
+                )
         finally:
             bridge.stop()
             self._bridges.discard(bridge)
@@ -683,6 +693,7 @@ class _TaskView:
     state: str
     desired: str
     exit_code: int | None
+    unplaceable: bool = False  # pending because no node fits: nothing will change soon
 
 
 def _task_views(snapshot: _Snapshot) -> dict[str, _TaskView]:
@@ -699,6 +710,7 @@ def _task_views(snapshot: _Snapshot) -> dict[str, _TaskView]:
                 state=task_state(task),
                 desired=str(task.get("DesiredState", "")),
                 exit_code=exit_code if isinstance(exit_code, int) else None,
+                unplaceable=unplaceable_reason(task) is not None,
             )
     return views
 

@@ -21,7 +21,6 @@ def swarm_settings(lab: Any, state_dir: Path, **extra: Any) -> Any:
     values: dict[str, Any] = {
         "runtime": "swarm",
         "docker_url": lab.manager_url,
-        "swarm_poll_interval": 0.5,
         "relist_interval": 5.0,
     }
     values.update(extra)
