@@ -44,6 +44,17 @@ def best(repeat: int, work: Callable[[], object]) -> float:
     return min(times)
 
 
+def best_cpu(repeat: int, work: Callable[[], object]) -> str:
+    """Wall and CPU time: on a shared machine the CPU time is what the work itself costs."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return f"{min(walls):.3f} s wall, {min(cpus):.3f} s CPU"
+
+
 def day_of_raw(app: str, start: float, period: float) -> list[MetricSample]:
     trace = synthetic_trace("sine", ScalingPolicy(), app, start=start, period=period, duration=DAY)
     return trace
@@ -115,18 +126,16 @@ def main() -> None:
     policy = ScalingPolicy()
     candidate = validate_policy_update(policy, {"maxReplicas": 3, "cooldownSeconds": 60})
     week = synthetic_trace("sine", policy, "web", period=PERIOD, duration=7 * DAY)
-    one = best(args.repeat, lambda: backtest(week, policy))
-    both = best(args.repeat, lambda: (backtest(week, policy), backtest(week, candidate)))
+    one = best_cpu(args.repeat, lambda: backtest(week, policy))
+    both = best_cpu(args.repeat, lambda: (backtest(week, policy), backtest(week, candidate)))
     print(
-        f"1 app, 7 days of 10 s records ({len(week)}): backtest {one:.3f} s (target < 1 s); "
-        f"current + candidate {both:.3f} s"
+        f"1 app, 7 days of 10 s records ({len(week)}): backtest {one} (target < 1 s); "
+        f"current + candidate {both}"
     )
 
     fleet = [synthetic_trace("sine", policy, f"app-{i}", period=PERIOD, duration=DAY) for i in range(50)]
-    many = best(args.repeat, lambda: [backtest(samples, policy) for samples in fleet])
-    print(
-        f"50 apps, 24 h of 10 s records each ({sum(map(len, fleet))}): backtests {many:.3f} s (target < 2 s)"
-    )
+    many = best_cpu(args.repeat, lambda: [backtest(samples, policy) for samples in fleet])
+    print(f"50 apps, 24 h of 10 s records each ({sum(map(len, fleet))}): backtests {many} (target < 2 s)")
 
     with tempfile.TemporaryDirectory() as tmp:
         store_figures(f"sqlite:///{tmp}/bench.db", "SQLite")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from core.history import DAY, MetricSample
 from core.metrics.window import MetricWindow
@@ -85,25 +85,7 @@ class _AutoMode:
         return getattr(self.policy, name)
 
 
-@dataclass
-class _Sums:
-    """Running weighted sums of one figure over the window."""
-
-    total: float = 0.0
-    weight: float = 0.0
-
-    def add(self, value: float | None, weight: float, sign: int) -> None:
-        if value is not None and weight > 0:
-            self.total += sign * value * weight
-            self.weight += sign * weight
-
-    def mean(self) -> float | None:
-        # Removing what was added leaves float dust: a weight that is all but 0 means no data.
-        return self.total / self.weight if self.weight > 1e-9 else None
-
-
-@dataclass(frozen=True)
-class _Period:
+class _Period(NamedTuple):
     """One record as the simulated replicas would have seen it."""
 
     start: float
@@ -116,40 +98,57 @@ class _Period:
     connections: float | None
 
 
-@dataclass
+# Index of each figure's (weighted total, weight) pair in _Window.sums.
+_RPS, _P95, _CPU, _MEMORY, _CONNECTIONS = range(5)
+
+
 class _Window:
-    seconds: float
-    periods: deque[_Period] = field(default_factory=deque)
-    sums: dict[str, _Sums] = field(default_factory=dict)
+    """The records inside the policy's window, with running weighted sums of each figure (a week of
+    records is replayed with O(1) work per record, not a re-scan of the window)."""
 
-    def __post_init__(self) -> None:
-        self.sums = {name: _Sums() for name in ("rps", "p95", "cpu", "memory", "connections")}
+    __slots__ = ("periods", "seconds", "sums")
 
-    def _apply(self, period: _Period, sign: int) -> None:
-        self.sums["rps"].add(period.rps, period.weight, sign)
-        self.sums["cpu"].add(period.cpu, period.weight, sign)
-        self.sums["memory"].add(period.memory, period.weight, sign)
-        self.sums["connections"].add(period.connections, period.weight, sign)
-        requests = (period.rps or 0.0) * period.weight
-        self.sums["p95"].add(period.p95, requests if requests > 0 else 0.0, sign)
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.periods: deque[_Period] = deque()
+        self.sums = [0.0] * 10  # total, weight for each figure
+
+    def _apply(self, period: _Period, sign: float) -> None:
+        sums, weight = self.sums, period.weight
+        for index, value, by in (
+            (_RPS, period.rps, weight),
+            (_CPU, period.cpu, weight),
+            (_MEMORY, period.memory, weight),
+            (_CONNECTIONS, period.connections, weight),
+            (_P95, period.p95, (period.rps or 0.0) * weight),  # latency weighted by requests
+        ):
+            if value is not None and by > 0:
+                sums[2 * index] += sign * value * by
+                sums[2 * index + 1] += sign * by
 
     def push(self, period: _Period) -> None:
         self.periods.append(period)
-        self._apply(period, +1)
-        while self.periods and self.periods[0].at <= period.at - self.seconds:
-            self._apply(self.periods.popleft(), -1)
+        self._apply(period, 1.0)
+        periods = self.periods
+        while periods and periods[0].at <= period.at - self.seconds:
+            self._apply(periods.popleft(), -1.0)
+
+    def _mean(self, index: int) -> float | None:
+        # Removing what was added leaves float dust: a weight that is all but 0 means no data.
+        weight = self.sums[2 * index + 1]
+        return self.sums[2 * index] / weight if weight > 1e-9 else None
 
     def view(self, now: float, ready: int) -> MetricWindow:
         covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
         return MetricWindow(
-            rps=self.sums["rps"].mean(),
+            rps=self._mean(_RPS),
             p50_latency_ms=None,
-            p95_latency_ms=self.sums["p95"].mean(),
+            p95_latency_ms=self._mean(_P95),
             p99_latency_ms=None,
             error_rate=None,
-            active_connections=self.sums["connections"].mean(),
-            cpu_percent=self.sums["cpu"].mean(),
-            memory_percent=self.sums["memory"].mean(),
+            active_connections=self._mean(_CONNECTIONS),
+            cpu_percent=self._mean(_CPU),
+            memory_percent=self._mean(_MEMORY),
             ready_replicas=ready,
             samples=len(self.periods),
             covered_seconds=max(0.0, covered),
@@ -161,14 +160,14 @@ def _as_served_by(sample: MetricSample, ready: int) -> _Period:
     recorded = round(sample.ready_replicas)
     ratio = recorded / ready if recorded > 0 and ready > 0 else 1.0
     return _Period(
-        start=sample.at - sample.resolution,
-        at=sample.at,
-        weight=sample.resolution,
-        rps=sample.rps,
-        p95=None if sample.p95_latency_ms is None else sample.p95_latency_ms * max(1.0, ratio),
-        cpu=None if sample.cpu_percent is None else sample.cpu_percent * ratio,
-        memory=sample.memory_percent,
-        connections=sample.active_connections,
+        sample.at - sample.resolution,
+        sample.at,
+        sample.resolution,
+        sample.rps,
+        None if sample.p95_latency_ms is None else sample.p95_latency_ms * max(1.0, ratio),
+        None if sample.cpu_percent is None else sample.cpu_percent * ratio,
+        sample.memory_percent,
+        sample.active_connections,
     )
 
 
