@@ -108,6 +108,7 @@ class NodeService:
             on_node = [r for r in state.live() if r.host == node.address]
             for replica in on_node:
                 replica.restart_requested = True
+                replica.moving = True
             if on_node:
                 moving.append(name)
                 self.reconciler.wake(name)

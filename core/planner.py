@@ -17,6 +17,9 @@ class SlotState:
     container_id: str
     ready: bool
     outdated: bool  # runs an older spec, or a restart was requested
+    # Its node is being drained: every such replica is replaced at once (each keeps serving until
+    # its replacement is ready), where an update or restart rolls one replica at a time.
+    moving: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,11 @@ def plan(
         return Plan(create=_free_slots(occupied_slots | backoff_slots, missing))
 
     if rolling and not backoff_slots:
-        if any(not r.outdated and not r.ready for r in live):
+        starting = sum(1 for r in live if not r.outdated and not r.ready)
+        surge = max(1, sum(1 for r in outdated if r.moving))
+        if starting >= surge:
             return Plan(waiting="waiting for the new replica to become ready")
-        return Plan(create=_free_slots(occupied_slots, 1))
+        return Plan(create=_free_slots(occupied_slots, surge - starting))
 
     if backoff_slots and len(live) < desired:
         return Plan(waiting="waiting out crash back-off")

@@ -363,6 +363,7 @@ class Reconciler:
                 container_id=r.container_id,
                 ready=r.ready,
                 outdated=r.spec_hash != current_hash or r.restart_requested or self._other_network(r),
+                moving=r.moving,
             )
             for r in state.live()
         ]

@@ -37,6 +37,7 @@ class Replica:
     routed: bool = False  # nginx serves a config that includes it (what users call "ready")
     draining: bool = False
     restart_requested: bool = False
+    moving: bool = False  # its node is being drained: replaced together with the others there
     replace_reason: str = ""  # set when health decided this replica must be replaced
     reason: str = ""
     started_at: float = field(default_factory=time.time)

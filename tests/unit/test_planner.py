@@ -62,3 +62,15 @@ def test_blocked_app_creates_nothing() -> None:
 def test_slot_of_dead_container_is_not_reused_until_removed() -> None:
     p = plan(2, replicas((1, True, False)), occupied_slots={1, 2}, backoff_slots=set())
     assert p.create == [3]
+
+
+def test_replicas_of_a_draining_node_are_replaced_together_and_removed_as_replacements_get_ready() -> None:
+    staying = [SlotState(slot=s, container_id=f"c{s}", ready=True, outdated=False) for s in (1, 2)]
+    moving = [SlotState(slot=s, container_id=f"c{s}", ready=True, outdated=True, moving=True) for s in (3, 4)]
+    first = plan(4, staying + moving, occupied_slots={1, 2, 3, 4}, backoff_slots=set())
+    assert first.create == [5, 6] and first.remove == []
+    one_ready = [*staying, *moving, *replicas((5, True, False), (6, False, False))]
+    second = plan(4, one_ready, occupied_slots={1, 2, 3, 4, 5, 6}, backoff_slots=set())
+    assert second.create == [] and len(second.remove) == 1 and second.remove[0] in {"c3", "c4"}
+    both_starting = [*staying, *moving, *replicas((5, False, False), (6, False, False))]
+    assert plan(4, both_starting, occupied_slots={1, 2, 3, 4, 5, 6}, backoff_slots=set()).empty
