@@ -387,7 +387,7 @@ class Reconciler:
             self._check_leader()
             victims = [state.replicas[cid] for cid in the_plan.remove if cid in state.replicas]
             results = await asyncio.gather(
-                self._start_many(state, spec, record, the_plan.create),
+                self._start_many(state, spec, the_plan.create),
                 self._drain_and_stop(state, spec, victims, force=force),
             )
             started, stopped = results
@@ -573,10 +573,10 @@ class Reconciler:
         return len(failed)
 
     # --- starting ------------------------------------------------------------------------------
-    async def _start_many(self, state: AppState, spec: AppSpec, record: Any, slots: list[int]) -> int:
+    async def _start_many(self, state: AppState, spec: AppSpec, slots: list[int]) -> int:
         if not slots:
             return 0
-        results = await asyncio.gather(*(self._start_one(state, spec, record, slot) for slot in slots))
+        results = await asyncio.gather(*(self._start_one(state, spec, slot) for slot in slots))
         return sum(1 for ok in results if ok)
 
     def _ports_in_use(self) -> set[int]:
@@ -647,7 +647,7 @@ class Reconciler:
             verify_start=spec.container_hash() not in state.proven_hashes,
         )
 
-    async def _start_one(self, state: AppState, spec: AppSpec, record: Any, slot: int) -> bool:
+    async def _start_one(self, state: AppState, spec: AppSpec, slot: int) -> bool:
         taken: set[int] = set()  # ports another program grabbed before Docker could publish them
         while True:
             port = self.ports.allocate(exclude=self._ports_in_use() | taken)

@@ -372,18 +372,6 @@ def v1_app_metrics(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def v1_scaling_record(record: ScalingRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "app": record.app,
-        "from_replicas": record.from_replicas,
-        "to_replicas": record.to_replicas,
-        "reason": record.reason,
-        "metrics": record.metrics,
-        "timestamp": record.timestamp,
-    }
-
-
 # --- cluster --------------------------------------------------------------------------------------
 
 

@@ -161,15 +161,3 @@ def render_app_config(
         conf_name: template.render(part="conf", route=route, domain=domain, listen=listen),
         locations_name: template.render(part="locations", route=route, domain=domain, listen=listen),
     }
-
-
-def render_routes(
-    routes: dict[str, AppRoute], domain: str | None, *, listen_host: str, listen_port: int
-) -> dict[str, str]:
-    """All app files for a whole routing table."""
-    files: dict[str, str] = {}
-    for name, route in sorted(routes.items()):
-        if name != route.name:
-            raise ValueError(f"route registered as {name!r} is named {route.name!r}: the names must match")
-        files.update(render_app_config(route, domain, listen_host=listen_host, listen_port=listen_port))
-    return files

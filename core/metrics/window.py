@@ -317,12 +317,6 @@ class RollingMetrics:
         self._apps.pop(app, None)
         self._periods.pop(app, None)
 
-    def forget_replica(self, app: str, slot: int) -> None:
-        series = self._apps.get(app)
-        if series is not None:
-            series.replica_traffic.pop(slot, None)
-            series.replica_resources.pop(slot, None)
-
     def prune(self, now: float | None = None) -> None:
         now = self._now(now)
         for series in self._apps.values():

@@ -38,12 +38,12 @@ class AppRepository:
         self._db = database
 
     @staticmethod
-    def _record(row: sa.Row[Any]) -> AppRecord:
+    def _from_row(row: sa.Row[Any]) -> AppRecord:
         return AppRecord(**row._mapping)
 
     def _select(self, conn: sa.Connection, name: str) -> AppRecord | None:
         row = conn.execute(sa.select(t.applications).where(t.applications.c.name == name)).first()
-        return self._record(row) if row else None
+        return self._from_row(row) if row else None
 
     def get(self, name: str) -> AppRecord | None:
         with self._db.read(f"reading app '{name}'") as conn:
@@ -52,7 +52,7 @@ class AppRepository:
     def list(self) -> list[AppRecord]:
         with self._db.read("listing apps") as conn:
             rows = conn.execute(sa.select(t.applications).order_by(t.applications.c.name))
-            return [self._record(row) for row in rows]
+            return [self._from_row(row) for row in rows]
 
     def create(self, rec: AppRecord) -> AppRecord:
         """Insert a new app; Conflict when the name is taken."""
