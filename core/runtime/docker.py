@@ -11,16 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
 import docker
 import docker.errors
@@ -52,21 +48,67 @@ from core.runtime.base import (
     PublishedPortInUse,
     RuntimeEvent,
 )
+from core.runtime.docker_calls import (
+    _PORT_TAKEN,
+    _explanation,
+    _image_present,
+    _inspect_or_none,
+    _inspect_raw_or_none,
+    _NetworkChanged,
+    _read_logs,
+    _remove_quietly,
+    _root_cause,
+    _sample_stats,
+    _tail_text,
+    _taken_port,
+    find_or_create_network,
+)
+from core.runtime.docker_streams import EVENTS_RECONNECTED, RECONNECT_DELAYS, events_reader, follow_reader
+from core.runtime.docker_wire import (
+    DEFAULT_DOCKER_URL,
+    REPLICA_HOST,
+    WATCHED_EVENTS,
+    container_info_from_inspect,
+    container_info_from_summary,
+    container_stats_from_docker,
+    parse_docker_time,
+    resolve_docker_url,
+    runtime_event_from_docker,
+    split_log_line,
+)
+from core.runtime.streams import _END, _close_quietly, _lines, _StreamBridge
+
+# Names other runtimes (core.runtime.swarm) import from here.
+__all__ = [
+    "BRIDGE_NETWORK",
+    "DEFAULT_DOCKER_URL",
+    "EVENTS_RECONNECTED",
+    "PING_TIMEOUT_SECONDS",
+    "RECONNECT_DELAYS",
+    "REPLICA_HOST",
+    "WATCHED_EVENTS",
+    "_END",
+    "DockerRuntime",
+    "_StreamBridge",
+    "_close_quietly",
+    "_explanation",
+    "_lines",
+    "_root_cause",
+    "_sample_stats",
+    "container_info_from_inspect",
+    "container_info_from_summary",
+    "container_stats_from_docker",
+    "parse_docker_time",
+    "resolve_docker_url",
+    "runtime_event_from_docker",
+    "split_log_line",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 BRIDGE_NETWORK = "orchestry"
-REPLICA_HOST = "127.0.0.1"
-WATCHED_EVENTS = ("die", "oom", "start", "stop", "destroy", "kill", "health_status")
-EVENTS_RECONNECTED = "reconnected"
-# Backoff between attempts to reopen a broken events stream; the last value repeats.  An attempt on an
-# engine that is down costs one failed connect, and the first one that succeeds is what tells the
-# engine Docker is back: keep the cap short.
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
-STREAM_QUEUE_SIZE = 1000
 PULL_TIMEOUT_SECONDS = 15
 PING_TIMEOUT_SECONDS = 5.0
 # The single Docker host as a node: its replicas are reached on loopback.
@@ -74,300 +116,6 @@ LOCAL_NODE_ID = "local"
 LOCAL_NODE_ADDRESS = REPLICA_HOST
 LOCAL_NODE_ROLE = "standalone"
 START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
-
-
-def resolve_docker_url(docker_url: str | None) -> str:
-    """The explicit URL, else ORCHESTRY_DOCKER_URL, else DOCKER_HOST, else the local socket."""
-    return (
-        docker_url
-        or os.environ.get("ORCHESTRY_DOCKER_URL")
-        or os.environ.get("DOCKER_HOST")
-        or DEFAULT_DOCKER_URL
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Pure translation of Docker's answers (tested without Docker through the runtime's integration tests)
-# ---------------------------------------------------------------------------------------------------
-
-_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
-
-
-def parse_docker_time(text: str | None) -> float | None:
-    """Docker's RFC 3339 timestamps (nanosecond fractions) → epoch seconds; the zero time → None."""
-    if not text or text.startswith("0001-01-01"):
-        return None
-    match = _TIMESTAMP.match(text.strip())
-    if match is None:
-        return None
-    whole, fraction, zone = match.groups()
-    offset = "+00:00" if zone == "Z" else zone
-    seconds = datetime.fromisoformat(whole + offset).timestamp()
-    if fraction:
-        seconds += int(fraction) / 10 ** len(fraction)
-    return seconds
-
-
-def split_log_line(raw: str) -> tuple[float, str]:
-    """``"<RFC3339Nano> message"`` (docker logs --timestamps) → (epoch, message)."""
-    stamp, _, message = raw.partition(" ")
-    parsed = parse_docker_time(stamp)
-    if parsed is None:  # not a timestamped line: keep the text, date it now
-        return time.time(), raw
-    return parsed, message
-
-
-def _slot_of(labels: dict[str, str]) -> int:
-    try:
-        return int(labels.get(LABEL_SLOT, "0"))
-    except ValueError:
-        return 0
-
-
-def _label_port(labels: dict[str, str]) -> int:
-    try:
-        return int(labels.get(LABEL_PORT, "0"))
-    except ValueError:
-        return 0
-
-
-def _published_from_bindings(bindings: dict[str, Any] | None) -> dict[int, int]:
-    """Container port → host port of the TCP ports bound on 127.0.0.1, from HostConfig's
-    ``PortBindings`` (``{"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "24123"}]}``)."""
-    published: dict[int, int] = {}
-    for key, entries in (bindings or {}).items():
-        number, _, protocol = key.partition("/")
-        for entry in entries or []:
-            if protocol in ("", "tcp") and entry.get("HostIp") == REPLICA_HOST and entry.get("HostPort"):
-                published.setdefault(int(number), int(entry["HostPort"]))
-    return published
-
-
-def _published_from_summary(ports: list[dict[str, Any]] | None) -> dict[int, int]:
-    """The same from the list endpoint's ``Ports`` (``[{"IP", "PrivatePort", "PublicPort", "Type"}]``)."""
-    published: dict[int, int] = {}
-    for entry in ports or []:
-        if entry.get("Type", "tcp") == "tcp" and entry.get("IP") == REPLICA_HOST and entry.get("PublicPort"):
-            published.setdefault(int(entry["PrivatePort"]), int(entry["PublicPort"]))
-    return published
-
-
-class _Reach(NamedTuple):
-    port: int
-    container_port: int | None
-    health_port: int | None
-    health_container_port: int | None
-
-
-def _ports_of(labels: dict[str, str], published: dict[int, int]) -> _Reach:
-    """Where a replica is reached, from what Docker published (bridge) or its label (host).
-
-    With a second published port (the health check's own), the label's host port tells which binding
-    nginx serves, and the health-port label which one the probe uses.
-    """
-    labelled = _label_port(labels)
-    if not published:
-        return _Reach(labelled, None, None, None)
-    serving = next((c for c, h in published.items() if h == labelled), min(published))
-    try:
-        health = int(labels.get(LABEL_HEALTH_PORT, "0"))
-    except ValueError:
-        health = 0
-    has_health = health in published and health != serving
-    if not has_health:
-        return _Reach(published[serving], serving, None, None)
-    return _Reach(published[serving], serving, published[health], health)
-
-
-def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
-    labels = data.get("Config", {}).get("Labels") or {}
-    state = data.get("State") or {}
-    status = state.get("Status", "unknown")
-    # A bridge replica is reached where Docker actually published it; the label is what was asked for.
-    reach = _ports_of(labels, _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings")))
-    return ContainerInfo(
-        id=data["Id"],
-        name=data.get("Name", "").lstrip("/"),
-        app=labels.get(LABEL_APP, ""),
-        slot=_slot_of(labels),
-        spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-        state=status,
-        host=REPLICA_HOST,
-        port=reach.port,
-        labels=dict(labels),
-        container_port=reach.container_port,
-        health_port=reach.health_port,
-        health_container_port=reach.health_container_port,
-        exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
-        oom_killed=bool(state.get("OOMKilled", False)),
-        started_at=parse_docker_time(state.get("StartedAt")),
-        finished_at=parse_docker_time(state.get("FinishedAt")),
-        error=state.get("Error", "") or "",
-    )
-
-
-def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
-    """A running container from the list endpoint alone (no per-container inspect).
-
-    The list answer lacks the start time, so the creation time stands in for it; a container that is
-    not running needs an inspect for its exit code and OOM flag.
-    """
-    labels = summary.get("Labels") or {}
-    reach = _ports_of(labels, _published_from_summary(summary.get("Ports")))
-    names = summary.get("Names") or [""]
-    created = summary.get("Created")
-    return ContainerInfo(
-        id=summary["Id"],
-        name=names[0].lstrip("/"),
-        app=labels.get(LABEL_APP, ""),
-        slot=_slot_of(labels),
-        spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-        state=summary.get("State", "unknown"),
-        host=REPLICA_HOST,
-        port=reach.port,
-        labels=dict(labels),
-        container_port=reach.container_port,
-        health_port=reach.health_port,
-        health_container_port=reach.health_container_port,
-        started_at=float(created) if isinstance(created, int | float) else None,
-    )
-
-
-def runtime_event_from_docker(raw: dict[str, Any]) -> RuntimeEvent | None:
-    """One decoded Docker event → RuntimeEvent; None for anything that is not a watched action."""
-    action = str(raw.get("Action") or raw.get("status") or "").split(":", 1)[0].strip()
-    if action not in WATCHED_EVENTS:
-        return None
-    actor = raw.get("Actor") or {}
-    attributes = actor.get("Attributes") or {}
-    exit_code = attributes.get("exitCode")
-    slot = attributes.get(LABEL_SLOT)
-    when = raw.get("timeNano")
-    return RuntimeEvent(
-        action=action,
-        container_id=actor.get("ID") or raw.get("id", ""),
-        app=attributes.get(LABEL_APP, ""),
-        slot=int(slot) if slot and slot.isdigit() else None,
-        time=when / 1e9 if when else float(raw.get("time", time.time())),
-        exit_code=int(exit_code) if exit_code is not None and str(exit_code).lstrip("-").isdigit() else None,
-    )
-
-
-def container_stats_from_docker(
-    container_id: str, raw: dict[str, Any], nano_cpus: int, memory_limit: int
-) -> ContainerStats:
-    """A ``stats(stream=False)`` answer (it carries the previous tick in ``precpu_stats``) → figures.
-
-    CPU % of one core = Δcontainer / Δsystem × online CPUs × 100.  Memory excludes the inactive file
-    cache, as ``docker stats`` does (cgroup v1 calls it ``total_inactive_file``, v2 ``inactive_file``).
-    """
-    cpu = raw.get("cpu_stats") or {}
-    pre = raw.get("precpu_stats") or {}
-    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
-        "total_usage", 0
-    )
-    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
-    of_core = cpu_delta / system_delta * online * 100.0 if system_delta > 0 and cpu_delta > 0 else 0.0
-    of_limit = of_core / (nano_cpus / 1e9) if nano_cpus else None
-
-    memory = raw.get("memory_stats") or {}
-    details = memory.get("stats") or {}
-    inactive = details.get("total_inactive_file", details.get("inactive_file", 0))
-    usage = max(int(memory.get("usage", 0)) - int(inactive), 0)
-    limit = memory_limit or None
-    return ContainerStats(
-        container_id=container_id,
-        cpu_percent_of_core=of_core,
-        cpu_percent_of_limit=of_limit,
-        memory_bytes=usage,
-        memory_limit_bytes=limit,
-        memory_percent=usage / limit * 100.0 if limit else None,
-        timestamp=parse_docker_time(raw.get("read")) or time.time(),
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Thread → asyncio hand-over for blocking streams
-# ---------------------------------------------------------------------------------------------------
-
-_END = object()
-
-
-class _StreamBridge:
-    """Carries items from reader threads to one async consumer through a bounded queue.
-
-    The readers block when the consumer falls behind (the queue is the back-pressure); ``stop()`` from
-    the consumer's side closes the open Docker streams so a reader blocked in a socket read wakes up.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, readers: int = 1) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=STREAM_QUEUE_SIZE)
-        self.stopped = threading.Event()
-        self._open: set[Any] = set()
-        self._lock = threading.Lock()
-        self._readers_left = readers
-
-    def put(self, item: object) -> bool:
-        """From a reader thread: hand one item over; False once the consumer has gone."""
-        try:
-            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
-        except RuntimeError:  # the loop is closed
-            return False
-        while True:
-            try:
-                future.result(timeout=0.5)
-                return True
-            except FutureTimeout:
-                if self.stopped.is_set():
-                    future.cancel()
-                    return False
-            except Exception:
-                return False
-
-    def reader_done(self) -> None:
-        with self._lock:
-            self._readers_left -= 1
-            last = self._readers_left == 0
-        if last:
-            self.put(_END)
-
-    def track(self, stream: Any) -> None:
-        with self._lock:
-            self._open.add(stream)
-        if self.stopped.is_set():
-            _close_quietly(stream)
-
-    def untrack(self, stream: Any) -> None:
-        with self._lock:
-            self._open.discard(stream)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        with self._lock:
-            streams = list(self._open)
-        for stream in streams:
-            _close_quietly(stream)
-
-    async def items(self) -> AsyncIterator[Any]:
-        try:
-            while True:
-                item = await self.queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.stop()
-
-
-def _close_quietly(closable: Any) -> None:
-    try:
-        closable.close()
-    except Exception:  # closing a stream whose socket is already gone
-        log.debug("closing a docker stream failed", exc_info=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -745,55 +493,12 @@ class DockerRuntime:
         """The id of Orchestry's bridge network, created on first use and reused from then on."""
         with self._network_lock:  # one check-and-create at a time in this process
             if self._network_id is None:
-                self._network_id = self._find_or_create_network(api)
+                self._network_id = find_or_create_network(api, self.bridge_network)
             return self._network_id
 
     def _forget_network(self) -> None:
         with self._network_lock:
             self._network_id = None
-
-    def _find_or_create_network(self, api: APIClient) -> str:
-        name = self.bridge_network
-        found = _networks_named(api, name)
-        if found and not _managed(found):
-            raise ContainerStartError(
-                f"a Docker network named '{name}' exists but Orchestry did not create it (it lacks the "
-                f"label {LABEL_MANAGED}=true), so bridge-mode replicas will not join it: remove or "
-                f"rename it (docker network rm {name}), or use host networking (ORCHESTRY_NETWORK_MODE=host)"
-            )
-        if not found:
-            try:
-                created = api.create_network(
-                    name, driver="bridge", labels={LABEL_MANAGED: "true"}, check_duplicate=True
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: another controller created it a moment ago
-                    raise ContainerStartError(
-                        f"the Docker network '{name}' for bridge-mode replicas could not be created: "
-                        f"{_explanation(exc)}. Free an address pool (docker network prune) or use "
-                        f"host networking (ORCHESTRY_NETWORK_MODE=host)"
-                    ) from exc
-            else:
-                log.info("created the Docker network '%s' (%s)", name, str(created.get("Id"))[:12])
-            found = _networks_named(api, name)
-        managed = _managed(found)
-        if not managed:
-            raise ContainerStartError(
-                f"the Docker network '{name}' vanished right after it was created: another program "
-                f"removes it; stop that, or use host networking (ORCHESTRY_NETWORK_MODE=host)"
-            )
-        # Docker's duplicate check is best effort: two controllers creating at once can both succeed,
-        # and then Docker refuses to start any container on the name ("is ambiguous").  Every controller
-        # settles on the oldest and removes the other managed ones; Docker refuses to remove a network
-        # that has containers, so one in use is never taken away.
-        managed.sort(key=lambda n: (parse_docker_time(n.get("Created")) or 0.0, n["Id"]))
-        for duplicate in managed[1:]:
-            try:
-                api.remove_network(duplicate["Id"])
-                log.info("removed a duplicate of the Docker network '%s' (%s)", name, duplicate["Id"][:12])
-            except docker.errors.APIError as exc:
-                log.warning("the Docker network '%s' has a duplicate that stays: %s", name, _explanation(exc))
-        return str(managed[0]["Id"])
 
     def _create(self, api: APIClient, request: ContainerRequest, network_id: str | None) -> str:
         labels = self._labels(request)
@@ -893,8 +598,8 @@ class DockerRuntime:
         self._bridges.add(bridge)
         for stream_name in ("stdout", "stderr"):
             threading.Thread(
-                target=self._follow_reader,
-                args=(bridge, info, stream_name, since),
+                target=follow_reader,
+                args=(self._stream_client, bridge, info, stream_name, since),
                 name=f"docker-logs-{info.name}-{stream_name}",
                 daemon=True,
             ).start()
@@ -904,238 +609,17 @@ class DockerRuntime:
         finally:
             self._bridges.discard(bridge)
 
-    def _follow_reader(
-        self, bridge: _StreamBridge, info: ContainerInfo, stream_name: str, since: float | None
-    ) -> None:
-        client: APIClient | None = None
-        try:
-            client = self._stream_client()
-            options: dict[str, Any] = {"stdout": stream_name == "stdout", "stderr": stream_name == "stderr"}
-            if since:
-                options["since"] = float(since)
-            stream = client.logs(info.id, stream=True, follow=True, timestamps=True, **options)
-            bridge.track(stream)
-            try:
-                for text in _lines(stream):
-                    stamp, message = split_log_line(text)
-                    line = LogLine(stamp, info.id, info.name, message, stream_name)
-                    if not bridge.put(line):
-                        return
-            finally:
-                bridge.untrack(stream)
-        except docker.errors.NotFound:
-            pass  # the container went away: the stream simply ends
-        except Exception:
-            if not bridge.stopped.is_set():
-                log.warning("following logs of %s (%s) broke off", info.name, stream_name, exc_info=True)
-        finally:
-            if client is not None:
-                _close_quietly(client)
-            bridge.reader_done()
-
     async def _events(self) -> AsyncIterator[RuntimeEvent]:
         bridge = _StreamBridge(asyncio.get_running_loop())
         self._bridges.add(bridge)
         threading.Thread(
-            target=self._events_reader, args=(bridge,), name="docker-events", daemon=True
+            target=events_reader,
+            args=(self._stream_client, self.docker_url, bridge),
+            name="docker-events",
+            daemon=True,
         ).start()
         try:
             async for event in bridge.items():
                 yield event
         finally:
             self._bridges.discard(bridge)
-
-    def _events_reader(self, bridge: _StreamBridge) -> None:
-        """Reads the events stream and reopens it with backoff whenever it breaks.
-
-        Docker replays at most its last 1000 events, so after a gap the consumer must relist: the
-        synthetic ``reconnected`` event tells it when.
-        """
-        filters = {"type": ["container"], "label": [f"{LABEL_MANAGED}=true"], "event": list(WATCHED_EVENTS)}
-        connected_before = False
-        failures = 0
-        broken_since: float | None = None  # said once per outage, however many attempts it takes
-        try:
-            while not bridge.stopped.is_set():
-                client: APIClient | None = None
-                try:
-                    client = self._stream_client()
-                    stream = client.events(filters=filters, decode=True)
-                    bridge.track(stream)
-                    if broken_since is not None:
-                        log.info(
-                            "Docker events stream at %s is back after %.1f s",
-                            self.docker_url,
-                            time.monotonic() - broken_since,
-                        )
-                    # Also after a first connect that needed retries: the consumer must relist.
-                    resumed = connected_before or failures > 0
-                    failures, broken_since, connected_before = 0, None, True
-                    if resumed and not bridge.put(
-                        RuntimeEvent(EVENTS_RECONNECTED, container_id="", app="", slot=None, time=time.time())
-                    ):
-                        return
-                    try:
-                        for raw in stream:
-                            event = runtime_event_from_docker(raw)
-                            if event is not None and not bridge.put(event):
-                                return
-                    finally:
-                        bridge.untrack(stream)
-                except Exception as exc:
-                    if not bridge.stopped.is_set() and broken_since is None:
-                        broken_since = time.monotonic()
-                        log.warning(
-                            "Docker events stream at %s broke: %s; reconnecting until it answers",
-                            self.docker_url,
-                            _root_cause(exc),
-                        )
-                finally:
-                    if client is not None:
-                        _close_quietly(client)
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-                failures += 1
-                bridge.stopped.wait(delay)
-        finally:
-            bridge.put(_END)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Blocking helpers (run in worker threads)
-# ---------------------------------------------------------------------------------------------------
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost cause's text: 'No such file or directory' beats three layers of wrapping."""
-    seen = exc
-    for _ in range(20):  # bounded: a chain could in principle loop
-        inner = seen.__cause__ or seen.__context__
-        if inner is None:
-            break
-        seen = inner
-    text = str(seen) or type(seen).__name__
-    return text if len(text) < 300 else text[:300] + "…"
-
-
-def _explanation(exc: docker.errors.APIError) -> str:
-    explanation = exc.explanation
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode(errors="replace")
-    return str(explanation or exc)
-
-
-class _NetworkChanged(Exception):
-    """The bridge network this process knew was removed, or got a namesake, behind its back."""
-
-
-# Docker's two ways of saying a published port is taken: by another program (the userland proxy could
-# not bind it) or by another container (its own port allocator).
-_PORT_TAKEN = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
-
-
-def _taken_port(explanation: str, request: ContainerRequest) -> int:
-    """Which of the request's published ports Docker could not bind (its message names it)."""
-    named = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", explanation)}
-    if request.health_host_port is not None and request.health_host_port in named - {request.host_port}:
-        return request.health_host_port
-    return request.host_port
-
-
-def _networks_named(api: APIClient, name: str) -> list[dict[str, Any]]:
-    """Networks named exactly ``name``: Docker's name filter also matches names that merely contain it."""
-    return [n for n in api.networks(names=[name]) if n.get("Name") == name]
-
-
-def _managed(networks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [n for n in networks if (n.get("Labels") or {}).get(LABEL_MANAGED) == "true"]
-
-
-def _image_present(api: APIClient, image: str) -> bool:
-    try:
-        api.inspect_image(image)
-    except docker.errors.ImageNotFound:
-        return False
-    except docker.errors.NotFound:
-        return False
-    return True
-
-
-def _inspect_raw_or_none(api: APIClient, container_id: str) -> dict[str, Any] | None:
-    try:
-        return api.inspect_container(container_id)
-    except docker.errors.NotFound:
-        return None
-
-
-def _inspect_or_none(api: APIClient, container_id: str) -> ContainerInfo | None:
-    raw = _inspect_raw_or_none(api, container_id)
-    return None if raw is None else container_info_from_inspect(raw)
-
-
-def _remove_quietly(api: APIClient, container_id: str) -> None:
-    try:
-        api.remove_container(container_id, v=True, force=True)
-    except docker.errors.APIError:
-        log.debug("removing container %s failed", container_id, exc_info=True)
-
-
-def _tail_text(api: APIClient, container_id: str, lines: int) -> str:
-    try:
-        output = api.logs(container_id, stdout=True, stderr=True, tail=lines)
-    except docker.errors.APIError:
-        return ""
-    return " / ".join(line.strip() for line in output.decode(errors="replace").splitlines() if line.strip())
-
-
-def _read_logs(
-    api: APIClient, container_id: str, tail: int | None, since: float | None, until: float | None
-) -> list[LogLine]:
-    raw = _inspect_raw_or_none(api, container_id)
-    if raw is None:
-        raise NotFound(
-            f"container {container_id[:12]} does not exist: list the app's replicas for current ids"
-        )
-    name = raw.get("Name", "").lstrip("/")
-    options: dict[str, Any] = {"timestamps": True, "tail": tail if tail is not None else "all"}
-    if since:
-        options["since"] = float(since)
-    if until:
-        options["until"] = float(until)
-    lines: list[LogLine] = []
-    # Asked per stream because the SDK merges stdout and stderr into one text otherwise.
-    for stream_name in ("stdout", "stderr"):
-        output = api.logs(
-            raw["Id"], stdout=stream_name == "stdout", stderr=stream_name == "stderr", stream=False, **options
-        )
-        for text in output.decode(errors="replace").splitlines():
-            if text:
-                stamp, message = split_log_line(text)
-                lines.append(LogLine(stamp, raw["Id"], name, message, stream_name))
-    lines.sort(key=lambda line: line.timestamp)
-    return lines[-tail:] if tail else lines
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterable[str]:
-    """Reassembles whole lines from stream frames (a long line may span frames)."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line.decode(errors="replace").rstrip("\r")
-    if pending:
-        yield pending.decode(errors="replace").rstrip("\r")
-
-
-def _sample_stats(api: APIClient, container_id: str) -> ContainerStats | None:
-    raw_info = _inspect_raw_or_none(api, container_id)
-    if raw_info is None or not (raw_info.get("State") or {}).get("Running"):
-        return None
-    host_config = raw_info.get("HostConfig") or {}
-    try:
-        raw = api.stats(raw_info["Id"], stream=False)
-    except docker.errors.NotFound:
-        return None
-    return container_stats_from_docker(
-        container_id, raw, int(host_config.get("NanoCpus") or 0), int(host_config.get("Memory") or 0)
-    )
