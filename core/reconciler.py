@@ -375,6 +375,7 @@ class Reconciler:
             self._check_leader()
             await asyncio.gather(*(self.runtime.remove(c.id, force=True) for c in surplus))
         pending_slots = {c.slot for c in pending if c not in surplus}
+        state.pending = {c.name: c.error for c in pending if c not in surplus}
         occupied = {r.slot for r in state.replicas.values()} | pending_slots
         the_plan = planner.plan(
             desired, live, occupied, state.waiting_slots(now) | pending_slots, can_create=not state.blocked
@@ -882,7 +883,12 @@ class Reconciler:
             if state.runtime_error:
                 reason += f"; nothing can change until Docker answers: {state.runtime_error}"
             return APP_RUNNING, reason
+        # What holds a replica the runtime places by itself comes first: it names the fix (Swarm's reason).
         problems = [
+            f"{name} pending on the Swarm" + (f": {why}" if why else "")
+            for name, why in sorted(state.pending.items(), key=lambda item: not item[1])
+        ]
+        problems += [
             f"{v.name} joining the load balancer"
             if v.state == REPLICA_READY
             else f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")

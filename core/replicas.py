@@ -125,6 +125,8 @@ class AppState:
     proven_hashes: set[str] = field(default_factory=set)  # container specs that have run healthy here
     persisted: tuple[object, ...] = ()  # fingerprint of the replicas last written to the store
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
+    # Replicas the runtime is still placing by itself (Swarm), by name → what holds them up ("" if nothing).
+    pending: dict[str, str] = field(default_factory=dict)
     runtime_error: str = ""  # why the last pass could not reach Docker; "" once one did
 
     def live(self) -> list[Replica]:

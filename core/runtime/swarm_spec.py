@@ -208,7 +208,10 @@ def unplaceable_fix(reason: str) -> str:
             "--label-add KEY=VALUE NODE; docker node ls / inspect show what the nodes have)"
         )
     if "not available for new tasks" in lowered:
-        fixes.append("activate drained or paused nodes (orchestry node activate NODE)")
+        fixes.append(
+            "bring back the nodes that are down, drained or paused "
+            "(docker node ls; orchestry node activate NODE)"
+        )
     return "; or ".join(fixes)
 
 
@@ -269,6 +272,10 @@ def replica_info(
     if state == "running" and (node is None or not port):
         state = STATE_PENDING  # running but not reachable yet: no node address or no published port
     has_health = health is not None and health != serving and health in published
+    unplaceable = unplaceable_reason(task)
+    error = task_error(task) or (str(status.get("Message") or "") if state == "exited" else "")
+    if unplaceable is not None:
+        error = f"Swarm cannot place it: {unplaceable}. Fix: {unplaceable_fix(unplaceable)}"
     container_status = status.get("ContainerStatus") or {}
     exit_code = container_status.get("ExitCode") if state == "exited" else None
     return ContainerInfo(
@@ -281,7 +288,7 @@ def replica_info(
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
         started_at=parse_docker_time(status.get("Timestamp")) if state == "running" else None,
         finished_at=parse_docker_time(status.get("Timestamp")) if state == "exited" else None,
-        error=task_error(task) or (str(status.get("Message") or "") if state == "exited" else ""),
+        error=error,
         **base,
     )
 

@@ -73,3 +73,33 @@ async def _ready_count(engine: Any, name: str, n: int) -> bool:
 async def _errored(engine: Any, name: str) -> Any:
     view = await engine.get_app(name)
     return view if view.status == APP_ERROR else None
+
+
+async def test_a_lost_replica_swarm_cannot_place_elsewhere_shows_swarms_reason(
+    swarm_lab: Any, tmp_path: Path
+) -> None:
+    worker = swarm_lab.workers[0]
+    hostname = swarm_lab.docker().nodes.get(worker.swarm_node_id).attrs["Description"]["Hostname"]
+    name = app_name("pin")
+    doc = swarm_app(swarm_lab, name)
+    doc["spec"]["placement"] = {"constraints": [f"node.hostname=={hostname}"]}
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        await engine.register(doc)
+        await engine.up(name)
+        await wait_for(lambda: _ready_count(engine, name, 1), timeout=60, what="1 replica ready")
+        swarm_lab.cut_link(worker)
+        try:
+            view = await wait_for(
+                lambda: _says_no_node(engine, name), timeout=60, what="Swarm's reason in the status"
+            )
+            print(f"\n{name}: {view.status}: {view.status_reason}")
+            assert "Fix:" in view.status_reason
+        finally:
+            swarm_lab.restore_link(worker)
+        # Back on the network, the node takes the pending task: the app is served again.
+        await wait_for(lambda: _ready_count(engine, name, 1), timeout=90, what="the replica back on its node")
+
+
+async def _says_no_node(engine: Any, name: str) -> Any:
+    view = await engine.get_app(name)
+    return view if view.status != APP_ERROR and "no suitable node" in view.status_reason else None

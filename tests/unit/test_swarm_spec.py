@@ -307,3 +307,12 @@ def test_bad_placement_names_the_field_and_the_fix(placement: Any, field: str, w
         parse_app_spec(_document(placement))
     assert field in str(caught.value)
     assert words in str(caught.value)
+
+
+def test_a_replacement_swarm_cannot_place_carries_swarms_reason_and_the_fix() -> None:
+    old = task("old", "running", desired="shutdown", ports=[(8080, 30001)])
+    stuck = task("new", "pending", node="", err="no suitable node (insufficient resources on 2 nodes)")
+    info = replica_info(service(), [old, stuck], NODES)
+    assert info.state == STATE_PENDING
+    assert "Swarm cannot place it: no suitable node (insufficient resources on 2 nodes)" in info.error
+    assert "lower spec.resources" in info.error
