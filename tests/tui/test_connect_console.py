@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -25,6 +26,7 @@ from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.logs import LogsScreen
+from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
@@ -147,6 +149,26 @@ async def test_shows_leadership_the_app_its_ready_replicas_and_charts(
         assert charts.app == name and charts.desired[-1][1] == 1.0
         await until(lambda: app.frame.charts.ready, timeout=15, what="a ready-replicas sample")
         assert f"{name}:registered{name}".replace(" ", "") in events_shown(app)
+
+
+async def test_node_column_and_nodes_view_come_from_the_daemon(
+    served: tuple[Daemon, str], tmp_path: Path
+) -> None:
+    daemon, name = served
+    await until(lambda: ready_is(daemon, name, 1), timeout=30, what=f"{name} ready on the daemon")
+    app = attached(daemon, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(app, name)
+        host = socket.gethostname()
+        await until(lambda: cell(app, "#replicas", f"{name}-1", "node") == host, what="the replica's node")
+        await pilot.press("n")
+        await until(lambda: isinstance(app.screen, NodesScreen), what="the nodes view")
+        nodes = app.screen.query_one("#nodes", KeyedTable)
+        await until(lambda: nodes.row_count == 1, what="the daemon's one node")
+        row = nodes.get_row_at(0)
+        assert str(row[0]) == host and str(row[2]) == "standalone" and str(row[3]) == "ready"
+        replicas = len((await described(daemon, name))["replicas"])
+        assert str(row[5]) == str(replicas)  # the served app's replicas, the daemon's only app
 
 
 async def test_scale_key_scales_the_app_on_the_daemon(served: tuple[Daemon, str], tmp_path: Path) -> None:
