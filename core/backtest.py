@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from core.history import DAY, MetricSample
 from core.metrics.window import MetricWindow
-from core.scaler import ScalingPolicyLike, decide, holds_steady
+from core.scaler import ScalingPolicyLike, decide, steady_check
 
 MODEL = (
     "Load is what was served: total requests/s and connections stay as recorded whatever the replica "
@@ -34,8 +34,7 @@ MODEL = (
 TRACES = ("step", "ramp", "spike", "sine")
 
 
-@dataclass(frozen=True)
-class ReplicaPoint:
+class ReplicaPoint(NamedTuple):  # one per record: a tuple is the cheapest to make
     at: float
     replicas: int  # desired after the decision at ``at``
     ready: int  # ready when the scaler decided at ``at``
@@ -98,7 +97,7 @@ class _Period(NamedTuple):
     connections: float | None
 
 
-# Index of each figure's (weighted total, weight) pair in _Window.sums.
+# Index of each figure's (weighted total, weight) pair in _Window.sums (see _Window._apply).
 _RPS, _P95, _CPU, _MEMORY, _CONNECTIONS = range(5)
 
 
@@ -114,17 +113,25 @@ class _Window:
         self.sums = [0.0] * 10  # total, weight for each figure
 
     def _apply(self, period: _Period, sign: float) -> None:
-        sums, weight = self.sums, period.weight
-        for index, value, by in (
-            (_RPS, period.rps, weight),
-            (_CPU, period.cpu, weight),
-            (_MEMORY, period.memory, weight),
-            (_CONNECTIONS, period.connections, weight),
-            (_P95, period.p95, (period.rps or 0.0) * weight),  # latency weighted by requests
-        ):
-            if value is not None and by > 0:
-                sums[2 * index] += sign * value * by
-                sums[2 * index + 1] += sign * by
+        # Spelled out figure by figure: this runs twice per record, the replay's innermost step.
+        _start, _at, weight, rps, p95, cpu, memory, connections = period
+        sums = self.sums
+        if rps is not None:
+            sums[0] += sign * rps * weight
+            sums[1] += sign * weight
+            if p95 is not None and rps > 0:  # latency weighted by requests
+                requests = rps * weight
+                sums[2] += sign * p95 * requests
+                sums[3] += sign * requests
+        if cpu is not None:
+            sums[4] += sign * cpu * weight
+            sums[5] += sign * weight
+        if memory is not None:
+            sums[6] += sign * memory * weight
+            sums[7] += sign * weight
+        if connections is not None:
+            sums[8] += sign * connections * weight
+            sums[9] += sign * weight
 
     def push(self, period: _Period) -> None:
         self.periods.append(period)
@@ -137,6 +144,20 @@ class _Window:
         # Removing what was added leaves float dust: a weight that is all but 0 means no data.
         weight = self.sums[2 * index + 1]
         return self.sums[2 * index] / weight if weight > 1e-9 else None
+
+    def figures(
+        self, now: float
+    ) -> tuple[float | None, float | None, float | None, float | None, float | None, float]:
+        """(rps, p95 latency, connections, cpu, memory, covered seconds): what ``steady_check`` reads."""
+        covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
+        return (
+            self._mean(_RPS),
+            self._mean(_P95),
+            self._mean(_CONNECTIONS),
+            self._mean(_CPU),
+            self._mean(_MEMORY),
+            max(0.0, covered),
+        )
 
     def view(self, now: float, ready: int) -> MetricWindow:
         covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
@@ -171,23 +192,32 @@ def _as_served_by(sample: MetricSample, ready: int) -> _Period:
     )
 
 
-def _over_target(policy: ScalingPolicyLike, period: _Period, ready: int) -> list[str]:
-    """The figures of ``period`` above their targets with ``ready`` replicas serving it."""
-    per_replica = max(ready, 1)
-    checks = (
-        ("rps", None if period.rps is None else period.rps / per_replica, policy.target_rps_per_replica),
-        ("latency", period.p95, policy.max_p95_latency_ms),
-        (
-            "connections",
-            None if period.connections is None else period.connections / per_replica,
-            policy.max_conn_per_replica,
-        ),
-        ("cpu", period.cpu, policy.max_cpu_percent),
-        ("memory", period.memory, policy.max_memory_percent),
-    )
-    over = [name for name, value, target in checks if value is not None and target and value > target]
-    if ready == 0 and (period.rps or 0) > 0:
-        over.append("no ready replica")
+def _over_target(policy: ScalingPolicyLike) -> Callable[[_Period, int], tuple[str, ...]]:
+    """A check of one period: the figures above their targets with ``ready`` replicas serving it."""
+    rps_target = policy.target_rps_per_replica
+    latency_target = policy.max_p95_latency_ms
+    connections_target = policy.max_conn_per_replica
+    cpu_target = policy.max_cpu_percent
+    memory_target = policy.max_memory_percent
+
+    def over(period: _Period, ready: int) -> tuple[str, ...]:
+        per_replica = max(ready, 1)
+        found: tuple[str, ...] = ()
+        if period.rps is not None and rps_target and period.rps / per_replica > rps_target:
+            found += ("rps",)
+        if period.p95 is not None and latency_target and period.p95 > latency_target:
+            found += ("latency",)
+        connections = period.connections
+        if connections is not None and connections_target and connections / per_replica > connections_target:
+            found += ("connections",)
+        if period.cpu is not None and cpu_target and period.cpu > cpu_target:
+            found += ("cpu",)
+        if period.memory is not None and memory_target and period.memory > memory_target:
+            found += ("memory",)
+        if ready == 0 and (period.rps or 0) > 0:
+            found += ("no ready replica",)
+        return found
+
     return over
 
 
@@ -221,6 +251,10 @@ def backtest(
     under_seconds = 0.0
     last_reason = ""
     steady_at: tuple[MetricWindow, int, int, float] | None = None
+    over_target = _over_target(policy)
+    steady = steady_check(policy)
+    last = ordered[-1] if ordered else None
+    window_seconds = policy.window_seconds
     for sample in ordered:
         now = sample.at
         # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
@@ -229,22 +263,22 @@ def backtest(
         period = _as_served_by(sample, ready)
         window.push(period)
         replica_seconds += current * sample.resolution
-        over = _over_target(policy, period, ready)
+        over = over_target(period, ready)
         if over:
             under_seconds += sample.resolution
             for name in over:
                 under[name] = under.get(name, 0.0) + sample.resolution
-        while recommendations and recommendations[0][0] < now - policy.window_seconds:
+        while recommendations and recommendations[0][0] < now - window_seconds:
             recommendations.popleft()
-        view = window.view(now, ready)
-        if holds_steady(policy, view, current, ready):
+        if steady(*window.figures(now), current, ready):
             # decide() would hold and recommend ``current`` here (held to it by a property test):
             # skipping it is what makes a week of 10 s records replay in well under a second.
             recommendations.append((now, current))
-            steady_at = (view, current, ready, now)
+            steady_at = (window.view(now, ready), current, ready, now) if sample is last else None
             points.append(ReplicaPoint(now, current, ready))
             continue
         steady_at = None
+        view = window.view(now, ready)
         decision = decide(policy, view, current, ready, now, last_scaled_at, list(recommendations))
         recommendations.append((now, decision.recommendation))
         last_reason = decision.reason

@@ -31,7 +31,7 @@ How a decision is made (modelled on the Kubernetes HPA, pkg/controller/podautosc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -301,36 +301,77 @@ def holds_steady(policy: ScalingPolicyLike, window: MetricWindow, current: int, 
     connections and cpu at or above the scale-in threshold (or none of them measured).
 
     A replay (core/backtest.py) skips the full decision, with its reason text, where nothing can
-    happen; tests/unit/test_scaler_properties.py holds this to ``decide`` for any input."""
-    if policy.mode != "auto" or ready != current or current <= 0:
-        return False
-    if not policy.min_replicas <= current <= policy.max_replicas:
-        return False
-    if window.covered_seconds < policy.window_seconds / 2:
-        return False
-    out_pct = policy.scale_out_threshold_pct
-    busiest_capacity: float | None = None
-    measured = False
-    # The same arithmetic as _metrics, in the same order, so the comparisons agree to the last bit.
-    for name, value, target in (
-        ("rps", None if window.rps is None else window.rps / ready, policy.target_rps_per_replica),
-        ("latency", window.p95_latency_ms, policy.max_p95_latency_ms),
-        (
-            "connections",
-            None if window.active_connections is None else window.active_connections / ready,
+    happen; tests/unit/test_scaler_shortcut.py holds this to ``decide``."""
+    return steady_check(policy)(
+        window.rps,
+        window.p95_latency_ms,
+        window.active_connections,
+        window.cpu_percent,
+        window.memory_percent,
+        window.covered_seconds,
+        current,
+        ready,
+    )
+
+
+SteadyCheck = Callable[
+    [float | None, float | None, float | None, float | None, float | None, float, int, int], bool
+]
+
+
+def steady_check(policy: ScalingPolicyLike) -> SteadyCheck:
+    """``holds_steady`` with the policy read once: (rps, p95 latency, connections, cpu, memory,
+    covered seconds, current, ready) → bool, for a replay that asks once per record."""
+    auto = policy.mode == "auto"
+    low, high = policy.min_replicas, policy.max_replicas
+    half_window = policy.window_seconds / 2
+    out_pct, in_pct = policy.scale_out_threshold_pct, policy.scale_in_threshold_pct
+    targets = [
+        None if target is None or target <= 0 else float(target)
+        for target in (
+            policy.target_rps_per_replica,
+            policy.max_p95_latency_ms,
             policy.max_conn_per_replica,
-        ),
-        ("cpu", window.cpu_percent, policy.max_cpu_percent),
-        ("memory", window.memory_percent, policy.max_memory_percent),
-    ):
-        if value is None or target is None or target <= 0:
-            continue
-        utilisation = value / float(target) * 100.0
-        measured = True
-        if utilisation > out_pct:
+            policy.max_cpu_percent,
+            policy.max_memory_percent,
+        )
+    ]
+    rps_target, latency_target, connections_target, cpu_target, memory_target = targets
+
+    def check(
+        rps: float | None,
+        p95: float | None,
+        connections: float | None,
+        cpu: float | None,
+        memory: float | None,
+        covered: float,
+        current: int,
+        ready: int,
+    ) -> bool:
+        if not auto or ready != current or current <= 0 or not low <= current <= high:
             return False
-        if name in CAPACITY_METRICS:
-            busiest_capacity = utilisation if busiest_capacity is None else max(busiest_capacity, utilisation)
-    if not measured:
-        return False
-    return busiest_capacity is None or busiest_capacity >= policy.scale_in_threshold_pct
+        if covered < half_window:
+            return False
+        # The same arithmetic as _metrics, in the same order, so the comparisons agree to the last bit.
+        busiest: float | None = None
+        measured = False
+        for value, target, capacity in (
+            (None if rps is None else rps / ready, rps_target, True),
+            (p95, latency_target, False),
+            (None if connections is None else connections / ready, connections_target, True),
+            (cpu, cpu_target, True),
+            (memory, memory_target, False),
+        ):
+            if value is None or target is None:
+                continue
+            utilisation = value / target * 100.0
+            measured = True
+            if utilisation > out_pct:
+                return False
+            if capacity:
+                busiest = utilisation if busiest is None or utilisation > busiest else busiest
+        if not measured:
+            return False
+        return busiest is None or busiest >= in_pct
+
+    return check
