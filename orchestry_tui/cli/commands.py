@@ -494,12 +494,34 @@ def config(client: ApiClient, args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(current, sort_keys=True))
     resolved = resolve_url(getattr(args, "url", None))
-    answer = {"url": resolved.url, "source": resolved.source, "config_file": str(path)}
+    answer: dict[str, Any] = {"url": resolved.url, "source": resolved.source, "config_file": str(path)}
+    answer.update(_runtime_settings())
     if _as_json(args):
         output.print_json(answer)
     else:
-        output.print_fields([("url", answer["url"]), ("from", answer["source"]), ("config file", str(path))])
+        output.print_fields(
+            [
+                ("url", answer["url"]),
+                ("from", answer["source"]),
+                ("config file", str(path)),
+                ("runtime", answer["runtime"]),
+                ("docker", answer["docker_url"]),
+            ]
+        )
     return 0
+
+
+def _runtime_settings() -> dict[str, str]:
+    """Where a daemon started from this environment runs replicas (ORCHESTRY_RUNTIME, the Docker URL)."""
+    from core.errors import SettingsError
+    from core.runtime.docker import resolve_docker_url
+    from core.settings import load_settings, redact_url
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return {"runtime": f"invalid: {exc}", "docker_url": ""}
+    return {"runtime": settings.runtime, "docker_url": redact_url(resolve_docker_url(settings.docker_url))}
 
 
 def db_upgrade(args: argparse.Namespace) -> int:

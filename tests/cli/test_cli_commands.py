@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -63,7 +64,7 @@ def test_url_precedence_flag_env_config_file(tmp_path: Path) -> None:
     config = tmp_path / ".config" / "orchestry" / "config.yaml"
     config.parent.mkdir(parents=True)
     config.write_text("host: 127.0.0.9\nport: 9999\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
     def shown(*args: str, **extra: str) -> dict:
         out = subprocess.run([ORCHESTRY, "config", "--format", "json", *args], env={**env, **extra},
@@ -74,7 +75,15 @@ def test_url_precedence_flag_env_config_file(tmp_path: Path) -> None:
     assert shown(ORCHESTRY_URL="http://127.0.0.5:1")["url"] == "http://127.0.0.5:1"
     assert shown("--url", "http://127.0.0.6:2", ORCHESTRY_URL="http://127.0.0.5:1")["source"] == "--url"
     config.unlink()
-    assert shown() == {"url": "http://127.0.0.1:8000", "source": "default", "config_file": str(config)}
+    assert shown() == {
+        "url": "http://127.0.0.1:8000",
+        "source": "default",
+        "config_file": str(config),
+        "runtime": "docker",
+        "docker_url": "unix:///var/run/docker.sock",
+    }
+    on_swarm = shown(ORCHESTRY_RUNTIME="swarm", ORCHESTRY_DOCKER_URL="tcp://10.0.0.1:2376")
+    assert (on_swarm["runtime"], on_swarm["docker_url"]) == ("swarm", "tcp://10.0.0.1:2376")
     table = subprocess.run([ORCHESTRY, "config"], env=env, capture_output=True, text=True, check=True).stdout
     assert "http://127.0.0.1:8000" in table
 
