@@ -224,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     secret_list.add_argument("name", nargs="?")
     secret_sub.add_parser("rm", parents=[common], help="delete a secret").add_argument("name")
 
-    diagnose = sub.add_parser("diagnose", parents=[common], help="download a diagnostic snapshot (.tar.gz)")
+    diagnose = sub.add_parser(
+        "diagnose",
+        parents=[common],
+        help="download the support bundle (.tar.gz, secrets redacted); lists what it holds",
+    )
     diagnose.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: server's name)")
 
     db = sub.add_parser("db", help="the state database (local, not through the daemon)")
