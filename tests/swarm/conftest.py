@@ -15,3 +15,11 @@ def swarm_lab() -> Iterator[SwarmLab]:
     use, removed at the end of the session; a lab left by a killed session is removed before."""
     with lab_session() as lab:
         yield lab
+
+
+@pytest.fixture(autouse=True)
+def _lab_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on the lab: links up, dockerds running, nodes active and ready again."""
+    yield
+    if "swarm_lab" in request.fixturenames:
+        request.getfixturevalue("swarm_lab").heal()

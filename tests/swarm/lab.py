@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,32 @@ class SwarmLab:
         """'ready', 'down', … as the manager sees the node."""
         info = self.docker().nodes.get(self.node(node).swarm_node_id).attrs
         return info["Status"]["State"]
+
+    def heal(self, timeout: float = 90.0) -> None:
+        """Put the lab back as ``up`` left it: every link up, every dockerd running, every node active
+        and ready. Called after each test, so a test that fails half-way cannot break the next one."""
+        for node in self.nodes:
+            self.restore_link(node)
+            try:
+                self.docker(node).ping()
+            except Exception:
+                self._drop_client(node)
+                self.start_dockerd(node)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                unwell = [n for n in self.docker().nodes.list() if n.attrs["Status"]["State"] != "ready"]
+                for node in self.docker().nodes.list():
+                    spec = node.attrs["Spec"]
+                    if spec.get("Availability") != "active":
+                        node.update({**spec, "Availability": "active"})
+            except Exception as exc:  # the manager itself may still be starting
+                unwell = [exc]
+            if not unwell:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"lab {self.id} did not heal within {timeout:.0f} s: {unwell}")
+            time.sleep(0.2)
 
     def _drop_client(self, node: LabNode) -> None:
         client = self._clients.pop(node.name, None)

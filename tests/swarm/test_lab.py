@@ -112,6 +112,22 @@ def test_a_killed_dockerd_makes_the_node_down_and_a_restarted_one_rejoins(swarm_
     assert swarm_lab.docker(node).info()["Swarm"]["LocalNodeState"] == "active"
 
 
+def test_heal_puts_back_links_dockerds_and_availability(swarm_lab: SwarmLab) -> None:
+    """What runs after every lab test, so one that fails half-way cannot break the next."""
+    first, second = swarm_lab.workers
+    swarm_lab.cut_link(first)
+    swarm_lab.kill_dockerd(second)
+    manager = swarm_lab.docker()
+    node = manager.nodes.get(swarm_lab.manager.swarm_node_id)
+    node.update({**node.attrs["Spec"], "Availability": "pause"})
+    swarm_lab.heal()
+    nodes = manager.nodes.list()
+    assert {(n.attrs["Status"]["State"], n.attrs["Spec"]["Availability"]) for n in nodes} == {
+        ("ready", "active")
+    }
+    assert swarm_lab.docker(second).info()["Swarm"]["LocalNodeState"] == "active"
+
+
 def _leftovers(lab_id: str) -> list[str]:
     """Whatever of lab ``lab_id`` still exists: namespaces, host veth, cgroups, files."""
     prefix = f"osl-{lab_id}"
