@@ -48,3 +48,30 @@ async def test_scaling_decisions_are_counted_by_direction_and_deciding_metric(ap
     assert (await api.delete(f"/api/v1/apps/{name}")).status in (200, 204)
     page = await (await api.get("/metrics", headers=TEXT)).text()
     assert f'app="{name}"' not in page  # a deleted app's series go with it
+
+
+async def test_failed_probes_and_the_replacement_they_cause_are_counted(api: TestClient) -> None:
+    name = unique_name("promhc")
+    assert (await api.post("/apps/register", json=demo_app(name))).status == 200
+    assert (await api.post(f"/apps/{name}/up")).status == 200
+    container = ""
+    for _ in range(200):
+        status = await (await api.get(f"/apps/{name}/status")).json()
+        if status["ready_replicas"] >= 1:
+            container = status["instances"][0]["container_id"]
+            break
+        await asyncio.sleep(0.2)
+    assert container, "the replica never became ready"
+    removed = await asyncio.create_subprocess_exec("docker", "exec", container, "rm", "/www/health")
+    assert await removed.wait() == 0  # the probe path now answers 404: the serving replica fails it
+    failures = f'orchestry_health_check_failures_total{{app="{name}"}}'
+    restarts = f'orchestry_replica_restarts_total{{app="{name}",slot="1"}}'
+    page = ""
+    for _ in range(300):
+        page = await (await api.get("/metrics", headers=TEXT)).text()
+        if _value(page, failures) >= 2 and _value(page, restarts) >= 1:
+            break
+        await asyncio.sleep(0.2)
+    assert _value(page, failures) >= 2, page  # failureThreshold 2 of the demo spec
+    assert _value(page, restarts) >= 1, "the unhealthy replica was not replaced and counted"
+    await api.delete(f"/api/v1/apps/{name}")
