@@ -112,33 +112,46 @@ class _Window:
         self.periods: deque[_Period] = deque()
         self.sums = [0.0] * 10  # total, weight for each figure
 
-    def _apply(self, period: _Period, sign: float) -> None:
-        # Spelled out figure by figure: this runs twice per record, the replay's innermost step.
-        _start, _at, weight, rps, p95, cpu, memory, connections = period
-        sums = self.sums
-        if rps is not None:
-            sums[0] += sign * rps * weight
-            sums[1] += sign * weight
-            if p95 is not None and rps > 0:  # latency weighted by requests
-                requests = rps * weight
-                sums[2] += sign * p95 * requests
-                sums[3] += sign * requests
-        if cpu is not None:
-            sums[4] += sign * cpu * weight
-            sums[5] += sign * weight
-        if memory is not None:
-            sums[6] += sign * memory * weight
-            sums[7] += sign * weight
-        if connections is not None:
-            sums[8] += sign * connections * weight
-            sums[9] += sign * weight
-
     def push(self, period: _Period) -> None:
-        self.periods.append(period)
-        self._apply(period, 1.0)
+        """Add ``period`` and drop those that left the window.  Spelled out figure by figure: this is
+        the replay's innermost step, run once per record (adding) and once per expired one."""
+        sums = self.sums
+        _start, at, weight, rps, p95, cpu, memory, connections = period
+        if rps is not None:
+            sums[0] += rps * weight
+            sums[1] += weight
+            if p95 is not None and rps > 0:  # latency weighted by requests
+                sums[2] += p95 * (rps * weight)
+                sums[3] += rps * weight
+        if cpu is not None:
+            sums[4] += cpu * weight
+            sums[5] += weight
+        if memory is not None:
+            sums[6] += memory * weight
+            sums[7] += weight
+        if connections is not None:
+            sums[8] += connections * weight
+            sums[9] += weight
         periods = self.periods
-        while periods and periods[0].at <= period.at - self.seconds:
-            self._apply(periods.popleft(), -1.0)
+        periods.append(period)
+        cutoff = at - self.seconds
+        while periods[0].at <= cutoff:
+            _start, _at, weight, rps, p95, cpu, memory, connections = periods.popleft()
+            if rps is not None:
+                sums[0] -= rps * weight
+                sums[1] -= weight
+                if p95 is not None and rps > 0:
+                    sums[2] -= p95 * (rps * weight)
+                    sums[3] -= rps * weight
+            if cpu is not None:
+                sums[4] -= cpu * weight
+                sums[5] -= weight
+            if memory is not None:
+                sums[6] -= memory * weight
+                sums[7] -= weight
+            if connections is not None:
+                sums[8] -= connections * weight
+                sums[9] -= weight
 
     def _mean(self, index: int) -> float | None:
         # Removing what was added leaves float dust: a weight that is all but 0 means no data.
@@ -149,14 +162,15 @@ class _Window:
         self, now: float
     ) -> tuple[float | None, float | None, float | None, float | None, float | None, float]:
         """(rps, p95 latency, connections, cpu, memory, covered seconds): what ``steady_check`` reads."""
+        rps_total, rps_w, p95_total, p95_w, cpu_total, cpu_w, mem_total, mem_w, conn_total, conn_w = self.sums
         covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
         return (
-            self._mean(_RPS),
-            self._mean(_P95),
-            self._mean(_CONNECTIONS),
-            self._mean(_CPU),
-            self._mean(_MEMORY),
-            max(0.0, covered),
+            rps_total / rps_w if rps_w > 1e-9 else None,
+            p95_total / p95_w if p95_w > 1e-9 else None,
+            conn_total / conn_w if conn_w > 1e-9 else None,
+            cpu_total / cpu_w if cpu_w > 1e-9 else None,
+            mem_total / mem_w if mem_w > 1e-9 else None,
+            covered if covered > 0.0 else 0.0,
         )
 
     def view(self, now: float, ready: int) -> MetricWindow:

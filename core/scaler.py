@@ -219,7 +219,10 @@ def decide(
         step = policy.max_scale_out_step if policy.max_scale_out_step is not None else max(4, current)
         target = min(recommendation, current + max(1, step), policy.max_replicas)
         if target <= current:
-            reason = f"no change: {why}, but {current - ready} of {current} replicas are still starting"
+            if current >= policy.max_replicas:
+                reason = f"no change: {why}, but maxReplicas is {policy.max_replicas}"
+            else:
+                reason = f"no change: {why}, but {current - ready} of {current} replicas are still starting"
             return _hold(current, reason, factors, recommendation)
         limited = " (step limit)" if target < recommendation else ""
         capped = f" (capped by maxReplicas {policy.max_replicas})" if proposed > policy.max_replicas else ""
@@ -298,7 +301,8 @@ def holds_steady(policy: ScalingPolicyLike, window: MetricWindow, current: int, 
     """True only when ``decide`` would hold at ``current`` and recommend ``current`` whatever the clock,
     the cooldown and the recommendation history: auto mode, ``current`` within min/max, enough data,
     every replica ready, no utilisation above the scale-out threshold and the busiest of rps,
-    connections and cpu at or above the scale-in threshold (or none of them measured).
+    connections and cpu at or above the scale-in threshold (or none of them measured); or pressing out
+    at maxReplicas, or in at minReplicas.
 
     A replay (core/backtest.py) skips the full decision, with its reason text, where nothing can
     happen; tests/unit/test_scaler_shortcut.py holds this to ``decide``."""
@@ -367,11 +371,13 @@ def steady_check(policy: ScalingPolicyLike) -> SteadyCheck:
             utilisation = value / target * 100.0
             measured = True
             if utilisation > out_pct:
-                return False
+                # Above the threshold decide() wants more; at maxReplicas it holds and recommends it.
+                return current >= high
             if capacity:
                 busiest = utilisation if busiest is None or utilisation > busiest else busiest
         if not measured:
             return False
-        return busiest is None or busiest >= in_pct
+        # Below the scale-in threshold decide() wants fewer; at minReplicas it holds and recommends it.
+        return busiest is None or busiest >= in_pct or current <= low
 
     return check

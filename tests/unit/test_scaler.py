@@ -189,3 +189,8 @@ def test_scale_in_never_triggers_an_immediate_scale_out(current: int) -> None:
     if decision.should_scale:
         after = run(window(rps=rps / 2), current=decision.target)
         assert after.target <= decision.target
+
+
+def test_pressure_at_max_replicas_says_the_cap_not_starting_replicas() -> None:
+    decision = run(window(rps=10_000.0), current=5, ready=5, policy=with_(max_replicas=5))
+    assert not decision.should_scale and decision.reason.endswith("but maxReplicas is 5")

@@ -21,9 +21,12 @@ def near_the_band(draw: st.DrawFn) -> tuple[ScalingPolicy, MetricWindow, int, in
     ready = draw(st.sampled_from([current, current, current, max(current - 1, 0)]))
     per = max(ready, 1)
 
+    # One load level for the app, each figure some share of it: all low, all mid or one high are common.
+    level = draw(st.floats(0, 130))
+
     def figure(target: float, scale: int = 1) -> float | None:
-        utilisation = draw(st.none() | st.floats(0, 130))
-        return None if utilisation is None else utilisation / 100 * target * scale
+        share = draw(st.none() | st.floats(0, 1))
+        return None if share is None else level * share / 100 * target * scale
 
     window = MetricWindow(
         rps=figure(policy.target_rps_per_replica, per),
@@ -67,7 +70,9 @@ def test_it_takes_the_short_cut_inside_the_band_and_not_outside() -> None:
         covered_seconds=60.0,
     )  # fmt: skip
     assert holds_steady(policy, window, 5, 5)  # 60 % of the rps target: inside 30-80 %
-    assert not holds_steady(policy, replace(window, rps=45.0), 5, 5)  # 90 %: scale out
+    assert not holds_steady(policy, replace(window, rps=45.0), 4, 4)  # 90 % below maxReplicas: scale out
+    assert holds_steady(policy, replace(window, rps=50.0), 5, 5)  # 100 % at maxReplicas 5: nothing to do
     assert not holds_steady(policy, replace(window, rps=5.0, cpu_percent=1.0), 5, 5)  # all low: scale in
+    assert holds_steady(policy, replace(window, rps=1.0, cpu_percent=1.0), 1, 1)  # low at minReplicas
     assert not holds_steady(policy, window, 5, 4)  # a replica not ready: decide() weighs it
     assert not holds_steady(policy, replace(window, covered_seconds=10.0), 5, 5)  # not enough data
