@@ -16,28 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker import APIClient
-from docker.utils import kwargs_from_env
 
-from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound, RuntimeUnavailable
+from core.errors import ContainerStartError, ImageNotFound, RuntimeUnavailable
 from core.runtime.base import (
-    EVENT_CHANGED,
     LABEL_APP,
     LABEL_CLUSTER,
     LABEL_MANAGED,
-    LABEL_SLOT,
-    STATE_PENDING,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
@@ -45,34 +40,36 @@ from core.runtime.base import (
     NodeInfo,
     RuntimeEvent,
 )
-from core.runtime.docker import (
-    EVENTS_RECONNECTED,
-    PING_TIMEOUT_SECONDS,
-    RECONNECT_DELAYS,
-    _close_quietly,
-    _explanation,
-    _lines,
-    _root_cause,
-    _sample_stats,
-    _StreamBridge,
-    resolve_docker_url,
-    split_log_line,
+from core.runtime.docker import PING_TIMEOUT_SECONDS
+from core.runtime.docker_calls import _explanation, _root_cause
+from core.runtime.docker_streams import EVENTS_RECONNECTED
+from core.runtime.docker_wire import resolve_docker_url
+from core.runtime.streams import _StreamBridge
+from core.runtime.swarm_calls import (
+    create_service,
+    remove_service_quietly,
+    started_replica,
+    still_running,
+    task_logs,
+    task_summary,
+    tls_for,
+)
+from core.runtime.swarm_events import (
+    Snapshot,
+    TaskView,
+    follow_task_logs,
+    manager_events_reader,
+    task_changes,
+    task_views,
 )
 from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
-    ENDED_STATES,
     SwarmNode,
     replica_info,
-    replica_task,
-    service_spec,
     swarm_node,
     task_container,
-    task_error,
-    task_state,
-    unplaceable_fix,
-    unplaceable_reason,
-    wants_running,
 )
+from core.runtime.swarm_stats import NodeStats
 
 log = logging.getLogger(__name__)
 
@@ -81,32 +78,9 @@ T = TypeVar("T")
 START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
 TASK_POLL_SECONDS = 0.5
 STARTING_POLL_SECONDS = 0.2
-NODE_API_TIMEOUT_SECONDS = 5.0
-# A node whose API did not answer is not asked again for this long (each try would wait a timeout).
-NODE_RETRY_SECONDS = 10.0
 NOT_A_MANAGER_FIX = (
     "point ORCHESTRY_DOCKER_URL (or DOCKER_HOST) at a Swarm manager, or run `docker swarm init` there"
 )
-
-
-def _tls_for(url: str) -> Any:
-    """Docker's standard TLS environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) for tcp:// URLs."""
-    if not url.startswith(("tcp://", "https://")):
-        return None
-    return kwargs_from_env(environment=dict(os.environ)).get("tls")
-
-
-@dataclass
-class _Snapshot:
-    """One listing of this installation's services, their tasks and the nodes."""
-
-    services: list[dict[str, Any]]
-    tasks: dict[str, list[dict[str, Any]]]  # by service id
-    nodes: dict[str, SwarmNode]
-    taken_at: float = field(default_factory=time.time)
-
-    def replicas(self) -> list[ContainerInfo]:
-        return [replica_info(s, self.tasks.get(s["ID"], []), self.nodes) for s in self.services]
 
 
 class SwarmRuntime:
@@ -126,17 +100,17 @@ class SwarmRuntime:
         ``orchestry.docker-url`` label (the label wins when both exist)."""
         self.docker_url = resolve_docker_url(docker_url)
         self.max_workers = max_workers
-        self.node_docker_urls = dict(node_docker_urls or {})
         self.task_poll_seconds = task_poll_seconds
         self.start_timeout = start_timeout
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="swarm")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
-        self._node_clients: dict[str, APIClient] = {}
-        self._node_failed: dict[str, tuple[float, str]] = {}  # docker url → (when, why)
+        self._node_stats = NodeStats(
+            self._executor, lambda: self._api().api_version, node_docker_urls or {}, max_workers
+        )
         self._bridges: set[_StreamBridge] = set()
         self._closed = False
-        self._last: _Snapshot | None = None
+        self._last: Snapshot | None = None
         # Why the CPU and memory of a replica (task id) are unknown in the last stats sample.
         self.stats_gaps: dict[str, str] = {}
         self._node_probe = NodeApiProbe()
@@ -161,7 +135,7 @@ class SwarmRuntime:
                         base_url=self.docker_url,
                         version="auto",
                         max_pool_size=self.max_workers,
-                        tls=_tls_for(self.docker_url),
+                        tls=tls_for(self.docker_url),
                     )
                 except docker.errors.DockerException as exc:
                     raise self._unavailable(_root_cause(exc)) from exc
@@ -176,7 +150,7 @@ class SwarmRuntime:
             version=version,
             timeout=None,
             max_pool_size=2,
-            tls=_tls_for(self.docker_url),
+            tls=tls_for(self.docker_url),
         )
 
     def _guarded(self, work: Callable[[APIClient], T]) -> T:
@@ -191,7 +165,7 @@ class SwarmRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._guarded, work)
 
-    def _snapshot(self, api: APIClient, app: str | None = None) -> _Snapshot:
+    def _snapshot(self, api: APIClient, app: str | None = None) -> Snapshot:
         filters = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_APP}={app}"] if app is not None else [])
         services = [
             s
@@ -204,21 +178,21 @@ class SwarmRuntime:
                 if task.get("ServiceID") in tasks:
                     tasks[task["ServiceID"]].append(task)
         nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
-        snapshot = _Snapshot(services, tasks, nodes)
+        snapshot = Snapshot(services, tasks, nodes)
         if app is None:
             self._last = snapshot
         elif self._last is not None:
             self._merge(snapshot, app)
         return snapshot
 
-    def _merge(self, partial: _Snapshot, app: str) -> None:
+    def _merge(self, partial: Snapshot, app: str) -> None:
         """Keep the cached full listing current for one app (stats and ids resolve through it)."""
         last = self._last
         assert last is not None
         kept = [s for s in last.services if ((s.get("Spec") or {}).get("Labels") or {}).get(LABEL_APP) != app]
         tasks = {sid: t for sid, t in last.tasks.items() if any(s["ID"] == sid for s in kept)}
         tasks.update(partial.tasks)
-        self._last = _Snapshot(kept + partial.services, tasks, partial.nodes)
+        self._last = Snapshot(kept + partial.services, tasks, partial.nodes)
 
     def _find(self, api: APIClient, replica_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The service (and its tasks) a replica id names: a task id, or the id of a service that has no
@@ -282,18 +256,18 @@ class SwarmRuntime:
         return await self._run(work)
 
     async def create_and_start(self, request: ContainerRequest) -> ContainerInfo:
-        service_id = await self._run(lambda api: self._create(api, request))
+        service_id = await self._run(lambda api: create_service(api, request, self.cluster_id, self._ours))
         deadline = time.monotonic() + self.start_timeout
         while True:
             try:
-                info = await self._run(lambda api: self._started(api, service_id, request))
+                info = await self._run(lambda api: started_replica(api, service_id, request))
             except (ContainerStartError, ImageNotFound):
                 await self._remove_service(service_id)  # nothing half-created
                 raise
             if info is not None:
                 return info
             if time.monotonic() >= deadline:
-                state = await self._run(lambda api: self._task_summary(api, service_id))
+                state = await self._run(lambda api: task_summary(api, service_id))
                 await self._remove_service(service_id)
                 raise ContainerStartError(
                     f"replica '{request.name}' of app '{request.app}' did not start on the Swarm within "
@@ -312,7 +286,7 @@ class SwarmRuntime:
         await self._remove_service(service_id)
         deadline = time.monotonic() + max(0.0, timeout) + 2.0
         while time.monotonic() < deadline:
-            if not await self._run(lambda api: self._still_running(api, service_id)):
+            if not await self._run(lambda api: still_running(api, service_id)):
                 return
             await asyncio.sleep(0.1)
 
@@ -333,7 +307,7 @@ class SwarmRuntime:
             if found is None or not any(t.get("ID") == container_id for t in found[1]):
                 return []  # a service without a task has written nothing
             name = (found[0].get("Spec") or {}).get("Name", "")
-            return _task_logs(api, container_id, name, tail, since)
+            return task_logs(api, container_id, name, tail, since)
 
         lines = await self._run(work)
         if until:
@@ -369,7 +343,7 @@ class SwarmRuntime:
                 continue
             located[task_id] = (snapshot.nodes.get(where[0]), where[1])
         results = await asyncio.gather(
-            *(self._node_stats(node, container) for node, container in located.values()),
+            *(self._node_stats.sample(node, container) for node, container in located.values()),
             return_exceptions=True,
         )
         found: dict[str, ContainerStats] = {}
@@ -398,159 +372,14 @@ class SwarmRuntime:
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._client_lock:
             client, self._client = self._client, None
-        clients = list(self._node_clients.values())
-        self._node_clients.clear()
-        for closable in [client, *clients]:
-            if closable is not None:
-                await asyncio.to_thread(closable.close)
+        await asyncio.to_thread(self._node_stats.close)
+        if client is not None:
+            await asyncio.to_thread(client.close)
 
     # -- create and start -------------------------------------------------------------------------
 
-    def _create(self, api: APIClient, request: ContainerRequest) -> str:
-        self._clear_leftover(api, request)
-        spec = service_spec(request, self.cluster_id)
-        try:
-            created = api.create_service(
-                spec["TaskTemplate"],
-                name=spec["Name"],
-                labels=spec["Labels"],
-                mode=spec["Mode"],
-                endpoint_spec=spec["EndpointSpec"],
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:
-                raise Conflict(
-                    f"Swarm service '{request.name}' was created by someone else meanwhile: "
-                    f"{_explanation(exc)}"
-                ) from exc
-            raise ContainerStartError(
-                f"Swarm refused the service of replica '{request.name}' of app '{request.app}': "
-                f"{_explanation(exc)}. Fix spec.placement or spec.resources"
-            ) from exc
-        return str(created["ID"])
-
-    def _clear_leftover(self, api: APIClient, request: ContainerRequest) -> None:
-        existing = [
-            s
-            for s in api.services(filters={"name": request.name})
-            if (s.get("Spec") or {}).get("Name") == request.name
-        ]
-        for service in existing:
-            labels = (service.get("Spec") or {}).get("Labels") or {}
-            if labels.get(LABEL_MANAGED) != "true":
-                raise Conflict(
-                    f"a Swarm service named '{request.name}' exists and is not managed by Orchestry: "
-                    f"rename or remove it (docker service rm {request.name}), or choose another app name"
-                )
-            if not self._ours(labels):
-                raise ForeignContainer(
-                    f"a Swarm service named '{request.name}' belongs to another Orchestry installation "
-                    f"(cluster {labels.get(LABEL_CLUSTER, '')[:12]}) on this Swarm: delete the app there, "
-                    f"or choose another app name here"
-                )
-            tasks = api.tasks(filters={"service": service["ID"]})
-            _task, state = replica_task(tasks)
-            if state != "exited":
-                raise Conflict(
-                    f"Swarm service '{request.name}' already exists ({state}): the next relist adopts it"
-                )
-            _remove_service_quietly(api, service["ID"])
-
-    def _started(self, api: APIClient, service_id: str, request: ContainerRequest) -> ContainerInfo | None:
-        """The replica once its task runs and is reachable; None while Swarm is still at it.  Raises
-        when Swarm cannot place the task, or the task failed to start."""
-        try:
-            service = api.inspect_service(service_id)
-        except docker.errors.NotFound:
-            raise ContainerStartError(
-                f"Swarm service '{request.name}' vanished right after it was created: "
-                "another program removed it"
-            ) from None
-        tasks = api.tasks(filters={"service": service_id})
-        for task in tasks:
-            reason = unplaceable_reason(task)
-            if reason is not None:
-                raise ContainerStartError(
-                    f"Swarm cannot place replica '{request.name}' of app '{request.app}': {reason}. "
-                    f"Fix: {unplaceable_fix(reason)}"
-                )
-            if task_state(task) in ("failed", "rejected"):
-                raise _start_failure(api, task, request)
-        if not any(wants_running(t) and task_state(t) == "running" for t in tasks):
-            return None
-        nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
-        info = replica_info(service, tasks, nodes)
-        return info if info.state == "running" else None
-
-    def _task_summary(self, api: APIClient, service_id: str) -> str:
-        try:
-            tasks = api.tasks(filters={"service": service_id})
-        except docker.errors.APIError:
-            return "no task"
-        task, _state = replica_task(tasks)
-        if task is None:
-            return "Swarm made no task for it"
-        error = task_error(task)
-        return f"its task is {task_state(task)}" + (f": {error}" if error else "")
-
     async def _remove_service(self, service_id: str) -> None:
-        await self._run(lambda api: _remove_service_quietly(api, service_id))
-
-    def _still_running(self, api: APIClient, service_id: str) -> bool:
-        try:
-            tasks = api.tasks(filters={"service": service_id})
-        except docker.errors.APIError:
-            return False
-        return any(task_state(t) not in ENDED_STATES for t in tasks)
-
-    # -- stats from each node ---------------------------------------------------------------------
-
-    def _node_url(self, node: SwarmNode | None) -> str | None:
-        if node is None:
-            return None
-        return (
-            node.docker_url or self.node_docker_urls.get(node.hostname) or self.node_docker_urls.get(node.id)
-        )
-
-    async def _node_stats(self, node: SwarmNode | None, container_id: str) -> ContainerStats | str | None:
-        url = self._node_url(node)
-        name = node.hostname if node is not None else "unknown"
-        if url is None:
-            return (
-                f"node {name} has no Docker API address: label it "
-                f"(docker node update --label-add orchestry.docker-url=tcp://ADDR:2376 {name})"
-            )
-        failed = self._node_failed.get(url)
-        if failed is not None and time.monotonic() - failed[0] < NODE_RETRY_SECONDS:
-            return failed[1]
-        loop = asyncio.get_running_loop()
-        try:
-            sample = await loop.run_in_executor(
-                self._executor, lambda: _sample_stats(self._node_client(url), container_id)
-            )
-        except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
-            reason = f"node {name}'s Docker API at {url} does not answer: {_root_cause(exc)}"
-            self._node_failed[url] = (time.monotonic(), reason)
-            return reason
-        self._node_failed.pop(url, None)
-        return sample
-
-    def _node_client(self, url: str) -> APIClient:
-        version = self._api().api_version  # outside the lock: _api takes it too
-        with self._client_lock:
-            client = self._node_clients.get(url)
-            if client is None:
-                client = APIClient(
-                    base_url=url,
-                    version=version,
-                    timeout=NODE_API_TIMEOUT_SECONDS,
-                    max_pool_size=self.max_workers,
-                    tls=_tls_for(url),
-                )
-                self._node_clients[url] = client
-            return client
-
-    # -- streams ----------------------------------------------------------------------------------
+        await self._run(lambda api: remove_service_quietly(api, service_id))
 
     async def _follow_logs(self, container_id: str, since: float | None) -> AsyncIterator[LogLine]:
         found = await self._run(lambda api: self._find(api, container_id))
@@ -560,8 +389,8 @@ class SwarmRuntime:
         bridge = _StreamBridge(asyncio.get_running_loop())
         self._bridges.add(bridge)
         threading.Thread(
-            target=self._follow_reader,
-            args=(bridge, container_id, name, since),
+            target=follow_task_logs,
+            args=(self._stream_client, bridge, container_id, name, since),
             name=f"swarm-logs-{name}",
             daemon=True,
         ).start()
@@ -571,32 +400,6 @@ class SwarmRuntime:
         finally:
             self._bridges.discard(bridge)
 
-    def _follow_reader(self, bridge: _StreamBridge, task_id: str, name: str, since: float | None) -> None:
-        client: APIClient | None = None
-        try:
-            client = self._stream_client()
-            params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1, "tail": 0}
-            if since:
-                params.update(since=int(since), tail="all")
-            response = client._get(client._url("/tasks/{0}/logs", task_id), params=params, stream=True)
-            client._raise_for_status(response)
-            stream = client._multiplexed_response_stream_helper(response)
-            bridge.track(response)
-            try:
-                for text in _lines(stream):
-                    stamp, message = split_log_line(text)
-                    if not bridge.put(LogLine(stamp, task_id, name, message)):
-                        return
-            finally:
-                bridge.untrack(response)
-        except Exception:
-            if not bridge.stopped.is_set():
-                log.warning("following logs of %s broke off", name, exc_info=True)
-        finally:
-            if client is not None:
-                _close_quietly(client)
-            bridge.reader_done()
-
     async def _events(self) -> AsyncIterator[RuntimeEvent]:
         """Task changes found by polling the manager, polled at once when it reports a change."""
         loop = asyncio.get_running_loop()
@@ -604,9 +407,12 @@ class SwarmRuntime:
         bridge = _StreamBridge(loop)
         self._bridges.add(bridge)
         threading.Thread(
-            target=self._manager_events_reader, args=(bridge, loop, poke), name="swarm-events", daemon=True
+            target=manager_events_reader,
+            args=(self._stream_client, self.docker_url, bridge, lambda: loop.call_soon_threadsafe(poke.set)),
+            name="swarm-events",
+            daemon=True,
         ).start()
-        previous: dict[str, _TaskView] | None = None
+        previous: dict[str, TaskView] | None = None
         failing = False
         wait = self.task_poll_seconds
         try:
@@ -624,7 +430,7 @@ class SwarmRuntime:
                 except docker.errors.APIError as exc:
                     log.warning("listing Swarm tasks failed: %s", _explanation(exc))
                     continue
-                current = _task_views(snapshot)
+                current = task_views(snapshot)
                 if failing:
                     failing = False
                     yield RuntimeEvent(
@@ -646,170 +452,5 @@ class SwarmRuntime:
             bridge.stop()
             self._bridges.discard(bridge)
 
-    def _manager_events_reader(
-        self, bridge: _StreamBridge, loop: asyncio.AbstractEventLoop, poke: asyncio.Event
-    ) -> None:
-        """Wakes the poller on every service or node event the manager emits; reconnects with backoff."""
-        filters = {"type": ["service", "node"]}
-        failures = 0
-        while not bridge.stopped.is_set():
-            client: APIClient | None = None
-            try:
-                client = self._stream_client()
-                stream = client.events(filters=filters, decode=True)
-                bridge.track(stream)
-                failures = 0
-                loop.call_soon_threadsafe(poke.set)  # events may have been missed while away
-                try:
-                    for _raw in stream:
-                        loop.call_soon_threadsafe(poke.set)
-                finally:
-                    bridge.untrack(stream)
-            except Exception as exc:
-                if not bridge.stopped.is_set() and failures == 0:
-                    log.warning(
-                        "Swarm manager events at %s broke: %s; reconnecting",
-                        self.docker_url,
-                        _root_cause(exc),
-                    )
-            finally:
-                if client is not None:
-                    _close_quietly(client)
-            delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-            failures += 1
-            bridge.stopped.wait(delay)
 
-
-# ---------------------------------------------------------------------------------------------------
-# task changes → runtime events (pure)
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _TaskView:
-    app: str
-    slot: int | None
-    live: bool  # Swarm wants it running and it runs
-    state: str
-    desired: str
-    exit_code: int | None
-    unplaceable: bool = False  # pending because no node fits: nothing will change soon
-
-
-def _task_views(snapshot: _Snapshot) -> dict[str, _TaskView]:
-    views: dict[str, _TaskView] = {}
-    for service in snapshot.services:
-        labels = (service.get("Spec") or {}).get("Labels") or {}
-        slot = labels.get(LABEL_SLOT, "")
-        for task in snapshot.tasks.get(service["ID"], []):
-            exit_code = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode")
-            views[task["ID"]] = _TaskView(
-                app=labels.get(LABEL_APP, ""),
-                slot=int(slot) if slot.isdigit() else None,
-                live=wants_running(task) and task_state(task) == "running",
-                state=task_state(task),
-                desired=str(task.get("DesiredState", "")),
-                exit_code=exit_code if isinstance(exit_code, int) else None,
-                unplaceable=unplaceable_reason(task) is not None,
-            )
-    return views
-
-
-def task_changes(
-    previous: dict[str, _TaskView], current: dict[str, _TaskView], now: float
-) -> list[RuntimeEvent]:
-    """``die`` for each task that was a live replica and no longer is; one ``changed`` per app whose
-    other tasks changed (a new task, or one that started or ended)."""
-    events: list[RuntimeEvent] = []
-    changed_apps: dict[str, int | None] = {}
-    for task_id, before in previous.items():
-        after = current.get(task_id)
-        if before.live and (after is None or not after.live):
-            events.append(
-                RuntimeEvent(
-                    "die",
-                    container_id=task_id,
-                    app=before.app,
-                    slot=before.slot,
-                    time=now,
-                    exit_code=after.exit_code if after is not None else None,
-                )
-            )
-        elif after is None or (after.state, after.desired) != (before.state, before.desired):
-            changed_apps.setdefault(before.app, before.slot)
-    for task_id, after in current.items():
-        if task_id not in previous:
-            changed_apps.setdefault(after.app, after.slot)
-    for app, slot in changed_apps.items():
-        events.append(RuntimeEvent(EVENT_CHANGED, container_id="", app=app, slot=slot, time=now))
-    return events
-
-
-# ---------------------------------------------------------------------------------------------------
-# blocking helpers (run in worker threads)
-# ---------------------------------------------------------------------------------------------------
-
-
-def _remove_service_quietly(api: APIClient, service_id: str) -> None:
-    try:
-        api.remove_service(service_id)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        log.warning("removing Swarm service %s failed: %s", service_id[:12], _explanation(exc))
-
-
-def _start_failure(api: APIClient, task: dict[str, Any], request: ContainerRequest) -> Exception:
-    error = task_error(task) or str((task.get("Status") or {}).get("Message") or "")
-    lowered = error.lower()
-    if any(
-        word in lowered
-        for word in ("no such image", "pull access denied", "manifest unknown", "not found: manifest")
-    ):
-        return ImageNotFound(
-            f"image '{request.image}' could not be pulled on a Swarm node for replica '{request.name}' "
-            f"({error}): push it to a registry every node can reach, or fix spec.image"
-        )
-    exit_code = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode")
-    output = ""
-    try:
-        output = " / ".join(
-            line.message.strip() for line in _task_logs(api, task["ID"], request.name, 5, None)
-        )
-    except Exception:  # the logs are a courtesy; the failure is reported either way
-        log.debug("reading the logs of failed task %s failed", task.get("ID"), exc_info=True)
-    detail = "; ".join(part for part in (error, output) if part) or "no output"
-    return ContainerStartError(
-        f"replica '{request.name}' of app '{request.app}' failed to start on the Swarm"
-        + (f" with code {exit_code}" if exit_code else "")
-        + f": {detail}. Fix spec.command (or the image's entrypoint)"
-    )
-
-
-def _task_logs(
-    api: APIClient, task_id: str, name: str, tail: int | None, since: float | None
-) -> list[LogLine]:
-    params: dict[str, Any] = {
-        "stdout": 1,
-        "stderr": 1,
-        "timestamps": 1,
-        "tail": tail if tail is not None else "all",
-    }
-    if since:
-        params["since"] = int(since)
-    response = api._get(api._url("/tasks/{0}/logs", task_id), params=params, stream=False)
-    api._raise_for_status(response)
-    raw = api._multiplexed_buffer_helper(response)
-    text = (
-        b"".join(raw).decode(errors="replace") if not isinstance(raw, bytes) else raw.decode(errors="replace")
-    )
-    lines = []
-    for entry in text.splitlines():
-        if entry:
-            stamp, message = split_log_line(entry)
-            lines.append(LogLine(stamp, task_id, name, message))
-    lines.sort(key=lambda line: line.timestamp)
-    return lines[-tail:] if tail else lines
-
-
-__all__ = ["STATE_PENDING", "SwarmRuntime", "task_changes"]
+__all__ = ["SwarmRuntime"]

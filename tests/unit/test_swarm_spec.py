@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import SpecError
 from core.runtime.base import EVENT_CHANGED, STATE_PENDING, ContainerRequest
-from core.runtime.swarm import _Snapshot, _task_views, task_changes
+from core.runtime.swarm_events import Snapshot, task_changes, task_views
 from core.runtime.swarm_spec import (
     SwarmNode,
     published_ports,
@@ -239,8 +239,8 @@ def test_a_pending_task_without_a_scheduler_error_is_not_unplaceable() -> None:
 
 
 def _views(*tasks: dict[str, Any]) -> dict[str, Any]:
-    snapshot = _Snapshot(services=[service()], tasks={"svc3": list(tasks)}, nodes=NODES)
-    return _task_views(snapshot)
+    snapshot = Snapshot(services=[service()], tasks={"svc3": list(tasks)}, nodes=NODES)
+    return task_views(snapshot)
 
 
 def test_a_live_task_that_swarm_shuts_down_is_a_death_and_its_replacement_a_change() -> None:

@@ -1,0 +1,202 @@
+"""Blocking calls of the Swarm runtime on a manager's Docker API (each runs in a worker thread)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import docker.errors
+from docker import APIClient
+from docker.utils import kwargs_from_env
+
+from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound
+from core.runtime.base import LABEL_CLUSTER, LABEL_MANAGED, ContainerInfo, ContainerRequest, LogLine
+from core.runtime.docker_calls import _explanation
+from core.runtime.docker_wire import split_log_line
+from core.runtime.swarm_spec import (
+    ENDED_STATES,
+    replica_info,
+    replica_task,
+    service_spec,
+    swarm_node,
+    task_error,
+    task_state,
+    unplaceable_fix,
+    unplaceable_reason,
+    wants_running,
+)
+
+log = logging.getLogger(__name__)
+
+# Whether a service's labels say it belongs to this installation.
+Ours = Callable[[dict[str, str]], bool]
+
+
+def tls_for(url: str) -> Any:
+    """Docker's standard TLS environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) for tcp:// URLs."""
+    if not url.startswith(("tcp://", "https://")):
+        return None
+    return kwargs_from_env(environment=dict(os.environ)).get("tls")
+
+
+def remove_service_quietly(api: APIClient, service_id: str) -> None:
+    try:
+        api.remove_service(service_id)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        log.warning("removing Swarm service %s failed: %s", service_id[:12], _explanation(exc))
+
+
+def start_failure(api: APIClient, task: dict[str, Any], request: ContainerRequest) -> Exception:
+    error = task_error(task) or str((task.get("Status") or {}).get("Message") or "")
+    lowered = error.lower()
+    if any(
+        word in lowered
+        for word in ("no such image", "pull access denied", "manifest unknown", "not found: manifest")
+    ):
+        return ImageNotFound(
+            f"image '{request.image}' could not be pulled on a Swarm node for replica '{request.name}' "
+            f"({error}): push it to a registry every node can reach, or fix spec.image"
+        )
+    exit_code = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ExitCode")
+    output = ""
+    try:
+        output = " / ".join(
+            line.message.strip() for line in task_logs(api, task["ID"], request.name, 5, None)
+        )
+    except Exception:  # the logs are a courtesy; the failure is reported either way
+        log.debug("reading the logs of failed task %s failed", task.get("ID"), exc_info=True)
+    detail = "; ".join(part for part in (error, output) if part) or "no output"
+    return ContainerStartError(
+        f"replica '{request.name}' of app '{request.app}' failed to start on the Swarm"
+        + (f" with code {exit_code}" if exit_code else "")
+        + f": {detail}. Fix spec.command (or the image's entrypoint)"
+    )
+
+
+def task_logs(
+    api: APIClient, task_id: str, name: str, tail: int | None, since: float | None
+) -> list[LogLine]:
+    params: dict[str, Any] = {
+        "stdout": 1,
+        "stderr": 1,
+        "timestamps": 1,
+        "tail": tail if tail is not None else "all",
+    }
+    if since:
+        params["since"] = int(since)
+    response = api._get(api._url("/tasks/{0}/logs", task_id), params=params, stream=False)
+    api._raise_for_status(response)
+    raw = api._multiplexed_buffer_helper(response)
+    text = (
+        b"".join(raw).decode(errors="replace") if not isinstance(raw, bytes) else raw.decode(errors="replace")
+    )
+    lines = []
+    for entry in text.splitlines():
+        if entry:
+            stamp, message = split_log_line(entry)
+            lines.append(LogLine(stamp, task_id, name, message))
+    lines.sort(key=lambda line: line.timestamp)
+    return lines[-tail:] if tail else lines
+
+
+def task_summary(api: APIClient, service_id: str) -> str:
+    """How far the slot's task got, in Swarm's words (for a start that timed out)."""
+    try:
+        tasks = api.tasks(filters={"service": service_id})
+    except docker.errors.APIError:
+        return "no task"
+    task, _state = replica_task(tasks)
+    if task is None:
+        return "Swarm made no task for it"
+    error = task_error(task)
+    return f"its task is {task_state(task)}" + (f": {error}" if error else "")
+
+
+def still_running(api: APIClient, service_id: str) -> bool:
+    try:
+        tasks = api.tasks(filters={"service": service_id})
+    except docker.errors.APIError:
+        return False
+    return any(task_state(t) not in ENDED_STATES for t in tasks)
+
+
+def create_service(api: APIClient, request: ContainerRequest, cluster_id: str | None, ours: Ours) -> str:
+    """Create the slot's service (after clearing a dead one of ours under its name); its id."""
+    clear_leftover(api, request, ours)
+    spec = service_spec(request, cluster_id)
+    try:
+        created = api.create_service(
+            spec["TaskTemplate"],
+            name=spec["Name"],
+            labels=spec["Labels"],
+            mode=spec["Mode"],
+            endpoint_spec=spec["EndpointSpec"],
+        )
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise Conflict(
+                f"Swarm service '{request.name}' was created by someone else meanwhile: {_explanation(exc)}"
+            ) from exc
+        raise ContainerStartError(
+            f"Swarm refused the service of replica '{request.name}' of app '{request.app}': "
+            f"{_explanation(exc)}. Fix spec.placement or spec.resources"
+        ) from exc
+    return str(created["ID"])
+
+
+def clear_leftover(api: APIClient, request: ContainerRequest, ours: Ours) -> None:
+    existing = [
+        s
+        for s in api.services(filters={"name": request.name})
+        if (s.get("Spec") or {}).get("Name") == request.name
+    ]
+    for service in existing:
+        labels = (service.get("Spec") or {}).get("Labels") or {}
+        if labels.get(LABEL_MANAGED) != "true":
+            raise Conflict(
+                f"a Swarm service named '{request.name}' exists and is not managed by Orchestry: "
+                f"rename or remove it (docker service rm {request.name}), or choose another app name"
+            )
+        if not ours(labels):
+            raise ForeignContainer(
+                f"a Swarm service named '{request.name}' belongs to another Orchestry installation "
+                f"(cluster {labels.get(LABEL_CLUSTER, '')[:12]}) on this Swarm: delete the app there, "
+                f"or choose another app name here"
+            )
+        tasks = api.tasks(filters={"service": service["ID"]})
+        _task, state = replica_task(tasks)
+        if state != "exited":
+            raise Conflict(
+                f"Swarm service '{request.name}' already exists ({state}): the next relist adopts it"
+            )
+        remove_service_quietly(api, service["ID"])
+
+
+def started_replica(api: APIClient, service_id: str, request: ContainerRequest) -> ContainerInfo | None:
+    """The replica once its task runs and is reachable; None while Swarm is still at it.  Raises
+    when Swarm cannot place the task, or the task failed to start."""
+    try:
+        service = api.inspect_service(service_id)
+    except docker.errors.NotFound:
+        raise ContainerStartError(
+            f"Swarm service '{request.name}' vanished right after it was created: another program removed it"
+        ) from None
+    tasks = api.tasks(filters={"service": service_id})
+    for task in tasks:
+        reason = unplaceable_reason(task)
+        if reason is not None:
+            raise ContainerStartError(
+                f"Swarm cannot place replica '{request.name}' of app '{request.app}': {reason}. "
+                f"Fix: {unplaceable_fix(reason)}"
+            )
+        if task_state(task) in ("failed", "rejected"):
+            raise start_failure(api, task, request)
+    if not any(wants_running(t) and task_state(t) == "running" for t in tasks):
+        return None
+    nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
+    info = replica_info(service, tasks, nodes)
+    return info if info.state == "running" else None
