@@ -19,6 +19,7 @@ from aiohttp import web
 from core.errors import ConfigRejected
 from core.lb.nginx import NginxController
 from core.lb.render import AppRoute, Upstream
+from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
 from tests.conftest import unique_name
 
@@ -300,10 +301,12 @@ async def test_a_burst_of_twenty_changes_costs_one_or_two_reloads(
     name = unique_name("burst")
     controller = await make_controller()
     before = controller.status()["reload_count"]
+    counted_before = instruments.NGINX_RELOADS.value()
     for i in range(20):
         await controller.set_route(AppRoute(name, (pool[i % 4].upstream,)))
     assert await controller.flush() is True
     assert 1 <= controller.status()["reload_count"] - before <= 2
+    assert instruments.NGINX_RELOADS.value() - counted_before == controller.status()["reload_count"] - before
 
     status, body = await get_json(session, f"{base_url(controller)}/{name}/")
     assert status == 200 and body is not None and body["backend"] == "p3"  # the last change won
@@ -321,8 +324,10 @@ async def test_a_config_nginx_rejects_is_never_applied(
     await controller.set_route(AppRoute(name, (backend.upstream,)))
     assert await controller.flush()
     reloads = controller.status()["reload_count"]
+    refused_before = instruments.NGINX_RELOAD_FAILURES.value(stage="test")
 
     assert await controller.apply_raw({"broken.conf": "this is not nginx;\n"}) is False
+    assert instruments.NGINX_RELOAD_FAILURES.value(stage="test") == refused_before + 1  # on /metrics
 
     status = controller.status()
     assert status["reload_count"] == reloads
