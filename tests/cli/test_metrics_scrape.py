@@ -99,7 +99,7 @@ def test_promtool_accepts_a_real_daemons_page_with_traffic(daemon: Daemon, serve
     assert _value(page, "orchestry_nginx_reloads_total") >= 1
     assert _value(page, "orchestry_reconcile_duration_seconds_count") > 0
     assert _value(page, "orchestry_is_leader") == 1 and _value(page, "process_resident_memory_bytes") > 1e6
-    assert _value(page, 'orchestry_leader_changes_total{state="leader"}') == 1  # won its first term
+    assert _value(page, 'orchestry_leader_changes_total{state="leader"}') >= 1  # won its first term
     assert _value(page, "orchestry_leader_term") >= 1 and _value(page, "process_cpu_seconds_total") > 0
     checked = subprocess.run(
         ["promtool", "check", "metrics"], input=page, capture_output=True, text=True, check=False
