@@ -133,7 +133,9 @@ class LeaseElection:
                 self._valid_until = started + self.ttl * (1 - SAFETY_MARGIN)
                 await self._set_state(LEADER, f"renewed term {self.term} after a lapse")
                 return
-            await self._set_state(FOLLOWER, "lost the lease (renew refused)")
+            # Alive and still leading in its own eyes, yet refused: a successor took the term over
+            # (this node was frozen or cut off past its lease). The term's history says "fenced".
+            await self._set_state(FOLLOWER, "lost the lease (renew refused)", term_ended="fenced")
         current = await asyncio.to_thread(self.store.leases.current)
         if current is not None:
             self._adopt(current)
@@ -160,7 +162,7 @@ class LeaseElection:
             released_at=rec.released_at,
         )
 
-    async def _set_state(self, state: str, why: str) -> None:
+    async def _set_state(self, state: str, why: str, term_ended: str | None = None) -> None:
         if state == self.state:
             return
         previous, self.state = self.state, state
@@ -169,9 +171,10 @@ class LeaseElection:
         log.info("cluster state %s → %s (%s)", previous, state, why)
         instruments.LEADER_CHANGES.inc(state=state)
         if self._on_change is not None:
-            await self._on_change(
-                state, why, {"previous": previous, "term": self.term, "node_id": self.node_id}
-            )
+            details: dict[str, Any] = {"previous": previous, "term": self.term, "node_id": self.node_id}
+            if term_ended:
+                details["term_ended"] = term_ended
+            await self._on_change(state, why, details)
 
     async def run(self) -> None:
         """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second)."""

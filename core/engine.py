@@ -375,6 +375,10 @@ class Engine:
         if not self.cluster.is_leader():
             raise self.cluster.not_leader()
 
+    async def cluster_overview(self) -> dict[str, Any]:
+        """Every controller (state, heartbeat age, database, version), the lease and the term history."""
+        return await self._c.status.cluster_overview()
+
     async def release_leadership(self) -> None:
         self._require_leader()
         await self.cluster.release()

@@ -221,6 +221,49 @@ SCHEMAS: dict[str, Schema] = {
             "election_status": STRING,
         }
     ),
+    "ClusterOverview": obj(
+        {
+            "now": NUMBER,
+            "node_id": STRING,
+            "term": {"type": ["integer", "null"]},
+            "leader_id": NULLABLE_STRING,
+            "lease": {
+                "type": ["object", "null"],
+                "description": "the newest lease row; remaining = seconds left by the database clock",
+            },
+            "nodes": array(
+                obj(
+                    {
+                        "node_id": STRING,
+                        "hostname": STRING,
+                        "api_url": STRING,
+                        "state": {"type": "string", "enum": ["leader", "follower", "candidate", "down"]},
+                        "last_heartbeat": NUMBER,
+                        "heartbeat_age": NUMBER,
+                        "is_healthy": BOOLEAN,
+                        "reachable": BOOLEAN,
+                        "database": {"type": "string", "enum": ["ok", "error", "unknown"]},
+                        "version": NULLABLE_STRING,
+                    }
+                )
+            ),
+            "history": array(
+                obj(
+                    {
+                        "term": INTEGER,
+                        "leader_id": STRING,
+                        "hostname": STRING,
+                        "acquired_at": NUMBER,
+                        "ended_at": NULLABLE_NUMBER,
+                        "ended": {
+                            "type": ["string", "null"],
+                            "enum": ["released", "expired", "fenced", None],
+                        },
+                    }
+                )
+            ),
+        }
+    ),
     "ClusterLeader": obj(
         {
             "leader_id": STRING,
@@ -786,6 +829,12 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/nodes/{node}/activate": {"post": _node("The node takes new replicas again", "NodeActivated")},
     "/api/v1/cluster/status": {"get": operation("This node's view of the cluster", "ClusterStatus")},
     "/api/v1/cluster/leader": {"get": operation("The current leader (503 when none)", "ClusterLeader")},
+    "/api/v1/cluster/overview": {
+        "get": operation(
+            "Every controller (state, heartbeat age, database, version), the lease and the term history",
+            "ClusterOverview",
+        )
+    },
     "/api/v1/cluster/leadership": {
         "delete": operation("The leader releases its lease", "LeadershipReleased")
     },

@@ -275,6 +275,11 @@ async def cluster_leader(request: web.Request) -> web.Response:
     return json_response(leader)
 
 
+@routes.get(f"{PREFIX}/cluster/overview")
+async def cluster_overview(request: web.Request) -> web.Response:
+    return json_response(await engine_of(request).cluster_overview())
+
+
 @routes.delete(f"{PREFIX}/cluster/leadership")
 async def release_leadership(request: web.Request) -> web.Response:
     await ensure_leader(request).release_leadership()

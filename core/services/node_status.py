@@ -9,6 +9,14 @@ from typing import Any
 
 from core import __version__
 from core.cluster import LEADER, LeaseElection
+from core.cluster_overview import (
+    HISTORY_TERMS,
+    NodeHealth,
+    fenced_terms,
+    node_rows,
+    probe_health,
+    term_history,
+)
 from core.errors import OrchestryError
 from core.models import APP_RUNNING, AppView
 from core.store import Store
@@ -97,6 +105,50 @@ class NodeStatus:
             or ("leading" if cluster.is_leader() else f"following {leader_id}" if leader_id else "no leader"),
             "clustering": "enabled" if len(node_rows) > 1 else "disabled",
             "api_url": self._api_url,
+        }
+
+    async def cluster_overview(self, history: int = HISTORY_TERMS, probe: bool = True) -> dict[str, Any]:
+        """Every controller (state, heartbeat age, database, version), the lease and the term history.
+
+        Peers are asked for their ``/health`` (``probe``), each bounded by a short deadline."""
+        cluster = self._cluster
+        store = self._store
+        nodes, now, leases, events, own = await asyncio.gather(
+            asyncio.to_thread(store.nodes.list),
+            asyncio.to_thread(store.now),
+            asyncio.to_thread(store.leases.history, history),
+            asyncio.to_thread(store.events.query, None, "cluster", None, 200),
+            self.health(),
+        )
+        peers = {n.node_id: n.api_url for n in nodes if n.node_id != cluster.node_id}
+        health = await probe_health(peers) if probe else {}
+        health[cluster.node_id] = NodeHealth(
+            reachable=True,
+            version=__version__,
+            database=own["database"]["status"],
+            is_leader=own["is_leader"],
+        )
+        leader_id = cluster.leader_id
+        lease = cluster.lease
+        live = lease is not None and lease.released_at is None and lease.expires_at > now
+        return {
+            "now": now,
+            "node_id": cluster.node_id,
+            "term": lease.term if lease else cluster.term,
+            "leader_id": leader_id,
+            "lease": None
+            if lease is None
+            else {
+                "leader_id": lease.leader_id,
+                "term": lease.term,
+                "acquired_at": lease.acquired_at,
+                "renewed_at": lease.renewed_at,
+                "expires_at": lease.expires_at,
+                "remaining": round(max(0.0, lease.expires_at - now), 3) if live else 0.0,
+                "ttl": cluster.ttl,
+            },
+            "nodes": node_rows(nodes, leader_id, now, max(MIN_STALE_SECONDS, cluster.ttl), health),
+            "history": term_history(leases, fenced_terms(events), now),
         }
 
     async def cluster_metrics(self) -> dict[str, Any]:

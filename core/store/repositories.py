@@ -327,6 +327,13 @@ class LeaseRepository:
         with self._db.read("reading the leader lease") as conn:
             return self._newest(conn)
 
+    def history(self, limit: int) -> list[LeaseRecord]:
+        """The newest ``limit`` terms' rows, newest first."""
+        lease = t.leader_lease
+        with self._db.read("reading the leader lease history") as conn:
+            rows = conn.execute(sa.select(lease).order_by(lease.c.term.desc()).limit(max(limit, 0)))
+            return [LeaseRecord(**row._mapping) for row in rows]
+
     def is_valid(self, rec: LeaseRecord | None) -> bool:
         """True when ``rec`` is unreleased and unexpired by the database clock."""
         return rec is not None and rec.released_at is None and rec.expires_at > self.db_now()

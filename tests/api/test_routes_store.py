@@ -277,3 +277,20 @@ async def test_unknown_route_and_method_answer_json(api: TestClient) -> None:
 async def test_no_cors_headers(api: TestClient) -> None:
     response = await api.get("/apps", headers={"Origin": "http://evil.example"})
     assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+
+
+async def test_cluster_overview_lists_this_node_its_lease_and_term_history(api: TestClient) -> None:
+    body = await (await api.get("/api/v1/cluster/overview")).json()
+    me = body["node_id"]
+    assert body["leader_id"] == me and body["term"] >= 1
+    assert 0 < body["lease"]["remaining"] <= body["lease"]["ttl"]
+    node = next(n for n in body["nodes"] if n["node_id"] == me)
+    assert node["state"] == "leader" and node["database"] == "ok" and node["version"]
+    assert body["history"][0] == {
+        "term": body["term"],
+        "leader_id": me,
+        "hostname": body["history"][0]["hostname"],
+        "acquired_at": body["history"][0]["acquired_at"],
+        "ended_at": None,
+        "ended": None,
+    }
