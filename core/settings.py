@@ -27,6 +27,7 @@ from core.errors import SettingsError
 
 ENV_PREFIX = "ORCHESTRY_"
 CONFIG_ENV = "ORCHESTRY_CONFIG"
+CONSOLE_TABLE = "console"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
 _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -141,6 +142,8 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise SettingsError(f"{path} cannot be read ({exc.strerror}): fix its permissions or path") from None
     known = list(Settings.model_fields)
+    # The console keeps its own preferences (theme, keymap, layout) in a [console] table of this file.
+    values.pop(CONSOLE_TABLE, None)
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)

@@ -10,6 +10,7 @@ and removes its app at the end.
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import socket
 import subprocess
@@ -53,10 +54,29 @@ def demo_spec(name: str) -> dict[str, object]:
     }
 
 
+_TEXT = re.compile(r'<text ([^>]*?)x="([\d.]+)"([^>]*?)textLength="([\d.]+)"([^>]*)>([^<]*)</text>')
+
+
+def _one_cell_per_glyph(match: re.Match[str]) -> str:
+    """rsvg-convert ignores textLength: glyphs from a fallback font (braille, box drawing) come out
+    wider than a cell and a chart's points ran past its frame.  Place each such glyph in its own cell."""
+    before, x, middle, length, after, content = match.groups()
+    glyphs = html.unescape(content)
+    if not glyphs or all(ord(c) < 0x2500 for c in glyphs):
+        return match.group(0)
+    cell = float(length) / len(glyphs)
+    return "".join(
+        f'<text {before}x="{float(x) + i * cell:.1f}"{middle}textLength="{cell:.1f}"{after}>'
+        f"{html.escape(glyph)}</text>"
+        for i, glyph in enumerate(glyphs)
+    )
+
+
 def to_png(svg: Path) -> Path:
     """rsvg-convert drops leading non-breaking spaces and text with '%' + NBSP: use plain spaces."""
     text = svg.read_text()
     text = text.replace("<svg ", '<svg xml:space="preserve" ', 1)
+    text = _TEXT.sub(_one_cell_per_glyph, text)
     fixed = svg.with_suffix(".png.svg")
     fixed.write_text(re.sub("&#160;", "&#32;", text))
     png = svg.with_suffix(".png")

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-KEY_SYMBOLS = {"slash": "/", "question_mark": "?", "colon": ":"}
+from orchestry_tui.console.layout import PANES
+
+KEY_SYMBOLS = {
+    "slash": "/",
+    "question_mark": "?",
+    "colon": ":",
+    "plus": "+",
+    "minus": "-",
+    "greater_than_sign": ">",
+    "less_than_sign": "<",
+}
 
 
 @dataclass(frozen=True)
@@ -98,13 +108,69 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "The machines that run replicas: state, availability, replicas, CPU",
         show=False,
     ),
-    ConsoleAction("filter", "slash", "filter", "Filter", "Filter the apps table by name"),
+    ConsoleAction(
+        "filter",
+        "slash",
+        "filter",
+        "Filter",
+        "Filter the apps table by name (the logs pane's lines when it has focus)",
+    ),
+    ConsoleAction(
+        "step_down",
+        "L",
+        "step_down",
+        "Step down",
+        "Ask the cluster's leader to release its lease so a follower takes over (asks first)",
+        mutating=True,
+        show=False,
+    ),
     ConsoleAction(
         "snapshot",
         "ctrl+s",
         "snapshot",
         "Snapshot",
         "Write a diagnostic snapshot (.tar.gz, secrets redacted) to the state dir",
+    ),
+    *(
+        ConsoleAction(
+            f"pane.{name}",
+            key,
+            f"toggle_pane('{name}')",
+            f"{title.capitalize()} pane",
+            f"Show or hide the {title} pane (on a small terminal: switch to its tab)",
+            show=False,
+        )
+        for name, key, title in PANES
+    ),
+    ConsoleAction(
+        "taller", "plus", "resize(1, 0)", "Taller", "Make the focused pane's row taller", show=False
+    ),
+    ConsoleAction(
+        "shorter", "minus", "resize(-1, 0)", "Shorter", "Make the focused pane's row shorter", show=False
+    ),
+    ConsoleAction(
+        "wider",
+        "greater_than_sign",
+        "resize(0, 1)",
+        "Wider",
+        "Give the focused pane more of the space it shares with its neighbour",
+        show=False,
+    ),
+    ConsoleAction(
+        "narrower",
+        "less_than_sign",
+        "resize(0, -1)",
+        "Narrower",
+        "Give the focused pane less of the space it shares with its neighbour",
+        show=False,
+    ),
+    ConsoleAction(
+        "theme",
+        "ctrl+t",
+        "toggle_theme",
+        "Light/dark",
+        "Switch between the light and the dark theme (remembered in the config file)",
+        show=False,
     ),
     ConsoleAction("help", "question_mark", "help", "Help", "Show every key"),
     ConsoleAction("palette", "colon", "command_palette", "Commands", "Command palette", show=False),

@@ -21,14 +21,20 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
 
 from core.errors import NotLeader, OrchestryError
-from core.models import AppView
+from core.models import AppView, Event
 from orchestry_tui.console.actions import ACTIONS, BY_ACTION, bindings
 from orchestry_tui.console.backend import BackendUnreachable, ConsoleBackend
 from orchestry_tui.console.formatting import APP_COLUMNS, REPLICA_COLUMNS, app_row, replica_row
-from orchestry_tui.console.frame import Frame
+from orchestry_tui.console.frame import ClusterView, Frame, Leadership
+from orchestry_tui.console.layout import PANE_NAMES, TITLES, Layout, is_compact
+from orchestry_tui.console.natural import natural_key
+from orchestry_tui.console.preferences import Preferences, config_path
+from orchestry_tui.console.preferences import load as load_preferences
+from orchestry_tui.console.preferences import save as save_preferences
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
@@ -38,8 +44,10 @@ from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.screens.whatif import WhatIfScreen
 from orchestry_tui.console.widgets.charts import AppCharts
+from orchestry_tui.console.widgets.cluster_pane import ClusterPane
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.status_bar import StatusBar
 
 # Like k9s' default refresh rate. Replicas are sampled every 2 s, so a faster refresh redrew the charts
@@ -54,6 +62,17 @@ NO_APPS = (
 )
 QUIT_NOTE = "console closed: apps keep running and nginx keeps serving; `orchestry` again adopts them"
 QUIT_AND_STOP_NOTE = "console closed: every app was stopped (`orchestry up NAME` starts one again)"
+LIGHT_THEME = "textual-light"
+DARK_THEME = "textual-dark"
+# The widget that is each pane on screen.
+PANE_IDS = {
+    "apps": "apps-pane",
+    "replicas": "replicas-pane",
+    "charts": "charts",
+    "events": "events",
+    "logs": "logs-pane",
+    "cluster": "cluster-pane",
+}
 
 
 class OrchestryConsole(App[int]):
@@ -63,10 +82,23 @@ class OrchestryConsole(App[int]):
     BINDINGS = bindings()
 
     def __init__(
-        self, backend: ConsoleBackend, readonly: bool = False, poll_seconds: float = POLL_SECONDS
+        self,
+        backend: ConsoleBackend,
+        readonly: bool = False,
+        poll_seconds: float = POLL_SECONDS,
+        preferences_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
+        # Tests and screenshots pass their own file; the console reads the user's config file.
+        self.preferences_path = preferences_path if preferences_path is not None else config_path()
+        self.preferences: Preferences = load_preferences(self.preferences_path)
+        self.layout_state: Layout = self.preferences.layout
+        self.compact = False
+        self.cluster: ClusterView | None = None
+        self._last_leadership: Leadership | None = None
+        self._filter_target = "apps"
+        self._apps_rows = 0  # the apps pane's height in compact mode
         self.readonly = readonly
         self.poll_seconds = poll_seconds
         self.frame: Frame | None = None
@@ -84,15 +116,21 @@ class OrchestryConsole(App[int]):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")
         yield Input(placeholder="filter apps by name · Enter keeps · Esc clears", id="filter")
-        with Vertical(id="apps-pane", classes="pane"):
-            yield KeyedTable(APP_COLUMNS, id="apps")
-            yield Static("starting engine…", id="apps-empty", classes="empty")
-        with Vertical(id="replicas-pane", classes="pane"):
-            yield KeyedTable(REPLICA_COLUMNS, id="replicas")
-            yield Static("select an app above to see its replicas", id="replicas-empty", classes="empty")
-        with Horizontal(id="bottom"):
-            yield AppCharts(id="charts", classes="pane")
-            yield EventsPane(id="events", classes="pane")
+        yield Tabs(id="pane-tabs")
+        with Vertical(id="main"):
+            with Horizontal(id="row-top", classes="row"):
+                with Vertical(id="apps-pane", classes="pane"):
+                    yield KeyedTable(APP_COLUMNS, id="apps")
+                    yield Static("starting engine…", id="apps-empty", classes="empty")
+                yield ClusterPane(id="cluster-pane", classes="pane")
+            with Vertical(id="replicas-pane", classes="pane"):
+                yield KeyedTable(REPLICA_COLUMNS, id="replicas")
+                yield Static("select an app above to see its replicas", id="replicas-empty", classes="empty")
+            with Horizontal(id="row-bottom", classes="row"):
+                yield AppCharts(id="charts", classes="pane")
+                with Vertical(id="side"):
+                    yield EventsPane(id="events", classes="pane")
+                    yield LogPane(self.backend, id="logs-pane", classes="pane")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -100,7 +138,11 @@ class OrchestryConsole(App[int]):
         self.query_one("#replicas-pane").border_title = "replicas"
         self.query_one("#charts").border_title = "charts"
         self.query_one("#events").border_title = "events"
+        self.query_one("#logs-pane").border_title = "logs"
+        self.query_one("#cluster-pane").border_title = "cluster"
         self.query_one(StatusBar).show_starting("starting engine…")
+        self._apply_preferences()
+        self._apply_layout()
         self._quit_on_signals()
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
@@ -137,7 +179,12 @@ class OrchestryConsole(App[int]):
             self._wake.clear()
             if not self._dialog_open():  # Dolphie's habit: no redraw behind a dialog
                 try:
-                    frame = await self.backend.frame(self.selected)
+                    # Work only for what is on screen: no chart series without the charts pane, no
+                    # cluster overview (a store read and a /health per peer) without the cluster pane.
+                    frame, cluster = await asyncio.gather(
+                        self.backend.frame(self.selected if self._shows("charts") else None),
+                        self._cluster_view(),
+                    )
                 except BackendUnreachable as exc:
                     self._show_disconnected(exc)
                 except OrchestryError as exc:
@@ -151,10 +198,24 @@ class OrchestryConsole(App[int]):
                     if not self._dialog_open():
                         try:
                             self._apply(frame)
+                            if cluster is not None:
+                                self.cluster = cluster
+                                self.query_one(ClusterPane).show(cluster)
                         except NoMatches:
                             return  # the console is closing: its widgets are already gone
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    async def _cluster_view(self) -> ClusterView | None:
+        if not self._shows("cluster"):
+            return None
+        try:
+            return await self.backend.cluster()
+        except BackendUnreachable:
+            raise
+        except OrchestryError as exc:
+            self.query_one(ClusterPane).border_subtitle = f"cluster overview failed: {exc}"
+            return None
 
     def _show_disconnected(self, exc: BackendUnreachable) -> None:
         """A state, not an error: shown in the header until a refresh succeeds again."""
@@ -188,6 +249,7 @@ class OrchestryConsole(App[int]):
 
     def _apply(self, frame: Frame) -> None:
         self.frame = frame
+        self._note_leader_change(frame.leadership, frame.now)
         with self.batch_update():
             self.query_one(StatusBar).show(
                 frame.leadership,
@@ -199,16 +261,38 @@ class OrchestryConsole(App[int]):
             )
             self._draw_apps(frame)
             self._draw_replicas(frame)
-            charts = frame.charts if frame.charts and frame.charts.app == self.selected else None
-            self.query_one(AppCharts).show(charts, frame.now, self.selected)
+            if self._shows("charts"):
+                charts = frame.charts if frame.charts and frame.charts.app == self.selected else None
+                self.query_one(AppCharts).show(charts, frame.now, self.selected)
         self.frames_applied += 1
+
+    def _note_leader_change(self, now: Leadership, at: float) -> None:
+        """A new leader or term shows as it happens: a line in the events pane and a notification.
+
+        The engine's own "became leader" event is written by the node that won, which an in-process
+        follower's event bus never carries: the console says it from what every refresh reads."""
+        before, self._last_leadership = self._last_leadership, now
+        if before is None or now.term is None or before.term is None:
+            return
+        if (now.leader_id, now.term) == (before.leader_id, before.term) or now.leader_id is None:
+            return
+        message = (
+            f"leader is now {now.leader_id} (term {now.term}); "
+            f"was {before.leader_id or 'nobody'} (term {before.term})"
+        )
+        event = Event(-now.term, None, "cluster", "leader_changed", message, {}, at)
+        self.query_one(EventsPane).add([event])
+        self.notify(message, title="leadership moved", timeout=8)
+        self.refresh_now()
 
     def _draw_apps(self, frame: Frame) -> None:
         table = self.query_one("#apps", KeyedTable)
         empty = self.query_one("#apps-empty", Static)
-        apps = self._visible_apps(frame)
+        apps = sorted(self._visible_apps(frame), key=lambda a: natural_key(a.name))  # app2 before app10
         table.sync({a.name: app_row(a, frame.figures.get(a.name)) for a in apps})
         empty.display = not apps
+        if self.compact and self._apps_rows != self._compact_apps_height():
+            self._apply_layout()
         if not frame.apps:
             empty.update(NO_APPS)
         elif not apps:
@@ -251,48 +335,79 @@ class OrchestryConsole(App[int]):
             if self.frame is not None:
                 self._draw_replicas(self.frame)
             self.refresh_now()
+        self.query_one(LogPane).follow(self.selected, None)
+
+    @on(DataTable.RowHighlighted, "#replicas")
+    def _replica_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Moving through the replicas table narrows the logs pane to that replica."""
+        table = self.query_one("#replicas", KeyedTable)
+        if table.has_focus and event.row_key.value:
+            self.query_one(LogPane).follow(self.selected, event.row_key.value)
 
     # --- filter -------------------------------------------------------------------------------
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
+        logs = self.query_one(LogPane)
+        self._filter_target = "logs" if logs.has_focus_within else "apps"
+        if self._filter_target == "logs":
+            field.placeholder = "filter log lines · Enter keeps · Esc clears"
+            field.value = logs.filter_text
+        else:
+            field.placeholder = "filter apps by name · Enter keeps · Esc clears"
+            field.value = self.filter_text
         field.add_class("shown")
         field.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_target == "logs":
+            self.query_one(LogPane).set_filter(event.value)
+            return
         self.filter_text = event.value
         if self.frame is not None:
             self._apply(self.frame)
+
+    def _filter_done(self) -> None:
+        if self._filter_target == "logs":
+            self.query_one("#pane-log").focus()
+        else:
+            self.query_one("#apps", KeyedTable).focus()
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self) -> None:
         field = self.query_one("#filter", Input)
         if not field.value:
             field.remove_class("shown")
-        self.query_one("#apps", KeyedTable).focus()
+        self._filter_done()
 
     def on_key(self, event: Any) -> None:
         field = self.query_one("#filter", Input)
         if event.key == "escape" and field.has_focus:
             field.value = ""
             field.remove_class("shown")
-            self.query_one("#apps", KeyedTable).focus()
+            self._filter_done()
             event.stop()
 
     # --- guarded changes ----------------------------------------------------------------------
-    def _target(self, action: str) -> AppView | None:
-        """The selected app if the action may run now; otherwise say why not and return None."""
+    def _refused(self, action: str) -> bool:
+        """True (and the reason said) when ``action`` may not run now: read-only, or still starting."""
         spec = BY_ACTION[action]
         if spec.mutating and self.readonly:
             self.notify(
                 f"read-only: {spec.description.lower()} is disabled (console started with --readonly)",
                 severity="warning",
             )
-            return None
+            return True
         if not self.engine_ready.is_set():
             self.notify(
                 self.start_error or "the engine is still starting: try again in a moment", severity="warning"
             )
+            return True
+        return False
+
+    def _target(self, action: str) -> AppView | None:
+        """The selected app if the action may run now; otherwise say why not and return None."""
+        if self._refused(action):
             return None
         app = self.selected_app()
         if app is None:
@@ -401,6 +516,22 @@ class OrchestryConsole(App[int]):
             lambda: self._change(partial(self.backend.down, app.name), lambda _: f"{app.name} is stopped"),
         )
 
+    def action_step_down(self) -> None:
+        if self._refused("step_down"):
+            return
+        leadership = self.frame.leadership if self.frame is not None else None
+        leader = leadership.leader_id if leadership else None
+        if leadership is None or leader is None:
+            self.notify("no node leads right now: there is nothing to step down", severity="warning")
+            return
+        self._confirm(
+            f"Ask the leader {leader} to step down? It releases the lease of term {leadership.term} and a "
+            "follower takes the next term; apps keep running. With a single controller it takes the lease "
+            "back at once.",
+            f"Step down {leader}",
+            lambda: self._change(self.backend.step_down, lambda message: message),
+        )
+
     # --- views --------------------------------------------------------------------------------
     def action_logs(self) -> None:
         app = self._target("logs")
@@ -463,6 +594,170 @@ class OrchestryConsole(App[int]):
                 action.help + (" [read-only]" if action.mutating and self.readonly else ""),
                 partial(self.run_action, action.action),
             )
+
+    # --- preferences and layout ---------------------------------------------------------------
+    def _apply_preferences(self) -> None:
+        prefs = self.preferences
+        for problem in prefs.problems:
+            self.notify(problem, title="config file", severity="warning", timeout=12)
+        if prefs.keymap:
+            self.set_keymap(prefs.keymap)
+        if prefs.theme:
+            if prefs.theme in self.available_themes:
+                self.theme = prefs.theme
+            else:
+                known = ", ".join(sorted(self.available_themes))
+                self.notify(
+                    f"[console] theme {prefs.theme!r} is unknown: use one of {known}",
+                    title="config file",
+                    severity="warning",
+                    timeout=12,
+                )
+        # Subscribed after the saved theme is applied: only the operator's later choices are saved.
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Any) -> None:
+        if theme.name != self.preferences.theme:
+            self.preferences.theme = theme.name
+            self._save_preferences()
+
+    def _save_preferences(self) -> None:
+        try:
+            save_preferences(self.preferences_path, self.preferences)
+        except (OSError, ValueError) as exc:
+            self.notify(
+                f"preferences not saved to {self.preferences_path}: {exc}", severity="warning", timeout=8
+            )
+
+    def action_toggle_theme(self) -> None:
+        self.theme = DARK_THEME if self.current_theme.name == LIGHT_THEME else LIGHT_THEME
+
+    def _shows(self, pane: str) -> bool:
+        """Whether ``pane`` is on screen now (its refresh work is done only then)."""
+        return pane in self.layout_state.displayed(self.compact)
+
+    def action_toggle_pane(self, pane: str) -> None:
+        layout = self.layout_state
+        if self.compact and pane != "apps":
+            # On a small terminal a pane's key brings its tab forward (showing it again if hidden).
+            layout.hidden.discard(pane)
+            layout.tab = pane
+        else:
+            shown = layout.toggle(pane)
+            if not shown and pane in layout.hidden:
+                self.notify(f"{TITLES[pane]} pane hidden: press the same key to show it again", timeout=4)
+        self._apply_layout()
+        self._focus_pane(pane)
+        self.preferences.layout = layout
+        self._save_preferences()
+
+    def _focused_pane(self) -> str | None:
+        node: Widget | None = self.focused
+        ids = {widget_id: name for name, widget_id in PANE_IDS.items()}
+        while node is not None:
+            if node.id in ids:
+                return ids[node.id]
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return None
+
+    def _focus_pane(self, pane: str) -> None:
+        if not self._shows(pane):
+            return
+        widget = self.query_one(f"#{PANE_IDS[pane]}")
+        focusable = [w for w in widget.query("*") if w.focusable]
+        if focusable:
+            focusable[0].focus()
+
+    def action_resize(self, taller: int, wider: int) -> None:
+        if self.compact:
+            self.notify("the terminal is too small to resize panes: each pane has its own tab", timeout=4)
+            return
+        pane = self._focused_pane() or "apps"
+        if taller:
+            self.layout_state.grow(pane, taller)
+        if wider:
+            self.layout_state.widen(pane, wider)
+        self._apply_layout()
+        self._save_preferences()
+
+    def on_resize(self) -> None:
+        if is_compact(self.size.width, self.size.height) != self.compact:
+            self._apply_layout()
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_chosen(self, event: Tabs.TabActivated) -> None:
+        pane = (event.tab.id or "").removeprefix("tab-")
+        if pane in PANE_NAMES and pane != self.layout_state.tab:
+            self.layout_state.tab = pane
+            self._apply_layout()
+
+    def _apply_layout(self) -> None:
+        """Show, hide and size the panes as the layout says; in compact mode one tab under the apps."""
+        layout = self.layout_state
+        self.compact = compact = is_compact(self.size.width, self.size.height)
+        on = layout.displayed(compact)
+        rows, splits = layout.rows, layout.splits
+        panes = {name: self.query_one(f"#{widget_id}") for name, widget_id in PANE_IDS.items()}
+        for name, widget in panes.items():
+            widget.display = name in on
+        top, bottom, side = (self.query_one(f"#{i}") for i in ("row-top", "row-bottom", "side"))
+        top.display = bool(on & {"apps", "cluster"})
+        bottom.display = bool(on & {"charts", "events", "logs"})
+        side.display = bool(on & {"events", "logs"})
+        if compact:
+            top.styles.layout = "vertical"
+            apps_height = self._apps_rows = self._compact_apps_height()
+            top.styles.height = "1fr" if "cluster" in on else apps_height
+            panes["apps"].styles.height = apps_height
+            for name in ("apps", "cluster", "charts", "events", "logs"):
+                panes[name].styles.width = "1fr"
+            for name in ("cluster", "replicas", "events", "logs"):
+                panes[name].styles.height = "1fr"
+            bottom.styles.height = side.styles.width = "1fr"
+        else:
+            top.styles.layout = "horizontal"
+            top.styles.height = f"{rows['top']}fr"
+            panes["apps"].styles.height = panes["cluster"].styles.height = "100%"
+            panes["apps"].styles.width = f"{splits['top']}fr"
+            panes["cluster"].styles.width = f"{100 - splits['top']}fr"
+            panes["replicas"].styles.height = f"{rows['middle']}fr"
+            bottom.styles.height = f"{rows['bottom']}fr"
+            panes["charts"].styles.width = f"{splits['bottom']}fr"
+            side.styles.width = f"{100 - splits['bottom']}fr"
+            panes["events"].styles.height = f"{splits['side']}fr"
+            panes["logs"].styles.height = f"{100 - splits['side']}fr"
+        self._sync_tabs(compact)
+        self.query_one(ClusterPane).set_active("cluster" in on)
+        logs = self.query_one(LogPane)
+        logs.follow(self.selected, logs.replica)
+        logs.set_active("logs" in on)
+        focused = self._focused_pane()
+        if self.focused is None or (focused is not None and focused not in on):
+            for name in ("apps", *PANE_NAMES):
+                if name in on:
+                    self._focus_pane(name)
+                    break
+        self.refresh_now()
+
+    def _compact_apps_height(self) -> int:
+        """On a small terminal the apps table keeps its rows (up to 40 % of the screen) above the tab."""
+        rows = len(self._visible_apps(self.frame)) if self.frame is not None else 1
+        return max(4, min(rows + 3, int(self.size.height * 0.4)))
+
+    def _sync_tabs(self, compact: bool) -> None:
+        tabs = self.query_one("#pane-tabs", Tabs)
+        tabs.display = compact
+        if not compact:
+            return
+        wanted = self.layout_state.tabs()
+        present = [tab.id.removeprefix("tab-") for tab in tabs.query(Tab) if tab.id]
+        if present != wanted:
+            tabs.clear()
+            for name in wanted:
+                tabs.add_tab(Tab(TITLES[name], id=f"tab-{name}"))
+        active = self.layout_state.active_tab()
+        if active is not None and tabs.active != f"tab-{active}":
+            tabs.active = f"tab-{active}"
 
     # --- quitting -----------------------------------------------------------------------------
     async def action_quit(self) -> None:

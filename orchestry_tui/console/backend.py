@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from core.errors import OrchestryError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
-from orchestry_tui.console.frame import Frame
+from orchestry_tui.console.frame import ClusterView, Frame
 
 
 class BackendUnreachable(OrchestryError):
@@ -80,3 +80,11 @@ class ConsoleBackend(Protocol):
     def follow_logs(self, name: str) -> AsyncIterator[LogLine]: ...
 
     async def diagnostic_snapshot(self) -> bytes: ...
+
+    async def cluster(self) -> ClusterView:
+        """Every controller, the lease and the term history (only asked while the pane shows)."""
+        ...
+
+    async def step_down(self) -> str:
+        """Ask the leader to release its lease; returns what happened, in a sentence."""
+        ...

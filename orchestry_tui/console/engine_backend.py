@@ -11,7 +11,14 @@ from core.errors import NotLeader, OrchestryError, SettingsError
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.api_server import ConsoleApiServer
-from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
+from orchestry_tui.console.frame import (
+    AppFigures,
+    ClusterView,
+    Frame,
+    Leadership,
+    chart_data,
+    cluster_view,
+)
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -147,6 +154,22 @@ class EngineBackend:
             lease_expires_at=lease.expires_at if lease else None,
         )
 
+    async def cluster(self) -> ClusterView:
+        return cluster_view(await self._engine.cluster_overview())
+
+    async def step_down(self) -> str:
+        """The leader releases its lease: this node if it leads, else the leader asked over its API."""
+        engine = self._engine
+        if engine.cluster.is_leader():
+            term = engine.cluster.term
+            await engine.release_leadership()
+            return f"{engine.node_id} released the lease of term {term}: a peer takes over"
+        lease = engine.cluster.lease
+        leader = engine.cluster.leader_id
+        if leader is None or lease is None or not lease.api_url:
+            raise NotLeader(None)
+        return await release_remote(lease.api_url, self.settings, leader)
+
     async def recent_events(self, limit: int) -> list[Event]:
         return await self._engine.events(limit=limit)
 
@@ -199,3 +222,21 @@ class EngineBackend:
 
     async def down(self, name: str) -> None:
         await self._engine.down(name)
+
+
+async def release_remote(api_url: str, settings: Settings, leader: str) -> str:
+    """DELETE /api/v1/cluster/leadership on the leader's API (a follower console steering its cluster)."""
+    from orchestry_tui.cli.async_client import AsyncApiClient
+    from orchestry_tui.cli.client import ApiError, DaemonUnreachable
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    client = AsyncApiClient(api_url, token)
+    try:
+        await client.delete("/api/v1/cluster/leadership")
+    except DaemonUnreachable as exc:
+        raise OrchestryError(f"the leader {leader} at {api_url} did not answer: {exc.reason}") from None
+    except ApiError as exc:
+        raise OrchestryError(f"the leader {leader} at {api_url} refused to step down: {exc.detail}") from None
+    finally:
+        await client.close()
+    return f"{leader} released its lease: a peer takes over"

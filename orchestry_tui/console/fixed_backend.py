@@ -14,7 +14,15 @@ from typing import Any
 from core.errors import Conflict, NotFound
 from core.models import AppView, Event, ReplicaView, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
-from orchestry_tui.console.frame import AppFigures, ChartData, Frame, Leadership
+from orchestry_tui.console.frame import (
+    AppFigures,
+    ChartData,
+    ClusterNode,
+    ClusterView,
+    Frame,
+    Leadership,
+    TermRecord,
+)
 
 FIXED_NOW = 1_700_000_000.0
 FIXED_DATA = "this console shows fixed sample data: nothing runs, so nothing can change"
@@ -30,6 +38,7 @@ class FixedBackend:
         logs: dict[str, list[LogLine]] | None = None,
         leadership: Leadership | None = None,
         nodes: list[NodeInfo] | None = None,
+        cluster: ClusterView | None = None,
         now: float = FIXED_NOW,
         state_dir: Path = Path("/tmp/orchestry-fixed"),
     ) -> None:
@@ -43,6 +52,7 @@ class FixedBackend:
             node_id="node-a", state="leader", term=3, leader_id="node-a", lease_expires_at=now + 24
         )
         self.node_list = nodes or []
+        self.cluster_view = cluster or sample_cluster(self.leadership, now)
         self.api_address = "127.0.0.1:8000"
         self.lb_address = "127.0.0.1:8080"
         self.runtime = "docker"
@@ -88,6 +98,12 @@ class FixedBackend:
         await asyncio.Event().wait()
 
     async def diagnostic_snapshot(self) -> bytes:
+        raise Conflict(FIXED_DATA)
+
+    async def cluster(self) -> ClusterView:
+        return self.cluster_view
+
+    async def step_down(self) -> str:
         raise Conflict(FIXED_DATA)
 
     async def scale(self, name: str, replicas: int) -> ScaleResult:
@@ -141,6 +157,44 @@ class FixedBackend:
 
     async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         raise Conflict(FIXED_DATA)
+
+
+def sample_cluster(leadership: Leadership, now: float) -> ClusterView:
+    """Three controllers: this one, a peer, and one killed a minute ago; four terms of history."""
+    me = leadership.node_id
+    leader = leadership.leader_id
+    peers = [me, "node-b", "node-c"] if me != "node-b" else [me, "node-a", "node-c"]
+
+    def node(node_id: str, index: int) -> ClusterNode:
+        down = node_id == "node-c"
+        state = "down" if down else ("leader" if node_id == leader else "follower")
+        return ClusterNode(
+            node_id=node_id,
+            hostname=f"ctl-{index}",
+            api_url=f"http://10.0.0.{index}:8000",
+            state=state if leader else ("down" if down else "candidate"),
+            heartbeat_age=64.0 if down else 1.0 + index / 2,
+            database="unknown" if down else "ok",
+            version=None if down else "2.0.0",
+        )
+
+    term = leadership.term or 1
+    history = [
+        TermRecord(term, leader or me, now - 240, None, None),
+        TermRecord(term - 1, "node-c", now - 900, now - 245, "expired"),
+        TermRecord(term - 2, "node-b", now - 3000, now - 905, "released"),
+        TermRecord(term - 3, "node-a", now - 3600, now - 3005, "fenced"),
+    ]
+    return ClusterView(
+        now=now,
+        answered_by=me,
+        term=leadership.term,
+        leader_id=leader,
+        lease_expires_at=leadership.lease_expires_at if leader else None,
+        lease_ttl=30.0,
+        nodes=[node(n, i + 1) for i, n in enumerate(sorted(peers))],
+        history=[h for h in history if h.term >= 1],
+    )
 
 
 def sample_backend(now: float = FIXED_NOW) -> FixedBackend:

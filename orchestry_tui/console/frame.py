@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.models import AppView
 
@@ -73,3 +74,73 @@ class Frame:
     apps: list[AppView]
     figures: dict[str, AppFigures] = field(default_factory=dict)
     charts: ChartData | None = None
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    node_id: str
+    hostname: str
+    api_url: str
+    state: str  # leader | follower | candidate | down
+    heartbeat_age: float
+    database: str  # ok | error | unknown
+    version: str | None
+
+
+@dataclass(frozen=True)
+class TermRecord:
+    term: int
+    leader_id: str
+    acquired_at: float
+    ended_at: float | None
+    ended: str | None  # released | expired | fenced | None while it leads
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The cluster pane's data: as GET /api/v1/cluster/overview answers (times on the database clock)."""
+
+    now: float
+    answered_by: str
+    term: int | None
+    leader_id: str | None
+    lease_expires_at: float | None
+    lease_ttl: float | None
+    nodes: list[ClusterNode]
+    history: list[TermRecord]
+
+
+def cluster_view(overview: Mapping[str, Any]) -> ClusterView:
+    """The pane's data from an overview answer (the engine's dict or the API's JSON, the same shape)."""
+    lease = overview.get("lease") or {}
+    live = lease.get("remaining", 0) > 0 and overview.get("leader_id") is not None
+    return ClusterView(
+        now=float(overview["now"]),
+        answered_by=str(overview.get("node_id") or "?"),
+        term=overview.get("term"),
+        leader_id=overview.get("leader_id"),
+        lease_expires_at=float(lease["expires_at"]) if live else None,
+        lease_ttl=float(lease["ttl"]) if lease.get("ttl") else None,
+        nodes=[
+            ClusterNode(
+                node_id=str(n["node_id"]),
+                hostname=str(n.get("hostname") or ""),
+                api_url=str(n.get("api_url") or ""),
+                state=str(n.get("state") or "?"),
+                heartbeat_age=float(n.get("heartbeat_age") or 0.0),
+                database=str(n.get("database") or "unknown"),
+                version=n.get("version"),
+            )
+            for n in overview.get("nodes") or []
+        ],
+        history=[
+            TermRecord(
+                term=int(h["term"]),
+                leader_id=str(h["leader_id"]),
+                acquired_at=float(h["acquired_at"]),
+                ended_at=h.get("ended_at"),
+                ended=h.get("ended"),
+            )
+            for h in overview.get("history") or []
+        ],
+    )

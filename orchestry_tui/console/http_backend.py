@@ -22,7 +22,7 @@ from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.client.async_http import AsyncApiClient
 from orchestry_tui.client.http import ApiError, DaemonUnreachable, path_part
 from orchestry_tui.console.backend import BackendUnreachable
-from orchestry_tui.console.frame import AppFigures, Frame, Leadership, chart_data
+from orchestry_tui.console.frame import AppFigures, ClusterView, Frame, Leadership, chart_data, cluster_view
 
 CHART_SECONDS = 300
 # Events are polled, not streamed: see README "Console attached to a daemon" for why.
@@ -216,6 +216,15 @@ class HttpBackend:
         except NotFound:
             return None  # deleted since the last frame: the next frame no longer lists it
         return {key: [(float(t), float(v)) for t, v in points] for key, points in answer["series"].items()}
+
+    async def cluster(self) -> ClusterView:
+        return cluster_view(await self._get("/api/v1/cluster/overview"))
+
+    async def step_down(self) -> str:
+        """Through a controller LB the DELETE reaches the leader (followers answer 503, the LB retries)."""
+        answer = await self._call(lambda: self._client.delete("/api/v1/cluster/leadership"))
+        who = (answer or {}).get("node_id") or "the leader"
+        return f"{who} released its lease: a peer takes over"
 
     async def recent_events(self, limit: int) -> list[Event]:
         events = await self._events(limit, since=None)

@@ -13,6 +13,13 @@ from tests.integration.harness import demo_app
 from tests.integration.harness import wait_for as until
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console saves its layout and theme to the config file: never the user's own."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("ORCHESTRY_CONFIG", raising=False)
+
+
 @pytest.fixture
 def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Clock columns render in UTC so baselines match on any machine."""

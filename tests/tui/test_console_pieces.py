@@ -20,7 +20,9 @@ def test_every_binding_has_a_unique_id_and_a_help_row() -> None:
     assert len(set(keys)) == len(keys), "two actions share a key"
     assert [row[1] for row in help_rows()] == [a.help for a in ACTIONS]
     mutating = {a.id for a in ACTIONS if a.mutating}
-    assert mutating == {"scale", "restart", "restart_replica", "mode", "up", "down", "quit_and_stop"}
+    assert mutating == {
+        "scale", "restart", "restart_replica", "mode", "up", "down", "quit_and_stop", "step_down"
+    }  # fmt: skip
 
 
 class LogApp(App[None]):

@@ -20,6 +20,7 @@ class KeyedTable(DataTable[object]):
             self.add_column(label, key=key)
 
     def sync(self, rows: dict[str, tuple[object, ...]]) -> None:
+        """Show ``rows`` in their order; cells change in place, rows are rebuilt only on a reorder."""
         for gone in [key for key in self._shown if key not in rows]:
             self.remove_row(gone)
             del self._shown[gone]
@@ -32,6 +33,19 @@ class KeyedTable(DataTable[object]):
                     if old != new:
                         self.update_cell(key, column, new, update_width=True)
             self._shown[key] = cells
+        if list(self._shown) != list(rows):
+            self._rebuild(rows)
+
+    def _rebuild(self, rows: dict[str, tuple[object, ...]]) -> None:
+        """A row moved (e.g. app10 registered between app2 and app11): rebuild, keeping the cursor's row."""
+        selected = self.selected_key
+        self.clear()
+        self._shown = {}
+        for key, cells in rows.items():
+            self.add_row(*cells, key=key)
+            self._shown[key] = cells
+        if selected in rows:
+            self.move_cursor(row=self.get_row_index(selected))
 
     @property
     def selected_key(self) -> str | None:

@@ -95,6 +95,16 @@ class LogView(ScrollView, can_focus=True):
             self.post_message(self.FollowChanged(False, self.unseen))
         self.refresh()
 
+    def clear(self) -> None:
+        """Forget every line and follow the tail again (the pane switched to another app or replica)."""
+        self.lines.clear()
+        self._width = 0
+        self.unseen = 0
+        self.following = True
+        self.virtual_size = Size(0, 0)
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         if index >= len(self.lines):

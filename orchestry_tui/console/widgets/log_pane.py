@@ -1,0 +1,148 @@
+"""The live logs pane on the main screen: the selected app's replicas merged, or one replica.
+
+Lines stream only while the pane is shown; they are written in batches (one refresh per tenth of a
+second) and the last ``KEPT_LINES`` are kept raw, so switching between the app and one of its replicas,
+or changing the filter, redraws at once without asking the engine again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.timer import Timer
+from textual.widgets import Static
+
+from core.errors import OrchestryError
+from core.runtime.base import LogLine
+from orchestry_tui.console.backend import ConsoleBackend
+from orchestry_tui.console.widgets.log_view import LogView
+
+BATCH_SECONDS = 0.1
+KEPT_LINES = 5000
+VIEW_LINES = 2000
+
+
+class LogPane(Vertical):
+    def __init__(self, backend: ConsoleBackend, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.backend = backend
+        self.app_name: str | None = None
+        self.replica: str | None = None
+        self.filter_text = ""
+        self.active = False
+        self.kept: deque[LogLine] = deque(maxlen=KEPT_LINES)
+        self._pending: list[LogLine] = []
+        self._flusher: Timer | None = None
+        self._ended = ""
+
+    def compose(self) -> ComposeResult:
+        yield LogView(max_lines=VIEW_LINES, id="pane-log")
+        yield Static("select an app to follow its logs", id="pane-log-status")
+
+    def on_mount(self) -> None:
+        self._flusher = self.set_interval(BATCH_SECONDS, self._flush, pause=True)
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one("#pane-log", LogView)
+
+    # --- what to follow -----------------------------------------------------------------------
+    def set_active(self, active: bool) -> None:
+        """A hidden pane streams nothing: its worker stops, and starts again (with the tail) when shown."""
+        if active == self.active:
+            return
+        self.active = active
+        if active:
+            self._restart()
+        else:
+            self.workers.cancel_group(self, "pane-logs")
+            if self._flusher is not None:
+                self._flusher.pause()
+
+    def follow(self, app: str | None, replica: str | None = None) -> None:
+        if app != self.app_name:
+            self.app_name, self.replica = app, replica
+            if self.active:
+                self._restart()
+            return
+        if replica != self.replica:
+            self.replica = replica
+            self._redraw()
+
+    def set_filter(self, text: str) -> None:
+        if text != self.filter_text:
+            self.filter_text = text
+            self._redraw()
+
+    def _restart(self) -> None:
+        self.workers.cancel_group(self, "pane-logs")
+        self.kept.clear()
+        self._pending = []
+        self._ended = ""
+        self.view.clear()
+        self._title()
+        if self.app_name is None:
+            self._status_text("select an app to follow its logs")
+            return
+        self._status_text(f"waiting for log lines from {self.app_name}…")
+        if self._flusher is not None:
+            self._flusher.resume()
+        self._stream(self.app_name)
+
+    @work(exclusive=True, group="pane-logs")
+    async def _stream(self, app: str) -> None:
+        try:
+            async for line in self.backend.follow_logs(app):
+                self._pending.append(line)
+        except OrchestryError as exc:
+            self._ended = f"log stream ended: {exc}"
+
+    # --- drawing ------------------------------------------------------------------------------
+    def _shows(self, line: LogLine) -> bool:
+        if self.replica is not None and line.replica != self.replica:
+            return False
+        return not self.filter_text or self.filter_text.lower() in line.message.lower()
+
+    def _flush(self) -> None:
+        if self._ended:
+            self._status_text(self._ended)
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.kept.extend(batch)
+        shown = [line for line in batch if self._shows(line)]
+        if shown:
+            self.view.add_lines(shown)
+        self._status()
+
+    def _redraw(self) -> None:
+        view = self.view
+        view.clear()
+        view.add_lines([line for line in self.kept if self._shows(line)][-VIEW_LINES:])
+        self._title()
+        self._status()
+
+    def _title(self) -> None:
+        if self.app_name is None:
+            self.border_title = "logs"
+        else:
+            scope = self.replica or f"{self.app_name} (all replicas)"
+            shown = f" · filter '{self.filter_text}'" if self.filter_text else ""
+            self.border_title = f"logs {scope}{shown}"
+
+    def _status(self) -> None:
+        view = self.view
+        if view.following:
+            self._status_text(f"following · {len(view.lines)} lines · scroll up to pause")
+        else:
+            self._status_text(f"paused · {view.unseen} new lines · End or G resumes")
+
+    def _status_text(self, text: str) -> None:
+        self.query_one("#pane-log-status", Static).update(text)
+
+    def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
+        event.stop()
+        self._status()
