@@ -643,9 +643,7 @@ class OrchestryConsole(App[int]):
             layout.hidden.discard(pane)
             layout.tab = pane
         else:
-            shown = layout.toggle(pane)
-            if not shown and pane in layout.hidden:
-                self.notify(f"{TITLES[pane]} pane hidden: press the same key to show it again", timeout=4)
+            layout.toggle(pane)
         self._apply_layout()
         self._focus_pane(pane)
         self.preferences.layout = layout

@@ -49,7 +49,7 @@ class FixedBackend:
         self.log_lines = logs or {}
         self.now = now
         self.leadership = leadership or Leadership(
-            node_id="node-a", state="leader", term=3, leader_id="node-a", lease_expires_at=now + 24
+            node_id="node-a", state="leader", term=5, leader_id="node-a", lease_expires_at=now + 24
         )
         self.node_list = nodes or []
         self.cluster_view = cluster or sample_cluster(self.leadership, now)
@@ -265,14 +265,14 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
             replica("web", 3, True, 35.2, 12.3, node="node-2"),
         ],
     )
-    api = app(
-        "api",
+    worker = app(
+        "worker",
         "degraded",
-        "1/2 replicas ready: api-2 failed its health check 3 times",
+        "1/2 replicas ready: worker-2 failed its health check 3 times",
         "manual",
         [
-            replica("api", 1, True, 5.0, 8.0, node="node-2"),
-            replica("api", 2, False, 0.0, 7.5, "GET /health: 500", node="node-3"),
+            replica("worker", 1, True, 5.0, 8.0, node="node-2"),
+            replica("worker", 2, False, 0.0, 7.5, "GET /health: 500", node="node-3"),
         ],
     )
     seconds = [now - 120 + i for i in range(0, 121, 4)]
@@ -289,6 +289,7 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
             cpu_of_limit=False,
         )
     }
+    unhealthy = "worker-2 failed its health check 3 times"
     events = [
         Event(1, "web", "lifecycle", "app_up", "web is starting with 2 replica(s)", {}, now - 300),
         Event(
@@ -300,7 +301,7 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
             {},
             now - 120,
         ),
-        Event(3, "api", "health", "replica_unhealthy", "api-2 failed its health check 3 times", {}, now - 30),
+        Event(3, "worker", "health", "replica_unhealthy", unhealthy, {}, now - 30),
     ]
     logs = {
         "web": [
@@ -309,10 +310,10 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
         ]
     }
     return FixedBackend(
-        apps=[web, api],
+        apps=[web, worker],
         figures={
             "web": AppFigures(rps=64.0, p95_latency_ms=180.0, cpu_percent=31.6, memory_percent=11.9),
-            "api": AppFigures(rps=None, p95_latency_ms=None, cpu_percent=2.5, memory_percent=7.8),
+            "worker": AppFigures(rps=None, p95_latency_ms=None, cpu_percent=2.5, memory_percent=7.8),
         },
         events=events,
         charts=charts,

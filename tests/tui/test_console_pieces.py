@@ -71,8 +71,8 @@ async def test_filter_narrows_the_apps_table_and_escape_clears_it() -> None:
         await until(lambda: app.frames_applied, what="first frame")
         table = app.query_one("#apps", KeyedTable)
         assert table.row_count == 2
-        await pilot.press("slash", "a", "p")
-        assert table.row_count == 1 and table.selected_key == "api"
+        await pilot.press("slash", "w", "o")
+        assert table.row_count == 1 and table.selected_key == "worker"
         await pilot.press("x", "x")
         assert "no app matches the filter" in str(app.query_one("#apps-empty").render())
         await pilot.press("escape")

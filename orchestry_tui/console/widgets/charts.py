@@ -9,10 +9,18 @@ from textual_plotext import PlotextPlot
 
 from orchestry_tui.console.frame import ChartData, Series
 
+WINDOW_SECONDS = 300.0
+
 
 def _relative(series: Series, now: float) -> tuple[list[float], list[float]]:
     """Seconds before now on the x axis, so the axis reads the same whatever the clock says."""
     return [t - now for t, _ in series], [v for _, v in series]
+
+
+def _in_window(series: Series, now: float) -> Series:
+    """Points outside the window (older, or ahead of ``now`` when a daemon's clock runs fast) are
+    dropped: plotext would otherwise stretch the axis past the frame's labels."""
+    return [(t, v) for t, v in series if -WINDOW_SECONDS <= t - now <= 0]
 
 
 class Chart(PlotextPlot):
@@ -35,6 +43,7 @@ class Chart(PlotextPlot):
     ) -> None:
         plt = self.plt
         plt.clear_data()
+        lines = [(label, _in_window(series, now)) for label, series in lines]
         has_data = any(series for _, series in lines)
         self.empty_message = "" if has_data else f"{title}\n\n{empty_reason or 'no data yet'}"
         plt.title(title)

@@ -107,17 +107,17 @@ class LogView(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
+        # The widget's own style under every line: the theme's background, light or dark.
+        base = self.rich_style
         if index >= len(self.lines):
-            return Strip.blank(self.size.width)
+            return Strip.blank(self.size.width, base)
         segments = [
-            Segment(s.text, s.style or Style())
+            Segment(s.text, base + (s.style or Style()))
             for s in self.lines[index].render(self.app.console)
             if s.text != "\n"
         ]
         strip = Strip(segments)
-        return strip.crop(self.scroll_offset.x, self.scroll_offset.x + self.size.width).extend_cell_length(
-            self.size.width
-        )
+        return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + self.size.width, base)
 
     def _at_bottom(self) -> bool:
         return self.scroll_offset.y >= self.max_scroll_y
