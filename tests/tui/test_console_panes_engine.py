@@ -1,0 +1,147 @@
+"""The cluster and logs panes against a real Engine (Docker, nginx, SQLite), driven by keys."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from textual.widgets import Button
+
+from core import __version__
+from core.engine import Engine
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.widgets.cluster_pane import ClusterPane
+from orchestry_tui.console.widgets.events_pane import EventsPane
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_pane import LogPane
+from tests.integration.harness import get_text, lb, ready_is
+from tests.tui.conftest import until
+
+SIZE = (200, 50)
+
+
+def console(engine: Engine, readonly: bool = False) -> OrchestryConsole:
+    backend = EngineBackend(engine.settings, engine=engine)
+    return OrchestryConsole(backend, readonly=readonly, poll_seconds=0.3)
+
+
+def pane_text(app: OrchestryConsole) -> str:
+    return "\n".join(line.plain for line in app.query_one(LogPane).view.lines)
+
+
+def status(app: OrchestryConsole) -> str:
+    return str(app.query_one("#pane-log-status").render())
+
+
+async def not_found(engine: Engine, app_name: str) -> None:
+    """One request through nginx for a missing page: the replica logs "response:404" (its health
+    checks log only 200s), so the line can be told apart from the steady probe lines."""
+    await get_text(lb(engine, app_name, f"missing-{uuid.uuid4().hex[:8]}"))
+
+
+def misses(app: OrchestryConsole) -> int:
+    return pane_text(app).count("response:404")
+
+
+async def test_logs_pane_follows_pauses_resumes_and_switches_with_the_selection(
+    engine: Engine, running_app: str
+) -> None:
+    await engine.scale(running_app, 2)
+    await until(lambda: ready_is(engine, running_app, 2), timeout=60, what="2 ready")
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        logs = app.query_one(LogPane)
+        await until(lambda: f"{running_app}-1" in pane_text(app), timeout=15, what="the tail of the logs")
+        assert logs.border_title == f"logs {running_app} (all replicas)"
+
+        before = misses(app)
+        await not_found(engine, running_app)
+        sent = time.monotonic()
+        await until(lambda: misses(app) > before, timeout=10, what="the new line")
+        print(f"a new log line reached the pane {time.monotonic() - sent:.2f} s after its request")
+        assert status(app).startswith("following")
+
+        logs.view.focus()
+        await pilot.press("pageup")
+        assert not logs.view.following and status(app).startswith("paused")
+        paused_at = misses(app)
+        for _ in range(3):
+            await not_found(engine, running_app)
+        await until(lambda: logs.view.unseen >= 3, timeout=10, what="lines counted while paused")
+        assert f"{logs.view.unseen} new lines" in status(app)
+        await pilot.press("G")
+        assert logs.view.following and logs.view.unseen == 0
+        await until(lambda: misses(app) >= paused_at + 3, what="the lines that came while paused")
+
+        replicas = app.query_one("#replicas", KeyedTable)
+        replicas.focus()
+        await pilot.press("down")  # onto the second replica: the pane narrows to it
+        second = f"{running_app}-2"
+        await until(lambda: logs.replica == second, what="the pane follows the selected replica")
+        assert logs.border_title == f"logs {second}"
+        shown = [line.plain for line in logs.view.lines]
+        assert shown and all(second in line for line in shown)
+
+        app.query_one("#apps", KeyedTable).focus()
+        app.query_one(LogPane).follow(running_app, None)  # what highlighting an app row does
+        await until(lambda: f"{running_app}-1 " in pane_text(app), what="all replicas again")
+
+        logs.view.focus()
+        await pilot.press("slash", *"404")
+        await until(lambda: logs.filter_text == "404", what="the filter")
+        assert logs.view.lines and all("response:404" in line.plain for line in logs.view.lines)
+        await pilot.press("escape")
+        assert logs.filter_text == "" and f"{running_app}-2 " in pane_text(app)
+
+
+async def test_cluster_pane_shows_this_node_and_step_down_moves_the_term(
+    engine: Engine, running_app: str
+) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.query_one(ClusterPane).view, what="the cluster overview")
+        view = app.query_one(ClusterPane).view
+        assert view is not None
+        me = engine.node_id
+        node = next(n for n in view.nodes if n.node_id == me)
+        assert (node.state, node.database, node.version) == ("leader", "ok", __version__)
+        first_term = view.term
+        assert first_term is not None and view.history[0].ended is None
+        left = app.query_one(ClusterPane).lease_left()
+        assert left is not None and 0 < left <= engine.cluster.ttl
+
+        await pilot.press("L")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        assert me in str(app.screen.query_one("#question").render())
+        assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+        await pilot.press("enter")  # Cancel has the focus: nothing happens
+        assert engine.cluster.term == first_term and engine.cluster.is_leader()
+
+        await pilot.press("L")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation again")
+        app.screen.query_one("#confirm", Button).press()
+        # A lone node takes the lease back at once, as the next term.
+        await until(lambda: engine.cluster.is_leader() and engine.cluster.term != first_term, what="term+1")
+
+        def released() -> bool:
+            view = app.query_one(ClusterPane).view
+            return bool(view and view.term != first_term and view.history[1].ended == "released")
+
+        await until(released, timeout=15, what="the pane's history shows the released term")
+        events = "\n".join(str(line) for line in app.query_one(EventsPane).lines)
+        assert f"term {engine.cluster.term}" in events
+
+
+async def test_readonly_refuses_step_down(engine: Engine, running_app: str) -> None:
+    app = console(engine, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.query_one(ClusterPane).view, what="the cluster overview")
+        term = engine.cluster.term
+        await pilot.press("L")
+        await pilot.pause(0.3)
+        assert len(app.screen_stack) == 1
+        assert any("read-only" in n.message for n in app._notifications)
+        assert engine.cluster.term == term and engine.cluster.is_leader()
