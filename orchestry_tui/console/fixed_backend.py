@@ -194,6 +194,7 @@ def sample_cluster(leadership: Leadership, now: float) -> ClusterView:
         lease_ttl=30.0,
         nodes=[node(n, i + 1) for i, n in enumerate(sorted(peers))],
         history=[h for h in history if h.term >= 1],
+        ticking=False,  # snapshots render the same countdown however long they take
     )
 
 

@@ -108,6 +108,7 @@ class ClusterView:
     lease_ttl: float | None
     nodes: list[ClusterNode]
     history: list[TermRecord]
+    ticking: bool = True  # the lease counts down between refreshes (fixed sample data does not)
 
 
 def cluster_view(overview: Mapping[str, Any]) -> ClusterView:

@@ -106,7 +106,8 @@ class ClusterPane(Vertical):
         view = self.view
         if view is None or view.lease_expires_at is None:
             return None
-        return view.lease_expires_at - view.now - (time.monotonic() - self._received)
+        elapsed = time.monotonic() - self._received if view.ticking else 0.0
+        return view.lease_expires_at - view.now - elapsed
 
     def _tick(self) -> None:
         view = self.view
