@@ -42,6 +42,10 @@ async def test_a_restarted_controller_adopts_the_services_unchanged(swarm_lab: A
         assert len(answered) == 3, answered
         adopted = [e for e in await second.events(app=name) if e.kind == "replicas_adopted"]
         assert adopted, "the second controller did not say it adopted the replicas"
+        # Their logs come through the manager from whichever node runs each task.
+        lines = await second.logs(name, tail=20)
+        started = {line.replica for line in lines if "orchestry demo: replica=" in line.message}
+        assert started == {f"{name}-{slot}" for slot in (1, 2, 3)}, [line.message for line in lines]
 
 
 async def test_two_installations_on_one_swarm_never_touch_each_others_services(
