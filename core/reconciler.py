@@ -413,7 +413,8 @@ class Reconciler:
             await self.emit(
                 "lifecycle",
                 "replica_vanished",
-                f"replica {gone.name} disappeared from Docker; it will be replaced",
+                f"replica {gone.name} is gone from Docker (or Swarm replaced its task); "
+                "it left the load balancer and is replaced",
                 app=state.name,
                 details={"slot": gone.slot, "container_id": cid[:12]},
             )
