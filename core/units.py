@@ -76,3 +76,12 @@ def format_memory(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def readable_memory(size: int) -> str:
+    """A memory size for people, rounded: ``"23.5Gi"``, ``"256Mi"``, ``"12Ki"``."""
+    if size >= MEMORY_UNITS["Gi"]:
+        return f"{size / MEMORY_UNITS['Gi']:.1f}Gi"
+    if size >= MEMORY_UNITS["Mi"]:
+        return f"{size / MEMORY_UNITS['Mi']:.0f}Mi"
+    return f"{size / MEMORY_UNITS['Ki']:.0f}Ki"

@@ -9,18 +9,20 @@ so a node whose API is unreachable shows ``null`` figures with the reason instea
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import docker.errors
 import requests.exceptions
 from docker import APIClient
 
-from core.errors import BadRequest, Conflict, NotFound
+from core.errors import BadRequest, Conflict, NotFound, RuntimeUnavailable
 from core.runtime.base import LABEL_CLUSTER, LABEL_MANAGED, NODE_AVAILABILITIES, NodeInfo
+from core.runtime.docker_calls import _explanation
 
 NODE_LABEL_DOCKER_URL = "orchestry.docker-url"
 NODE_LABEL_ADDRESS = "orchestry.address"
@@ -192,6 +194,18 @@ def _ping_docker(url: str, timeout: float) -> None:
         client.close()
 
 
+@contextlib.contextmanager
+def _manager_errors(what: str) -> Iterator[None]:
+    """The manager's refusals as typed errors: a node that is gone is unknown (404); anything else (not
+    a manager, no quorum) makes the runtime unavailable for this request (503), with Docker's words."""
+    try:
+        yield
+    except docker.errors.NotFound as exc:
+        raise NotFound(f"the Swarm has no such node ({_explanation(exc)}): see `orchestry nodes`") from None
+    except docker.errors.APIError as exc:
+        raise RuntimeUnavailable(f"the Swarm manager refused to {what}: {_explanation(exc)}") from None
+
+
 def _our_services(api: APIClient, cluster_id: str | None) -> list[Raw]:
     labels = [f"{LABEL_MANAGED}=true"]
     if cluster_id is not None:
@@ -201,10 +215,10 @@ def _our_services(api: APIClient, cluster_id: str | None) -> list[Raw]:
 
 def list_nodes(api: APIClient, cluster_id: str | None, probe: NodeApiProbe) -> list[NodeInfo]:
     """Every Swarm node with this installation's running tasks on it (blocking: run in a thread)."""
-    raw_nodes = api.nodes()
-    by_node = running_tasks_by_node(
-        _our_services(api, cluster_id), api.tasks(filters={"desired-state": "running"})
-    )
+    with _manager_errors("list its nodes"):
+        raw_nodes = api.nodes()
+        tasks = api.tasks(filters={"desired-state": "running"})
+        by_node = running_tasks_by_node(_our_services(api, cluster_id), tasks)
     found = []
     for raw in raw_nodes:
         ready = (raw.get("Status") or {}).get("State") == "ready"
@@ -215,6 +229,11 @@ def list_nodes(api: APIClient, cluster_id: str | None, probe: NodeApiProbe) -> l
 def set_availability(api: APIClient, key: str, availability: str, cluster_id: str | None = None) -> NodeInfo:
     """Set the node's availability through the manager (blocking: run in a thread)."""
     check_availability(availability)
+    with _manager_errors(f"set a node to {availability}"):
+        return _set_availability(api, key, availability, cluster_id)
+
+
+def _set_availability(api: APIClient, key: str, availability: str, cluster_id: str | None) -> NodeInfo:
     raw = find_node(api.nodes(), key)
     for attempt in range(3):
         spec = dict(raw.get("Spec") or {})

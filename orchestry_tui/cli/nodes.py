@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from core.units import readable_memory
 from orchestry_tui.cli import output
 from orchestry_tui.client.http import ApiClient, path_part
 
@@ -24,8 +25,8 @@ NODE_COLUMNS = (
 )
 
 
-def _gib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**30:.1f} GiB"
+def _size(value: int | None) -> str:
+    return "-" if value is None else readable_memory(value)
 
 
 def _cpu(node: dict[str, Any]) -> str:
@@ -37,8 +38,8 @@ def _cpu(node: dict[str, Any]) -> str:
 def _memory(node: dict[str, Any]) -> str:
     reserved = node["memory_reserved_bytes"]
     if reserved:
-        return f"{_gib(reserved)} reserved of {_gib(node['memory_bytes'])}"
-    return _gib(node["memory_bytes"])
+        return f"{_size(reserved)} reserved of {_size(node['memory_bytes'])}"
+    return _size(node["memory_bytes"])
 
 
 def node_rows(nodes: list[dict[str, Any]]) -> list[list[Any]]:

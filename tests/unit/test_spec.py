@@ -573,3 +573,11 @@ def test_an_app_spec_model_is_immutable() -> None:
     spec: AppSpec = parse_app_spec(minimal())
     with pytest.raises(ValueError):
         spec.scaling.max_replicas = 9  # type: ignore[misc]
+
+
+def test_readable_memory_rounds_to_the_unit_people_read() -> None:
+    from core.units import readable_memory
+
+    assert readable_memory(23_5 * 2**30 // 10) == "23.5Gi"
+    assert readable_memory(32 * 2**20) == "32Mi"
+    assert readable_memory(12 * 2**10) == "12Ki"

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import docker.errors
 import pytest
 import requests
 
-from core.errors import BadRequest, Conflict, NotFound
+from core.errors import BadRequest, Conflict, NotFound, RuntimeUnavailable
 from core.runtime.swarm_nodes import (
     NodeApiProbe,
     check_availability,
     find_node,
+    list_nodes,
     node_info,
     running_tasks_by_node,
+    set_availability,
 )
 
 
@@ -116,3 +119,24 @@ def test_node_api_probe_names_the_fix_or_the_failure_and_asks_once_per_ttl() -> 
     now[0] += 11
     probe.reason(bad)
     assert calls[-1] == "tcp://bad:2375" and len(calls) == 3
+
+
+class RefusingManager:
+    """The answers of an engine that is not a Swarm manager, and of a node removed meanwhile."""
+
+    def nodes(self) -> list[dict[str, Any]]:
+        response = requests.Response()
+        response.status_code = 503
+        raise docker.errors.APIError("503", response, explanation="This node is not a swarm manager.")
+
+    def tasks(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
+def test_a_manager_refusal_is_a_clear_unavailable_error_not_a_crash() -> None:
+    with pytest.raises(
+        RuntimeUnavailable, match="refused to list its nodes: This node is not a swarm manager"
+    ):
+        list_nodes(RefusingManager(), None, NodeApiProbe())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeUnavailable, match="refused to set a node to drain"):
+        set_availability(RefusingManager(), "n1", "drain")  # type: ignore[arg-type]

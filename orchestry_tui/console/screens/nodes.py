@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from core.errors import OrchestryError
 from core.runtime.base import NodeInfo
+from core.units import readable_memory
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.formatting import MISSING, percent
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
@@ -37,15 +38,15 @@ STATE_STYLES = {"ready": "green", "down": "bold red", "disconnected": "red", "un
 AVAILABILITY_STYLES = {"active": "", "pause": "yellow", "draining": "bold yellow", "drain": "yellow"}
 
 
-def _gib(value: int | None) -> str:
-    return MISSING if value is None else f"{value / 2**30:.1f} GiB"
+def _size(value: int | None) -> str:
+    return MISSING if value is None else readable_memory(value)
 
 
 def node_row(node: NodeInfo) -> tuple[object, ...]:
     cores = MISSING if node.cpu_cores is None else f"{node.cpu_cores:g}"
-    memory = _gib(node.memory_bytes)
+    memory = _size(node.memory_bytes)
     if node.memory_reserved_bytes:
-        memory = f"{_gib(node.memory_reserved_bytes)} reserved / {memory}"
+        memory = f"{_size(node.memory_reserved_bytes)} reserved / {memory}"
     return (
         node.hostname,
         node.address,
