@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from core.collaborators import Emit
 from core.errors import BadRequest, OrchestryError
 from core.metrics.collector import MetricsCollector
 from core.metrics.history import MetricHistoryRecorder
 from core.metrics.window import MetricWindow
 from core.models import APP_STOPPED
 from core.scaler import Decision, decide
-from core.services.collaborators import Emit
 from core.spec import AppSpec
 from core.store import AppRecord
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core.collaborators import Leadership, require_leader
 from core.errors import NotFound
 from core.events import EventLog
 from core.history import MetricSample
@@ -26,7 +27,6 @@ from core.models import (
     RolloutView,
 )
 from core.reconciler import Reconciler
-from core.services.collaborators import Leadership, require_leader
 from core.spec import redact_document
 from core.store import AppRecord, Store
 

@@ -12,13 +12,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from core.collaborators import Emit, Leadership, require_leader
 from core.documents import read_document
 from core.errors import AppBlocked, BadRequest, Conflict, NotFound, SpecError
 from core.metrics import instruments
 from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview, ScaleResult, UpResult
 from core.reconciler import Reconciler
 from core.secrets import SecretStore
-from core.services.collaborators import Emit, Leadership, require_leader
 from core.spec import AppSpec, parse_app_spec, validate_policy_update
 from core.store import AppRecord, Store
 

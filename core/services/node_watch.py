@@ -13,12 +13,12 @@ import logging
 from typing import Any
 
 from core.cluster import LEADER
+from core.collaborators import Emit, Leadership
 from core.errors import OrchestryError, RuntimeUnavailable
 from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.reconciler import Reconciler
 from core.runtime.base import EVENT_CHANGED, Runtime
-from core.services.collaborators import Emit, Leadership
 from core.store import Store
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from core.collaborators import Emit, Leadership, require_leader
 from core.errors import BadRequest
 from core.secrets import SecretStore
-from core.services.collaborators import Emit, Leadership, require_leader
 
 
 class SecretCommands:

@@ -1,0 +1,143 @@
+"""Starting replicas: a free port, the container request, create and start, and why a start failed
+(a missing image or secret blocks the app; a port clash retries elsewhere; a name clash waits for the
+relist).  Part of the Reconciler (mixed in), split out so each module has one job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from core.clock import Clock
+from core.container_requests import container_request, health_published_apart
+from core.errors import (
+    Conflict,
+    ContainerStartError,
+    ForeignContainer,
+    ImageNotFound,
+    RuntimeUnavailable,
+    SecretError,
+)
+from core.health import HealthChecker
+from core.replicas import AppState, Replica
+from core.runtime.base import ContainerInfo, ContainerRequest, PublishedPortInUse, Runtime
+from core.runtime.ports import PortAllocator
+from core.spec import AppSpec
+
+log = logging.getLogger(__name__)
+
+# Bridge mode: a replica's published port taken by another program is retried on this many ports in all.
+PORT_CLASH_ATTEMPTS = 3
+
+
+class ReplicaStarts:
+    # Provided by the Reconciler this is mixed into.
+    runtime: Runtime
+    store: Any
+    emit: Any
+    clock: Clock
+    ports: PortAllocator
+    health: HealthChecker
+    apps: dict[str, AppState]
+
+    async def _start_many(self, state: AppState, spec: AppSpec, slots: list[int]) -> int:
+        if not slots:
+            return 0
+        results = await asyncio.gather(*(self._start_one(state, spec, slot) for slot in slots))
+        return sum(1 for ok in results if ok)
+
+    def _ports_in_use(self) -> set[int]:
+        replicas = [r for app in self.apps.values() for r in app.replicas.values()]
+        return {r.port for r in replicas} | {r.health_port for r in replicas if r.health_port is not None}
+
+    def _health_published_apart(self, spec: AppSpec) -> bool:
+        return health_published_apart(spec, self.config.network_mode)
+
+    def _request(
+        self, state: AppState, spec: AppSpec, slot: int, port: int, health_port: int | None = None
+    ) -> ContainerRequest:
+        return container_request(
+            state.name,
+            spec,
+            slot,
+            port,
+            health_port,
+            self.config.network_mode,
+            self.leadership.term,
+            self.resolve_secret,
+            state.proven_hashes,
+        )
+
+    async def _start_one(self, state: AppState, spec: AppSpec, slot: int) -> bool:
+        taken: set[int] = set()  # ports another program grabbed before Docker could publish them
+        while True:
+            port = self.ports.allocate(exclude=self._ports_in_use() | taken)
+            try:
+                info = await self._create_on(state, spec, slot, port)
+                break
+            except PublishedPortInUse as exc:
+                # Not the app's fault, and the engine chose the port: say so once, try another port.
+                taken.add(exc.port)
+                if len(taken) >= PORT_CLASH_ATTEMPTS:
+                    await self._block(
+                        state,
+                        f"{exc}. {len(taken)} ports in a row were taken: keep other programs out of "
+                        f"Orchestry's replica ports {self.ports.low}-{self.ports.high}",
+                    )
+                    return False
+                await self.emit(
+                    "error",
+                    "port_in_use",
+                    f"{exc}. Starting it on another port; to avoid this, keep other programs out of "
+                    f"Orchestry's replica ports {self.ports.low}-{self.ports.high}",
+                    app=state.name,
+                    details={"slot": slot, "port": exc.port},
+                )
+            except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
+                # ForeignContainer: retrying cannot help until the other installation lets go of the name.
+                self.ports.release(port)
+                await self._block(state, str(exc))
+                return False
+            except Conflict as exc:
+                # A container we did not know holds the slot's name: the next relist adopts it.
+                self.ports.release(port)
+                log.warning("slot %s of %s is taken: %s", slot, state.name, exc)
+                state.wake.set()
+                return False
+            except RuntimeUnavailable:
+                self.ports.release(port)
+                raise
+        replica = Replica.of_container(info)
+        state.replicas[info.id] = replica
+        self._track(replica, spec, state.name)
+        await self.emit(
+            "lifecycle",
+            "replica_started",
+            f"started replica {info.name} on {info.host}:{info.port}",
+            app=state.name,
+            details={"slot": slot, "container_id": info.id[:12], "port": info.port},
+        )
+        return True
+
+    async def _create_on(self, state: AppState, spec: AppSpec, slot: int, port: int) -> ContainerInfo:
+        health_port = None
+        if self._health_published_apart(spec):
+            # Not released when the replica stops: the allocator only steers clear of recent ports,
+            # and a free-port check comes first on every hand-out.
+            health_port = self.ports.allocate(exclude=self._ports_in_use() | {port})
+        request = self._request(state, spec, slot, port, health_port)
+        self._check_leader()
+        return await self.runtime.create_and_start(request)
+
+    async def _block(self, state: AppState, reason: str) -> None:
+        if state.blocked == reason:
+            return
+        state.blocked = reason
+        await self.emit(
+            "error", "app_blocked", f"{state.name} cannot start replicas: {reason}", app=state.name
+        )
+
+    def unblock(self, name: str) -> None:
+        if name in self.apps:
+            self.apps[name].blocked = ""
+            self.apps[name].backoff.clear()

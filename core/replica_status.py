@@ -1,0 +1,133 @@
+"""An app's status from its live replicas, and what the leader saves of it: the status (announced
+once per change) and the replicas, mirrored so followers and the next leader can show them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from core.clock import Clock
+from core.collaborators import Emit
+from core.errors import NotFound, OrchestryError
+from core.models import (
+    APP_DEGRADED,
+    APP_ERROR,
+    APP_RUNNING,
+    APP_STOPPED,
+    REPLICA_DRAINING,
+    REPLICA_READY,
+)
+from core.replicas import AppState
+from core.store import InstanceRecord
+
+log = logging.getLogger(__name__)
+
+
+def compute_status(state: AppState, record: Any, desired: int, now: float) -> tuple[str, str]:
+    """The app's status and its reason from the live replicas (leader only)."""
+    if record.status == APP_STOPPED:
+        return APP_STOPPED, "stopped by the operator" if not state.replicas else "stopping"
+    if state.blocked:
+        return APP_ERROR, state.blocked
+    ready = len(state.serving())
+    if ready >= desired:
+        reason = f"{ready}/{desired} replicas ready"
+        if state.runtime_error:
+            reason += f"; nothing can change until Docker answers: {state.runtime_error}"
+        return APP_RUNNING, reason
+    # What holds a replica the runtime places by itself comes first: it names the fix (Swarm's reason).
+    problems = [
+        f"{name} pending on the Swarm" + (f": {why}" if why else "")
+        for name, why in sorted(state.pending.items(), key=lambda item: not item[1])
+    ]
+    problems += [
+        f"{v.name} joining the load balancer"
+        if v.state == REPLICA_READY
+        else f"{v.name} {v.state}" + (f": {v.reason}" if v.reason else "")
+        for v in state.views(now)
+        if not v.ready and v.state != REPLICA_DRAINING
+    ]
+    reason = f"{ready}/{desired} replicas ready"
+    if state.runtime_error:
+        reason += f"; {state.runtime_error}"
+    if problems:
+        reason += "; " + "; ".join(problems[:3])
+    return APP_DEGRADED, reason
+
+
+class StatusRecorder:
+    def __init__(self, store: Any, emit: Emit, clock: Clock) -> None:
+        self._store = store
+        self._emit = emit
+        self._clock = clock
+
+    async def update(self, state: AppState, record: Any, desired: int) -> None:
+        """Announce and save a changed status (each change once, however many notice it)."""
+        status, reason = compute_status(state, record, desired, self._clock.time())
+        if record.status == APP_STOPPED:
+            state.reported = (APP_STOPPED, "")
+            return
+        # Transitions race (two replicas turning ready at once read the same record): the in-memory
+        # last report decides, so each change is said once.
+        if (status, reason) != state.reported:
+            previous = state.reported[0] if state.reported else record.status
+            state.reported = (status, reason)
+            if status != previous:
+                await self._emit(
+                    "lifecycle",
+                    "status_changed",
+                    f"{state.name} is {status}: {reason}",
+                    app=state.name,
+                    details={"from": previous, "to": status},
+                )
+            try:
+                await asyncio.to_thread(self._save_status, state.name, status, reason)
+            except OrchestryError as exc:
+                log.warning("could not save status of %s: %s", state.name, exc)
+
+    def _save_status(self, name: str, status: str, reason: str) -> None:
+        """Save a computed status unless the operator stopped or deleted the app meanwhile.
+
+        The status was computed from a record read earlier; writing it over a ``down`` that landed in
+        between would bring a stopped app back to life on the next pass, so the store checks and
+        writes in one statement.
+        """
+        self._store.apps.save_status(name, status, reason)
+
+    async def persist_instances(self, state: AppState) -> None:
+        """Mirror the replicas into the store so followers and the next leader can show them."""
+        views = state.views(self._clock.time())
+        fingerprint = tuple(
+            (v.slot, v.container_id, v.state, v.ready, v.restarts, v.reason.split("; next attempt")[0])
+            for v in views
+        )
+        if fingerprint == state.persisted:
+            return  # nothing a reader could notice changed since the last write
+
+        def write() -> None:
+            known = {rec.slot for rec in self._store.instances.list(state.name)}
+            for view in views:
+                self._store.instances.upsert(
+                    InstanceRecord(
+                        app=state.name,
+                        slot=view.slot,
+                        container_id=view.container_id,
+                        host=view.host or "127.0.0.1",
+                        port=view.port,
+                        state=view.state,
+                        ready=view.ready,
+                        restarts=view.restarts,
+                        reason=view.reason,
+                    )
+                )
+            for slot in known - {v.slot for v in views}:
+                self._store.instances.delete(state.name, slot)
+
+        try:
+            await asyncio.to_thread(write)
+            state.persisted = fingerprint
+        except NotFound:
+            pass  # the app was deleted while this pass ran
+        except OrchestryError as exc:
+            log.warning("could not save the replicas of %s: %s", state.name, exc)
