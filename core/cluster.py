@@ -66,12 +66,18 @@ class LeaseElection:
         self.term: int | None = None
         self.lease: LeaseView | None = None
         self._valid_until = 0.0  # local monotonic time
+        self._hold_off_until = 0.0  # local monotonic time before which this node does not campaign
         self._on_change = on_change
         self.last_error: str = ""
         self._lock = asyncio.Lock()
         fence_writes = getattr(store, "fence_writes", None)
         if fence_writes is not None:
             fence_writes(self._fencing_term, node_id, max(MIN_FENCE_MARGIN, self.ttl * SAFETY_MARGIN / 2))
+
+    @property
+    def _follower_retry(self) -> float:
+        """How often a node that does not lead tries for the lease."""
+        return min(1.0, self.ttl / 3)
 
     # --- queries --------------------------------------------------------------------------------
     def is_leader(self) -> bool:
@@ -139,6 +145,8 @@ class LeaseElection:
         current = await asyncio.to_thread(self.store.leases.current)
         if current is not None:
             self._adopt(current)
+        if started < self._hold_off_until:
+            return  # just stepped down: a peer gets the first chance at the next term
         acquired = await asyncio.to_thread(
             self.store.leases.try_acquire, self.node_id, self.hostname, self.api_url, self.ttl
         )
@@ -180,7 +188,7 @@ class LeaseElection:
         """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second)."""
         while True:
             await self.step()
-            await asyncio.sleep(max(0.5, self.ttl / 3) if self.is_leader() else min(1.0, self.ttl / 3))
+            await asyncio.sleep(max(0.5, self.ttl / 3) if self.is_leader() else self._follower_retry)
 
     async def heartbeat(self) -> None:
         while True:
@@ -195,5 +203,9 @@ class LeaseElection:
             if self.state != LEADER or self.term is None:
                 return False
             released = await asyncio.to_thread(self.store.leases.release, self.term, self.node_id)
+            # A step-down that the same node wins again moves nothing: stay out of the next election
+            # for two of a follower's retry periods, so a live peer takes the term; alone, this node
+            # takes it back after the pause.
+            self._hold_off_until = time.monotonic() + 2 * self._follower_retry
             await self._set_state(FOLLOWER, "released the lease")
             return bool(released)

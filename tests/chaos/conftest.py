@@ -1,0 +1,53 @@
+"""A three-daemon cluster on PostgreSQL with its controller LB, started once per test session.
+
+Tests that only watch it, or that kill or step down its leader and leave it whole again
+(``restore``), share it: starting three daemons costs seconds per test otherwise. Tests that need a
+cluster of their own (a frozen leader, a cut database) keep their own fixture.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from tests.chaos.daemon_cluster import DaemonCluster
+from tests.conftest import _pg_admin_url, run_as_admin
+
+SHARED_TTL = 3
+
+
+@pytest.fixture(scope="session")
+def session_pg_database_url() -> Iterator[str]:
+    """An empty PostgreSQL database for the whole session, dropped at its end."""
+    name = f"orchestry_s_{uuid.uuid4().hex[:12]}"
+    run_as_admin(_pg_admin_url(), f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_admin_url().set(database=name).render_as_string(hide_password=False)
+    finally:
+        run_as_admin(_pg_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared_cluster(
+    tmp_path_factory: pytest.TempPathFactory, session_pg_database_url: str
+) -> AsyncIterator[DaemonCluster]:
+    """Three ``orchestry daemon`` nodes (lease TTL 3 s) and a controller LB in front of them."""
+    cluster = DaemonCluster(
+        tmp_path_factory.mktemp("shared-cluster"), session_pg_database_url, size=3, lease_ttl=SHARED_TTL
+    )
+    try:
+        await cluster.start()
+        await cluster.start_controller_lb()
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+async def restore(cluster: DaemonCluster) -> None:
+    """Restart every node that a test killed, so the next test finds three nodes again."""
+    for node in list(cluster.nodes):
+        if not node.alive:
+            await cluster.restart(node)
