@@ -3,14 +3,19 @@ edits rerun it, bad input is one notification, and the candidate is applied only
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from textual.widgets import DataTable, Input, Select
 
 from core.engine import Engine
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.whatif import WhatIfScreen
+from tests.cli.conftest import start_daemon, stop_daemon
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app
 from tests.tui.conftest import until
@@ -115,3 +120,31 @@ async def test_the_candidate_is_applied_after_the_confirmation(engine: Engine) -
         await until(lambda: any("policy applied" in n for n in notes(app)), what="applied")
         assert (await engine.get_app(name)).policy["maxReplicas"] == 3
         assert screen.current_policy["maxReplicas"] == 3
+
+
+async def test_attached_to_a_daemon_the_backtest_and_the_apply_go_through_its_api(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "daemon")
+    try:
+        name = unique_name("wifx")
+        doc = demo_app(name)
+        doc["scaling"] = {**doc["scaling"], "mode": "auto", "maxReplicas": 6}
+        spec = tmp_path / f"{name}.yml"
+        spec.write_text(yaml.safe_dump(doc))
+        daemon.ok("register", str(spec))
+        app = OrchestryConsole(HttpBackend(daemon.url, None, tmp_path / "snapshots"), poll_seconds=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_whatif(app, pilot)
+            assert "no recorded metric history" in screen.error  # the daemon's 400, as one notification
+            await rerun(screen, lambda: setattr(screen.query_one("#whatif-source", Select), "value", "step"))
+            assert screen.answer is not None
+            await rerun(screen, lambda: setattr(screen.query_one("#field-maxReplicas", Input), "value", "2"))
+            current, candidate = summary(screen, "peak replicas")
+            assert int(current) > 2 and candidate == "2"
+            await pilot.press("ctrl+o")
+            await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+            await pilot.click("#confirm")
+            await until(lambda: any("policy applied" in n for n in notes(app)), what="applied")
+        described = daemon.json("describe", name)
+        assert described["scaling"]["maxReplicas"] == 2, described["scaling"]
+    finally:
+        stop_daemon(daemon)
