@@ -21,7 +21,7 @@ from typing import Any
 from core.errors import OrchestryError
 from core.metrics.collector import MetricsCollector
 from core.reconciler import Reconciler
-from core.runtime.base import NODE_ACTIVE, NODE_DRAIN, NODE_PAUSE, NodeInfo, Runtime
+from core.runtime.base import NODE_ACTIVE, NODE_DRAIN, NODE_DRAINING, NodeInfo, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ Emit = Callable[..., Awaitable[Any]]
 WATCH_SECONDS = 3.0
 DRAIN_CHECK_SECONDS = 0.5
 DRAIN_TIMEOUT_SECONDS = 300.0
-NODE_DRAINING = "draining"  # shown while Orchestry replaces a node's replicas, before Swarm's drain
 
 
 @dataclass
@@ -96,33 +95,45 @@ class NodeService:
                     total = (total or 0.0) + sample.cpu_percent
         if total is None and node.tasks == 0:
             total = 0.0
-        # Swarm says "pause" while Orchestry moves the replicas away; the operator asked for a drain.
-        availability = NODE_DRAINING if node.id in self._drains else node.availability
-        return replace(node, cpu_percent=total, availability=availability)
+        return replace(node, cpu_percent=total)
 
     # --- changing --------------------------------------------------------------------------------
     async def drain(self, node_key: str) -> DrainStarted:
-        node = await self.runtime.set_node_availability(node_key, NODE_PAUSE)
-        moving: list[str] = []
-        for name, state in self.reconciler.apps.items():
-            on_node = [r for r in state.live() if r.host == node.address]
-            for replica in on_node:
-                replica.restart_requested = True
-                replica.moving = True
-            if on_node:
-                moving.append(name)
-                self.reconciler.wake(name)
+        # The runtime keeps the intent on the node (Swarm: paused and labelled), so a controller that
+        # restarts or takes over the lease before the drain is done resumes it (see _poll).
+        node = await self.runtime.set_node_availability(node_key, NODE_DRAINING)
+        return await self._start_drain(node, resumed=False)
+
+    async def _start_drain(self, node: NodeInfo, resumed: bool) -> DrainStarted:
+        apps = self._mark_moving(node.address)
         count = sum(1 for s in self.reconciler.apps.values() for r in s.live() if r.host == node.address)
         self._drains[node.id] = _Drain(node.id, node.hostname, node.address, count, time.monotonic())
         self._known[node.id] = node
+        what = "resuming the drain of" if resumed else "draining"
         await self.emit(
             "cluster",
             "node_draining",
-            f"draining node {node.hostname}: {count} replica(s) of {len(moving)} app(s) move to other nodes "
+            f"{what} node {node.hostname}: {count} replica(s) of {len(apps)} app(s) move to other nodes "
             "first (new replicas ready and routed before the old ones stop)",
-            details={"node": node.id, "hostname": node.hostname, "replicas": count, "apps": moving},
+            details={"node": node.id, "hostname": node.hostname, "replicas": count, "apps": apps},
         )
-        return DrainStarted(node=replace(node, availability=NODE_DRAINING), moving=count, apps=moving)
+        return DrainStarted(node=node, moving=count, apps=apps)
+
+    def _mark_moving(self, address: str) -> list[str]:
+        """Mark every live replica on the node for replacement elsewhere (again after a relist or an
+        adoption brought new ones in); the apps concerned."""
+        apps: list[str] = []
+        for name, state in self.reconciler.apps.items():
+            on_node = [r for r in state.live() if r.host == address]
+            fresh = [r for r in on_node if not r.moving]
+            for replica in fresh:
+                replica.restart_requested = True
+                replica.moving = True
+            if on_node:
+                apps.append(name)
+            if fresh:
+                self.reconciler.wake(name)
+        return apps
 
     async def activate(self, node_key: str) -> NodeInfo:
         node = await self.runtime.set_node_availability(node_key, NODE_ACTIVE)
@@ -140,10 +151,14 @@ class NodeService:
         return sum(1 for s in self.reconciler.apps.values() for r in s.replicas.values() if r.host == address)
 
     async def _finish_drains(self) -> None:
+        # Until every app's worker has listed its replicas once (a controller that just took over),
+        # "none left on the node" means "not known yet", not "all moved".
+        listed = all(state.routed_once for state in self.reconciler.apps.values())
         for drain in list(self._drains.values()):
+            self._mark_moving(drain.address)
             left = self._left_on(drain.address)
             waited = time.monotonic() - drain.started
-            if left and waited < self.drain_timeout:
+            if (left or not listed) and waited < self.drain_timeout:
                 continue
             self._drains.pop(drain.node_id, None)
             try:
@@ -198,6 +213,9 @@ class NodeService:
             log.debug("listing nodes failed: %s", exc)
             return
         self._known = {n.id: n for n in nodes}
+        for node in nodes:
+            if node.availability == NODE_DRAINING and node.id not in self._drains:
+                await self._start_drain(node, resumed=True)  # a drain a previous leader did not finish
         if not before:
             return  # the first look is the baseline, not news
         for node in nodes:

@@ -128,7 +128,11 @@ class ContainerStats:
 NODE_ACTIVE = "active"
 NODE_PAUSE = "pause"
 NODE_DRAIN = "drain"
-NODE_AVAILABILITIES = (NODE_ACTIVE, NODE_PAUSE, NODE_DRAIN)
+# Orchestry's own drain in progress: the node is paused while this installation's replicas move away,
+# and the runtime keeps that intent on the node itself, so a controller that restarts or takes over
+# the lease finishes the drain (Swarm: availability pause + label orchestry.draining=<cluster id>).
+NODE_DRAINING = "draining"
+NODE_AVAILABILITIES = (NODE_ACTIVE, NODE_PAUSE, NODE_DRAIN, NODE_DRAINING)
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class NodeInfo:
     address: str  # where the controller reaches the replicas published on this node
     role: str  # manager, worker; "standalone" for a single Docker host
     state: str  # ready, down, unknown, disconnected
-    availability: str  # one of NODE_AVAILABILITIES
+    availability: str  # one of NODE_AVAILABILITIES (draining: Orchestry's drain in progress)
     tasks: int  # this installation's running replicas on the node
     leader: bool = False  # the Swarm manager leader (not Orchestry's lease holder)
     engine_version: str = ""

@@ -21,11 +21,20 @@ import requests.exceptions
 from docker import APIClient
 
 from core.errors import BadRequest, Conflict, NotFound, RuntimeUnavailable
-from core.runtime.base import LABEL_CLUSTER, LABEL_MANAGED, NODE_AVAILABILITIES, NodeInfo
+from core.runtime.base import (
+    LABEL_CLUSTER,
+    LABEL_MANAGED,
+    NODE_AVAILABILITIES,
+    NODE_DRAINING,
+    NODE_PAUSE,
+    NodeInfo,
+)
 from core.runtime.docker_calls import _explanation
 
 NODE_LABEL_DOCKER_URL = "orchestry.docker-url"
 NODE_LABEL_ADDRESS = "orchestry.address"
+# On a node Orchestry is draining: the id of the installation that drains it ("" for none).
+NODE_LABEL_DRAINING = "orchestry.draining"
 PROBE_TIMEOUT_SECONDS = 2.0
 # An answer (or a failure) is trusted this long: the nodes view refreshes every few seconds and must
 # not wait a timeout per unreachable node each time.
@@ -84,7 +93,18 @@ def _reserved(tasks: list[Raw]) -> tuple[float, int]:
     return cpus / NANO, memory
 
 
-def node_info(raw: Raw, tasks: list[Raw], unreachable: str = "") -> NodeInfo:
+def availability_of(raw: Raw, cluster_id: str | None) -> str:
+    """Swarm's availability, or ``draining`` for a node this installation is draining (paused and
+    labelled by it; another installation's drain shows as the pause it is)."""
+    spec = raw.get("Spec") or {}
+    availability = str(spec.get("Availability") or "active")
+    drained_by = (spec.get("Labels") or {}).get(NODE_LABEL_DRAINING)
+    if availability == NODE_PAUSE and drained_by is not None and drained_by == (cluster_id or ""):
+        return NODE_DRAINING
+    return availability
+
+
+def node_info(raw: Raw, tasks: list[Raw], unreachable: str = "", cluster_id: str | None = None) -> NodeInfo:
     """One node of ``GET /nodes`` plus this installation's running tasks on it → NodeInfo.
 
     ``unreachable``: why the node's own Docker API cannot be asked (then use figures stay unknown).
@@ -107,7 +127,7 @@ def node_info(raw: Raw, tasks: list[Raw], unreachable: str = "") -> NodeInfo:
         address=node_address(raw),
         role=str(spec.get("Role") or "worker"),
         state=state,
-        availability=str(spec.get("Availability") or "active"),
+        availability=availability_of(raw, cluster_id),
         tasks=len(tasks),
         leader=bool((raw.get("ManagerStatus") or {}).get("Leader")),
         engine_version=str((description.get("Engine") or {}).get("EngineVersion") or ""),
@@ -222,7 +242,8 @@ def list_nodes(api: APIClient, cluster_id: str | None, probe: NodeApiProbe) -> l
     found = []
     for raw in raw_nodes:
         ready = (raw.get("Status") or {}).get("State") == "ready"
-        found.append(node_info(raw, by_node.get(raw.get("ID", ""), []), probe.reason(raw) if ready else ""))
+        reason = probe.reason(raw) if ready else ""
+        found.append(node_info(raw, by_node.get(raw.get("ID", ""), []), reason, cluster_id))
     return sorted(found, key=lambda n: (n.role != "manager", n.hostname))
 
 
@@ -236,10 +257,9 @@ def set_availability(api: APIClient, key: str, availability: str, cluster_id: st
 def _set_availability(api: APIClient, key: str, availability: str, cluster_id: str | None) -> NodeInfo:
     raw = find_node(api.nodes(), key)
     for attempt in range(3):
-        spec = dict(raw.get("Spec") or {})
-        if spec.get("Availability") == availability:
+        spec = _wanted_spec(raw, availability, cluster_id)
+        if spec == raw.get("Spec"):
             break
-        spec["Availability"] = availability
         try:
             api.update_node(raw["ID"], (raw.get("Version") or {}).get("Index"), spec)
             break
@@ -250,4 +270,18 @@ def _set_availability(api: APIClient, key: str, availability: str, cluster_id: s
             raw = api.inspect_node(raw["ID"])
     raw = api.inspect_node(raw["ID"])
     tasks = running_tasks_by_node(_our_services(api, cluster_id), api.tasks(filters={"node": raw["ID"]}))
-    return node_info(raw, tasks.get(raw["ID"], []))
+    return node_info(raw, tasks.get(raw["ID"], []), cluster_id=cluster_id)
+
+
+def _wanted_spec(raw: Raw, availability: str, cluster_id: str | None) -> Raw:
+    """The node's spec with ``availability`` (draining: pause plus our label; else without it)."""
+    spec = dict(raw.get("Spec") or {})
+    labels = dict(spec.get("Labels") or {})
+    if availability == NODE_DRAINING:
+        spec["Availability"] = NODE_PAUSE
+        labels[NODE_LABEL_DRAINING] = cluster_id or ""
+    else:
+        spec["Availability"] = availability
+        labels.pop(NODE_LABEL_DRAINING, None)
+    spec["Labels"] = labels
+    return spec

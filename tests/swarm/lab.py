@@ -149,8 +149,11 @@ class SwarmLab:
                 unwell = [n for n in self.docker().nodes.list() if n.attrs["Status"]["State"] != "ready"]
                 for node in self.docker().nodes.list():
                     spec = node.attrs["Spec"]
-                    if spec.get("Availability") != "active":
-                        node.update({**spec, "Availability": "active"})
+                    labels = {
+                        k: v for k, v in (spec.get("Labels") or {}).items() if k != "orchestry.draining"
+                    }
+                    if spec.get("Availability") != "active" or labels != (spec.get("Labels") or {}):
+                        node.update({**spec, "Availability": "active", "Labels": labels})
             except Exception as exc:  # the manager itself may still be starting
                 unwell = [exc]
             if not unwell:

@@ -90,3 +90,30 @@ async def test_node_drain_under_traffic_moves_every_replica_without_a_failed_req
             await engine.activate_node(worker.swarm_node_id)
             await server.close()
         print(f"\nnode drain of {moving} replica(s): {traffic.figures()}")
+
+
+async def test_a_drain_cut_short_by_a_controller_restart_is_finished_by_the_next_controller(
+    swarm_lab: Any, tmp_path: Path
+) -> None:
+    name = app_name("rs")
+    state = tmp_path / "state"
+    async with swarm_engine(swarm_lab, state, stop_apps=False) as engine:
+        await engine.register(swarm_app(swarm_lab, name))
+        await engine.up(name)
+        await engine.scale(name, 6)
+        await wait_for(lambda: _routed(engine, name, 6), timeout=90, what="6 replicas routed")
+        view = await engine.get_app(name)
+        worker = max(swarm_lab.workers, key=lambda n: sum(r.host == n.address for r in view.replicas))
+        started = await engine.drain_node(worker.netns)
+        assert started.moving >= 1 and started.node.availability == "draining"
+    # The controller stopped before moving anything: the intent stays on the node itself.
+    spec = swarm_lab.docker().nodes.get(worker.swarm_node_id).attrs["Spec"]
+    assert spec["Availability"] == "pause" and "orchestry.draining" in spec["Labels"]
+
+    async with swarm_engine(swarm_lab, state) as engine:
+        await wait_for(lambda: _event(engine, "node_drained", worker.netns), timeout=180, what="node_drained")
+        await wait_for(lambda: _routed(engine, name, 6, avoid=worker.address), timeout=30, what="6 elsewhere")
+        node = next(n for n in await engine.nodes() if n.id == worker.swarm_node_id)
+        assert (node.availability, node.tasks) == ("drain", 0)
+        messages = [e.message for e in await engine.events(category="cluster") if e.kind == "node_draining"]
+        assert any(m.startswith(f"resuming the drain of node {worker.netns}") for m in messages), messages

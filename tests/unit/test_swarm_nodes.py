@@ -140,3 +140,17 @@ def test_a_manager_refusal_is_a_clear_unavailable_error_not_a_crash() -> None:
         list_nodes(RefusingManager(), None, NodeApiProbe())  # type: ignore[arg-type]
     with pytest.raises(RuntimeUnavailable, match="refused to set a node to drain"):
         set_availability(RefusingManager(), "n1", "drain")  # type: ignore[arg-type]
+
+
+def test_our_drain_in_progress_is_kept_on_the_node_and_shown_as_draining() -> None:
+    from core.runtime.swarm_nodes import NODE_LABEL_DRAINING, _wanted_spec, availability_of
+
+    node = raw_node("a", "n1")
+    draining = {**node, "Spec": _wanted_spec(node, "draining", "cluster-1")}
+    assert draining["Spec"]["Availability"] == "pause"
+    assert draining["Spec"]["Labels"] == {NODE_LABEL_DRAINING: "cluster-1"}
+    assert availability_of(draining, "cluster-1") == "draining"
+    assert availability_of(draining, "cluster-2") == "pause"  # another installation's drain
+    assert node_info(draining, [], cluster_id="cluster-1").availability == "draining"
+    drained = _wanted_spec(draining, "drain", "cluster-1")
+    assert drained["Availability"] == "drain" and NODE_LABEL_DRAINING not in drained["Labels"]
