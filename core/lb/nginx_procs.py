@@ -1,0 +1,125 @@
+"""nginx processes as this host shows them: short nginx commands (``nginx -t``, reload), the master
+serving a prefix (found through its pid file and /proc), its workers, and orphaned workers of a master
+that died.  Blocking /proc reads: call them off the event loop where it matters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+CHILD_TIMEOUT = 30.0  # nginx -t and the reload command
+MAX_OUTPUT = 2000  # characters of nginx's error text kept in events and status
+
+
+async def _run(argv: list[str]) -> tuple[int, str]:
+    """Run a short command; (exit status, its output trimmed)."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # terminal signals (Ctrl-C) must not reach a detached nginx
+        )
+    except FileNotFoundError:
+        return 127, f"{argv[0]!r} was not found: install nginx or set the nginx binary path"
+    try:
+        # A daemonising nginx hands its stdout to /dev/null, so EOF arrives when the launcher exits.
+        output, _ = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return -1, f"{argv[0]} did not finish within {CHILD_TIMEOUT:.0f} s"
+    text = output.decode(errors="replace").strip()
+    return process.returncode or 0, text[-MAX_OUTPUT:]
+
+
+def _proc_cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def _is_master_of(pid: int, config_path: Path) -> bool:
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):  # a killed master may linger as a zombie
+        return False
+    cmdline = f" {_proc_cmdline(pid)} "
+    return cmdline.startswith(" nginx: master process") and f" -c {config_path} " in cmdline
+
+
+def running_master(prefix: Path) -> int | None:
+    """The nginx master serving the prefix ``prefix`` (as the engine starts it), or None."""
+    prefix = Path(prefix).resolve()
+    return _read_master_pid(prefix / "nginx.pid", prefix / "nginx.conf")
+
+
+def _read_master_pid(pid_file: Path, config_path: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_master_of(pid, config_path) else None
+
+
+def _child_pids(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    children = []  # kernels without CONFIG_PROC_CHILDREN: scan every process's parent
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[1] == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _worker_pids(master_pid: int) -> list[int]:
+    """Workers accepting connections now (not the old ones shutting down after a reload)."""
+    return [pid for pid in _child_pids(master_pid) if _proc_cmdline(pid) == "nginx: worker process"]
+
+
+def _orphan_workers(prefix: Path) -> list[int]:
+    """nginx workers whose master is gone and that still hold a file under ``prefix`` open."""
+    orphans = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        cmdline = _proc_cmdline(pid)
+        if not cmdline.startswith("nginx: worker process") and not cmdline.startswith("nginx: cache"):
+            continue
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] == "Z" or _proc_cmdline(stat[1]).startswith("nginx: master process"):
+            continue
+        if _holds_file_under(pid, prefix):
+            orphans.append(pid)
+    return orphans
+
+
+def _holds_file_under(pid: int, prefix: Path) -> bool:
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(descriptor)).is_relative_to(prefix):
+                return True
+    return False
