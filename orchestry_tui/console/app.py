@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import logging
 import os
 import signal
 import time
@@ -31,6 +33,7 @@ from orchestry_tui.console.backend import BackendUnreachable, ConsoleBackend
 from orchestry_tui.console.formatting import APP_COLUMNS, REPLICA_COLUMNS, app_row, replica_row
 from orchestry_tui.console.frame import ClusterView, Frame, Leadership
 from orchestry_tui.console.layout import PANE_NAMES, TITLES, Layout, is_compact
+from orchestry_tui.console.log_sink import ConsoleLog
 from orchestry_tui.console.natural import natural_key
 from orchestry_tui.console.preferences import Preferences, config_path
 from orchestry_tui.console.preferences import load as load_preferences
@@ -61,6 +64,8 @@ NO_APPS = (
     "or start the console with --apply FILE"
 )
 QUIT_NOTE = "console closed: apps keep running and nginx keeps serving; `orchestry` again adopts them"
+# Keys of every action that changes state: read-only hides them and answers them with a notice.
+READONLY_REFUSED = {key: action for action in ACTIONS if action.mutating for key in action.keys.split(",")}
 QUIT_AND_STOP_NOTE = "console closed: every app was stopped (`orchestry up NAME` starts one again)"
 LIGHT_THEME = "textual-light"
 DARK_THEME = "textual-dark"
@@ -111,6 +116,8 @@ class OrchestryConsole(App[int]):
         self._wake = asyncio.Event()
         self.last_snapshot: Path | None = None
         self.disconnected: BackendUnreachable | None = None
+        self.console_log = ConsoleLog(backend.state_dir, self._log_record_arrived)
+        self._log_event_ids = itertools.count(-1, -1)  # below every stored event id: never a clash
 
     # --- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -134,6 +141,7 @@ class OrchestryConsole(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.console_log.attach(asyncio.get_running_loop())
         self.query_one("#apps-pane").border_title = "apps"
         self.query_one("#replicas-pane").border_title = "replicas"
         self.query_one("#charts").border_title = "charts"
@@ -381,6 +389,14 @@ class OrchestryConsole(App[int]):
         self._filter_done()
 
     def on_key(self, event: Any) -> None:
+        refused = READONLY_REFUSED.get(event.key) if self.readonly else None
+        if refused is not None:  # hidden by check_action; the key still says why it does nothing
+            self.notify(
+                f"read-only: {refused.description.lower()} is disabled (console started with --readonly)",
+                severity="warning",
+            )
+            event.stop()
+            return
         field = self.query_one("#filter", Input)
         if event.key == "escape" and field.has_focus:
             field.value = ""
@@ -587,11 +603,11 @@ class OrchestryConsole(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for action in ACTIONS:
-            if action.action in ("command_palette", "quit"):
+            if action.action in ("command_palette", "quit") or not self.check_action(action.action, ()):
                 continue
             yield SystemCommand(
                 f"{action.description} ({action.key_display})",
-                action.help + (" [read-only]" if action.mutating and self.readonly else ""),
+                action.help,
                 partial(self.run_action, action.action),
             )
 
@@ -757,6 +773,11 @@ class OrchestryConsole(App[int]):
         if active is not None and tabs.active != f"tab-{active}":
             tabs.active = f"tab-{active}"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only hides every change of state from the footer, the palette and the keys at once."""
+        spec = BY_ACTION.get(action)
+        return not (spec is not None and spec.mutating and self.readonly)
+
     # --- quitting -----------------------------------------------------------------------------
     async def action_quit(self) -> None:
         self.query_one(StatusBar).show_starting("stopping the engine: apps keep running…")
@@ -797,6 +818,22 @@ class OrchestryConsole(App[int]):
         for sig in QUIT_SIGNALS:
             loop.remove_signal_handler(sig)
         await self._stop_backend()
+        self.console_log.detach()
+
+    def _log_record_arrived(self, record: logging.LogRecord) -> None:
+        """A warning logged in this process (the embedded engine's, mostly), already redacted: shown in
+        the events pane, beside what the engine recorded as events."""
+        event = Event(
+            id=next(self._log_event_ids),
+            app=None,
+            category="error",
+            kind="log_warning",
+            message=f"{record.levelname.lower()} ({record.name}): {record.getMessage()}",
+            details={},
+            timestamp=record.created,
+        )
+        with contextlib.suppress(NoMatches):  # closing, or not composed yet
+            self.screen_stack[0].query_one("#events", EventsPane).add([event])
 
     def _quit_on_signals(self) -> None:
         """A closed terminal (SIGHUP) or a `kill` (SIGTERM) quits as `q` does.

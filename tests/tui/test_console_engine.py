@@ -133,19 +133,112 @@ async def _replaced(engine: Engine, name: str, old: str) -> bool:
     return any(r.container_id and r.container_id != old and r.ready for r in view.replicas)
 
 
-async def test_readonly_refuses_every_mutating_key(engine: Engine, running_app: str) -> None:
+MUTATING_KEYS = {"s": "scale", "r": "restart_app", "R": "restart_replica", "m": "toggle_mode", "u": "up",
+                 "x": "down", "Q": "quit_and_stop"}  # fmt: skip
+
+
+def footer_actions(app: OrchestryConsole) -> set[str]:
+    return {active.binding.action for active in app.screen.active_bindings.values()}
+
+
+def palette_titles(app: OrchestryConsole) -> list[str]:
+    return [command.title for command in app.get_system_commands(app.screen)]
+
+
+async def test_readonly_refuses_every_mutating_key_and_hides_them(engine: Engine, running_app: str) -> None:
+    before = await engine.get_app(running_app)
     app = console(engine, readonly=True)
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: app.frames_applied, what="first frame")
-        for key in ("s", "r", "m", "x", "u"):
+        await until(app.engine_ready.is_set, what="engine attached")
+        app.query_one("#replicas", KeyedTable).focus()  # R acts on the replica selected there
+        for key in MUTATING_KEYS:
             await pilot.press(key)
-            await pilot.pause()
+            await pilot.pause(0.2)
             assert len(app.screen_stack) == 1, f"{key} opened a dialog in read-only mode"
-        refusals = [m for m in notifications(app) if m.startswith("read-only")]
-        assert len(refusals) == 5, notifications(app)
+            said = [n.message for n in app._notifications]
+            assert said and said[-1].startswith("read-only: "), (key, said)  # each key says why not
+            app.clear_notifications()
+        assert app.is_running, "Q must not quit a read-only console"
+        assert not set(MUTATING_KEYS.values()) & footer_actions(app), footer_actions(app)
+        assert not [t for t in palette_titles(app) if t.split(" (")[0] in ("Scale", "Restart", "Up", "Down")]
+        assert {"logs", "describe"} <= footer_actions(app)  # what only reads stays
         assert "READ-ONLY" in str(app.query_one("#status-bar").render())
+        await pilot.pause(1.0)
     view = await engine.get_app(running_app)
     assert (view.desired_replicas, view.mode, view.status) == (1, "manual", "running")
+    assert [r.container_id for r in view.replicas] == [r.container_id for r in before.replicas]
+    events = await engine.events(app=running_app, limit=100)
+    assert not [
+        e for e in events if e.timestamp > before.updated_at and e.kind in ("restart_requested", "scaled")
+    ]
+
+
+async def test_mutating_actions_are_in_the_footer_and_palette_when_not_readonly(
+    engine: Engine, running_app: str
+) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE):
+        await until(lambda: app.frames_applied, what="first frame")
+        assert {"scale", "restart_app", "toggle_mode"} <= footer_actions(app)
+        assert any(t.startswith("Restart replica (R)") for t in palette_titles(app)), palette_titles(app)
+
+
+async def test_keys_r_R_m_x_u_change_the_engine(engine: Engine, running_app: str) -> None:
+    """Each key path, confirmed by keys only (Tab to the confirm button, Enter), checked in the engine."""
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await until(app.engine_ready.is_set, what="engine attached")
+
+        async def confirm_by_keys() -> None:
+            await until(lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog")
+            await pilot.press("tab", "enter")
+            await until(lambda: not isinstance(app.screen, ConfirmScreen), what="dialog closed")
+
+        first = (await engine.get_app(running_app)).replicas[0].container_id
+        await pilot.press("r")
+        await confirm_by_keys()
+        await until(lambda: _replaced(engine, running_app, first), timeout=30, what="r: a new replica")
+
+        replicas = (await engine.get_app(running_app)).replicas
+        second = next(r.container_id for r in replicas if r.ready and r.container_id != first)
+        await until(lambda: _only(engine, running_app, second), timeout=30, what="the old replica gone")
+        await until(lambda: app.query_one("#replicas", KeyedTable).row_count == 1, what="one replica row")
+        app.query_one("#replicas", KeyedTable).focus()
+        await pilot.press("R")
+        await confirm_by_keys()
+        await until(lambda: _replaced(engine, running_app, second), timeout=30, what="R: a new replica")
+
+        await pilot.press("m")
+        await until(lambda: _mode_is(engine, running_app, "auto"), what="m: auto mode")
+        await pilot.press("m")
+        await until(lambda: _mode_is(engine, running_app, "manual"), what="m: manual again")
+
+        await pilot.press("x")
+        await confirm_by_keys()
+        await until(lambda: _status_is(engine, running_app, "stopped", 0), timeout=30, what="x: stopped")
+        await until(lambda: _no_containers(engine, running_app), timeout=30, what="x: no container left")
+
+        await pilot.press("u")
+        await until(lambda: _status_is(engine, running_app, "running", 1), timeout=30, what="u: running")
+
+
+async def _no_containers(engine: Engine, name: str) -> bool:
+    return await engine.runtime.list_managed(name) == []
+
+
+async def _only(engine: Engine, name: str, container_id: str) -> bool:
+    return [c.id for c in await engine.runtime.list_managed(name)] == [container_id]
+
+
+async def _mode_is(engine: Engine, name: str, mode: str) -> bool:
+    return (await engine.get_app(name)).mode == mode
+
+
+async def _status_is(engine: Engine, name: str, status: str, ready: int) -> bool:
+    view = await engine.get_app(name)
+    return view.status == status and view.ready_replicas == ready
 
 
 async def test_ctrl_s_writes_a_diagnostic_snapshot(engine: Engine, running_app: str) -> None:
