@@ -84,17 +84,9 @@ class _AutoMode:
         return getattr(self.policy, name)
 
 
-class _Period(NamedTuple):
-    """One record as the simulated replicas would have seen it."""
-
-    start: float
-    at: float
-    weight: float
-    rps: float | None
-    p95: float | None
-    cpu: float | None
-    memory: float | None
-    connections: float | None
+# One record as the simulated replicas would have seen it: (start, at, weight, rps, p95 latency, cpu,
+# memory, connections).  A plain tuple: one is made per record, the cheapest thing Python builds.
+_Period = tuple[float, float, float, float | None, float | None, float | None, float | None, float | None]
 
 
 # Index of each figure's (weighted total, weight) pair in _Window.sums (see _Window._apply).
@@ -135,7 +127,7 @@ class _Window:
         periods = self.periods
         periods.append(period)
         cutoff = at - self.seconds
-        while periods[0].at <= cutoff:
+        while periods[0][1] <= cutoff:
             _start, _at, weight, rps, p95, cpu, memory, connections = periods.popleft()
             if rps is not None:
                 sums[0] -= rps * weight
@@ -163,7 +155,7 @@ class _Window:
     ) -> tuple[float | None, float | None, float | None, float | None, float | None, float]:
         """(rps, p95 latency, connections, cpu, memory, covered seconds): what ``steady_check`` reads."""
         rps_total, rps_w, p95_total, p95_w, cpu_total, cpu_w, mem_total, mem_w, conn_total, conn_w = self.sums
-        covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
+        covered = min(self.seconds, now - self.periods[0][0]) if self.periods else 0.0
         return (
             rps_total / rps_w if rps_w > 1e-9 else None,
             p95_total / p95_w if p95_w > 1e-9 else None,
@@ -174,7 +166,7 @@ class _Window:
         )
 
     def view(self, now: float, ready: int) -> MetricWindow:
-        covered = min(self.seconds, now - self.periods[0].start) if self.periods else 0.0
+        covered = min(self.seconds, now - self.periods[0][0]) if self.periods else 0.0
         return MetricWindow(
             rps=self._mean(_RPS),
             p50_latency_ms=None,
@@ -190,17 +182,17 @@ class _Window:
         )
 
 
-def _as_served_by(sample: MetricSample, ready: int) -> _Period:
+def _as_served_by(sample: MetricSample, recorded_ready: int, ready: int) -> _Period:
     """``sample``'s figures had ``ready`` replicas served the recorded load (see MODEL)."""
-    recorded = round(sample.ready_replicas)
-    ratio = recorded / ready if recorded > 0 and ready > 0 else 1.0
-    return _Period(
+    ratio = recorded_ready / ready if recorded_ready > 0 and ready > 0 else 1.0
+    p95, cpu = sample.p95_latency_ms, sample.cpu_percent
+    return (
         sample.at - sample.resolution,
         sample.at,
         sample.resolution,
         sample.rps,
-        None if sample.p95_latency_ms is None else sample.p95_latency_ms * max(1.0, ratio),
-        None if sample.cpu_percent is None else sample.cpu_percent * ratio,
+        None if p95 is None else p95 * ratio if ratio > 1.0 else p95,  # latency never improves
+        None if cpu is None else cpu * ratio,
         sample.memory_percent,
         sample.active_connections,
     )
@@ -215,20 +207,20 @@ def _over_target(policy: ScalingPolicyLike) -> Callable[[_Period, int], tuple[st
     memory_target = policy.max_memory_percent
 
     def over(period: _Period, ready: int) -> tuple[str, ...]:
-        per_replica = max(ready, 1)
+        _start, _at, _weight, rps, p95, cpu, memory, connections = period
+        per_replica = ready if ready > 1 else 1
         found: tuple[str, ...] = ()
-        if period.rps is not None and rps_target and period.rps / per_replica > rps_target:
+        if rps is not None and rps_target and rps / per_replica > rps_target:
             found += ("rps",)
-        if period.p95 is not None and latency_target and period.p95 > latency_target:
+        if p95 is not None and latency_target and p95 > latency_target:
             found += ("latency",)
-        connections = period.connections
         if connections is not None and connections_target and connections / per_replica > connections_target:
             found += ("connections",)
-        if period.cpu is not None and cpu_target and period.cpu > cpu_target:
+        if cpu is not None and cpu_target and cpu > cpu_target:
             found += ("cpu",)
-        if period.memory is not None and memory_target and period.memory > memory_target:
+        if memory is not None and memory_target and memory > memory_target:
             found += ("memory",)
-        if ready == 0 and (period.rps or 0) > 0:
+        if ready == 0 and (rps or 0) > 0:
             found += ("no ready replica",)
         return found
 
@@ -269,12 +261,17 @@ def backtest(
     steady = steady_check(policy)
     last = ordered[-1] if ordered else None
     window_seconds = policy.window_seconds
-    for sample in ordered:
+    recorded_ready = [round(s.ready_replicas) for s in ordered]
+    # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
+    not_ready_of = [
+        max(0, round(s.desired_replicas) - r) for s, r in zip(ordered, recorded_ready, strict=True)
+    ]
+    for index, sample in enumerate(ordered):
         now = sample.at
-        # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
-        not_ready = max(0, round(sample.desired_replicas) - round(sample.ready_replicas))
-        ready = max(0, current - not_ready)
-        period = _as_served_by(sample, ready)
+        ready = current - not_ready_of[index]
+        if ready < 0:
+            ready = 0
+        period = _as_served_by(sample, recorded_ready[index], ready)
         window.push(period)
         replica_seconds += current * sample.resolution
         over = over_target(period, ready)
