@@ -65,6 +65,9 @@ VOLATILE = {
     "action",
     "seconds_ago",
     "term",
+    "now",
+    "heartbeat_age",
+    "remaining",
     "started",
     "adopted",
     "containers_stopped",
@@ -180,6 +183,7 @@ async def scenario(world: MemoryWorld, api: TestClient) -> list[tuple[str, str, 
         ("POST", "/api/v1/apps/batch/down", None),
         ("DELETE", "/api/v1/apps/batch", None),
         ("GET", "/api/v1/apps/nope", None),
+        ("GET", "/api/v1/cluster/overview", None),
     ]
     answers = []
     for method, path, body in requests:
