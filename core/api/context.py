@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from core.redaction import default_redactor
 
@@ -49,4 +50,7 @@ def redacted_dumps(body: object) -> str:
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """``body`` is a wire model (core/api/wire.py) or, for the few free-form answers, plain JSON data."""
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
     return web.json_response(body, status=status, headers=headers, dumps=redacted_dumps)

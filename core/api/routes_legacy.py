@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from core import __version__
-from core.api import params, serializers
+from core.api import params, wire
 from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of
 from core.api.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
@@ -51,7 +51,7 @@ async def database_health(engine: Engine) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     engine = engine_of(request)
     database = await database_health(engine)
-    body = serializers.health(database, node_id_of(request), is_leader(engine), __version__, time.time())
+    body = wire.Health.of(database, node_id_of(request), is_leader(engine), __version__, time.time())
     return json_response(body)
 
 
@@ -60,33 +60,33 @@ async def register(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     document = await params.json_body(request)
     view, _created = await engine.register(document)
-    return json_response(serializers.legacy_registered(view.name))
+    return json_response(wire.Registered(app=view.name))
 
 
 @routes.post("/apps/{name}/up")
 async def up(request: web.Request) -> web.Response:
     result = await ensure_leader(request).up(params.app_name(request))
-    return json_response(serializers.legacy_up(result))
+    return json_response(wire.Started.of(result))
 
 
 @routes.post("/apps/{name}/down")
 async def down(request: web.Request) -> web.Response:
     name = params.app_name(request)
     stopped = await ensure_leader(request).down(name)
-    return json_response(serializers.legacy_down(name, stopped))
+    return json_response(wire.Stopped(app=name, containers_stopped=stopped))
 
 
 @routes.delete("/apps/{name}")
 async def delete(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete(name)
-    return json_response(serializers.legacy_deleted(name))
+    return json_response(wire.Deleted.of(name))
 
 
 @routes.get("/apps/{name}/status")
 async def status(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return json_response(serializers.legacy_status(app))
+    return json_response(wire.AppStatus.of(app))
 
 
 @routes.post("/apps/{name}/scale")
@@ -96,7 +96,7 @@ async def scale(request: web.Request) -> web.Response:
     replicas = params.int_field(body, "replicas", 0, 100)
     assert replicas is not None
     result = await engine.scale(params.app_name(request), replicas)
-    return json_response(serializers.legacy_scaled(result))
+    return json_response(wire.Scaled.of(result))
 
 
 @routes.post("/apps/{name}/policy")
@@ -105,19 +105,19 @@ async def policy(request: web.Request) -> web.Response:
     name = params.app_name(request)
     changes = params.object_field(await params.json_body(request), "policy")
     effective = await engine.set_policy(name, changes)
-    return json_response(serializers.legacy_policy(name, effective))
+    return json_response(wire.PolicyUpdated(app=name, policy=effective))
 
 
 @routes.get("/apps")
 async def list_apps(request: web.Request) -> web.Response:
     apps = await engine_of(request).list_apps()
-    return json_response({"apps": [serializers.legacy_app_summary(a) for a in apps]})
+    return json_response(wire.LegacyAppList(apps=[wire.LegacyAppSummary.of(a) for a in apps]))
 
 
 @routes.get("/apps/{name}/raw")
 async def raw(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return json_response(serializers.legacy_raw(app))
+    return json_response(wire.RawApp.of(app))
 
 
 @routes.get("/apps/{name}/logs")
@@ -128,7 +128,7 @@ async def logs(request: web.Request) -> web.Response:
     app = await engine.get_app(name)
     log_lines = await engine.logs(name, tail=lines)
     newest = sorted(log_lines, key=lambda line: line.timestamp)[-lines:] if lines else log_lines
-    return json_response(serializers.legacy_logs(name, len(app.replicas), newest))
+    return json_response(wire.LegacyLogs.of(name, len(app.replicas), newest))
 
 
 @routes.get("/apps/{name}/metrics")
@@ -136,7 +136,7 @@ async def app_metrics(request: web.Request) -> web.Response:
     engine = engine_of(request)
     name = params.app_name(request)
     metrics, history = await asyncio.gather(engine.app_metrics(name), engine.scaling_history(name))
-    return json_response(serializers.legacy_app_metrics(name, metrics, history))
+    return json_response(wire.LegacyAppMetrics.of(name, metrics, history))
 
 
 @routes.post("/apps/{name}/simulateMetrics")
@@ -152,12 +152,12 @@ async def simulate_metrics(request: web.Request) -> web.Response:
     evaluate = params.bool_field(body, "evaluate", True)
     result = await engine.simulate_metrics(name, sample, evaluate=evaluate)
     return json_response(
-        {
-            "app": name,
-            "metrics_added": result.get("metrics_added", sample),
-            "evaluation": result.get("evaluation"),
-            "action": result.get("action"),
-        }
+        wire.SimulationResult(
+            app=name,
+            metrics_added=result.get("metrics_added", sample),
+            evaluation=result.get("evaluation"),
+            action=result.get("action"),
+        )
     )
 
 
@@ -166,15 +166,15 @@ async def _app_sample(engine: Engine, name: str, desired: int, ready: int) -> Ap
         metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
-    current = serializers.current_metrics(metrics.get("current"))
+    current = wire.CurrentMetrics.of(metrics.get("current"))
     return AppSample(
         name=name,
         desired_replicas=desired,
         ready_replicas=ready,
-        rps=current["rps"],
-        p95_latency_ms=current["p95_latency_ms"],
-        cpu_percent=current["cpu_percent"],
-        memory_percent=current["memory_percent"],
+        rps=current.rps,
+        p95_latency_ms=current.p95_latency_ms,
+        cpu_percent=current.cpu_percent,
+        memory_percent=current.memory_percent,
     )
 
 
@@ -207,8 +207,7 @@ async def metrics(request: web.Request) -> web.Response:
     body = {key: found.get(key) or {} for key in ("cluster", "apps", "instances", "nginx")}
     if not body["cluster"]:
         body["cluster"] = {"node_id": node_id_of(request), "is_leader": is_leader(engine)}
-    body["timestamp"] = time.time()
-    return json_response(body)
+    return json_response(wire.ClusterMetrics(**body, timestamp=time.time()))
 
 
 @routes.get("/events")
@@ -220,28 +219,28 @@ async def events(request: web.Request) -> web.Response:
     if app is not None and not params.APP_NAME.match(app):
         # A name no app can have has no events: asking the store (PostgreSQL refuses a NUL byte in a
         # string) would only risk a 500.
-        return json_response(serializers.legacy_events([]))
+        return json_response(wire.LegacyEvents.of([]))
     found = await engine_of(request).events(app=app, category=category, limit=limit)
-    return json_response(serializers.legacy_events(found))
+    return json_response(wire.LegacyEvents.of(found))
 
 
 @routes.get("/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    return json_response(serializers.cluster_status(status, node_id_of(request)))
+    return json_response(wire.ClusterStatus.of(status, node_id_of(request)))
 
 
 @routes.get("/cluster/leader")
 async def cluster_leader(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    leader = serializers.cluster_leader(status)
+    leader = wire.ClusterLeader.of(status)
     if leader is None:
-        return json_response({"detail": "No leader elected, cluster not ready"}, status=503)
+        return json_response(wire.Error(detail="No leader elected, cluster not ready"), status=503)
     return json_response(leader)
 
 
 @routes.get("/cluster/health")
 async def cluster_health(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    body = serializers.cluster_health(status, node_id_of(request), __version__, time.time())
+    body = wire.ClusterHealth.of(status, node_id_of(request), __version__, time.time())
     return json_response(body)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from core.api import params, serializers
+from core.api import params, wire
 from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
 from core.errors import BadRequest
 from core.runtime.base import LogLine
@@ -26,7 +26,7 @@ CLIENT_CHECK_SECONDS = 1.0
 @routes.get(f"{PREFIX}/apps")
 async def list_apps(request: web.Request) -> web.Response:
     apps = await engine_of(request).list_apps()
-    return json_response({"apps": [serializers.v1_app_summary(a) for a in apps]})
+    return json_response(wire.AppList(apps=[wire.AppSummary.of(a) for a in apps]))
 
 
 @routes.post(f"{PREFIX}/apps")
@@ -35,9 +35,8 @@ async def register(request: web.Request) -> web.Response:
     update = params.query_bool(request, "replace")
     document = await params.json_body(request)
     view, created = await engine.register(document, update=update)
-    return json_response(
-        {"created": created, "app": serializers.v1_app(view)}, status=201 if created else 200
-    )
+    answer = wire.RegisterResult(created=created, app=wire.App.of(view))
+    return json_response(answer, status=201 if created else 200)
 
 
 @routes.post(f"{PREFIX}/validate")
@@ -45,32 +44,32 @@ async def validate(request: web.Request) -> web.Response:
     """A dry run of register (and of the secrets up needs): checks everything, changes nothing."""
     document = await params.json_body(request)
     preview = await engine_of(request).preview_register(document)
-    return json_response(serializers.v1_register_preview(preview))
+    return json_response(wire.RegisterPreviewAnswer.of(preview))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}")
 async def describe(request: web.Request) -> web.Response:
     app = await engine_of(request).get_app(params.app_name(request))
-    return json_response(serializers.v1_app(app))
+    return json_response(wire.App.of(app))
 
 
 @routes.delete(f"{PREFIX}/apps/{{name}}")
 async def delete(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete(name)
-    return json_response({"status": "deleted", "app": name})
+    return json_response(wire.AppDeleted(app=name))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/rollout")
 async def rollout(request: web.Request) -> web.Response:
     rollout = await engine_of(request).rollout(params.app_name(request))
-    return json_response(serializers.v1_rollout(rollout))
+    return json_response(wire.Rollout.of(rollout))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/up")
 async def up(request: web.Request) -> web.Response:
     result = await ensure_leader(request).up(params.app_name(request))
-    return json_response(serializers.v1_up(result))
+    return json_response(wire.UpAnswer.of(result))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/down")
@@ -78,7 +77,7 @@ async def down(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     name = params.app_name(request)
     stopped = await engine.down(name, force=params.query_bool(request, "force"))
-    return json_response({"app": name, "containers_stopped": stopped})
+    return json_response(wire.DownAnswer(app=name, containers_stopped=stopped))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/restart")
@@ -88,7 +87,7 @@ async def restart(request: web.Request) -> web.Response:
     body = await params.json_body(request, required=False)
     slot = params.int_field(body, "replica", 1, 1000, required=False)
     restarted = await engine.restart(name, slot)
-    return json_response({"app": name, "restarted": restarted})
+    return json_response(wire.RestartAnswer(app=name, restarted=restarted))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/scale")
@@ -98,7 +97,7 @@ async def scale(request: web.Request) -> web.Response:
     replicas = params.int_field(body, "replicas", 0, 100)
     assert replicas is not None
     result = await engine.scale(params.app_name(request), replicas)
-    return json_response(serializers.v1_scaled(result))
+    return json_response(wire.ScaleAnswer.of(result))
 
 
 @routes.put(f"{PREFIX}/apps/{{name}}/scaling")
@@ -107,14 +106,14 @@ async def set_scaling(request: web.Request) -> web.Response:
     name = params.app_name(request)
     changes = await params.json_body(request)
     policy = await engine.set_policy(name, changes)
-    return json_response({"app": name, "policy": policy})
+    return json_response(wire.ScalingAnswer(app=name, policy=policy))
 
 
 @routes.delete(f"{PREFIX}/apps/{{name}}/instances")
 async def clear_instances(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).clear_instances(name)
-    return json_response({"app": name, "status": "cleared"})
+    return json_response(wire.InstancesCleared(app=name))
 
 
 async def _events(request: web.Request, app: str | None) -> web.Response:
@@ -126,7 +125,7 @@ async def _events(request: web.Request, app: str | None) -> web.Response:
     if app is not None:
         await engine.get_app(app)  # 404 for an unknown app rather than an empty list
     found = await engine.events(app=app, category=category, since=since, limit=limit)
-    return json_response(serializers.v1_events(found))
+    return json_response(wire.Events.of(found))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/events")
@@ -164,7 +163,7 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
                 line = pending.result()
             except StopAsyncIteration:
                 break
-            await response.write(redacted_dumps(serializers.v1_log(line)).encode() + b"\n")
+            await response.write(redacted_dumps(wire.LogLineAnswer.of(line).dump()).encode() + b"\n")
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client left mid-write: an ordinary end for a follow stream, not an error
@@ -192,14 +191,14 @@ async def logs(request: web.Request) -> web.StreamResponse:
         await engine.get_app(name)  # 404 before the stream starts, not inside it
         return await _stream_logs(request, engine.follow_logs(name, tail=tail))
     lines = await engine.logs(name, tail=tail, since=since, until=until)
-    return json_response(serializers.v1_logs(name, lines))
+    return json_response(wire.Logs.of(name, lines))
 
 
 @routes.get(f"{PREFIX}/apps/{{name}}/metrics")
 async def app_metrics(request: web.Request) -> web.Response:
     name = params.app_name(request)
     metrics = await engine_of(request).app_metrics(name)
-    return json_response(serializers.v1_app_metrics(name, metrics))
+    return json_response(wire.AppMetrics.of(name, metrics))
 
 
 SERIES_SECONDS_DEFAULT = 300
@@ -210,11 +209,9 @@ async def overview(request: web.Request) -> web.Response:
     """Every app described, with its latest figures, in one answer: what a dashboard draws each tick."""
     engine = engine_of(request)
     found = await engine.overview()
-    figures = {name: asdict(f) for name, f in found.figures.items()}
+    figures = {name: wire.Figures(**asdict(f)) for name, f in found.figures.items()}
     return json_response(
-        serializers.v1_overview(
-            found.apps, figures, found.lb_listen, found.timestamp, engine.settings.runtime
-        )
+        wire.Overview.of(found.apps, figures, found.lb_listen, found.timestamp, engine.settings.runtime)
     )
 
 
@@ -225,7 +222,7 @@ async def app_series(request: web.Request) -> web.Response:
     seconds = params.query_int(request, "seconds", SERIES_SECONDS_DEFAULT, 10, SERIES_SECONDS_MAX)
     assert seconds is not None
     found = await engine_of(request).series(name, seconds)
-    return json_response(serializers.v1_series(found.app, found.seconds, found.timestamp, found.series))
+    return json_response(wire.Series.of(found.app, found.seconds, found.timestamp, found.series))
 
 
 @routes.post(f"{PREFIX}/apps/{{name}}/backtest")
@@ -239,51 +236,53 @@ async def app_backtest(request: web.Request) -> web.Response:
     run = await engine_of(request).backtest(
         params.app_name(request), changes, since=body.get("since"), trace=body.get("trace")
     )
-    return json_response(serializers.v1_backtest(run))
+    return json_response(wire.Backtest.of(run))
 
 
 @routes.get(f"{PREFIX}/nodes")
 async def list_nodes(request: web.Request) -> web.Response:
     nodes = await engine_of(request).nodes()
-    return json_response({"nodes": [serializers.v1_node(n) for n in nodes]})
+    return json_response(wire.NodeList(nodes=[wire.Node.of(n) for n in nodes]))
 
 
 @routes.post(f"{PREFIX}/nodes/{{node}}/drain")
 async def drain_node(request: web.Request) -> web.Response:
     started = await ensure_leader(request).drain_node(request.match_info["node"])
-    return json_response(serializers.v1_drain_started(started))
+    return json_response(
+        wire.NodeDrain(node=wire.Node.of(started.node), moving=started.moving, apps=started.apps)
+    )
 
 
 @routes.post(f"{PREFIX}/nodes/{{node}}/activate")
 async def activate_node(request: web.Request) -> web.Response:
     node = await ensure_leader(request).activate_node(request.match_info["node"])
-    return json_response({"node": serializers.v1_node(node)})
+    return json_response(wire.NodeActivated(node=wire.Node.of(node)))
 
 
 @routes.get(f"{PREFIX}/cluster/status")
 async def cluster_status(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    return json_response(serializers.cluster_status(status, node_id_of(request)))
+    return json_response(wire.ClusterStatus.of(status, node_id_of(request)))
 
 
 @routes.get(f"{PREFIX}/cluster/leader")
 async def cluster_leader(request: web.Request) -> web.Response:
     status = await engine_of(request).cluster_status()
-    leader = serializers.cluster_leader(status)
+    leader = wire.ClusterLeader.of(status)
     if leader is None:
-        return json_response({"detail": "No leader elected, cluster not ready"}, status=503)
+        return json_response(wire.Error(detail="No leader elected, cluster not ready"), status=503)
     return json_response(leader)
 
 
 @routes.get(f"{PREFIX}/cluster/overview")
 async def cluster_overview(request: web.Request) -> web.Response:
-    return json_response(await engine_of(request).cluster_overview())
+    return json_response(wire.ClusterOverview(**await engine_of(request).cluster_overview()))
 
 
 @routes.delete(f"{PREFIX}/cluster/leadership")
 async def release_leadership(request: web.Request) -> web.Response:
     await ensure_leader(request).release_leadership()
-    return json_response({"status": "released", "node_id": node_id_of(request)})
+    return json_response(wire.LeadershipReleased(node_id=node_id_of(request)))
 
 
 def _secret_fields(body: dict[str, object]) -> dict[str, str]:
@@ -298,7 +297,9 @@ def _secret_fields(body: dict[str, object]) -> dict[str, str]:
 @routes.get(f"{PREFIX}/secrets")
 async def list_secrets(request: web.Request) -> web.Response:
     secrets = await engine_of(request).list_secrets()
-    return json_response({"secrets": [{"name": n, "fields": f} for n, f in sorted(secrets.items())]})
+    return json_response(
+        wire.SecretList(secrets=[wire.SecretAnswer(name=n, fields=f) for n, f in sorted(secrets.items())])
+    )
 
 
 @routes.put(f"{PREFIX}/secrets/{{name}}")
@@ -306,20 +307,20 @@ async def set_secret(request: web.Request) -> web.Response:
     engine = ensure_leader(request)
     name = params.app_name(request)
     fields = await engine.set_secret(name, _secret_fields(await params.json_body(request)))
-    return json_response({"name": name, "fields": fields})
+    return json_response(wire.SecretAnswer(name=name, fields=fields))
 
 
 @routes.get(f"{PREFIX}/secrets/{{name}}")
 async def secret_fields(request: web.Request) -> web.Response:
     name = params.app_name(request)
-    return json_response({"name": name, "fields": await engine_of(request).secret_fields(name)})
+    return json_response(wire.SecretAnswer(name=name, fields=await engine_of(request).secret_fields(name)))
 
 
 @routes.delete(f"{PREFIX}/secrets/{{name}}")
 async def delete_secret(request: web.Request) -> web.Response:
     name = params.app_name(request)
     await ensure_leader(request).delete_secret(name)
-    return json_response({"status": "deleted", "name": name})
+    return json_response(wire.SecretDeleted(name=name))
 
 
 @routes.post(f"{PREFIX}/diagnostics")

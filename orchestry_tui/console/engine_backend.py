@@ -213,9 +213,9 @@ class EngineBackend:
     async def backtest(
         self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
     ) -> dict[str, Any]:
-        from core.api.serializers import v1_backtest
+        from core.api.wire import Backtest
 
-        return v1_backtest(await self._engine.backtest(name, changes, since=since, trace=trace))
+        return Backtest.of(await self._engine.backtest(name, changes, since=since, trace=trace)).dump()
 
     async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return await self._engine.set_policy(name, changes)

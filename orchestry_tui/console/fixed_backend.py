@@ -125,7 +125,7 @@ class FixedBackend:
         self, name: str, changes: dict[str, Any] | None, since: float | None, trace: str | None
     ) -> dict[str, Any]:
         """A real backtest (the pure function) on a synthetic trace: fixed data has no history."""
-        from core.api.serializers import v1_backtest
+        from core.api.wire import Backtest
         from core.backtest import backtest, synthetic_trace, trace_duration
         from core.backtest_runner import BacktestRun, check_trace
         from core.errors import BadRequest
@@ -153,7 +153,7 @@ class FixedBackend:
             backtest(samples, policy, start),
             backtest(samples, candidate, start),
         )
-        return v1_backtest(run)
+        return Backtest.of(run).dump()
 
     async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         raise Conflict(FIXED_DATA)

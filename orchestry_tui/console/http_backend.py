@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from core.api import wire
 from core.errors import BadRequest, Conflict, NotFound, NotLeader, OrchestryError, SpecError
-from core.models import AppView, Event, ReplicaView, ScaleResult
+from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.client.async_http import AsyncApiClient
 from orchestry_tui.client.http import ApiError, DaemonUnreachable, path_part
@@ -37,6 +39,7 @@ STATUS_PATH = "/api/v1/cluster/status"
 ERROR_TYPES: dict[int, type[OrchestryError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 422: SpecError}
 
 T = TypeVar("T")
+W = TypeVar("W", bound=wire.Wire)
 
 
 class ConnectFailed(OrchestryError):
@@ -53,24 +56,32 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _build(cls: type[T], data: dict[str, Any], **extra: Any) -> T:
-    """A dataclass from an API object, ignoring keys a newer daemon may add."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names}, **extra)
+def parse(model: type[W], data: Any) -> W:
+    """An answer read with the wire model the daemon wrote it with (core/api/wire.py); keys a newer
+    daemon may add are ignored.  An answer of another shape is an OrchestryError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise OrchestryError(
+            f"the daemon's answer does not read as {model.__name__} ({where}: {first['msg']}): "
+            "is the daemon an older or newer Orchestry than this console?"
+        ) from None
 
 
 def app_view(data: dict[str, Any]) -> AppView:
-    replicas = [_build(ReplicaView, r) for r in data.get("replicas", [])]
-    return _build(AppView, {k: v for k, v in data.items() if k != "replicas"}, replicas=replicas)
+    return parse(wire.App, data).view()
 
 
 def leadership(status: dict[str, Any]) -> Leadership:
-    lease = status.get("lease") or {}
+    cluster = parse(wire.ClusterStatus, status)
+    lease = cluster.lease or {}
     return Leadership(
-        node_id=str(status.get("node_id") or "?"),
-        state=str(status.get("state") or ("leader" if status.get("is_leader") else "follower")),
-        term=status.get("term"),
-        leader_id=status.get("leader_id"),
+        node_id=cluster.node_id or "?",
+        state=cluster.state,
+        term=cluster.term,
+        leader_id=cluster.leader_id,
         lease_expires_at=lease.get("expires_at"),
     )
 
@@ -196,14 +207,15 @@ class HttpBackend:
             self._get(STATUS_PATH), self._get("/api/v1/overview"), series_request
         )
         self._cluster = status
-        self.lb_address = str(overview.get("lb_listen") or "?")
-        self.runtime = str(overview.get("runtime") or "docker")
-        apps = [app_view(a) for a in overview["apps"]]
-        figures = {a["name"]: _build(AppFigures, a.get("figures") or {}) for a in overview["apps"]}
+        described = parse(wire.Overview, overview)
+        self.lb_address = described.lb_listen or "?"
+        self.runtime = described.runtime
+        apps = [a.view() for a in described.apps]
+        figures = {a.name: AppFigures(**a.figures.model_dump()) for a in described.apps}
         chosen = next((a for a in apps if a.name == selected), None)
         return Frame(
             # The daemon's clock: charts and the lease countdown are relative to the data's own time.
-            now=float(overview.get("timestamp") or time.time()),
+            now=float(described.timestamp or time.time()),
             leadership=leadership(status),
             apps=apps,
             figures=figures,
@@ -215,10 +227,11 @@ class HttpBackend:
             answer = await self._get(self._app_path(name, "/series"), seconds=CHART_SECONDS)
         except NotFound:
             return None  # deleted since the last frame: the next frame no longer lists it
-        return {key: [(float(t), float(v)) for t, v in points] for key, points in answer["series"].items()}
+        return parse(wire.Series, answer).points()
 
     async def cluster(self) -> ClusterView:
-        return cluster_view(await self._get("/api/v1/cluster/overview"))
+        answer = await self._get("/api/v1/cluster/overview")
+        return cluster_view(parse(wire.ClusterOverview, answer).model_dump())
 
     async def step_down(self) -> str:
         """Through a controller LB the DELETE reaches the leader (followers answer 503, the LB retries)."""
@@ -236,7 +249,7 @@ class HttpBackend:
         if since is not None:
             query["since"] = f"{since:.6f}"
         answer = await self._get("/api/v1/events", **query)
-        return [_build(Event, e) for e in answer["events"]]
+        return [e.event() for e in parse(wire.Events, answer).events]
 
     def _remember(self, events: list[Event]) -> list[Event]:
         """The events not seen before, oldest first; moves the cursor and forgets ids it can't meet again."""
@@ -271,11 +284,11 @@ class HttpBackend:
 
     async def nodes(self) -> list[NodeInfo]:
         answer = await self._get("/api/v1/nodes")
-        return [_build(NodeInfo, n, unavailable_reason=n.get("reason") or "") for n in answer["nodes"]]
+        return [n.info() for n in parse(wire.NodeList, answer).nodes]
 
     async def logs(self, name: str, tail: int) -> list[LogLine]:
         answer = await self._get(self._app_path(name, "/logs"), tail=tail)
-        return [_build(LogLine, line) for line in answer["lines"]]
+        return [line.line() for line in parse(wire.Logs, answer).lines]
 
     async def follow_logs(self, name: str) -> AsyncIterator[LogLine]:
         """The daemon's NDJSON follow stream; a cut stream is resumed without repeating lines."""
@@ -286,7 +299,7 @@ class HttpBackend:
             try:
                 async with contextlib.aclosing(stream):  # a closed screen releases the connection now
                     async for raw in stream:
-                        line = _build(LogLine, raw)
+                        line = parse(wire.LogLineAnswer, raw).line()
                         # After a reconnect the daemon first replays its tail (oldest first): skip what
                         # was shown already.
                         if replaying and newest is not None and line.timestamp <= newest:
@@ -305,12 +318,13 @@ class HttpBackend:
 
     # --- changes ------------------------------------------------------------------------------
     async def scale(self, name: str, replicas: int) -> ScaleResult:
-        return _build(ScaleResult, await self._post(self._app_path(name, "/scale"), {"replicas": replicas}))
+        answer = await self._post(self._app_path(name, "/scale"), {"replicas": replicas})
+        return parse(wire.ScaleAnswer, answer).result()
 
     async def restart(self, name: str, slot: int | None = None) -> list[int]:
         body = {"replica": slot} if slot is not None else None
         answer = await self._post(self._app_path(name, "/restart"), body)
-        return [int(s) for s in answer["restarted"]]
+        return parse(wire.RestartAnswer, answer).restarted
 
     async def set_mode(self, name: str, mode: str) -> None:
         await self._call(lambda: self._client.put(self._app_path(name, "/scaling"), {"mode": mode}))
@@ -323,11 +337,12 @@ class HttpBackend:
     ) -> dict[str, Any]:
         body = {k: v for k, v in (("policy", changes), ("since", since), ("trace", trace)) if v is not None}
         answer: dict[str, Any] = await self._post(self._app_path(name, "/backtest"), body)
+        parse(wire.Backtest, answer)  # the chart draws the JSON itself; it must have the documented shape
         return answer
 
     async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         answer = await self._call(lambda: self._client.put(self._app_path(name, "/scaling"), changes))
-        return dict(answer["policy"])
+        return parse(wire.ScalingAnswer, answer).policy
 
     async def down(self, name: str) -> None:
         await self._post(self._app_path(name, "/down"))

@@ -111,7 +111,7 @@ def normalize(value: Any, key: str = "", inside: tuple[str, ...] = ()) -> Any:
     if isinstance(value, list):
         if key in TIMING_LISTS or (key in POINT_LISTS and inside[-1:] in (("series",), ("load",))):
             value = value[:1]
-        if inside[-1:] == ("load",) or key == "replicas" and value and isinstance(value[0], list):
+        if inside[-1:] == ("load",) or (key == "replicas" and value and isinstance(value[0], list)):
             value = value[:1]
         return [normalize(v, "", (*inside, key)) for v in value]
     if isinstance(value, float) and key.endswith(("percent", "_ms", "rps", "minutes", "seconds")):
@@ -211,7 +211,7 @@ async def test_every_route_answers_as_the_golden_files_say(tmp_path: Path) -> No
     if write:
         GOLDEN.mkdir(exist_ok=True)
     mismatches = []
-    for index, (method, path, body, status, answer) in enumerate(answers):
+    for index, (method, path, _body, status, answer) in enumerate(answers):
         # Key order is part of the format: compare the text, not the parsed objects.
         text = json.dumps({"request": f"{method} {path}", "status": status, "answer": answer}, indent=1)
         file = GOLDEN / golden_name(index, method, path)

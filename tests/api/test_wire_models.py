@@ -1,8 +1,8 @@
-"""The 1.0 wire shapes and the /api/v1 shapes produced from core.models objects."""
+"""The 1.0 wire shapes and the /api/v1 shapes the wire models produce from core.models objects."""
 
 from __future__ import annotations
 
-from core.api import serializers
+from core.api import wire
 from core.models import AppView, Event, ReplicaView, ScaleResult, ScalingRecord, UpResult
 from core.runtime.base import LogLine
 
@@ -43,7 +43,7 @@ def app_view(replicas: list[ReplicaView] | None = None) -> AppView:
 
 
 def test_legacy_status_has_12_char_ids_numbers_for_unmeasured_percentages_and_ready_count() -> None:
-    body = serializers.legacy_status(app_view())
+    body = wire.AppStatus.of(app_view()).dump()
     assert set(body) == {"app", "status", "replicas", "ready_replicas", "instances", "mode"}
     assert body["replicas"] == 2 and body["ready_replicas"] == 1
     first, second = body["instances"]
@@ -54,12 +54,12 @@ def test_legacy_status_has_12_char_ids_numbers_for_unmeasured_percentages_and_re
 
 
 def test_legacy_app_list_entry_and_raw_keys() -> None:
-    summary = serializers.legacy_app_summary(app_view())
+    summary = wire.LegacyAppSummary.of(app_view()).dump()
     assert set(summary) == {
         "name", "spec", "status", "created_at", "updated_at", "replicas", "ready_replicas",
         "last_scaled_at", "mode",
     }  # fmt: skip
-    raw = serializers.legacy_raw(app_view())
+    raw = wire.RawApp.of(app_view()).dump()
     assert set(raw) == {"name", "raw", "parsed"}
     assert "ready_replicas" not in raw["parsed"]
     assert isinstance(raw["parsed"]["created_at"], float)
@@ -69,7 +69,7 @@ def test_legacy_logs_are_newest_first_with_short_and_full_ids() -> None:
     lines = [
         LogLine(timestamp=t, container_id=LONG_ID, replica="web-1", message=f"m{t}") for t in (1.0, 3.0, 2.0)
     ]
-    body = serializers.legacy_logs("web", 2, lines)
+    body = wire.LegacyLogs.of("web", 2, lines).dump()
     assert [line["timestamp"] for line in body["logs"]] == [3.0, 2.0, 1.0]
     assert body["logs"][0] == {
         "timestamp": 3.0,
@@ -82,7 +82,7 @@ def test_legacy_logs_are_newest_first_with_short_and_full_ids() -> None:
 
 def test_v1_logs_are_oldest_first() -> None:
     lines = [LogLine(timestamp=t, container_id=LONG_ID, replica="web-1", message="x") for t in (2.0, 1.0)]
-    assert [line["timestamp"] for line in serializers.v1_logs("web", lines)["lines"]] == [1.0, 2.0]
+    assert [line["timestamp"] for line in wire.Logs.of("web", lines).dump()["lines"]] == [1.0, 2.0]
 
 
 def test_events_newest_first_in_both_shapes() -> None:
@@ -98,26 +98,30 @@ def test_events_newest_first_in_both_shapes() -> None:
         )
         for i in (1, 3, 2)
     ]
-    legacy = serializers.legacy_events(events)["events"]
+    legacy = wire.LegacyEvents.of(events).dump()["events"]
     assert [e["id"] for e in legacy] == [3, 2, 1]
     assert set(legacy[0]) == {"id", "app_name", "event_type", "message", "timestamp", "details"}
     assert legacy[0]["event_type"] == "scaling"
-    v1 = serializers.v1_events(events)["events"]
+    v1 = wire.Events.of(events).dump()["events"]
     assert [e["id"] for e in v1] == [3, 2, 1] and v1[0]["kind"] == "scaled"
 
 
 def test_results_of_lifecycle_calls() -> None:
-    assert serializers.legacy_up(UpResult(app="web", replicas=3, adopted=1, started=2)) == {
+    assert wire.Started.of(UpResult(app="web", replicas=3, adopted=1, started=2)).dump() == {
         "status": "started", "app": "web", "replicas": 3, "adopted": 1, "started": 2,
     }  # fmt: skip
-    assert serializers.legacy_down("web", 3) == {"status": "stopped", "app": "web", "containers_stopped": 3}
-    assert serializers.legacy_deleted("web")["status"] == "deleted"
+    assert wire.Stopped(app="web", containers_stopped=3).dump() == {
+        "status": "stopped",
+        "app": "web",
+        "containers_stopped": 3,
+    }
+    assert wire.Deleted.of("web").dump()["status"] == "deleted"
     scaled = ScaleResult(
         app="web", status="scaled", replicas=5, requested=9, clamped=True, message="max is 5"
     )
-    assert serializers.legacy_scaled(scaled) == {"status": "scaled", "app": "web", "replicas": 5}
-    assert serializers.v1_scaled(scaled)["clamped"] is True
-    assert serializers.legacy_registered("web") == {
+    assert wire.Scaled.of(scaled).dump() == {"status": "scaled", "app": "web", "replicas": 5}
+    assert wire.ScaleAnswer.of(scaled).dump()["clamped"] is True
+    assert wire.Registered(app="web").dump() == {
         "status": "registered", "app": "web", "message": "Application registered successfully",
     }  # fmt: skip
 
@@ -129,7 +133,7 @@ def test_legacy_metrics_fill_missing_figures_and_order_history_newest_first() ->
         )
         for i in (1, 2)
     ]
-    body = serializers.legacy_app_metrics("web", {"current": {"rps": 4}}, history)
+    body = wire.LegacyAppMetrics.of("web", {"current": {"rps": 4}}, history).dump()
     figures = body["metrics"]["metrics"]
     assert figures["rps"] == 4.0 and figures["p95_latency_ms"] == 0.0 and figures["total_replicas"] == 0
     assert [r["id"] for r in body["scaling_history"]] == [2, 1]
@@ -137,7 +141,7 @@ def test_legacy_metrics_fill_missing_figures_and_order_history_newest_first() ->
 
 
 def test_v1_app_describes_replicas_and_image() -> None:
-    body = serializers.v1_app(app_view())
+    body = wire.App.of(app_view()).dump()
     assert body["image"] == "orchestry/demo:latest"
     assert body["replicas"][0]["container_id"] == "a" * 12
     assert body["ready_replicas"] == 1
@@ -152,20 +156,29 @@ def test_cluster_views_for_a_lone_leader_and_for_no_leader() -> None:
         "api_url": "http://127.0.0.1:8000",
     }
     status = {"node_id": "n1", "is_leader": True, "leader_id": "n1", "term": 4, "lease": lease, "nodes": []}
-    assert serializers.cluster_status(status, "n1")["state"] == "leader"
-    leader = serializers.cluster_leader(status)
-    assert leader is not None and leader["term"] == 4 and leader["lease_expires_at"] == 99.5
-    health = serializers.cluster_health(status, "n1", "2.0.0", 5.0)
+    assert wire.ClusterStatus.of(status, "n1").dump()["state"] == "leader"
+    leader = wire.ClusterLeader.of(status)
+    assert leader is not None and leader.term == 4 and leader.lease_expires_at == 99.5
+    health = wire.ClusterHealth.of(status, "n1", "2.0.0", 5.0).dump()
     assert health["cluster_ready"] is True and health["clustering"] == "disabled"
-    assert serializers.cluster_leader({"lease": None}) is None
-    assert serializers.cluster_health({"leader_id": None}, "n2", "2.0.0", 5.0)["status"] == "degraded"
+    assert wire.ClusterLeader.of({"lease": None}) is None
+    assert wire.ClusterHealth.of({"leader_id": None}, "n2", "2.0.0", 5.0).dump()["status"] == "degraded"
 
 
 def test_health_reports_database_errors_without_losing_the_shape() -> None:
-    ok = serializers.health({"status": "ok"}, "n1", True, "2.0.0", 1.0)
+    ok = wire.Health.of({"status": "ok"}, "n1", True, "2.0.0", 1.0).dump()
     assert ok == {
         "status": "healthy", "timestamp": 1.0, "version": "2.0.0", "database": {"status": "ok"},
         "node_id": "n1", "is_leader": True,
     }  # fmt: skip
-    bad = serializers.health({"status": "error", "detail": "refused"}, "n1", False, "2.0.0", 1.0)
+    bad = wire.Health.of({"status": "error", "detail": "refused"}, "n1", False, "2.0.0", 1.0).dump()
     assert bad["database"] == {"status": "error", "detail": "refused"} and bad["status"] == "degraded"
+
+
+def test_the_console_reads_an_app_back_as_the_engine_described_it() -> None:
+    described = app_view()
+    parsed = wire.App.model_validate(wire.App.of(described).dump()).view()
+    assert parsed.name == described.name and parsed.ready_replicas == described.ready_replicas
+    assert [r.slot for r in parsed.replicas] == [1, 2] and parsed.replicas[0].container_id == "a" * 12
+    newer = {**wire.App.of(described).dump(), "added_by_a_newer_daemon": 1}
+    assert wire.App.model_validate(newer).view().name == "web"  # unknown keys are ignored
