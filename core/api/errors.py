@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.api.context import json_response
+from core.api.wire import Error
 from core.documents import MAX_DOCUMENT_BYTES
 from core.errors import NotLeader, OrchestryError
 
@@ -24,7 +25,7 @@ LEADER_HEADER = "X-Current-Leader"
 
 
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"detail": detail}, status=status, headers=headers)
+    return json_response(Error(detail=detail), status=status, headers=headers)
 
 
 def _http_exception_detail(exc: web.HTTPException, request: web.Request) -> str:
