@@ -236,7 +236,7 @@ class HttpBackend:
     async def step_down(self) -> str:
         """Through a controller LB the DELETE reaches the leader (followers answer 503, the LB retries)."""
         answer = await self._call(lambda: self._client.delete("/api/v1/cluster/leadership"))
-        who = (answer or {}).get("node_id") or "the leader"
+        who = parse(wire.LeadershipReleased, answer).node_id or "the leader"
         return f"{who} released its lease: a peer takes over"
 
     async def recent_events(self, limit: int) -> list[Event]:
