@@ -4,6 +4,7 @@ series route serves it to a console that attaches after the restart."""
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -64,3 +65,41 @@ async def test_history_survives_a_restart_and_a_leader_change(tmp_path: Path, da
             await second.stop(stop_apps=True)
         else:
             await first.stop(stop_apps=True)
+
+
+async def test_only_the_leader_records_and_its_successor_carries_on(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    """Two live engines on PostgreSQL: one record per period while the first leads (the follower
+    writes none), and the same after the lease moves to the second; the earlier records stay."""
+    leader = Engine(engine_settings(tmp_path / "a", pg_database_url, lease_ttl=4))
+    follower = Engine(engine_settings(tmp_path / "b", pg_database_url, lease_ttl=4))
+    await leader.start()
+    await follower.start()
+    name = unique_name("hha")
+    try:
+        assert leader.cluster.is_leader() and not follower.cluster.is_leader()
+        await leader.register(demo_app(name))
+        await leader.up(name)
+        await wait_for(lambda: ready_count(leader, name), timeout=30, what="a ready replica")
+
+        async def records_after(after: float, count: int) -> bool:
+            return len(await follower.metric_history(name, after)) >= count
+
+        await wait_for(lambda: records_after(0, 4), timeout=20, what="a few periods recorded")
+        await leader.stop(stop_nginx=True)  # releases the lease; the replica keeps running
+        handed_over = time.time()
+        await wait_for(follower.cluster.is_leader, timeout=15, what="the follower to take over")
+        await wait_for(lambda: records_after(handed_over, 4), timeout=30, what="the new leader to record")
+        stored = await follower.metric_history(name, 0)
+    finally:
+        await follower.stop(stop_apps=True)
+        await leader.stop(stop_nginx=True)
+
+    period = follower.settings.scaler_interval
+    times = [s.at for s in stored]
+    assert times[0] < handed_over < times[-1]
+    # One writer at a time: no two records of the same app closer than half a scaling period.
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    assert min(gaps) > period / 2, gaps
+    assert all(s.desired_replicas == 1 for s in stored)
