@@ -48,6 +48,18 @@ class LeaseView:
     released_at: float | None
 
 
+@dataclass(frozen=True)
+class LeadershipView:
+    """Who leads, as this node sees it now (what a front end shows in its header)."""
+
+    node_id: str
+    state: str  # leader | follower | candidate
+    leading: bool
+    term: int | None
+    leader_id: str | None
+    lease: LeaseView | None
+
+
 class LeaseElection:
     def __init__(
         self,
@@ -93,6 +105,18 @@ class LeaseElection:
         if self.lease is not None and self.lease.released_at is None and self.lease.expires_at > time.time():
             return self.lease.leader_id
         return None
+
+    def view(self) -> LeadershipView:
+        leading = self.is_leader()
+        lease = self.lease
+        return LeadershipView(
+            node_id=self.node_id,
+            state=LEADER if leading else self.state,
+            leading=leading,
+            term=lease.term if lease else self.term,
+            leader_id=self.leader_id,
+            lease=lease,
+        )
 
     def not_leader(self) -> NotLeader:
         """The refusal of a write on this node, saying who leads (or why nobody does yet)."""

@@ -20,8 +20,8 @@ from typing import Any
 from core import __version__, presence
 from core.backtest_runner import BacktestRun
 from core.clock import SYSTEM_CLOCK, Clock
-from core.cluster import LeaseElection
-from core.errors import OrchestryError, RuntimeUnavailable
+from core.cluster import LeadershipView, LeaseElection
+from core.errors import NotLeader, OrchestryError, RuntimeUnavailable
 from core.events import EventBus, EventLog
 from core.health import Probe
 from core.history import MetricSample
@@ -371,9 +371,21 @@ class Engine:
         self._require_leader()
         return await self.node_service.activate(node)
 
+    def is_leader(self) -> bool:
+        """Whether this node holds the lease now (a local check: free to call often)."""
+        return self.cluster.is_leader()
+
+    def not_leader(self) -> NotLeader:
+        """The refusal of a change on this node, naming the leader (503 + X-Current-Leader)."""
+        return self.cluster.not_leader()
+
+    def leadership(self) -> LeadershipView:
+        """Who leads, as this node sees it now."""
+        return self.cluster.view()
+
     def _require_leader(self) -> None:
-        if not self.cluster.is_leader():
-            raise self.cluster.not_leader()
+        if not self.is_leader():
+            raise self.not_leader()
 
     async def cluster_overview(self) -> dict[str, Any]:
         """Every controller (state, heartbeat age, database, version), the lease and the term history."""

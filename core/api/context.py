@@ -27,8 +27,8 @@ def node_id_of(request: web.Request) -> str:
 
 def is_leader(engine: Engine) -> bool:
     """A lone node without a cluster seam leads itself."""
-    cluster = getattr(engine, "cluster", None)
-    return True if cluster is None else bool(cluster.is_leader())
+    check = getattr(engine, "is_leader", None)
+    return True if check is None else bool(check())
 
 
 def ensure_leader(request: web.Request) -> Engine:
@@ -37,9 +37,8 @@ def ensure_leader(request: web.Request) -> Engine:
     The engine checks too, but checking here first means a follower answers before reading the body
     and never half-applies anything."""
     engine = engine_of(request)
-    cluster = getattr(engine, "cluster", None)
-    if cluster is not None and not cluster.is_leader():
-        raise cluster.not_leader()
+    if not is_leader(engine):
+        raise engine.not_leader()
     return engine
 
 

@@ -85,7 +85,7 @@ class EngineBackend:
         """Apply what a follower could not, once this node leads (a dead console's lease expired)."""
         engine = self._engine
         # Leadership is a local check of the lease's expiry: polling it is free, and no event is missed.
-        while not engine.cluster.is_leader():  # noqa: ASYNC110
+        while not engine.is_leader():  # noqa: ASYNC110
             await asyncio.sleep(LEADER_POLL_SECONDS)
         for path in paths:
             try:
@@ -143,15 +143,13 @@ class EngineBackend:
         )
 
     def _leadership(self) -> Leadership:
-        cluster = self._engine.cluster
-        lease = cluster.lease
-        leading = cluster.is_leader()
+        seen = self._engine.leadership()
         return Leadership(
-            node_id=self._engine.node_id,
-            state="leader" if leading else cluster.state,
-            term=lease.term if lease else cluster.term,
-            leader_id=cluster.leader_id,
-            lease_expires_at=lease.expires_at if lease else None,
+            node_id=seen.node_id,
+            state=seen.state,
+            term=seen.term,
+            leader_id=seen.leader_id,
+            lease_expires_at=seen.lease.expires_at if seen.lease else None,
         )
 
     async def cluster(self) -> ClusterView:
@@ -160,12 +158,12 @@ class EngineBackend:
     async def step_down(self) -> str:
         """The leader releases its lease: this node if it leads, else the leader asked over its API."""
         engine = self._engine
-        if engine.cluster.is_leader():
-            term = engine.cluster.term
+        seen = engine.leadership()
+        if seen.leading:
             await engine.release_leadership()
-            return f"{engine.node_id} released the lease of term {term}: a peer takes over"
-        lease = engine.cluster.lease
-        leader = engine.cluster.leader_id
+            return f"{engine.node_id} released the lease of term {seen.term}: a peer takes over"
+        lease = seen.lease
+        leader = seen.leader_id
         if leader is None or lease is None or not lease.api_url:
             raise NotLeader(None)
         return await release_remote(lease.api_url, self.settings, leader)
