@@ -160,9 +160,12 @@ class AppRepository:
             return int(row.desired_replicas), now
 
     def delete(self, name: str) -> bool:
-        """Remove the app with its instances and scaling history (events are kept)."""
+        """Remove the app with its instances, scaling and metric history (events are kept)."""
         with self._db.leader_write(f"deleting app '{name}'") as conn:
             result = conn.execute(sa.delete(t.applications).where(t.applications.c.name == name))
+            # Not a foreign key (a period may be written while the app is being deleted): a new app of
+            # the same name must not inherit the old one's load.
+            conn.execute(sa.delete(t.metric_samples).where(t.metric_samples.c.app == name))
             return result.rowcount > 0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.history import DAY, MetricSample
-from core.store import FencedOut, Store
+from core.store import AppRecord, FencedOut, Store
 
 
 @pytest.fixture
@@ -95,3 +95,14 @@ def test_history_writes_are_fenced_by_the_leader_term(store: Store) -> None:
     with pytest.raises(FencedOut):
         store.history.compact(2000.0, retention_seconds=10.0)
     assert [s.at for s in store.history.range("web", since=0)] == [1000.0]
+
+
+def test_deleting_an_app_deletes_its_history_only(store: Store) -> None:
+    store.apps.create(
+        AppRecord(
+            name="web", spec={}, raw={}, spec_hash="h", status="stopped", mode="auto", desired_replicas=1
+        )
+    )
+    store.history.add([raw("web", 1000.0, 1.0), raw("api", 1000.0, 2.0)])
+    assert store.apps.delete("web")
+    assert store.history.count("web") == 0 and store.history.count("api") == 1
