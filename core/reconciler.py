@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from core import planner
 from core.clock import SYSTEM_CLOCK, Clock
+from core.collaborators import Emit
 from core.errors import (
     NotFound,
     OrchestryError,
@@ -57,17 +58,6 @@ log = logging.getLogger(__name__)
 
 # While Docker does not answer, a worker retries at least this often (a wake retries at once).
 RUNTIME_RETRY_SECONDS = 5.0
-
-
-class Emit(Protocol):
-    async def __call__(
-        self,
-        category: str,
-        kind: str,
-        message: str,
-        app: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> Any: ...
 
 
 class Router(Protocol):

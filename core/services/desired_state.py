@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from core.collaborators import Emit, Leadership, require_leader
 from core.documents import read_document
 from core.errors import AppBlocked, BadRequest, Conflict, NotFound, SpecError
 from core.metrics import instruments
 from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview, ScaleResult, UpResult
-from core.reconciler import Reconciler
 from core.secrets import SecretStore
 from core.spec import AppSpec, parse_app_spec, validate_policy_update
 from core.store import AppRecord, Store
@@ -37,6 +36,28 @@ def load_document(document: dict[str, Any] | str | bytes) -> dict[str, Any]:
     return loaded
 
 
+class Workers(Protocol):
+    """The per-app reconcile workers, as far as commands drive them (core.reconciler.Reconciler)."""
+
+    def spec_of(self, record: AppRecord) -> AppSpec: ...
+
+    def ensure_worker(self, name: str) -> None: ...
+
+    def wake(self, name: str) -> None: ...
+
+    def unblock(self, name: str) -> None: ...
+
+    def blocked_reason(self, name: str) -> str: ...
+
+    def request_restart(self, name: str, slot: int | None = None) -> list[int]: ...
+
+    async def reconcile_now(
+        self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False
+    ) -> dict[str, int]: ...
+
+    async def teardown_now(self, name: str) -> int: ...
+
+
 def clamp_to_policy(replicas: int, spec: AppSpec) -> int:
     """An auto-mode app's desired count always lies within its min/max."""
     return min(max(replicas, spec.scaling.min_replicas), spec.scaling.max_replicas)
@@ -46,7 +67,7 @@ class DesiredState:
     def __init__(
         self,
         store: Store,
-        workers: Reconciler,
+        workers: Workers,
         secrets: SecretStore,
         emit: Emit,
         leadership: Leadership,
