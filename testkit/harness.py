@@ -121,7 +121,8 @@ class TrafficClient:
         self.pause = pause
         self.label = label
         self.statuses: Counter[int] = Counter()
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # requests that got no answer at all
+        self.bad_answers: list[str] = []  # answers other than 200
         self.bodies: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
@@ -153,7 +154,7 @@ class TrafficClient:
                     self.bodies[body.strip()[:80]] += 1
                 else:
                     self.failed[method] += 1
-                    self.errors.append(f"{method} {resp.status}: {body.strip()[:120]}")
+                    self.bad_answers.append(f"{method} {resp.status}: {body.strip()[:120]}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.failed[method] += 1
             self.errors.append(f"{method} {exc!r}")
@@ -179,7 +180,7 @@ class TrafficClient:
     def assert_none_failed(self, at_least: int = 1) -> None:
         """Every method was sent and nothing failed; the message carries the figures and last errors."""
         assert all(self.sent[m] > 0 for m in self.methods) and self.total >= at_least, self.figures()
-        assert self.failures == 0, (self.figures(), dict(self.statuses), self.errors[-5:])
+        assert self.failures == 0, (self.figures(), self.statuses, self.errors[-5:], self.bad_answers[-5:])
 
 
 async def get_text(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

@@ -183,7 +183,10 @@ async def test_bridge_killed_replica_is_unrouted_and_replaced(bridge: Engine) ->
     await wait_for(lambda: live_is(bridge, name, 2), what="2 ready")
     before = {v.container_id: v for v in (await bridge.get_app(name)).replicas}
     victim = before[sorted(before)[0]]
-    async with TrafficClient(lb(bridge, name), concurrency=2) as client:
+    # GET only: a request on its way to a killed replica is lost; nginx resends an idempotent GET (and
+    # Docker's userland proxy still accepts on the dead replica's port until it is unrouted, so even a
+    # POST's connect succeeds there and nginx may not resend it: 2 of 141 POSTs failed when measured).
+    async with TrafficClient(lb(bridge, name), concurrency=2, methods=("GET",)) as client:
         await docker("kill", victim.container_id)
         await wait_for(lambda: _replaced(bridge, name, set(before), victim.container_id), timeout=30)
         await asyncio.sleep(0.5)
@@ -580,10 +583,15 @@ async def test_bridge_metrics_cpu_memory_connections_and_rps_per_replica(bridge:
     async def burning() -> Any:
         latest = bridge.metrics.replica_metrics(name, seconds=1.5)
         cpu = {slot: latest[slot].cpu_percent for slot in latest}
-        return latest if (cpu.get(burner) or 0) > 60 else None
+        # Attributed to the right replica, not "over 60 %": on two shared cores the burner may get a
+        # fifth of one (how much a burn reaches: bench/footprint.py, test_demo_image prints it).
+        mine = cpu.get(burner) or 0
+        return latest if mine > 5 and all(mine > 3 * (cpu.get(s) or 0) + 2 for s in others) else None
 
     latest = await wait_for(burning, timeout=10, what="the burning replica's CPU")
     await burn
+    shown = {s: m.cpu_percent for s, m in latest.items()}
+    print(f"\nCPU % of a core per slot while slot {burner} burned: {shown}")
     for slot in views:
         assert latest[slot].memory_percent is not None and 0 < latest[slot].memory_percent < 100, latest
         if slot != burner:
