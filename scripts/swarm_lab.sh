@@ -194,12 +194,25 @@ lab_pids() {
 }
 
 registry_pid() {
-    local pid
-    [[ -f "$DIR/registry.pid" ]] || return 1
-    pid="$(tr -dc '0-9' <"$DIR/registry.pid")"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-    # A recycled pid must not be killed: it is ours only if it serves our config file.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$DIR/registry.yml" && echo "$pid"
+    # Ours only if it serves this lab's config file (a recycled pid must not be killed); found by its
+    # pid file, or, when the lab dir is already gone, by that exact config path in its command line.
+    local pid candidates=() file
+    if [[ -f "$DIR/registry.pid" ]]; then
+        candidates=("$(tr -dc '0-9' <"$DIR/registry.pid")")
+    else
+        for file in $(grep -lsaF -- "$DIR/registry.yml" /proc/[0-9]*/cmdline); do
+            file="${file#/proc/}"
+            candidates+=("${file%/cmdline}")
+        done
+    fi
+    for pid in "${candidates[@]}"; do
+        [[ -n "$pid" ]] || continue
+        if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "docker-registry serve $DIR/registry.yml "; then
+            echo "$pid"
+            return 0
+        fi
+    done
+    return 1
 }
 
 lab_down() {
