@@ -10,8 +10,9 @@ across slots.  Only the lease holder acts: every pass and every runtime action c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -195,6 +196,18 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         for state in self.apps.values():
             state.wake.set()
 
+    @contextlib.contextmanager
+    def forcing(self, name: str) -> Iterator[None]:
+        """While the block runs, a pass that stops ``name`` stops it forced.  A forced down holds it
+        from before it marks the app stopped until its own pass is done, so no pass in between (a
+        relist, a health wake, a plain down's) drains what the operator asked to stop at once."""
+        state = self.state(name)
+        state.force_holds += 1
+        try:
+            yield
+        finally:
+            state.force_holds -= 1
+
     async def reconcile_now(
         self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False
     ) -> dict[str, int]:
@@ -337,7 +350,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         await self._clear_dead(state, containers, after_outage)
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
-        force = record.status == APP_STOPPED and intent.force
+        # Read now, not at the start of the pass: a forced down may have begun after the pass did.
+        force = record.status == APP_STOPPED and (intent.force or state.force_holds > 0)
         now = self.clock.time()
         current_hash = spec.container_hash()
         live = [

@@ -119,6 +119,7 @@ class AppState:
     completed: int = 0  # every request up to this number has been served by a whole pass
     forced_through: int = 0  # newest request that asked for a forced stop
     cleared_through: int = 0  # newest request that asked to clear the app's containers
+    force_holds: int = 0  # forced downs in progress (see Reconciler.forcing)
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""

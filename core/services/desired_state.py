@@ -8,8 +8,10 @@ argument of the pass request, never as a flag on shared state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from core.collaborators import Emit, Leadership, require_leader
@@ -56,6 +58,8 @@ class Workers(Protocol):
     ) -> dict[str, int]: ...
 
     async def teardown_now(self, name: str) -> int: ...
+
+    def forcing(self, name: str) -> AbstractContextManager[None]: ...
 
 
 def clamp_to_policy(replicas: int, spec: AppSpec) -> int:
@@ -229,14 +233,16 @@ class DesiredState:
         ``force`` at once with a short grace period.  Returns the number of containers stopped."""
         require_leader(self._leadership)
         record = await self.app_record(name)
-        await asyncio.to_thread(
-            self._store.apps.update, name, status=APP_STOPPED, status_reason="stopped by the operator"
-        )
-        if record.status != APP_STOPPED:
-            await self._emit(
-                "lifecycle", "app_down", f"{name} is stopping" + (" (forced)" if force else ""), app=name
+        # Held from before the app is marked stopped: any pass from then on stops it forced.
+        with self._workers.forcing(name) if force else contextlib.nullcontext():
+            await asyncio.to_thread(
+                self._store.apps.update, name, status=APP_STOPPED, status_reason="stopped by the operator"
             )
-        result = await self._workers.reconcile_now(name, timeout=self._stop_wait, force=force)
+            if record.status != APP_STOPPED:
+                await self._emit(
+                    "lifecycle", "app_down", f"{name} is stopping" + (" (forced)" if force else ""), app=name
+                )
+            result = await self._workers.reconcile_now(name, timeout=self._stop_wait, force=force)
         return result.get("stopped", 0)
 
     async def delete(self, name: str) -> None:
