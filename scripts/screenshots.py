@@ -2,9 +2,11 @@
 
     .venv/bin/python scripts/screenshots.py [OUT_DIR]
 
-Needs Docker, nginx and the orchestry/demo image (scripts/build_demo_image.sh).  Uses a throwaway state
-dir and free loopback ports, sends a little traffic through nginx so the charts have data, and stops
-and removes its app at the end.
+Needs Docker, nginx and the orchestry/demo image (scripts/build_demo_image.sh), and PostgreSQL for the
+HA shots.  Uses a throwaway state dir and free loopback ports, sends traffic through nginx so the charts
+have data, captures each layout (200x50 and the 80x24 tabs), then three daemons on a throwaway
+PostgreSQL database behind a controller LB, attached, before and after a kill -9 of the leader; it stops
+and removes everything at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -26,6 +29,8 @@ from core.engine import Engine
 from core.settings import load_settings
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
+from orchestry_tui.console.http_backend import HttpBackend
+from orchestry_tui.console.widgets.cluster_pane import ClusterPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 45)
@@ -109,6 +114,11 @@ async def until(predicate: object, timeout: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def throwaway_preferences() -> Path:
+    """A config file of its own: the default layout, and the user's own file never rewritten."""
+    return Path(tempfile.mkdtemp(prefix="orchestry-shots-prefs-")) / "config.toml"
+
+
 async def capture(out: Path) -> list[Path]:
     state = Path(tempfile.mkdtemp(prefix="orchestry-shots-"))
     name = f"{APP}-{uuid.uuid4().hex[:4]}"
@@ -127,7 +137,8 @@ async def capture(out: Path) -> list[Path]:
     try:
         await engine.register(demo_spec(name))
         await engine.up(name)
-        app = OrchestryConsole(EngineBackend(settings, engine=engine), poll_seconds=1.0)
+        backend = EngineBackend(settings, engine=engine)
+        app = OrchestryConsole(backend, poll_seconds=1.0, preferences_path=throwaway_preferences())
         async with app.run_test(size=SIZE) as pilot:
 
             def ready() -> str:
@@ -160,15 +171,109 @@ async def capture(out: Path) -> list[Path]:
             await pilot.pause(1.0)
             save("describe")
             await pilot.press("escape")
+        shots += await capture_layouts(out, settings, engine, name)
     finally:
         await engine.stop(stop_apps=True)
+    return shots
+
+
+async def capture_layouts(out: Path, settings: Any, engine: Engine, name: str) -> list[Path]:
+    """Each layout under load, a replica's log pane beside its charts, and the 80x24 tabs."""
+    shots: list[Path] = []
+    load = asyncio.create_task(traffic(f"http://{settings.lb_listen}/{name}/", 120))
+    try:
+        for size, keys, file in (
+            ((200, 50), ("replica", "down"), "layout-replica-logs-under-load"),
+            ((200, 50), ("6", "5"), "layout-without-cluster-and-logs"),
+            ((200, 50), ("2", "6"), "layout-charts-events-logs"),
+            ((200, 50), ("plus", "plus", "greater_than_sign"), "layout-resized"),
+            ((80, 24), ("3",), "layout-80x24-charts-tab"),
+            ((80, 24), ("5",), "layout-80x24-logs-tab"),
+            ((80, 24), ("6",), "layout-80x24-cluster-tab"),
+        ):
+            backend = EngineBackend(settings, engine=engine)
+            app = OrchestryConsole(backend, poll_seconds=1.0, preferences_path=throwaway_preferences())
+            async with app.run_test(size=size) as pilot:
+                await until(lambda app=app: app.frames_applied >= 2, 30, "first frames")
+                if keys[0] == "replica":  # the second replica's lines only, beside the app's charts
+                    app.query_one("#replicas", KeyedTable).focus()
+                    keys = keys[1:]
+                for key in keys:
+                    await pilot.press(key)
+                    await pilot.pause(0.2)
+                await pilot.pause(6.0)  # charts, cluster overview and the log tail fill in
+                path = out / f"{file}.svg"
+                app.save_screenshot(filename=path.name, path=str(out))
+                shots.append(path)
+    finally:
+        load.cancel()
+    return shots
+
+
+async def capture_cluster(out: Path) -> list[Path]:
+    """The console attached through the controller LB of three daemons on PostgreSQL, around a kill -9."""
+    import signal
+
+    from tests.chaos.daemon_cluster import DaemonCluster, call
+    from tests.conftest import _pg_admin_url, run_as_admin
+
+    database = f"orchestry_shots_{uuid.uuid4().hex[:8]}"
+    run_as_admin(_pg_admin_url(), f'CREATE DATABASE "{database}"')
+    base = Path(tempfile.mkdtemp(prefix="orchestry-shots-ha-"))
+    database_url = _pg_admin_url().set(database=database).render_as_string(False)
+    cluster = DaemonCluster(base, database_url, lease_ttl=10)
+    shots: list[Path] = []
+    try:
+        await cluster.start()
+        url = await cluster.start_controller_lb()
+        leader = await cluster.wait_leader()
+        name = f"{APP}-{uuid.uuid4().hex[:4]}"
+        cluster.apps.add(name)
+        for method, path, body in (
+            ("POST", "/api/v1/apps", demo_spec(name)),
+            ("POST", f"/api/v1/apps/{name}/up", None),
+            ("POST", f"/api/v1/apps/{name}/scale", {"replicas": 2}),
+        ):
+            answer = await call(f"{url}{path}", method, body, timeout=120)
+            if answer.status not in (200, 201):
+                raise SystemExit(f"{method} {path}: {answer.status} {answer.body}")
+        load = asyncio.create_task(traffic(f"http://{cluster.apps_lb}/{name}/", 120))
+        backend = HttpBackend(url, None, base)
+        app = OrchestryConsole(backend, poll_seconds=1.0, preferences_path=throwaway_preferences())
+        async with app.run_test(size=(200, 50)) as pilot:
+            pane = app.query_one(ClusterPane)
+            await until(lambda: pane.view is not None and len(pane.view.nodes) == 3, 30, "three nodes")
+            await pilot.pause(2.0)
+
+            def save(file: str) -> None:
+                path = out / f"{file}.svg"
+                app.save_screenshot(filename=path.name, path=str(out))
+                shots.append(path)
+
+            await pilot.pause(8.0)  # the charts and the log tail fill in
+            save("cluster-attached")
+            term = pane.view.term if pane.view else None
+            leader.send(signal.SIGKILL)
+            await pilot.pause(5.0)  # half the lease TTL: the leader no longer answers, its lease runs out
+            save("cluster-leader-killed")
+            await until(
+                lambda: pane.view is not None and pane.view.term != term and pane.view.leader_id is not None,
+                60,
+                "the new leader",
+            )
+            await pilot.pause(2.0)
+            save("cluster-new-leader")
+        load.cancel()
+    finally:
+        await cluster.close()
+        run_as_admin(_pg_admin_url(), f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return shots
 
 
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots").absolute()
     out.mkdir(parents=True, exist_ok=True)
-    for svg in asyncio.run(capture(out)):
+    for svg in asyncio.run(capture(out)) + asyncio.run(capture_cluster(out)):
         print(f"{svg}  {to_png(svg)}")
     return 0
 

@@ -279,15 +279,13 @@ class OrchestryConsole(App[int]):
 
         The engine's own "became leader" event is written by the node that won, which an in-process
         follower's event bus never carries: the console says it from what every refresh reads."""
+        if now.leader_id is None or now.term is None:
+            return  # between terms: the change shows once someone leads
         before, self._last_leadership = self._last_leadership, now
-        if before is None or now.term is None or before.term is None:
+        if before is None or (now.leader_id, now.term) == (before.leader_id, before.term):
             return
-        if (now.leader_id, now.term) == (before.leader_id, before.term) or now.leader_id is None:
-            return
-        message = (
-            f"leader is now {now.leader_id} (term {now.term}); "
-            f"was {before.leader_id or 'nobody'} (term {before.term})"
-        )
+        was = f"was {before.leader_id} (term {before.term})"
+        message = f"leader is now {now.leader_id} (term {now.term}); {was}"
         event = Event(-now.term, None, "cluster", "leader_changed", message, {}, at)
         self.query_one(EventsPane).add([event])
         self.notify(message, title="leadership moved", timeout=8)

@@ -176,6 +176,7 @@ def sample_cluster(leadership: Leadership, now: float) -> ClusterView:
             heartbeat_age=64.0 if down else 1.0 + index / 2,
             database="unknown" if down else "ok",
             version=None if down else "2.0.0",
+            reachable=not down,
         )
 
     term = leadership.term or 1

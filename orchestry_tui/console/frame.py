@@ -85,6 +85,7 @@ class ClusterNode:
     heartbeat_age: float
     database: str  # ok | error | unknown
     version: str | None
+    reachable: bool = True  # its API answered /health just now
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def cluster_view(overview: Mapping[str, Any]) -> ClusterView:
                 heartbeat_age=float(n.get("heartbeat_age") or 0.0),
                 database=str(n.get("database") or "unknown"),
                 version=n.get("version"),
+                reachable=bool(n.get("reachable", True)),
             )
             for n in overview.get("nodes") or []
         ],

@@ -43,9 +43,13 @@ def age(seconds: float) -> str:
 
 def node_row(node: ClusterNode) -> tuple[object, ...]:
     db_style = {"ok": "green", "error": "bold red"}.get(node.database, "dim")
+    state = Text(node.state, style=STATE_STYLES.get(node.state, ""))
+    if not node.reachable and node.state != "down":
+        # Its heartbeat is still fresh but its API did not answer: killed or frozen moments ago.
+        state.append(" (no answer)", style="bold red")
     return (
         node.node_id,
-        Text(node.state, style=STATE_STYLES.get(node.state, "")),
+        state,
         Text(age(node.heartbeat_age), style="bold red" if node.state == "down" else ""),
         Text(node.database, style=db_style),
         node.version or "?",
