@@ -185,6 +185,12 @@ class EngineBackend:
     async def nodes(self) -> list[NodeInfo]:
         return await self._engine.nodes()
 
+    async def drain_node(self, node_id: str) -> int:
+        return (await self._engine.drain_node(node_id)).moving
+
+    async def activate_node(self, node_id: str) -> None:
+        await self._engine.activate_node(node_id)
+
     async def logs(self, name: str, tail: int) -> list[LogLine]:
         return await self._engine.logs(name, tail=tail)
 

@@ -83,6 +83,12 @@ class FixedBackend:
     async def nodes(self) -> list[NodeInfo]:
         return self.node_list
 
+    async def drain_node(self, node_id: str) -> int:
+        raise Conflict(FIXED_DATA)
+
+    async def activate_node(self, node_id: str) -> None:
+        raise Conflict(FIXED_DATA)
+
     async def get_app(self, name: str) -> AppView:
         for app in self.apps:
             if app.name == name:

@@ -286,6 +286,13 @@ class HttpBackend:
         answer = await self._get("/api/v1/nodes")
         return [n.info() for n in parse(wire.NodeList, answer).nodes]
 
+    async def drain_node(self, node_id: str) -> int:
+        answer = await self._post(f"/api/v1/nodes/{path_part(node_id)}/drain")
+        return parse(wire.NodeDrain, answer).moving
+
+    async def activate_node(self, node_id: str) -> None:
+        await self._post(f"/api/v1/nodes/{path_part(node_id)}/activate")
+
     async def logs(self, name: str, tail: int) -> list[LogLine]:
         answer = await self._get(self._app_path(name, "/logs"), tail=tail)
         return [line.line() for line in parse(wire.Logs, answer).lines]

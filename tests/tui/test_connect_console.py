@@ -169,6 +169,12 @@ async def test_node_column_and_nodes_view_come_from_the_daemon(
         assert str(row[0]) == host and str(row[2]) == "standalone" and str(row[3]) == "ready"
         replicas = len((await described(daemon, name))["replicas"])
         assert str(row[5]) == str(replicas)  # the served app's replicas, the daemon's only app
+        # Drain through the daemon, confirmed: a single Docker host says why it cannot.
+        await pilot.press("d")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the drain confirmation")
+        await pilot.click("#confirm")
+        refusal = "single Docker host has no other node"
+        await until(lambda: any(refusal in m for m in notifications(app)), what="the daemon's refusal")
 
 
 async def test_scale_key_scales_the_app_on_the_daemon(served: tuple[Daemon, str], tmp_path: Path) -> None:

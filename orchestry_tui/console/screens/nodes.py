@@ -18,6 +18,7 @@ from core.runtime.base import NodeInfo
 from core.units import readable_memory
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.formatting import MISSING, percent
+from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
 REFRESH_SECONDS = 2.0
@@ -70,11 +71,14 @@ class NodesLoaded(Message):
 class NodesScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,n", "app.pop_screen", "Back", id="orchestry.nodes.back"),
+        Binding("d", "drain_node", "Drain", id="orchestry.nodes.drain"),
+        Binding("a", "activate_node", "Activate", id="orchestry.nodes.activate"),
     ]
 
     def __init__(self, backend: ConsoleBackend) -> None:
         super().__init__()
         self.backend = backend
+        self._by_id: dict[str, NodeInfo] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("nodes  (the machines that run replicas; refreshed every 2 s)", classes="screen-title")
@@ -96,11 +100,62 @@ class NodesScreen(Screen[None]):
                 self.post_message(NodesLoaded(None, str(exc)))
             await asyncio.sleep(REFRESH_SECONDS)
 
+    def _refused_read_only(self, what: str) -> bool:
+        # Not check_action: a binding it hides or disables lets the key through to the app's own
+        # (d: describe), which is not what was pressed.
+        if getattr(self.app, "readonly", False):
+            self.notify(f"read-only: {what} is disabled", severity="warning")
+            return True
+        return False
+
+    def _selected(self) -> NodeInfo | None:
+        key = self.query_one(KeyedTable).selected_key
+        return self._by_id.get(key) if key else None
+
+    def action_drain_node(self) -> None:
+        node = self._selected()
+        if node is None or self._refused_read_only("draining a node"):
+            return
+        question = (
+            f"Drain node {node.hostname}? Its {node.tasks} replica(s) are replaced on other nodes first "
+            "(ready and routed before the old ones stop), then Swarm drains it."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._drain(node)
+
+        self.app.push_screen(ConfirmScreen(question, f"Drain {node.hostname}"), answered)
+
+    @work(group="node-change")
+    async def _drain(self, node: NodeInfo) -> None:
+        try:
+            moving = await self.backend.drain_node(node.id)
+        except OrchestryError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"draining node {node.hostname}: {moving} replica(s) move to other nodes first")
+
+    def action_activate_node(self) -> None:
+        node = self._selected()
+        if node is not None and not self._refused_read_only("activating a node"):
+            self._activate(node)
+
+    @work(group="node-change")
+    async def _activate(self, node: NodeInfo) -> None:
+        try:
+            await self.backend.activate_node(node.id)
+        except OrchestryError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"node {node.hostname} is active: it takes new replicas again")
+
     def on_nodes_loaded(self, message: NodesLoaded) -> None:
         status = self.query_one("#nodes-status", Static)
         if message.nodes is None:
             status.update(f"nodes unavailable: {message.error}; retrying")
             return
+        self._by_id = {node.id: node for node in message.nodes}
         self.query_one(KeyedTable).sync({node.id: node_row(node) for node in message.nodes})
         down = [n.hostname for n in message.nodes if n.state != "ready"]
         summary = f"{len(message.nodes)} node(s)"
