@@ -211,7 +211,7 @@ async def overview(request: web.Request) -> web.Response:
     found = await engine.overview()
     figures = {name: wire.Figures(**asdict(f)) for name, f in found.figures.items()}
     return json_response(
-        wire.Overview.of(found.apps, figures, found.lb_listen, found.timestamp, engine.settings.runtime)
+        wire.Overview.data(found.apps, figures, found.lb_listen, found.timestamp, engine.settings.runtime)
     )
 
 

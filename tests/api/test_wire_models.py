@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from core.api import wire
 from core.models import AppView, Event, ReplicaView, ScaleResult, ScalingRecord, UpResult
 from core.runtime.base import LogLine
@@ -182,3 +184,11 @@ def test_the_console_reads_an_app_back_as_the_engine_described_it() -> None:
     assert [r.slot for r in parsed.replicas] == [1, 2] and parsed.replicas[0].container_id == "a" * 12
     newer = {**wire.App.of(described).dump(), "added_by_a_newer_daemon": 1}
     assert wire.App.model_validate(newer).view().name == "web"  # unknown keys are ignored
+
+
+def test_the_overview_fast_path_is_exactly_what_its_model_validates() -> None:
+    apps = [app_view(), app_view([])]
+    figures = {"web": wire.Figures(rps=1.5, p95_latency_ms=None, cpu_percent=3, memory_percent=None)}
+    data = wire.Overview.data(apps, figures, "127.0.0.1:8080", 5.0, "docker")
+    assert wire.Overview.of(apps, figures, "127.0.0.1:8080", 5.0, "docker").dump() == data
+    assert json.dumps(wire.Overview.model_validate(data).dump()) == json.dumps(data)  # key order too
