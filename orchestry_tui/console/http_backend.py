@@ -159,10 +159,8 @@ class HttpBackend:
         which is the daemon's to stop)."""
         try:
             if stop_apps:
-                listed = await self._get("/api/v1/apps")
-                await asyncio.gather(
-                    *(self._post(self._app_path(a["name"], "/down")) for a in listed.get("apps", []))
-                )
+                listed = parse(wire.AppList, await self._get("/api/v1/apps"))
+                await asyncio.gather(*(self._post(self._app_path(a.name, "/down")) for a in listed.apps))
         finally:
             await self._client.close()
 
