@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docker import APIClient
+from docker.types.daemon import CancellableStream
 
 from core.runtime.base import EVENT_CHANGED, LABEL_APP, LABEL_SLOT, ContainerInfo, LogLine, RuntimeEvent
 from core.runtime.docker_calls import _root_cause
@@ -149,15 +150,16 @@ def follow_task_logs(
             params.update(since=int(since), tail="all")
         response = client._get(client._url("/tasks/{0}/logs", task_id), params=params, stream=True)
         client._raise_for_status(response)
-        stream = client._multiplexed_response_stream_helper(response)
-        bridge.track(response)
+        # Cancellable: closing it from the consumer's side shuts the socket, waking a blocked read.
+        stream = CancellableStream(client._multiplexed_response_stream_helper(response), response)
+        bridge.track(stream)
         try:
             for text in _lines(stream):
                 stamp, message = split_log_line(text)
                 if not bridge.put(LogLine(stamp, task_id, name, message)):
                     return
         finally:
-            bridge.untrack(response)
+            bridge.untrack(stream)
     except Exception:
         if not bridge.stopped.is_set():
             log.warning("following logs of %s broke off", name, exc_info=True)
