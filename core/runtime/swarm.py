@@ -2,8 +2,10 @@
 
 Swarm places replicas on its nodes, pulls images there and replaces tasks lost with a node; Orchestry
 keeps deciding how many replicas run, which one goes on scale-in, and who is routed.  The translation
-between the two (one service per slot, a replica is a task) is in ``swarm_spec``; this module does the
-I/O, every SDK call in a bounded thread pool as DockerRuntime does.
+between the two (one service per slot, a replica is a task) is in ``swarm_spec``, the blocking manager
+calls in ``swarm_calls``, task snapshots and their changes in ``swarm_events``, per-node CPU and memory
+in ``swarm_stats``, nodes in ``swarm_nodes``; this class runs them, every SDK call in a bounded thread
+pool as DockerRuntime does.
 
 Events: Docker 20.10 emits no task events, only service and node ones.  A poller lists the managed
 tasks every ``task_poll_seconds`` and at once whenever the manager reports a service or node change,
@@ -85,8 +87,6 @@ NOT_A_MANAGER_FIX = (
 
 class SwarmRuntime:
     """Runtime protocol on a Docker Swarm (core/runtime/base.py); one service per slot."""
-
-    kind = "swarm"
 
     def __init__(
         self,
