@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from core.errors import SpecError
 from core.runtime.base import STATE_PENDING
 from tests.support.world import MemoryWorld, app_document, unique_app
 
@@ -67,3 +70,18 @@ async def test_a_surplus_replica_still_being_placed_is_removed(world: MemoryWorl
 async def _reason_names_it(world: MemoryWorld, name: str) -> object:
     view = await world.engine.get_app(name)
     return view if "pending on the Swarm" in view.status_reason else None
+
+
+async def test_placement_is_refused_on_a_single_docker_engine_and_nothing_is_stored(
+    world: MemoryWorld,
+) -> None:
+    name = unique_app()
+    document = app_document(name, placement={"constraints": ["node.role==worker"]})
+    for attempt in (world.engine.register, world.engine.preview_register):
+        with pytest.raises(SpecError) as caught:
+            await attempt(document)
+        assert caught.value.field == "spec.placement"
+        assert "only applies when Orchestry runs on a Docker Swarm (ORCHESTRY_RUNTIME=swarm" in str(
+            caught.value
+        )
+    assert name not in {app.name for app in await world.engine.list_apps()}
