@@ -286,6 +286,10 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
                 retry_at = self.clock.time() + min(30.0, 0.5 * 2 ** min(failures, 6))
             async with state.pass_done:
                 state.completed = max(state.completed, seen)
+                if deleted:
+                    # The app is gone and this worker ends: a pass asked for while this one ran (a
+                    # delete's own reconcile_now) has nothing left to do and must not wait forever.
+                    state.completed = state.requested
                 state.pass_done.notify_all()
             if deleted:
                 self.apps.pop(name, None)

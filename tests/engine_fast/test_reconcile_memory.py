@@ -265,3 +265,15 @@ async def test_down_wins_over_a_concurrent_restart(world: MemoryWorld) -> None:
     await world.engine.reconciler.reconcile_now(name)
     assert world.runtime.running(name) == []
     assert (await world.engine.get_app(name)).status == APP_STOPPED
+
+
+async def test_delete_right_after_down_always_returns(world: MemoryWorld) -> None:
+    # A pass in flight when the app was deleted used to end its worker without answering the delete's
+    # own request for a pass: the delete then hung until its 125 s timeout (a 500 from the API).
+    for attempt in range(25):
+        name = unique_app()
+        await world.engine.register(app_document(name, replicas=1))
+        await world.engine.up(name)  # not waited for: its replica's health events race the delete
+        await world.engine.down(name)
+        await asyncio.wait_for(world.engine.delete(name), 30)  # a hang guard, not a speed claim
+        assert world.runtime.running(name) == [], attempt
