@@ -1,9 +1,10 @@
 """Engine: the one facade every front end (console, API, CLI) drives.
 
 Front ends never touch Docker, nginx or the database; they call these methods and subscribe to the
-event bus.  Every method that changes state raises ``NotLeader`` on a node that does not hold the
-lease.  Errors are the typed ones of ``core.errors``; nothing here blocks the event loop (the store
-and the Docker SDK run in threads).
+event bus.  The facade builds nothing itself (core.wiring does) and decides nothing itself: each
+method delegates to one narrow service (core/services/).  Every method that changes state raises
+``NotLeader`` on a node that does not hold the lease.  Errors are the typed ones of ``core.errors``;
+nothing here blocks the event loop (the store and the Docker SDK run in threads).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class Engine:
         self._parts: Components | None = None
         self._presence: Path | None = None
 
-    # --- the components (fail clearly when used before start) ---------------------------------
+    # --- the components, for tests, bench/ and the support bundle; front ends use the methods ----
+    # (they fail clearly when used before start)
     @property
     def _c(self) -> Components:
         assert self._parts is not None, "Engine.start() was not called"
