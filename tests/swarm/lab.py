@@ -135,8 +135,8 @@ class SwarmLab:
 
     def heal(self, timeout: float = 90.0) -> None:
         """Put the lab back as ``up`` left it: every link up, every dockerd running, every node active
-        and ready, no task of a removed service still running. Called after each test, so a test that
-        fails half-way (or leaves tasks shutting down) cannot change what the next one sees."""
+        and ready, no service and no task left running. Called after each test, so a test that fails
+        half-way (or leaves tasks shutting down) cannot change what the next one sees."""
         for node in self.nodes:
             self.restore_link(node)
             try:
@@ -150,13 +150,12 @@ class SwarmLab:
                 unwell: list[object] = [
                     n for n in self.docker().nodes.list() if n.attrs["Status"]["State"] != "ready"
                 ]
-                # Tasks of services a test removed still run for a moment (stop grace), and Swarm's
-                # scheduler counts them: the next test would see its replicas placed by that residue.
-                unwell += [
-                    t["ID"]
-                    for t in self.docker().api.tasks()
-                    if t["Status"]["State"] == "running" and t["DesiredState"] != "running"
-                ]
+                # A service a test left behind (it failed before cleaning up) goes; and tasks of removed
+                # services still run for a moment (stop grace) while Swarm's scheduler counts them: the
+                # next test would see its replicas placed by that residue.
+                for service in self.docker().services.list():
+                    service.remove()
+                unwell += [t["ID"] for t in self.docker().api.tasks() if t["Status"]["State"] == "running"]
                 for node in self.docker().nodes.list():
                     spec = node.attrs["Spec"]
                     labels = {
