@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 DEFAULT_RETENTION_SECONDS = 15 * 60
+# Per-replica windows answer "latest" figures (10 s, at most a minute): keeping them for the apps'
+# 15 minutes cost ~450 buckets per replica (hundreds of MB at 10,000 replicas) and a prune over them all.
+REPLICA_RETENTION_SECONDS = 60
 
 # Metric names accepted by ``series``.
 TRAFFIC_SERIES = ("rps", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "error_rate")
@@ -135,6 +138,7 @@ class SecondBuckets(Generic[B]):
         self._retention = retention_seconds
         self._factory = factory
         self._buckets: dict[int, B] = {}
+        self._latest = 0  # the newest second that ever had a bucket (pruning only drops old ones)
 
     def bucket(self, timestamp: float, now: float) -> B | None:
         """The bucket for ``timestamp``, created if needed; None when it is older than retention."""
@@ -145,6 +149,7 @@ class SecondBuckets(Generic[B]):
         if found is None:
             found = self._factory()
             self._buckets[second] = found
+            self._latest = max(self._latest, second)
             # Keys are unique seconds inside [now - retention, now], so this stays bounded; pruning on
             # growth keeps it so even when nobody calls ``prune``.
             if len(self._buckets) > self._retention + 60:
@@ -153,12 +158,28 @@ class SecondBuckets(Generic[B]):
 
     def prune(self, now: float) -> None:
         cutoff = now - self._retention
-        for second in [s for s in self._buckets if s < cutoff]:
-            del self._buckets[second]
+        buckets = self._buckets
+        # Seconds arrive nearly in order, so the dict's insertion order is nearly time order: drop from
+        # its front until a second inside the retention (a straggler inserted late goes when it reaches
+        # the front).  Each prune costs what it drops, not the whole retention.
+        while buckets:
+            oldest = next(iter(buckets))
+            if oldest >= cutoff:
+                break
+            del buckets[oldest]
 
     def since(self, start: float) -> list[tuple[int, B]]:
         """Buckets whose second is at or after ``start``, oldest first."""
-        return sorted((s, b) for s, b in self._buckets.items() if s >= math.floor(start))
+        first = math.floor(start)
+        buckets = self._buckets
+        if not buckets:
+            return []
+        # A short window over a long retention (the 10 s figures of every replica, read for every
+        # /apps answer): look its seconds up instead of filtering and sorting the whole retention.
+        latest = max(first, self._latest)
+        if latest - first < len(buckets):
+            return [(s, buckets[s]) for s in range(first, latest + 1) if s in buckets]
+        return sorted((s, b) for s, b in buckets.items() if s >= first)
 
     def earliest(self, start: float) -> int | None:
         seconds = [s for s in self._buckets if s >= math.floor(start)]
@@ -194,6 +215,7 @@ class RollingMetrics:
         self, retention_seconds: float = DEFAULT_RETENTION_SECONDS, clock: Callable[[], float] = time.time
     ) -> None:
         self.retention_seconds = retention_seconds
+        self._replica_retention = min(retention_seconds, REPLICA_RETENTION_SECONDS)
         self._clock = clock
         self._apps: dict[str, AppSeries] = {}
         self._periods: dict[str, PeriodAccumulator] = {}
@@ -236,7 +258,7 @@ class RollingMetrics:
         if slot is not None:
             replica = series.replica_traffic.get(slot)
             if replica is None:
-                replica = SecondBuckets(self.retention_seconds, TrafficBucket)
+                replica = SecondBuckets(self._replica_retention, TrafficBucket)
                 series.replica_traffic[slot] = replica
             replica_bucket = replica.bucket(timestamp, now)
             if replica_bucket is not None:
@@ -272,7 +294,7 @@ class RollingMetrics:
         for sample in samples:
             replica = series.replica_resources.get(sample.slot)
             if replica is None:
-                replica = SecondBuckets(self.retention_seconds, ReplicaResourceBucket)
+                replica = SecondBuckets(self._replica_retention, ReplicaResourceBucket)
                 series.replica_resources[sample.slot] = replica
             replica_bucket = replica.bucket(now, now)
             assert replica_bucket is not None
@@ -398,8 +420,10 @@ class RollingMetrics:
     def replica_summary(
         self, app: str, seconds: float, now: float | None = None
     ) -> dict[int, ReplicaMetrics]:
-        """Per replica: rps and p95 over the window, resources from the latest sample in it."""
+        """Per replica: rps and p95 over the window (at most REPLICA_RETENTION_SECONDS), resources from
+        the latest sample in it."""
         now = self._now(now)
+        seconds = min(seconds, self._replica_retention)
         series = self._apps.get(app)
         if series is None:
             return {}

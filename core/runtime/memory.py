@@ -134,6 +134,10 @@ class MemoryRuntime:
         self._clock = clock
         self._ids = itertools.count(1)
         self._by_port: dict[int, MemoryContainer] = {}
+        # Indexes that keep a relist of one app and a lookup by name independent of the fleet's size
+        # (Docker filters by label server-side): app → id → container, name → container.
+        self._by_app: dict[str, dict[str, MemoryContainer]] = {}
+        self._by_name: dict[str, MemoryContainer] = {}
         self._subscribers: set[asyncio.Queue[RuntimeEvent]] = set()
         self._followers: dict[str, set[asyncio.Queue[LogLine]]] = {}
         self._start_failures: dict[str, str] = {}  # app → reason every create fails with
@@ -151,9 +155,10 @@ class MemoryRuntime:
 
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
         self._check_available()
+        candidates = self.containers.values() if app is None else self._by_app.get(app, {}).values()
         found = [
             c.info()
-            for c in self.containers.values()
+            for c in candidates
             if c.labels.get(LABEL_MANAGED) == "true"
             and (app is None or c.app == app)
             and self._ours(c.labels)
@@ -193,10 +198,7 @@ class MemoryRuntime:
         )
         if self.on_create is not None:
             self.on_create(container)
-        self.containers[container.id] = container
-        self._by_port[request.host_port] = container
-        if request.health_host_port is not None:
-            self._by_port[request.health_host_port] = container
+        self._add(container)
         self.journal.append(("create", request.name))
         self._publish("start", container)
         return container.info()
@@ -330,14 +332,12 @@ class MemoryRuntime:
     # --- what tests and benchmarks inject -----------------------------------------------------------
     def find(self, name: str) -> MemoryContainer | None:
         """The container named ``name`` ("<app>-<slot>"), whatever its state."""
-        for container in self.containers.values():
-            if container.name == name:
-                return container
-        return None
+        return self._by_name.get(name)
 
     def running(self, app: str | None = None) -> list[MemoryContainer]:
         """Running containers (of ``app``), by slot."""
-        found = [c for c in self.containers.values() if c.running and (app is None or c.app == app)]
+        candidates = self.containers.values() if app is None else self._by_app.get(app, {}).values()
+        found = [c for c in candidates if c.running]
         return sorted(found, key=lambda c: (c.app, c.slot))
 
     def crash(self, name: str, exit_code: int = 1, message: str = "") -> MemoryContainer:
@@ -409,8 +409,7 @@ class MemoryRuntime:
             labels=self._labels(request),
             started_at=self._clock(),
         )
-        self.containers[container.id] = container
-        self._by_port[request.host_port] = container
+        self._add(container)
         return container
 
     # --- internals ----------------------------------------------------------------------------------
@@ -446,8 +445,23 @@ class MemoryRuntime:
         container.finished_at = self._clock()
         self._publish(action, container)
 
+    def _add(self, container: MemoryContainer) -> None:
+        request = container.request
+        self.containers[container.id] = container
+        self._by_app.setdefault(container.app, {})[container.id] = container
+        self._by_name[container.name] = container
+        self._by_port[request.host_port] = container
+        if request.health_host_port is not None:
+            self._by_port[request.health_host_port] = container
+
     def _drop(self, container: MemoryContainer) -> None:
         self.containers.pop(container.id, None)
+        of_app = self._by_app.get(container.app, {})
+        of_app.pop(container.id, None)
+        if not of_app:
+            self._by_app.pop(container.app, None)
+        if self._by_name.get(container.name) is container:
+            del self._by_name[container.name]
         for port in (container.request.host_port, container.request.health_host_port):
             if port is not None and self._by_port.get(port) is container:
                 del self._by_port[port]

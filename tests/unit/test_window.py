@@ -150,3 +150,31 @@ def test_percentile_of_empty_histogram_is_none() -> None:
     from collections import Counter
 
     assert percentile(Counter(), 0.95) is None
+
+
+def test_a_late_second_is_read_in_time_order_and_pruned_with_its_neighbours() -> None:
+    clock = [NOW]
+    m = RollingMetrics(retention_seconds=60, clock=lambda: clock[0])
+    for second in (0, 1, 3):
+        m.add_request("web", NOW + second, 200, 5.0, slot=1, now=NOW + 3)
+    m.add_request("web", NOW + 2, 500, 9.0, slot=1, now=NOW + 3)  # read late from the access log
+    clock[0] = NOW + 3
+    assert m.summary("web", 10).error_rate == 0.25
+    assert [p[1] for p in m.series("web", "rps", 10)][:4] == [1.0, 1.0, 1.0, 1.0]
+    clock[0] = NOW + 200
+    m.prune()
+    assert m.bucket_count("web") == 0
+
+
+def test_replica_windows_keep_a_minute_while_the_app_keeps_its_retention() -> None:
+    clock = [NOW]
+    m = RollingMetrics(retention_seconds=900, clock=lambda: clock[0])
+    for second in range(300):
+        clock[0] = NOW + second
+        m.add_request("web", clock[0], 200, 5.0, slot=1)
+        m.add_resource_sample("web", [ReplicaSample(1, True, 1.0, 1.0, 0)])
+        m.prune()
+    assert len(m.series("web", "rps", 900)) >= 299  # the app's chart still covers five minutes
+    assert m.bucket_count("web") <= 2 * 300 + 2 * 61
+    latest = m.replica_summary("web", 10)[1]
+    assert latest.rps is not None and 1.0 <= latest.rps <= 1.1 and latest.cpu_percent == 1.0
