@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,11 @@ class Engine:
 
     async def list_apps(self) -> list[AppView]:
         return await self._c.views.list_apps()
+
+    def apps_fingerprint(self) -> Hashable | None:
+        """Changes whenever anything ``list_apps`` summarises (records, statuses, ready counts) does;
+        None when that cannot be told without the store (a follower).  Never waits."""
+        return self._parts.views.list_fingerprint() if self._parts is not None else None
 
     async def rollout(self, name: str) -> RolloutView:
         return await self._c.views.rollout(name)

@@ -11,6 +11,7 @@ from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
 from core.api.context import ENGINE, NODE_ID, json_response
 from core.api.errors import error_middleware
+from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.api.openapi import openapi_document
 from core.documents import MAX_DOCUMENT_BYTES
 from core.errors import SettingsError
@@ -43,6 +44,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=MAX_DOCUMENT_BYTES)
     app[ENGINE] = engine
     app[NODE_ID] = node_id
+    app[KEPT_ANSWERS] = KeptAnswers()
     app.add_routes(routes_legacy.routes)
     app.add_routes(routes_v1.routes)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

@@ -11,6 +11,7 @@ from aiohttp import web
 from core import __version__
 from core.api import params, wire
 from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of
+from core.api.kept_answers import KEPT_ANSWERS
 from core.api.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
@@ -110,8 +111,12 @@ async def policy(request: web.Request) -> web.Response:
 
 @routes.get("/apps")
 async def list_apps(request: web.Request) -> web.Response:
-    apps = await engine_of(request).list_apps()
-    return json_response(wire.LegacyAppList(apps=[wire.LegacyAppSummary.of(a) for a in apps]))
+    engine = engine_of(request)
+
+    async def build() -> wire.LegacyAppList:
+        return wire.LegacyAppList(apps=[wire.LegacyAppSummary.of(a) for a in await engine.list_apps()])
+
+    return await request.app[KEPT_ANSWERS].respond(engine, "legacy-apps", build)
 
 
 @routes.get("/apps/{name}/raw")

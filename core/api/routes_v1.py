@@ -11,6 +11,7 @@ from aiohttp import web
 
 from core.api import params, wire
 from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
+from core.api.kept_answers import KEPT_ANSWERS
 from core.errors import BadRequest
 from core.runtime.base import LogLine
 from core.services.app_views import SERIES_SECONDS_MAX
@@ -25,8 +26,12 @@ CLIENT_CHECK_SECONDS = 1.0
 
 @routes.get(f"{PREFIX}/apps")
 async def list_apps(request: web.Request) -> web.Response:
-    apps = await engine_of(request).list_apps()
-    return json_response(wire.AppList(apps=[wire.AppSummary.of(a) for a in apps]))
+    engine = engine_of(request)
+
+    async def build() -> wire.AppList:
+        return wire.AppList(apps=[wire.AppSummary.of(a) for a in await engine.list_apps()])
+
+    return await request.app[KEPT_ANSWERS].respond(engine, "v1-apps", build)
 
 
 @routes.post(f"{PREFIX}/apps")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from core.collaborators import Leadership, require_leader
@@ -27,6 +27,7 @@ from core.models import (
     RolloutView,
 )
 from core.reconciler import Reconciler
+from core.redaction import default_redactor
 from core.spec import redact_document
 from core.store import AppRecord, Store
 
@@ -65,6 +66,8 @@ class AppViews:
         self._lb_listen = lb_listen
         self._node_of = node_of
         self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+        self._records_cache: list[AppRecord] = []
+        self._records_key: tuple[int | None, int] | None = None
 
     async def app_record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self._store.apps.get, name)
@@ -77,8 +80,37 @@ class AppViews:
         return await self._view(await self.app_record(name))
 
     async def list_apps(self) -> list[AppView]:
-        records = await asyncio.to_thread(self._store.apps.list)
-        return [await self._view(r) for r in records]
+        return [await self._view(r) for r in await self._records()]
+
+    async def _records(self) -> list[AppRecord]:
+        """Every app's record, by name.  The lease holder is the only writer of apps, so it keeps the
+        list it read until a write of its own (or a new term) changes it: listing does not wait on the
+        store.  A follower reads the store, where the leader writes."""
+        if not self._leadership.is_leader():
+            return await asyncio.to_thread(self._store.apps.list)
+        key = (self._leadership.term, self._store.apps.changes)  # before the read: a write during it re-reads
+        if self._records_key != key:
+            records = await asyncio.to_thread(self._store.apps.list)
+            self._records_cache, self._records_key = records, key
+        return self._records_cache
+
+    def list_fingerprint(self) -> Hashable | None:
+        """A value that changes whenever anything the app list shows (each app's record, status, reason,
+        ready replicas) changes, without waiting on anything; None on a follower (its list comes from
+        the store).  A front end may keep an encoded list for as long as this stays equal."""
+        if not self._leadership.is_leader() or self._records_key is None:
+            return None
+        if self._records_key != (self._leadership.term, self._store.apps.changes):
+            return None
+        statuses = []
+        for record in self._records_cache:
+            state = self._reconciler.apps.get(record.name)
+            if state is None:
+                return None  # its replicas come from the store
+            desired = record.desired_replicas if record.status != APP_STOPPED else 0
+            ready = sum(1 for r in state.replicas.values() if r.ready and r.routed)
+            statuses.append((*self._reconciler.compute_status(state, record, desired), ready))
+        return (self._records_key, len(default_redactor), tuple(statuses))
 
     async def overview(self) -> Overview:
         apps = await self.list_apps()

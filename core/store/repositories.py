@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -36,6 +39,24 @@ class AppRepository:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._changes = 0
+        self._changes_lock = threading.Lock()
+
+    @property
+    def changes(self) -> int:
+        """How many writes this process made to the apps table: a reader that kept what ``list`` said
+        may keep using it while this number stays the same (only the lease holder writes apps)."""
+        return self._changes
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sa.Connection]:
+        try:
+            with self._db.leader_write(what) as conn:
+                yield conn
+        finally:
+            # After the commit (or the failure): a reader that saw the old number re-reads.
+            with self._changes_lock:
+                self._changes += 1
 
     @staticmethod
     def _from_row(row: sa.Row[Any]) -> AppRecord:
@@ -57,7 +78,7 @@ class AppRepository:
     def create(self, rec: AppRecord) -> AppRecord:
         """Insert a new app; Conflict when the name is taken."""
         try:
-            with self._db.leader_write(f"creating app '{rec.name}'") as conn:
+            with self._write(f"creating app '{rec.name}'") as conn:
                 now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
                 values = asdict(rec) | {"created_at": now, "updated_at": now, "generation": 1}
                 conn.execute(sa.insert(t.applications).values(**values))
@@ -69,7 +90,7 @@ class AppRepository:
 
     def save(self, rec: AppRecord) -> AppRecord:
         """Insert or replace the app's desired state; the generation moves on when the spec changes."""
-        with self._db.leader_write(f"saving app '{rec.name}'") as conn:
+        with self._write(f"saving app '{rec.name}'") as conn:
             now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
             current = self._select(conn, rec.name)
             values = asdict(rec) | {"updated_at": now}
@@ -92,7 +113,7 @@ class AppRepository:
         unknown = set(changes) - (self._FIELDS - self._STORE_OWNED)
         if unknown:
             raise TypeError(f"AppRepository.update() cannot set {sorted(unknown)}")
-        with self._db.leader_write(f"updating app '{name}'") as conn:
+        with self._write(f"updating app '{name}'") as conn:
             current = self._select(conn, name)
             if current is None:
                 raise NotFound(f"app '{name}' does not exist: register it first")
@@ -109,7 +130,7 @@ class AppRepository:
         One conditional statement: a ``down`` that lands between the pass's read of the app and this
         write must never be overwritten (the next pass would bring the stopped app back to life).
         False when the app is stopped or gone."""
-        with self._db.leader_write(f"saving the status of app '{name}'") as conn:
+        with self._write(f"saving the status of app '{name}'") as conn:
             now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
             result = conn.execute(
                 sa.update(t.applications)
@@ -133,7 +154,7 @@ class AppRepository:
         Otherwise returns (the desired count replaced, the database time of the change).
         NotFound when the app does not exist."""
         apps = t.applications
-        with self._db.leader_write(f"scaling app '{name}'") as conn:
+        with self._write(f"scaling app '{name}'") as conn:
             row = conn.execute(
                 sa.select(apps.c.desired_replicas, apps.c.last_scaled_at).where(apps.c.name == name)
             ).first()
@@ -161,7 +182,7 @@ class AppRepository:
 
     def delete(self, name: str) -> bool:
         """Remove the app with its instances, scaling and metric history (events are kept)."""
-        with self._db.leader_write(f"deleting app '{name}'") as conn:
+        with self._write(f"deleting app '{name}'") as conn:
             result = conn.execute(sa.delete(t.applications).where(t.applications.c.name == name))
             # Not a foreign key (a period may be written while the app is being deleted): a new app of
             # the same name must not inherit the old one's load.

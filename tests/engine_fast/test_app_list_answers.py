@@ -1,0 +1,126 @@
+"""The app lists (GET /apps, GET /api/v1/apps) are kept encoded between requests on the leader: every
+answer must still be exactly what building it afresh gives, through every change a user can make or
+a replica can suffer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from core.api import wire
+from core.api.app import create_app
+from tests.support.world import MemoryWorld, app_document, unique_app
+
+
+@pytest.fixture
+async def api(world: MemoryWorld) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(create_app(world.engine, world.engine.node_id)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def fresh(world: MemoryWorld) -> dict[str, Any]:
+    """Both lists as the full path builds them now."""
+    apps = await world.engine.list_apps()
+    return {
+        "/apps": wire.LegacyAppList(apps=[wire.LegacyAppSummary.of(a) for a in apps]).model_dump(mode="json"),
+        "/api/v1/apps": wire.AppList(apps=[wire.AppSummary.of(a) for a in apps]).model_dump(mode="json"),
+    }
+
+
+async def settled(world: MemoryWorld) -> dict[str, Any]:
+    """``fresh`` once the store writes a pass left running in threads (a saved status) have landed
+    (the fake clock stands still, so nothing else moves)."""
+    for _ in range(100):
+        before = await fresh(world)
+        await asyncio.sleep(0.02)
+        after = await fresh(world)
+        if before == after:
+            return after
+    raise AssertionError("the app lists never settled")
+
+
+async def assert_lists_current(world: MemoryWorld, api: TestClient) -> dict[str, Any]:
+    expected = await settled(world)
+    for _ in range(2):  # the second answer comes from what the first kept
+        for path, body in expected.items():
+            response = await api.get(path)
+            assert response.status == 200
+            assert response.content_type == "application/json" and response.charset == "utf-8"
+            assert await response.json() == body, path
+    return expected
+
+
+def summary(lists: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in lists["/api/v1/apps"]["apps"] if a["name"] == name)
+
+
+async def test_app_lists_follow_every_change(world: MemoryWorld, api: TestClient) -> None:
+    engine = world.engine
+    assert (await assert_lists_current(world, api))["/apps"] == {"apps": []}
+    name = unique_app()
+    await engine.register(app_document(name, replicas=2))
+    assert summary(await assert_lists_current(world, api), name)["ready_replicas"] == 0
+    await engine.up(name)
+    await world.ready(name, 2)
+    lists = await assert_lists_current(world, api)
+    assert summary(lists, name)["ready_replicas"] == 2 and summary(lists, name)["status"] == "running"
+
+    # A replica starts failing its probe, and so does every replacement.
+    world.runtime.on_create = lambda container: setattr(container, "healthy", False)
+    world.runtime.set_health(f"{name}-1", healthy=False)
+    await world.settle(lambda: len(world.nginx.servers(name)) == 1, "the failing replica unrouted")
+    lists = await assert_lists_current(world, api)
+    assert summary(lists, name)["ready_replicas"] == 1 and summary(lists, name)["status"] == "degraded"
+
+    world.runtime.on_create = None
+    for container in world.runtime.running(name):
+        world.runtime.set_health(container.name, healthy=True)
+    await world.ready(name, 2)
+    await engine.scale(name, 3)
+    await world.ready(name, 3)
+    lists = await assert_lists_current(world, api)
+    assert summary(lists, name)["desired_replicas"] == 3 and summary(lists, name)["ready_replicas"] == 3
+
+    other = unique_app()
+    await engine.register(app_document(other, replicas=1))
+    lists = await assert_lists_current(world, api)
+    assert {a["name"] for a in lists["/apps"]["apps"]} == {name, other}
+
+    await engine.down(name)
+    await world.settle(lambda: not world.runtime.running(name), "the app's replicas stopped")
+    assert summary(await assert_lists_current(world, api), name)["status"] == "stopped"
+    await engine.delete(name)
+    lists = await assert_lists_current(world, api)
+    assert [a["name"] for a in lists["/apps"]["apps"]] == [other]
+
+
+async def test_a_back_off_countdown_in_the_list_follows_the_clock(
+    world: MemoryWorld, api: TestClient
+) -> None:
+    """The status reason counts a crashed replica's back-off down while nothing is written anywhere."""
+    name = unique_app()
+    world.runtime.on_create = lambda container: setattr(container, "listening", False)  # never healthy
+    await world.engine.register(app_document(name, replicas=1))
+    await world.engine.up(name)
+    reconciler = world.engine.reconciler
+    for crash in range(1, 4):  # the third crash waits 2 s, then 4 s
+        old = world.container(name, 1).id
+        world.runtime.crash(f"{name}-1", exit_code=1)
+        await reconciler.reconcile_now(name)
+        if crash < 3:
+            await world.settle(
+                lambda old=old: any(c.id != old for c in world.runtime.running(name)), f"recreated {crash}"
+            )
+    reasons = []
+    for _ in range(2):
+        reasons.append(summary(await assert_lists_current(world, api), name)["status_reason"])
+        await world.clock.advance(1.0)
+    assert "next attempt in 2 s" in reasons[0] and "next attempt in 1 s" in reasons[1], reasons
