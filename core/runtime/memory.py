@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass, field
 
 from core.errors import (
@@ -518,7 +518,7 @@ class MemoryPorts(PortAllocator):
         super().__init__(low, high)
         self._next = low
 
-    def allocate(self, exclude: set[int] | frozenset[int] = frozenset()) -> int:
+    def allocate(self, exclude: Container[int] = frozenset()) -> int:
         with self._lock:
             for offset in range(self.size):
                 port = self.low + (self._next - self.low + offset) % self.size

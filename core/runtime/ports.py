@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 from collections import deque
+from collections.abc import Container
 
 from core.errors import OrchestryError
 
@@ -64,7 +65,7 @@ class PortAllocator:
     def size(self) -> int:
         return self.high - self.low + 1
 
-    def allocate(self, exclude: set[int] | frozenset[int] = frozenset()) -> int:
+    def allocate(self, exclude: Container[int] = frozenset()) -> int:
         """A free port not in ``exclude``; raises PortsExhausted when the whole range is taken.
 
         Ports this allocator returned recently are avoided while others are free, and used only when
