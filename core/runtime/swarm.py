@@ -68,6 +68,7 @@ from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
     SwarmNode,
     replica_info,
+    spread_value,
     swarm_node,
     task_container,
 )
@@ -113,6 +114,7 @@ class SwarmRuntime:
         self._last: Snapshot | None = None
         # Why the CPU and memory of a replica (task id) are unknown in the last stats sample.
         self.stats_gaps: dict[str, str] = {}
+        self._spreading: dict[str, list[str]] = {}  # app → spread values chosen for replicas starting now
         self._node_probe = NodeApiProbe()
         self.cluster_id: str | None = None
 
@@ -256,6 +258,42 @@ class SwarmRuntime:
         return await self._run(work)
 
     async def create_and_start(self, request: ContainerRequest) -> ContainerInfo:
+        spread, value = await self._run(lambda api: self._spread(api, request))
+        if spread is None:
+            return await self._create_and_start(request)
+        try:
+            return await self._create_and_start(spread)
+        except ContainerStartError as exc:
+            if "Swarm cannot place" not in str(exc):
+                raise
+            # The spread's choice has no room (or no longer exists): let Swarm place it anywhere.
+            return await self._create_and_start(request)
+        finally:
+            with self._client_lock:
+                self._spreading[request.app].remove(value)
+
+    def _spread(self, api: APIClient, request: ContainerRequest) -> tuple[ContainerRequest | None, str]:
+        """The request pinned (one more constraint) to the value of its first spread descriptor that
+        holds the fewest of the app's replicas, counting those being created right now (a scale-out
+        creates its slots at once); (None, "") when there is nothing to spread over."""
+        if not request.placement_spread:
+            return None, ""
+        descriptor = request.placement_spread[0]
+        snapshot = self._snapshot(api, request.app)
+        tasks = [task for tasks in snapshot.tasks.values() for task in tasks]
+        nodes = api.nodes()
+        with self._client_lock:
+            starting = self._spreading.setdefault(request.app, [])
+            value = spread_value(descriptor, nodes, tasks, starting)
+            if value is None:
+                return None, ""
+            starting.append(value)
+        pinned = replace(
+            request, placement_constraints=(*request.placement_constraints, f"{descriptor}=={value}")
+        )
+        return pinned, value
+
+    async def _create_and_start(self, request: ContainerRequest) -> ContainerInfo:
         service_id = await self._run(lambda api: create_service(api, request, self.cluster_id, self._ours))
         deadline = time.monotonic() + self.start_timeout
         while True:

@@ -305,3 +305,56 @@ def task_container(task: dict[str, Any]) -> tuple[str, str] | None:
     container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
     node = task.get("NodeID")
     return (node, container) if container and node else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# spread across slots
+# ---------------------------------------------------------------------------------------------------
+
+
+def _label_value(node: dict[str, Any], descriptor: str) -> str | None:
+    kind, _, key = descriptor.partition(".labels.")
+    if kind == "node":
+        labels = (node.get("Spec") or {}).get("Labels") or {}
+    else:
+        labels = ((node.get("Description") or {}).get("Engine") or {}).get("Labels") or {}
+    value = labels.get(key)
+    return str(value) if value is not None else None
+
+
+def spread_value(
+    descriptor: str,
+    nodes: list[dict[str, Any]],
+    app_tasks: list[dict[str, Any]],
+    starting: Iterable[str] = (),
+) -> str | None:
+    """The value of ``descriptor`` (node.labels.KEY / engine.labels.KEY) the app's next replica should go to.
+
+    Swarm spreads the tasks of ONE service; each slot is its own service, so Swarm alone would not
+    spread an app.  The value held by the fewest of the app's live tasks (plus ``starting``: values
+    chosen for replicas being created right now), among ready, active nodes that carry the label, is
+    chosen (ties: the value with more such nodes, then by name); None when no node carries it.
+    """
+    eligible = [
+        n
+        for n in nodes
+        if (n.get("Status") or {}).get("State") == "ready"
+        and (n.get("Spec") or {}).get("Availability", "active") == "active"
+        and _label_value(n, descriptor) is not None
+    ]
+    if not eligible:
+        return None
+    value_of = {n.get("ID", ""): _label_value(n, descriptor) for n in eligible}
+    nodes_per_value: dict[str, int] = {}
+    for value in value_of.values():
+        if value is not None:
+            nodes_per_value[value] = nodes_per_value.get(value, 0) + 1
+    load = dict.fromkeys(nodes_per_value, 0)
+    for task in app_tasks:
+        value = value_of.get(task.get("NodeID", ""))
+        if value is not None and wants_running(task) and task_state(task) not in ENDED_STATES:
+            load[value] += 1
+    for value in starting:
+        if value in load:
+            load[value] += 1
+    return min(load, key=lambda value: (load[value], -nodes_per_value[value], value))

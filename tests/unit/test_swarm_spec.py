@@ -15,6 +15,7 @@ from core.runtime.swarm_spec import (
     published_ports,
     replica_info,
     service_spec,
+    spread_value,
     unplaceable_fix,
     unplaceable_reason,
 )
@@ -316,3 +317,35 @@ def test_a_replacement_swarm_cannot_place_carries_swarms_reason_and_the_fix() ->
     assert info.state == STATE_PENDING
     assert "Swarm cannot place it: no suitable node (insufficient resources on 2 nodes)" in info.error
     assert "lower spec.resources" in info.error
+
+
+# --- spread over a label across an app's slots ----------------------------------------------------
+
+
+def _node(
+    node_id: str, zone: str | None, state: str = "ready", availability: str = "active"
+) -> dict[str, Any]:
+    labels = {"zone": zone} if zone is not None else {}
+    return {
+        "ID": node_id,
+        "Spec": {"Availability": availability, "Labels": labels},
+        "Status": {"State": state},
+    }
+
+
+def test_spread_picks_the_value_holding_the_fewest_of_the_apps_replicas() -> None:
+    nodes = [_node("a1", "a"), _node("a2", "a"), _node("b1", "b"), _node("x", None)]
+    assert spread_value("node.labels.zone", nodes, []) == "a"  # tie: the value with more nodes
+    tasks = [task("t1", "running", node="a1"), task("t2", "running", node="a2")]
+    assert spread_value("node.labels.zone", nodes, tasks) == "b"
+    # Replicas being created right now count: a scale-out creating several at once spreads them too.
+    assert spread_value("node.labels.zone", nodes, tasks, starting=["b", "b"]) == "a"
+    # A task on its way out does not hold its zone.
+    gone = [task("t1", "running", desired="shutdown", node="b1"), *tasks]
+    assert spread_value("node.labels.zone", nodes, gone) == "b"
+
+
+def test_spread_ignores_nodes_that_take_no_new_tasks_and_labels_nobody_has() -> None:
+    nodes = [_node("a1", "a"), _node("b1", "b", state="down"), _node("c1", "c", availability="drain")]
+    assert spread_value("node.labels.zone", nodes, [task("t", "running", node="a1")]) == "a"
+    assert spread_value("node.labels.rack", nodes, []) is None
