@@ -35,6 +35,7 @@ from core.runtime.base import (
     LABEL_APP,
     LABEL_CLUSTER,
     LABEL_MANAGED,
+    STATE_PENDING,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
@@ -55,6 +56,7 @@ from core.runtime.swarm_calls import (
     task_logs,
     task_summary,
     tls_for,
+    update_spec,
 )
 from core.runtime.swarm_events import (
     Snapshot,
@@ -66,11 +68,15 @@ from core.runtime.swarm_events import (
 )
 from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
+    LABEL_SPREAD_PIN,
     SwarmNode,
     replica_info,
+    replica_task,
     spread_value,
     swarm_node,
     task_container,
+    unpinned,
+    unplaceable_reason,
 )
 from core.runtime.swarm_stats import NodeStats
 
@@ -284,14 +290,33 @@ class SwarmRuntime:
         nodes = api.nodes()
         with self._client_lock:
             starting = self._spreading.setdefault(request.app, [])
-            value = spread_value(descriptor, nodes, tasks, starting)
+            value = spread_value(descriptor, nodes, tasks, starting, request.placement_constraints)
             if value is None:
                 return None, ""
             starting.append(value)
+        pin = f"{descriptor}=={value}"
         pinned = replace(
-            request, placement_constraints=(*request.placement_constraints, f"{descriptor}=={value}")
+            request,
+            placement_constraints=(*request.placement_constraints, pin),
+            labels={**request.labels, LABEL_SPREAD_PIN: pin},
         )
         return pinned, value
+
+    async def _unpin_unplaceable(self, snapshot: Snapshot) -> None:
+        """A pinned replica Swarm cannot place (its spread value's nodes are gone) loses the pin, so Swarm
+        reschedules it wherever it fits: spreading must never keep a replica from running."""
+        for service in snapshot.services:
+            task, state = replica_task(snapshot.tasks.get(service["ID"], []))
+            if state != STATE_PENDING or task is None or unplaceable_reason(task) is None:
+                continue
+            spec = unpinned(service)
+            if spec is None:
+                continue
+            log.info("Swarm cannot place %s where it was spread; unpinning it", spec.get("Name"))
+            try:
+                await self._run(lambda api, s=service, new=spec: update_spec(api, s, new))
+            except docker.errors.APIError as exc:
+                log.warning("unpinning %s failed: %s", spec.get("Name"), _explanation(exc))
 
     async def _create_and_start(self, request: ContainerRequest) -> ContainerInfo:
         service_id = await self._run(lambda api: create_service(api, request, self.cluster_id, self._ours))
@@ -469,6 +494,7 @@ class SwarmRuntime:
                     log.warning("listing Swarm tasks failed: %s", _explanation(exc))
                     continue
                 current = task_views(snapshot)
+                await self._unpin_unplaceable(snapshot)
                 if failing:
                     failing = False
                     yield RuntimeEvent(

@@ -200,3 +200,16 @@ def started_replica(api: APIClient, service_id: str, request: ContainerRequest) 
     nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
     info = replica_info(service, tasks, nodes)
     return info if info.state == "running" else None
+
+
+def update_spec(api: APIClient, service: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Replace a service's spec (Swarm replaces its task when the task template changed)."""
+    api.update_service(
+        service["ID"],
+        (service.get("Version") or {}).get("Index"),
+        task_template=spec.get("TaskTemplate"),
+        name=spec.get("Name"),
+        labels=spec.get("Labels"),
+        mode=spec.get("Mode"),
+        endpoint_spec=spec.get("EndpointSpec"),
+    )

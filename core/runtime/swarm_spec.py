@@ -31,6 +31,10 @@ from core.runtime.base import (
 from core.runtime.docker import parse_docker_time
 from core.runtime.swarm_nodes import node_address, node_docker_url
 
+# On a service Orchestry pinned to a spread value: the constraint it added, taken off again when the
+# task cannot be placed there (its zone's last node was lost), so Swarm can reschedule it elsewhere.
+LABEL_SPREAD_PIN = "orchestry.spread-pin"
+
 # Task states after which a task never runs again.
 ENDED_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned", "remove"})
 # Swarm restarts a failed task itself (node loss included) at once, a few times a minute; beyond that
@@ -322,11 +326,42 @@ def _label_value(node: dict[str, Any], descriptor: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _node_attribute(node: dict[str, Any], attribute: str) -> str | None:
+    if ".labels." in attribute:
+        return _label_value(node, attribute)
+    spec = node.get("Spec") or {}
+    description = node.get("Description") or {}
+    platform = description.get("Platform") or {}
+    values = {
+        "node.id": node.get("ID"),
+        "node.hostname": description.get("Hostname"),
+        "node.role": spec.get("Role"),
+        "node.platform.os": platform.get("OS"),
+        "node.platform.arch": platform.get("Architecture"),
+    }
+    value = values.get(attribute)
+    return str(value) if value is not None else None
+
+
+def satisfies(node: dict[str, Any], constraints: Iterable[str]) -> bool:
+    """Whether a node meets Swarm constraints (spec.placement's normalised ATTRIBUTE==VALUE / != form)."""
+    for constraint in constraints:
+        equal = "==" in constraint
+        attribute, _, wanted = constraint.partition("==" if equal else "!=")
+        actual = _node_attribute(node, attribute)
+        # Swarm compares case-insensitively; a missing attribute only satisfies "!=".
+        same = actual is not None and actual.lower() == wanted.lower()
+        if same != equal:
+            return False
+    return True
+
+
 def spread_value(
     descriptor: str,
     nodes: list[dict[str, Any]],
     app_tasks: list[dict[str, Any]],
     starting: Iterable[str] = (),
+    constraints: Iterable[str] = (),
 ) -> str | None:
     """The value of ``descriptor`` (node.labels.KEY / engine.labels.KEY) the app's next replica should go to.
 
@@ -335,10 +370,12 @@ def spread_value(
     chosen for replicas being created right now), among ready, active nodes that carry the label, is
     chosen (ties: the value with more such nodes, then by name); None when no node carries it.
     """
+    constraints = list(constraints)  # only nodes that meet the app's own constraints count
     eligible = [
         n
         for n in nodes
-        if (n.get("Status") or {}).get("State") == "ready"
+        if satisfies(n, constraints)
+        and (n.get("Status") or {}).get("State") == "ready"
         and (n.get("Spec") or {}).get("Availability", "active") == "active"
         and _label_value(n, descriptor) is not None
     ]
@@ -358,3 +395,17 @@ def spread_value(
         if value in load:
             load[value] += 1
     return min(load, key=lambda value: (load[value], -nodes_per_value[value], value))
+
+
+def unpinned(service: dict[str, Any]) -> dict[str, Any] | None:
+    """The service's spec without the spread pin Orchestry added (None when it has none)."""
+    spec = service.get("Spec") or {}
+    labels = dict(spec.get("Labels") or {})
+    pin = labels.pop(LABEL_SPREAD_PIN, None)
+    if pin is None:
+        return None
+    template = dict(spec.get("TaskTemplate") or {})
+    placement = dict(template.get("Placement") or {})
+    placement["Constraints"] = [c for c in placement.get("Constraints") or [] if c != pin]
+    template["Placement"] = placement
+    return {**spec, "Labels": labels, "TaskTemplate": template}

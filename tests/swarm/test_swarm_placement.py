@@ -149,3 +149,40 @@ async def test_a_spread_preference_spreads_the_apps_replicas_over_the_labels_val
         for node in swarm_lab.nodes:
             _set_zone(swarm_lab, node, None)
     assert hosts.count(alone.address) == 3, hosts
+
+
+async def test_a_replica_spread_to_a_lost_zone_is_rescheduled_in_another(
+    swarm_lab: Any, tmp_path: Path
+) -> None:
+    """Spreading never keeps a replica from running: the one pinned to zone b, whose only node is lost,
+    is unpinned and Swarm places it in zone a."""
+    alone = swarm_lab.workers[-1]
+    name = app_name("zl")
+    doc = swarm_app(swarm_lab, name)
+    doc["spec"]["placement"] = {"preferences": [{"spread": "node.labels.zone"}]}
+    for node in swarm_lab.nodes:
+        _set_zone(swarm_lab, node, "b" if node.name == alone.name else "a")
+    try:
+        async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+            await engine.register(doc)
+            await engine.up(name)
+            await engine.scale(name, 2)
+            await wait_for(lambda: _ready_count(engine, name, 2), timeout=90, what="2 replicas ready")
+            assert alone.address in await ready_hosts(engine, name)
+            swarm_lab.cut_link(alone)
+            try:
+                await wait_for(
+                    lambda: _ready_elsewhere(engine, name, 2, alone.address),
+                    timeout=90,
+                    what="both replicas ready outside the lost zone",
+                )
+            finally:
+                swarm_lab.restore_link(alone)
+    finally:
+        for node in swarm_lab.nodes:
+            _set_zone(swarm_lab, node, None)
+
+
+async def _ready_elsewhere(engine: Any, name: str, n: int, address: str) -> bool:
+    hosts = await ready_hosts(engine, name)
+    return len(hosts) == n and address not in hosts

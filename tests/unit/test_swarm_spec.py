@@ -16,6 +16,7 @@ from core.runtime.swarm_spec import (
     replica_info,
     service_spec,
     spread_value,
+    unpinned,
     unplaceable_fix,
     unplaceable_reason,
 )
@@ -349,3 +350,35 @@ def test_spread_ignores_nodes_that_take_no_new_tasks_and_labels_nobody_has() -> 
     nodes = [_node("a1", "a"), _node("b1", "b", state="down"), _node("c1", "c", availability="drain")]
     assert spread_value("node.labels.zone", nodes, [task("t", "running", node="a1")]) == "a"
     assert spread_value("node.labels.rack", nodes, []) is None
+
+
+def test_unpinning_takes_off_only_the_constraint_orchestry_added() -> None:
+    pinned = {
+        "ID": "s",
+        "Spec": {
+            "Name": "web-3",
+            "Labels": {"orchestry.app": "web", "orchestry.spread-pin": "node.labels.zone==b"},
+            "TaskTemplate": {"Placement": {"Constraints": ["node.role==worker", "node.labels.zone==b"]}},
+        },
+    }
+    spec = unpinned(pinned)
+    assert spec is not None
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.role==worker"]
+    assert spec["Labels"] == {"orchestry.app": "web"}
+    assert unpinned({"ID": "s", "Spec": {"Labels": {"orchestry.app": "web"}}}) is None
+
+
+def test_spread_only_counts_nodes_that_meet_the_apps_constraints() -> None:
+    manager = {**_node("m", "a"), "Spec": {"Role": "manager", "Labels": {"zone": "a"}}}
+    workers = [
+        {**_node(f"w{i}", zone), "Spec": {"Role": "worker", "Labels": {"zone": zone}}}
+        for i, zone in ((1, "b"), (2, "c"))
+    ]
+    nodes = [manager, *workers]
+    assert spread_value("node.labels.zone", nodes, [], constraints=["node.role==worker"]) == "b"
+    taken = [task("t", "running", node="w1")]
+    assert spread_value("node.labels.zone", nodes, taken, constraints=["node.role==worker"]) == "c"
+    assert (
+        spread_value("node.labels.zone", nodes, [], constraints=["node.labels.zone!=b", "node.role!=manager"])
+        == "c"
+    )
