@@ -10,9 +10,10 @@ recorded load, the per-replica figures are re-modelled (see ``MODEL``).
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from core.history import DAY, MetricSample
@@ -84,147 +85,7 @@ class _AutoMode:
         return getattr(self.policy, name)
 
 
-# One record as the simulated replicas would have seen it: (start, at, weight, rps, p95 latency, cpu,
-# memory, connections).  A plain tuple: one is made per record, the cheapest thing Python builds.
-_Period = tuple[float, float, float, float | None, float | None, float | None, float | None, float | None]
-
-
-# Index of each figure's (weighted total, weight) pair in _Window.sums (see _Window._apply).
-_RPS, _P95, _CPU, _MEMORY, _CONNECTIONS = range(5)
-
-
-class _Window:
-    """The records inside the policy's window, with running weighted sums of each figure (a week of
-    records is replayed with O(1) work per record, not a re-scan of the window)."""
-
-    __slots__ = ("periods", "seconds", "sums")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.periods: deque[_Period] = deque()
-        self.sums = [0.0] * 10  # total, weight for each figure
-
-    def push(self, period: _Period) -> None:
-        """Add ``period`` and drop those that left the window.  Spelled out figure by figure: this is
-        the replay's innermost step, run once per record (adding) and once per expired one."""
-        sums = self.sums
-        _start, at, weight, rps, p95, cpu, memory, connections = period
-        if rps is not None:
-            sums[0] += rps * weight
-            sums[1] += weight
-            if p95 is not None and rps > 0:  # latency weighted by requests
-                sums[2] += p95 * (rps * weight)
-                sums[3] += rps * weight
-        if cpu is not None:
-            sums[4] += cpu * weight
-            sums[5] += weight
-        if memory is not None:
-            sums[6] += memory * weight
-            sums[7] += weight
-        if connections is not None:
-            sums[8] += connections * weight
-            sums[9] += weight
-        periods = self.periods
-        periods.append(period)
-        cutoff = at - self.seconds
-        while periods[0][1] <= cutoff:
-            _start, _at, weight, rps, p95, cpu, memory, connections = periods.popleft()
-            if rps is not None:
-                sums[0] -= rps * weight
-                sums[1] -= weight
-                if p95 is not None and rps > 0:
-                    sums[2] -= p95 * (rps * weight)
-                    sums[3] -= rps * weight
-            if cpu is not None:
-                sums[4] -= cpu * weight
-                sums[5] -= weight
-            if memory is not None:
-                sums[6] -= memory * weight
-                sums[7] -= weight
-            if connections is not None:
-                sums[8] -= connections * weight
-                sums[9] -= weight
-
-    def _mean(self, index: int) -> float | None:
-        # Removing what was added leaves float dust: a weight that is all but 0 means no data.
-        weight = self.sums[2 * index + 1]
-        return self.sums[2 * index] / weight if weight > 1e-9 else None
-
-    def figures(
-        self, now: float
-    ) -> tuple[float | None, float | None, float | None, float | None, float | None, float]:
-        """(rps, p95 latency, connections, cpu, memory, covered seconds): what ``steady_check`` reads."""
-        rps_total, rps_w, p95_total, p95_w, cpu_total, cpu_w, mem_total, mem_w, conn_total, conn_w = self.sums
-        covered = min(self.seconds, now - self.periods[0][0]) if self.periods else 0.0
-        return (
-            rps_total / rps_w if rps_w > 1e-9 else None,
-            p95_total / p95_w if p95_w > 1e-9 else None,
-            conn_total / conn_w if conn_w > 1e-9 else None,
-            cpu_total / cpu_w if cpu_w > 1e-9 else None,
-            mem_total / mem_w if mem_w > 1e-9 else None,
-            covered if covered > 0.0 else 0.0,
-        )
-
-    def view(self, now: float, ready: int) -> MetricWindow:
-        covered = min(self.seconds, now - self.periods[0][0]) if self.periods else 0.0
-        return MetricWindow(
-            rps=self._mean(_RPS),
-            p50_latency_ms=None,
-            p95_latency_ms=self._mean(_P95),
-            p99_latency_ms=None,
-            error_rate=None,
-            active_connections=self._mean(_CONNECTIONS),
-            cpu_percent=self._mean(_CPU),
-            memory_percent=self._mean(_MEMORY),
-            ready_replicas=ready,
-            samples=len(self.periods),
-            covered_seconds=max(0.0, covered),
-        )
-
-
-def _as_served_by(sample: MetricSample, recorded_ready: int, ready: int) -> _Period:
-    """``sample``'s figures had ``ready`` replicas served the recorded load (see MODEL)."""
-    ratio = recorded_ready / ready if recorded_ready > 0 and ready > 0 else 1.0
-    p95, cpu = sample.p95_latency_ms, sample.cpu_percent
-    return (
-        sample.at - sample.resolution,
-        sample.at,
-        sample.resolution,
-        sample.rps,
-        None if p95 is None else p95 * ratio if ratio > 1.0 else p95,  # latency never improves
-        None if cpu is None else cpu * ratio,
-        sample.memory_percent,
-        sample.active_connections,
-    )
-
-
-def _over_target(policy: ScalingPolicyLike) -> Callable[[_Period, int], tuple[str, ...]]:
-    """A check of one period: the figures above their targets with ``ready`` replicas serving it."""
-    rps_target = policy.target_rps_per_replica
-    latency_target = policy.max_p95_latency_ms
-    connections_target = policy.max_conn_per_replica
-    cpu_target = policy.max_cpu_percent
-    memory_target = policy.max_memory_percent
-
-    def over(period: _Period, ready: int) -> tuple[str, ...]:
-        _start, _at, _weight, rps, p95, cpu, memory, connections = period
-        per_replica = ready if ready > 1 else 1
-        found: tuple[str, ...] = ()
-        if rps is not None and rps_target and rps / per_replica > rps_target:
-            found += ("rps",)
-        if p95 is not None and latency_target and p95 > latency_target:
-            found += ("latency",)
-        if connections is not None and connections_target and connections / per_replica > connections_target:
-            found += ("connections",)
-        if cpu is not None and cpu_target and cpu > cpu_target:
-            found += ("cpu",)
-        if memory is not None and memory_target and memory > memory_target:
-            found += ("memory",)
-        if ready == 0 and (rps or 0) > 0:
-            found += ("no ready replica",)
-        return found
-
-    return over
+_by_time = attrgetter("at")
 
 
 def backtest(
@@ -237,10 +98,17 @@ def backtest(
 
     ``initial_replicas`` defaults to the desired count of the first record; ``last_scaled_at`` is the
     clock's start for the cooldown (the last scaling before the first record, if any).
+
+    The loop runs once per record (24 h of 10 s records for 50 apps is 432 000 turns), so it is written
+    out in one function with no call per record but ``steady_check``: the window's running sums are
+    local floats, the records inside the window are ``ordered[head:index + 1]``, and ``decide`` is asked only
+    where ``steady_check`` cannot prove that it would hold.  Every sum takes the same operations in the
+    same order as in the plain replay (``decide`` on every record, tests/unit/test_backtest_fast_path.py),
+    so the figures, hence the decisions, agree to the last bit.
     """
     if policy.mode != "auto":
         policy = _AutoMode(policy)
-    ordered = sorted(samples, key=lambda s: s.at)
+    ordered = sorted(samples, key=_by_time)
     current = (
         initial_replicas
         if initial_replicas is not None
@@ -248,50 +116,160 @@ def backtest(
         if ordered
         else 0
     )
-    window = _Window(float(policy.window_seconds))
-    recommendations: deque[tuple[float, int]] = deque()
-    points: list[ReplicaPoint] = []
+    window_seconds = policy.window_seconds
+    seconds = float(window_seconds)
+    steady = steady_check(policy)
+    rps_target = policy.target_rps_per_replica
+    latency_target = policy.max_p95_latency_ms
+    connections_target = policy.max_conn_per_replica
+    cpu_target = policy.max_cpu_percent
+    memory_target = policy.max_memory_percent
+
+    # ordered[head:index + 1] are inside the window.  Each record's latency and cpu as served by the
+    # simulated replicas are kept in two lists of floats, not a tuple per record: the garbage collector
+    # runs once per 700 new tuples, and each run costs more as the fleet's records pile up.
+    head = 0
+    served_p95: list[float | None] = []
+    served_cpu: list[float | None] = []
+    # Weighted total and weight of each figure over the window; latency is weighted by requests.
+    rps_total = rps_weight = p95_total = p95_weight = cpu_total = cpu_weight = 0.0
+    memory_total = memory_weight = connections_total = connections_weight = 0.0
+    replicas: list[int] = []  # desired after each record's decision
+    readies: list[int] = []  # ready when the scaler decided at each record
+    # decide()'s recommendation at the records it was asked about; at the others it was ``current``,
+    # which is replicas[index] there (nothing changed).
+    recommended: dict[int, int] = {}
+    oldest_recommendation = 0  # records before it are older than the stabilisation window
     decisions: list[BacktestDecision] = []
     replica_seconds = 0.0
     under: dict[str, float] = {}
     under_seconds = 0.0
     last_reason = ""
-    steady_at: tuple[MetricWindow, int, int, float] | None = None
-    over_target = _over_target(policy)
-    steady = steady_check(policy)
-    last = ordered[-1] if ordered else None
-    window_seconds = policy.window_seconds
-    recorded_ready = [round(s.ready_replicas) for s in ordered]
-    # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
-    not_ready_of = [
-        max(0, round(s.desired_replicas) - r) for s, r in zip(ordered, recorded_ready, strict=True)
-    ]
+    view: MetricWindow | None = None
+
     for index, sample in enumerate(ordered):
         now = sample.at
-        ready = current - not_ready_of[index]
+        weight = sample.resolution
+        rps = sample.rps
+        memory = sample.memory_percent
+        connections = sample.active_connections
+        # Recorded not-ready replicas (starting, failing) stay so; the policy's own are ready.
+        recorded_ready = round(sample.ready_replicas)
+        not_ready = round(sample.desired_replicas) - recorded_ready
+        ready = current - not_ready if not_ready > 0 else current
         if ready < 0:
             ready = 0
-        period = _as_served_by(sample, recorded_ready[index], ready)
-        window.push(period)
-        replica_seconds += current * sample.resolution
-        over = over_target(period, ready)
+        # The recorded figures as ``ready`` replicas would have served the same load (see MODEL).
+        ratio = recorded_ready / ready if recorded_ready > 0 and ready > 0 else 1.0
+        p95 = sample.p95_latency_ms
+        if p95 is not None and ratio > 1.0:  # latency never improves
+            p95 = p95 * ratio
+        cpu = sample.cpu_percent
+        if cpu is not None:
+            cpu = cpu * ratio
+        served_p95.append(p95)
+        served_cpu.append(cpu)
+
+        # The window takes this record in and lets out those that ended window_seconds ago or more.
+        if rps is not None:
+            rps_total += rps * weight
+            rps_weight += weight
+            if p95 is not None and rps > 0:
+                p95_total += p95 * (rps * weight)
+                p95_weight += rps * weight
+        if cpu is not None:
+            cpu_total += cpu * weight
+            cpu_weight += weight
+        if memory is not None:
+            memory_total += memory * weight
+            memory_weight += weight
+        if connections is not None:
+            connections_total += connections * weight
+            connections_weight += weight
+        cutoff = now - seconds
+        while True:
+            gone = ordered[head]
+            if gone.at > cutoff:
+                break
+            gone_weight = gone.resolution
+            gone_rps = gone.rps
+            gone_p95 = served_p95[head]
+            gone_cpu = served_cpu[head]
+            gone_memory = gone.memory_percent
+            gone_connections = gone.active_connections
+            head += 1
+            if gone_rps is not None:
+                rps_total -= gone_rps * gone_weight
+                rps_weight -= gone_weight
+                if gone_p95 is not None and gone_rps > 0:
+                    p95_total -= gone_p95 * (gone_rps * gone_weight)
+                    p95_weight -= gone_rps * gone_weight
+            if gone_cpu is not None:
+                cpu_total -= gone_cpu * gone_weight
+                cpu_weight -= gone_weight
+            if gone_memory is not None:
+                memory_total -= gone_memory * gone_weight
+                memory_weight -= gone_weight
+            if gone_connections is not None:
+                connections_total -= gone_connections * gone_weight
+                connections_weight -= gone_weight
+
+        # Cost, and the figures over their targets with ``ready`` replicas serving this record.
+        replica_seconds += current * weight
+        per_replica = ready if ready > 1 else 1
+        over = False
+        if rps is not None and rps_target and rps / per_replica > rps_target:
+            under["rps"] = under.get("rps", 0.0) + weight
+            over = True
+        if p95 is not None and latency_target and p95 > latency_target:
+            under["latency"] = under.get("latency", 0.0) + weight
+            over = True
+        if connections is not None and connections_target and connections / per_replica > connections_target:
+            under["connections"] = under.get("connections", 0.0) + weight
+            over = True
+        if cpu is not None and cpu_target and cpu > cpu_target:
+            under["cpu"] = under.get("cpu", 0.0) + weight
+            over = True
+        if memory is not None and memory_target and memory > memory_target:
+            under["memory"] = under.get("memory", 0.0) + weight
+            over = True
+        if ready == 0 and (rps or 0) > 0:
+            under["no ready replica"] = under.get("no ready replica", 0.0) + weight
+            over = True
         if over:
-            under_seconds += sample.resolution
-            for name in over:
-                under[name] = under.get(name, 0.0) + sample.resolution
-        while recommendations and recommendations[0][0] < now - window_seconds:
-            recommendations.popleft()
-        if steady(*window.figures(now), current, ready):
+            under_seconds += weight
+
+        # The window's means.  Removing what was added leaves float dust: a weight all but 0 is no data.
+        mean_rps = rps_total / rps_weight if rps_weight > 1e-9 else None
+        mean_p95 = p95_total / p95_weight if p95_weight > 1e-9 else None
+        mean_connections = connections_total / connections_weight if connections_weight > 1e-9 else None
+        mean_cpu = cpu_total / cpu_weight if cpu_weight > 1e-9 else None
+        mean_memory = memory_total / memory_weight if memory_weight > 1e-9 else None
+        oldest = ordered[head]
+        covered = now - (oldest.at - oldest.resolution)
+        if covered > seconds:
+            covered = seconds
+        if not covered > 0.0:
+            covered = 0.0
+        if steady(mean_rps, mean_p95, mean_connections, mean_cpu, mean_memory, covered, current, ready):
             # decide() would hold and recommend ``current`` here (held to it by a property test):
             # skipping it is what makes a week of 10 s records replay in well under a second.
-            recommendations.append((now, current))
-            steady_at = (window.view(now, ready), current, ready, now) if sample is last else None
-            points.append(ReplicaPoint(now, current, ready))
+            replicas.append(current)
+            readies.append(ready)
             continue
-        steady_at = None
-        view = window.view(now, ready)
-        decision = decide(policy, view, current, ready, now, last_scaled_at, list(recommendations))
-        recommendations.append((now, decision.recommendation))
+        view = MetricWindow(
+            mean_rps, None, mean_p95, None, None, mean_connections, mean_cpu, mean_memory,
+            ready, index + 1 - head, covered,
+        )  # fmt: skip
+        horizon = now - window_seconds
+        while ordered[oldest_recommendation].at < horizon:
+            oldest_recommendation += 1
+        recent = [
+            (ordered[earlier].at, recommended.get(earlier, replicas[earlier]))
+            for earlier in range(oldest_recommendation, index)
+        ]
+        decision = decide(policy, view, current, ready, now, last_scaled_at, recent)
+        recommended[index] = decision.recommendation
         last_reason = decision.reason
         if decision.should_scale and decision.target != current:
             decisions.append(
@@ -299,10 +277,19 @@ def backtest(
             )
             current = decision.target
             last_scaled_at = now
-        points.append(ReplicaPoint(now, current, ready))
-    if steady_at is not None:  # the last record took the short cut: ask for its reason
-        view, held, ready, now = steady_at
-        last_reason = decide(policy, view, held, ready, now, last_scaled_at).reason
+        replicas.append(current)
+        readies.append(ready)
+
+    if ordered and len(ordered) - 1 not in recommended:  # the last record took the short cut: ask why
+        view = MetricWindow(
+            mean_rps, None, mean_p95, None, None, mean_connections, mean_cpu, mean_memory,
+            ready, len(ordered) - head, covered,
+        )  # fmt: skip
+        last_reason = decide(policy, view, current, ready, now, last_scaled_at).reason
+    # tuple.__new__ builds each point in C: a ReplicaPoint(...) call per record costs more than the replay.
+    points = list(
+        map(tuple.__new__, repeat(ReplicaPoint), zip(map(_by_time, ordered), replicas, readies, strict=True))
+    )
     horizon = float(policy.cooldown_seconds + policy.window_seconds)
     summary = BacktestSummary(
         samples=len(ordered),
@@ -313,7 +300,7 @@ def backtest(
         replica_minutes=round(replica_seconds / 60.0, 2),
         under_provisioned_minutes=round(under_seconds / 60.0, 2),
         under_provisioned_by_metric={k: round(v / 60.0, 2) for k, v in sorted(under.items())},
-        peak_replicas=max((p.replicas for p in points), default=current),
+        peak_replicas=max(replicas, default=current),
         flaps=_flaps(decisions, horizon),
         flap_horizon_seconds=horizon,
     )

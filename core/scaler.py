@@ -357,24 +357,38 @@ def steady_check(policy: ScalingPolicyLike) -> SteadyCheck:
         if covered < half_window:
             return False
         # The same arithmetic as _metrics, in the same order, so the comparisons agree to the last bit.
-        busiest: float | None = None
+        # Written out metric by metric (no loop, no tuples): a replay asks once per record.  Above the
+        # scale-out threshold decide() wants more; at maxReplicas it holds and recommends it.
+        busiest: float | None = None  # the highest utilisation of rps, connections and cpu
         measured = False
-        for value, target, capacity in (
-            (None if rps is None else rps / ready, rps_target, True),
-            (p95, latency_target, False),
-            (None if connections is None else connections / ready, connections_target, True),
-            (cpu, cpu_target, True),
-            (memory, memory_target, False),
-        ):
-            if value is None or target is None:
-                continue
-            utilisation = value / target * 100.0
-            measured = True
+        if rps is not None and rps_target is not None:
+            utilisation = rps / ready / rps_target * 100.0
             if utilisation > out_pct:
-                # Above the threshold decide() wants more; at maxReplicas it holds and recommends it.
                 return current >= high
-            if capacity:
-                busiest = utilisation if busiest is None or utilisation > busiest else busiest
+            busiest = utilisation
+            measured = True
+        if p95 is not None and latency_target is not None:
+            if p95 / latency_target * 100.0 > out_pct:
+                return current >= high
+            measured = True
+        if connections is not None and connections_target is not None:
+            utilisation = connections / ready / connections_target * 100.0
+            if utilisation > out_pct:
+                return current >= high
+            if busiest is None or utilisation > busiest:
+                busiest = utilisation
+            measured = True
+        if cpu is not None and cpu_target is not None:
+            utilisation = cpu / cpu_target * 100.0
+            if utilisation > out_pct:
+                return current >= high
+            if busiest is None or utilisation > busiest:
+                busiest = utilisation
+            measured = True
+        if memory is not None and memory_target is not None:
+            if memory / memory_target * 100.0 > out_pct:
+                return current >= high
+            measured = True
         if not measured:
             return False
         # Below the scale-in threshold decide() wants fewer; at minReplicas it holds and recommends it.
