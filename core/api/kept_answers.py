@@ -10,6 +10,7 @@ path builds, byte for byte: the full path is what builds it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 class KeptAnswers:
     def __init__(self) -> None:
         self._kept: dict[str, tuple[Hashable, bytes]] = {}
+        self._building: dict[str, asyncio.Lock] = {}
 
     async def respond(
         self, engine: Engine, route: str, build: Callable[[], Awaitable[BaseModel]]
@@ -32,16 +34,39 @@ class KeptAnswers:
         """The answer of ``route``: kept bytes while the engine's fingerprint is unchanged, else
         ``build()`` encoded (and kept when the fingerprint did not move while it was built)."""
         fingerprint = getattr(engine, "apps_fingerprint", lambda: None)
-        before = fingerprint()
+        now = fingerprint()
+        if now is None:  # nothing to key an answer on (a follower): built for each request, in parallel
+            return _json(await self._build(route, fingerprint, None, build))
+        kept = self._kept_for(route, now)
+        if kept is not None:
+            return _json(kept)
+        # One build per route at a time: clients that miss together (a change during a scale) wait
+        # for it and take its answer when it is for what they would see, instead of each building one.
+        async with self._building.setdefault(route, asyncio.Lock()):
+            before = fingerprint()
+            kept = self._kept_for(route, before)
+            if kept is not None:
+                return _json(kept)
+            body = await self._build(route, fingerprint, before, build)
+        return _json(body)
+
+    def _kept_for(self, route: str, fingerprint: Hashable | None) -> bytes | None:
         kept = self._kept.get(route)
-        if before is not None and kept is not None and kept[0] == before:
-            return _json(kept[1])
+        return kept[1] if fingerprint is not None and kept is not None and kept[0] == fingerprint else None
+
+    async def _build(
+        self,
+        route: str,
+        fingerprint: Callable[[], Hashable | None],
+        before: Hashable | None,
+        build: Callable[[], Awaitable[BaseModel]],
+    ) -> bytes:
         body = redacted_dumps((await build()).model_dump(mode="json")).encode()
         if before is not None and fingerprint() == before:
             self._kept[route] = (before, body)
         else:
             self._kept.pop(route, None)
-        return _json(body)
+        return body
 
 
 def _json(body: bytes) -> web.Response:

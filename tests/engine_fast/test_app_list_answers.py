@@ -129,3 +129,17 @@ async def test_a_back_off_countdown_in_the_list_follows_the_clock(
         reasons.append(summary(await assert_lists_current(world, api), name)["status_reason"])
         await world.clock.advance(1.0)
     assert "next attempt in 2 s" in reasons[0] and "next attempt in 1 s" in reasons[1], reasons
+
+
+async def test_clients_that_ask_together_after_a_change_all_get_the_new_list(
+    world: MemoryWorld, api: TestClient
+) -> None:
+    names = [unique_app() for _ in range(3)]
+    for name in names:
+        await world.engine.register(app_document(name, replicas=1))
+        await assert_lists_current(world, api)  # kept before the next change
+    await world.engine.scale(names[1], 4)
+    expected = await settled(world)
+    for path, body in expected.items():
+        answers = await asyncio.gather(*(api.get(path) for _ in range(8)))
+        assert [await a.json() for a in answers] == [body] * 8, path
