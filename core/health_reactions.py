@@ -5,33 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from core.clock import Clock
-from core.health import NEVER_READY, READY, UNHEALTHY, HealthChecker, ProbeTarget
+from core.health import NEVER_READY, READY, UNHEALTHY, ProbeTarget
 from core.models import (
     APP_STOPPED,
     REPLICA_FAILED,
     REPLICA_READY,
     REPLICA_UNHEALTHY,
 )
-from core.replicas import AppState
-from core.runtime.base import Runtime
-from core.runtime.ports import PortAllocator
+from core.reconciler_parts import ReconcilerParts
 
 log = logging.getLogger(__name__)
 
 
-class HealthReactions:
-    # Provided by the Reconciler this is mixed into.
-    runtime: Runtime
-    store: Any
-    emit: Any
-    clock: Clock
-    ports: PortAllocator
-    health: HealthChecker
-    apps: dict[str, AppState]
-
+class HealthReactions(ReconcilerParts):
     async def _on_health(self, target: ProbeTarget, transition: str, detail: str) -> None:
         state = self.apps.get(target.app)
         replica = state.replicas.get(target.container_id) if state else None

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from core.clock import Clock
 from core.container_requests import container_request, health_published_apart
 from core.errors import (
     Conflict,
@@ -18,10 +16,9 @@ from core.errors import (
     RuntimeUnavailable,
     SecretError,
 )
-from core.health import HealthChecker
+from core.reconciler_parts import ReconcilerParts
 from core.replicas import AppState, Replica
-from core.runtime.base import ContainerInfo, ContainerRequest, PublishedPortInUse, Runtime
-from core.runtime.ports import PortAllocator
+from core.runtime.base import ContainerInfo, ContainerRequest, PublishedPortInUse
 from core.spec import AppSpec
 
 log = logging.getLogger(__name__)
@@ -30,16 +27,7 @@ log = logging.getLogger(__name__)
 PORT_CLASH_ATTEMPTS = 3
 
 
-class ReplicaStarts:
-    # Provided by the Reconciler this is mixed into.
-    runtime: Runtime
-    store: Any
-    emit: Any
-    clock: Clock
-    ports: PortAllocator
-    health: HealthChecker
-    apps: dict[str, AppState]
-
+class ReplicaStarts(ReconcilerParts):
     async def _start_many(self, state: AppState, spec: AppSpec, slots: list[int]) -> int:
         if not slots:
             return 0

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from core.clock import Clock
 from core.errors import (
     OrchestryError,
 )
-from core.health import HealthChecker
 from core.models import (
     REPLICA_DRAINING,
 )
 from core.net.connections import wait_drained
+from core.reconciler_parts import ReconcilerParts
 from core.replicas import AppState, Replica
-from core.runtime.base import STATE_PENDING, ContainerInfo, Runtime
-from core.runtime.ports import PortAllocator
+from core.runtime.base import STATE_PENDING, ContainerInfo
 from core.spec import AppSpec
 
 log = logging.getLogger(__name__)
@@ -27,16 +24,7 @@ log = logging.getLogger(__name__)
 FORCE_STOP_SECONDS = 2.0
 
 
-class ReplicaStops:
-    # Provided by the Reconciler this is mixed into.
-    runtime: Runtime
-    store: Any
-    emit: Any
-    clock: Clock
-    ports: PortAllocator
-    health: HealthChecker
-    apps: dict[str, AppState]
-
+class ReplicaStops(ReconcilerParts):
     async def _clear_dead(self, state: AppState, containers: list[ContainerInfo], after_outage: bool) -> None:
         """Containers that exited on their own: unroute first, count the crash, remove them.
 

@@ -1,0 +1,25 @@
+"""What the Reconciler's mixins (health reactions, replica starts, replica stops) may rely on.
+
+One declaration of the Reconciler's shared state, so the mixins agree on it with each other and with
+the Reconciler that sets it in ``__init__``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.clock import Clock
+from core.health import HealthChecker
+from core.replicas import AppState
+from core.runtime.base import Runtime
+from core.runtime.ports import PortAllocator
+
+
+class ReconcilerParts:
+    # Provided by the Reconciler these are mixed into.
+    runtime: Runtime
+    store: Any
+    emit: Any
+    clock: Clock
+    ports: PortAllocator
+    health: HealthChecker
+    apps: dict[str, AppState]
