@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from typing import TypeVar
 
 import docker
@@ -76,7 +77,7 @@ from core.runtime.docker_wire import (
     runtime_event_from_docker,
     split_log_line,
 )
-from core.runtime.streams import _END, _close_quietly, _lines, _StreamBridge
+from core.runtime.streams import _END, _close_quietly, _lines, _StreamBridge, relay
 
 # Names other runtimes (core.runtime.swarm) import from here.
 __all__ = [
@@ -595,31 +596,27 @@ class DockerRuntime:
         if info is None:
             return  # already gone: nothing more will ever be written
         bridge = _StreamBridge(asyncio.get_running_loop(), readers=2)
-        self._bridges.add(bridge)
-        for stream_name in ("stdout", "stderr"):
+        readers = [
             threading.Thread(
                 target=follow_reader,
                 args=(self._stream_client, bridge, info, stream_name, since),
                 name=f"docker-logs-{info.name}-{stream_name}",
                 daemon=True,
-            ).start()
-        try:
-            async for line in bridge.items():
+            )
+            for stream_name in ("stdout", "stderr")
+        ]
+        async with aclosing(relay(self._bridges, bridge, readers)) as items:
+            async for line in items:
                 yield line
-        finally:
-            self._bridges.discard(bridge)
 
     async def _events(self) -> AsyncIterator[RuntimeEvent]:
         bridge = _StreamBridge(asyncio.get_running_loop())
-        self._bridges.add(bridge)
-        threading.Thread(
+        reader = threading.Thread(
             target=events_reader,
             args=(self._stream_client, self.docker_url, bridge),
             name="docker-events",
             daemon=True,
-        ).start()
-        try:
-            async for event in bridge.items():
+        )
+        async with aclosing(relay(self._bridges, bridge, [reader])) as items:
+            async for event in items:
                 yield event
-        finally:
-            self._bridges.discard(bridge)

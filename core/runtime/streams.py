@@ -86,6 +86,21 @@ class _StreamBridge:
             self.stop()
 
 
+async def relay(
+    bridges: set[_StreamBridge], bridge: _StreamBridge, readers: Iterable[threading.Thread]
+) -> AsyncIterator[Any]:
+    """Starts the reader threads and yields what they hand over; the bridge is kept in ``bridges``
+    while it runs, so the runtime's ``close()`` can stop it."""
+    bridges.add(bridge)
+    for reader in readers:
+        reader.start()
+    try:
+        async for item in bridge.items():
+            yield item
+    finally:
+        bridges.discard(bridge)
+
+
 def _close_quietly(closable: Any) -> None:
     try:
         closable.close()

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -47,7 +48,7 @@ from core.runtime.docker import PING_TIMEOUT_SECONDS
 from core.runtime.docker_calls import _explanation, _root_cause
 from core.runtime.docker_streams import EVENTS_RECONNECTED
 from core.runtime.docker_wire import resolve_docker_url
-from core.runtime.streams import _StreamBridge
+from core.runtime.streams import _StreamBridge, relay
 from core.runtime.swarm_calls import (
     create_service,
     remove_service_quietly,
@@ -450,18 +451,15 @@ class SwarmRuntime:
             return
         name = (found[0].get("Spec") or {}).get("Name", "")
         bridge = _StreamBridge(asyncio.get_running_loop())
-        self._bridges.add(bridge)
-        threading.Thread(
+        reader = threading.Thread(
             target=follow_task_logs,
             args=(self._stream_client, bridge, container_id, name, since),
             name=f"swarm-logs-{name}",
             daemon=True,
-        ).start()
-        try:
-            async for line in bridge.items():
+        )
+        async with aclosing(relay(self._bridges, bridge, [reader])) as items:
+            async for line in items:
                 yield line
-        finally:
-            self._bridges.discard(bridge)
 
     async def _events(self) -> AsyncIterator[RuntimeEvent]:
         """Task changes found by polling the manager, polled at once when it reports a change."""
