@@ -13,8 +13,10 @@ from core.runtime.base import LogLine, Runtime
 from core.store import Store
 
 FOLLOW_QUEUE_LINES = 10_000
-# How often a follow looks for replicas that came or went (and whether the app still exists).
-FOLLOW_RELIST_SECONDS = 1.0
+# How often a follow looks for replicas that came or went (and whether the app still exists).  Each look
+# is a store read and a Docker list: every second it was most of an idle console's logs pane.  A new
+# replica's lines lose nothing to the wait (they are read from the follow's start), they come later.
+FOLLOW_RELIST_SECONDS = 3.0
 
 
 class AppLogs:

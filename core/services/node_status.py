@@ -23,6 +23,8 @@ from core.store import Store
 
 # /health waits at most this long for the database.
 DATABASE_CHECK_SECONDS = 2.0
+# The term history is read again at least this often even when the term did not change.
+HISTORY_REREAD_SECONDS = 15.0
 # A node whose heartbeat is older than max(this, the lease TTL) counts as unhealthy.
 MIN_STALE_SECONDS = 3.0
 
@@ -43,6 +45,7 @@ class NodeStatus:
         self._runtime_error = runtime_error
         self._list_apps = list_apps
         self._nginx_status = nginx_status
+        self._history: tuple[Any, float, list[dict[str, Any]]] | None = None
 
     async def health(self) -> dict[str, Any]:
         """Fast: never waits on Docker.  The database check is bounded by a short timeout."""
@@ -113,20 +116,15 @@ class NodeStatus:
         Peers are asked for their ``/health`` (``probe``), each bounded by a short deadline."""
         cluster = self._cluster
         store = self._store
-        nodes, now, leases, events, own = await asyncio.gather(
-            asyncio.to_thread(store.nodes.list),
-            asyncio.to_thread(store.now),
-            asyncio.to_thread(store.leases.history, history),
-            asyncio.to_thread(store.events.query, None, "cluster", None, 200),
-            self.health(),
-        )
+        nodes, now = await asyncio.gather(asyncio.to_thread(store.nodes.list), asyncio.to_thread(store.now))
         peers = {n.node_id: n.api_url for n in nodes if n.node_id != cluster.node_id}
         health = await probe_health(peers) if probe else {}
+        # This node's own database reachability is its last lease step's: no extra query.
         health[cluster.node_id] = NodeHealth(
             reachable=True,
             version=__version__,
-            database=own["database"]["status"],
-            is_leader=own["is_leader"],
+            database="error" if cluster.last_error else "ok",
+            is_leader=cluster.is_leader(),
         )
         leader_id = cluster.leader_id
         lease = cluster.lease
@@ -148,8 +146,25 @@ class NodeStatus:
                 "ttl": cluster.ttl,
             },
             "nodes": node_rows(nodes, leader_id, now, max(MIN_STALE_SECONDS, cluster.ttl), health),
-            "history": term_history(leases, fenced_terms(events), now),
+            "history": await self._term_history(history, now, live),
         }
+
+    async def _term_history(self, terms: int, now: float, live: bool) -> list[dict[str, Any]]:
+        """Read again only when the term or its liveness changed, or after HISTORY_REREAD_SECONDS (a
+        fenced holder records its end after waking): a console refreshing every 2 s costs no query."""
+        lease = self._cluster.lease
+        key = (lease.term if lease else None, live, terms)
+        cached = self._history
+        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < HISTORY_REREAD_SECONDS:
+            return cached[2]
+        store = self._store
+        leases, events = await asyncio.gather(
+            asyncio.to_thread(store.leases.history, terms),
+            asyncio.to_thread(store.events.query, None, "cluster", None, 200),
+        )
+        rows = term_history(leases, fenced_terms(events), now)
+        self._history = (key, time.monotonic(), rows)
+        return rows
 
     async def cluster_metrics(self) -> dict[str, Any]:
         views = await self._list_apps()

@@ -131,8 +131,12 @@ async def test_cluster_pane_shows_this_node_and_step_down_moves_the_term(
             return bool(view and view.term != first_term and view.history[1].ended == "released")
 
         await until(released, timeout=15, what="the pane's history shows the released term")
-        events = "".join(segment.text for strip in app.query_one(EventsPane).lines for segment in strip)
-        assert "".join(f"leader is now {me} (term {engine.cluster.term})".split()) in "".join(events.split())
+        said = "".join(f"leader is now {me} (term {engine.cluster.term})".split())
+
+        def events() -> str:
+            return "".join("".join(seg.text for seg in strip) for strip in app.query_one(EventsPane).lines)
+
+        await until(lambda: said in "".join(events().split()), what="the leader change event")
 
 
 async def test_readonly_refuses_step_down(engine: Engine, running_app: str) -> None:

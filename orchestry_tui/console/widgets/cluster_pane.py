@@ -79,6 +79,7 @@ class ClusterPane(Vertical):
         self.view: ClusterView | None = None
         self._received = 0.0  # monotonic time the view arrived
         self._ticker: Timer | None = None
+        self._shown_history: list[TermRecord] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(WAITING, id="cluster-summary")
@@ -100,9 +101,12 @@ class ClusterPane(Vertical):
         self.view = view
         self._received = time.monotonic()
         self.query_one("#cluster-nodes", KeyedTable).sync({n.node_id: node_row(n) for n in view.nodes})
-        history = Text("term history (newest first)\n", style="dim")
-        history.append_text(Text("\n").join(term_line(h) for h in view.history) or Text("no term yet"))
-        self.query_one("#cluster-history", Static).update(history)
+        if view.history != self._shown_history:
+            # Only a new term changes it: updating an auto-height Static relayouts the screen.
+            self._shown_history = view.history
+            history = Text("term history (newest first)\n", style="dim")
+            history.append_text(Text("\n").join(term_line(h) for h in view.history) or Text("no term yet"))
+            self.query_one("#cluster-history", Static).update(history)
         self._tick()
         self.set_active(True)
 
@@ -131,4 +135,5 @@ class ClusterPane(Vertical):
                 ttl = f"/{view.lease_ttl:g}s" if view.lease_ttl else ""
                 text.append(f"  lease {shown}s{ttl}", style="bold red" if shown <= 2 else "")
         text.append(f"  · answered by {view.answered_by}", style="dim")
-        self.query_one("#cluster-summary", Static).update(text)
+        # One fixed line: no layout pass for a countdown that changes every second.
+        self.query_one("#cluster-summary", Static).update(text, layout=False)

@@ -12,7 +12,6 @@ from collections import deque
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.timer import Timer
 from textual.widgets import Static
 
 from core.errors import OrchestryError
@@ -20,6 +19,8 @@ from core.runtime.base import LogLine
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.widgets.log_view import LogView
 
+# Lines are written in batches: one redraw per batch however fast they come, and no timer at all while
+# no line arrives (an idle pane wakes nothing).
 BATCH_SECONDS = 0.1
 KEPT_LINES = 5000
 VIEW_LINES = 2000
@@ -35,15 +36,12 @@ class LogPane(Vertical):
         self.active = False
         self.kept: deque[LogLine] = deque(maxlen=KEPT_LINES)
         self._pending: list[LogLine] = []
-        self._flusher: Timer | None = None
+        self._flush_due = False
         self._ended = ""
 
     def compose(self) -> ComposeResult:
         yield LogView(max_lines=VIEW_LINES, id="pane-log")
         yield Static("select an app to follow its logs", id="pane-log-status")
-
-    def on_mount(self) -> None:
-        self._flusher = self.set_interval(BATCH_SECONDS, self._flush, pause=True)
 
     @property
     def view(self) -> LogView:
@@ -59,8 +57,6 @@ class LogPane(Vertical):
             self._restart()
         else:
             self.workers.cancel_group(self, "pane-logs")
-            if self._flusher is not None:
-                self._flusher.pause()
 
     def follow(self, app: str | None, replica: str | None = None) -> None:
         if app != self.app_name:
@@ -88,8 +84,6 @@ class LogPane(Vertical):
             self._status_text("select an app to follow its logs")
             return
         self._status_text(f"waiting for log lines from {self.app_name}…")
-        if self._flusher is not None:
-            self._flusher.resume()
         self._stream(self.app_name)
 
     @work(exclusive=True, group="pane-logs")
@@ -97,8 +91,15 @@ class LogPane(Vertical):
         try:
             async for line in self.backend.follow_logs(app):
                 self._pending.append(line)
+                self._flush_soon()
         except OrchestryError as exc:
             self._ended = f"log stream ended: {exc}"
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            self.set_timer(BATCH_SECONDS, self._flush)
 
     # --- drawing ------------------------------------------------------------------------------
     def _shows(self, line: LogLine) -> bool:
@@ -107,6 +108,7 @@ class LogPane(Vertical):
         return not self.filter_text or self.filter_text.lower() in line.message.lower()
 
     def _flush(self) -> None:
+        self._flush_due = False
         if self._ended:
             self._status_text(self._ended)
         if not self._pending:
@@ -141,7 +143,7 @@ class LogPane(Vertical):
             self._status_text(f"paused · {view.unseen} new lines · End or G resumes")
 
     def _status_text(self, text: str) -> None:
-        self.query_one("#pane-log-status", Static).update(text)
+        self.query_one("#pane-log-status", Static).update(text, layout=False)  # one fixed line
 
     def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
         event.stop()

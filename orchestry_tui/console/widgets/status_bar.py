@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.visual import VisualType
 from textual.widgets import Static
 
 from orchestry_tui.console.formatting import leadership_text
@@ -10,6 +11,11 @@ from orchestry_tui.console.frame import Leadership
 
 
 class StatusBar(Static):
+    """One line (styles.tcss gives it height 1): updating it needs no layout pass."""
+
+    def update(self, content: VisualType = "", *, layout: bool = False) -> None:
+        super().update(content, layout=layout)
+
     def show_starting(self, message: str) -> None:
         self.update(Text(f"orchestry  {message}", style="bold"))
 
