@@ -14,14 +14,12 @@ import math
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
-from typing import TypeVar
 
 import docker
 import docker.errors
-import requests.exceptions
 from docker import APIClient
 
 from core.errors import (
@@ -77,6 +75,7 @@ from core.runtime.docker_wire import (
     runtime_event_from_docker,
     split_log_line,
 )
+from core.runtime.pooled_calls import PooledApiCalls
 from core.runtime.streams import _END, _close_quietly, _lines, _StreamBridge, relay
 
 # Names other runtimes (core.runtime.swarm) import from here.
@@ -107,7 +106,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 BRIDGE_NETWORK = "orchestry"
 PULL_TIMEOUT_SECONDS = 15
@@ -124,8 +122,10 @@ START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCH
 # ---------------------------------------------------------------------------------------------------
 
 
-class DockerRuntime:
+class DockerRuntime(PooledApiCalls):
     """Runtime protocol on a Docker engine (core/runtime/base.py)."""
+
+    _closed_message = "the Docker runtime was closed: create a new DockerRuntime"
 
     def __init__(
         self,
@@ -151,11 +151,6 @@ class DockerRuntime:
         self._closed = False
         self.cluster_id: str | None = None
         self._engine_identity: tuple[str, str] = (LOCAL_NODE_ID, "")  # engine id and name, once known
-
-    def _ours(self, labels: dict[str, str]) -> bool:
-        """Containers from before cluster ids (no label) count as ours, so an upgrade adopts them."""
-        owner = labels.get(LABEL_CLUSTER)
-        return owner is None or self.cluster_id is None or owner == self.cluster_id
 
     def _labels(self, request: ContainerRequest) -> dict[str, str]:
         labels = {LABEL_MANAGED: "true", LABEL_APP: request.app, LABEL_SLOT: str(request.slot)}
@@ -195,18 +190,6 @@ class DockerRuntime:
         """A private client for one long-lived stream; no read timeout, as streams idle for long."""
         version = self._api().api_version
         return APIClient(base_url=self.docker_url, version=version, timeout=None, max_pool_size=2)
-
-    def _guarded(self, work: Callable[[APIClient], T]) -> T:
-        try:
-            return work(self._api())
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise self._unavailable(_root_cause(exc)) from exc
-
-    async def _run(self, work: Callable[[APIClient], T]) -> T:
-        if self._closed:
-            raise RuntimeUnavailable("the Docker runtime was closed: create a new DockerRuntime")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._guarded, work)
 
     # -- Runtime protocol -------------------------------------------------------------------------
 

@@ -20,21 +20,19 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 from docker import APIClient
 
 from core.errors import ContainerStartError, ImageNotFound, RuntimeUnavailable
 from core.runtime.base import (
     LABEL_APP,
-    LABEL_CLUSTER,
     LABEL_MANAGED,
     STATE_PENDING,
     ContainerInfo,
@@ -48,6 +46,7 @@ from core.runtime.docker import PING_TIMEOUT_SECONDS
 from core.runtime.docker_calls import _explanation, _root_cause
 from core.runtime.docker_streams import EVENTS_RECONNECTED
 from core.runtime.docker_wire import resolve_docker_url
+from core.runtime.pooled_calls import PooledApiCalls
 from core.runtime.streams import _StreamBridge, relay
 from core.runtime.swarm_calls import (
     create_service,
@@ -83,7 +82,6 @@ from core.runtime.swarm_stats import NodeStats
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
 TASK_POLL_SECONDS = 0.5
@@ -93,8 +91,10 @@ NOT_A_MANAGER_FIX = (
 )
 
 
-class SwarmRuntime:
+class SwarmRuntime(PooledApiCalls):
     """Runtime protocol on a Docker Swarm (core/runtime/base.py); one service per slot."""
+
+    _closed_message = "the Swarm runtime was closed: create a new SwarmRuntime"
 
     def __init__(
         self,
@@ -124,10 +124,6 @@ class SwarmRuntime:
         self._spreading: dict[str, list[str]] = {}  # app → spread values chosen for replicas starting now
         self._node_probe = NodeApiProbe()
         self.cluster_id: str | None = None
-
-    def _ours(self, labels: dict[str, str]) -> bool:
-        owner = labels.get(LABEL_CLUSTER)
-        return owner is None or self.cluster_id is None or owner == self.cluster_id
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -161,18 +157,6 @@ class SwarmRuntime:
             max_pool_size=2,
             tls=tls_for(self.docker_url),
         )
-
-    def _guarded(self, work: Callable[[APIClient], T]) -> T:
-        try:
-            return work(self._api())
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise self._unavailable(_root_cause(exc)) from exc
-
-    async def _run(self, work: Callable[[APIClient], T]) -> T:
-        if self._closed:
-            raise RuntimeUnavailable("the Swarm runtime was closed: create a new SwarmRuntime")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._guarded, work)
 
     def _snapshot(self, api: APIClient, app: str | None = None) -> Snapshot:
         filters = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_APP}={app}"] if app is not None else [])
