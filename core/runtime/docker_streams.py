@@ -26,6 +26,12 @@ EVENTS_RECONNECTED = "reconnected"
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0)
 
 
+def back_off(bridge: _StreamBridge, failures: int) -> int:
+    """Waits before reconnect attempt ``failures + 1`` (at once when the bridge stops); the new count."""
+    bridge.stopped.wait(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+    return failures + 1
+
+
 def follow_reader(
     new_client: Callable[[], APIClient],
     bridge: _StreamBridge,
@@ -109,8 +115,6 @@ def events_reader(new_client: Callable[[], APIClient], docker_url: str, bridge: 
             finally:
                 if client is not None:
                     _close_quietly(client)
-            delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-            failures += 1
-            bridge.stopped.wait(delay)
+            failures = back_off(bridge, failures)
     finally:
         bridge.put(_END)

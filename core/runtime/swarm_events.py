@@ -19,7 +19,7 @@ from docker.types.daemon import CancellableStream
 
 from core.runtime.base import EVENT_CHANGED, LABEL_APP, LABEL_SLOT, ContainerInfo, LogLine, RuntimeEvent
 from core.runtime.docker_calls import _root_cause
-from core.runtime.docker_streams import RECONNECT_DELAYS
+from core.runtime.docker_streams import back_off
 from core.runtime.docker_wire import split_log_line
 from core.runtime.streams import _close_quietly, _lines, _StreamBridge
 from core.runtime.swarm_spec import SwarmNode, replica_info, task_state, unplaceable_reason, wants_running
@@ -133,9 +133,7 @@ def manager_events_reader(
         finally:
             if client is not None:
                 _close_quietly(client)
-        delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-        failures += 1
-        bridge.stopped.wait(delay)
+        failures = back_off(bridge, failures)
 
 
 def follow_task_logs(
