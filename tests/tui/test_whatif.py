@@ -72,7 +72,8 @@ async def test_edits_rerun_the_backtest_and_bad_input_is_one_notification() -> N
 
         await rerun(screen, lambda: setattr(screen.query_one("#field-minReplicas", Input), "value", "9"))
         assert "minReplicas" in screen.error and "maxReplicas" in screen.error
-        assert any("minReplicas" in n for n in notes(app))
+        # The notification is posted through the message queue: wait for it rather than race it.
+        await until(lambda: any("minReplicas" in n for n in notes(app)), what="the minReplicas notification")
 
         await rerun(screen, lambda: setattr(screen.query_one("#field-minReplicas", Input), "value", "1"))
         await rerun(screen, lambda: setattr(screen.query_one("#field-scaleInStep", Input), "value", "lots"))
