@@ -13,7 +13,9 @@ keep it away from the host's firewall and sysctls.
 
 ``PrivateDocker.cleanup()`` stops the daemon, kills whatever it left running (containers kept by
 ``--live-restore``, containerd, shims), unmounts and removes its directories and deletes the bridge; the
-``private_docker`` fixture calls it even when a test fails.
+``private_docker`` fixture calls it even when a test fails.  A run that is killed outright never gets
+there, and its daemon may even be SIGSTOPped: each engine records its owner (pid and start time) in its
+directory, and the fixture first removes every engine whose owner is gone (``reap_stale``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from pathlib import Path
 
 import pytest
 
+BASE_PREFIX = "orch-dk-"
+BRIDGE_PREFIX = "orch-cx-"
+OWNER_FILE = "owner.json"
+OWNERLESS_GRACE = 60.0
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -45,25 +51,29 @@ class PrivateDockerError(RuntimeError):
 class PrivateDocker:
     """One dockerd in a temp dir; ``stop()``/``start()`` any number of times, ``cleanup()`` once."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Path | None = None, bridge: str | None = None) -> None:
+        """A new engine in a new temp dir, or (``base`` given) a handle on one a dead run left behind."""
         token = secrets.token_hex(3)
         # Short paths: containerd's socket lives under the exec root and unix socket paths are limited
         # to 108 bytes, which pytest's tmp_path would exceed.
-        self.base = Path(tempfile.mkdtemp(prefix="orch-dk-"))
+        self.base = base or Path(tempfile.mkdtemp(prefix=BASE_PREFIX))
         self.data_root = self.base / "data"
         self.exec_root = self.base / "exec"
         self.pid_file = self.base / "dockerd.pid"
         self.socket = self.base / "docker.sock"
         self.log_path = self.base / "dockerd.log"
         self.config_file = self.base / "daemon.json"
-        self.bridge = f"orch-cx-{token}"  # interface names are at most 15 characters
+        self.bridge = bridge or f"{BRIDGE_PREFIX}{token}"  # interface names are at most 15 characters
         self.bridge_cidr = f"203.0.113.{4 * secrets.randbelow(64) + 1}/30"
         self.url = f"unix://{self.socket}"
         self.live_restore = False
         self._process: subprocess.Popen[bytes] | None = None
         self.host_bridge_existed = _link_exists(HOST_BRIDGE)
-        # An empty config file: the shared engine's /etc/docker/daemon.json (if any) must not apply here.
-        self.config_file.write_text("{}\n")
+        if base is None:
+            # An empty config file: the shared engine's /etc/docker/daemon.json (if any) must not apply.
+            self.config_file.write_text("{}\n")
+            owner = {"pid": os.getpid(), "started": _process_start(os.getpid()), "bridge": self.bridge}
+            (self.base / OWNER_FILE).write_text(json.dumps(owner))
 
     # -- the daemon ---------------------------------------------------------------------------------
 
@@ -256,6 +266,64 @@ class PrivateDocker:
             _run("ip", "link", "delete", self.bridge, "type", "bridge")
 
 
+def reap_stale(tmp_root: Path | None = None) -> list[str]:
+    """Remove the engines (and bridges) of runs that no longer exist; returns what was removed.
+
+    An engine belongs to a live run while its owner process (same pid, same start time, so a reused
+    pid does not count) exists; other test runs on this machine keep theirs.
+    """
+    root = tmp_root or Path(tempfile.gettempdir())
+    removed: list[str] = []
+    for base in sorted(root.glob(f"{BASE_PREFIX}*")):
+        owner = _read_owner(base)
+        if not base.is_dir() or _owner_alive(owner):
+            continue
+        if owner is None and time.time() - base.stat().st_mtime < OWNERLESS_GRACE:
+            continue  # just made by another run, which writes its owner file next
+        stale = PrivateDocker(base=base, bridge=str((owner or {}).get("bridge") or "") or None)
+        removed += [str(base)] + ([stale.bridge] if _link_exists(stale.bridge) else [])
+        with contextlib.suppress(PrivateDockerError):
+            stale.cleanup()
+    for link in sorted(Path("/sys/class/net").glob(f"{BRIDGE_PREFIX}*")):
+        # Read the owners again here: another run may have made its engine since the loop above.
+        if not _bridge_in_use(root, link.name):
+            with contextlib.suppress(PrivateDockerError):
+                _run("ip", "link", "delete", link.name, "type", "bridge")
+                removed.append(link.name)
+    return removed
+
+
+def _owner_alive(owner: dict[str, object] | None) -> bool:
+    return bool(owner) and _process_start(owner.get("pid")) == owner.get("started")  # type: ignore[union-attr]
+
+
+def _bridge_in_use(root: Path, bridge: str) -> bool:
+    for base in root.glob(f"{BASE_PREFIX}*"):
+        owner = _read_owner(base)
+        if owner and owner.get("bridge") == bridge and _owner_alive(owner):
+            return True
+    return False
+
+
+def _read_owner(base: Path) -> dict[str, object] | None:
+    with contextlib.suppress(OSError, ValueError):
+        owner = json.loads((base / OWNER_FILE).read_text())
+        if isinstance(owner, dict):
+            return owner
+    return None
+
+
+def _process_start(pid: object) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name (field 2) is in parentheses and may hold spaces: split after its end.
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    return None
+
+
 def _run(*argv: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
@@ -290,6 +358,7 @@ def private_docker() -> Iterator[PrivateDocker]:
     """A running private Docker engine with the demo image loaded; removed at the end, pass or fail."""
     from tests.conftest import DEMO_IMAGE
 
+    reap_stale()
     engine = PrivateDocker()
     try:
         engine.start()
