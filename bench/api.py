@@ -1,27 +1,38 @@
-"""API latency under load: RPS and p50/p99 of GET /health, GET /apps and GET /api/v1/apps with 50 (or
---apps) apps registered, first on a quiet engine, then while a scale of one app (1→10, then 10→1) runs.
+"""API latency under load: req/s and p50/p99 of GET /health, GET /apps and GET /api/v1/apps with 50 (or
+--apps) apps registered, on a quiet engine and while one app scales back and forth (1↔10) the whole run.
 
-Each list is measured twice, side by side: "kept" is the daemon as it runs (the leader keeps the
-encoded list while nothing it shows changes, core/api/kept_answers.py); "built" is the path before
-that: the app records read from the store and every app's view built and encoded for every request.
-The load comes from a separate process; CPU is this (server) process's own, per request.
+Each list is measured twice, side by side: "kept" is the daemon as it runs (the leader keeps each app's
+encoded entry and the whole answer while nothing it shows changes, core/api/kept_answers.py); "built" is
+the path before that: the app records read from the store and every app's view built and encoded for
+every request.  Two load generators, named on each line, so a slow client is not taken for a slow
+server: ApacheBench (``ab -k``, C, one process) and the Python one (aiohttp in a separate process).  Each
+line gives the server's CPU per request (this process: the engine and the API) and the load
+generator's CPU over the run: a generator near 100 % of a core is the bottleneck, not the server.
 
-    .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50]
+    .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
 
-Needs Docker, nginx and the demo image (``scripts/build_demo_image.sh``).  Prints figures; asserts nothing.
+Needs Docker, nginx, the demo image (``scripts/build_demo_image.sh``) and ``ab`` (apache2-utils).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import csv
 import os
+import re
+import resource
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -30,33 +41,44 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.api.app import create_app
+from core.api.context import redacted_dumps
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.engine import Engine
 from testkit.harness import demo_app, engine_settings, wait_for
 
 LIST_PATHS = ("/apps", "/api/v1/apps")
+# ab stops at -t or -n, whichever comes first, and allocates per request of -n: a bound, not a target.
+AB_MAX_RATE = 20_000
 
 
 class SwitchableAnswers(KeptAnswers):
     """The daemon's kept answers, or (``keep = False``) the path before them: records from the store
     and every view built and encoded for each request."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
         super().__init__()
         self.keep = True
+        self._engine = engine
 
-    async def respond(self, engine, route, build):  # type: ignore[no-untyped-def]
+    async def respond(self, engine, route, build, entry):  # type: ignore[no-untyped-def]
         if self.keep:
-            return await super().respond(engine, route, build)
-        engine._c.views._records_key = None  # as before: the store is read on every request
-        return await KeptAnswers().respond(_NoFingerprint(), route, build)
+            return await super().respond(engine, route, build, entry)
+        self._engine._c.views.records._key = None  # as before: the store is read on every request
+        body = redacted_dumps((await build()).model_dump(mode="json")).encode()
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-class _NoFingerprint:
-    def apps_fingerprint(self) -> None:
-        return None
+@dataclass
+class Run:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float  # seconds, this process
+    client_cpu: float  # seconds, the load generator
 
 
+# --- the Python load generator (aiohttp, in its own process) --------------------------------------------
 async def _hammer(url: str, seconds: float, concurrency: int) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -74,8 +96,10 @@ async def _hammer(url: str, seconds: float, concurrency: int) -> list[float]:
     return latencies
 
 
-def load_in_process(url: str, seconds: float, concurrency: int) -> list[float]:
-    return asyncio.run(_hammer(url, seconds, concurrency))
+def load_in_process(url: str, seconds: float, concurrency: int) -> tuple[list[float], float]:
+    before = cpu_seconds()
+    latencies = asyncio.run(_hammer(url, seconds, concurrency))
+    return latencies, cpu_seconds() - before
 
 
 def cpu_seconds() -> float:
@@ -83,35 +107,93 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def hammer(
-    pool: ProcessPoolExecutor, url: str, seconds: float, concurrency: int
-) -> tuple[list[float], float]:
-    """Load from a separate process, so the client does not steal the server's event loop; the
-    latencies and the CPU seconds this (server) process spent meanwhile."""
+async def python_load(pool: ProcessPoolExecutor, url: str, seconds: float, concurrency: int) -> Run:
     loop = asyncio.get_running_loop()
     before = cpu_seconds()
-    latencies = await loop.run_in_executor(pool, load_in_process, url, seconds, concurrency)
-    return latencies, cpu_seconds() - before
-
-
-def report(label: str, measured: tuple[list[float], float], seconds: float) -> float:
-    latencies, cpu = measured
+    latencies, client_cpu = await loop.run_in_executor(pool, load_in_process, url, seconds, concurrency)
+    server_cpu = cpu_seconds() - before
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    print(
-        f"{label:<44} {len(ordered) / seconds:7.0f} req/s  p50 {statistics.median(ordered) * 1000:7.2f} ms"
-        f"  p99 {p99 * 1000:7.2f} ms  max {ordered[-1] * 1000:7.2f} ms"
-        f"  CPU {cpu / len(ordered) * 1e6:6.0f} µs/req"
+    return Run(len(ordered), seconds, statistics.median(ordered) * 1000, p99 * 1000, server_cpu, client_cpu)
+
+
+# --- ApacheBench (C) ------------------------------------------------------------------------------------
+async def ab_load(url: str, seconds: float, concurrency: int) -> Run:
+    with tempfile.NamedTemporaryFile(suffix=".csv") as percentiles:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before = cpu_seconds()
+        process = await asyncio.create_subprocess_exec(
+            "ab", "-k", "-q", "-c", str(concurrency), "-t", str(seconds),
+            "-n", str(int(seconds * AB_MAX_RATE)), "-e", percentiles.name, url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        server_cpu = cpu_seconds() - before
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if process.returncode != 0:
+            raise RuntimeError(f"ab failed ({process.returncode}): {err.decode().strip()}")
+        report = out.decode()
+        field = {
+            line.split(":", 1)[0].strip(): line.split(":", 1)[1].split()[0]
+            for line in report.splitlines()
+            if ":" in line and line.split(":", 1)[1].split()
+        }
+        # ab counts an answer whose length differs from the first as failed ("Length"): a list that
+        # changes during a scale does that legitimately.  Connect, receive and exceptions are real.
+        broken = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)", report)
+        if int(field.get("Non-2xx responses", "0")) or (broken and any(int(n) for n in broken.groups())):
+            raise RuntimeError(f"ab saw failures:\n{report}")
+        text = await asyncio.to_thread(Path(percentiles.name).read_text)
+        rows = list(csv.reader(text.splitlines()))[1:]
+        served = {int(float(r[0])): float(r[1]) for r in rows}
+    client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return Run(
+        int(field["Complete requests"]),
+        float(field["Time taken for tests"]),
+        served[50],
+        served[99],
+        server_cpu,
+        client_cpu,
     )
-    return p99
 
 
-async def main(seconds: float, concurrency: int, apps: int) -> None:
+def report(label: str, tool: str, run: Run) -> Run:
+    print(
+        f"{label:<34} {tool:<6} {run.requests / run.seconds:7.0f} req/s  p50 {run.p50_ms:7.2f} ms"
+        f"  p99 {run.p99_ms:7.2f} ms  server CPU {run.server_cpu / run.requests * 1e6:6.0f} µs/req"
+        f"  client CPU {run.client_cpu / run.seconds * 100:4.0f} %",
+        flush=True,
+    )
+    return run
+
+
+async def while_scaling(engine: Engine, name: str, measure: Awaitable[Run]) -> Run:
+    """``measure`` while ``name`` scales 1→10→1→… until it is done (each step waits for the last)."""
+    stop = asyncio.Event()
+
+    async def scale_back_and_forth() -> None:
+        target = 10
+        while not stop.is_set():
+            await engine.scale(name, target)
+            await asyncio.sleep(0.5)  # the replicas start and stop meanwhile: statuses keep changing
+            target = 1 if target == 10 else 10
+
+    scaling = asyncio.create_task(scale_back_and_forth())
+    try:
+        return await measure
+    finally:
+        stop.set()
+        await scaling
+
+
+async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) -> None:
+    if "ab" in tools and shutil.which("ab") is None:
+        raise SystemExit("ab not found: install apache2-utils, or pass --tools python")
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(engine_settings(Path(tmp) / "state"))
         await engine.start()
         api = create_app(engine, engine.node_id)
-        answers = api[KEPT_ANSWERS] = SwitchableAnswers()
+        answers = api[KEPT_ANSWERS] = SwitchableAnswers(engine)
         runner = web.AppRunner(api, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -119,53 +201,53 @@ async def main(seconds: float, concurrency: int, apps: int) -> None:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         prefix = f"bench-{uuid.uuid4().hex[:6]}"
-        names = [f"{prefix}-{i}" for i in range(apps)]
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        names = [f"{prefix}-{i:03d}" for i in range(apps)]
         try:
             await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="leadership")
             for name in names:
                 await engine.register(demo_app(name))
+            await engine.up(names[0])
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(
-                f"{apps} apps registered; {concurrency} concurrent clients, {seconds:g} s per run;"
-                f" {os.cpu_count()} CPUs, load average {load} (shared machine: compare side by side)"
+                f"{apps} apps registered (one running); {concurrency} concurrent clients, {seconds:g} s"
+                f" per run; {os.cpu_count()} CPUs, load average {load} (shared machine: compare side by"
+                " side); tools: ab = ApacheBench -k (C), python = aiohttp client in its own process",
+                flush=True,
             )
             with ProcessPoolExecutor(1) as pool:
-                report(
-                    "GET /health (quiet)", await hammer(pool, base + "/health", seconds, concurrency), seconds
-                )
-                ratios = []
+                loaders: dict[str, Callable[[str], Awaitable[Run]]] = {
+                    "ab": lambda url: ab_load(url, seconds, concurrency),
+                    "python": lambda url: python_load(pool, url, seconds, concurrency),
+                }
+                for tool in tools:
+                    report("GET /health (quiet)", tool, await loaders[tool](base + "/health"))
+                summary = []
                 for path in LIST_PATHS:
-                    p99 = {}
-                    for keep in (False, True):
-                        answers.keep = keep
-                        label = f"GET {path} (quiet, {'kept' if keep else 'built'})"
-                        p99[keep] = report(
-                            label, await hammer(pool, base + path, seconds, concurrency), seconds
-                        )
-                    ratios.append(f"{path} quiet p99 kept/built {p99[True] / p99[False]:.2f}×")
-                await engine.up(names[0])
-                target = 10
-                for path in LIST_PATHS:
-                    for keep in (False, True):
-                        answers.keep = keep
-                        scale = asyncio.create_task(engine.scale(names[0], target))
-                        measured = await hammer(pool, base + path, seconds, concurrency)
-                        await scale
-                        direction = "1→10" if target == 10 else "10→1"
-                        report(
-                            f"GET {path} (scale {direction}, {'kept' if keep else 'built'})",
-                            measured,
-                            seconds,
-                        )
-                        target = 1 if target == 10 else 10
-                print("; ".join(ratios))
+                    for scaling in (False, True):
+                        for tool in tools:
+                            p99 = {}
+                            for keep in (False, True):
+                                answers.keep = keep
+                                measure = loaders[tool](base + path)
+                                if scaling:
+                                    measure = while_scaling(engine, names[0], measure)
+                                when = "scaling" if scaling else "quiet"
+                                label = f"GET {path} ({when}, {'kept' if keep else 'built'})"
+                                p99[keep] = report(label, tool, await measure).p99_ms
+                            if p99[False] > 0:
+                                summary.append(
+                                    f"{path} {'scaling' if scaling else 'quiet'} {tool}: p99 kept/built"
+                                    f" {p99[True] / p99[False]:.2f}×"
+                                )
+                print("; ".join(summary))
         finally:
             for name in names:
                 try:
                     await engine.delete(name)
                 except Exception as exc:  # keep cleaning up the rest
                     print(f"cleanup of {name} failed: {exc}", file=sys.stderr)
-            await runner.cleanup()
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
             await engine.stop(stop_apps=True)
 
 
@@ -176,5 +258,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--apps", type=int, default=50)
+    parser.add_argument("--tools", default="ab,python", help="comma-separated: ab, python")
     options = parser.parse_args()
-    asyncio.run(main(options.seconds, options.concurrency, options.apps))
+    chosen = [t.strip() for t in options.tools.split(",") if t.strip()]
+    unknown = set(chosen) - {"ab", "python"}
+    if unknown or not chosen:
+        parser.error(f"--tools: unknown {sorted(unknown)}; use ab, python or both (ab,python)")
+    asyncio.run(main(options.seconds, options.concurrency, options.apps, chosen))

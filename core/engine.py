@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from core.runtime.base import LogLine, NodeInfo, Runtime
 from core.runtime.ports import PortAllocator
 from core.scaling_loop import ScalingLoop
 from core.secrets import SecretStore
-from core.services.app_views import SERIES_SECONDS_MAX
+from core.services.app_views import SERIES_SECONDS_MAX, AppListing
 from core.services.desired_state import MAX_REPLICAS, load_document
 from core.settings import Settings
 from core.store import Store
@@ -281,10 +281,11 @@ class Engine:
     async def list_apps(self) -> list[AppView]:
         return await self._c.views.list_apps()
 
-    def apps_fingerprint(self) -> Hashable | None:
-        """Changes whenever anything ``list_apps`` summarises (records, statuses, ready counts) does;
-        None when that cannot be told without the store (a follower).  Never waits."""
-        return self._parts.views.list_fingerprint() if self._parts is not None else None
+    async def listed_apps(self) -> AppListing | None:
+        """Every app of ``list_apps`` with a key of what its list entry shows (records, statuses,
+        ready counts) and its view on demand; None when that cannot be told without the store (a
+        follower).  Reads the store only when the leader's kept records are out of date."""
+        return await self._parts.views.listed_apps() if self._parts is not None else None
 
     async def rollout(self, name: str) -> RolloutView:
         return await self._c.views.rollout(name)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -48,7 +48,7 @@ class ScalingLoop:
     def __init__(
         self,
         desired: DesiredCount,
-        list_apps: Callable[[], list[AppRecord]],
+        list_apps: Callable[[], Awaitable[list[AppRecord]]],
         spec_of: Callable[[AppRecord], AppSpec],
         ready_count: Callable[[str], int],
         live_count: Callable[[str], int],
@@ -58,7 +58,8 @@ class ScalingLoop:
         interval: float = 5.0,
         history: MetricHistoryRecorder | None = None,
     ) -> None:
-        """``list_apps`` runs in a thread (it reads the store); ``ready_count(app)`` counts replicas
+        """``list_apps`` gives every app's record (the leader's kept records: no store read while
+        nothing changed them, core/services/app_records.py); ``ready_count(app)`` counts replicas
         that passed their health check, ``live_count(app)`` those not draining."""
         self._desired = desired
         self._list_apps = list_apps
@@ -82,7 +83,7 @@ class ScalingLoop:
                 await self.evaluate_all()
 
     async def evaluate_all(self) -> None:
-        records = await asyncio.to_thread(self._list_apps)
+        records = await self._list_apps()
         running = [r for r in records if r.status != APP_STOPPED]
         # Recorded before deciding, with the counts the scaler is about to see: a backtest of the
         # policy in force replays exactly the inputs of each decision.

@@ -29,6 +29,7 @@ from core.runtime.ports import PortAllocator
 from core.scaling_loop import ScalingLoop
 from core.secrets import SecretStore, load_or_create_key
 from core.services.app_logs import AppLogs
+from core.services.app_records import KeptAppRecords
 from core.services.app_views import AppViews
 from core.services.desired_state import DesiredState
 from core.services.node_status import NodeStatus
@@ -171,9 +172,11 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         settings.drain_timeout,
         placement_supported=settings.runtime == "swarm",
     )
+    # One kept copy of the app records for every frequent reader (the lists, the scaling loop).
+    records = KeptAppRecords(store, cluster)
     scaling = ScalingLoop(
         desired=desired,
-        list_apps=store.apps.list,
+        list_apps=records.current,
         spec_of=reconciler.spec_of,
         ready_count=reconciler.ready_count,
         live_count=reconciler.live_count,
@@ -191,6 +194,7 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         store,
         reconciler,
         cluster,
+        records,
         metrics,
         event_log,
         settings.lb_listen,

@@ -1,16 +1,19 @@
-"""List answers kept encoded between requests while nothing they show has changed.
+"""List answers kept encoded between requests, one entry per app, while nothing they show changes.
 
 ``GET /apps`` and ``GET /api/v1/apps`` are what dashboards and scripts poll.  Building one means a view
 of every app and a model dump and JSON encoding of them all: milliseconds at fifty apps, on the event
-loop, for an answer that changes a few times a minute.  The engine gives a fingerprint of everything
-such a list shows (records, statuses, ready counts), computed from what it holds without waiting on
-anything; while it stays equal the bytes built for it are sent again.  The answer is the one the full
-path builds, byte for byte: the full path is what builds it.
+loop, for an answer that changes a few times a minute.  On the leader the engine lists every app with a
+key of what its entry shows (record, status, reason, ready replicas), from what it holds and without
+waiting on anything.  Each app's entry is kept encoded under its key and the whole answer under all the
+keys: an unchanged list is sent again as it is, and a change to one app (a scale, a status, a register
+or a delete) encodes that one entry and splices the rest.  The bytes are the full path's: the entries
+are the same models encoded the same way, joined the way ``json.dumps`` joins a list, and the whole is
+redacted as one text, as ``redacted_dumps`` does.  A follower builds each answer with the full path.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING
 
@@ -18,55 +21,65 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from core.api.context import redacted_dumps
+from core.redaction import default_redactor
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.models import AppView
+    from core.services.app_views import AppListing
+
+# How json.dumps writes {"apps": [a, b]} with its default separators.
+_HEAD, _SEPARATOR, _TAIL = '{"apps": [', ", ", "]}"
+
+
+class KeptList:
+    """One route's list: each app's encoded entry under its key, and the whole answer under them all."""
+
+    def __init__(self, entry: Callable[[AppView], BaseModel]) -> None:
+        self._entry = entry
+        self._entries: dict[str, tuple[Hashable, str]] = {}
+        self._whole: tuple[Hashable, bytes] | None = None
+
+    def answer(self, listing: AppListing) -> bytes:
+        """The encoded list of ``listing``.  Synchronous on purpose: keys, views and bytes all come
+        from one instant of the engine's state, so nothing can change between a key and its entry."""
+        # A secret registered since changes what the whole answer masks (entries are kept unmasked).
+        key = (len(default_redactor), tuple(listing.keys))
+        if self._whole is not None and self._whole[0] == key:
+            return self._whole[1]
+        entries: dict[str, tuple[Hashable, str]] = {}
+        for index, (name, app_key) in enumerate(zip(listing.names, listing.keys, strict=True)):
+            kept = self._entries.get(name)
+            if kept is None or kept[0] != app_key:
+                kept = (app_key, json.dumps(self._entry(listing.view(index)).model_dump(mode="json")))
+            entries[name] = kept
+        self._entries = entries  # deleted apps' entries go with the old dict
+        text = _HEAD + _SEPARATOR.join(encoded for _key, encoded in entries.values()) + _TAIL
+        body = default_redactor.redact(text).encode()
+        self._whole = (key, body)
+        return body
 
 
 class KeptAnswers:
     def __init__(self) -> None:
-        self._kept: dict[str, tuple[Hashable, bytes]] = {}
-        self._building: dict[str, asyncio.Lock] = {}
+        self._lists: dict[str, KeptList] = {}
 
     async def respond(
-        self, engine: Engine, route: str, build: Callable[[], Awaitable[BaseModel]]
-    ) -> web.Response:
-        """The answer of ``route``: kept bytes while the engine's fingerprint is unchanged, else
-        ``build()`` encoded (and kept when the fingerprint did not move while it was built)."""
-        fingerprint = getattr(engine, "apps_fingerprint", lambda: None)
-        now = fingerprint()
-        if now is None:  # nothing to key an answer on (a follower): built for each request, in parallel
-            return _json(await self._build(route, fingerprint, None, build))
-        kept = self._kept_for(route, now)
-        if kept is not None:
-            return _json(kept)
-        # One build per route at a time: clients that miss together (a change during a scale) wait
-        # for it and take its answer when it is for what they would see, instead of each building one.
-        async with self._building.setdefault(route, asyncio.Lock()):
-            before = fingerprint()
-            kept = self._kept_for(route, before)
-            if kept is not None:
-                return _json(kept)
-            body = await self._build(route, fingerprint, before, build)
-        return _json(body)
-
-    def _kept_for(self, route: str, fingerprint: Hashable | None) -> bytes | None:
-        kept = self._kept.get(route)
-        return kept[1] if fingerprint is not None and kept is not None and kept[0] == fingerprint else None
-
-    async def _build(
         self,
+        engine: Engine,
         route: str,
-        fingerprint: Callable[[], Hashable | None],
-        before: Hashable | None,
         build: Callable[[], Awaitable[BaseModel]],
-    ) -> bytes:
-        body = redacted_dumps((await build()).model_dump(mode="json")).encode()
-        if before is not None and fingerprint() == before:
-            self._kept[route] = (before, body)
-        else:
-            self._kept.pop(route, None)
-        return body
+        entry: Callable[[AppView], BaseModel],
+    ) -> web.Response:
+        """The answer of ``route``, a list of ``entry(view)`` of every app: spliced from kept entries
+        on the leader, ``build()`` encoded where the engine cannot list its apps with keys."""
+        listing = await engine.listed_apps()
+        if listing is None:
+            return _json(redacted_dumps((await build()).model_dump(mode="json")).encode())
+        kept = self._lists.get(route)
+        if kept is None:
+            kept = self._lists[route] = KeptList(entry)
+        return _json(kept.answer(listing))
 
 
 def _json(body: bytes) -> web.Response:

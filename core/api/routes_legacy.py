@@ -116,7 +116,7 @@ async def list_apps(request: web.Request) -> web.Response:
     async def build() -> wire.LegacyAppList:
         return wire.LegacyAppList(apps=[wire.LegacyAppSummary.of(a) for a in await engine.list_apps()])
 
-    return await request.app[KEPT_ANSWERS].respond(engine, "legacy-apps", build)
+    return await request.app[KEPT_ANSWERS].respond(engine, "legacy-apps", build, wire.LegacyAppSummary.of)
 
 
 @routes.get("/apps/{name}/raw")

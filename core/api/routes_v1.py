@@ -31,7 +31,7 @@ async def list_apps(request: web.Request) -> web.Response:
     async def build() -> wire.AppList:
         return wire.AppList(apps=[wire.AppSummary.of(a) for a in await engine.list_apps()])
 
-    return await request.app[KEPT_ANSWERS].respond(engine, "v1-apps", build)
+    return await request.app[KEPT_ANSWERS].respond(engine, "v1-apps", build, wire.AppSummary.of)
 
 
 @routes.post(f"{PREFIX}/apps")

@@ -27,7 +27,8 @@ from core.models import (
     RolloutView,
 )
 from core.reconciler import Reconciler
-from core.redaction import default_redactor
+from core.replicas import AppState
+from core.services.app_records import KeptAppRecords
 from core.spec import redact_document
 from core.store import AppRecord, Store
 
@@ -43,20 +44,41 @@ REDACTION_CACHE_SIZE = 4096
 Points = list[tuple[float, float]]
 
 
+class AppListing:
+    """Every app of the list as the leader holds it at one instant, by name: ``keys[i]`` changes
+    whenever anything a list entry shows of app ``i`` (its record, status, reason, ready replicas)
+    changes; ``view(i)`` builds its view from what the engine holds, without waiting on anything."""
+
+    __slots__ = ("_records", "_view", "keys", "names")
+
+    def __init__(
+        self, records: list[AppRecord], keys: list[Hashable], view: Callable[[AppRecord], AppView]
+    ) -> None:
+        self._records = records
+        self._view = view
+        self.keys = keys
+        self.names = [record.name for record in records]
+
+    def view(self, index: int) -> AppView:
+        return self._view(self._records[index])
+
+
 class AppViews:
     def __init__(
         self,
         store: Store,
         reconciler: Reconciler,
         leadership: Leadership,
+        records: KeptAppRecords,
         metrics: MetricsCollector,
         events: EventLog,
         lb_listen: str,
         node_of: Callable[[str], str],
         figures_gap: Callable[[str], str] = lambda _container_id: "",
     ) -> None:
-        """``node_of(address)``: the hostname of the node a replica at ``address`` runs on;
-        ``figures_gap(container_id)``: why the runtime could not measure that replica's CPU and memory."""
+        """``records``: the app records as the leader keeps them; ``node_of(address)``: the hostname
+        of the node a replica at ``address`` runs on; ``figures_gap(container_id)``: why the runtime
+        could not measure that replica's CPU and memory."""
         self._figures_gap = figures_gap
         self._store = store
         self._reconciler = reconciler
@@ -66,8 +88,10 @@ class AppViews:
         self._lb_listen = lb_listen
         self._node_of = node_of
         self._redaction_cache: dict[tuple[str, str, str, float], dict[str, Any]] = {}
-        self._records_cache: list[AppRecord] = []
-        self._records_key: tuple[int | None, int] | None = None
+        self.records = records
+        # What listing needs of each record, worked out once per read of the records.
+        self._listing_of: list[AppRecord] | None = None
+        self._listing_base: list[tuple[AppRecord, tuple[Any, ...], int, bool]] = []
 
     async def app_record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self._store.apps.get, name)
@@ -83,34 +107,35 @@ class AppViews:
         return [await self._view(r) for r in await self._records()]
 
     async def _records(self) -> list[AppRecord]:
-        """Every app's record, by name.  The lease holder is the only writer of apps, so it keeps the
-        list it read until a write of its own (or a new term) changes it: listing does not wait on the
-        store.  A follower reads the store, where the leader writes."""
-        if not self._leadership.is_leader():
-            return await asyncio.to_thread(self._store.apps.list)
-        key = (self._leadership.term, self._store.apps.changes)  # before the read: a write during it re-reads
-        if self._records_key != key:
-            records = await asyncio.to_thread(self._store.apps.list)
-            self._records_cache, self._records_key = records, key
-        return self._records_cache
+        """Every app's record, by name, without a store read while the leader's kept list is current."""
+        return await self.records.current()
 
-    def list_fingerprint(self) -> Hashable | None:
-        """A value that changes whenever anything the app list shows (each app's record, status, reason,
-        ready replicas) changes, without waiting on anything; None on a follower (its list comes from
-        the store).  A front end may keep an encoded list for as long as this stays equal."""
-        if not self._leadership.is_leader() or self._records_key is None:
+    async def listed_apps(self) -> AppListing | None:
+        """Every app of ``list_apps`` with a key of what its list entry shows, so a front end can keep
+        each entry encoded and rebuild only those whose key moved.  None on a follower, or while an
+        app's replicas are known only to the store (a leader that has not loaded it yet): then build
+        the list with ``list_apps``.  Past the (usually skipped) read of the records, nothing waits:
+        every key comes from one instant of the engine's state.  Called for every poll of a list, so
+        what depends on the records alone is worked out once per read of them."""
+        if not self._leadership.is_leader():
             return None
-        if self._records_key != (self._leadership.term, self._store.apps.changes):
-            return None
-        statuses = []
-        for record in self._records_cache:
-            state = self._reconciler.apps.get(record.name)
+        records = await self.records.current()
+        if self._listing_of is not records:
+            self._listing_of, self._listing_base = records, [_listing_base(r) for r in records]
+        apps = self._reconciler.apps
+        compute_status = self._reconciler.compute_status
+        keys: list[Hashable] = []
+        for record, record_key, desired, stopped in self._listing_base:
+            state = apps.get(record.name)
             if state is None:
                 return None  # its replicas come from the store
-            desired = record.desired_replicas if record.status != APP_STOPPED else 0
+            if stopped and not state.replicas:
+                # Stopped with nothing left to stop: "stopped by the operator", no replica ready.
+                keys.append(record_key)
+                continue
             ready = sum(1 for r in state.replicas.values() if r.ready and r.routed)
-            statuses.append((*self._reconciler.compute_status(state, record, desired), ready))
-        return (self._records_key, len(default_redactor), tuple(statuses))
+            keys.append((record_key, compute_status(state, record, desired), ready))
+        return AppListing(records, keys, self._live_view)
 
     async def overview(self) -> Overview:
         apps = await self.list_apps()
@@ -210,13 +235,17 @@ class AppViews:
         return cached
 
     async def _view(self, record: AppRecord) -> AppView:
-        leading = self._leadership.is_leader()
-        state = self._reconciler.apps.get(record.name) if leading else None
-        if state is not None:
-            replicas = state.views(time.time())
-        else:
-            instances = await asyncio.to_thread(self._store.instances.list, record.name)
-            replicas = [instance_view(record.name, i) for i in instances]
+        if self._leadership.is_leader() and record.name in self._reconciler.apps:
+            return self._live_view(record)
+        instances = await asyncio.to_thread(self._store.instances.list, record.name)
+        return self._view_of(record, [instance_view(record.name, i) for i in instances], None)
+
+    def _live_view(self, record: AppRecord) -> AppView:
+        """The view of an app the reconciler holds (the leader's), from its live state: never waits."""
+        state = self._reconciler.apps[record.name]
+        return self._view_of(record, state.views(time.time()), state)
+
+    def _view_of(self, record: AppRecord, replicas: list[ReplicaView], state: AppState | None) -> AppView:
         if replicas:
             latest = self._metrics.replica_metrics(record.name)
             for view in replicas:
@@ -246,6 +275,24 @@ class AppViews:
             replicas=replicas,
             labels=dict(record.spec.get("metadata", {}).get("labels", {}) or {}),
         )
+
+
+def _listing_base(record: AppRecord) -> tuple[AppRecord, tuple[Any, ...], int, bool]:
+    """The record, a key of all a list entry shows of it, its desired count, whether it is stopped."""
+    key = (
+        record.name,
+        record.spec_hash,
+        record.generation,
+        record.status,
+        record.status_reason,
+        record.mode,
+        record.desired_replicas,
+        record.created_at,
+        record.updated_at,
+        record.last_scaled_at,
+    )
+    stopped = record.status == APP_STOPPED
+    return record, key, 0 if stopped else record.desired_replicas, stopped
 
 
 def instance_view(app: str, instance: Any) -> ReplicaView:

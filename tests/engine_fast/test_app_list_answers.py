@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.api import wire
 from core.api.app import create_app
-from tests.support.world import MemoryWorld, app_document, unique_app
+from core.api.context import redacted_dumps
+from core.store import Store
+from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
 
 @pytest.fixture
@@ -47,6 +50,11 @@ async def settled(world: MemoryWorld) -> dict[str, Any]:
     raise AssertionError("the app lists never settled")
 
 
+def encoded(body: dict[str, Any]) -> bytes:
+    """The bytes the full path sends for ``body`` (key order and separators included)."""
+    return redacted_dumps(body).encode()
+
+
 async def assert_lists_current(world: MemoryWorld, api: TestClient) -> dict[str, Any]:
     expected = await settled(world)
     for _ in range(2):  # the second answer comes from what the first kept
@@ -54,12 +62,12 @@ async def assert_lists_current(world: MemoryWorld, api: TestClient) -> dict[str,
             response = await api.get(path)
             assert response.status == 200
             assert response.content_type == "application/json" and response.charset == "utf-8"
-            answer = await response.json()
-            if answer != body:
+            answer = await response.read()
+            if answer != encoded(body):
                 # A status save still in a store thread on a loaded host may land during the request:
                 # then the answer must be the state after it.
                 now = (await fresh(world))[path]
-                assert answer == now, f"{path}: answered {answer}\nbefore {body}\nafter {now}"
+                assert answer == encoded(now), f"{path}: answered {answer!r}\nbefore {body}\nafter {now}"
     return expected
 
 
@@ -143,3 +151,98 @@ async def test_clients_that_ask_together_after_a_change_all_get_the_new_list(
     for path, body in expected.items():
         answers = await asyncio.gather(*(api.get(path) for _ in range(8)))
         assert [await a.json() for a in answers] == [body] * 8, path
+
+
+async def test_one_app_changing_among_many_changes_only_its_entry(
+    world: MemoryWorld, api: TestClient
+) -> None:
+    """Entries are kept per app: after one app scales, the others' entries are the same bytes as before
+    and the whole answer is still what the full path builds."""
+    names = sorted(unique_app() for _ in range(4))
+    for name in names:
+        await world.engine.register(app_document(name, replicas=1))
+    before = await assert_lists_current(world, api)
+    await world.engine.scale(names[2], 3)
+    after = await assert_lists_current(world, api)
+    for path in before:
+        changed = [
+            b["name"] for b, a in zip(before[path]["apps"], after[path]["apps"], strict=True) if a != b
+        ]
+        assert changed == [names[2]], path
+    assert summary(after, names[2])["desired_replicas"] == 3
+
+
+async def test_a_secret_registered_later_is_masked_in_the_kept_list(
+    world: MemoryWorld, api: TestClient
+) -> None:
+    name = unique_app()
+    await world.engine.register(app_document(name, replicas=1, env={"GREETING": "open-sesame-42"}))
+    await assert_lists_current(world, api)
+    for path in ("/apps", "/api/v1/apps"):
+        assert (b"open-sesame-42" in await (await api.get(path)).read()) == (path == "/apps")
+    await world.engine.set_secret(unique_app("s"), {"password": "open-sesame-42"})
+    await assert_lists_current(world, api)  # byte for byte what the full path masks
+    answer = await (await api.get("/apps")).read()
+    assert b"open-sesame-42" not in answer and b"***" in answer
+
+
+async def test_the_leader_reads_app_records_only_after_something_wrote_them(
+    world: MemoryWorld, api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polling the lists and the scaling loop's passes do not wait on the store while nothing changed."""
+    engine = world.engine
+    name = unique_app()
+    await engine.register(app_document(name, replicas=1, mode="auto"))
+    await engine.up(name)
+    await world.ready(name, 1)
+    await assert_lists_current(world, api)
+    store_lists = []
+    real_list = engine.store.apps.list
+    monkeypatch.setattr(engine.store.apps, "list", lambda: store_lists.append(1) or real_list())
+    for _ in range(3):
+        assert (await api.get("/apps")).status == 200
+        assert (await api.get("/api/v1/apps")).status == 200
+        await engine.scaling.evaluate_all()
+    assert store_lists == []
+    await engine.scale(name, 2)
+    await engine.scaling.evaluate_all()
+    assert len(store_lists) == 1
+    assert engine.scaling.last_decision[name][1].current == 2  # the loop decided on the new count
+    assert summary(await assert_lists_current(world, api), name)["desired_replicas"] == 2
+
+
+async def test_another_nodes_write_shows_after_this_node_leads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another node may write apps while it holds the lease: when this node takes a new term, its
+    lists and its scaling loop read the store again instead of keeping what they read before."""
+    async with memory_world(tmp_path / "state", lease_ttl=3) as world:
+        engine = world.engine
+        client = TestClient(TestServer(create_app(engine, engine.node_id)))
+        await client.start_server()
+        try:
+            name = unique_app()
+            await engine.register(app_document(name, replicas=1, mode="auto"))
+            await engine.up(name)
+            await world.ready(name, 1)
+            await engine.scaling.evaluate_all()
+            assert engine.scaling.last_decision[name][1].current == 1
+            assert summary(await assert_lists_current(world, client), name)["desired_replicas"] == 1
+            term = engine.cluster.term
+            await engine.release_leadership()
+            # Another node's write while this one follows: its own store object, its own connection.
+            other = await asyncio.to_thread(Store.open, engine.settings.database_url)
+            try:
+                await asyncio.to_thread(other.apps.scale, name, 4, "another node")
+            finally:
+                await asyncio.to_thread(other.database.dispose)
+            for _ in range(200):  # alone, this node takes the next term after its hold-off (~2 s)
+                if engine.cluster.is_leader() and engine.cluster.term != term:
+                    break
+                await asyncio.sleep(0.05)
+            assert engine.cluster.is_leader() and engine.cluster.term != term
+            assert summary(await assert_lists_current(world, client), name)["desired_replicas"] == 4
+            await engine.scaling.evaluate_all()
+            assert engine.scaling.last_decision[name][1].current == 4
+        finally:
+            await client.close()
