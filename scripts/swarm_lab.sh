@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real multi-node Docker Swarm on this one machine, for tests and benchmarks.
 #
-#   scripts/swarm_lab.sh up [--id ID]               build the lab (a stale lab of the same ID goes first)
+#   scripts/swarm_lab.sh up [--id ID] [--tls]       build the lab (a stale lab of the same ID goes first);
+#                                                   --tls: node APIs on tcp://ADDR:2376 with TLS, see below
 #   scripts/swarm_lab.sh status [--json] [--id ID]  what runs; --json: one object for scripts and tests
 #   scripts/swarm_lab.sh down [--id ID]             remove everything of that ID (also after a kill -9)
 #   scripts/swarm_lab.sh cut-link|restore-link NODE [--id ID]   take a node off the lab network / back
@@ -17,12 +18,16 @@
 #     pair (eth0 in the node, port nI in the switch), each running its own dockerd (own data root,
 #     exec root, containerd, pid file, unix socket and tcp://ADDR:2375 without TLS) under its own UTS
 #     namespace and hostname osl-ID-nI; containers go into cgroup osl-ID-nI.
+#   - with --tls, each dockerd serves tcp://ADDR:2376 instead, with --tlsverify: a CA, a server
+#     certificate per node (SAN: its address) and a client certificate, made with openssl, in
+#     DIR/tls (the client's DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem; ca-key.pem beside them)
+#     and DIR/nI/tls (the node's ca.pem, server-cert.pem, server-key.pem).
 #   - veth osl-ID in the root namespace (port "host" in the switch): the controller's address on the
 #     lab network (.1 of a free 10.x.y.0/24 picked from the root namespace's routes and addresses).
 #   - a registry (Debian's docker-registry) on HOST_ADDR:5000 holding orchestry/demo:latest, taken
 #     from the system dockerd with `docker save` (read only), loaded into the manager and pushed.
 #   - Swarm: n1 manager (dispatcher heartbeat 1 s so a lost node is seen in seconds), the others
-#     workers; every node labelled orchestry.docker-url=tcp://ADDR:2375.
+#     workers; every node labelled orchestry.docker-url=tcp://ADDR:2375 (:2376 with --tls).
 #   - files under $ORCHESTRY_LAB_ROOT/ID (default /tmp/orchestry-swarm-lab/ID): configs, logs, data.
 # The system dockerd, docker0 and the host's iptables are never touched.
 set -euo pipefail
@@ -50,12 +55,14 @@ CMD="${1:-}"
 shift
 ID="${ORCHESTRY_LAB_ID:-lab}"
 JSON=""
+TLS=""
 NODE_ARG=""
 while (($#)); do
     case "$1" in
     --id) ID="${2:-}"; shift 2 || die "--id needs a value, e.g. --id lab" ;;
     --id=*) ID="${1#--id=}"; shift ;;
     --json) JSON=1; shift ;;
+    --tls) TLS=1; shift ;;
     -h | --help) usage ;;
     n[0-9]*) NODE_ARG="$1"; shift ;;
     *) die "unknown argument '$1': see '$0 --help'" ;;
@@ -84,6 +91,8 @@ load_env() {
 }
 
 node_addr() { echo "${NET_PREFIX}.$((10 + ${1#n}))"; }
+# The node's Docker API on the lab network: plain on 2375, or TLS-verified on 2376 (up --tls).
+node_tcp_url() { echo "tcp://$(node_addr "$1"):$([[ -n "${TLS:-}" ]] && echo 2376 || echo 2375)"; }
 
 # ---------------------------------------------------------------- subnet
 
@@ -122,20 +131,69 @@ cgroup_mount_script() {
     done </proc/self/mounts
 }
 
+# ---------------------------------------------------------------- TLS (up --tls)
+
+# EC P-256 keys: quick to make even on a loaded machine, where RSA keys take a while.
+new_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+# sign_cert SUBJECT KEY OUT EXTENSIONS: a certificate for KEY signed by the lab's CA.
+sign_cert() {
+    local subject="$1" key="$2" out="$3" extensions="$4" tls="$DIR/tls"
+    printf '%s\n' "$extensions" >"$out.ext"
+    openssl req -new -key "$key" -subj "$subject" -out "$out.csr" 2>/dev/null
+    openssl x509 -req -in "$out.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial \
+        -days 7 -sha256 -extfile "$out.ext" -out "$out" 2>/dev/null || die "openssl could not sign $out"
+    rm -f "$out.csr" "$out.ext"
+}
+
+make_certs() {
+    command -v openssl >/dev/null || die "openssl is not installed (needed by --tls): apt-get install openssl"
+    local tls="$DIR/tls" n dir
+    mkdir -p "$tls"
+    printf '%s\n' "[req]" "distinguished_name = dn" "prompt = no" "[dn]" "CN = orchestry swarm lab $ID CA" \
+        "[ca]" "basicConstraints = critical,CA:TRUE" "keyUsage = critical,keyCertSign,cRLSign" \
+        "subjectKeyIdentifier = hash" >"$tls/ca.cnf"
+    new_key "$tls/ca-key.pem"
+    openssl req -x509 -new -key "$tls/ca-key.pem" -config "$tls/ca.cnf" -extensions ca -days 7 -sha256 \
+        -out "$tls/ca.pem" 2>/dev/null || die "openssl could not make the lab's CA in $tls"
+    new_key "$tls/key.pem"
+    sign_cert "/CN=orchestry controller" "$tls/key.pem" "$tls/cert.pem" \
+        "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+    for n in $(seq 1 "$NODES"); do
+        dir="$(node_dir "n$n")/tls"
+        mkdir -p "$dir"
+        cp "$tls/ca.pem" "$dir/ca.pem"
+        new_key "$dir/server-key.pem"
+        sign_cert "/CN=$(node_ns "n$n")" "$dir/server-key.pem" "$dir/server-cert.pem" \
+            "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$(node_addr "n$n"),DNS:$(node_ns "n$n")"
+    done
+    chmod 600 "$tls"/*key.pem "$DIR"/n*/tls/server-key.pem
+}
+
 write_node_config() {
-    local n="$1" addr dir
+    local n="$1" addr dir tls_settings
     addr="$(node_addr "$n")"
     dir="$(node_dir "$n")"
     mkdir -p "$dir/data" "$dir/run"
     # "tls": false: with a tcp host and no TLS settings dockerd 20.10 sleeps 15 s at start-up.
+    tls_settings='"tls": false,'
+    if [[ -n "${TLS:-}" ]]; then
+        tls_settings="\"tlsverify\": true, \"tlscacert\": \"$dir/tls/ca.pem\",
+  \"tlscert\": \"$dir/tls/server-cert.pem\", \"tlskey\": \"$dir/tls/server-key.pem\","
+    fi
     # deprecated-key-path: each node its own engine id (else Swarm sees one node three times).
     cat >"$dir/daemon.json" <<EOF
 {
   "data-root": "$dir/data",
   "exec-root": "$dir/run",
   "pidfile": "$dir/dockerd.pid",
-  "hosts": ["unix://$dir/docker.sock", "tcp://$addr:2375"],
-  "tls": false,
+  "hosts": ["unix://$dir/docker.sock", "$(node_tcp_url "$n")"],
+  $tls_settings
   "insecure-registries": ["$REGISTRY"],
   "cgroup-parent": "$PREFIX-$n",
   "deprecated-key-path": "$dir/key.json",
@@ -328,7 +386,7 @@ form_swarm() {
         node_id="$(ndocker "n$n" info -f '{{.Swarm.NodeID}}')"
         [[ -n "$node_id" ]] || die "n$n did not join the Swarm; see $(node_dir "n$n")/dockerd.log"
         echo "SWARM_NODE_ID_n$n='$node_id'" >>"$ENV_FILE"
-        ndocker n1 node update --label-add "orchestry.docker-url=tcp://$(node_addr "n$n"):2375" "$node_id" >/dev/null
+        ndocker n1 node update --label-add "orchestry.docker-url=$(node_tcp_url "n$n")" "$node_id" >/dev/null
     done
 }
 
@@ -352,10 +410,12 @@ NET_PREFIX='$NET_PREFIX'
 HOST_ADDR='$HOST_ADDR'
 REGISTRY='$REGISTRY'
 IMAGE='$IMAGE'
+TLS='$TLS'
 EOF
         setup_network
     } 9>"$ROOT_DIR/.subnet.lock"
     log "lab $ID: subnet $SUBNET, controller address $HOST_ADDR"
+    [[ -z "$TLS" ]] || make_certs
     start_registry &
     local registry_started=$! n
     for n in $(seq 1 "$NODES"); do
@@ -376,18 +436,18 @@ lab_status_json() {
     local n args=()
     for n in $(seq 1 "$NODES"); do
         local var="SWARM_NODE_ID_n$n"
-        args+=("n$n" "$(node_addr "n$n")" "$(node_ns "n$n")" "${!var:-}")
+        args+=("n$n" "$(node_addr "n$n")" "$(node_ns "n$n")" "${!var:-}" "$(node_tcp_url "n$n")")
     done
-    python3 - "$ID" "$SUBNET" "$HOST_ADDR" "$REGISTRY" "$IMAGE" "$DIR" "$HOST_VETH" "${args[@]}" <<'EOF'
+    python3 - "$ID" "$SUBNET" "$HOST_ADDR" "$REGISTRY" "$IMAGE" "$DIR" "$HOST_VETH" "${TLS:-}" "${args[@]}" <<'EOF'
 import json, sys
 
-lab_id, subnet, host, registry, image, lab_dir, host_veth, *rest = sys.argv[1:]
+lab_id, subnet, host, registry, image, lab_dir, host_veth, tls, *rest = sys.argv[1:]
 nodes = []
-for i in range(0, len(rest), 4):
-    name, addr, netns, node_id = rest[i:i + 4]
+for i in range(0, len(rest), 5):
+    name, addr, netns, node_id, tcp_url = rest[i:i + 5]
     nodes.append({
         "name": name, "address": addr,
-        "docker_url": f"unix://{lab_dir}/{name}/docker.sock", "tcp_url": f"tcp://{addr}:2375",
+        "docker_url": f"unix://{lab_dir}/{name}/docker.sock", "tcp_url": tcp_url,
         "role": "manager" if name == "n1" else "worker",
         "netns": netns, "switch_port": name, "swarm_node_id": node_id,
     })
@@ -395,6 +455,8 @@ print(json.dumps({
     "id": lab_id, "subnet": subnet, "controller_address": host,
     "manager_url": nodes[0]["docker_url"], "registry": registry, "image": image,
     "nodes": nodes, "dir": lab_dir, "switch_netns": f"osl-{lab_id}-sw", "host_veth": host_veth,
+    # The client's DOCKER_CERT_PATH when the node APIs speak TLS (up --tls), else null.
+    "cert_path": f"{lab_dir}/tls" if tls else None,
 }, indent=2))
 EOF
 }
@@ -407,11 +469,12 @@ lab_status() {
     load_env || die "no lab with id '$ID': run '$0 up --id $ID'"
     echo "lab $ID: subnet $SUBNET, controller address $HOST_ADDR, registry $REGISTRY ($(registry_pid >/dev/null && echo up || echo DOWN))"
     echo "image $IMAGE; files in $DIR"
+    [[ -z "${TLS:-}" ]] || echo "node APIs on :2376 with TLS: DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$DIR/tls"
     local n state link
     for n in $(seq 1 "$NODES"); do
         state="$(dockerd_pid "n$n" >/dev/null && echo "dockerd up" || echo "dockerd DOWN")"
         link="$(ip -n "$SWITCH" -br link show "n$n" 2>/dev/null | awk '{print $2}')"
-        echo "n$n $(node_addr "n$n") $state, link ${link:-missing}, docker -H unix://$(node_sock "n$n")"
+        echo "n$n $(node_addr "n$n") $state, link ${link:-missing}, docker -H unix://$(node_sock "n$n") or $(node_tcp_url "n$n")"
     done
     if dockerd_pid n1 >/dev/null; then
         ndocker n1 node ls 2>/dev/null || true

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 from docker import APIClient
-from docker.utils import kwargs_from_env
 
 from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound
 from core.runtime.base import LABEL_CLUSTER, LABEL_MANAGED, ContainerInfo, ContainerRequest, LogLine
 from core.runtime.docker_calls import _explanation
+from core.runtime.docker_tls import tls_for as tls_for  # the runtime's manager client uses it
 from core.runtime.docker_wire import split_log_line
 from core.runtime.swarm_spec import (
     ENDED_STATES,
@@ -32,13 +31,6 @@ log = logging.getLogger(__name__)
 
 # Whether a service's labels say it belongs to this installation.
 Ours = Callable[[dict[str, str]], bool]
-
-
-def tls_for(url: str) -> Any:
-    """Docker's standard TLS environment (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) for tcp:// URLs."""
-    if not url.startswith(("tcp://", "https://")):
-        return None
-    return kwargs_from_env(environment=dict(os.environ)).get("tls")
 
 
 def remove_service_quietly(api: APIClient, service_id: str) -> None:

@@ -30,6 +30,7 @@ from core.runtime.base import (
     NodeInfo,
 )
 from core.runtime.docker_calls import _explanation
+from core.runtime.docker_tls import TLS_FIX, tls_failure, tls_for
 
 NODE_LABEL_DOCKER_URL = "orchestry.docker-url"
 NODE_LABEL_ADDRESS = "orchestry.address"
@@ -200,14 +201,23 @@ class NodeApiProbe:
             self._ping(url, self.timeout)
             reason = ""
         except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
-            reason = f"node {hostname}'s Docker API at {url} does not answer: {type(exc).__name__}"
+            reason = api_unreachable(hostname, url, exc, type(exc).__name__)
         with self._lock:
             self._known[url] = (now, reason)
         return reason
 
 
+def api_unreachable(hostname: str, url: str, exc: BaseException, detail: str) -> str:
+    """Why a node's Docker API gives no figures: TLS named with its fix when TLS is the trouble (a
+    wrong CA, no client certificate, plain HTTP to a TLS port), else ``detail`` of the failure."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return f"node {hostname}'s Docker API at {url} cannot be asked over TLS: {tls}. Fix: {TLS_FIX}"
+    return f"node {hostname}'s Docker API at {url} does not answer: {detail}"
+
+
 def _ping_docker(url: str, timeout: float) -> None:
-    client = APIClient(base_url=url, version="auto", timeout=timeout)
+    client = APIClient(base_url=url, version="auto", timeout=timeout, tls=tls_for(url))
     try:
         client.ping()
     finally:

@@ -20,8 +20,8 @@ from docker import APIClient
 
 from core.runtime.base import ContainerStats
 from core.runtime.docker_calls import _root_cause, _sample_stats
-from core.runtime.swarm_calls import tls_for
-from core.runtime.swarm_nodes import NODE_LABEL_DOCKER_URL
+from core.runtime.docker_tls import tls_for
+from core.runtime.swarm_nodes import NODE_LABEL_DOCKER_URL, api_unreachable
 from core.runtime.swarm_spec import SwarmNode
 
 NODE_API_TIMEOUT_SECONDS = 5.0
@@ -72,7 +72,7 @@ class NodeStats:
                 self._executor, lambda: _sample_stats(self._client(url), container_id)
             )
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
-            reason = f"node {name}'s Docker API at {url} does not answer: {_root_cause(exc)}"
+            reason = api_unreachable(name, url, exc, _root_cause(exc))
             self._failed[url] = (time.monotonic(), reason)
             return reason
         self._failed.pop(url, None)

@@ -17,9 +17,18 @@ def swarm_lab() -> Iterator[SwarmLab]:
         yield lab
 
 
+@pytest.fixture(scope="session")
+def swarm_tls_lab() -> Iterator[SwarmLab]:
+    """A second lab whose node APIs speak only TLS (tcp://ADDR:2376, --tlsverify, certificates from
+    the lab's own CA; ``cert_path`` is the controller's DOCKER_CERT_PATH): two nodes, n1 the manager."""
+    with lab_session(tls=True, nodes=2) as lab:
+        yield lab
+
+
 @pytest.fixture(autouse=True)
 def _lab_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test on the lab: links up, dockerds running, nodes active and ready again."""
+    """After each test on a lab: links up, dockerds running, nodes active and ready again."""
     yield
-    if "swarm_lab" in request.fixturenames:
-        request.getfixturevalue("swarm_lab").heal()
+    for lab in ("swarm_lab", "swarm_tls_lab"):
+        if lab in request.fixturenames:
+            request.getfixturevalue(lab).heal()

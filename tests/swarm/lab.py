@@ -35,10 +35,10 @@ class LabError(RuntimeError):
     pass
 
 
-def run_script(*args: str, timeout: float = 60.0) -> str:
+def run_script(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> str:
     """Run swarm_lab.sh; its stdout, or LabError with its stderr."""
     result = subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
     if result.returncode != 0:
         raise LabError(f"swarm_lab.sh {' '.join(args)} failed: {result.stderr.strip()}")
@@ -67,6 +67,8 @@ class SwarmLab:
     image: str
     nodes: list[LabNode]
     dir: str
+    # DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) of a lab whose node APIs speak TLS (up --tls).
+    cert_path: str | None = None
     _clients: dict[str, docker.DockerClient] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -80,6 +82,7 @@ class SwarmLab:
             image=status["image"],
             nodes=[LabNode(**node) for node in status["nodes"]],
             dir=status["dir"],
+            cert_path=status.get("cert_path"),
         )
 
     @classmethod
@@ -186,11 +189,15 @@ def _checkout_id() -> str:
 
 
 @contextlib.contextmanager
-def _session_lock() -> Iterator[str]:
-    """An ID no other live session uses, locked until the session ends."""
+def _session_lock(kind: str = "") -> Iterator[str]:
+    """An ID no other live session uses, locked until the session ends; ``kind`` (one letter) tells a
+    second lab of the same session apart (the TLS lab: "x")."""
     LAB_ROOT.mkdir(parents=True, exist_ok=True)
     wanted = os.environ.get("ORCHESTRY_LAB_ID")
-    candidates = [wanted] if wanted else [_checkout_id() + suffix for suffix in ("", *"bcdefgh")]
+    if wanted:
+        candidates = [wanted[: 8 - len(kind)] + kind]
+    else:
+        candidates = [_checkout_id() + suffix + kind for suffix in ("", *"bcdefgh")]
     handle: IO[str] | None = None
     for lab_id in candidates:
         handle = (LAB_ROOT / f".session-{lab_id}.lock").open("w")
@@ -208,10 +215,13 @@ def _session_lock() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def lab_session() -> Iterator[SwarmLab]:
-    with _session_lock() as lab_id:
+def lab_session(tls: bool = False, nodes: int | None = None) -> Iterator[SwarmLab]:
+    """A lab for this session: ``tls`` gives node APIs on :2376 with TLS (a lab of its own, ID + "x");
+    ``nodes``: how many (default 3)."""
+    env = {**os.environ, **({"ORCHESTRY_LAB_NODES": str(nodes)} if nodes else {})}
+    with _session_lock("x" if tls else "") as lab_id:
         try:
-            run_script("up", "--id", lab_id, timeout=UP_TIMEOUT)
+            run_script("up", "--id", lab_id, *(["--tls"] if tls else []), timeout=UP_TIMEOUT, env=env)
             lab = SwarmLab.read(lab_id)
         except BaseException:
             with contextlib.suppress(Exception):

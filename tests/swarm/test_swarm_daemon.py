@@ -14,6 +14,7 @@ import pytest
 
 from tests.cli.conftest import Daemon, start_daemon, stop_daemon
 from tests.integration.harness import TrafficClient, wait_for
+from tests.swarm.daemon_support import api, cli
 from tests.swarm.engine_support import REPLICA, app_name, services_of, swarm_app
 from tests.swarm.lab import SwarmLab
 
@@ -32,30 +33,8 @@ def swarm_daemon(swarm_lab: SwarmLab, tmp_path: Path) -> Iterator[Daemon]:
         stop_daemon(daemon)
 
 
-def _call(daemon: Daemon, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        daemon.url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())
-
-
-async def _api(daemon: Daemon, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    return await asyncio.to_thread(_call, daemon, method, path, body)
-
-
-async def _cli(daemon: Daemon, *args: str, **env: str) -> str:
-    result = await asyncio.to_thread(daemon.cli, *args, env=daemon.env(**env) if env else None)
-    assert result.returncode == 0, f"orchestry {' '.join(args)} → {result.returncode}\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
 async def _routed(daemon: Daemon, name: str, n: int) -> list[dict[str, Any]] | None:
-    replicas = (await _api(daemon, "GET", f"/api/v1/apps/{name}"))["replicas"]
+    replicas = (await api(daemon, "GET", f"/api/v1/apps/{name}"))["replicas"]
     ready = [r for r in replicas if r["ready"]]
     return ready if len(ready) == n and len(replicas) == n else None
 
@@ -90,22 +69,22 @@ async def test_daemon_on_swarm_scale_nodes_drain_and_delete(
 
     # `orchestry config` in the operator's environment names the Swarm runtime and its manager; the
     # daemon itself says it runs on Swarm (what the console's header shows).
-    config = json.loads(await _cli(daemon, "config", "--format", "json", **operator))
+    config = json.loads(await cli(daemon, "config", "--format", "json", **operator))
     assert (config["runtime"], config["docker_url"]) == ("swarm", swarm_lab.manager_url)
-    assert (await _api(daemon, "GET", "/api/v1/overview"))["runtime"] == "swarm"
+    assert (await api(daemon, "GET", "/api/v1/overview"))["runtime"] == "swarm"
 
     # Register and scale 1→4 over the REST API.
-    created = await _api(daemon, "POST", "/api/v1/apps", swarm_app(swarm_lab, name))
+    created = await api(daemon, "POST", "/api/v1/apps", swarm_app(swarm_lab, name))
     assert created["created"] is True
-    await _api(daemon, "POST", f"/api/v1/apps/{name}/up")
+    await api(daemon, "POST", f"/api/v1/apps/{name}/up")
     await wait_for(lambda: _routed(daemon, name, 1), timeout=90, what="1 replica routed")
-    scaled = await _api(daemon, "POST", f"/api/v1/apps/{name}/scale", {"replicas": 4})
+    scaled = await api(daemon, "POST", f"/api/v1/apps/{name}/scale", {"replicas": 4})
     assert scaled["replicas"] == 4
     replicas = await wait_for(lambda: _routed(daemon, name, 4), timeout=90, what="4 replicas routed")
     assert len(services_of(swarm_lab, name)) == 4
 
     # Tasks on at least two nodes, as GET /api/v1/nodes counts them, agreeing with the replicas.
-    nodes = (await _api(daemon, "GET", "/api/v1/nodes"))["nodes"]
+    nodes = (await api(daemon, "GET", "/api/v1/nodes"))["nodes"]
     tasks = {n["hostname"]: n["tasks"] for n in nodes}
     assert sum(tasks.values()) == 4 and sum(1 for t in tasks.values() if t) >= 2, tasks
     assert {r["node"] for r in replicas} == {h for h, t in tasks.items() if t}
@@ -115,7 +94,7 @@ async def test_daemon_on_swarm_scale_nodes_drain_and_delete(
     assert await _answering(daemon, name, names) == names
 
     # `orchestry nodes` lists every lab node with its tasks.
-    listed = await _cli(daemon, "nodes")
+    listed = await cli(daemon, "nodes")
     for node in swarm_lab.nodes:
         assert node.netns in listed and node.address in listed
 
@@ -123,23 +102,23 @@ async def test_daemon_on_swarm_scale_nodes_drain_and_delete(
     victim = next(n for n in nodes if n["tasks"])
     async with TrafficClient(f"http://{daemon.lb}/{name}/", label="drain through the daemon") as traffic:
         await asyncio.sleep(1.0)
-        drained = await _cli(daemon, "node", "drain", victim["hostname"], "--timeout", "120")
+        drained = await cli(daemon, "node", "drain", victim["hostname"], "--timeout", "120")
         await asyncio.sleep(1.0)
     traffic.assert_none_failed(at_least=50)
     assert f"node {victim['hostname']} drained" in drained
     after = await wait_for(lambda: _routed(daemon, name, 4), timeout=60, what="4 replicas after the drain")
     assert victim["hostname"] not in {r["node"] for r in after}
-    nodes = {n["hostname"]: n for n in (await _api(daemon, "GET", "/api/v1/nodes"))["nodes"]}
+    nodes = {n["hostname"]: n for n in (await api(daemon, "GET", "/api/v1/nodes"))["nodes"]}
     assert (nodes[victim["hostname"]]["availability"], nodes[victim["hostname"]]["tasks"]) == ("drain", 0)
     print(f"drained {victim['hostname']}: {drained.strip().splitlines()[-1]}")
 
-    activated = await _cli(daemon, "node", "activate", victim["hostname"])
+    activated = await cli(daemon, "node", "activate", victim["hostname"])
     assert "active" in activated
-    nodes = {n["hostname"]: n for n in (await _api(daemon, "GET", "/api/v1/nodes"))["nodes"]}
+    nodes = {n["hostname"]: n for n in (await api(daemon, "GET", "/api/v1/nodes"))["nodes"]}
     assert nodes[victim["hostname"]]["availability"] == "active"
 
     # Delete: no service of the app is left on the manager.
-    await _api(daemon, "DELETE", f"/api/v1/apps/{name}")
+    await api(daemon, "DELETE", f"/api/v1/apps/{name}")
     await wait_for(
         lambda: asyncio.to_thread(lambda: not services_of(swarm_lab, name)),
         timeout=30,
