@@ -7,6 +7,8 @@ SHELL := /bin/bash
 
 VENV := .venv
 BIN := $(VENV)/bin
+# The slowest tests are printed after every run, so a suite that grows slow shows where.
+PYTEST_ARGS ?= --durations=15
 export ORCHESTRY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: help bootstrap run test lint format demo-image bench clean distclean
