@@ -236,7 +236,7 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         backtests=BacktestRunner(store.history, settings.scaler_interval, settings.metrics_retention),
         desired=desired,
         views=views,
-        logs=AppLogs(store, runtime, default_redactor),
+        logs=AppLogs(store, runtime, default_redactor, bus),
         secret_commands=SecretCommands(secrets, emit, cluster),
         status=status,
         watch=watch,

@@ -8,22 +8,30 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from core.errors import NotFound
+from core.events import EventBus
 from core.redaction import Redactor
 from core.runtime.base import LogLine, Runtime
 from core.store import Store
 
 FOLLOW_QUEUE_LINES = 10_000
-# How often a follow looks for replicas that came or went (and whether the app still exists).  Each look
-# is a store read and a Docker list: every second it was most of an idle console's logs pane.  A new
-# replica's lines lose nothing to the wait (they are read from the follow's start), they come later.
-FOLLOW_RELIST_SECONDS = 3.0
+# A follow looks for replicas that came or went (and whether the app still exists) when the app's
+# lifecycle events say so: a replica started, stopped, vanished or crashed, the app was deleted.  Each
+# look is a store read and a Docker list, so an idle follow makes none.  What no event of this engine
+# tells (a follower's view of replicas its leader starts, a container started by hand, events a full
+# subscription dropped) is caught by a slow relist.  A new replica's lines lose nothing to the wait
+# (they are read from the follow's start), they come later.
+FOLLOW_CHANGE_CATEGORIES = ("lifecycle", "error")
+FOLLOW_FALLBACK_RELIST_SECONDS = 30.0
+
+_RELIST = object()  # queued among the lines when an event asks for a relist
 
 
 class AppLogs:
-    def __init__(self, store: Store, runtime: Runtime, redactor: Redactor) -> None:
+    def __init__(self, store: Store, runtime: Runtime, redactor: Redactor, bus: EventBus) -> None:
         self._store = store
         self._runtime = runtime
         self._redactor = redactor
+        self._bus = bus
 
     async def _require_app(self, name: str) -> None:
         if await asyncio.to_thread(self._store.apps.get, name) is None:
@@ -53,30 +61,47 @@ class AppLogs:
 
     async def follow_logs(self, name: str, tail: int | None = 10) -> AsyncIterator[LogLine]:
         """The last ``tail`` lines, then new lines as they come, from replicas as they come and go."""
-        for line in await self.logs(name, tail=tail):
-            yield line
-        queue: asyncio.Queue[LogLine] = asyncio.Queue(maxsize=FOLLOW_QUEUE_LINES)
+        # Subscribed before the tail is read, so a replica that starts meanwhile is not missed.
+        changes = self._bus.subscribe(app=name, categories=FOLLOW_CHANGE_CATEGORIES)
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=FOLLOW_QUEUE_LINES)
         followers: dict[str, asyncio.Task[None]] = {}
-        since = time.time()
+        relist_queued = False
 
-        async def pump(container_id: str) -> None:
+        async def pump(container_id: str, since: float) -> None:
             async for line in self._runtime.follow_logs(container_id, since=since):
                 await queue.put(self._redacted(line))
 
+        async def watch_changes() -> None:
+            nonlocal relist_queued
+            async for _event in changes:
+                if not relist_queued:  # a scale by 10 is one relist, not ten
+                    relist_queued = True
+                    await queue.put(_RELIST)
+
+        watcher = asyncio.create_task(watch_changes())
         try:
+            for line in await self.logs(name, tail=tail):
+                yield line
+            since = time.time()
             while True:
+                relist_queued = False
                 if await asyncio.to_thread(self._store.apps.get, name) is None:
                     return
                 for info in await self._runtime.list_managed(name):
                     if info.running and info.id not in followers:
-                        followers[info.id] = asyncio.create_task(pump(info.id))
-                deadline = time.monotonic() + FOLLOW_RELIST_SECONDS
+                        followers[info.id] = asyncio.create_task(pump(info.id, since))
+                deadline = time.monotonic() + FOLLOW_FALLBACK_RELIST_SECONDS
                 while (remaining := deadline - time.monotonic()) > 0:
                     try:
-                        yield await asyncio.wait_for(queue.get(), remaining)
+                        item = await asyncio.wait_for(queue.get(), remaining)
                     except TimeoutError:
                         break
+                    if not isinstance(item, LogLine):
+                        break  # _RELIST
+                    yield item
         finally:
-            for task in followers.values():
+            changes.close()
+            tasks = [watcher, *followers.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*followers.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from textual.widgets import Button
 
 from core import __version__
 from core.engine import Engine
+from core.services import app_logs
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
@@ -95,6 +97,43 @@ async def test_logs_pane_follows_pauses_resumes_and_switches_with_the_selection(
         assert logs.view.lines and all("response:404" in line.plain for line in logs.view.lines)
         await pilot.press("escape")
         assert logs.filter_text == "" and f"{running_app}-2 " in pane_text(app)
+
+
+async def replicas_are(engine: Engine, name: str, count: int) -> bool:
+    return len((await engine.get_app(name)).replicas) == count
+
+
+def lines_of(app: OrchestryConsole, replica: str) -> int:
+    return sum(1 for line in app.query_one(LogPane).view.lines if f" {replica} " in line.plain)
+
+
+async def test_logs_pane_follows_a_scaled_up_replica_and_lets_go_of_a_removed_one(
+    engine: Engine, running_app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Out of reach: each replica the pane picks up here was found through the engine's events.
+    monkeypatch.setattr(app_logs, "FOLLOW_FALLBACK_RELIST_SECONDS", 3600.0)
+    first, second = f"{running_app}-1", f"{running_app}-2"
+    app = console(engine)
+    async with app.run_test(size=SIZE):
+        await until(lambda: lines_of(app, first), timeout=15, what="the first replica's lines")
+
+        await engine.scale(running_app, 2)
+        await until(lambda: ready_is(engine, running_app, 2), timeout=60, what="2 ready")
+        # The demo logs each health probe (one a second): the new replica's lines come at once.
+        await until(lambda: lines_of(app, second), timeout=10, what="the scaled-up replica's lines")
+
+        await engine.scale(running_app, 1)
+        await until(lambda: replicas_are(engine, running_app, 1), timeout=60, what="slot 2 removed")
+        shown_first = lines_of(app, first)
+        # One more line of the kept replica: whatever the removed one wrote last has arrived too.
+        await until(lambda: lines_of(app, first) > shown_first, timeout=10, what="a line after the removal")
+        gone, shown_first = lines_of(app, second), lines_of(app, first)
+        await until(lambda: lines_of(app, first) >= shown_first + 3, timeout=10, what="the kept replica")
+        assert lines_of(app, second) == gone, "the removed replica's stream ended with it"
+        assert status(app).startswith("following")
+
+        await engine.scale(running_app, 2)  # a new container in slot 2: followed again
+        await until(lambda: lines_of(app, second) > gone, timeout=60, what="the new slot-2 replica's lines")
 
 
 async def test_cluster_pane_shows_this_node_and_step_down_moves_the_term(

@@ -1,8 +1,11 @@
 """A log pane that renders only the visible lines and follows the tail unless the reader scrolls up.
 
 Lines live in a bounded deque; ``render_line`` draws the rows on screen only, so a 10 000-line
-buffer costs the same per frame as a 20-line one.  Scrolling up pauses follow and counts the lines
-that arrived since; End or G resumes.
+buffer costs the same per frame as a 20-line one, and each line is rendered to segments once (a new
+line scrolls every row on screen; re-rendering them all was most of a redraw).  New lines repaint
+this widget alone: the virtual size changes without a layout pass, which in Textual reflows the whole
+screen (tables, charts) and was most of an idle console's cost while a pane followed a log.  Scrolling
+up pauses follow and counts the lines that arrived since; End or G resumes.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class LogView(ScrollView, can_focus=True):
     def __init__(self, max_lines: int = MAX_LINES, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.lines: deque[Text] = deque(maxlen=max_lines)
+        # Each line's segments, rendered on first draw; kept in step with ``lines`` (same maxlen).
+        self._segments: deque[list[Segment] | None] = deque(maxlen=max_lines)
         self.following = True
         self.unseen = 0
         self._width = 0
@@ -82,10 +87,11 @@ class LogView(ScrollView, can_focus=True):
                 text.append("  ")
             text.append(line.message.rstrip("\n"))
             self.lines.append(text)
+            self._segments.append(None)
             self._width = max(self._width, text.cell_len)
-        self.virtual_size = Size(self._width, len(self.lines))
+        self._set_virtual_size(Size(self._width, len(self.lines)))
         if self.following:
-            # max_scroll_y grows only once the new virtual size is laid out.
+            # After the refresh: a scrollbar that just appeared changes the height once laid out.
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
         else:
             self.unseen += len(lines)
@@ -95,13 +101,22 @@ class LogView(ScrollView, can_focus=True):
             self.post_message(self.FollowChanged(False, self.unseen))
         self.refresh()
 
+    def _set_virtual_size(self, size: Size) -> None:
+        """What ``self.virtual_size = size`` does minus the layout pass of the whole screen: only the
+        scrollbars depend on it.  A scrollbar that appears or goes still lays out (its reactive asks)."""
+        if size == self.virtual_size:
+            return
+        self.set_reactive(LogView.virtual_size, size)
+        self._scroll_update(size)  # textual is pinned (pyproject): the hook its own resize path calls
+
     def clear(self) -> None:
         """Forget every line and follow the tail again (the pane switched to another app or replica)."""
         self.lines.clear()
+        self._segments.clear()
         self._width = 0
         self.unseen = 0
         self.following = True
-        self.virtual_size = Size(0, 0)
+        self._set_virtual_size(Size(0, 0))
         self.scroll_to(0, 0, animate=False, immediate=True)
         self.refresh()
 
@@ -111,12 +126,11 @@ class LogView(ScrollView, can_focus=True):
         base = self.rich_style
         if index >= len(self.lines):
             return Strip.blank(self.size.width, base)
-        segments = [
-            Segment(s.text, base + (s.style or Style()))
-            for s in self.lines[index].render(self.app.console)
-            if s.text != "\n"
-        ]
-        strip = Strip(segments)
+        rendered = self._segments[index]
+        if rendered is None:
+            rendered = [s for s in self.lines[index].render(self.app.console) if s.text != "\n"]
+            self._segments[index] = rendered
+        strip = Strip([Segment(s.text, base + (s.style or Style())) for s in rendered])
         return strip.crop_extend(self.scroll_offset.x, self.scroll_offset.x + self.size.width, base)
 
     def _at_bottom(self) -> bool:

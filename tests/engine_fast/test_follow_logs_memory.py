@@ -1,0 +1,98 @@
+"""An app's log follow learns its replicas from the engine's events, not from polling the runtime.
+
+The slow fallback relist is pushed out of reach, so every replica the follow picks up (or lets go of)
+here was found through an event: a scale-up's new replica, a scale-down's removed one, a deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.runtime.base import LogLine
+from core.services import app_logs
+from tests.support.world import MemoryWorld, app_document, unique_app
+
+WAIT_SECONDS = 10.0
+
+
+@pytest.fixture(autouse=True)
+def no_fallback_relist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_logs, "FOLLOW_FALLBACK_RELIST_SECONDS", 3600.0)
+
+
+class Reader:
+    """Drains a follow in the background; ``seen(...)`` waits (real time) for a message to arrive."""
+
+    def __init__(self, follow: AsyncIterator[LogLine]) -> None:
+        self.lines: list[LogLine] = []
+        self.ended = asyncio.Event()
+        self._task = asyncio.create_task(self._read(follow))
+
+    async def _read(self, follow: AsyncIterator[LogLine]) -> None:
+        async for line in follow:
+            self.lines.append(line)
+        self.ended.set()
+
+    def messages(self, replica: str) -> list[str]:
+        return [line.message for line in self.lines if line.replica == replica]
+
+    async def logged_and_seen(self, world: MemoryWorld, replica: str, message: str) -> None:
+        """Logs ``message`` on ``replica`` until the follow has it (its stream may still be opening)."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while message not in self.messages(replica):
+                world.runtime.log(replica, message)
+                await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def started(world: MemoryWorld, replicas: int) -> str:
+    name = unique_app("logs")
+    await world.engine.register(app_document(name, replicas=replicas))
+    await world.engine.up(name)
+    await world.ready(name, replicas)
+    return name
+
+
+async def test_a_scaled_up_replica_is_followed_and_a_removed_one_let_go(world: MemoryWorld) -> None:
+    name = await started(world, 1)
+    reader = Reader(world.engine.follow_logs(name, tail=0))
+    try:
+        await reader.logged_and_seen(world, f"{name}-1", "first replica")
+
+        await world.engine.scale(name, 2)
+        await world.ready(name, 2)
+        await reader.logged_and_seen(world, f"{name}-2", "second replica")
+        first_two = world.container(name, 2).id
+
+        await world.engine.scale(name, 1)
+        await world.ready(name, 1)
+        assert first_two not in world.runtime.containers, "the scale-down removed the second replica"
+        await world.engine.scale(name, 2)
+        await world.ready(name, 2)
+        # A new container in slot 2, found through its replica_started event like the first one.
+        second = world.container(name, 2).id
+        assert second != first_two
+        await reader.logged_and_seen(world, f"{name}-2", "second replica again")
+        again = {line.container_id for line in reader.lines if line.message == "second replica again"}
+        assert again == {second}
+        assert not reader.ended.is_set()
+    finally:
+        await reader.close()
+
+
+async def test_deleting_the_app_ends_its_follow(world: MemoryWorld) -> None:
+    name = await started(world, 1)
+    reader = Reader(world.engine.follow_logs(name, tail=0))
+    try:
+        await reader.logged_and_seen(world, f"{name}-1", "before the delete")
+        await world.engine.delete(name)
+        async with asyncio.timeout(WAIT_SECONDS):
+            await reader.ended.wait()
+    finally:
+        await reader.close()
