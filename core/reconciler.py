@@ -45,6 +45,7 @@ from core.runtime.base import (
 )
 from core.runtime.ports import PortAllocator
 from core.spec import AppSpec
+from core.timeline import ROUTED, ReplicaTimeline
 
 __all__ = [
     "FORCE_STOP_SECONDS",
@@ -138,6 +139,14 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         self._specs: dict[str, tuple[str, AppSpec]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        self.timeline: ReplicaTimeline | None = None
+
+    def record_timeline(self, timeline: ReplicaTimeline | None) -> None:
+        """Mark each replica's start-up stages in ``timeline`` (None: stop); see core/timeline.py."""
+        self.timeline = timeline
+        self.health.timeline = timeline
+        if hasattr(self.runtime, "timeline"):
+            self.runtime.timeline = timeline
 
     # --- workers -------------------------------------------------------------------------------
     def state(self, name: str) -> AppState:
@@ -475,6 +484,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         )
         if accepted:
             for replica in chosen:
+                if self.timeline is not None and not replica.routed:
+                    self.timeline.mark(replica.name, ROUTED)
                 replica.routed = replica.ready and not replica.draining
 
     async def publish_current(self, name: str) -> None:

@@ -12,6 +12,7 @@ from core.health import HealthChecker
 from core.replicas import AppState
 from core.runtime.base import Runtime
 from core.runtime.ports import PortAllocator
+from core.timeline import ReplicaTimeline
 
 
 class ReconcilerParts:
@@ -23,3 +24,4 @@ class ReconcilerParts:
     ports: PortAllocator
     health: HealthChecker
     apps: dict[str, AppState]
+    timeline: ReplicaTimeline | None

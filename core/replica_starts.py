@@ -20,6 +20,7 @@ from core.reconciler_parts import ReconcilerParts
 from core.replicas import AppState, Replica
 from core.runtime.base import ContainerInfo, ContainerRequest, PublishedPortInUse
 from core.spec import AppSpec
+from core.timeline import PLANNED
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class ReplicaStarts(ReconcilerParts):
     async def _start_one(self, state: AppState, spec: AppSpec, slot: int, in_use: set[int]) -> bool:
         """``in_use``: the ports of known replicas and of this batch's starts (this one adds its own)."""
         taken: set[int] = set()  # ports another program grabbed before Docker could publish them
+        if self.timeline is not None:
+            self.timeline.mark(f"{state.name}-{slot}", PLANNED)
         while True:
             port = self.ports.allocate(exclude=EitherSet(in_use, taken))
             in_use.add(port)

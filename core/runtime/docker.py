@@ -77,6 +77,7 @@ from core.runtime.docker_wire import (
 )
 from core.runtime.pooled_calls import PooledApiCalls
 from core.runtime.streams import _END, _close_quietly, _lines, _StreamBridge, relay
+from core.timeline import CREATED, STARTED, ReplicaTimeline
 
 # Names other runtimes (core.runtime.swarm) import from here.
 __all__ = [
@@ -126,6 +127,7 @@ class DockerRuntime(PooledApiCalls):
     """Runtime protocol on a Docker engine (core/runtime/base.py)."""
 
     _closed_message = "the Docker runtime was closed: create a new DockerRuntime"
+    timeline: ReplicaTimeline | None = None  # set by Reconciler.record_timeline
 
     def __init__(
         self,
@@ -397,23 +399,40 @@ class DockerRuntime(PooledApiCalls):
             )
 
     def _create_and_start(self, api: APIClient, request: ContainerRequest) -> ContainerInfo:
-        self._clear_leftover(api, request.name)
         try:
-            container_id = self._create_and_start_once(api, request)
-        except _NetworkChanged:
-            # The network was removed, or a second one of its name appeared, since this process looked:
-            # look again (that also settles duplicates) and try once more.
-            self._forget_network()
-            container_id = self._create_and_start_once(api, request)
+            container_id = self._create_and_start_on_network(api, request)
+        except _NameTaken:
+            # Only a slot whose name is taken (a replica left stopped, a crash) is inspected: a fresh
+            # slot's start costs Docker no extra call.
+            self._clear_leftover(api, request.name)
+            try:
+                container_id = self._create_and_start_on_network(api, request)
+            except _NameTaken as exc:
+                raise Conflict(
+                    f"container '{request.name}' was created by someone else meanwhile: {exc}"
+                ) from exc
         if not request.verify_start:
             return self._started_info(container_id, request)
         return self._confirm_running(api, container_id, request)
 
+    def _create_and_start_on_network(self, api: APIClient, request: ContainerRequest) -> str:
+        try:
+            return self._create_and_start_once(api, request)
+        except _NetworkChanged:
+            # The network was removed, or a second one of its name appeared, since this process looked:
+            # look again (that also settles duplicates) and try once more.
+            self._forget_network()
+            return self._create_and_start_once(api, request)
+
     def _create_and_start_once(self, api: APIClient, request: ContainerRequest) -> str:
         network_id = self._bridge_network_id(api) if request.network_mode == "bridge" else None
         container_id = self._create(api, request, network_id)
+        if self.timeline is not None:
+            self.timeline.mark(request.name, CREATED)
         try:
             api.start(container_id)
+            if self.timeline is not None:
+                self.timeline.mark(request.name, STARTED)
         except docker.errors.APIError as exc:
             _remove_quietly(api, container_id)
             if network_id and "is ambiguous" in _explanation(exc):
@@ -538,9 +557,7 @@ class DockerRuntime(PooledApiCalls):
             ) from exc
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
-                raise Conflict(
-                    f"container '{request.name}' was created by someone else meanwhile: {_explanation(exc)}"
-                ) from exc
+                raise _NameTaken(_explanation(exc)) from exc
             if network_id and exc.status_code == 404 and "network" in _explanation(exc).lower():
                 raise _NetworkChanged() from exc
             raise ContainerStartError(
@@ -603,3 +620,7 @@ class DockerRuntime(PooledApiCalls):
         async with aclosing(relay(self._bridges, bridge, [reader])) as items:
             async for event in items:
                 yield event
+
+
+class _NameTaken(Exception):
+    """Docker refused a create: a container of the replica's name exists (its explanation)."""

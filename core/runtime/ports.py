@@ -9,6 +9,7 @@ test runs) on one host from all picking the same first port.
 from __future__ import annotations
 
 import errno
+import itertools
 import random
 import socket
 import threading
@@ -73,10 +74,15 @@ class PortAllocator:
         """
         with self._lock:
             start = self._rng.randrange(self.size)
-            candidates = [self.low + (start + offset) % self.size for offset in range(self.size)]
             recent = set(self._recent)
-            fresh_first = [p for p in candidates if p not in recent] + [p for p in candidates if p in recent]
-            for port in fresh_first:
+            # Walked lazily: a hand-out usually stops at its first candidate, and building the whole
+            # range as lists cost ~10 ms of event loop per replica (a scale by ten: 0.1 s before the
+            # last create even reached Docker).
+            candidates = (self.low + (start + offset) % self.size for offset in range(self.size))
+            fresh = (p for p in candidates if p not in recent)
+            for port in itertools.chain(
+                fresh, sorted(recent, key=lambda p: (p - self.low - start) % self.size)
+            ):
                 if port not in exclude and port_is_free(port):
                     self._recent.append(port)
                     return port

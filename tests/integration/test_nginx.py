@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from core.errors import ConfigRejected
-from core.lb.nginx import NginxController
+from core.lb.nginx import NginxController, _worker_pids
 from core.lb.render import AppRoute, Upstream
 from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
@@ -310,6 +310,28 @@ async def test_a_burst_of_twenty_changes_costs_one_or_two_reloads(
 
     status, body = await get_json(session, f"{base_url(controller)}/{name}/")
     assert status == 200 and body is not None and body["backend"] == "p3"  # the last change won
+
+
+async def test_a_server_taken_away_is_live_only_once_no_old_worker_accepts(
+    make_controller: ControllerFactory, backends: BackendFactory
+) -> None:
+    leaving, staying = await backends("leaving"), await backends("staying")
+    name = unique_name("away")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (leaving.upstream, staying.upstream)))
+    assert await controller.flush()
+    master = controller.status()["pid"]
+    routing_to_leaving = set(_worker_pids(master))
+
+    await controller.set_route(AppRoute(name, (staying.upstream,)))
+    assert await controller.flush()
+    # Only additions may count as live while old workers still accept (core/lb/reload_scope.py): once
+    # a removal is reported live, no worker that knew the removed server takes a connection.
+    assert not routing_to_leaving & set(_worker_pids(master))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+        for _ in range(10):
+            status, body = await get_json(fresh, f"{base_url(controller)}/{name}/")
+            assert status == 200 and body is not None and body["backend"] == "staying"
 
 
 async def test_a_config_nginx_rejects_is_never_applied(
