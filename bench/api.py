@@ -147,11 +147,12 @@ async def ab_load(url: str, seconds: float, concurrency: int) -> Run:
         rows = list(csv.reader(text.splitlines()))[1:]
         served = {int(float(r[0])): float(r[1]) for r in rows}
     client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    # Under 100 requests ab's 99th percentile row reads past its samples (0): take the slowest.
     return Run(
         int(field["Complete requests"]),
         float(field["Time taken for tests"]),
         served[50],
-        served[99],
+        served[99] or served[100],
         server_cpu,
         client_cpu,
     )

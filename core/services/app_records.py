@@ -4,9 +4,12 @@ The API's lists and the scaling loop read every record many times a minute; a st
 costs a thread hop and a query per read for records that change a few times a minute.  Only the lease
 holder writes apps (API writes reach it, a follower refuses them), and each of its writes moves
 ``AppRepository.changes`` after it commits; another node can only have written during another term.
-So the leader keeps what it read while (term, changes) stays the same: its own write or a new term (a
-follower that takes over, or a leader that got its lease back after another node held it) reads again.
-A follower always reads the store, where the leader writes.
+So the leader keeps what it read while (term, changes) stays the same.  After its own writes it re-reads
+only the apps written (a scale writes one app several times: its count, then each status on the way),
+splicing them in place; a new term (a follower that takes over, or a leader that got its lease back
+after another node held it), a new app (its place in the store's order is the store's to say) or more
+writes than are remembered read the whole list again.  A follower always reads the store, where the
+leader writes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import asyncio
 from typing import Any
 
 from core.store import AppRecord, Store
+
+# Past this many apps written since the last read, one read of the whole list is cheaper.
+FEW_APPS = 16
 
 
 class KeptAppRecords:
@@ -25,6 +31,9 @@ class KeptAppRecords:
         self._leadership = leadership
         self._records: list[AppRecord] = []
         self._key: tuple[int | None, int] | None = None
+        # One refresh at a time: the clients that find the records out of date together (every
+        # poller, right after a write) wait for the one read instead of each reading every record.
+        self._refreshing = asyncio.Lock()
 
     def key(self) -> tuple[int | None, int]:
         return (getattr(self._leadership, "term", None), self._store.apps.changes)
@@ -43,7 +52,39 @@ class KeptAppRecords:
             return kept
         if not self._leadership.is_leader():
             return await asyncio.to_thread(self._store.apps.list)
+        async with self._refreshing:
+            kept = self.kept()
+            return kept if kept is not None else await self._refresh()
+
+    async def _refresh(self) -> list[AppRecord]:
+        term = getattr(self._leadership, "term", None)
+        if self._key is not None and self._key[0] == term:
+            written = self._store.apps.written_since(self._key[1])
+            if written is not None and len(written[1]) <= FEW_APPS:
+                changes, names = written
+                fresh = await asyncio.to_thread(self._read, names)
+                records = self._spliced(fresh)
+                if records is not None:
+                    self._records, self._key = records, (term, changes)
+                    return records
         key = self.key()  # taken before the read: a write that lands during it makes the next call read
         records = await asyncio.to_thread(self._store.apps.list)
         self._records, self._key = records, key
         return records
+
+    def _read(self, names: set[str]) -> dict[str, AppRecord | None]:
+        return {name: self._store.apps.get(name) for name in names}
+
+    def _spliced(self, fresh: dict[str, AppRecord | None]) -> list[AppRecord] | None:
+        """The kept list with ``fresh`` records in their places and deleted apps left out; None when
+        an app is new to the list."""
+        known = {record.name for record in self._records}
+        if any(record is not None and name not in known for name, record in fresh.items()):
+            return None
+        spliced = []
+        for record in self._records:
+            if record.name not in fresh:
+                spliced.append(record)
+            elif (now := fresh[record.name]) is not None:
+                spliced.append(now)
+        return spliced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -33,6 +34,10 @@ def _upsert(
     return insert.values(**values).on_conflict_do_update(index_elements=keys, set_=update)
 
 
+# How many recent writes' app names are remembered (a reader further behind reads every record).
+WRITTEN_NAMES_KEPT = 256
+
+
 class AppRepository:
     _FIELDS = frozenset(f.name for f in fields(AppRecord))
     _STORE_OWNED = frozenset({"name", "created_at", "updated_at", "generation"})
@@ -41,6 +46,7 @@ class AppRepository:
         self._db = database
         self._changes = 0
         self._changes_lock = threading.Lock()
+        self._written: deque[str] = deque(maxlen=WRITTEN_NAMES_KEPT)  # the app of each recent write
 
     @property
     def changes(self) -> int:
@@ -48,8 +54,17 @@ class AppRepository:
         may keep using it while this number stays the same (only the lease holder writes apps)."""
         return self._changes
 
+    def written_since(self, changes: int) -> tuple[int, set[str]] | None:
+        """(``changes`` now, the apps this process wrote since ``changes`` was the count), so a reader
+        that kept the list re-reads only those; None when that is no longer known (too many writes)."""
+        with self._changes_lock:
+            behind = self._changes - changes
+            if behind < 0 or behind > len(self._written):
+                return None
+            return self._changes, set(list(self._written)[len(self._written) - behind :])
+
     @contextmanager
-    def _write(self, what: str) -> Iterator[sa.Connection]:
+    def _write(self, what: str, name: str) -> Iterator[sa.Connection]:
         try:
             with self._db.leader_write(what) as conn:
                 yield conn
@@ -57,6 +72,7 @@ class AppRepository:
             # After the commit (or the failure): a reader that saw the old number re-reads.
             with self._changes_lock:
                 self._changes += 1
+                self._written.append(name)
 
     @staticmethod
     def _from_row(row: sa.Row[Any]) -> AppRecord:
@@ -78,7 +94,7 @@ class AppRepository:
     def create(self, rec: AppRecord) -> AppRecord:
         """Insert a new app; Conflict when the name is taken."""
         try:
-            with self._write(f"creating app '{rec.name}'") as conn:
+            with self._write(f"creating app '{rec.name}'", rec.name) as conn:
                 now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
                 values = asdict(rec) | {"created_at": now, "updated_at": now, "generation": 1}
                 conn.execute(sa.insert(t.applications).values(**values))
@@ -90,7 +106,7 @@ class AppRepository:
 
     def save(self, rec: AppRecord) -> AppRecord:
         """Insert or replace the app's desired state; the generation moves on when the spec changes."""
-        with self._write(f"saving app '{rec.name}'") as conn:
+        with self._write(f"saving app '{rec.name}'", rec.name) as conn:
             now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
             current = self._select(conn, rec.name)
             values = asdict(rec) | {"updated_at": now}
@@ -113,7 +129,7 @@ class AppRepository:
         unknown = set(changes) - (self._FIELDS - self._STORE_OWNED)
         if unknown:
             raise TypeError(f"AppRepository.update() cannot set {sorted(unknown)}")
-        with self._write(f"updating app '{name}'") as conn:
+        with self._write(f"updating app '{name}'", name) as conn:
             current = self._select(conn, name)
             if current is None:
                 raise NotFound(f"app '{name}' does not exist: register it first")
@@ -130,7 +146,7 @@ class AppRepository:
         One conditional statement: a ``down`` that lands between the pass's read of the app and this
         write must never be overwritten (the next pass would bring the stopped app back to life).
         False when the app is stopped or gone."""
-        with self._write(f"saving the status of app '{name}'") as conn:
+        with self._write(f"saving the status of app '{name}'", name) as conn:
             now = conn.execute(sa.select(self._db.now_sql)).scalar_one()
             result = conn.execute(
                 sa.update(t.applications)
@@ -154,7 +170,7 @@ class AppRepository:
         Otherwise returns (the desired count replaced, the database time of the change).
         NotFound when the app does not exist."""
         apps = t.applications
-        with self._write(f"scaling app '{name}'") as conn:
+        with self._write(f"scaling app '{name}'", name) as conn:
             row = conn.execute(
                 sa.select(apps.c.desired_replicas, apps.c.last_scaled_at).where(apps.c.name == name)
             ).first()
@@ -182,7 +198,7 @@ class AppRepository:
 
     def delete(self, name: str) -> bool:
         """Remove the app with its instances, scaling and metric history (events are kept)."""
-        with self._write(f"deleting app '{name}'") as conn:
+        with self._write(f"deleting app '{name}'", name) as conn:
             result = conn.execute(sa.delete(t.applications).where(t.applications.c.name == name))
             # Not a foreign key (a period may be written while the app is being deleted): a new app of
             # the same name must not inherit the old one's load.

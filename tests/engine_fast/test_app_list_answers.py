@@ -196,17 +196,18 @@ async def test_the_leader_reads_app_records_only_after_something_wrote_them(
     await engine.up(name)
     await world.ready(name, 1)
     await assert_lists_current(world, api)
-    store_lists = []
-    real_list = engine.store.apps.list
-    monkeypatch.setattr(engine.store.apps, "list", lambda: store_lists.append(1) or real_list())
+    lists, gets = [], []
+    real_list, real_get = engine.store.apps.list, engine.store.apps.get
+    monkeypatch.setattr(engine.store.apps, "list", lambda: lists.append(1) or real_list())
+    monkeypatch.setattr(engine.store.apps, "get", lambda app: gets.append(app) or real_get(app))
     for _ in range(3):
         assert (await api.get("/apps")).status == 200
         assert (await api.get("/api/v1/apps")).status == 200
         await engine.scaling.evaluate_all()
-    assert store_lists == []
+    assert lists == [] and gets == []
     await engine.scale(name, 2)
     await engine.scaling.evaluate_all()
-    assert len(store_lists) == 1
+    assert lists == [] and set(gets) == {name}  # the one app written, read again
     assert engine.scaling.last_decision[name][1].current == 2  # the loop decided on the new count
     assert summary(await assert_lists_current(world, api), name)["desired_replicas"] == 2
 

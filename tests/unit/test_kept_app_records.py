@@ -1,8 +1,10 @@
-"""The leader's kept app records: no store read while nothing changed them, a read after its own write
-or after a new term (another node may have written meanwhile), and always a read on a follower."""
+"""The leader's kept app records: no store read while nothing changed them, a read of just the apps it
+wrote after its own writes, the whole list after a new term (another node may have written meanwhile),
+and always a read on a follower."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from core.services.app_records import KeptAppRecords
 from core.store import AppRecord, Store
+from core.store.repositories import WRITTEN_NAMES_KEPT
 
 
 class Lease:
@@ -37,36 +40,85 @@ def record(name: str) -> AppRecord:
     return AppRecord(name=name, spec={}, raw={}, spec_hash=name)
 
 
-def counting(store: Store) -> list[int]:
-    reads: list[int] = []
-    real = store.apps.list
-    store.apps.list = lambda: reads.append(1) or real()  # type: ignore[method-assign]
-    return reads
+class Reads:
+    """The store reads of apps this node makes: whole lists, and single apps by name."""
+
+    def __init__(self, store: Store) -> None:
+        self.lists = 0
+        self.gets: list[str] = []
+        real_list, real_get = store.apps.list, store.apps.get
+
+        def listing() -> list[AppRecord]:
+            self.lists += 1
+            return real_list()
+
+        def getting(name: str) -> AppRecord | None:
+            self.gets.append(name)
+            return real_get(name)
+
+        store.apps.list = listing  # type: ignore[method-assign]
+        store.apps.get = getting  # type: ignore[method-assign]
 
 
-async def test_the_leader_reads_again_after_its_own_write_and_after_a_new_term(
+async def test_the_leader_reads_only_what_it_wrote_and_everything_after_a_new_term(
     stores: tuple[Store, Store],
 ) -> None:
     ours, theirs = stores
     lease = Lease()
     kept = KeptAppRecords(ours, lease)
-    reads = counting(ours)
-    ours.apps.create(record("a"))
-    assert [r.name for r in await kept.current()] == ["a"]
-    assert [r.name for r in await kept.current()] == ["a"] and len(reads) == 1
+    reads = Reads(ours)
+    for name in ("a", "c", "d"):
+        ours.apps.create(record(name))
+    assert [r.name for r in await kept.current()] == ["a", "c", "d"]
+    assert [r.name for r in await kept.current()] == ["a", "c", "d"] and reads.lists == 1
 
-    ours.apps.scale("a", 3, "operator")
-    assert [r.desired_replicas for r in await kept.current()] == [3] and len(reads) == 2
+    # Its own writes to known apps: those apps are read again, in their places.
+    ours.apps.scale("c", 3, "operator")
+    ours.apps.update("c", status="running", status_reason="3/3 replicas ready")
+    ours.apps.delete("d")
+    listed = await kept.current()
+    assert [(r.name, r.desired_replicas, r.status) for r in listed] == [
+        ("a", 1, "stopped"),
+        ("c", 3, "running"),
+    ]
+    assert reads.lists == 1 and sorted(reads.gets) == ["c", "d"]
+
+    # A new app's place is the store's to say: the whole list is read.
+    ours.apps.create(record("b"))
+    assert [r.name for r in await kept.current()] == ["a", "b", "c"] and reads.lists == 2
 
     # Another node leads for a while and writes; this node then wins a new term.
     lease.leading = False
-    theirs.apps.create(record("b"))
-    assert [r.name for r in await kept.current()] == ["a", "b"]  # a follower reads the store
+    theirs.apps.create(record("e"))
+    assert [r.name for r in await kept.current()] == ["a", "b", "c", "e"]  # a follower reads the store
     theirs.apps.scale("a", 5, "the other leader")
     lease.leading, lease.term = True, 3
     listed = await kept.current()
-    assert [(r.name, r.desired_replicas) for r in listed] == [("a", 5), ("b", 1)]
+    assert [(r.name, r.desired_replicas) for r in listed] == [("a", 5), ("b", 1), ("c", 3), ("e", 1)]
     assert kept.kept() is listed
+
+
+async def test_many_writes_read_the_whole_list_once(stores: tuple[Store, Store]) -> None:
+    ours, _theirs = stores
+    kept = KeptAppRecords(ours, Lease())
+    ours.apps.create(record("a"))
+    await kept.current()
+    reads = Reads(ours)
+    for count in range(2, WRITTEN_NAMES_KEPT + 3):  # more writes than the repository remembers
+        ours.apps.scale("a", count, "operator")
+    assert [r.desired_replicas for r in await kept.current()] == [WRITTEN_NAMES_KEPT + 2]
+    assert reads.lists == 1 and reads.gets == []
+
+
+async def test_clients_that_find_the_records_out_of_date_together_share_one_read(
+    stores: tuple[Store, Store],
+) -> None:
+    ours, _theirs = stores
+    kept = KeptAppRecords(ours, Lease())
+    reads = Reads(ours)
+    ours.apps.create(record("a"))
+    answers = await asyncio.gather(*(kept.current() for _ in range(8)))
+    assert all(a is answers[0] for a in answers) and reads.lists == 1
 
 
 async def test_a_follower_never_keeps(stores: tuple[Store, Store]) -> None:
