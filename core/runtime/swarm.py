@@ -49,9 +49,9 @@ from core.runtime.docker_wire import resolve_docker_url
 from core.runtime.pooled_calls import PooledApiCalls
 from core.runtime.streams import _StreamBridge, relay
 from core.runtime.swarm_calls import (
+    Starting,
     create_service,
     remove_service_quietly,
-    started_replica,
     still_running,
     task_logs,
     task_summary,
@@ -66,18 +66,21 @@ from core.runtime.swarm_events import (
     task_changes,
     task_views,
 )
+from core.runtime.swarm_images import ImagePins
 from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
     LABEL_SPREAD_PIN,
     SwarmNode,
     replica_info,
     replica_task,
+    service_labels,
     spread_value,
     swarm_node,
     task_container,
     unpinned,
     unplaceable_reason,
 )
+from core.runtime.swarm_starts import WATCH_POLL_SECONDS, StartWatch
 from core.runtime.swarm_stats import NodeStats
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
 TASK_POLL_SECONDS = 0.5
 STARTING_POLL_SECONDS = 0.2
+LISTING_ATTEMPTS = 3
 NOT_A_MANAGER_FIX = (
     "point ORCHESTRY_DOCKER_URL (or DOCKER_HOST) at a Swarm manager, or run `docker swarm init` there"
 )
@@ -124,6 +128,9 @@ class SwarmRuntime(PooledApiCalls):
         self._spreading: dict[str, list[str]] = {}  # app → spread values chosen for replicas starting now
         self._node_probe = NodeApiProbe()
         self.cluster_id: str | None = None
+        # Every slot service being started is watched through one poll of the manager.
+        self._starts = StartWatch(self._run, WATCH_POLL_SECONDS)
+        self._images = ImagePins(self._run)
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -159,17 +166,7 @@ class SwarmRuntime(PooledApiCalls):
         )
 
     def _snapshot(self, api: APIClient, app: str | None = None) -> Snapshot:
-        filters = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_APP}={app}"] if app is not None else [])
-        services = [
-            s
-            for s in api.services(filters={"label": filters})
-            if self._ours((s.get("Spec") or {}).get("Labels") or {})
-        ]
-        tasks: dict[str, list[dict[str, Any]]] = {s["ID"]: [] for s in services}
-        if services:
-            for task in api.tasks(filters={"service": [s["ID"] for s in services]}):
-                if task.get("ServiceID") in tasks:
-                    tasks[task["ServiceID"]].append(task)
+        services, tasks = self._services_and_tasks(api, app)
         nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
         snapshot = Snapshot(services, tasks, nodes)
         if app is None:
@@ -177,6 +174,33 @@ class SwarmRuntime(PooledApiCalls):
         elif self._last is not None:
             self._merge(snapshot, app)
         return snapshot
+
+    def _services_and_tasks(
+        self, api: APIClient, app: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        filters = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_APP}={app}"] if app is not None else [])
+        for attempt in range(LISTING_ATTEMPTS):
+            services = [
+                s
+                for s in api.services(filters={"label": filters})
+                if self._ours((s.get("Spec") or {}).get("Labels") or {})
+            ]
+            tasks: dict[str, list[dict[str, Any]]] = {s["ID"]: [] for s in services}
+            if not services:
+                return services, tasks
+            try:
+                listed = api.tasks(filters={"service": list(tasks)})
+            except docker.errors.NotFound:
+                # A service went between the two calls (a scale-in removing it): the manager refuses
+                # the whole task listing, so list again rather than lose this round.
+                if attempt + 1 == LISTING_ATTEMPTS:
+                    raise
+                continue
+            for task in listed:
+                if task.get("ServiceID") in tasks:
+                    tasks[task["ServiceID"]].append(task)
+            return services, tasks
+        raise AssertionError("unreachable")
 
     def _merge(self, partial: Snapshot, app: str) -> None:
         """Keep the cached full listing current for one app (stats and ids resolve through it)."""
@@ -304,25 +328,27 @@ class SwarmRuntime(PooledApiCalls):
                 log.warning("unpinning %s failed: %s", spec.get("Name"), _explanation(exc))
 
     async def _create_and_start(self, request: ContainerRequest) -> ContainerInfo:
-        service_id = await self._run(lambda api: create_service(api, request, self.cluster_id, self._ours))
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            try:
-                info = await self._run(lambda api: started_replica(api, service_id, request))
-            except (ContainerStartError, ImageNotFound):
-                await self._remove_service(service_id)  # nothing half-created
-                raise
-            if info is not None:
-                return info
-            if time.monotonic() >= deadline:
-                state = await self._run(lambda api: task_summary(api, service_id))
-                await self._remove_service(service_id)
-                raise ContainerStartError(
-                    f"replica '{request.name}' of app '{request.app}' did not start on the Swarm within "
-                    f"{self.start_timeout:g} s ({state}): check the image can be pulled on every node "
-                    f"(docker service ps {request.name})"
-                )
-            await asyncio.sleep(0.1)
+        image = await self._images.pinned(request.image)
+        service_id = await self._run(
+            lambda api: create_service(api, request, self.cluster_id, self._ours, image)
+        )
+        # What the replica is built from once its task runs (the manager would only echo it back).
+        labels = service_labels(request, self.cluster_id)
+        service = {"ID": service_id, "Spec": {"Name": request.name, "Labels": labels}}
+        try:
+            async with asyncio.timeout(self.start_timeout):
+                return await self._starts.started(service_id, Starting(request, service))
+        except (ContainerStartError, ImageNotFound):
+            await self._remove_service(service_id)  # nothing half-created
+            raise
+        except TimeoutError:
+            state = await self._run(lambda api: task_summary(api, service_id))
+            await self._remove_service(service_id)
+            raise ContainerStartError(
+                f"replica '{request.name}' of app '{request.app}' did not start on the Swarm within "
+                f"{self.start_timeout:g} s ({state}): check the image can be pulled on every node "
+                f"(docker service ps {request.name})"
+            ) from None
 
     async def stop(self, container_id: str, timeout: float) -> None:
         """Remove the slot's service (Swarm stops its task with the grace period set at creation) and
@@ -415,6 +441,7 @@ class SwarmRuntime(PooledApiCalls):
 
     async def close(self) -> None:
         self._closed = True
+        await self._starts.close(RuntimeUnavailable(self._closed_message))
         for bridge in list(self._bridges):
             bridge.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)

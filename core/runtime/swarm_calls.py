@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -16,6 +17,7 @@ from core.runtime.docker_tls import tls_for as tls_for  # the runtime's manager 
 from core.runtime.docker_wire import split_log_line
 from core.runtime.swarm_spec import (
     ENDED_STATES,
+    SwarmNode,
     replica_info,
     replica_task,
     service_spec,
@@ -116,10 +118,13 @@ def still_running(api: APIClient, service_id: str) -> bool:
     return any(task_state(t) not in ENDED_STATES for t in tasks)
 
 
-def create_service(api: APIClient, request: ContainerRequest, cluster_id: str | None, ours: Ours) -> str:
-    """Create the slot's service (after clearing a dead one of ours under its name); its id."""
+def create_service(
+    api: APIClient, request: ContainerRequest, cluster_id: str | None, ours: Ours, image: str | None = None
+) -> str:
+    """Create the slot's service (after clearing a dead one of ours under its name); its id.  ``image``:
+    the request's image pinned to a digest, when known."""
     clear_leftover(api, request, ours)
-    spec = service_spec(request, cluster_id)
+    spec = service_spec(request, cluster_id, image)
     try:
         created = api.create_service(
             spec["TaskTemplate"],
@@ -168,30 +173,68 @@ def clear_leftover(api: APIClient, request: ContainerRequest, ours: Ours) -> Non
         remove_service_quietly(api, service["ID"])
 
 
-def started_replica(api: APIClient, service_id: str, request: ContainerRequest) -> ContainerInfo | None:
-    """The replica once its task runs and is reachable; None while Swarm is still at it.  Raises
-    when Swarm cannot place the task, or the task failed to start."""
+@dataclass(frozen=True)
+class Starting:
+    """A slot service just created: the request, and the service as created (id, name, labels)."""
+
+    request: ContainerRequest
+    service: dict[str, Any]
+
+
+def started_replicas(
+    api: APIClient, waiting: dict[str, Starting], nodes: dict[str, SwarmNode]
+) -> dict[str, ContainerInfo | Exception | None]:
+    """For each newly created slot service (by id): the replica once its task runs and is reachable,
+    the error when Swarm cannot place the task, the task failed to start or the service is gone, or None
+    while Swarm is still at it.
+
+    One task listing covers every service (a scale-out by nine asks the manager once, not nine times).
+    ``nodes`` caches the node listing across calls; it is listed again when a task runs on a node it
+    does not hold."""
+    tasks_of: dict[str, list[dict[str, Any]]] = {service_id: [] for service_id in waiting}
+    outcome: dict[str, ContainerInfo | Exception | None] = {}
     try:
-        service = api.inspect_service(service_id)
+        listed = api.tasks(filters={"service": list(waiting)})
     except docker.errors.NotFound:
-        raise ContainerStartError(
-            f"Swarm service '{request.name}' vanished right after it was created: another program removed it"
-        ) from None
-    tasks = api.tasks(filters={"service": service_id})
+        # One of them was removed meanwhile (the manager refuses the whole listing): that one alone fails.
+        present = {s["ID"] for s in api.services(filters={"id": list(waiting)})}
+        for service_id in [sid for sid in tasks_of if sid not in present]:
+            del tasks_of[service_id]
+            outcome[service_id] = _vanished(waiting[service_id].request)
+        listed = api.tasks(filters={"service": list(tasks_of)}) if tasks_of else []
+    for task in listed:
+        if task.get("ServiceID") in tasks_of:
+            tasks_of[task["ServiceID"]].append(task)
+    for service_id, tasks in tasks_of.items():
+        starting = waiting[service_id]
+        outcome[service_id] = _start_error(api, tasks, starting.request)
+        running = [t for t in tasks if wants_running(t) and task_state(t) == "running"]
+        if outcome[service_id] is not None or not running:
+            continue
+        if any(t.get("NodeID") not in nodes for t in running):
+            nodes.update({raw["ID"]: swarm_node(raw) for raw in api.nodes()})
+        info = replica_info(starting.service, tasks, nodes)
+        outcome[service_id] = info if info.state == "running" else None
+    return outcome
+
+
+def _vanished(request: ContainerRequest) -> ContainerStartError:
+    return ContainerStartError(
+        f"Swarm service '{request.name}' vanished right after it was created: another program removed it"
+    )
+
+
+def _start_error(api: APIClient, tasks: list[dict[str, Any]], request: ContainerRequest) -> Exception | None:
     for task in tasks:
         reason = unplaceable_reason(task)
         if reason is not None:
-            raise ContainerStartError(
+            return ContainerStartError(
                 f"Swarm cannot place replica '{request.name}' of app '{request.app}': {reason}. "
                 f"Fix: {unplaceable_fix(reason)}"
             )
         if task_state(task) in ("failed", "rejected"):
-            raise start_failure(api, task, request)
-    if not any(wants_running(t) and task_state(t) == "running" for t in tasks):
-        return None
-    nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
-    info = replica_info(service, tasks, nodes)
-    return info if info.state == "running" else None
+            return start_failure(api, task, request)
+    return None
 
 
 def update_spec(api: APIClient, service: dict[str, Any], spec: dict[str, Any]) -> None:

@@ -82,8 +82,11 @@ def service_labels(request: ContainerRequest, cluster_id: str | None) -> dict[st
     return labels
 
 
-def service_spec(request: ContainerRequest, cluster_id: str | None) -> dict[str, Any]:
-    """The Engine API's ServiceSpec for one slot (POST /services/create body).
+def service_spec(
+    request: ContainerRequest, cluster_id: str | None, image: str | None = None
+) -> dict[str, Any]:
+    """The Engine API's ServiceSpec for one slot (POST /services/create body); ``image``: the request's
+    image pinned to a digest (swarm_images), when known.
 
     Ports are published in host mode on a port Docker picks per task (no PublishedPort): the routing
     mesh and VIPs need IPVS, which many kernels lack, so nothing here depends on them.
@@ -95,7 +98,7 @@ def service_spec(request: ContainerRequest, cluster_id: str | None) -> dict[str,
     # single-host Orchestry on a node's own engine must never mistake them for its containers.
     container_labels = {k: v for k, v in labels.items() if k != LABEL_MANAGED}
     container: dict[str, Any] = {
-        "Image": request.image,
+        "Image": image or request.image,
         "Env": [f"{key}={value}" for key, value in sorted(request.environment.items())],
         "Labels": container_labels,
         # Without an init, a shell as PID 1 ignores SIGTERM and every stop waits out the grace period.
