@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from docker import APIClient  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from swarm_orchestry import containers_on_nodes, last_running_at  # noqa: E402
 
 LAB_SCRIPT = ROOT / "scripts" / "swarm_lab.sh"
 POLL = 0.05
@@ -138,16 +142,30 @@ class SwarmService:
                        capture_output=True, timeout=60, check=False)  # fmt: skip
 
 
-def swarm_scale_1_to_10(lab: Lab, api: APIClient) -> dict[str, float]:
+def settle(lab: Lab, expected: int) -> None:
+    """Until exactly ``expected`` containers run on the lab's nodes (see swarm_orchestry.settled)."""
+    wait_until(f"{expected} containers on the nodes", lambda: containers_on_nodes(lab.status) == expected)
+
+
+def swarm_scale_1_to_10(lab: Lab, api: APIClient, others: int = 0) -> dict[str, float]:
+    """``others``: containers of Orchestry's app that run on the nodes meanwhile."""
+    settle(lab, others)
     service = SwarmService(lab, api, 1)
     try:
-        started = time.perf_counter()
+        settle(lab, others + 1)
+        started, wall = time.perf_counter(), time.time()
         service.scale(10)
         converged = wait_until("10 running tasks", lambda: len(service.running()) == 10)
+        tasks_running = last_running_at(api, [service.name]) - wall
         wait_until("10 tasks answering", lambda: service.all_answer(10))
-        return {"converged": converged, "answering": time.perf_counter() - started}
+        return {
+            "converged": converged,
+            "answering": time.perf_counter() - started,
+            "tasks running": tasks_running,
+        }
     finally:
         service.remove()
+        settle(lab, others)
 
 
 def swarm_node_loss(lab: Lab, api: APIClient) -> dict[str, float]:
@@ -201,12 +219,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def collect(runs: int, measure: Callable[[], dict[str, float]]) -> dict[str, list[float]]:
-    figures: dict[str, list[float]] = {}
-    for _ in range(runs):
-        for key, value in measure().items():
-            figures.setdefault(key, []).append(value)
-    return figures
+Figures = dict[str, list[float]]
+
+
+def add(figures: Figures, values: dict[str, float]) -> None:
+    for key, value in values.items():
+        figures.setdefault(key, []).append(value)
 
 
 def line(label: str, ours: float | None, theirs: float, theirs_label: str) -> str:
@@ -216,15 +234,37 @@ def line(label: str, ours: float | None, theirs: float, theirs_label: str) -> st
     return f"{label:<34} Orchestry {ours:6.2f} s   Swarm {theirs_label} {theirs:6.2f} s   ratio {ratio:4.2f}×"
 
 
-async def orchestry_figures(lab: Lab, runs: int) -> dict[str, dict[str, list[float]]] | None:
-    """The Orchestry half; None until the Swarm runtime is available in this checkout."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import swarm_orchestry  # the engine on the lab: needs core/runtime/swarm.py
-    except ImportError as exc:
-        print(f"(Orchestry half skipped: {exc})")
-        return None
-    return await swarm_orchestry.measure(lab.status, runs)
+def scenarios(ours_too: bool) -> tuple[tuple[str, Callable[[Lab, APIClient], dict[str, float]], str], ...]:
+    """(section, Swarm's own measure, the Bench method measuring Orchestry) for each scenario."""
+    others = 1 if ours_too else 0  # Orchestry's app waits at one replica during Swarm's scale
+    return (
+        ("scale", lambda lab, api: swarm_scale_1_to_10(lab, api, others), "scale_1_to_10"),
+        ("loss", swarm_node_loss, "node_loss"),
+        ("drain", swarm_drain, "drain"),
+    )
+
+
+async def measure(
+    lab: Lab, api: APIClient, runs: int, swarm_only: bool
+) -> tuple[dict[str, Figures], dict[str, Figures] | None]:
+    """Each run of each scenario measures Swarm and then Orchestry back to back, so both see the same
+    load on this shared machine (measuring all of one and then all of the other once gave ratios that
+    moved by half with the load in between)."""
+    swarm: dict[str, Figures] = {section: {} for section, _, _ in scenarios(False)}
+    if swarm_only:
+        for section, theirs, _ in scenarios(False):
+            for _ in range(runs):
+                add(swarm[section], await asyncio.to_thread(theirs, lab, api))
+        return swarm, None
+    import swarm_orchestry  # the Engine on the lab (ORCHESTRY_RUNTIME=swarm, real nginx)
+
+    ours: dict[str, Figures] = {section: {} for section, _, _ in scenarios(True)}
+    async with swarm_orchestry.orchestry_on(lab.status) as bench:
+        for section, theirs, method in scenarios(True):
+            for _ in range(runs):
+                add(swarm[section], await asyncio.to_thread(theirs, lab, api))
+                add(ours[section], await getattr(bench, method)())
+    return swarm, ours
 
 
 def main() -> int:
@@ -248,12 +288,7 @@ def main() -> int:
     lab = Lab(args.id, status)
     api = APIClient(base_url=lab.manager_url)
     try:
-        swarm = {
-            "scale": collect(args.runs, lambda: swarm_scale_1_to_10(lab, api)),
-            "loss": collect(args.runs, lambda: swarm_node_loss(lab, api)),
-            "drain": collect(args.runs, lambda: swarm_drain(lab, api)),
-        }
-        ours = None if args.swarm_only else asyncio.run(orchestry_figures(lab, args.runs))
+        swarm, ours = asyncio.run(measure(lab, api, args.runs, args.swarm_only))
     finally:
         api.close()
         if brought_up and not args.keep:
@@ -264,10 +299,20 @@ def main() -> int:
     def ours_median(section: str, key: str) -> float | None:
         return None if ours is None else median(ours[section][key])
 
-    print(f"\nmedians of {args.runs} run(s), three-node lab on one shared 2-core machine:")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nmedians of {args.runs} run(s), three-node lab on one shared 2-core machine (load {load}):")
     print(line("scale 1→10, every replica routed", ours_median("scale", "routed"),
                median(swarm["scale"]["converged"]), "converged"))  # fmt: skip
+    if ours is not None:
+        pairs = zip(ours["scale"]["routed"], swarm["scale"]["converged"], strict=True)
+        ratios = ", ".join(f"{o / t:.2f}×" for o, t in pairs)
+        print(f"{'':<34} run by run (each pair back to back): {ratios}")
     print(f"{'':<34} Swarm tasks answering at node:port {median(swarm['scale']['answering']):6.2f} s")
+    print(
+        f"{'':<34} last task running (node's timestamp): "
+        + (f"Orchestry's {ours_median('scale', 'tasks running'):5.2f} s, " if ours is not None else "")
+        + f"Swarm's {median(swarm['scale']['tasks running']):5.2f} s"
+    )
     print(line("node loss → routed on survivors", ours_median("loss", "routed"),
                median(swarm["loss"]["rescheduled"]), "rescheduled"))  # fmt: skip
     print(f"{'':<34} Swarm marked the node down after {median(swarm['loss']['node down']):6.2f} s")

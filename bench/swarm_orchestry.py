@@ -1,6 +1,7 @@
 """The Orchestry half of bench/swarm.py: a whole Engine (ORCHESTRY_RUNTIME=swarm, real nginx) on the lab.
 
-``measure(lab_status, runs)`` returns, per scenario, lists of seconds (and failed requests for drains):
+``orchestry_on(lab_status)`` starts the Engine with one app and yields a ``Bench`` whose scenarios each
+return a dict of seconds (and failed requests for drains); bench/swarm.py runs each beside Swarm's own:
 - scale: "routed" — scale 1→10 until every replica is ready and routed through nginx;
 - loss: "routed" — a worker's link cut until all 6 replicas are routed again on the survivors,
   "rescheduled" — when Swarm had them running there (measured in the same run), and "after reschedule"
@@ -17,7 +18,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import aiohttp
 from docker import APIClient
 
 from core.engine import Engine
+from core.runtime.docker_wire import parse_docker_time
 from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +56,40 @@ def app_document(image: str, name: str) -> dict[str, Any]:
         "scaling": {"mode": "manual", "minReplicas": 1, "maxReplicas": 10},
         "healthCheck": {"path": "/health", "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
     }
+
+
+def last_running_at(api: APIClient, services: list[str]) -> float:
+    """When the last task of these services (names or ids) that runs started running, by the
+    timestamp Swarm's node recorded (epoch seconds): Swarm's own part of a scale-out."""
+    stamps = [
+        parse_docker_time(task["Status"].get("Timestamp")) or 0.0
+        for task in api.tasks(filters={"service": services, "desired-state": "running"})
+        if task["Status"]["State"] == "running"
+    ]
+    return max(stamps, default=0.0)
+
+
+def containers_on_nodes(status: dict[str, Any]) -> int:
+    """Containers running on the lab's nodes, whoever's (a removed service's tasks keep running until
+    their containers have stopped)."""
+    total = 0
+    for node in status["nodes"]:
+        client = APIClient(base_url=node["docker_url"])
+        try:
+            total += len(client.containers())
+        finally:
+            client.close()
+    return total
+
+
+async def settled(status: dict[str, Any], expected: int) -> None:
+    """Until exactly ``expected`` containers run on the nodes: a measurement starts only once what the
+    previous one started or removed is done, so neither side pays for the other's teardown."""
+
+    async def check() -> bool:
+        return await asyncio.to_thread(containers_on_nodes, status) == expected
+
+    await until(f"{expected} containers running on the nodes", check)
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT) -> float:
@@ -119,6 +156,22 @@ class Bench:
         ready = [r for r in view.replicas if r.ready]
         return len(ready) == count == len(view.replicas) and all(r.host != avoid for r in ready)
 
+    async def scale_1_to_10(self) -> dict[str, float]:
+        """From one replica on quiet nodes, back to one afterwards."""
+        await self.scale(1)
+        await settled(self.status, 1)
+        started = time.time()
+        routed = await self.scale(10)
+
+        def swarm_part() -> float:
+            services = [s["ID"] for s in self.api.services(filters={"label": f"orchestry.app={self.name}"})]
+            return last_running_at(self.api, services) - started
+
+        tasks_running = await asyncio.to_thread(swarm_part)
+        await self.scale(1)
+        await settled(self.status, 1)
+        return {"routed": routed, "tasks running": tasks_running}
+
     async def scale(self, count: int) -> float:
         started = time.perf_counter()
         await self.engine.scale(self.name, count)
@@ -149,10 +202,34 @@ class Bench:
                 until("Swarm's reschedule", lambda: self.swarm_running_except(worker["swarm_node_id"], 6)),
                 until("6 routed on survivors", lambda: self.routed(6, avoid=worker["address"])),
             )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (cut {worker['address']}); {await self.describe()}") from exc
         finally:
             self.lab("restore-link", worker["name"])
         await until("the node ready", lambda: self._node_state(worker["swarm_node_id"], "ready"))
         return {"routed": routed, "rescheduled": rescheduled, "after reschedule": routed - rescheduled}
+
+    async def describe(self) -> str:
+        """The app's replicas as the engine sees them, and its tasks as Swarm does (for a timeout)."""
+        view = await self.engine.get_app(self.name)
+        ours = ", ".join(f"{r.name}@{r.host}:{r.port} {r.state} ready={r.ready}" for r in view.replicas)
+
+        def tasks() -> str:
+            services = {
+                s["ID"]: s["Spec"]["Name"]
+                for s in self.api.services(filters={"label": f"orchestry.app={self.name}"})
+            }
+            return (
+                ", ".join(
+                    f"{services[t['ServiceID']]} {t['ID'][:6]} on {t.get('NodeID', '')[:5]} "
+                    f"{t['Status']['State']}/{t['DesiredState']}"
+                    for t in self.api.tasks(filters={"service": list(services)})
+                )
+                if services
+                else "none"
+            )
+
+        return f"replicas: {ours}; Swarm tasks: {await asyncio.to_thread(tasks)}"
 
     async def _node_state(self, node_id: str, state: str) -> bool:
         node = await asyncio.to_thread(self.api.inspect_node, node_id)
@@ -179,13 +256,9 @@ class Bench:
         return {"drained": seconds, "failed": float(traffic.failed), "sent": float(traffic.sent)}
 
 
-async def measure(status: dict[str, Any], runs: int) -> dict[str, dict[str, list[float]]]:
-    figures: dict[str, dict[str, list[float]]] = {"scale": {}, "loss": {}, "drain": {}}
-
-    def add(section: str, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            figures[section].setdefault(key, []).append(value)
-
+@asynccontextmanager
+async def orchestry_on(status: dict[str, Any]) -> AsyncIterator[Bench]:
+    """A whole Engine on the lab with one app up (one replica routed); its Bench, stopped at the end."""
     with tempfile.TemporaryDirectory(prefix="orchestry-bench-swarm-") as tmp:
         settings = load_settings(
             state_dir=Path(tmp) / "state",
@@ -208,14 +281,7 @@ async def measure(status: dict[str, Any], runs: int) -> dict[str, dict[str, list
             await engine.register(app_document(status["image"], name))
             await engine.up(name)
             await until("1 replica routed", lambda: bench.routed(1))
-            for _ in range(runs):
-                await bench.scale(1)
-                add("scale", {"routed": await bench.scale(10)})
-            for _ in range(runs):
-                add("loss", await bench.node_loss())
-            for _ in range(runs):
-                add("drain", await bench.drain())
+            yield bench
         finally:
             bench.api.close()
             await engine.stop(stop_apps=True)
-    return figures
