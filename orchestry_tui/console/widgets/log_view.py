@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -71,6 +71,7 @@ class LogView(ScrollView, can_focus=True):
         self.following = True
         self.unseen = 0
         self._width = 0
+        self._base = Style()
 
     def add_lines(self, lines: list[LogLine]) -> None:
         if not lines:
@@ -89,10 +90,13 @@ class LogView(ScrollView, can_focus=True):
             self.lines.append(text)
             self._segments.append(None)
             self._width = max(self._width, text.cell_len)
-        self._set_virtual_size(Size(self._width, len(self.lines)))
+        relaid = self._set_virtual_size(Size(self._width, len(self.lines)))
         if self.following:
-            # After the refresh: a scrollbar that just appeared changes the height once laid out.
-            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+            if relaid or not self.size:
+                # After the layout: a scrollbar that just appeared changes the height it leaves.
+                self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+            else:
+                self.scroll_end(animate=False, immediate=True)  # the one refresh below draws the tail
         else:
             self.unseen += len(lines)
             if dropped:
@@ -101,13 +105,16 @@ class LogView(ScrollView, can_focus=True):
             self.post_message(self.FollowChanged(False, self.unseen))
         self.refresh()
 
-    def _set_virtual_size(self, size: Size) -> None:
+    def _set_virtual_size(self, size: Size) -> bool:
         """What ``self.virtual_size = size`` does minus the layout pass of the whole screen: only the
-        scrollbars depend on it.  A scrollbar that appears or goes still lays out (its reactive asks)."""
+        scrollbars depend on it.  True when a scrollbar came or went: that still lays out (its reactive
+        asks), and the height left for lines is known only afterwards."""
         if size == self.virtual_size:
-            return
+            return False
+        bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
         self.set_reactive(LogView.virtual_size, size)
         self._scroll_update(size)  # textual is pinned (pyproject): the hook its own resize path calls
+        return bars != (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
 
     def clear(self) -> None:
         """Forget every line and follow the tail again (the pane switched to another app or replica)."""
@@ -120,10 +127,15 @@ class LogView(ScrollView, can_focus=True):
         self.scroll_to(0, 0, animate=False, immediate=True)
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's own style under every line (the theme's background, light or dark), looked up
+        # once per repaint: it walks every ancestor's background, which cost more than the line itself.
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
-        # The widget's own style under every line: the theme's background, light or dark.
-        base = self.rich_style
+        base = self._base
         if index >= len(self.lines):
             return Strip.blank(self.size.width, base)
         rendered = self._segments[index]
