@@ -30,6 +30,7 @@ from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.log_view import LogView
 from orchestry_tui.console.widgets.status_bar import StatusBar
 from tests.cli.conftest import READY_TIMEOUT, Daemon, start_daemon, stop_daemon
@@ -272,6 +273,32 @@ async def test_logs_follow_and_snapshot_come_from_the_daemon(
         assert snapshot.parent == tmp_path / "snapshots"
         with tarfile.open(snapshot) as archive:
             assert archive.getnames(), "the snapshot archive is empty"
+
+
+async def test_logs_pane_follows_a_replica_the_daemon_scales_up(
+    served: tuple[Daemon, str], tmp_path: Path
+) -> None:
+    daemon, _ = served
+    name = register_and_up(daemon, tmp_path)  # its own app: the shared one keeps its one replica
+    try:
+        await until(lambda: ready_is(daemon, name, 1), timeout=30, what=f"{name} ready")
+        app = attached(daemon, tmp_path)
+        async with app.run_test(size=(200, 50)):
+            await until(lambda: app.frames_applied, what="the first frame")
+            apps = app.query_one("#apps", KeyedTable)
+            apps.move_cursor(row=apps.get_row_index(name))
+            await until(lambda: app.query_one(LogPane).app_name == name, what=f"the pane following {name}")
+
+            def lines_of(replica: str) -> int:
+                return sum(1 for line in app.query_one(LogPane).view.lines if f" {replica} " in line.plain)
+
+            await until(lambda: lines_of(f"{name}-1"), timeout=15, what="the first replica's lines")
+            await asyncio.to_thread(daemon.ok, "scale", name, "2")
+            # The daemon's follow relists on the replica_started event; its fallback relist (30 s) is
+            # past this wait.  The demo logs each health probe, one a second.
+            await until(lambda: lines_of(f"{name}-2"), timeout=20, what="the scaled-up replica's lines")
+    finally:
+        await asyncio.to_thread(daemon.cli, "delete", name, "-f")
 
 
 async def test_killed_daemon_shows_disconnected_then_recovers(tmp_path: Path) -> None:
