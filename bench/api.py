@@ -6,8 +6,9 @@ encoded entry and the whole answer while nothing it shows changes, core/api/kept
 the path before that: the app records read from the store and every app's view built and encoded for
 every request.  Two load generators, named on each line, so a slow client is not taken for a slow
 server: ApacheBench (``ab -k``, C, one process) and the Python one (aiohttp in a separate process).  Each
-line gives the server's CPU per request (this process: the engine and the API) and the load
-generator's CPU over the run: a generator near 100 % of a core is the bottleneck, not the server.
+line gives the server's CPU per request (this process: the engine and the API; then less the engine's
+idle CPU, measured first with no request) and the load generator's CPU over the run: a generator near
+100 % of a core is the bottleneck, not the server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
 
@@ -158,10 +159,24 @@ async def ab_load(url: str, seconds: float, concurrency: int) -> Run:
     )
 
 
+# The engine's own CPU per second with no request (its loops, at this many apps), measured before the
+# runs and taken out of each run's server CPU, so the per-request figure is the API's.
+IDLE = {"cpu_per_second": 0.0}
+
+
+async def measure_idle(seconds: float) -> float:
+    before, started = cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    IDLE["cpu_per_second"] = (cpu_seconds() - before) / (time.perf_counter() - started)
+    return IDLE["cpu_per_second"]
+
+
 def report(label: str, tool: str, run: Run) -> Run:
+    api_cpu = max(0.0, run.server_cpu - IDLE["cpu_per_second"] * run.seconds)
     print(
         f"{label:<34} {tool:<6} {run.requests / run.seconds:7.0f} req/s  p50 {run.p50_ms:7.2f} ms"
         f"  p99 {run.p99_ms:7.2f} ms  server CPU {run.server_cpu / run.requests * 1e6:6.0f} µs/req"
+        f" (less idle {api_cpu / run.requests * 1e6:6.0f})"
         f"  client CPU {run.client_cpu / run.seconds * 100:4.0f} %",
         flush=True,
     )
@@ -215,6 +230,8 @@ async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) ->
                 " side); tools: ab = ApacheBench -k (C), python = aiohttp client in its own process",
                 flush=True,
             )
+            idle = await measure_idle(seconds)
+            print(f"engine idle (no request): {idle * 100:.1f} % of a core", flush=True)
             with ProcessPoolExecutor(1) as pool:
                 loaders: dict[str, Callable[[str], Awaitable[Run]]] = {
                     "ab": lambda url: ab_load(url, seconds, concurrency),

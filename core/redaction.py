@@ -39,6 +39,14 @@ class Redactor:
     def __len__(self) -> int:
         return len(self._values)
 
+    def any_contains(self, fragments: tuple[str, ...]) -> bool:
+        """Whether some secret value contains one of ``fragments``.  Text cut into pieces is masked
+        piece by piece exactly as it would be whole when no value contains the two characters either
+        side of any cut (no match can then cross one)."""
+        with self._lock:
+            values = tuple(self._values)
+        return any(fragment in value for value in values for fragment in fragments)
+
     def redact(self, text: str) -> str:
         pattern = self._pattern  # a snapshot: add() swaps the whole pattern, never mutates it
         if pattern is None or not text:

@@ -6,9 +6,10 @@ loop, for an answer that changes a few times a minute.  On the leader the engine
 key of what its entry shows (record, status, reason, ready replicas), from what it holds and without
 waiting on anything.  Each app's entry is kept encoded under its key and the whole answer under all the
 keys: an unchanged list is sent again as it is, and a change to one app (a scale, a status, a register
-or a delete) encodes that one entry and splices the rest.  The bytes are the full path's: the entries
-are the same models encoded the same way, joined the way ``json.dumps`` joins a list, and the whole is
-redacted as one text, as ``redacted_dumps`` does.  A follower builds each answer with the full path.
+or a delete) encodes and masks that one entry and splices the rest.  The bytes are the full path's: the
+entries are the same models encoded the same way, joined the way ``json.dumps`` joins a list, and masked
+as ``redacted_dumps`` masks the whole (piece by piece only while no secret could match across a cut).
+A follower builds each answer with the full path.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 # How json.dumps writes {"apps": [a, b]} with its default separators.
 _HEAD, _SEPARATOR, _TAIL = '{"apps": [', ", ", "]}"
+# The two characters either side of each cut between an entry and the text around it (and of an
+# empty list's): while no secret contains one, entries masked one by one make the same text as the
+# whole masked at once.
+_CUTS = ("[{", "},", " {", "}]", "[]")
 
 
 class KeptList:
@@ -37,25 +42,40 @@ class KeptList:
 
     def __init__(self, entry: Callable[[AppView], BaseModel]) -> None:
         self._entry = entry
-        self._entries: dict[str, tuple[Hashable, str]] = {}
+        # name → (key, entry as json.dumps writes it, that text masked and encoded)
+        self._entries: dict[str, tuple[Hashable, str, bytes]] = {}
         self._whole: tuple[Hashable, bytes] | None = None
+        self._secrets = -1  # how many secret values the masked entries were masked with
+        self._piecewise = False
 
     def answer(self, listing: AppListing) -> bytes:
         """The encoded list of ``listing``.  Synchronous on purpose: keys, views and bytes all come
         from one instant of the engine's state, so nothing can change between a key and its entry."""
-        # A secret registered since changes what the whole answer masks (entries are kept unmasked).
-        key = (len(default_redactor), tuple(listing.keys))
+        secrets = len(default_redactor)  # only ever grows: a new value changes what is masked
+        key = (secrets, tuple(listing.keys))
         if self._whole is not None and self._whole[0] == key:
             return self._whole[1]
-        entries: dict[str, tuple[Hashable, str]] = {}
+        if secrets != self._secrets:
+            self._entries, self._secrets = {}, secrets
+            self._piecewise = not default_redactor.any_contains(_CUTS)
+        entries: dict[str, tuple[Hashable, str, bytes]] = {}
         for index, (name, app_key) in enumerate(zip(listing.names, listing.keys, strict=True)):
             kept = self._entries.get(name)
             if kept is None or kept[0] != app_key:
-                kept = (app_key, json.dumps(self._entry(listing.view(index)).model_dump(mode="json")))
+                text = json.dumps(self._entry(listing.view(index)).model_dump(mode="json"))
+                kept = (app_key, text, default_redactor.redact(text).encode() if self._piecewise else b"")
             entries[name] = kept
         self._entries = entries  # deleted apps' entries go with the old dict
-        text = _HEAD + _SEPARATOR.join(encoded for _key, encoded in entries.values()) + _TAIL
-        body = default_redactor.redact(text).encode()
+        if self._piecewise:  # masking a big list costs milliseconds: mask only the new entries
+            redact = default_redactor.redact
+            body = (
+                redact(_HEAD).encode()
+                + redact(_SEPARATOR).encode().join(masked for _key, _text, masked in entries.values())
+                + redact(_TAIL).encode()
+            )
+        else:
+            text = _HEAD + _SEPARATOR.join(text for _key, text, _masked in entries.values()) + _TAIL
+            body = default_redactor.redact(text).encode()
         self._whole = (key, body)
         return body
 

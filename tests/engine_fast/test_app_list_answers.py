@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from core.api import wire
 from core.api.app import create_app
 from core.api.context import redacted_dumps
+from core.redaction import default_redactor
 from core.store import Store
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
@@ -242,8 +243,33 @@ async def test_another_nodes_write_shows_after_this_node_leads_again(
                     break
                 await asyncio.sleep(0.05)
             assert engine.cluster.is_leader() and engine.cluster.term != term
+            await world.ready(name, 4)  # the new term's reconciler follows the other node's count
             assert summary(await assert_lists_current(world, client), name)["desired_replicas"] == 4
             await engine.scaling.evaluate_all()
             assert engine.scaling.last_decision[name][1].current == 4
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        '0}, {"name',  # spans two entries of /apps: only masking the whole list at once finds it
+        '": [{"name": "',  # spans the list's opening and the first entry
+        "apps",  # inside the text around the entries
+    ],
+)
+async def test_secrets_are_masked_as_in_the_whole_list_even_across_entries(
+    world: MemoryWorld, api: TestClient, secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The redactor is process-wide and only grows: these values would mask other tests' answers.
+    monkeypatch.setattr(default_redactor, "_values", set(default_redactor._values))
+    monkeypatch.setattr(default_redactor, "_pattern", default_redactor._pattern)
+    for _ in range(3):
+        await world.engine.register(app_document(unique_app(), replicas=1))
+    await assert_lists_current(world, api)
+    await world.engine.set_secret(unique_app("s"), {"password": secret})
+    await assert_lists_current(world, api)  # byte for byte what masking the whole answer gives
+    assert secret.encode() not in await (await api.get("/apps")).read()
+    await world.engine.register(app_document(unique_app(), replicas=1))  # one entry re-encoded
+    await assert_lists_current(world, api)
