@@ -244,27 +244,69 @@ def scenarios(ours_too: bool) -> tuple[tuple[str, Callable[[Lab, APIClient], dic
     )
 
 
-async def measure(
-    lab: Lab, api: APIClient, runs: int, swarm_only: bool
-) -> tuple[dict[str, Figures], dict[str, Figures] | None]:
+def report(section: str, swarm: Figures, ours: Figures | None) -> None:
+    """Print one scenario's lines (as soon as it is done: a later scenario failing loses nothing)."""
+
+    def mine(key: str) -> float | None:
+        return None if ours is None or not ours.get(key) else median(ours[key])
+
+    if section == "scale":
+        print(
+            line("scale 1→10, every replica routed", mine("routed"), median(swarm["converged"]), "converged")
+        )
+        if ours is not None:
+            pairs = zip(ours.get("routed", []), swarm["converged"], strict=False)
+            ratios = ", ".join(f"{o / t:.2f}×" for o, t in pairs)
+            print(f"{'':<34} run by run (each pair back to back): {ratios}")
+        print(f"{'':<34} Swarm tasks answering at node:port {median(swarm['answering']):6.2f} s")
+        theirs = f"Swarm's {median(swarm['tasks running']):5.2f} s"
+        own = mine("tasks running")
+        print(f"{'':<34} last task running (node's timestamp): "
+              + (f"Orchestry's {own:5.2f} s, " if own is not None else "") + theirs)  # fmt: skip
+    elif section == "loss":
+        print(
+            line(
+                "node loss → routed on survivors", mine("routed"), median(swarm["rescheduled"]), "rescheduled"
+            )
+        )
+        print(f"{'':<34} Swarm marked the node down after {median(swarm['node down']):6.2f} s")
+        after = mine("after reschedule")
+        if after is not None:
+            print(f"{'':<34} Orchestry routed {after:+.2f} s after Swarm rescheduled")
+    else:
+        print(line("drain a node (6 replicas)", mine("drained"), median(swarm["drained"]), "drained"))
+        if ours is not None and ours.get("failed"):
+            print(f"{'':<34} failed requests during Orchestry's drains: {int(sum(ours['failed']))}")
+
+
+async def measure(lab: Lab, api: APIClient, runs: int, swarm_only: bool) -> None:
     """Each run of each scenario measures Swarm and then Orchestry back to back, so both see the same
     load on this shared machine (measuring all of one and then all of the other once gave ratios that
-    moved by half with the load in between)."""
-    swarm: dict[str, Figures] = {section: {} for section, _, _ in scenarios(False)}
+    moved by half with the load in between).  A scenario that fails is reported and the next runs."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nmedians of {runs} run(s), three-node lab on one shared 2-core machine (load {load} at start):")
     if swarm_only:
         for section, theirs, _ in scenarios(False):
+            swarm: Figures = {}
             for _ in range(runs):
-                add(swarm[section], await asyncio.to_thread(theirs, lab, api))
-        return swarm, None
+                add(swarm, await asyncio.to_thread(theirs, lab, api))
+            report(section, swarm, None)
+        return
     import swarm_orchestry  # the Engine on the lab (ORCHESTRY_RUNTIME=swarm, real nginx)
 
-    ours: dict[str, Figures] = {section: {} for section, _, _ in scenarios(True)}
     async with swarm_orchestry.orchestry_on(lab.status) as bench:
         for section, theirs, method in scenarios(True):
-            for _ in range(runs):
-                add(swarm[section], await asyncio.to_thread(theirs, lab, api))
-                add(ours[section], await getattr(bench, method)())
-    return swarm, ours
+            swarm, ours = {}, {}
+            try:
+                for _ in range(runs):
+                    add(swarm, await asyncio.to_thread(theirs, lab, api))
+                    add(ours, await getattr(bench, method)())
+            except RuntimeError as exc:
+                print(f"{section}: FAILED ({exc})")
+            if swarm:
+                report(section, swarm, ours)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(load {load} at the end)")
 
 
 def main() -> int:
@@ -288,43 +330,13 @@ def main() -> int:
     lab = Lab(args.id, status)
     api = APIClient(base_url=lab.manager_url)
     try:
-        swarm, ours = asyncio.run(measure(lab, api, args.runs, args.swarm_only))
+        asyncio.run(measure(lab, api, args.runs, args.swarm_only))
     finally:
         api.close()
         if brought_up and not args.keep:
             started = time.perf_counter()
             subprocess.run([str(LAB_SCRIPT), "down", "--id", args.id], check=False, timeout=120)
             print(f"lab {args.id} down in {time.perf_counter() - started:.1f} s")
-
-    def ours_median(section: str, key: str) -> float | None:
-        return None if ours is None else median(ours[section][key])
-
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nmedians of {args.runs} run(s), three-node lab on one shared 2-core machine (load {load}):")
-    print(line("scale 1→10, every replica routed", ours_median("scale", "routed"),
-               median(swarm["scale"]["converged"]), "converged"))  # fmt: skip
-    if ours is not None:
-        pairs = zip(ours["scale"]["routed"], swarm["scale"]["converged"], strict=True)
-        ratios = ", ".join(f"{o / t:.2f}×" for o, t in pairs)
-        print(f"{'':<34} run by run (each pair back to back): {ratios}")
-    print(f"{'':<34} Swarm tasks answering at node:port {median(swarm['scale']['answering']):6.2f} s")
-    print(
-        f"{'':<34} last task running (node's timestamp): "
-        + (f"Orchestry's {ours_median('scale', 'tasks running'):5.2f} s, " if ours is not None else "")
-        + f"Swarm's {median(swarm['scale']['tasks running']):5.2f} s"
-    )
-    print(line("node loss → routed on survivors", ours_median("loss", "routed"),
-               median(swarm["loss"]["rescheduled"]), "rescheduled"))  # fmt: skip
-    print(f"{'':<34} Swarm marked the node down after {median(swarm['loss']['node down']):6.2f} s")
-    if ours is not None and ours["loss"].get("after reschedule"):
-        print(
-            f"{'':<34} Orchestry routed {median(ours['loss']['after reschedule']):+.2f} s "
-            "after Swarm rescheduled"
-        )
-    print(line("drain a node (6 replicas)", ours_median("drain", "drained"),
-               median(swarm["drain"]["drained"]), "drained"))  # fmt: skip
-    if ours is not None and "failed" in ours["drain"]:
-        print(f"{'':<34} failed requests during Orchestry's drains: {int(sum(ours['drain']['failed']))}")
     return 0
 
 

@@ -212,7 +212,10 @@ class Bench:
     async def describe(self) -> str:
         """The app's replicas as the engine sees them, and its tasks as Swarm does (for a timeout)."""
         view = await self.engine.get_app(self.name)
-        ours = ", ".join(f"{r.name}@{r.host}:{r.port} {r.state} ready={r.ready}" for r in view.replicas)
+        ours = f"status {view.status} ({view.status_reason}), desired {view.desired_replicas}: " + ", ".join(
+            f"{r.name}@{r.host}:{r.port} {r.state} ready={r.ready}" + (f" ({r.reason})" if r.reason else "")
+            for r in view.replicas
+        )
 
         def tasks() -> str:
             services = {
