@@ -23,6 +23,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
 
@@ -59,6 +60,8 @@ POLL_SECONDS = 2.0
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
+# A new selection's charts wait until the cursor has rested this long (see _refresh_when_settled).
+SELECTION_SETTLE_SECONDS = 0.15
 NO_APPS = (
     "no apps registered: run `orchestry apply FILE` in another terminal, "
     "or start the console with --apply FILE"
@@ -114,6 +117,7 @@ class OrchestryConsole(App[int]):
         self.start_error = ""
         self._stopped = False
         self._wake = asyncio.Event()
+        self._settle_timer: Timer | None = None
         self.last_snapshot: Path | None = None
         self.disconnected: BackendUnreachable | None = None
         self.console_log = ConsoleLog(backend.state_dir, self._log_record_arrived)
@@ -131,7 +135,7 @@ class OrchestryConsole(App[int]):
                     yield Static("starting engine…", id="apps-empty", classes="empty")
                 yield ClusterPane(id="cluster-pane", classes="pane")
             with Vertical(id="replicas-pane", classes="pane"):
-                yield KeyedTable(REPLICA_COLUMNS, id="replicas")
+                yield KeyedTable(REPLICA_COLUMNS, positional=True, id="replicas")
                 yield Static("select an app above to see its replicas", id="replicas-empty", classes="empty")
             with Horizontal(id="row-bottom", classes="row"):
                 yield AppCharts(id="charts", classes="pane")
@@ -237,6 +241,13 @@ class OrchestryConsole(App[int]):
         """Refresh soon after a change or a new selection instead of waiting for the next tick."""
         self._wake.set()
 
+    def _refresh_when_settled(self) -> None:
+        """Refresh (charts of the newly selected app) once the cursor rests: a refresh reads every app,
+        so paging through 100 apps refreshed after every key, on the loop the keys wait for."""
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+        self._settle_timer = self.set_timer(SELECTION_SETTLE_SECONDS, self.refresh_now)
+
     def _dialog_open(self) -> bool:
         return len(self.screen_stack) > 1
 
@@ -340,15 +351,18 @@ class OrchestryConsole(App[int]):
             self.selected = name
             if self.frame is not None:
                 self._draw_replicas(self.frame)
-            self.refresh_now()
-        self.query_one(LogPane).follow(self.selected, None)
+            self._refresh_when_settled()
+        # A highlight that arrives while the console closes finds its panes already removed.
+        with contextlib.suppress(NoMatches):
+            self.query_one(LogPane).follow(self.selected, None)
 
     @on(DataTable.RowHighlighted, "#replicas")
     def _replica_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving through the replicas table narrows the logs pane to that replica."""
         table = self.query_one("#replicas", KeyedTable)
-        if table.has_focus and event.row_key.value:
-            self.query_one(LogPane).follow(self.selected, event.row_key.value)
+        replica = table.key_of(event.row_key.value)
+        if table.has_focus and replica:
+            self.query_one(LogPane).follow(self.selected, replica)
 
     # --- filter -------------------------------------------------------------------------------
     def action_filter(self) -> None:

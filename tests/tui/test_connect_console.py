@@ -107,7 +107,7 @@ def attached(daemon: Daemon, snapshots: Path, token: str | None = None) -> Orche
 
 
 def cell(app: OrchestryConsole, table_id: str, row: str, column: str) -> str:
-    return str(app.query_one(table_id, KeyedTable).get_cell(row, column))
+    return str(app.query_one(table_id, KeyedTable).cell(row, column))
 
 
 def header(app: OrchestryConsole) -> str:

@@ -34,7 +34,7 @@ def notifications(app: OrchestryConsole) -> list[str]:
 
 
 def cell(app: OrchestryConsole, table_id: str, row: str, column: str) -> str:
-    return str(app.query_one(table_id, KeyedTable).get_cell(row, column))
+    return str(app.query_one(table_id, KeyedTable).cell(row, column))
 
 
 async def test_apps_table_shows_the_registered_app_and_the_api_answers(

@@ -8,6 +8,7 @@ from core.runtime.base import LogLine
 from orchestry_tui.console.actions import ACTIONS, bindings, help_rows
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.widgets.charts import Chart
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.log_view import LogView
 from tests.tui.conftest import until
@@ -86,3 +87,71 @@ async def test_backend_errors_become_notifications_not_crashes() -> None:
         await pilot.press("m")
         await until(lambda: any(FIXED_DATA in n.message for n in app._notifications), what="error shown")
         assert app.is_running
+
+
+class TableApp(App[None]):
+    def __init__(self, positional: bool) -> None:
+        super().__init__()
+        self.positional = positional
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable([("name", "NAME"), ("cpu", "CPU")], positional=self.positional, id="t")
+
+
+def row_keys(table: KeyedTable) -> list[object]:
+    return [table.coordinate_to_cell_key((row, 0)).row_key for row in range(table.row_count)]
+
+
+async def test_positional_table_shows_new_keys_in_the_same_rows_without_removing_any() -> None:
+    app = TableApp(positional=True)
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({"web-1": ("web-1", "31.5%"), "web-2": ("web-2", "2.0%"), "web-3": ("web-3", "9.0%")})
+        await pilot.pause()
+        table.move_cursor(row=1)
+        rows = row_keys(table)
+        # Another app's replicas: the same screen rows, rewritten; the surplus row goes from the bottom.
+        table.sync({"worker-1": ("worker-1", "5.0%"), "worker-2": ("worker-2", "0.0%")})
+        await pilot.pause()
+        assert row_keys(table) == rows[:2]
+        assert table.selected_key == "worker-2" and table.cursor_row == 1
+        assert str(table.cell("worker-1", "cpu")) == "5.0%"
+        table.select_key("worker-1")
+        assert table.cursor_row == 0 and table.key_of(str(table.cursor_row)) == "worker-1"
+
+
+async def test_table_columns_fit_changed_cells_and_unchanged_rows_are_left_alone() -> None:
+    app = TableApp(positional=False)
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({"a": ("a", "100.0%"), "b": ("b", "1.0%")})
+        await pilot.pause()
+        cpu = table.columns[next(k for k in table.columns if k.value == "cpu")]
+        assert cpu.content_width == len("100.0%")
+        table.sync({"a": ("a", "2.0%"), "b": ("b", "1.0%")})  # the widest cell narrowed: the column too
+        await pilot.pause()
+        assert cpu.content_width == len("2.0%")
+        table.sync({"a": ("a", "2.0%"), "b": ("b", "55.5%")})  # a cell widened: the column too
+        await pilot.pause()
+        assert cpu.content_width == len("55.5%")
+        updates = table._update_count
+        table.sync({"a": ("a", "2.0%"), "b": ("b", "55.5%")})  # nothing changed: nothing redrawn
+        assert table._update_count == updates
+
+
+async def test_switching_apps_shows_its_replicas_at_once_and_its_charts_once_the_cursor_rests() -> None:
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied >= 2, what="first frames")
+        replicas = app.query_one("#replicas", KeyedTable)
+        frames = app.frames_applied
+        await pilot.press("down")
+        assert app.selected == "worker" and replicas.row_count == 2
+        assert replicas.selected_key == "worker-1" and str(replicas.cell("worker-2", "name")) == "worker-2"
+        await until(lambda: app.frames_applied > frames, what="the refresh after the cursor rested")
+        chart = app.query_one("#chart-rps", Chart)
+        assert chart.empty_message.startswith("worker: no metrics yet")  # the fixed data has none
+        replicas.focus()
+        await pilot.press("down", "R")  # restart replica acts on the row the cursor is on
+        await until(lambda: len(app.screen_stack) > 1, what="confirm dialog")
+        assert "Restart replica worker-2" in str(app.screen.query_one("#question").render())

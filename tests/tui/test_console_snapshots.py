@@ -51,7 +51,18 @@ def test_restart_confirm(snap_compare: Any) -> None:
 
 
 def test_degraded_app_selected(snap_compare: Any) -> None:
-    assert snap_compare(console(), terminal_size=SIZE, run_before=first_frame, press=["down"])
+    async def charts_follow(pilot: Pilot[Any]) -> None:
+        await first_frame(pilot)
+        app = pilot.app
+        assert isinstance(app, OrchestryConsole)
+        frames = app.frames_applied
+        await pilot.press("down")
+        # The replicas follow the key at once; the charts with the refresh once the cursor has rested.
+        while app.frames_applied == frames:
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(console(), terminal_size=SIZE, run_before=charts_follow)
 
 
 def test_help(snap_compare: Any) -> None:

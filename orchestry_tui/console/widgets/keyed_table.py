@@ -4,56 +4,164 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rich.cells import cell_len
+from rich.text import Text
+from textual.render import measure
 from textual.widgets import DataTable
+from textual.widgets._data_table import ColumnKey, default_cell_formatter
 
 
 class KeyedTable(DataTable[object]):
-    """Rows are identified by a string key; ``sync`` adds, updates changed cells and removes rows."""
+    """Rows are identified by a string key; ``sync`` adds, updates changed cells and removes rows.
 
-    def __init__(self, columns: Iterable[tuple[str, str]], **kwargs: object) -> None:
+    ``positional``: row N of the screen is DataTable row key ``"N"`` whatever it shows, and the string
+    keys only name what each row shows now.  A whole new set of keys (another app's replicas) then
+    rewrites the cells that differ instead of removing every row and adding new ones: removing a row
+    costs the whole screen a layout pass, and switching apps did ten of them.  Rows are only added or
+    removed at the end, when the count changes.
+    """
+
+    def __init__(
+        self, columns: Iterable[tuple[str, str]], positional: bool = False, **kwargs: object
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self._columns = list(columns)
-        self._shown: dict[str, tuple[object, ...]] = {}
+        self._positional = positional
+        self._shown: dict[str, tuple[object, ...]] = {}  # DataTable row key → cells shown
+        self._keys: list[str] = []  # positional: the key each row shows, top to bottom
+        # Each cell's measured width, by column then row key, and the columns whose cells changed in
+        # this sync: their width is fitted once at its end (see _fit_columns).
+        self._widths: dict[str, dict[str, int]] = {key: {} for key, _label in self._columns}
+        self._changed: dict[str, list[int]] = {}
+        self._widened: dict[str, list[int]] = {}
 
     def on_mount(self) -> None:
         for key, label in self._columns:
             self.add_column(label, key=key)
 
     def sync(self, rows: dict[str, tuple[object, ...]]) -> None:
-        """Show ``rows`` in their order; cells change in place, rows are rebuilt only on a reorder."""
+        """Show ``rows`` in their order; cells change in place, rows are rebuilt only on a reorder
+        (never, when positional).  An unchanged row costs one tuple comparison."""
+        if self._positional:
+            self._sync_positions(rows)
+        else:
+            self._sync_keys(rows)
+        self._fit_columns()
+
+    def _sync_keys(self, rows: dict[str, tuple[object, ...]]) -> None:
         for gone in [key for key in self._shown if key not in rows]:
-            self.remove_row(gone)
-            del self._shown[gone]
+            self._remove(gone)
         for key, cells in rows.items():
             before = self._shown.get(key)
             if before is None:
-                self.add_row(*cells, key=key)
+                self._add(key, cells)
             elif before != cells:
-                for (column, _label), old, new in zip(self._columns, before, cells, strict=True):
-                    if old != new:
-                        self.update_cell(key, column, new, update_width=True)
+                self._update_cells(key, before, cells)
             self._shown[key] = cells
         if list(self._shown) != list(rows):
             self._rebuild(rows)
+
+    def _sync_positions(self, rows: dict[str, tuple[object, ...]]) -> None:
+        for index in range(len(self._shown) - 1, len(rows) - 1, -1):  # surplus rows, from the bottom
+            self._remove(str(index))
+        keys = list(rows)
+        for index, cells in enumerate(rows.values()):
+            row_key = str(index)
+            before = self._shown.get(row_key)
+            if before is None:
+                self._add(row_key, cells)
+            elif before != cells:
+                # Another key on this row counts as a new row: its columns only widen, as add_row's do.
+                same = index < len(self._keys) and self._keys[index] == keys[index]
+                self._update_cells(row_key, before, cells, fit=same)
+            self._shown[row_key] = cells
+        self._keys = keys
+
+    def _add(self, row_key: str, cells: tuple[object, ...]) -> None:
+        self.add_row(*cells, key=row_key)  # DataTable widens the columns for a new row itself
+        for (column, _label), value in zip(self._columns, cells, strict=True):
+            self._widths[column][row_key] = self._measure(value)
+
+    def _remove(self, row_key: str) -> None:
+        self.remove_row(row_key)
+        del self._shown[row_key]
+        for widths in self._widths.values():
+            widths.pop(row_key, None)
+
+    def _update_cells(
+        self, row_key: str, before: tuple[object, ...], cells: tuple[object, ...], fit: bool = True
+    ) -> None:
+        """``fit``: the column may narrow to its cells, as update_width does; else it only widens."""
+        for (column, _label), old, new in zip(self._columns, before, cells, strict=True):
+            if old != new:
+                # Not update_width=True: for every cell that got narrower than its column, DataTable
+                # re-measures the whole column (100 apps whose CPU moved: 100 × 100 measures a refresh).
+                self.update_cell(row_key, column, new)
+                width = self._widths[column][row_key] = self._measure(new)
+                (self._changed if fit else self._widened).setdefault(column, []).append(width)
+
+    def _measure(self, value: object) -> int:
+        """A cell's width as DataTable measures it (one-line rows).  Plain one-line text, what almost
+        every cell is, is its cell length: DataTable's path parses a string as markup first."""
+        plain = value.plain if isinstance(value, Text) else value if isinstance(value, str) else None
+        if plain is not None and not any(c in plain for c in "[\n\r\t"):
+            return cell_len(plain)
+        return measure(self.app.console, default_cell_formatter(value, wrap=False, height=1), 1)
+
+    def _fit_columns(self) -> None:
+        """Each changed column's width, as DataTable's update_width gives it, fitted once: the widest
+        cell when one got narrower than the column, else the wider of the column and its new cells."""
+        if not self._changed and not self._widened:
+            return
+        for column_key, new_widths in self._widened.items():
+            column = self.columns[ColumnKey(column_key)]
+            column.content_width = max(column.content_width, *new_widths)
+        for column_key, new_widths in self._changed.items():
+            column = self.columns[ColumnKey(column_key)]
+            label = measure(self.app.console, column.label, 1)
+            if min(new_widths) < column.content_width:
+                column.content_width = max([*self._widths[column_key].values(), label])
+            else:
+                column.content_width = max(column.content_width, *new_widths, label)
+        self._changed, self._widened = {}, {}
+        self._require_update_dimensions = True  # the virtual width follows on the next idle
+        self.check_idle()
 
     def _rebuild(self, rows: dict[str, tuple[object, ...]]) -> None:
         """A row moved (e.g. app10 registered between app2 and app11): rebuild, keeping the cursor's row."""
         selected = self.selected_key
         self.clear()
         self._shown = {}
+        self._widths = {key: {} for key, _label in self._columns}
         for key, cells in rows.items():
-            self.add_row(*cells, key=key)
+            self._add(key, cells)
             self._shown[key] = cells
         if selected in rows:
             self.move_cursor(row=self.get_row_index(selected))
+
+    def key_of(self, row_key: str | None) -> str | None:
+        """The key shown on the DataTable row ``row_key`` (as a RowHighlighted event names it)."""
+        if row_key is None or not self._positional:
+            return row_key
+        index = int(row_key)
+        return self._keys[index] if 0 <= index < len(self._keys) else None
+
+    def cell(self, key: str, column: str) -> object:
+        """The cell of ``column`` in the row showing ``key``."""
+        if self._positional:
+            return self.get_cell(str(self._keys.index(key)), column)
+        return self.get_cell(key, column)
 
     @property
     def selected_key(self) -> str | None:
         if not self._shown or self.cursor_row < 0 or self.cursor_row >= self.row_count:
             return None
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return row_key.value
+        return self.key_of(row_key.value)
 
     def select_key(self, key: str) -> None:
-        if key in self._shown:
+        if self._positional:
+            if key in self._keys:
+                self.move_cursor(row=self._keys.index(key))
+        elif key in self._shown:
             self.move_cursor(row=self.get_row_index(key))

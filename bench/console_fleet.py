@@ -1,0 +1,443 @@
+"""The console at fleet size: 1,000 simulated replicas in 100 apps, side by side with 100 in 10 apps.
+
+The REAL engine (reconciler, health scheduling, metrics windows, scaler, store) runs on the in-memory
+runtime with simulated replicas, as bench/fleet.py builds it (production intervals, health checks every
+10 s); the console attaches to it in the same process (headless, 200×50, every pane of its default
+layout shown).  Each size runs in its own process.  Printed per size:
+
+Every simulated replica's CPU and memory wander each second (so figures change on every refresh).
+
+- first screen / first data frame: from the console's start to the first painted screen, and to the
+  first screen painted after a frame of apps and replicas was applied (and the process CPU time that
+  took: what a loaded host does not inflate);
+- idle CPU: utime + stime of the process (console + engine, every thread) over ``--seconds``, as % of
+  one core; then the engine's alone (console closed) over half as long;
+- keypress latency p50/p99 over ``--presses`` presses of each kind: time from the key event entering
+  the app to the first painted screen that shows its effect (the apps cursor moved and the replicas
+  pane shows the newly selected app; the replicas cursor moved; the help screen opened, closed; the
+  describe screen opened, closed).  Not ``pilot.press``: it sleeps ≥ 40 ms waiting for idle;
+- scrolling: PageDown through the apps table (every press selects another app, so the replicas table
+  changes too) and through the replicas table: p50/p99/max of press → painted screen.
+
+Prints figures; asserts nothing.
+
+    .venv/bin/python bench/console_fleet.py [--sizes 10x10,100x10] [--seconds 20] [--presses 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SIZE = (200, 50)
+HEALTH_PERIOD_SECONDS = 10
+PRESS_CPU: list[float] = []  # process CPU from each key to its paint: what a loaded host cannot inflate
+GOALS = {"first data frame s": 1.0, "idle CPU %": 5.0, "keypress p99 ms": 50.0}
+
+
+def cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def app_document(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "App",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "orchestry/demo:latest",
+            "command": ["/bin/serve"],
+            "ports": [{"containerPort": 8080}],
+            "terminationGracePeriodSeconds": 5,
+        },
+        "scaling": {
+            "mode": "auto",
+            "minReplicas": replicas,
+            "maxReplicas": replicas * 2,
+            "windowSeconds": 60,
+        },
+        "healthCheck": {
+            "path": "/health",
+            "periodSeconds": HEALTH_PERIOD_SECONDS,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+    }
+
+
+async def wander_load(runtime: Any) -> None:
+    """Every replica's CPU and memory move each second, as a real fleet's do: every refresh then
+    changes figures in the apps and replicas tables (a steady 5 % would leave their cells alone)."""
+    rng = random.Random(7)
+    while True:
+        for container in list(runtime.containers.values()):
+            container.cpu_percent = rng.uniform(1.0, 60.0)
+            container.memory_bytes = rng.randint(8, 200) * 1024 * 1024
+        await asyncio.sleep(1.0)
+
+
+class Paints:
+    """Wraps the app's ``_display`` (called once per painted screen, headless too) to time paints."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[float]]] = []
+        original = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original(screen, renderable)
+            if renderable is None:
+                return
+            self.count += 1
+            now = time.perf_counter()
+            for waiter in list(self._waiters):
+                check, future = waiter
+                if not future.done() and check():
+                    future.set_result(now)
+                    self._waiters.remove(waiter)
+
+        app._display = display
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10.0) -> float:
+        """The perf_counter of the first paint after which ``check()`` holds."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiters.append((check, future))
+        return await asyncio.wait_for(future, timeout)
+
+
+async def press(app: Any, paints: Paints, key: str, shown: Callable[[], bool]) -> float:
+    """Seconds from ``key`` entering the app to the first paint where ``shown()`` holds."""
+    from textual import events
+
+    event = events.Key(key, None)
+    event.set_sender(app)
+    started, cpu = time.perf_counter(), time.process_time()
+    waiting = asyncio.ensure_future(paints.until(shown))
+    app._driver.send_message(event)
+    painted = await waiting
+    PRESS_CPU.append(time.process_time() - cpu)
+    await asyncio.sleep(0.02)  # a person's next key comes later than the paint
+    return painted - started
+
+
+async def measure(
+    apps: int, replicas: int, seconds: float, presses: int, profile_to: str | None = None
+) -> dict[str, Any]:
+    """One size in this process (``profile_to``: cProfile statistics of the idle period, written to
+    that file)."""
+    from core.engine import Engine
+    from core.lb.memory import MemoryNginx
+    from core.runtime.memory import MemoryPorts, MemoryRuntime
+    from core.settings import Settings, load_settings
+    from orchestry_tui.console.app import OrchestryConsole
+    from orchestry_tui.console.engine_backend import EngineBackend
+    from orchestry_tui.console.widgets.keyed_table import KeyedTable
+
+    defaults = {
+        k: Settings.model_fields[k].default
+        for k in ("scaler_interval", "metrics_interval", "relist_interval")
+    }
+    with tempfile.TemporaryDirectory(prefix="orchestry-console-fleet-") as tmp:
+        runtime = MemoryRuntime()
+        runtime.on_create = lambda c: setattr(c, "cpu_percent", 5.0)
+
+        async def drained(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
+            return True
+
+        settings = load_settings(
+            env_file=None,
+            state_dir=Path(tmp) / "state",
+            node_id=f"cfleet-{uuid.uuid4().hex[:6]}",
+            lb_listen="127.0.0.1:1",
+            drain_timeout=5.0,
+            **defaults,
+        )
+        engine = Engine(
+            settings,
+            runtime=runtime,
+            probe=runtime.probe,
+            drained=drained,
+            nginx=MemoryNginx(),
+            ports=MemoryPorts(),
+        )
+        await engine.start()
+        names = [f"fleet-{i:04d}" for i in range(apps)]
+        for name in names:
+            await engine.register(app_document(name, replicas))
+        for batch in range(0, apps, 50):
+            await asyncio.gather(*(engine.up(n) for n in names[batch : batch + 50]))
+        deadline = time.monotonic() + 600
+        while sum(engine.reconciler.ready_count(n) for n in names) < apps * replicas:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fleet never became ready")
+            await asyncio.sleep(0.5)
+        wander = asyncio.create_task(wander_load(runtime))
+        await asyncio.sleep(3.0)  # first samples and probes
+
+        prefs = Path(tmp) / "config.toml"
+        backend = EngineBackend(settings, engine=engine, serve_api=False)
+        app = OrchestryConsole(backend, preferences_path=prefs)
+        profile = cProfile.Profile() if profile_to else None
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        result: dict[str, Any] = {"apps": apps, "replicas": apps * replicas}
+        async with app.run_test(size=SIZE) as pilot:
+            paints = Paints(app)
+            first_screen = await paints.until(lambda: True)
+            first_data = await paints.until(lambda: app.frames_applied >= 1)
+            first_data_cpu = cpu_seconds() - cpu_started
+            result["first_screen_s"] = first_screen - started
+            result["first_data_s"] = first_data - started
+            await asyncio.sleep(5.0)  # charts, events and log tails arrive
+            result["first_data_cpu_s"] = first_data_cpu
+            if profile is not None:
+                profile.enable()
+            cpu_before, wall_before, frames_before = cpu_seconds(), time.monotonic(), app.frames_applied
+            await asyncio.sleep(seconds)
+            if profile is not None and profile_to:
+                profile.disable()
+                profile.dump_stats(profile_to)
+            result["idle_cpu_percent"] = (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
+            result["idle_frames"] = app.frames_applied - frames_before
+
+            apps_table = app.query_one("#apps", KeyedTable)
+            replicas_table = app.query_one("#replicas", KeyedTable)
+            pane = app.query_one("#replicas-pane")
+            apps_table.focus()
+            await pilot.pause()
+
+            def apps_moved(key: str) -> float:
+                before = apps_table.cursor_row
+                want = before + 1 if key == "down" else before - 1
+
+                def shown() -> bool:
+                    name = app.selected
+                    return (
+                        apps_table.cursor_row == want
+                        and name is not None
+                        and pane.border_title == f"replicas of {name}"
+                        and replicas_table.selected_key is not None
+                        and replicas_table.selected_key.startswith(name)
+                    )
+
+                return shown  # type: ignore[return-value]
+
+            move_app: list[float] = []
+            for i in range(presses):
+                key = "down" if (i // 5) % 2 == 0 else "up"  # five down, five up: stays near the top
+                move_app.append(await press(app, paints, key, apps_moved(key)))  # type: ignore[arg-type]
+
+            replicas_table.focus()
+            await pilot.pause()
+            move_replica: list[float] = []
+            for i in range(presses):
+                key = "down" if (i // 3) % 2 == 0 else "up"
+                before = replicas_table.cursor_row
+                want = before + 1 if key == "down" else before - 1
+                move_replica.append(
+                    await press(app, paints, key, lambda w=want: replicas_table.cursor_row == w)
+                )
+
+            apps_table.focus()
+            await pilot.pause()
+            from orchestry_tui.console.screens.describe import DescribeScreen
+            from orchestry_tui.console.screens.help import HelpScreen
+
+            open_help, close_help, open_describe, close_describe = [], [], [], []
+            for _ in range(max(1, presses // 4)):
+                open_help.append(
+                    await press(app, paints, "question_mark", lambda: isinstance(app.screen, HelpScreen))
+                )
+                close_help.append(await press(app, paints, "escape", lambda: len(app.screen_stack) == 1))
+                open_describe.append(
+                    await press(app, paints, "d", lambda: isinstance(app.screen, DescribeScreen))
+                )
+                close_describe.append(await press(app, paints, "escape", lambda: len(app.screen_stack) == 1))
+
+            # Scrolling: PageDown from the top of each table to its end.
+            apps_table.focus()
+            apps_table.move_cursor(row=0)
+            await pilot.pause()
+            scroll_apps: list[float] = []
+            while apps_table.cursor_row < apps_table.row_count - 1 and len(scroll_apps) < 200:
+                before = apps_table.cursor_row
+                scroll_apps.append(
+                    await press(
+                        app,
+                        paints,
+                        "pagedown",
+                        lambda b=before: (
+                            apps_table.cursor_row > b and pane.border_title == f"replicas of {app.selected}"
+                        ),
+                    )
+                )
+            replicas_table.focus()
+            replicas_table.move_cursor(row=0)
+            await pilot.pause()
+            scroll_replicas: list[float] = []
+            for _ in range(max(1, presses // 4)):
+                replicas_table.move_cursor(row=0)
+                await pilot.pause()
+                while replicas_table.cursor_row < replicas_table.row_count - 1:
+                    before = replicas_table.cursor_row
+                    scroll_replicas.append(
+                        await press(app, paints, "pagedown", lambda b=before: replicas_table.cursor_row > b)
+                    )
+        cpu_before, wall_before = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(seconds / 2)
+        result["engine_alone_cpu_percent"] = (
+            (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
+        )
+        wander.cancel()
+        await engine.stop(stop_apps=False)
+
+    def figures(name: str, values: list[float]) -> None:
+        result[f"{name}_p50_ms"] = statistics.median(values) * 1000 if values else float("nan")
+        result[f"{name}_p99_ms"] = percentile(values, 0.99) * 1000
+        result[f"{name}_max_ms"] = max(values) * 1000 if values else float("nan")
+        result[f"{name}_n"] = len(values)
+
+    result["press_cpu_ms"] = statistics.median(PRESS_CPU) * 1000
+    figures("move_app", move_app)
+    figures("move_replica", move_replica)
+    figures("open_help", open_help)
+    figures("close_help", close_help)
+    figures("open_describe", open_describe)
+    figures("close_describe", close_describe)
+    figures("scroll_apps", scroll_apps)
+    figures("scroll_replicas", scroll_replicas)
+    return result
+
+
+def run_child(apps: int, replicas: int, seconds: float, presses: int, tree: Path) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        __file__,
+        "--tree",
+        str(tree),
+        "--child",
+        f"{apps}x{replicas}",
+        "--seconds",
+        str(seconds),
+        "--presses",
+        str(presses),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the {apps}×{replicas} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    ours = [r for r in rows if r["tree"] == "this"]
+    base = next((r for r in rows if r["tree"] == "baseline"), None)
+    header = f"{'':<36}" + "".join(
+        f"{str(r['replicas']) + (' (base)' if r['tree'] == 'baseline' else ' replicas'):>16}" for r in rows
+    )
+    header += "   growth" if len(ours) > 1 else ""
+    header += "  vs base" if base is not None else ""
+    print(header)
+
+    def line(label: str, key: str, unit: str = "") -> None:
+        cells = "".join(f"{r[key]:>14.2f}{unit:<2}" for r in rows)
+        ratios = ""
+        if len(ours) > 1:
+            ratios += f"  {ours[-1][key] / ours[0][key]:6.2f}×" if ours[0][key] else "        "
+        if base is not None:
+            ratios += f"  {ours[-1][key] / base[key]:6.2f}×" if base[key] else ""
+        print(f"{label:<36}{cells}{ratios}")
+
+    line("first screen", "first_screen_s", " s")
+    line("first data frame", "first_data_s", " s")
+    line("first data frame, CPU time", "first_data_cpu_s", " s")
+    line("idle CPU (console + engine)", "idle_cpu_percent", " %")
+    line("idle CPU, engine alone after", "engine_alone_cpu_percent", " %")
+    for key, label in (
+        ("move_app", "apps cursor ↓/↑ (replicas shown)"),
+        ("move_replica", "replicas cursor ↓/↑"),
+        ("open_help", "open help (?)"),
+        ("close_help", "close help (esc)"),
+        ("open_describe", "open describe (d)"),
+        ("close_describe", "close describe (esc)"),
+        ("scroll_apps", "PageDown, apps table"),
+        ("scroll_replicas", "PageDown, replicas table"),
+    ):
+        line(f"{label} p50", f"{key}_p50_ms", "ms")
+        line(f"{label} p99", f"{key}_p99_ms", "ms")
+    line("CPU per press (median, all kinds)", "press_cpu_ms", "ms")
+    line("PageDown apps table max", "scroll_apps_max_ms", "ms")
+    line("PageDown replicas table max", "scroll_replicas_max_ms", "ms")
+    print(
+        f"presses per row: {', '.join(str(r['move_app_n']) for r in rows)} (apps cursor);"
+        f" PageDowns: {', '.join(str(r['scroll_apps_n']) for r in rows)} (apps table)"
+    )
+    print(f"goals at 1,000 replicas: {GOALS}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10x10,100x10", help="APPSxREPLICAS per app, comma separated")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="the checkout whose console and engine run (default: this one)",
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. /work/main) measured at the largest size too"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help="with --child: write cProfile statistics of the idle period here")
+    args = parser.parse_args()
+    if args.child:
+        import logging
+
+        sys.path.insert(0, str(args.tree.resolve()))
+        logging.basicConfig(level=logging.WARNING)
+        apps, replicas = (int(x) for x in args.child.split("x"))
+        print(json.dumps(asyncio.run(measure(apps, replicas, args.seconds, args.presses, args.profile))))
+        return
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(
+        f"console at fleet size: in-memory runtime, health every {HEALTH_PERIOD_SECONDS} s, production"
+        f" intervals, {SIZE[0]}×{SIZE[1]}, every default pane shown; {os.cpu_count()} CPUs, load {load}"
+    )
+    rows = []
+    for size in args.sizes.split(","):
+        apps, replicas = (int(x) for x in size.split("x"))
+        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.tree))
+        rows[-1]["tree"] = "this"
+    if args.baseline is not None:
+        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.baseline))
+        rows[-1]["tree"] = "baseline"
+        print(f"baseline tree: {args.baseline} (last column; ratio = this tree ÷ baseline at {size})")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
