@@ -1,7 +1,8 @@
 """Scale-out benchmark: Orchestry vs `docker-compose up -d --scale` on the same image.
 
 Orchestry's clock stops when every replica is healthy *and* routed through nginx (each one has
-answered a request through the load balancer); compose's stops when the containers are running.
+answered a request through the load balancer, polled by a client in a process of its own); compose's
+stops when the containers are running.
 Each round runs Orchestry's cases and then compose's, so both see the same load on a shared machine.
 Prints medians of N runs, the ratio, and where each new replica's time goes (median offsets from the
 scale call: planned, created, started, first probe, first passing probe, routed = the nginx reload
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -28,16 +30,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.engine import Engine  # noqa: E402
-from core.timeline import STAGES, ReplicaTimeline  # noqa: E402
+from core.timeline import ROUTED, STAGES, ReplicaTimeline  # noqa: E402
 from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
 ANSWERED = "answered"
 TIMED_CASES = ("1→10", "0→10")
-POLLERS = 8  # concurrent clients polling through nginx
+# Clients polling through nginx, each pausing PAUSE_SECONDS between requests: about one request every
+# 5-10 ms, so a newly routed replica (least_conn sends the next request to it) answers within one
+# request's time, without the clients' CGI requests taking the CPU Docker needs for its creates.
+POLLERS = 4
+PAUSE_SECONDS = 0.02
+# Before each timed case: Docker finishes what the previous step left it (removals, the other tool's
+# teardown), so neither tool's case starts while Docker still cleans up after the other.
+SETTLE_SECONDS = 1.0
 
 
-async def replicas_answering(url: str, expected: int, timeout: float = 60.0) -> dict[str, float]:
+async def replicas_answering(
+    url: str, expected: int, timeout: float = 60.0, ready: asyncio.Event | None = None
+) -> dict[str, float]:
     """Poll through nginx until ``expected`` distinct replicas have answered; each one's first answer
     (perf_counter).
 
@@ -47,6 +58,8 @@ async def replicas_answering(url: str, expected: int, timeout: float = 60.0) -> 
     seen: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
+        if ready is not None:
+            ready.set()
 
         async def poller() -> None:
             while len(seen) < expected and time.monotonic() < deadline:
@@ -55,15 +68,56 @@ async def replicas_answering(url: str, expected: int, timeout: float = 60.0) -> 
                         if resp.status == 200:
                             name = (await resp.text()).split("replica=")[-1].split()[0]
                             seen.setdefault(name, time.perf_counter())
-                            continue
                 except (aiohttp.ClientError, TimeoutError):
                     pass
-                await asyncio.sleep(0.005)  # not routed yet (404/502): no busy loop against nginx
+                await asyncio.sleep(PAUSE_SECONDS)
 
         await asyncio.gather(*(poller() for _ in range(POLLERS)))
     if len(seen) < expected:
         raise RuntimeError(f"only {len(seen)} of {expected} replicas answered through nginx")
     return seen
+
+
+class Client:
+    """The polling client in a process of its own, as a user's would be: in the engine's process its
+    requests and their parsing would take the engine's event loop and CPU (with one replica answering
+    from the start, 1→10 paid for that and 0→10, polling an app answering 503 quickly, did not).
+    time.perf_counter is CLOCK_MONOTONIC, the same clock in both processes."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    @classmethod
+    async def polling(cls, url: str, expected: int) -> Client:
+        """Started and polling ``url`` until ``expected`` replicas answered."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--poll", url, "--expect", str(expected), stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        if (await process.stdout.readline()).strip() != b"polling":
+            raise RuntimeError("the polling client did not start")
+        return cls(process)
+
+    async def first_answers(self) -> dict[str, float]:
+        """Each replica's first answer through nginx (perf_counter), once ``expected`` answered."""
+        out, _ = await self._process.communicate()
+        if self._process.returncode != 0:
+            raise RuntimeError(f"the polling client failed (exit {self._process.returncode})")
+        return {name: float(at) for name, at in json.loads(out).items()}
+
+
+async def poll_and_report(url: str, expected: int) -> None:
+    """The client process: say when it polls, then print each replica's first answer as JSON."""
+    polling = asyncio.Event()
+
+    async def announce() -> None:
+        await polling.wait()
+        print("polling", flush=True)
+
+    announcing = asyncio.create_task(announce())
+    seen = await replicas_answering(url, expected, ready=polling)
+    await announcing
+    print(json.dumps(seen), flush=True)
 
 
 async def wait_live(engine: Engine, name: str, count: int, timeout: float = 60.0) -> None:
@@ -85,10 +139,12 @@ async def scale_and_route(
 ) -> tuple[float, Offsets]:
     """Scale ``name`` to ten and wait until ten replicas answer through nginx: the time, and each new
     replica's stages as offsets from the scale call."""
+    client = await Client.polling(url, 10)
+    await asyncio.sleep(SETTLE_SECONDS)
     timeline.clear()
     started = time.perf_counter()
     await engine.scale(name, 10)
-    answered = await replicas_answering(url, 10)
+    answered = await client.first_answers()
     # The clock stops at the tenth replica's first answer through nginx.
     elapsed = max(answered.values()) - started
     offsets: Offsets = {}
@@ -163,12 +219,14 @@ def running_count(project: str) -> int:
 
 def compose_round(project: str, results: dict[str, list[float]]) -> None:
     compose("up", "-d", "--scale", "web=1", project=project)
+    time.sleep(SETTLE_SECONDS)
     started = time.perf_counter()
     compose("up", "-d", "--scale", "web=10", project=project)
     while running_count(project) < 10:
         time.sleep(0.02)
     results["1→10"].append(time.perf_counter() - started)
     compose("down", "-t", "1", project=project)
+    time.sleep(SETTLE_SECONDS)
     started = time.perf_counter()
     compose("up", "-d", "--scale", "web=10", project=project)
     while running_count(project) < 10:
@@ -244,7 +302,12 @@ def print_timeline(case: str, runs: list[Offsets]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--poll", metavar="URL", help=argparse.SUPPRESS)  # the client process
+    parser.add_argument("--expect", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.poll:
+        asyncio.run(poll_and_report(args.poll, args.expect))
+        return
     ours, theirs, lines = asyncio.run(all_runs(args.runs))
     print(f"scale benchmark, median of {args.runs} runs (seconds); rounds alternate Orchestry and compose")
     print(f"{'case':<14}{'orchestry':>12}{'compose':>12}{'ratio':>9}")
@@ -255,6 +318,13 @@ def main() -> None:
         base_text = f"{base:.3f}" if base else "-"
         print(f"{case:<14}{mine:>12.3f}{base_text:>12}{ratio:>9}")
     print("orchestry waits for health checks and nginx routing; compose only for 'running'.")
+    for case in TIMED_CASES:
+        # The engine's own claim, without the client's last request: nginx serves all ten.
+        routed = statistics.median(max(row[ROUTED] for row in offsets.values()) for offsets in lines[case])
+        base = statistics.median(theirs[case])
+        print(
+            f"{case + ' routed':<14}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
+        )
     for case in TIMED_CASES:
         print_timeline(case, lines[case])
 
