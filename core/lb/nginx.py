@@ -73,6 +73,20 @@ _POLL = 0.01
 _WATCHDOG_SAFETY_NET = 5.0
 
 
+# Whether this kernel lists a process's children in procfs (CONFIG_PROC_CHILDREN); without it finding
+# nginx's workers scans every process, which belongs in a thread.
+_PROC_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+
+
+async def _workers_of(master_pid: int) -> set[int]:
+    """The master's workers that accept connections.  Read inline where procfs lists children (a few
+    tiny reads, polled every 10 ms during a reload: a hop to the default thread pool could queue behind
+    the store writes a burst of ready replicas makes), in a thread otherwise."""
+    if _PROC_CHILDREN:
+        return set(_worker_pids(master_pid))
+    return set(await asyncio.to_thread(_worker_pids, master_pid))
+
+
 class NginxController:
     """One nginx serving every app on ``listen_host:listen_port``; see the module docstring."""
 
@@ -587,17 +601,17 @@ class NginxController:
             self._count_reload()
             return None
         pid = self._master_pid
-        if pid is None or not await asyncio.to_thread(self._master_alive):
+        if pid is None or not self._master_alive():  # two tiny procfs reads: inline
             # The watchdog restarts it on these files; nothing to signal meanwhile.
             return None
-        old_workers = set(await asyncio.to_thread(_worker_pids, pid))
+        old_workers = await _workers_of(pid)
         try:
             os.kill(pid, signal.SIGHUP)
         except ProcessLookupError:
             return None  # died just now: the watchdog starts a new master on these files
         deadline = time.monotonic() + _READY_TIMEOUT
         while time.monotonic() < deadline:
-            workers = set(await asyncio.to_thread(_worker_pids, pid))
+            workers = await _workers_of(pid)
             new_workers = workers - old_workers
             # Old workers drop out of the list when the master tells them to stop (100 ms after it
             # started the new ones): only a change that takes something away waits for that.
