@@ -32,6 +32,9 @@ CANDIDATE = "candidate"
 SAFETY_MARGIN = 0.2
 # A fenced write must commit with at least this much lease left (see core.store.db.WriteFence).
 MIN_FENCE_MARGIN = 0.75
+# A follower tries for an expiring lease this long after it should have run out (and never sooner
+# than this after its last try), so the try does not come a hair early and find it still valid.
+EXPIRY_SLACK = 0.02
 
 StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -79,6 +82,9 @@ class LeaseElection:
         self.lease: LeaseView | None = None
         self._valid_until = 0.0  # local monotonic time
         self._hold_off_until = 0.0  # local monotonic time before which this node does not campaign
+        self._peer_expires = 0.0  # local monotonic time at which the newest lease seen runs out
+        self._notices: Any = None  # core.store.lease_notices.LeaseNotices while run() runs (PostgreSQL)
+        self.wakeups = 0  # steps started by a lease notice rather than the timer
         self._on_change = on_change
         self.last_error: str = ""
         self._lock = asyncio.Lock()
@@ -90,6 +96,20 @@ class LeaseElection:
     def _follower_retry(self) -> float:
         """How often a node that does not lead tries for the lease."""
         return min(1.0, self.ttl / 3)
+
+    def _next_step_in(self) -> float:
+        """Seconds until the next step: a leader renews every TTL/3; a follower retries on its timer,
+        or just after a peer's lease runs out if that comes first (a killed leader is replaced as soon
+        as its lease allows, not up to a retry period later). A release wakes followers at once
+        through the lease notices instead."""
+        if self.is_leader():
+            return max(0.5, self.ttl / 3)
+        retry = self._follower_retry
+        lease = self.lease
+        if lease is None or lease.released_at is not None or lease.leader_id == self.node_id:
+            return retry
+        until_expiry = self._peer_expires - time.monotonic() + EXPIRY_SLACK
+        return min(retry, max(EXPIRY_SLACK, until_expiry))
 
     # --- queries --------------------------------------------------------------------------------
     def is_leader(self) -> bool:
@@ -166,9 +186,11 @@ class LeaseElection:
             # Alive and still leading in its own eyes, yet refused: a successor took the term over
             # (this node was frozen or cut off past its lease). The term's history says "fenced".
             await self._set_state(FOLLOWER, "lost the lease (renew refused)", term_ended="fenced")
-        current = await asyncio.to_thread(self.store.leases.current)
+        current, db_now = await asyncio.to_thread(self.store.leases.newest_and_now)
         if current is not None:
             self._adopt(current)
+            # Local monotonic time at which the peer's lease runs out (by the database clock).
+            self._peer_expires = started + (current.expires_at - db_now)
         if started < self._hold_off_until:
             return  # just stepped down: a peer gets the first chance at the next term
         acquired = await asyncio.to_thread(
@@ -209,10 +231,24 @@ class LeaseElection:
             await self._on_change(state, why, details)
 
     async def run(self) -> None:
-        """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second)."""
-        while True:
-            await self.step()
-            await asyncio.sleep(max(0.5, self.ttl / 3) if self.is_leader() else self._follower_retry)
+        """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second), when a
+        peer's lease runs out, and at once when a peer releases or takes the lease (PostgreSQL)."""
+        open_notices = getattr(self.store, "lease_notices", None)
+        self._notices = open_notices() if open_notices is not None else None
+        try:
+            while True:
+                await self.step()
+                await self._pause(self._next_step_in())
+        finally:
+            if self._notices is not None:
+                self._notices.close()
+                self._notices = None
+
+    async def _pause(self, seconds: float) -> None:
+        if self._notices is None:
+            await asyncio.sleep(seconds)
+        elif await self._notices.wait(seconds):
+            self.wakeups += 1
 
     async def heartbeat(self) -> None:
         while True:

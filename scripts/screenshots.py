@@ -214,7 +214,7 @@ async def capture_cluster(out: Path) -> list[Path]:
     """The console attached through the controller LB of three daemons on PostgreSQL, around a kill -9."""
     import signal
 
-    from tests.chaos.daemon_cluster import DaemonCluster, call
+    from testkit.daemon_cluster import DaemonCluster, call
     from tests.conftest import _pg_admin_url, run_as_admin
 
     database = f"orchestry_shots_{uuid.uuid4().hex[:8]}"

@@ -16,6 +16,7 @@ from core.errors import Conflict, NotFound, StoreError
 from core.models import APP_STOPPED
 from core.store import models as t
 from core.store.db import Database, IntegrityViolation
+from core.store.lease_notices import notify_sql
 from core.store.records import (
     AppRecord,
     EventRecord,
@@ -396,6 +397,7 @@ class LeaseRepository:
                     expires_at=now + ttl,
                 )
                 conn.execute(sa.insert(t.leader_lease).values(**asdict(lease)))
+                self._notify(conn, f"acquired {lease.term}")
                 return lease
         except IntegrityViolation:
             return None  # a peer inserted the same term first
@@ -431,7 +433,21 @@ class LeaseRepository:
                 .where(lease.c.term == term, lease.c.leader_id == node_id, lease.c.released_at.is_(None))
                 .values(released_at=self._db.now_sql)
             )
+            if result.rowcount > 0:
+                self._notify(conn, f"released {term}")
             return result.rowcount > 0
+
+    def _notify(self, conn: sa.Connection, payload: str) -> None:
+        """Wake listening peers when this transaction commits (PostgreSQL; SQLite has one node)."""
+        if self._db.dialect == "postgresql":
+            statement, params = notify_sql(payload)
+            conn.execute(statement, params)
+
+    def newest_and_now(self) -> tuple[LeaseRecord | None, float]:
+        """The newest term's row and the database clock, read together (when does it expire?)."""
+        with self._db.read("reading the leader lease") as conn:
+            now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            return self._newest(conn), now
 
 
 class NodeRepository:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.store.db import Database, WriteFence, upgrade_database
+from core.store.lease_notices import LeaseNotices
 from core.store.metric_history import MetricHistoryRepository
 from core.store.repositories import (
     AppRepository,
@@ -54,6 +55,10 @@ class Store:
         """From now on, leader-only writes (apps, instances, scaling and metric history, secrets) must
         carry the term this node leads and are refused in the database once that term is over."""
         self.database.fence = WriteFence(term=term, node_id=node_id, margin=margin)
+
+    def lease_notices(self) -> LeaseNotices | None:
+        """Wake-ups when a peer releases or takes the lease; None on SQLite (one node, nobody to wake)."""
+        return LeaseNotices(self.database.engine) if self.dialect == "postgresql" else None
 
     def ping(self) -> None:
         """Raise StoreError when the database does not answer."""

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.chaos.daemon_cluster import DaemonCluster
+from testkit.daemon_cluster import DaemonCluster
 from tests.conftest import _pg_admin_url, run_as_admin
 
 SHARED_TTL = 3

@@ -20,8 +20,8 @@ from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.widgets.cluster_pane import ClusterPane
 from orchestry_tui.console.widgets.events_pane import EventsPane
+from testkit.daemon_cluster import DaemonCluster
 from tests.chaos.conftest import SHARED_TTL, restore
-from tests.chaos.daemon_cluster import DaemonCluster
 from tests.integration.harness import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

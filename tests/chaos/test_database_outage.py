@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.daemon_cluster import DaemonCluster, call, ready_replicas
+from testkit.daemon_cluster import DaemonCluster, call, ready_replicas
 from tests.chaos.pg_private import PrivatePostgres, private_database_url, private_postgres  # noqa: F401
 from tests.conftest import unique_name
 from tests.integration.harness import TrafficClient, demo_app, wait_for

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.chaos.daemon_cluster import ORCHESTRY
+from testkit.daemon_cluster import ORCHESTRY
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, free_port
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.daemon_cluster import DaemonCluster, Node, call, ready_replicas
+from testkit.daemon_cluster import DaemonCluster, Node, call, ready_replicas
 from tests.conftest import unique_name
 from tests.integration.harness import TrafficClient, demo_app, wait_for
 

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from scripts.controller_lb import render_controller_config
-from tests.integration.harness import docker, free_port
+from testkit.harness import docker, free_port
 
 ORCHESTRY = str(Path(sys.executable).parent / "orchestry")
 READY_PREFIX = "orchestry daemon ready:"
@@ -38,6 +38,7 @@ class Node:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    log_start: int = 0  # where this run's lines begin: a restart appends to the same log
 
     @property
     def url(self) -> str:
@@ -54,11 +55,13 @@ class Node:
     def send(self, sig: signal.Signals) -> None:
         os.kill(self.process.pid, sig)
 
-    def log(self) -> str:
+    def log(self, since_start: bool = False) -> str:
+        """The node's log; ``since_start``: only this run's part of it."""
         try:
-            return self.log_path.read_text(errors="replace")
+            data = self.log_path.read_bytes()
         except OSError:
             return ""
+        return data[self.log_start if since_start else 0 :].decode(errors="replace")
 
 
 @dataclass
@@ -134,17 +137,18 @@ class DaemonCluster:
         )
         return env
 
-    def spawn(self, index: int) -> Node:
-        port = free_port()
+    def spawn(self, index: int, port: int | None = None) -> Node:
+        port = port or free_port()
         node_id = f"node{index}-{self._tag}"
         log_path = self.base / f"node{index}.log"
+        log_start = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [ORCHESTRY, "daemon", "--port", str(port), "--lb-listen", self.apps_lb,
                  "--state-dir", str(self.state_dir), "--node-id", node_id],
                 env=self._env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        node = Node(index, node_id, port, process, log_path)
+        node = Node(index, node_id, port, process, log_path, log_start)
         if index <= len(self.nodes):
             self.nodes[index - 1] = node
         else:
@@ -154,7 +158,8 @@ class DaemonCluster:
     async def wait_ready(self, node: Node) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            if f"{READY_PREFIX} api={node.url}" in node.log():
+            # This run's ready line: an earlier run on the same port said the same.
+            if f"{READY_PREFIX} api={node.url}" in node.log(since_start=True):
                 return
             if not node.alive:
                 break
@@ -168,7 +173,8 @@ class DaemonCluster:
             await self.wait_ready(node)
 
     async def restart(self, node: Node) -> Node:
-        fresh = self.spawn(node.index)
+        # Same port: the controller LB's upstreams are fixed when it starts.
+        fresh = self.spawn(node.index, node.port)
         await self.wait_ready(fresh)
         return fresh
 

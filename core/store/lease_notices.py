@@ -1,0 +1,126 @@
+"""Wake the election the moment a peer releases or takes the lease (PostgreSQL LISTEN/NOTIFY).
+
+The lease repository sends ``NOTIFY orchestry_lease`` inside the transaction that releases or acquires
+a term, so it arrives when (and only if) that transaction commits. Followers listen on one dedicated
+connection and try for the lease at once instead of at their next retry: a clean handover takes a
+round trip, not a retry period. A notice only says "look now"; the lease row in the database stays the
+only truth, so a lost notice (connection dropped, SQLite) costs nothing but the wait for the next
+retry, which still runs on its timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "orchestry_lease"
+# After a failed connect or a dropped connection: how long to rely on the timer before trying again.
+RECONNECT_SECONDS = 5.0
+
+
+def notify_sql(payload: str) -> tuple[sa.TextClause, dict[str, str]]:
+    """The statement that tells listeners, sent inside the lease transaction (delivered on COMMIT)."""
+    return sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+
+
+class LeaseNotices:
+    """A LISTEN connection read by the event loop (add_reader: nothing blocks while waiting)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._conn: Any = None  # a raw psycopg2 connection, autocommit, listening
+        self._fd = -1  # its socket, as registered with the loop (libpq forgets it once the link drops)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event = asyncio.Event()
+        self._retry_at = 0.0
+        self.received = 0  # notices seen (for tests and diagnostics)
+
+    @property
+    def listening(self) -> bool:
+        return self._conn is not None
+
+    def _connect(self) -> Any:
+        import psycopg2  # PostgreSQL only: SQLite nodes never load the driver
+
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        conn = psycopg2.connect(*args, **kwargs)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def start(self) -> bool:
+        """Listen (again) unless already listening or a recent attempt failed; True when listening."""
+        if self._conn is not None:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            conn = await asyncio.to_thread(self._connect)
+        except Exception as exc:  # any driver failure: fall back to the timer
+            self._retry_at = time.monotonic() + RECONNECT_SECONDS
+            log.info("not listening for lease notices (%s); followers retry on their timer", exc)
+            return False
+        self._loop = asyncio.get_running_loop()
+        self._conn, self._fd = conn, conn.fileno()
+        self._loop.add_reader(self._fd, self._readable)
+        # Whatever changed while not listening is read by the step that follows this wait.
+        self._event.set()
+        return True
+
+    def _readable(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.poll()
+        except Exception as exc:  # the connection is gone: drop it, reconnect later
+            log.info("lease notices connection lost (%s)", exc)
+            self._drop()
+            self._retry_at = time.monotonic() + RECONNECT_SECONDS
+            self._event.set()  # a step now reads the lease instead of trusting silence
+            return
+        if conn.notifies:
+            self.received += len(conn.notifies)
+            conn.notifies.clear()
+            self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True when a notice (or a change of connection) came first.
+
+        Notices that arrive while the caller is busy are kept for the next wait, never lost."""
+        await self.start()
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._event.clear()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # By the number registered: a reconnect may get the same number, and a stale registration
+        # would leave the new socket unwatched.
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+        self._fd = -1
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def close(self) -> None:
+        self._drop()
