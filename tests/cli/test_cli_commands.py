@@ -185,7 +185,7 @@ def test_follow_prints_lines_until_interrupted(daemon: Daemon, tmp_path: Path) -
         assert set(line) >= {"timestamp", "replica", "message"}
     finally:
         follower.send_signal(2)  # Ctrl-C
-        code = follower.wait(timeout=10)
+        code = follower.wait(timeout=30)
     assert code == 0 and "Traceback" not in (follower.stderr.read() if follower.stderr else "")
     daemon.ok("delete", name, "-f")
 

@@ -167,7 +167,8 @@ def test_stop_waits_out_the_lease_of_a_killed_daemon(tmp_path: Path, state: Path
     name = unique_name("killed")
     app_file = tmp_path / "app.yml"
     app_file.write_text(yaml.safe_dump(demo_app(name)))
-    daemon = start_daemon(tmp_path, env_extra={"LEADER_LEASE_TTL": "6"})
+    # Long enough that the lease is still held when `stop` starts, even on a loaded machine.
+    daemon = start_daemon(tmp_path, env_extra={"LEADER_LEASE_TTL": "10"})
     try:
         daemon.ok("apply", str(app_file))
         wait_ready(daemon, name, 1)

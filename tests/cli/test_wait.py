@@ -119,7 +119,7 @@ def test_ctrl_c_while_waiting_exits_130_and_the_change_goes_on(daemon: Daemon) -
         assert waiter.stdout.readline().startswith(f"{name}: scaling to 2")
         assert waiter.stdout.readline().startswith(f"{name}: ")  # the first progress line: waiting
         waiter.send_signal(signal.SIGINT)
-        code = waiter.wait(timeout=10)
+        code = waiter.wait(timeout=30)
         stderr = waiter.stderr.read() if waiter.stderr else ""
         assert code == 130
         assert "the change continues on the daemon" in stderr and "Traceback" not in stderr

@@ -264,13 +264,19 @@ async def test_stats_show_a_burning_replica_against_its_limits(runtime: DockerRu
     await wait_until_serving(info)
     burn = asyncio.create_task(asyncio.to_thread(http_get, info.port, "/cgi-bin/burn?s=4", 10))
     await asyncio.sleep(1.0)
-
-    sample = (await runtime.stats([info.id]))[info.id]
+    # Samples through the burn: on a loaded host one sample may catch the burner between time slices.
+    samples = []
+    while not burn.done():
+        samples.append((await runtime.stats([info.id]))[info.id])
+        await asyncio.sleep(0.5)
     await burn
+    sample = max(samples, key=lambda s: s.cpu_percent_of_core)
     # Half a core allowed: the burner uses about 50 % of one core, i.e. about 100 % of its limit.
-    # The upper bounds are the limit at work; the lower ones leave room for a busy shared host.
-    assert 10 < sample.cpu_percent_of_core < 65, sample
-    assert sample.cpu_percent_of_limit is not None and 20 < sample.cpu_percent_of_limit < 130, sample
+    # The upper bounds are the limit at work; the lower ones (an idle replica reads about 0.05 %) leave
+    # room for a shared host at a load of 30 on two cores, where every runnable task gets about 7 %.
+    assert 5 < sample.cpu_percent_of_core < 65, samples
+    assert all(s.cpu_percent_of_core < 65 for s in samples), samples
+    assert sample.cpu_percent_of_limit is not None and 10 < sample.cpu_percent_of_limit < 130, sample
     assert sample.memory_limit_bytes == 64 * 1024 * 1024
     assert sample.memory_percent is not None and 0 < sample.memory_percent < 100
 

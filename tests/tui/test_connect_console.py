@@ -218,7 +218,7 @@ async def test_restart_confirmed_replaces_a_replica_on_the_daemon(
             )
 
         await until(replaced, timeout=60, what="every replica replaced and ready")
-        assert any("rolling restart" in n for n in notifications(app)), notifications(app)
+        await until(lambda: any("rolling restart" in n for n in notifications(app)), what="the notice")
 
 
 async def test_mode_down_and_up_act_through_the_daemon(served: tuple[Daemon, str], tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ async def test_restart_confirmed_replaces_the_replica(engine: Engine, running_ap
         await pilot.press("r")
         await until(lambda: isinstance(app.screen, ConfirmScreen), what="confirm dialog")
         await pilot.click("#confirm")
-        await until(lambda: _replaced(engine, running_app, before), timeout=30, what="a new container")
+        await until(lambda: _replaced(engine, running_app, before), timeout=60, what="a new container")
 
 
 async def _replaced(engine: Engine, name: str, old: str) -> bool:
