@@ -14,6 +14,7 @@ from textual.widgets import Input
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FixedBackend, sample_backend
 from orchestry_tui.console.frame import Leadership
+from orchestry_tui.console.widgets.log_pane import LogPane
 
 SIZE = (160, 45)
 
@@ -24,6 +25,9 @@ async def first_frame(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, OrchestryConsole)
     while app.frames_applied < 2:  # the second frame carries the selected app's charts
+        await pilot.pause(0.02)
+    await pilot.pause(0.1)  # the logs pane's follow hands over the fixed tail
+    while not app.query_one(LogPane).settled:  # and writes it in a batch
         await pilot.pause(0.02)
     await pilot.pause()
 

@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
 from orchestry_tui.console.frame import ChartData
+from orchestry_tui.console.widgets.log_pane import LogPane
 from tests.tui.conftest import until
 
 SMALL = (80, 24)
@@ -38,7 +39,8 @@ def pressing(*keys: str) -> Any:
         frames = app.frames_applied
         app.refresh_now()  # the panes just shown draw their data
         await until(lambda: app.frames_applied > frames, what="a refresh")
-        await pilot.pause(0.3)  # the logs pane writes in 0.1 s batches
+        await pilot.pause(0.1)  # the logs pane's follow hands over the fixed tail
+        await until(lambda: app.query_one(LogPane).settled, what="the logs pane's batch written")
 
     return run_before
 

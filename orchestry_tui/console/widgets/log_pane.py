@@ -1,6 +1,6 @@
 """The live logs pane on the main screen: the selected app's replicas merged, or one replica.
 
-Lines stream only while the pane is shown; they are written in batches (one refresh per tenth of a
+Lines stream only while the pane is shown; they are written in batches (at most two repaints a
 second) and the last ``KEPT_LINES`` are kept raw, so switching between the app and one of its replicas,
 or changing the filter, redraws at once without asking the engine again.
 """
@@ -19,9 +19,12 @@ from core.runtime.base import LogLine
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.widgets.log_view import LogView
 
-# Lines are written in batches: one redraw per batch however fast they come, and no timer at all while
-# no line arrives (an idle pane wakes nothing).
-BATCH_SECONDS = 0.1
+# Lines are written in batches: one repaint per batch however fast they come, and no timer at all while
+# no line arrives (an idle pane wakes nothing).  Each repaint costs a compositor pass (~5 ms at 200×50);
+# an idle app's health-probe lines trickle in about once a second, and a half-second batch lets those
+# that come close together share a pass (a busy app's 10 lines a second cost 2 passes, not 10) while
+# a line still shows within a second.
+BATCH_SECONDS = 0.5
 KEPT_LINES = 5000
 VIEW_LINES = 2000
 
@@ -95,6 +98,11 @@ class LogPane(Vertical):
         except OrchestryError as exc:
             self._ended = f"log stream ended: {exc}"
             self._flush_soon()
+
+    @property
+    def settled(self) -> bool:
+        """Every line received so far is on screen: no batch waits to be written."""
+        return not self._flush_due and not self._pending
 
     def _flush_soon(self) -> None:
         if not self._flush_due:
