@@ -202,6 +202,22 @@ async def while_scaling(engine: Engine, name: str, measure: Awaitable[Run]) -> R
         await scaling
 
 
+async def bare_site() -> tuple[web.AppRunner, str]:
+    """aiohttp with nothing of ours (no middleware, a fixed body): the floor a kept answer can reach."""
+    body = b'{"apps": []}'
+
+    async def fixed(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+    bare = web.Application()
+    bare.router.add_get("/", fixed)
+    runner = web.AppRunner(bare, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
+
+
 async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) -> None:
     if "ab" in tools and shutil.which("ab") is None:
         raise SystemExit("ab not found: install apache2-utils, or pass --tools python")
@@ -237,6 +253,12 @@ async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) ->
                     "ab": lambda url: ab_load(url, seconds, concurrency),
                     "python": lambda url: python_load(pool, url, seconds, concurrency),
                 }
+                bare, bare_url = await bare_site()
+                try:
+                    for tool in tools:
+                        report("bare aiohttp, fixed body (floor)", tool, await loaders[tool](bare_url))
+                finally:
+                    await bare.cleanup()
                 for tool in tools:
                     report("GET /health (quiet)", tool, await loaders[tool](base + "/health"))
                 summary = []
