@@ -14,7 +14,8 @@
 #   HA_API_PORT             8001 (node i listens on HA_API_PORT + i - 1, on 127.0.0.1)
 #   HA_CONTROLLER_LISTEN    127.0.0.1:8000 (the CLI's default URL: `orchestry list` just works)
 #   ORCHESTRY_LB_LISTEN     127.0.0.1:8080 (where the apps are served)
-#   LEADER_LEASE_TTL        10 (seconds; a killed leader is replaced within about TTL + TTL/3)
+#   LEADER_LEASE_TTL        10 (seconds; a killed leader is replaced once its lease runs out, within TTL;
+#                           a stopped one (SIGTERM) at once: its release wakes the followers)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
