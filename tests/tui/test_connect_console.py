@@ -217,8 +217,10 @@ async def test_restart_confirmed_replaces_a_replica_on_the_daemon(
                 r["container_id"] not in before and r["ready"] for r in replicas
             )
 
-        await until(replaced, timeout=60, what="every replica replaced and ready")
+        # The notice comes when the daemon accepts the restart and expires after a few seconds: read it
+        # before waiting out the replacement, which on a loaded host takes longer than that.
         await until(lambda: any("rolling restart" in n for n in notifications(app)), what="the notice")
+        await until(replaced, timeout=60, what="every replica replaced and ready")
 
 
 async def test_mode_down_and_up_act_through_the_daemon(served: tuple[Daemon, str], tmp_path: Path) -> None:
