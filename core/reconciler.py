@@ -1,10 +1,11 @@
 """Desired vs actual → plan → actions, one serialised worker per app.
 
 Each app's worker wakes on a desired-state change, a runtime event, a health transition, a crash
-back-off expiring, or the periodic relist (the safety net).  A pass lists the app's containers by label,
-adopts what it does not know (a restarted controller creates nothing twice), clears away dead
-containers (counting crashes for back-off), asks the pure planner what to do and does it, in parallel
-across slots.  Only the lease holder acts: every pass and every runtime action checks ``is_leader()``.
+back-off expiring, or the periodic relist (the safety net).  A pass takes the app's containers from one
+listing shared by every app (core/shared_listing.py), adopts what it does not know (a restarted
+controller creates nothing twice), clears away dead containers (counting crashes for back-off), asks
+the pure planner what to do and does it, in parallel across slots.  Only the lease holder acts: every
+pass and every runtime action checks ``is_leader()``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from core.runtime.base import (
     Runtime,
 )
 from core.runtime.ports import PortAllocator
+from core.shared_listing import SharedListing
 from core.spec import AppSpec
 from core.timeline import ROUTED, ReplicaTimeline
 
@@ -140,6 +142,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self.timeline: ReplicaTimeline | None = None
+        # Every pass takes its app's containers from one listing of them all (core/shared_listing.py).
+        self.listing = SharedListing(runtime.list_managed)
 
     def record_timeline(self, timeline: ReplicaTimeline | None) -> None:
         """Mark each replica's start-up stages in ``timeline`` (None: stop); see core/timeline.py."""
@@ -341,7 +345,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             return {}  # a follower's relist must not query the store (it may be the store that is down)
         # The container list does not depend on the record: asked for together with it (a loaded Docker
         # took 0.1-0.4 s to list, the store 5-60 ms), unless a clear stops every container first.
-        listing = None if intent.clear else asyncio.ensure_future(self.runtime.list_managed(state.name))
+        listing = None if intent.clear else asyncio.ensure_future(self.listing.of(state.name))
         try:
             return await self._pass_listing(state, intent, listing)
         finally:
@@ -367,7 +371,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             state.backoff.clear()
             state.restarts.clear()
             state.routed_once = False
-        containers = await (listing if listing is not None else self.runtime.list_managed(state.name))
+        containers = await (listing if listing is not None else self.listing.of(state.name))
         # Docker answers again: cleared before this pass saves a status that would still blame it.
         after_outage, state.runtime_error = bool(state.runtime_error), ""
         if after_outage:
@@ -522,6 +526,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.listing.close()
         await self.health.close()
 
 
