@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "orchestry_lease"
 # After a failed connect or a dropped connection: how long to rely on the timer before trying again.
 RECONNECT_SECONDS = 5.0
+CONNECT_TIMEOUT = 5
 
 
 def notify_sql(payload: str) -> tuple[sa.TextClause, dict[str, str]]:
@@ -40,6 +41,8 @@ class LeaseNotices:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
         self._retry_at = 0.0
+        self._connecting: asyncio.Task[None] | None = None
+        self._closed = False
         self.received = 0  # notices seen (for tests and diagnostics)
 
     @property
@@ -50,6 +53,7 @@ class LeaseNotices:
         import psycopg2  # PostgreSQL only: SQLite nodes never load the driver
 
         args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)  # as the store's own connections
         conn = psycopg2.connect(*args, **kwargs)
         try:
             conn.autocommit = True
@@ -60,24 +64,32 @@ class LeaseNotices:
             raise
         return conn
 
-    async def start(self) -> bool:
-        """Listen (again) unless already listening or a recent attempt failed; True when listening."""
-        if self._conn is not None:
-            return True
+    def start(self) -> None:
+        """Begin listening (again) in the background unless listening, connecting, or a recent attempt
+        failed: an unreachable database (connect timeout 5 s) never holds up the election's timer."""
+        if self._conn is not None or self._connecting is not None or self._closed:
+            return
         if time.monotonic() < self._retry_at:
-            return False
+            return
+        self._connecting = asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
         try:
             conn = await asyncio.to_thread(self._connect)
         except Exception as exc:  # any driver failure: fall back to the timer
             self._retry_at = time.monotonic() + RECONNECT_SECONDS
             log.info("not listening for lease notices (%s); followers retry on their timer", exc)
-            return False
+            return
+        finally:
+            self._connecting = None
+        if self._closed:
+            conn.close()
+            return
         self._loop = asyncio.get_running_loop()
         self._conn, self._fd = conn, conn.fileno()
         self._loop.add_reader(self._fd, self._readable)
-        # Whatever changed while not listening is read by the step that follows this wait.
+        # Whatever changed while not listening is read by the step this wakes.
         self._event.set()
-        return True
 
     def _readable(self) -> None:
         conn = self._conn
@@ -100,7 +112,7 @@ class LeaseNotices:
         """Sleep up to ``timeout`` seconds; True when a notice (or a change of connection) came first.
 
         Notices that arrive while the caller is busy are kept for the next wait, never lost."""
-        await self.start()
+        self.start()
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
             return True
@@ -123,4 +135,6 @@ class LeaseNotices:
             conn.close()
 
     def close(self) -> None:
+        """Stop listening for good (a connection still being opened is closed when it arrives)."""
+        self._closed = True
         self._drop()

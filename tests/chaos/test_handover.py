@@ -66,8 +66,9 @@ async def test_sigterm_of_the_leader_hands_writes_to_another_node_through_the_lb
             if answer.status == 200 and by != f"127.0.0.1:{old.port}":
                 accepted = by
                 break
-            # Refused meanwhile: by a follower (503 naming the leader, or nobody yet), never half-done.
-            assert answer.status in (200, 503), answer
+            # Meanwhile nobody takes it: followers refuse (503) and the stopping node's socket closes,
+            # which nginx answers 502 when it was the last node it tried.
+            assert answer.status in (200, 502, 503), answer
             await asyncio.sleep(0.01)
         watcher.cancel()
         assert accepted is not None, f"no write accepted by another node within {GIVE_UP} s"

@@ -168,3 +168,26 @@ def test_sqlite_has_no_notices_and_postgresql_has(sqlite_database_url: str, pg_d
     finally:
         lone.close()
         shared.close()
+
+
+async def test_a_database_that_does_not_answer_never_holds_up_the_timer() -> None:
+    """Connecting to listen happens beside the wait: a follower keeps its retry timer meanwhile."""
+    with socket.socket() as silent:  # accepts TCP connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        engine = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/none?connect_timeout=2")
+        notices = LeaseNotices(engine)
+        try:
+            assert await notices.wait(0.05) is False  # the timer ran out first
+            connecting = notices._connecting
+            assert connecting is not None and not connecting.done(), "still connecting in the background"
+            assert await notices.wait(0.05) is False  # and no second attempt piles up
+            assert notices._connecting is connecting
+            await connecting  # the attempt gives up (connect timeout) and is retried later, not at once
+            assert not notices.listening and notices._connecting is None
+            assert await notices.wait(0.05) is False
+            assert notices._connecting is None
+        finally:
+            notices.close()
+            engine.dispose()
