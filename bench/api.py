@@ -11,6 +11,11 @@ idle CPU, measured first with no request) and the load generator's CPU over the 
 100 % of a core is the bottleneck, not the server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
+                                  [--listing shared|per-app]
+
+The engine's idle CPU is measured twice, side by side: with the reconciler's shared container listing
+(core/shared_listing.py) and with the path before it (each app's pass lists its own containers);
+``--listing per-app`` runs the requests on the path before too.
 
 Needs Docker, nginx, the demo image (``scripts/build_demo_image.sh``) and ``ab`` (apache2-utils).
 Prints figures; asserts nothing.
@@ -45,6 +50,7 @@ from core.api.app import create_app
 from core.api.context import redacted_dumps
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.engine import Engine
+from core.runtime.base import ContainerInfo, Runtime
 from testkit.harness import demo_app, engine_settings, wait_for
 
 LIST_PATHS = ("/apps", "/api/v1/apps")
@@ -67,6 +73,21 @@ class SwitchableAnswers(KeptAnswers):
         self._engine._c.views.records._key = None  # as before: the store is read on every request
         body = redacted_dumps((await build()).model_dump(mode="json")).encode()
         return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+class PerAppListing:
+    """The reconciler's listing before core/shared_listing.py: each pass its own list call."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.calls = 0
+
+    async def of(self, app: str) -> list[ContainerInfo]:
+        self.calls += 1
+        return await self._runtime.list_managed(app)
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass
@@ -162,6 +183,7 @@ async def ab_load(url: str, seconds: float, concurrency: int) -> Run:
 # The engine's own CPU per second with no request (its loops, at this many apps), measured before the
 # runs and taken out of each run's server CPU, so the per-request figure is the API's.
 IDLE = {"cpu_per_second": 0.0}
+IDLE_SECONDS = 10.0
 
 
 async def measure_idle(seconds: float) -> float:
@@ -218,7 +240,7 @@ async def bare_site() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
 
 
-async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) -> None:
+async def main(seconds: float, concurrency: int, apps: int, tools: list[str], listing: str) -> None:
     if "ab" in tools and shutil.which("ab") is None:
         raise SystemExit("ab not found: install apache2-utils, or pass --tools python")
     with tempfile.TemporaryDirectory() as tmp:
@@ -246,8 +268,29 @@ async def main(seconds: float, concurrency: int, apps: int, tools: list[str]) ->
                 " side); tools: ab = ApacheBench -k (C), python = aiohttp client in its own process",
                 flush=True,
             )
-            idle = await measure_idle(seconds)
-            print(f"engine idle (no request): {idle * 100:.1f} % of a core", flush=True)
+            reconciler = engine._c.reconciler
+            shared = reconciler.listing
+            idle_of: dict[str, tuple[float, float]] = {}
+            for way, chosen in (("per-app", PerAppListing(engine.runtime)), ("shared", shared)):
+                reconciler.listing = chosen  # type: ignore[assignment]
+                await asyncio.sleep(1.0)  # passes begun on the other listing finish
+                calls = chosen.calls
+                # Over two relist periods of the bench's engine (5 s), so every app's periodic pass counts.
+                idle_of[way] = (await measure_idle(IDLE_SECONDS), (chosen.calls - calls) / IDLE_SECONDS)
+            if listing == "per-app":
+                reconciler.listing = chosen = PerAppListing(engine.runtime)  # type: ignore[assignment]
+                await asyncio.sleep(1.0)
+                await measure_idle(IDLE_SECONDS)
+            print(
+                "engine idle (no request): "
+                + "; ".join(
+                    f"{cpu * 100:.1f} % of a core, {lists:.0f} list calls/s with the {way} listing"
+                    for way, (cpu, lists) in idle_of.items()
+                )
+                + f"; shared/per-app CPU {idle_of['shared'][0] / max(idle_of['per-app'][0], 1e-9):.2f}×"
+                + f"; requests below run on the {listing} listing",
+                flush=True,
+            )
             with ProcessPoolExecutor(1) as pool:
                 loaders: dict[str, Callable[[str], Awaitable[Run]]] = {
                     "ab": lambda url: ab_load(url, seconds, concurrency),
@@ -299,9 +342,12 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--apps", type=int, default=50)
     parser.add_argument("--tools", default="ab,python", help="comma-separated: ab, python")
+    parser.add_argument(
+        "--listing", choices=("shared", "per-app"), default="shared", help="the reconciler's listing"
+    )
     options = parser.parse_args()
     chosen = [t.strip() for t in options.tools.split(",") if t.strip()]
     unknown = set(chosen) - {"ab", "python"}
     if unknown or not chosen:
         parser.error(f"--tools: unknown {sorted(unknown)}; use ab, python or both (ab,python)")
-    asyncio.run(main(options.seconds, options.concurrency, options.apps, chosen))
+    asyncio.run(main(options.seconds, options.concurrency, options.apps, chosen, options.listing))

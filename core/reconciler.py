@@ -143,7 +143,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         self._closed = False
         self.timeline: ReplicaTimeline | None = None
         # Every pass takes its app's containers from one listing of them all (core/shared_listing.py).
-        self.listing = SharedListing(runtime.list_managed)
+        self.listing = SharedListing(lambda: self.runtime.list_managed())
 
     def record_timeline(self, timeline: ReplicaTimeline | None) -> None:
         """Mark each replica's start-up stages in ``timeline`` (None: stop); see core/timeline.py."""

@@ -1,0 +1,63 @@
+"""Every app's reconcile pass shares one container listing (core/shared_listing.py): at fleet size
+the idle engine makes one list call for many passes, and a pass still sees what changed just before."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core.runtime.base import ContainerInfo
+from tests.support.world import MemoryWorld, app_document, unique_app
+
+
+def count_list_calls(world: MemoryWorld) -> list[str | None]:
+    """Record the app each list call of the runtime was made for (None: every app); each call takes a
+    little real time, as Docker's does, instead of answering within one step of the loop."""
+    calls: list[str | None] = []
+    original = world.runtime.list_managed
+
+    async def counted(app: str | None = None) -> list[ContainerInfo]:
+        calls.append(app)
+        await asyncio.sleep(0.02)
+        return await original(app)
+
+    world.runtime.list_managed = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_passes_of_many_apps_at_once_make_one_list_call_and_keep_each_app_s_replicas(
+    world: MemoryWorld,
+) -> None:
+    names = [unique_app() for _ in range(12)]
+    for name in names:
+        await world.engine.register(app_document(name, replicas=1))
+        await world.engine.up(name)
+    for name in names:
+        await world.ready(name, 1)
+    reconciler: Any = world.engine.reconciler
+    calls = count_list_calls(world)
+    results = await asyncio.gather(*(reconciler.reconcile_now(name) for name in names))
+    # One listing shared by all twelve; at most one more when a pass already under way (a health
+    # wake) had one in flight, which those asking later may not take.
+    assert calls in ([None], [None, None]), calls
+    assert all(result == {"adopted": 0, "started": 0, "stopped": 0} for result in results), results
+    assert [world.running_slots(name) for name in names] == [[1]] * len(names)
+
+
+async def test_a_pass_sees_a_container_that_vanished_just_before_it_asked(world: MemoryWorld) -> None:
+    name, other = unique_app(), unique_app()
+    for app in (name, other):
+        await world.engine.register(app_document(app, replicas=1))
+        await world.engine.up(app)
+        await world.ready(app, 1)
+    reconciler: Any = world.engine.reconciler
+    gone = world.container(name, 1).id
+    busy = asyncio.ensure_future(reconciler.reconcile_now(other))  # a listing in flight for another app
+    await asyncio.sleep(0)
+    world.runtime.vanish(f"{name}-1")
+    await reconciler.reconcile_now(name)
+    await busy
+    kinds = [e.kind for e in await world.engine.events(app=name)]
+    assert "replica_vanished" in kinds
+    await world.ready(name, 1)
+    assert world.container(name, 1).id != gone
