@@ -142,8 +142,9 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self.timeline: ReplicaTimeline | None = None
-        # Every pass takes its app's containers from one listing of them all (core/shared_listing.py).
-        self.listing = SharedListing(lambda: self.runtime.list_managed())
+        # Passes that ask together share one list call (core/shared_listing.py), on a runtime whose
+        # list call costs enough to share (Docker's: an HTTP round trip through the thread pool).
+        self.listing = SharedListing(lambda app: self.runtime.list_managed(app))
 
     def record_timeline(self, timeline: ReplicaTimeline | None) -> None:
         """Mark each replica's start-up stages in ``timeline`` (None: stop); see core/timeline.py."""
@@ -345,13 +346,18 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             return {}  # a follower's relist must not query the store (it may be the store that is down)
         # The container list does not depend on the record: asked for together with it (a loaded Docker
         # took 0.1-0.4 s to list, the store 5-60 ms), unless a clear stops every container first.
-        listing = None if intent.clear else asyncio.ensure_future(self.listing.of(state.name))
+        listing = None if intent.clear else asyncio.ensure_future(self._containers_of(state.name))
         try:
             return await self._pass_listing(state, intent, listing)
         finally:
             if listing is not None:
                 listing.cancel()  # unused (a deleted app, a lost lease): nothing waits for it
                 listing.add_done_callback(_retrieved)
+
+    async def _containers_of(self, name: str) -> list[ContainerInfo]:
+        if getattr(self.runtime, "shares_listing", False):
+            return await self.listing.of(name)
+        return await self.runtime.list_managed(name)
 
     async def _pass_listing(
         self, state: AppState, intent: PassIntent, listing: asyncio.Future[list[ContainerInfo]] | None
@@ -371,7 +377,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             state.backoff.clear()
             state.restarts.clear()
             state.routed_once = False
-        containers = await (listing if listing is not None else self.listing.of(state.name))
+        containers = await (listing if listing is not None else self._containers_of(state.name))
         # Docker answers again: cleared before this pass saves a status that would still blame it.
         after_outage, state.runtime_error = bool(state.runtime_error), ""
         if after_outage:

@@ -128,6 +128,9 @@ class DockerRuntime(PooledApiCalls):
 
     _closed_message = "the Docker runtime was closed: create a new DockerRuntime"
     timeline: ReplicaTimeline | None = None  # set by Reconciler.record_timeline
+    # Each list call is an HTTP round trip through the thread pool: passes asking at once share one
+    # (core/shared_listing.py).
+    shares_listing = True
 
     def __init__(
         self,

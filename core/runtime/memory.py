@@ -124,6 +124,10 @@ class MemoryContainer:
 class MemoryRuntime:
     """A Runtime whose containers live in a dict.  See the module docstring for the knobs."""
 
+    # An app's listing is an index lookup: nothing to gain from sharing a listing of every replica
+    # (core/shared_listing.py), which would walk the whole fleet.  Tests of the shared path set it.
+    shares_listing = False
+
     def __init__(self, clock: Callable[[], float] = time.time, images: set[str] | None = None) -> None:
         """``images``: the images that exist (None: every image exists)."""
         self.cluster_id: str | None = None

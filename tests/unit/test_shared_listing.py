@@ -32,10 +32,11 @@ class ControlledRuntime:
     def __init__(self) -> None:
         self.containers: list[ContainerInfo] = []
         self.sent: list[asyncio.Future[None]] = []  # one per call, released by the test
+        self.asked: list[str | None] = []  # the app of each call (None: every app)
 
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
-        assert app is None, "the shared listing asks for every app's containers at once"
-        snapshot = list(self.containers)
+        self.asked.append(app)
+        snapshot = [c for c in self.containers if app is None or c.app == app]
         gate = asyncio.get_running_loop().create_future()
         self.sent.append(gate)
         await gate
@@ -63,6 +64,7 @@ async def test_many_concurrent_passes_make_one_list_call_and_each_gets_only_its_
     runtime.answer(0)
     results = await asyncio.gather(*passes)
     assert listing.calls == 1
+    assert runtime.asked == [None]
     for i, found in enumerate(results):
         assert [(c.app, c.slot) for c in found] == [(f"app{i}", 1), (f"app{i}", 2)]
 
@@ -129,3 +131,14 @@ async def test_a_cancelled_pass_does_not_cancel_the_listing_others_wait_for() ->
     runtime.answer(0)
     assert [c.app for c in await kept] == ["b"]
     assert gone.cancelled()
+
+
+async def test_a_pass_asking_alone_makes_its_own_app_s_call() -> None:
+    runtime = ControlledRuntime()
+    runtime.containers = [info("a", 1), info("b", 1)]
+    listing = SharedListing(runtime.list_managed)
+    alone = asyncio.ensure_future(listing.of("a"))
+    await settle()
+    runtime.answer(0)
+    assert [c.app for c in await alone] == ["a"]
+    assert runtime.asked == ["a"], "nothing else to share it with: Docker filters by the app's label"
