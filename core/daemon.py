@@ -140,8 +140,15 @@ async def serve(
     finally:
         started = time.monotonic()
         if runner is not None:
-            await runner.cleanup()
+            # Refuse new connections at once, but do not let requests in flight hold the lease: a log
+            # follow streams for as long as its client stays, and the runner waits for it up to its
+            # shutdown timeout (60 s) while no peer may take writes. The engine stops acting and
+            # releases the lease first; those requests then get the runner's grace period.
+            for site in list(runner.sites):
+                await site.stop()
         await engine.stop()
+        if runner is not None:
+            await runner.cleanup()
         log.info("stopped in %.2f s", time.monotonic() - started)
 
 
