@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
+import requests.exceptions
+import urllib3.exceptions
 from docker import APIClient
 
-from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound
+from core.errors import Conflict, ContainerStartError, ForeignContainer, ImageNotFound, OrchestryError
 from core.runtime.base import LABEL_CLUSTER, LABEL_MANAGED, ContainerInfo, ContainerRequest, LogLine
 from core.runtime.docker_calls import _explanation
 from core.runtime.docker_tls import tls_for as tls_for  # the runtime's manager client uses it
@@ -71,8 +73,25 @@ def start_failure(api: APIClient, task: dict[str, Any], request: ContainerReques
     )
 
 
+# The manager fetches a task's logs from the node that runs it; for a node cut off it waits out the
+# client's whole timeout (60 s measured on the lab), and a crash report that wants the last log line
+# held its app's reconciler pass that long: nothing else of the app was adopted or replaced meanwhile.
+TASK_LOGS_TIMEOUT_SECONDS = 5.0
+
+
+class TaskLogsUnavailable(OrchestryError):
+    """The manager did not hand over a task's logs in time (its node is unreachable or overloaded)."""
+
+    http_status = 504
+
+
 def task_logs(
-    api: APIClient, task_id: str, name: str, tail: int | None, since: float | None
+    api: APIClient,
+    task_id: str,
+    name: str,
+    tail: int | None,
+    since: float | None,
+    timeout: float = TASK_LOGS_TIMEOUT_SECONDS,
 ) -> list[LogLine]:
     params: dict[str, Any] = {
         "stdout": 1,
@@ -82,9 +101,21 @@ def task_logs(
     }
     if since:
         params["since"] = int(since)
-    response = api._get(api._url("/tasks/{0}/logs", task_id), params=params, stream=False)
-    api._raise_for_status(response)
-    raw = api._multiplexed_buffer_helper(response)
+    try:
+        response = api._get(
+            api._url("/tasks/{0}/logs", task_id), params=params, stream=False, timeout=timeout
+        )
+        api._raise_for_status(response)
+        raw = api._multiplexed_buffer_helper(response)
+    except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+        # A stall while the body streams in surfaces as a ConnectionError wrapping urllib3's read timeout.
+        if not isinstance(exc, requests.exceptions.Timeout) and not _read_timed_out(exc):
+            raise
+        raise TaskLogsUnavailable(
+            f"the Swarm manager did not hand over the logs of {name} (task {task_id[:12]}) within "
+            f"{timeout:g} s: the node running it is unreachable or overloaded (docker node ls); try again "
+            f"once it is Ready"
+        ) from None
     text = (
         b"".join(raw).decode(errors="replace") if not isinstance(raw, bytes) else raw.decode(errors="replace")
     )
@@ -95,6 +126,10 @@ def task_logs(
             lines.append(LogLine(stamp, task_id, name, message))
     lines.sort(key=lambda line: line.timestamp)
     return lines[-tail:] if tail else lines
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    return any(isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
 
 
 def task_summary(api: APIClient, service_id: str) -> str:

@@ -1,18 +1,22 @@
 """Starting slot services on a Swarm: one manager poll for every start in flight (swarm_starts), and
-images pinned to the digest their tag names (swarm_images), against a scripted manager API."""
+images pinned to the digest their tag names (swarm_images), against a scripted manager API; and task logs
+from a node that does not answer."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import docker.errors
 import pytest
+from docker import APIClient
 
 from core.errors import ContainerStartError
 from core.runtime.base import ContainerRequest
-from core.runtime.swarm_calls import Starting
+from core.runtime.swarm_calls import Starting, TaskLogsUnavailable, task_logs
 from core.runtime.swarm_images import ImagePins
 from core.runtime.swarm_spec import service_labels, service_spec
 from core.runtime.swarm_starts import StartWatch
@@ -192,3 +196,51 @@ async def test_an_image_no_registry_knows_keeps_its_tag_and_a_pinned_one_is_left
     assert await pins.pinned("local/only:dev") == "local/only:dev"
     assert await pins.pinned(f"reg:5000/demo@{DIGEST}") == f"reg:5000/demo@{DIGEST}"
     assert manager.resolved == ["local/only:dev"]
+
+
+# --- task logs from a node that does not answer ------------------------------------------------------
+
+
+class StallingManager:
+    """A manager on a local port that answers a logs request with its headers (or nothing) and then
+    stalls, as a real manager does for a task whose node is cut off."""
+
+    def __init__(self, send_headers: bool) -> None:
+        self.send_headers = send_headers
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.release = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        conn.recv(65536)
+        if self.send_headers:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
+        self.release.wait(30)
+        conn.close()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.close()
+
+
+@pytest.mark.parametrize("send_headers", [True, False], ids=["body stalls", "no answer"])
+def test_logs_of_a_task_on_an_unreachable_node_fail_soon_naming_the_node_not_the_manager(
+    send_headers: bool,
+) -> None:
+    manager = StallingManager(send_headers)
+    api = APIClient(base_url=manager.url, version="1.41")
+    try:
+        with pytest.raises(
+            TaskLogsUnavailable, match=r"logs of web-2 \(task t123\) within 0.2 s: the node running it"
+        ):
+            task_logs(api, "t123", "web-2", 3, None, timeout=0.2)
+    finally:
+        api.close()
+        manager.close()
