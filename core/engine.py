@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -290,9 +290,14 @@ class Engine:
     async def rollout(self, name: str) -> RolloutView:
         return await self._c.views.rollout(name)
 
-    async def overview(self) -> Overview:
-        """Every app with its latest figures (what a dashboard draws each tick)."""
-        return await self._c.views.overview()
+    async def overview(self, detail: Collection[str] | None = None) -> Overview:
+        """Every app with its latest figures (what a dashboard draws each tick).  ``detail``: the apps
+        whose replicas the answer carries (the others as summaries, on the leader); None: every app's."""
+        return await self._c.views.overview(detail)
+
+    def live_app(self, name: str) -> AppView | None:
+        """The app's view (replicas and current figures) if the leader can build it without waiting."""
+        return self._c.views.live_app(name)
 
     async def series(self, name: str, seconds: int = 300) -> AppSeries:
         """Chart history of one app over the last ``seconds`` (at most SERIES_SECONDS_MAX)."""

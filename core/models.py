@@ -67,6 +67,18 @@ class AppView:
 
 
 @dataclass
+class AppSummary(AppView):
+    """An app's view without its replicas: what a list of apps shows.  ``ready_replicas`` is the
+    count when it was built; the replicas themselves (and their CPU and memory) are left out."""
+
+    ready_count: int = 0
+
+    @property
+    def ready_replicas(self) -> int:
+        return self.ready_count
+
+
+@dataclass
 class Event:
     id: int
     app: str | None

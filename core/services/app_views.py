@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from core.collaborators import Leadership, require_leader
@@ -20,6 +20,7 @@ from core.models import (
     APP_STOPPED,
     AppFigures,
     AppSeries,
+    AppSummary,
     AppView,
     Overview,
     ReplicaView,
@@ -137,8 +138,19 @@ class AppViews:
             keys.append((record_key, compute_status(state, record, desired), ready))
         return AppListing(records, keys, self._live_view)
 
-    async def overview(self) -> Overview:
-        apps = await self.list_apps()
+    async def overview(self, detail: Collection[str] | None = None) -> Overview:
+        """Every app with its figures.  ``detail``: the apps whose replicas (with their CPU and memory)
+        the answer carries; the leader gives every other app as an ``AppSummary``, so a console
+        refreshing 1,000 replicas builds only those of the app it shows.  None: every app's."""
+        if detail is None or not self._leadership.is_leader():
+            apps = await self.list_apps()
+        else:
+            apps = [
+                await self._view(r)
+                if r.name in detail or r.name not in self._reconciler.apps
+                else self._summary(r)
+                for r in await self._records()
+            ]
         figures = {app.name: self.figures(app.name) for app in apps}
         return Overview(timestamp=time.time(), lb_listen=self._lb_listen, apps=apps, figures=figures)
 
@@ -244,6 +256,22 @@ class AppViews:
         """The view of an app the reconciler holds (the leader's), from its live state: never waits."""
         state = self._reconciler.apps[record.name]
         return self._view_of(record, state.views(time.time()), state)
+
+    def live_app(self, name: str) -> AppView | None:
+        """The leader's full view of ``name`` from its kept records and live state, without waiting:
+        None on a follower, while the kept records are out of date, or for an app it does not hold."""
+        records = self.records.kept()
+        if records is None or name not in self._reconciler.apps:
+            return None
+        record = next((r for r in records if r.name == name), None)
+        return self._live_view(record) if record is not None else None
+
+    def _summary(self, record: AppRecord) -> AppSummary:
+        """The leader's view of an app it holds, without replica views: never waits."""
+        state = self._reconciler.apps[record.name]
+        view = self._view_of(record, [], state)
+        ready = sum(1 for r in state.replicas.values() if r.ready and r.routed)  # as ReplicaView.ready
+        return AppSummary(**vars(view), ready_count=ready)
 
     def _view_of(self, record: AppRecord, replicas: list[ReplicaView], state: AppState | None) -> AppView:
         if replicas:

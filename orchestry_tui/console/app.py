@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -194,7 +195,7 @@ class OrchestryConsole(App[int]):
                     # Work only for what is on screen: no chart series without the charts pane, no
                     # cluster overview (a store read and a /health per peer) without the cluster pane.
                     frame, cluster = await asyncio.gather(
-                        self.backend.frame(self.selected if self._shows("charts") else None),
+                        self.backend.frame(self.selected, charts=self._shows("charts")),
                         self._cluster_view(),
                     )
                 except BackendUnreachable as exc:
@@ -326,11 +327,22 @@ class OrchestryConsole(App[int]):
         empty = self.query_one("#replicas-empty", Static)
         app = self.selected_app()
         self.query_one("#replicas-pane").border_title = f"replicas of {app.name}" if app else "replicas"
+        # A frame lists only the then-selected app's replicas: another's are read at once (never shown
+        # with figures of an older frame).
+        pending = app is not None and app.name in frame.summarised
+        if app is not None and pending:
+            now = self.backend.app_now(app.name)
+            if now is not None:
+                frame = self._with_replicas(frame, now)
+                app, pending = now, False
         rows = {r.name: replica_row(r) for r in sorted(app.replicas, key=lambda r: r.slot)} if app else {}
-        table.sync(rows)
-        empty.display = not rows
+        table.sync({} if pending else rows)
+        empty.display = pending or not rows
         if app is None:
             empty.update("select an app above to see its replicas")
+        elif pending:
+            empty.update(f"reading the replicas of {app.name}…")
+            self._read_replicas(app.name)
         elif app.status == "stopped":
             empty.update(f"{app.name} is stopped: press u to start it")
         elif not rows:
@@ -355,6 +367,26 @@ class OrchestryConsole(App[int]):
         # A highlight that arrives while the console closes finds its panes already removed.
         with contextlib.suppress(NoMatches):
             self.query_one(LogPane).follow(self.selected, None)
+
+    @work(exclusive=True, group="replicas")
+    async def _read_replicas(self, name: str) -> None:
+        """The newly selected app's replicas, with their current figures, without waiting for a frame
+        (the last one listed that app as a summary)."""
+        try:
+            view = await self.backend.get_app(name)
+        except OrchestryError:
+            return  # deleted meanwhile, or the engine is away: the next frame shows what holds
+        frame = self.frame
+        if frame is None or name != self.selected or name not in frame.summarised:
+            return  # moved on, or a newer frame already carries them
+        with contextlib.suppress(NoMatches):  # the console closes
+            self._draw_replicas(self._with_replicas(frame, view))
+
+    def _with_replicas(self, frame: Frame, view: AppView) -> Frame:
+        """``frame`` with ``view`` (an app with its replicas) in place of its summary; kept as current."""
+        apps = [view if a.name == view.name else a for a in frame.apps]
+        self.frame = dataclasses.replace(frame, apps=apps, summarised=frame.summarised - {view.name})
+        return self.frame
 
     @on(DataTable.RowHighlighted, "#replicas")
     def _replica_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -41,7 +41,9 @@ class ConsoleBackend(Protocol):
         """Let go of what runs the apps; ``stop_apps`` first stops every app (and the engine's nginx)."""
         ...
 
-    async def frame(self, selected: str | None) -> Frame: ...
+    async def frame(self, selected: str | None, charts: bool = True) -> Frame:
+        """Every app, with the replicas of ``selected`` (at least), and its charts if ``charts``."""
+        ...
 
     async def recent_events(self, limit: int) -> list[Event]:
         """Newest first."""
@@ -50,6 +52,10 @@ class ConsoleBackend(Protocol):
     def live_events(self) -> AsyncIterator[Event]: ...
 
     async def get_app(self, name: str) -> AppView: ...
+
+    def app_now(self, name: str) -> AppView | None:
+        """The app's view with its replicas if it can be had without waiting, else None."""
+        ...
 
     async def nodes(self) -> list[NodeInfo]:
         """The machines that run replicas (Swarm nodes, or the one Docker host)."""

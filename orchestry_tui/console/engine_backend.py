@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import NotLeader, OrchestryError, SettingsError
-from core.models import AppView, Event, ScaleResult
+from core.models import AppSummary, AppView, Event, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.api_server import ConsoleApiServer
 from orchestry_tui.console.frame import (
@@ -118,9 +118,12 @@ class EngineBackend:
         return self.engine
 
     # --- observation --------------------------------------------------------------------------
-    async def frame(self, selected: str | None) -> Frame:
+    async def frame(self, selected: str | None, charts: bool = True) -> Frame:
         engine = self._engine
-        overview = await engine.overview()
+        # Replica views (and their CPU and memory) only of the app the replicas pane shows: the others
+        # come as summaries, so a refresh costs what the screen shows, not the fleet's replica count.
+        shown = (selected,) if selected else ()
+        overview = await engine.overview(detail=shown)
         figures = {
             name: AppFigures(
                 rps=f.rps,
@@ -131,15 +134,16 @@ class EngineBackend:
             for name, f in overview.figures.items()
         }
         chosen = next((a for a in overview.apps if a.name == selected), None)
-        charts = None
-        if chosen is not None:
-            charts = chart_data(chosen, (await engine.series(chosen.name, CHART_SECONDS)).series)
+        chart = None
+        if chosen is not None and charts:
+            chart = chart_data(chosen, (await engine.series(chosen.name, CHART_SECONDS)).series)
         return Frame(
             now=overview.timestamp,
             leadership=self._leadership(),
             apps=overview.apps,
             figures=figures,
-            charts=charts,
+            charts=chart,
+            summarised=frozenset(a.name for a in overview.apps if isinstance(a, AppSummary)),
         )
 
     def _leadership(self) -> Leadership:
@@ -178,6 +182,9 @@ class EngineBackend:
                 yield event
         finally:
             subscription.close()
+
+    def app_now(self, name: str) -> AppView | None:
+        return self._engine.live_app(name)
 
     async def get_app(self, name: str) -> AppView:
         return await self._engine.get_app(name)

@@ -64,13 +64,16 @@ class FixedBackend:
     async def stop(self, stop_apps: bool = False) -> None:
         return None
 
-    async def frame(self, selected: str | None) -> Frame:
+    def app_now(self, name: str) -> AppView | None:
+        return next((a for a in self.apps if a.name == name), None)
+
+    async def frame(self, selected: str | None, charts: bool = True) -> Frame:
         return Frame(
             now=self.now,
             leadership=self.leadership,
             apps=self.apps,
             figures=self.figures,
-            charts=self.charts.get(selected or ""),
+            charts=self.charts.get(selected or "") if charts else None,
         )
 
     async def recent_events(self, limit: int) -> list[Event]:

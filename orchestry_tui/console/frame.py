@@ -74,6 +74,9 @@ class Frame:
     apps: list[AppView]
     figures: dict[str, AppFigures] = field(default_factory=dict)
     charts: ChartData | None = None
+    # Apps listed without their replicas (a summary: what the apps table shows); the selected app's
+    # replicas are always there, so after a switch they show on the next frame.
+    summarised: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -199,8 +199,11 @@ class HttpBackend:
         return f"/api/v1/apps/{path_part(name)}{suffix}"
 
     # --- observation --------------------------------------------------------------------------
-    async def frame(self, selected: str | None) -> Frame:
-        series_request = self._series(selected) if selected else _nothing()
+    def app_now(self, name: str) -> AppView | None:
+        return None  # every frame carries every app's replicas: nothing is ever read on its own
+
+    async def frame(self, selected: str | None, charts: bool = True) -> Frame:
+        series_request = self._series(selected) if selected and charts else _nothing()
         status, overview, series = await asyncio.gather(
             self._get(STATUS_PATH), self._get("/api/v1/overview"), series_request
         )
