@@ -3,7 +3,6 @@ on.  Opening it also follows the replica's logs through the manager, which must 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,11 @@ async def test_the_console_header_says_swarm_and_replicas_show_their_node(
         app = OrchestryConsole(EngineBackend(engine.settings, engine=engine), poll_seconds=0.3)
         async with app.run_test(size=(160, 45)):
             await wait_for(lambda: app.frames_applied, timeout=10, what="first frame")
-            await asyncio.sleep(0.5)
+            table = app.query_one("#replicas", KeyedTable)
+            await wait_for(lambda: f"{name}-1" in table.shown_keys, timeout=10, what="the replica's row")
             header = str(app.query_one("#status-bar").render())
             assert "on Swarm" in header, header
-            table = app.query_one("#replicas", KeyedTable)
-            row = [str(cell) for cell in table.get_row(f"{name}-1")]
-            assert node in row, (node, row)
+            assert str(table.cell(f"{name}-1", "node")) == node
 
 
 async def _ready(engine: Any, name: str) -> bool:

@@ -146,6 +146,11 @@ class KeyedTable(DataTable[object]):
         index = int(row_key)
         return self._keys[index] if 0 <= index < len(self._keys) else None
 
+    @property
+    def shown_keys(self) -> list[str]:
+        """The keys the table shows, top to bottom."""
+        return list(self._keys) if self._positional else list(self._shown)
+
     def cell(self, key: str, column: str) -> object:
         """The cell of ``column`` in the row showing ``key``."""
         if self._positional:
