@@ -15,6 +15,7 @@ import yaml
 from tests.cli.conftest import ORCHESTRY, Daemon
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, free_port
+from tests.support.interrupt import FAULTHANDLER_ENV, interrupt
 
 
 def write_app(tmp_path: Path, name: str, **overrides: object) -> Path:
@@ -173,7 +174,7 @@ def test_follow_prints_lines_until_interrupted(daemon: Daemon, tmp_path: Path) -
     wait_ready(daemon, name, 1)
     follower = subprocess.Popen(
         [ORCHESTRY, "logs", name, "--follow", "--format", "json"],
-        env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=daemon.env(**FAULTHANDLER_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         import urllib.request
@@ -184,8 +185,7 @@ def test_follow_prints_lines_until_interrupted(daemon: Daemon, tmp_path: Path) -
         line = json.loads(follower.stdout.readline())
         assert set(line) >= {"timestamp", "replica", "message"}
     finally:
-        follower.send_signal(2)  # Ctrl-C
-        code = follower.wait(timeout=30)
+        code = interrupt(follower)
     assert code == 0 and "Traceback" not in (follower.stderr.read() if follower.stderr else "")
     daemon.ok("delete", name, "-f")
 

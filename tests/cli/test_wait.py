@@ -4,7 +4,6 @@ time out with the reason and the app's last events, and leave the change running
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from tests.cli.conftest import ORCHESTRY, Daemon
 from tests.cli.test_apply import api
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app
+from tests.support.interrupt import FAULTHANDLER_ENV, interrupt
 
 # Never passes its health check: /cgi-bin/fail answers 500.
 FAILING_HEALTH = {"path": "/cgi-bin/fail", "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2}
@@ -112,14 +112,13 @@ def test_ctrl_c_while_waiting_exits_130_and_the_change_goes_on(daemon: Daemon) -
     assert applied.returncode == 0, applied.stderr
     waiter = subprocess.Popen(
         [ORCHESTRY, "scale", name, "2", "--wait"],
-        env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=daemon.env(**FAULTHANDLER_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert waiter.stdout is not None
         assert waiter.stdout.readline().startswith(f"{name}: scaling to 2")
         assert waiter.stdout.readline().startswith(f"{name}: ")  # the first progress line: waiting
-        waiter.send_signal(signal.SIGINT)
-        code = waiter.wait(timeout=30)
+        code = interrupt(waiter)
         stderr = waiter.stderr.read() if waiter.stderr else ""
         assert code == 130
         assert "the change continues on the daemon" in stderr and "Traceback" not in stderr
