@@ -9,8 +9,9 @@ Changes are coalesced: a burst of ``set_route`` calls within ``coalesce_seconds`
 ``nginx -t`` and one reload. A configuration that fails ``nginx -t`` is never applied: the previous
 files are restored, so the last good config keeps serving (DESIGN.md §4).
 
-A reload is done when its new workers serve and, unless it only adds servers to upstreams
-(core/lb/reload_scope.py), when the old workers no longer accept.
+A reload is done when its new workers serve and the old workers no longer accept: until then an old
+worker may take a new connection and route it by the old list, so a replica just added would get none of
+it (and one just removed could still get some).
 """
 
 from __future__ import annotations
@@ -47,10 +48,8 @@ from core.lb.nginx_procs import (
     running_master,
 )
 from core.lb.port_holder import describe_holder
-from core.lb.reload_scope import only_adds_servers
 from core.lb.render import (
     CONF_SUFFIX,
-    LOCATIONS_SUFFIX,
     AppRoute,
     app_file_names,
     check_app_name,
@@ -124,8 +123,6 @@ class NginxController:
         self._desired: dict[str, str] = {}  # conf-dir file name → content we want live
         self._live: dict[str, str] = {}  # what nginx serves now (the last good set)
         self._raw_names: set[str] = set()  # files from apply_raw, kept by set_routes
-        self._desired_routes: dict[str, AppRoute] = {}  # app → the route its desired files render
-        self._live_routes: dict[str, AppRoute] = {}  # app → the route nginx serves (known since start)
         self._requested = 0  # generation of the newest requested change
         self._applied = 0  # newest generation that has been tried
         self._outcomes: list[tuple[int, bool]] = []  # (generation, accepted) per apply
@@ -168,10 +165,6 @@ class NginxController:
             else:
                 self._live = await asyncio.to_thread(load_generated_files, self.conf_dir)
             self._desired = dict(self._live)
-            # Files read from disk: which routes they render is not known (another node may have
-            # written them), so the first change of each app counts as more than additions.
-            self._live_routes = {}
-            self._desired_routes = {}
             self._started = True
             self._stopped = False
 
@@ -206,7 +199,6 @@ class NginxController:
             files.update(self._render(route))
         self._require_started()
         self._desired = {n: c for n, c in self._desired.items() if n in self._raw_names} | files
-        self._desired_routes = dict(routes)
         self._request_apply()
 
     async def set_route(self, route: AppRoute) -> None:
@@ -214,7 +206,6 @@ class NginxController:
         files = self._render(route)
         self._require_started()
         self._desired.update(files)
-        self._desired_routes[route.name] = route
         self._request_apply()
 
     async def remove_route(self, name: str) -> None:
@@ -222,7 +213,6 @@ class NginxController:
         self._require_started()
         for file_name in app_file_names(check_app_name(name)):
             self._desired.pop(file_name, None)
-        self._desired_routes.pop(name, None)
         self._request_apply()
 
     async def apply_raw(self, files: dict[str, str]) -> bool:
@@ -396,29 +386,24 @@ class NginxController:
             generation = self._requested
             desired = dict(self._desired)
             previous = dict(self._live)
-            routes = dict(self._desired_routes)
             if not self._may_act():
                 # Not ours to change: the routes stay as the leader left them (not an nginx error).
                 self._desired = previous
-                self._desired_routes = dict(self._live_routes)
                 await self._finish_generation(generation, False, None)
                 return
             if desired == previous:
-                self._live_routes = routes
                 await self._finish_generation(generation, True, None)
                 return
-            additions_only = only_adds_servers(desired, previous, self._live_routes, routes, self._raw_names)
             await asyncio.to_thread(write_files, self.conf_dir, desired, previous)
             error = await self._test_config()
             if error is not None:
                 instruments.NGINX_RELOAD_FAILURES.inc(stage="test")
             else:
-                error = await self._reload(old_workers_stop=not additions_only)
+                error = await self._reload()
                 if error is not None:
                     instruments.NGINX_RELOAD_FAILURES.inc(stage="reload")
             if error is None:
                 self._live = desired
-                self._live_routes = routes
                 await self._finish_generation(generation, True, None)
                 return
             await asyncio.to_thread(write_files, self.conf_dir, previous, desired)
@@ -441,13 +426,6 @@ class NginxController:
             else:
                 self._desired.pop(name, None)
                 self._raw_names.discard(name)
-            # The app's desired route goes back to what nginx serves (unknown: forgotten, so the next
-            # change of it counts as more than additions).
-            app = name.removesuffix(CONF_SUFFIX).removesuffix(LOCATIONS_SUFFIX)
-            if app in self._live_routes:
-                self._desired_routes[app] = self._live_routes[app]
-            else:
-                self._desired_routes.pop(app, None)
 
     async def _finish_generation(self, generation: int, accepted: bool, error: str | None) -> None:
         if error is not None:
@@ -591,9 +569,9 @@ class NginxController:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGQUIT)
 
-    async def _reload(self, old_workers_stop: bool = True) -> str | None:
-        """Apply the files on disk; None once new workers serve (and, with ``old_workers_stop``, the old
-        ones no longer accept), else the reason it failed."""
+    async def _reload(self) -> str | None:
+        """Apply the files on disk; None once new workers serve and the old ones no longer accept, else
+        the reason it failed."""
         if self.external:
             code, output = await _run(["/bin/sh", "-c", self.reload_command])
             if code != 0:
@@ -614,8 +592,8 @@ class NginxController:
             workers = await _workers_of(pid)
             new_workers = workers - old_workers
             # Old workers drop out of the list when the master tells them to stop (100 ms after it
-            # started the new ones): only a change that takes something away waits for that.
-            if len(new_workers) >= self.worker_processes and not (old_workers_stop and old_workers & workers):
+            # started the new ones); until then they still accept and route by the old list.
+            if len(new_workers) >= self.worker_processes and not old_workers & workers:
                 self._count_reload()
                 return None
             await asyncio.sleep(_POLL)

@@ -325,13 +325,37 @@ async def test_a_server_taken_away_is_live_only_once_no_old_worker_accepts(
 
     await controller.set_route(AppRoute(name, (staying.upstream,)))
     assert await controller.flush()
-    # Only additions may count as live while old workers still accept (core/lb/reload_scope.py): once
-    # a removal is reported live, no worker that knew the removed server takes a connection.
+    # Once a removal is reported live, no worker that knew the removed server takes a connection.
     assert not routing_to_leaving & set(_worker_pids(master))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
         for _ in range(10):
             status, body = await get_json(fresh, f"{base_url(controller)}/{name}/")
             assert status == 200 and body is not None and body["backend"] == "staying"
+
+
+async def test_a_server_added_takes_new_connections_as_soon_as_it_is_live(
+    make_controller: ControllerFactory, backends: BackendFactory
+) -> None:
+    """A replica reported routed gets traffic: no old worker (which only knows the servers before) may
+    still take the next connections; a bridge-mode test saw six new connections all go to the old one."""
+    first, added = await backends("first"), await backends("added")
+    name = unique_name("add")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (first.upstream,), "round_robin"))
+    assert await controller.flush()
+    master = controller.status()["pid"]
+    knew_only_first = set(_worker_pids(master))
+
+    await controller.set_route(AppRoute(name, (first.upstream, added.upstream), "round_robin"))
+    assert await controller.flush()
+    assert not knew_only_first & set(_worker_pids(master))
+    seen = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+        for _ in range(6):
+            status, body = await get_json(fresh, f"{base_url(controller)}/{name}/")
+            assert status == 200 and body is not None
+            seen.append(body["backend"])
+    assert set(seen) == {"first", "added"}, seen
 
 
 async def test_a_config_nginx_rejects_is_never_applied(
