@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.support.interrupt import accept_ctrl_c
+
 os.environ.pop("NO_COLOR", None)  # NO_COLOR makes every Textual snapshot differ
+accept_ctrl_c()  # a run started in the background would otherwise pass SIGINT on ignored to the CLI
 
 PG_URL = os.environ.get("ORCHESTRY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO_IMAGE = os.environ.get("ORCHESTRY_DEMO_IMAGE", "orchestry/demo:latest")

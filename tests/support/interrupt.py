@@ -1,8 +1,11 @@
 """Ctrl-C for a CLI process under test, with a post-mortem when it does not stop.
 
-Both `orchestry logs --follow` and `orchestry scale --wait` once ignored a SIGINT for 30 s in a full
-suite run and never alone; if it happens again, the failure shows the process's signal masks (an
-inherited ignored or blocked SIGINT would explain it) and, through faulthandler, where every thread was.
+A test run started in the background by a non-interactive shell (`make test &`, some CI runners)
+inherits SIGINT *ignored*, and so does every process it starts: `orchestry logs --follow` and
+`orchestry scale --wait` then rightly ignore the tests' Ctrl-C, as any program started that way does
+(two full runs failed so; alone, from an interactive shell, they passed).  ``accept_ctrl_c`` gives the
+test process back the default disposition, which its children inherit; should a child still not stop,
+the failure shows its signal masks and, through faulthandler, where every thread was.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from pathlib import Path
 
 # Put into the process's environment so a SIGABRT makes it print every thread's stack.
 FAULTHANDLER_ENV = {"PYTHONFAULTHANDLER": "1"}
+
+
+def accept_ctrl_c() -> None:
+    """Undo an inherited ignored SIGINT in this process, so the processes it starts get SIGINT back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def interrupt(process: subprocess.Popen[str], timeout: float = 30.0) -> int:
