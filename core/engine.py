@@ -84,6 +84,7 @@ class Engine:
         )
         self.started_at: float | None = None
         self._parts: Components | None = None
+        self._stopping = False
         self._presence: Path | None = None
 
     # --- the components, for tests, bench/ and the support bundle; front ends use the methods ----
@@ -204,6 +205,7 @@ class Engine:
         parts = self._parts
         if parts is None:
             return
+        self._stopping = True
         if stop_nginx is None:
             stop_nginx = stop_apps
         if stop_apps and parts.cluster.is_leader():
@@ -225,6 +227,7 @@ class Engine:
         await parts.runtime.close()
         await asyncio.to_thread(parts.store.close)
         self._parts = None
+        self._stopping = False
         await asyncio.to_thread(presence.withdraw, self._presence)
 
     async def _background_failed(self, name: str, exc: BaseException, delay: float) -> None:
@@ -383,6 +386,12 @@ class Engine:
     async def activate_node(self, node: str) -> NodeInfo:
         self._require_leader()
         return await self.node_service.activate(node)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the front ends may use this engine: started, and stop() has not begun (from then on
+        its store, runtime and lease go away one by one)."""
+        return self._parts is not None and not self._stopping
 
     def is_leader(self) -> bool:
         """Whether this node holds the lease now (a local check: free to call often)."""

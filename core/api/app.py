@@ -10,7 +10,7 @@ from core import __version__
 from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
 from core.api.context import ENGINE, NODE_ID, json_response
-from core.api.errors import error_middleware
+from core.api.errors import Handler, error_middleware, error_response
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.api.openapi import openapi_document
 from core.documents import MAX_DOCUMENT_BYTES
@@ -24,6 +24,20 @@ async def openapi_json(request: web.Request) -> web.Response:
     return json_response(openapi_document(__version__))
 
 
+SHUTTING_DOWN = (
+    "this node is shutting down: send the request again (through the controller LB it reaches another node)"
+)
+
+
+@web.middleware
+async def refuse_once_stopping(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """From the moment the engine begins to stop, new requests (keep-alive connections still bring
+    some after the listener closed) get a 503 rather than a half-stopped engine's 500."""
+    if not request.app[ENGINE].serving:
+        return error_response(503, SHUTTING_DOWN, {"Connection": "close"})
+    return await handler(request)
+
+
 def create_app(
     engine: Engine,
     node_id: str,
@@ -35,7 +49,7 @@ def create_app(
 
     No CORS headers are sent: browsers on other origins cannot call the API, which is the point for an
     API that controls containers."""
-    middlewares = [error_middleware]
+    middlewares = [error_middleware, refuse_once_stopping]
     if require_token:
         if not api_token:
             raise SettingsError("the API requires a token but ORCHESTRY_API_TOKEN is not set: set it")
