@@ -219,20 +219,20 @@ def running_count(project: str) -> int:
 
 def compose_round(project: str, results: dict[str, list[float]]) -> None:
     compose("up", "-d", "--scale", "web=1", project=project)
+    results["1→10"].append(_compose_to_ten(project))
+    results["0→10"].append(_compose_to_ten(project))
+
+
+def _compose_to_ten(project: str) -> float:
+    """Seconds from `up --scale web=10` until ten containers run, from what runs now; then down."""
     time.sleep(SETTLE_SECONDS)
     started = time.perf_counter()
     compose("up", "-d", "--scale", "web=10", project=project)
     while running_count(project) < 10:
         time.sleep(0.02)
-    results["1→10"].append(time.perf_counter() - started)
+    took = time.perf_counter() - started
     compose("down", "-t", "1", project=project)
-    time.sleep(SETTLE_SECONDS)
-    started = time.perf_counter()
-    compose("up", "-d", "--scale", "web=10", project=project)
-    while running_count(project) < 10:
-        time.sleep(0.02)
-    results["0→10"].append(time.perf_counter() - started)
-    compose("down", "-t", "1", project=project)
+    return took
 
 
 async def all_runs(
