@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from core.metrics.accesslog import AccessLogTailer
 from core.metrics.window import RollingMetrics
+from testkit.harness import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,12 +31,6 @@ LOG_FORMAT = (
     """"rt":$request_time,"ua":"$upstream_addr","us":"$upstream_status","urt":"$upstream_response_time","""
     """"m":"$request_method","bytes":$body_bytes_sent}';"""
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 from core.engine import Engine
 from core.errors import AppBlocked, SpecError
 from core.runtime.docker import DockerRuntime
+from testkit.harness import free_port
 from tests.conftest import unique_name
 from tests.integration.harness import (
     TrafficClient,
@@ -122,8 +123,9 @@ async def test_bad_command_is_reported_clearly(engine: Engine) -> None:
 async def test_port_clash_is_reported_once_with_the_reason(engine: Engine) -> None:
     name = unique_name("clash")
     doc = demo_app(name)
-    # Every replica binds the same fixed port: the second cannot start.
-    doc["spec"]["command"] = ["httpd", "-f", "-p", f"127.0.0.1:{engine.settings.port + 1}", "-h", "/www"]
+    # Every replica binds the same fixed port: the second cannot start. The port is one the kernel just
+    # handed out, not a neighbour of the engine's own (CI found another process on port + 1).
+    doc["spec"]["command"] = ["httpd", "-f", "-p", f"127.0.0.1:{free_port()}", "-h", "/www"]
     await engine.register(doc)
     await engine.up(name)
     await engine.scale(name, 2)

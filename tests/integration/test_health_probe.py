@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from core.health import HealthChecker
 from core.spec import HealthCheck
+from testkit.harness import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -48,12 +48,6 @@ def answering(status_line: bytes, seen: list[bytes] | None = None) -> Handler:
         writer.close()
 
     return handle
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_a_2xx_answer_passes_and_the_request_carries_path_and_headers(

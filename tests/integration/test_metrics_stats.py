@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from core.metrics.cgroup import CgroupLocator
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.metrics.stats import StatsSampler
 from core.runtime.docker import DockerRuntime
+from testkit.harness import free_port
 from tests.conftest import DEMO_IMAGE, unique_name
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.timeout(120)
 class Replica:
     container_id: str
     port: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_serving(port: int, timeout: float = 10.0) -> None:

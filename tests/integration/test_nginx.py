@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,10 @@ from core.lb.nginx import NginxController, _worker_pids
 from core.lb.render import AppRoute, Upstream
 from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
+from testkit.harness import free_port
 from tests.conftest import unique_name
 
 DOMAIN = "apps.test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Backend:
