@@ -17,6 +17,7 @@ from aiohttp import web
 
 from core.errors import ConfigRejected
 from core.lb.nginx import NginxController, _worker_pids
+from core.lb.nginx_procs import _child_pids
 from core.lb.render import AppRoute, Upstream
 from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
@@ -325,6 +326,28 @@ async def test_a_server_taken_away_is_live_only_once_no_old_worker_accepts(
         for _ in range(10):
             status, body = await get_json(fresh, f"{base_url(controller)}/{name}/")
             assert status == 200 and body is not None and body["backend"] == "staying"
+
+
+async def test_many_reloads_leave_exactly_the_configured_workers(
+    make_controller: ControllerFactory, backends: BackendFactory
+) -> None:
+    """The controller stops a reload's old workers itself (not after the master's 100 ms pause): no
+    worker is respawned for them, so the worker count stays what was configured."""
+    pool = [await backends(f"w{i}") for i in range(3)]
+    name = unique_name("workers")
+    controller = await make_controller()
+    for i in range(12):
+        await controller.set_route(AppRoute(name, tuple(b.upstream for b in pool[: i % 3 + 1])))
+        assert await controller.flush()
+    master = controller.status()["pid"]
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        children = _child_pids(master)
+        if len(children) == controller.worker_processes:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_child_pids(master)) == controller.worker_processes
+    assert len(_worker_pids(master)) == controller.worker_processes
 
 
 async def test_a_server_added_takes_new_connections_as_soon_as_it_is_live(
