@@ -14,6 +14,9 @@ Run it against another checkout with ``PYTHONPATH=/path/to/old/tree`` for a side
 script only uses APIs both have).  Prints figures; asserts nothing.
 
     .venv/bin/python bench/console.py [--seconds 60] [--apps 10] [--replicas 10] [--hide cluster,logs]
+
+Two consoles in turn on the same engine and replicas, printed side by side: every pane shown, then
+``--hide`` panes hidden (what those panes cost).
 """
 
 from __future__ import annotations
@@ -88,7 +91,32 @@ def console(engine: Engine, settings: Any, hidden: list[str], tmp: Path) -> Orch
     return OrchestryConsole(backend, poll_seconds=2.0)
 
 
+async def measure(
+    engine: Engine, settings: Any, hidden: list[str], base: Path, seconds: float
+) -> dict[str, float]:
+    """One console (every pane, or ``hidden`` ones hidden): its first screen and first data frame, then
+    the idle CPU of console + engine over ``seconds``."""
+    folder = base / ("-".join(hidden) or "all")  # each console its own preferences file
+    folder.mkdir()
+    app = console(engine, settings, hidden, folder)
+    started = time.perf_counter()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()  # the first screen has been composed, mounted and painted
+        screen_up = time.perf_counter() - started
+        while app.frames_applied < 1:  # noqa: ASYNC110 - a counter the console increments
+            await asyncio.sleep(0.005)
+        data_frame = time.perf_counter() - started
+        await asyncio.sleep(15)  # every pane has drawn its data and the log tails have arrived
+        cpu_before, wall_before = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu = (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
+        frames = app.frames_applied
+    return {"screen": screen_up, "data": data_frame, "cpu": cpu, "frames": frames}
+
+
 async def run(seconds: float, apps: int, replicas: int, hidden: list[str]) -> None:
+    layouts = [[], hidden] if hidden else [[]]
+    results: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="orchestry-bench-console-") as tmp:
         base = Path(tmp)
         settings = load_settings(
@@ -115,20 +143,8 @@ async def run(seconds: float, apps: int, replicas: int, hidden: list[str]) -> No
                 raise SystemExit("the replicas did not all get ready within 300 s")
             await asyncio.sleep(10)  # the engine settles (first samples, probes) before the console starts
 
-            app = console(engine, settings, hidden, base)
-            started = time.perf_counter()
-            screen_up = data_frame = 0.0
-            async with app.run_test(size=SIZE) as pilot:
-                await pilot.pause()  # the first screen has been composed, mounted and painted
-                screen_up = time.perf_counter() - started
-                while app.frames_applied < 1:  # noqa: ASYNC110 - a counter the console increments
-                    await asyncio.sleep(0.005)
-                data_frame = time.perf_counter() - started
-                await asyncio.sleep(15)  # every pane has drawn its data and the log tails have arrived
-                cpu_before, wall_before = cpu_seconds(), time.monotonic()
-                await asyncio.sleep(seconds)
-                cpu = (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
-                frames = app.frames_applied
+            for layout in layouts:  # one console after the other on the same engine and replicas
+                results.append(await measure(engine, settings, layout, base, seconds))
             idle_engine = await engine_alone(seconds / 2)
         finally:
             for name in names:
@@ -138,10 +154,20 @@ async def run(seconds: float, apps: int, replicas: int, hidden: list[str]) -> No
                     print(f"delete {name}: {exc}", file=sys.stderr)
             await engine.stop(stop_apps=True)
     print(f"console under test: {Path(sys.modules['orchestry_tui.console.app'].__file__ or '?').parents[2]}")
-    print(f"{apps} apps × {replicas} replicas, {SIZE[0]}×{SIZE[1]}, hidden panes: {hidden or 'none'}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{apps} apps × {replicas} replicas, {SIZE[0]}×{SIZE[1]}; {os.cpu_count()} CPUs, load {load}")
     print(f"import of the console module (fresh interpreter): {import_seconds():.2f} s")
-    print(f"first screen: {screen_up:.2f} s; first data frame: {data_frame:.2f} s")
-    print(f"idle CPU over {seconds:.0f} s, console + engine: {cpu:.2f} % of one core ({frames} frames)")
+    names = ["every pane", *(f"hidden: {','.join(layout)}" for layout in layouts[1:])]
+    print(f"{'':<40}" + "".join(f"{name:>24}" for name in names))
+    for label, key, unit in (
+        ("first screen", "screen", "s"),
+        ("first data frame", "data", "s"),
+        (f"idle CPU over {seconds:.0f} s, console + engine", "cpu", "%"),
+        ("frames applied", "frames", ""),
+    ):
+        print(f"{label:<40}" + "".join(f"{r[key]:>22.2f}{unit:>2}" for r in results))
+    if len(results) == 2:
+        print(f"what the hidden panes add: {results[0]['cpu'] - results[1]['cpu']:.2f} points of idle CPU")
     print(f"idle CPU of the engine alone (console closed), over {seconds / 2:.0f} s: {idle_engine:.2f} %")
     print(f"old figures (README of the previous console): {OLD_FIGURES}")
 
@@ -159,7 +185,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--apps", type=int, default=10)
     parser.add_argument("--replicas", type=int, default=10)
-    parser.add_argument("--hide", default="", help="panes to hide, e.g. cluster,logs")
+    parser.add_argument(
+        "--hide",
+        default="cluster,logs",
+        help="panes hidden in the second console, measured beside every pane shown ('' for one console)",
+    )
     args = parser.parse_args()
     hidden = [p for p in args.hide.split(",") if p]
     asyncio.run(run(args.seconds, args.apps, args.replicas, hidden))

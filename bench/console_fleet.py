@@ -12,10 +12,12 @@ Every simulated replica's CPU and memory wander each second (so figures change o
   took: what a loaded host does not inflate);
 - idle CPU: utime + stime of the process (console + engine, every thread) over ``--seconds``, as % of
   one core; then the engine's alone (console closed) over half as long;
-- keypress latency p50/p99 over ``--presses`` presses of each kind: time from the key event entering
-  the app to the first painted screen that shows its effect (the apps cursor moved and the replicas
-  pane shows the newly selected app; the replicas cursor moved; the help screen opened, closed; the
-  describe screen opened, closed).  Not ``pilot.press``: it sleeps ≥ 40 ms waiting for idle;
+- idle paints: compositor passes a second while idle (the console's clock aims at one);
+- keypress latency p50/p99, wall and CPU, over ``--presses`` presses of each kind: time from the
+  key event entering the app to the first painted screen that shows its effect (the apps cursor moved
+  and the replicas pane shows the newly selected app; the replicas cursor moved; the help screen
+  opened, closed; the describe screen opened, closed), and over every press of every kind together.
+  Not ``pilot.press``: it sleeps ≥ 40 ms waiting for idle;
 - scrolling: PageDown through the apps table (every press selects another app, so the replicas table
   changes too) and through the replicas table: p50/p99/max of press → painted screen.
 
@@ -216,12 +218,14 @@ async def measure(
             if profile is not None:
                 profile.enable()
             cpu_before, wall_before, frames_before = cpu_seconds(), time.monotonic(), app.frames_applied
+            paints_before = paints.count
             await asyncio.sleep(seconds)
             if profile is not None and profile_to:
                 profile.disable()
                 profile.dump_stats(profile_to)
             result["idle_cpu_percent"] = (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
             result["idle_frames"] = app.frames_applied - frames_before
+            result["idle_paints_per_s"] = (paints.count - paints_before) / (time.monotonic() - wall_before)
 
             apps_table = app.query_one("#apps", KeyedTable)
             replicas_table = app.query_one("#replicas", KeyedTable)
@@ -325,7 +329,21 @@ async def measure(
         result[f"{name}_p99_ms"] = percentile(values, 0.99) * 1000
         result[f"{name}_max_ms"] = max(values) * 1000 if values else float("nan")
         result[f"{name}_cpu_ms"] = statistics.median(cpu for _wall, cpu in presses) * 1000 if presses else 0.0
+        result[f"{name}_cpu_p99_ms"] = percentile([cpu for _wall, cpu in presses], 0.99) * 1000
         result[f"{name}_n"] = len(values)
+
+    every = [
+        *move_app,
+        *move_replica,
+        *open_help,
+        *close_help,
+        *open_describe,
+        *close_describe,
+        *scroll_apps,
+        *scroll_replicas,
+    ]
+    figures("every_key", every)
+    result["every_key_cpu_p50_ms"] = result["every_key_cpu_ms"]
 
     figures("move_app", move_app)
     figures("move_replica", move_replica)
@@ -381,6 +399,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     line("first data frame, CPU time", "first_data_cpu_s", " s")
     line("idle CPU (console + engine)", "idle_cpu_percent", " %")
     line("idle CPU, engine alone after", "engine_alone_cpu_percent", " %")
+    line("idle paints (compositor passes) /s", "idle_paints_per_s", "  ")
+    print("keypress latency, every press of every kind below (press → first paint showing its effect):")
+    line("  wall p50", "every_key_p50_ms", "ms")
+    line("  wall p99", "every_key_p99_ms", "ms")
+    line("  CPU p50", "every_key_cpu_p50_ms", "ms")
+    line("  CPU p99", "every_key_cpu_p99_ms", "ms")
     for key, label in (
         ("move_app", "apps cursor ↓/↑ (replicas shown)"),
         ("move_replica", "replicas cursor ↓/↑"),
@@ -393,13 +417,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     ):
         line(f"{label} p50", f"{key}_p50_ms", "ms")
         line(f"{label} p99", f"{key}_p99_ms", "ms")
-        line(f"{label} CPU", f"{key}_cpu_ms", "ms")
+        line(f"{label} CPU p50", f"{key}_cpu_ms", "ms")
+        line(f"{label} CPU p99", f"{key}_cpu_p99_ms", "ms")
     line("PageDown apps table max", "scroll_apps_max_ms", "ms")
     line("PageDown replicas table max", "scroll_replicas_max_ms", "ms")
     print(
         f"presses per row: {', '.join(str(r['move_app_n']) for r in rows)} (apps cursor);"
         f" PageDowns: {', '.join(str(r['scroll_apps_n']) for r in rows)} (apps table)"
     )
+    print(f"presses in all: {', '.join(str(r['every_key_n']) for r in rows)}")
     print(f"goals at 1,000 replicas: {GOALS}")
 
 

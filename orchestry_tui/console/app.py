@@ -58,6 +58,10 @@ from orchestry_tui.console.widgets.status_bar import StatusBar
 # Like k9s' default refresh rate. Replicas are sampled every 2 s, so a faster refresh redrew the charts
 # with no new data, and plotting was most of the console's idle CPU. Every action refreshes at once.
 POLL_SECONDS = 2.0
+# The one clock of every periodic repaint: each tick moves the lease countdown and writes the log lines
+# received since the last, and every other tick (POLL_SECONDS) starts the refresh, whose frame carries
+# them instead; so an idle second costs one compositor pass, not one per pane and one per refresh.
+CLOCK_SECONDS = 1.0
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
@@ -118,6 +122,9 @@ class OrchestryConsole(App[int]):
         self.start_error = ""
         self._stopped = False
         self._wake = asyncio.Event()
+        self._poll_started = 0.0  # monotonic time the last refresh began
+        self._polling = False
+        self._panes_wait_for_frame = False  # this tick's pane work rides on the refresh it started
         self._settle_timer: Timer | None = None
         self.last_snapshot: Path | None = None
         self.disconnected: BackendUnreachable | None = None
@@ -157,6 +164,7 @@ class OrchestryConsole(App[int]):
         self._apply_preferences()
         self._apply_layout()
         self._quit_on_signals()
+        self.set_interval(CLOCK_SECONDS, self._on_clock)
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
 
@@ -187,9 +195,11 @@ class OrchestryConsole(App[int]):
 
     @work(exclusive=True, group="poll")
     async def _poll(self) -> None:
-        """One refresh at a time: the next starts a tick after the last finished, or when woken."""
+        """One refresh at a time: the next starts on the clock's tick when one is due (never while the
+        last still runs), or when an action wakes it."""
         while not self._stopped:
             self._wake.clear()
+            self._poll_started, self._polling = time.monotonic(), True
             if not self._dialog_open():  # Dolphie's habit: no redraw behind a dialog
                 try:
                     # Work only for what is on screen: no chart series without the charts pane, no
@@ -216,8 +226,31 @@ class OrchestryConsole(App[int]):
                                 self.query_one(ClusterPane).show(cluster)
                         except NoMatches:
                             return  # the console is closing: its widgets are already gone
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            # In the same burst as the frame: the screen repaints once for both.
+            self._polling = False
+            self._tick_panes()
+            if self.poll_seconds >= CLOCK_SECONDS:
+                await self._wake.wait()  # the clock (or an action) wakes it
+            else:  # tests refresh faster than the clock ticks
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def _on_clock(self) -> None:
+        """Once a second: start the refresh when one is due (the panes' work then waits for its frame,
+        unless the last tick's still does: a slow refresh never holds the countdown or the logs back)
+        or else move the countdown and write new log lines now."""
+        due = time.monotonic() - self._poll_started >= self.poll_seconds - CLOCK_SECONDS / 2
+        if self.engine_ready.is_set() and due and not self._polling and not self._panes_wait_for_frame:
+            self._panes_wait_for_frame = True
+            self.refresh_now()
+            return
+        self._tick_panes()
+
+    def _tick_panes(self) -> None:
+        self._panes_wait_for_frame = False
+        with contextlib.suppress(NoMatches):  # the console closes
+            self.query_one(ClusterPane).tick()
+            self.query_one(LogPane).flush()
 
     async def _cluster_view(self) -> ClusterView | None:
         if not self._shows("cluster"):

@@ -155,3 +155,22 @@ async def test_switching_apps_shows_its_replicas_at_once_and_its_charts_once_the
         await pilot.press("down", "R")  # restart replica acts on the row the cursor is on
         await until(lambda: len(app.screen_stack) > 1, what="confirm dialog")
         assert "Restart replica worker-2" in str(app.screen.query_one("#question").render())
+
+
+def screen_text(app: App[None]) -> str:
+    """What the terminal shows, line by line (the compositor's output, not the table's data)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_table_repaints_cells_changed_in_place() -> None:
+    for positional in (False, True):
+        app = TableApp(positional=positional)
+        async with app.run_test(size=(60, 10)) as pilot:
+            table = app.query_one(KeyedTable)
+            table.sync({"web-1": ("web-1", "31.5%"), "web-2": ("web-2", "2.0%")})
+            await pilot.pause()
+            assert "31.5%" in screen_text(app)
+            table.sync({"web-1": ("web-1", "47.2%"), "web-2": ("web-2", "2.0%")})
+            await pilot.pause()
+            shown = screen_text(app)
+            assert "47.2%" in shown and "31.5%" not in shown and "2.0%" in shown

@@ -27,6 +27,7 @@ class Chart(PlotextPlot):
     """A plot, or a sentence saying why there is nothing to plot yet."""
 
     empty_message = ""
+    _drawn: str | None = None  # the empty message on screen, if that is what it shows
 
     def render(self) -> RenderResult:
         if self.empty_message:
@@ -41,11 +42,14 @@ class Chart(PlotextPlot):
         threshold: float | None = None,
         empty_reason: str = "",
     ) -> None:
-        plt = self.plt
-        plt.clear_data()
         lines = [(label, _in_window(series, now)) for label, series in lines]
         has_data = any(series for _, series in lines)
         self.empty_message = "" if has_data else f"{title}\n\n{empty_reason or 'no data yet'}"
+        if not has_data and self._drawn == self.empty_message:
+            return  # a chart waiting for data says the same sentence every refresh: no repaint
+        self._drawn = self.empty_message or None
+        plt = self.plt
+        plt.clear_data()
         plt.title(title)
         plt.xlabel("seconds ago")
         for label, series in lines:

@@ -1,7 +1,8 @@
 """The cluster leadership pane: every controller, the lease counting down, and who led each term.
 
-The countdown ticks once a second from the last answer's database clock plus the local time elapsed
-since, so it moves between refreshes without asking the store.
+The countdown moves on the console's one-second clock (``tick``, called by the app with the other
+panes' periodic work, so a second costs one compositor pass) from the last answer's database clock plus
+the local time elapsed since, without asking the store.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.timer import Timer
 from textual.widgets import Static
 
 from orchestry_tui.console.formatting import clock
@@ -78,24 +78,19 @@ class ClusterPane(Vertical):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.view: ClusterView | None = None
         self._received = 0.0  # monotonic time the view arrived
-        self._ticker: Timer | None = None
         self._shown_history: list[TermRecord] | None = None
+        self._summary: Text | None = None  # the summary line on screen
+        self.active = False
 
     def compose(self) -> ComposeResult:
         yield Static(WAITING, id="cluster-summary")
         yield KeyedTable(NODE_COLUMNS, id="cluster-nodes")
         yield Static("", id="cluster-history")
 
-    def on_mount(self) -> None:
-        self._ticker = self.set_interval(1.0, self._tick, pause=True)
-
     def set_active(self, active: bool) -> None:
-        """A hidden pane costs no timer wake-ups."""
-        if self._ticker is not None:
-            if active and self.view is not None:
-                self._ticker.resume()
-            else:
-                self._ticker.pause()
+        """A hidden pane's countdown is not drawn (the app's clock still calls ``tick``)."""
+        self.active = active
+        self.tick()
 
     def show(self, view: ClusterView) -> None:
         self.view = view
@@ -107,8 +102,7 @@ class ClusterPane(Vertical):
             history = Text("term history (newest first)\n", style="dim")
             history.append_text(Text("\n").join(term_line(h) for h in view.history) or Text("no term yet"))
             self.query_one("#cluster-history", Static).update(history)
-        self._tick()
-        self.set_active(True)
+        self.tick()
 
     def lease_left(self) -> float | None:
         view = self.view
@@ -117,9 +111,10 @@ class ClusterPane(Vertical):
         elapsed = time.monotonic() - self._received if view.ticking else 0.0
         return view.lease_expires_at - view.now - elapsed
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Redraw the summary line (the countdown) if its text changed; else no repaint at all."""
         view = self.view
-        if view is None:
+        if view is None or not self.active:
             return
         text = Text()
         text.append(f"term {view.term if view.term is not None else '–'}  ", style="bold")
@@ -135,5 +130,8 @@ class ClusterPane(Vertical):
                 ttl = f"/{view.lease_ttl:g}s" if view.lease_ttl else ""
                 text.append(f"  lease {shown}s{ttl}", style="bold red" if shown <= 2 else "")
         text.append(f"  · answered by {view.answered_by}", style="dim")
+        if text == self._summary:
+            return
+        self._summary = text
         # One fixed line: no layout pass for a countdown that changes every second.
         self.query_one("#cluster-summary", Static).update(text, layout=False)

@@ -8,7 +8,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.render import measure
 from textual.widgets import DataTable
-from textual.widgets._data_table import ColumnKey, default_cell_formatter
+from textual.widgets._data_table import ColumnKey, RowKey, default_cell_formatter
 
 
 class KeyedTable(DataTable[object]):
@@ -34,6 +34,7 @@ class KeyedTable(DataTable[object]):
         self._widths: dict[str, dict[str, int]] = {key: {} for key, _label in self._columns}
         self._changed: dict[str, list[int]] = {}
         self._widened: dict[str, list[int]] = {}
+        self._cells_written = False  # a cell changed in this sync: one repaint at its end
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -46,6 +47,12 @@ class KeyedTable(DataTable[object]):
             self._sync_positions(rows)
         else:
             self._sync_keys(rows)
+        if self._cells_written:
+            # What update_cell does for every cell, once: its cache generation moves on (the rows
+            # render again) and one refresh, instead of a refresh per changed cell.
+            self._cells_written = False
+            self._update_count += 1
+            self.refresh()
         self._fit_columns()
 
     def _sync_keys(self, rows: dict[str, tuple[object, ...]]) -> None:
@@ -96,7 +103,8 @@ class KeyedTable(DataTable[object]):
             if old != new:
                 # Not update_width=True: for every cell that got narrower than its column, DataTable
                 # re-measures the whole column (100 apps whose CPU moved: 100 × 100 measures a refresh).
-                self.update_cell(row_key, column, new)
+                self._data[RowKey(row_key)][ColumnKey(column)] = new  # see sync: one refresh
+                self._cells_written = True
                 width = self._widths[column][row_key] = self._measure(new)
                 (self._changed if fit else self._widened).setdefault(column, []).append(width)
 

@@ -1,8 +1,10 @@
 """The live logs pane on the main screen: the selected app's replicas merged, or one replica.
 
-Lines stream only while the pane is shown; they are written in batches (at most two repaints a
-second) and the last ``KEPT_LINES`` are kept raw, so switching between the app and one of its replicas,
-or changing the filter, redraws at once without asking the engine again.
+Lines stream only while the pane is shown; they are written in batches on the console's one-second
+clock (the app calls ``flush`` with the other panes' periodic work, so one compositor pass a second
+carries the new lines, the lease countdown and the refresh) and the last ``KEPT_LINES`` are kept raw,
+so switching between the app and one of its replicas, or changing the filter, redraws at once without
+asking the engine again.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from core.runtime.base import LogLine
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.widgets.log_view import LogView
 
-# Lines are written in batches: one repaint per batch however fast they come, and no timer at all while
-# no line arrives (an idle pane wakes nothing).  Each repaint costs a compositor pass (~5 ms at 200×50);
-# an idle app's health-probe lines trickle in about once a second, and a half-second batch lets those
-# that come close together share a pass (a busy app's 10 lines a second cost 2 passes, not 10) while
-# a line still shows within a second.
-BATCH_SECONDS = 0.5
+# Lines are written in batches: one repaint per batch however fast they come.  Each repaint costs a
+# compositor pass (~5 ms at 200×50); the batch is written on the app's clock tick, the pass that also
+# moves the lease countdown and shows the refresh, so a busy app's 10 lines a second cost no pass of
+# their own, and a line still shows within a second.
 KEPT_LINES = 5000
 VIEW_LINES = 2000
 
@@ -39,7 +39,6 @@ class LogPane(Vertical):
         self.active = False
         self.kept: deque[LogLine] = deque(maxlen=KEPT_LINES)
         self._pending: list[LogLine] = []
-        self._flush_due = False
         self._ended = ""
 
     def compose(self) -> ComposeResult:
@@ -94,20 +93,13 @@ class LogPane(Vertical):
         try:
             async for line in self.backend.follow_logs(app):
                 self._pending.append(line)
-                self._flush_soon()
         except OrchestryError as exc:
             self._ended = f"log stream ended: {exc}"
-            self._flush_soon()
 
     @property
     def settled(self) -> bool:
         """Every line received so far is on screen: no batch waits to be written."""
-        return not self._flush_due and not self._pending
-
-    def _flush_soon(self) -> None:
-        if not self._flush_due:
-            self._flush_due = True
-            self.set_timer(BATCH_SECONDS, self._flush)
+        return not self._pending and not self._ended
 
     # --- drawing ------------------------------------------------------------------------------
     def _shows(self, line: LogLine) -> bool:
@@ -115,10 +107,11 @@ class LogPane(Vertical):
             return False
         return not self.filter_text or self.filter_text.lower() in line.message.lower()
 
-    def _flush(self) -> None:
-        self._flush_due = False
+    def flush(self) -> None:
+        """Write the lines received since the last call (the app's clock calls it once a second)."""
         if self._ended:
             self._status_text(self._ended)
+            self._ended = ""
         if not self._pending:
             return
         batch, self._pending = self._pending, []

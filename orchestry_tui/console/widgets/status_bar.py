@@ -13,7 +13,13 @@ from orchestry_tui.console.frame import Leadership
 class StatusBar(Static):
     """One line (styles.tcss gives it height 1): updating it needs no layout pass."""
 
+    _shown: VisualType | None = None
+
     def update(self, content: VisualType = "", *, layout: bool = False) -> None:
+        # Every refresh redraws the header, which most seconds says what it said: no repaint then.
+        if content == self._shown:
+            return
+        self._shown = content
         super().update(content, layout=layout)
 
     def show_starting(self, message: str) -> None:
