@@ -37,6 +37,15 @@ def test_allocated_port_is_in_range_and_bindable() -> None:
     assert bindable(port)
 
 
+# The fixed ranges below lie outside the engines' replica range (20000-29999: replicas of other tests,
+# or of another test run on this machine, bind there at any moment) and above the kernel's usual
+# ephemeral range (32768-60999: outgoing connections and kernel-chosen ports), so nothing else takes
+# one of their ports between the test's look and its claim.
+OCCUPIED_RANGE = (64100, 64119)
+EXCLUDED_RANGE = (64200, 64209)
+RECENT_RANGE = (64300, 64309)
+
+
 def occupy_all_but_one(low: int, high: int) -> tuple[list[socket.socket], int]:
     """Listen on every free port of [low, high] except one; returns the listeners and that port."""
     free = [p for p in range(low, high + 1) if port_is_free(p)]
@@ -46,7 +55,11 @@ def occupy_all_but_one(low: int, high: int) -> tuple[list[socket.socket], int]:
     for port in free:
         if port != keep:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", port))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # another process took it since the look: it is just as busy
+                sock.close()
+                continue
             sock.listen()
             listeners.append(sock)
     return listeners, keep
@@ -54,9 +67,9 @@ def occupy_all_but_one(low: int, high: int) -> tuple[list[socket.socket], int]:
 
 def test_ports_in_use_are_never_returned(listener: socket.socket) -> None:
     assert not port_is_free(listener.getsockname()[1])
-    listeners, only_free = occupy_all_but_one(24000, 24019)
+    listeners, only_free = occupy_all_but_one(*OCCUPIED_RANGE)
     try:
-        allocator = PortAllocator(24000, 24019)
+        allocator = PortAllocator(*OCCUPIED_RANGE)
         assert {allocator.allocate(set()) for _ in range(5)} == {only_free}
     finally:
         for sock in listeners:
@@ -64,11 +77,12 @@ def test_ports_in_use_are_never_returned(listener: socket.socket) -> None:
 
 
 def test_excluded_ports_are_skipped() -> None:
-    allocator = PortAllocator(21000, 21009, rng=random.Random(1))
-    free = [p for p in range(21000, 21010) if port_is_free(p)]
-    assert len(free) >= 2, "test needs two free ports in 21000-21009"
+    low, high = EXCLUDED_RANGE
+    allocator = PortAllocator(low, high, rng=random.Random(1))
+    free = [p for p in range(low, high + 1) if port_is_free(p)]
+    assert len(free) >= 2, f"test needs two free ports in {low}-{high}"
     wanted = free[-1]
-    port = allocator.allocate(set(range(21000, 21010)) - {wanted})
+    port = allocator.allocate(set(range(low, high + 1)) - {wanted})
     assert port == wanted
 
 
@@ -99,9 +113,9 @@ def test_all_excluded_raises() -> None:
 
 
 def test_recent_port_is_reused_only_when_nothing_else_is_free() -> None:
-    listeners, only_free = occupy_all_but_one(25000, 25009)
+    listeners, only_free = occupy_all_but_one(*RECENT_RANGE)
     try:
-        allocator = PortAllocator(25000, 25009)
+        allocator = PortAllocator(*RECENT_RANGE)
         assert allocator.allocate(set()) == only_free
         # Its replica never bound it and nothing else is free: handing it out again beats failing.
         assert allocator.allocate(set()) == only_free
