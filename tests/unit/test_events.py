@@ -68,7 +68,7 @@ async def test_close_ends_iteration_and_unsubscribes() -> None:
     await asyncio.sleep(0)
     assert bus.subscriber_count == 1
     subscription.close()
-    assert await asyncio.wait_for(waiter, timeout=1) is None
+    assert await asyncio.wait_for(waiter, timeout=10) is None
     assert bus.subscriber_count == 0
     bus.publish(event(1))  # nobody listening: fine
     async with bus.subscribe():
@@ -82,7 +82,7 @@ async def test_publish_from_another_thread_reaches_the_loop() -> None:
         thread = threading.Thread(target=lambda: [bus.publish(event(n)) for n in range(3)])
         thread.start()
         thread.join()
-        got = [await asyncio.wait_for(anext(subscription), timeout=1) for _ in range(3)]
+        got = [await asyncio.wait_for(anext(subscription), timeout=10) for _ in range(3)]
     assert [e.id for e in got] == [0, 1, 2]
 
 
