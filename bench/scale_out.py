@@ -35,7 +35,9 @@ from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
 ANSWERED = "answered"
-TIMED_CASES = ("1→10", "0→10")
+TIMED_CASES = ("1→10", "0→10", "1→10 warm", "0→10 warm")
+# The warm rounds' app keeps this many containers created but not started (spec scaling.warmPool).
+WARM_POOL = 10
 # Clients polling through nginx, each pausing PAUSE_SECONDS between requests: about one request every
 # 5-10 ms, so a newly routed replica (least_conn sends the next request to it) answers within one
 # request's time, without the clients' CGI requests taking the CPU Docker needs for its creates.
@@ -191,6 +193,35 @@ async def orchestry_round(
     await wait_live(engine, name, 1)
 
 
+async def wait_pool(engine: Engine, name: str, size: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(await engine.runtime.list_warm(name)) == size:  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the warm pool of {name} did not reach {size}")
+
+
+async def warm_round(
+    engine: Engine,
+    name: str,
+    timeline: ReplicaTimeline,
+    results: dict[str, list[float]],
+    lines: dict[str, list[Offsets]],
+) -> None:
+    """1→10 and 0→10 of an app with a full warm pool: only Docker's start is left per replica."""
+    url = f"http://{engine.settings.lb_listen}/{name}/"
+    for case, before in (("1→10 warm", 1), ("0→10 warm", 0)):
+        await engine.scale(name, before)
+        await wait_live(engine, name, before)
+        await wait_pool(engine, name, WARM_POOL)
+        elapsed, offsets = await scale_and_route(engine, name, url, timeline)
+        results[case].append(elapsed)
+        lines[case].append(offsets)
+    await engine.scale(name, 1)
+    await wait_live(engine, name, 1)
+
+
 def compose(*args: str, project: str) -> None:
     subprocess.run(
         ["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), *args],
@@ -238,7 +269,14 @@ def _compose_to_ten(project: str) -> float:
 async def all_runs(
     runs: int,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[Offsets]]]:
-    ours: dict[str, list[float]] = {"1→10": [], "0→10": [], "10→1": [], "crash→routed": []}
+    ours: dict[str, list[float]] = {
+        "1→10": [],
+        "0→10": [],
+        "1→10 warm": [],
+        "0→10 warm": [],
+        "10→1": [],
+        "crash→routed": [],
+    }
     theirs: dict[str, list[float]] = {"1→10": [], "0→10": []}
     lines: dict[str, list[Offsets]] = {case: [] for case in TIMED_CASES}
     timeline = ReplicaTimeline()
@@ -254,8 +292,14 @@ async def all_runs(
             )
             await engine.up(name)
             await wait_live(engine, name, 1)
+            warm = f"{name}-warm"
+            scaling = {"mode": "manual", "minReplicas": 0, "maxReplicas": 10, "warmPool": WARM_POOL}
+            await engine.register(demo_app(warm, scaling=scaling))
+            await engine.up(warm)
+            await wait_live(engine, warm, 1)
             for _ in range(runs):
                 await orchestry_round(engine, name, timeline, ours, lines)
+                await warm_round(engine, warm, timeline, ours, lines)
                 await asyncio.to_thread(compose_round, project, theirs)
         finally:
             await engine.stop(stop_apps=True)
@@ -310,20 +354,21 @@ def main() -> None:
         return
     ours, theirs, lines = asyncio.run(all_runs(args.runs))
     print(f"scale benchmark, median of {args.runs} runs (seconds); rounds alternate Orchestry and compose")
-    print(f"{'case':<14}{'orchestry':>12}{'compose':>12}{'ratio':>9}")
+    print(f"{'case':<18}{'orchestry':>12}{'compose':>12}{'ratio':>9}")
     for case, values in ours.items():
         mine = statistics.median(values)
-        base = statistics.median(theirs[case]) if case in theirs else None
+        compose_case = case.removesuffix(" warm")  # compose has no warm pool: the same baseline
+        base = statistics.median(theirs[compose_case]) if compose_case in theirs else None
         ratio = f"{mine / base:.2f}x" if base else "-"
         base_text = f"{base:.3f}" if base else "-"
-        print(f"{case:<14}{mine:>12.3f}{base_text:>12}{ratio:>9}")
+        print(f"{case:<18}{mine:>12.3f}{base_text:>12}{ratio:>9}")
     print("orchestry waits for health checks and nginx routing; compose only for 'running'.")
     for case in TIMED_CASES:
         # The engine's own claim, without the client's last request: nginx serves all ten.
         routed = statistics.median(max(row[ROUTED] for row in offsets.values()) for offsets in lines[case])
-        base = statistics.median(theirs[case])
+        base = statistics.median(theirs[case.removesuffix(" warm")])
         print(
-            f"{case + ' routed':<14}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
+            f"{case + ' routed':<18}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
         )
     for case in TIMED_CASES:
         print_timeline(case, lines[case])

@@ -48,6 +48,7 @@ from core.runtime.ports import PortAllocator
 from core.shared_listing import SharedListing
 from core.spec import AppSpec
 from core.timeline import ROUTED, ReplicaTimeline
+from core.warm_pool import WarmPool
 
 __all__ = [
     "FORCE_STOP_SECONDS",
@@ -101,7 +102,7 @@ class NotLeaderAnymore(Exception):
     """Raised inside a pass when the lease was lost mid-way; the pass stops acting at once."""
 
 
-class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
+class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
     def __init__(
         self,
         runtime: Runtime,
@@ -201,6 +202,10 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             state.replicas.clear()
             state.stopping.clear()
             state.routed_once = False
+            if state.warm_refill is not None:
+                state.warm_refill.cancel()
+            state.warm.clear()
+            state.warm_loaded = False
 
     def wake(self, name: str) -> None:
         if name in self.apps:
@@ -386,6 +391,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         await self._clear_dead(state, containers, after_outage)
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
+        await self._tend_pool(state, spec, stopped=record.status == APP_STOPPED)
         # Read now, not at the start of the pass: a forced down may have begun after the pass did.
         force = record.status == APP_STOPPED and (intent.force or state.force_holds > 0)
         now = self.clock.time()
@@ -409,7 +415,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
             await asyncio.gather(*(self.runtime.remove(c.id, force=True) for c in surplus))
         pending_slots = {c.slot for c in pending if c not in surplus}
         state.pending = {c.name: c.error for c in pending if c not in surplus}
-        occupied = {r.slot for r in state.replicas.values()} | pending_slots
+        occupied = {r.slot for r in state.replicas.values()} | pending_slots | state.pool_slots()
         the_plan = planner.plan(
             desired, live, occupied, state.waiting_slots(now) | pending_slots, can_create=not state.blocked
         )
@@ -428,6 +434,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
         await self._update_status(state, record, desired)
         self.on_replicas_changed(state.name)
         await self._persist_instances(state)
+        self._refill_pool_later(state, spec, stopped=record.status == APP_STOPPED)
         return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
 
     def _other_network(self, replica: Replica) -> bool:
@@ -528,7 +535,9 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions):
 
     async def close(self) -> None:
         self._closed = True
-        tasks = list(self._workers.values())
+        tasks = list(self._workers.values()) + [
+            state.warm_refill for state in self.apps.values() if state.warm_refill is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

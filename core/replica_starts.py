@@ -35,12 +35,26 @@ class ReplicaStarts(ReconcilerParts):
         # Gathered once per batch (every replica of every app: O(fleet)), then each start adds what it
         # is handed, so a scale by ten on a large fleet does not walk the fleet ten times.
         in_use = self._ports_in_use()
-        results = await asyncio.gather(*(self._start_one(state, spec, slot, in_use) for slot in slots))
+        # Warm-pool members first (core/warm_pool.py): only a start is left to do for them.
+        warm = self._take_warm(state, spec, len(slots))
+        cold = slots[: len(slots) - len(warm)]
+        results = await asyncio.gather(
+            *(self._start_warm(state, spec, info, in_use) for info in warm),
+            *(self._start_one(state, spec, slot, in_use) for slot in cold),
+        )
         return sum(1 for ok in results if ok)
 
     def _ports_in_use(self) -> set[int]:
         replicas = [r for app in self.apps.values() for r in app.replicas.values()]
-        return {r.port for r in replicas} | {r.health_port for r in replicas if r.health_port is not None}
+        warm = [w for app in self.apps.values() for w in app.warm.values()]
+        creating = [ports for app in self.apps.values() for ports in app.warm_creating.values()]
+        return (
+            {r.port for r in replicas}
+            | {r.health_port for r in replicas if r.health_port is not None}
+            | {w.port for w in warm}
+            | {w.health_port for w in warm if w.health_port is not None}
+            | {port for pair in creating for port in pair if port is not None}
+        )
 
     def _health_published_apart(self, spec: AppSpec) -> bool:
         return health_published_apart(spec, self.config.network_mode)
@@ -103,6 +117,10 @@ class ReplicaStarts(ReconcilerParts):
             except RuntimeUnavailable:
                 self.ports.release(port)
                 raise
+        await self._register_started(state, spec, info)
+        return True
+
+    async def _register_started(self, state: AppState, spec: AppSpec, info: ContainerInfo) -> None:
         replica = Replica.of_container(info)
         state.replicas[info.id] = replica
         self._track(replica, spec, state.name)
@@ -111,9 +129,8 @@ class ReplicaStarts(ReconcilerParts):
             "replica_started",
             f"started replica {info.name} on {info.host}:{info.port}",
             app=state.name,
-            details={"slot": slot, "container_id": info.id[:12], "port": info.port},
+            details={"slot": info.slot, "container_id": info.id[:12], "port": info.port},
         )
-        return True
 
     async def _create_on(
         self, state: AppState, spec: AppSpec, slot: int, port: int, in_use: set[int]

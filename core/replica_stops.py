@@ -197,4 +197,5 @@ class ReplicaStops(ReconcilerParts):
             self.health.untrack(replica.container_id)
         await self.router.unpublish(state.name)
         await asyncio.gather(*(self._stop_one(state, r, FORCE_STOP_SECONDS) for r in victims))
+        await self._remove_pool(state)
         return len(victims)

@@ -129,6 +129,17 @@ class AppState:
     # Replicas the runtime is still placing by itself (Swarm), by name → what holds them up ("" if nothing).
     pending: dict[str, str] = field(default_factory=dict)
     runtime_error: str = ""  # why the last pass could not reach Docker; "" once one did
+    # The warm pool (core/warm_pool.py): members by container id, creates in flight (slot → port and
+    # health port), whether the runtime's pool was read, the refill task.
+    warm: dict[str, ContainerInfo] = field(default_factory=dict)
+    warm_creating: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    warm_loaded: bool = False
+    warm_refill: asyncio.Task[None] | None = None
+    warm_unsupported_said: bool = False
+
+    def pool_slots(self) -> set[int]:
+        """Slots held by the warm pool (members and creates in flight): no replica may be planned there."""
+        return {w.slot for w in self.warm.values()} | set(self.warm_creating)
 
     def live(self) -> list[Replica]:
         return [r for r in self.replicas.values() if not r.draining]

@@ -473,6 +473,13 @@ class ScalingPolicy(_SpecModel):
     # None = Kubernetes' default step: at most max(4, current) replicas added at once.
     max_scale_out_step: int | None = Field(None, alias="maxScaleOutStep", ge=1, le=100)
     scale_in_step: int = Field(1, alias="scaleInStep", ge=1, le=100)
+    # Containers kept created but not started, so a scale-out only starts them (AWS Auto Scaling's warm
+    # pools).  None (left out of the document, so existing apps keep their exact spec) means 0.
+    warm_pool: int | None = Field(None, alias="warmPool", ge=0, le=100)
+
+    @property
+    def warm_pool_size(self) -> int:
+        return self.warm_pool or 0
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -161,6 +161,13 @@ async def _remove_containers(settings: Settings, store: Store, cluster_id: str) 
             await runtime.remove(container_id, force=True)
 
         await asyncio.gather(*(remove(c.id, c.app) for c in mine))
+        # Warm-pool members (core/warm_pool.py) are no replicas and not listed above: never started,
+        # they only need removing.
+        list_warm = getattr(runtime, "list_warm", None)
+        warm = (
+            [c for c in await list_warm() if c.labels.get(LABEL_CLUSTER) == cluster_id] if list_warm else []
+        )
+        await asyncio.gather(*(runtime.remove(c.id, force=True) for c in warm))
         for app in {c.app for c in mine}:
             await asyncio.to_thread(store.instances.delete_app, app)
         return [c.name for c in mine]

@@ -20,6 +20,12 @@ LABEL_PORT = "orchestry.port"
 LABEL_HEALTH_PORT = "orchestry.health-port"
 # The store's cluster id: which Orchestry installation owns the container (core/store, migration 0002).
 LABEL_CLUSTER = "orchestry.cluster"
+# A warm-pool container (spec ``scaling.warmPool``): created for a slot but never started, so a
+# scale-out only has to start it.  Only a container in Docker's ``created`` state with this label is
+# in the pool: ``list_managed`` leaves those out (they are no replicas), ``list_warm`` lists them.
+# Once started it is an ordinary replica (the label stays; the state says it left the pool).
+LABEL_WARM = "orchestry.warm"
+STATE_CREATED = "created"
 
 # A replica the runtime is still placing or starting by itself (Swarm: a task Swarm scheduled after a
 # node loss, still pending or pulling).  Its slot is taken and it is not dead; it has no address yet.
@@ -27,6 +33,11 @@ STATE_PENDING = "pending"
 # A RuntimeEvent action: something about this app's replicas changed that only a relist shows (Swarm
 # rescheduled a task).  Docker's own actions (die, start, ...) are the others.
 EVENT_CHANGED = "changed"
+
+
+def in_warm_pool(state: str, labels: dict[str, str]) -> bool:
+    """A pool member: created with the warm label and never started."""
+    return state == STATE_CREATED and labels.get(LABEL_WARM) == "true"
 
 
 class PublishedPortInUse(ContainerStartError):
@@ -206,3 +217,21 @@ class Runtime(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class WarmPoolRuntime(Protocol):
+    """A runtime that can keep containers created but not started (the Docker and in-memory ones; a
+    Swarm service has no such state).  The reconciler checks for ``create_warm`` before using one."""
+
+    async def create_warm(self, request: ContainerRequest) -> ContainerInfo:
+        """Create the replica ``request`` describes (labelled LABEL_WARM) without starting it."""
+        ...
+
+    async def start_warm(self, container_id: str, request: ContainerRequest) -> ContainerInfo | None:
+        """Start a pool member as the replica ``request`` (the one it was created from) describes; None
+        when it is gone (removed by hand): the caller then creates one the ordinary way."""
+        ...
+
+    async def list_warm(self, app: str | None = None) -> list[ContainerInfo]:
+        """The pool members of ``app`` (every app with None)."""
+        ...

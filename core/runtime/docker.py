@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from dataclasses import replace
 
 import docker
 import docker.errors
@@ -38,7 +39,9 @@ from core.runtime.base import (
     LABEL_PORT,
     LABEL_SLOT,
     LABEL_SPEC_HASH,
+    LABEL_WARM,
     NODE_ACTIVE,
+    STATE_CREATED,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
@@ -46,6 +49,7 @@ from core.runtime.base import (
     NodeInfo,
     PublishedPortInUse,
     RuntimeEvent,
+    in_warm_pool,
 )
 from core.runtime.docker_calls import (
     _PORT_TAKEN,
@@ -230,7 +234,12 @@ class DockerRuntime(PooledApiCalls):
         if app is not None:
             filters.append(f"{LABEL_APP}={app}")
         summaries = await self._run(lambda api: api.containers(all=True, filters={"label": filters}))
-        summaries = [s for s in summaries if self._ours(s.get("Labels") or {})]
+        summaries = [
+            s
+            for s in summaries
+            if self._ours(s.get("Labels") or {})
+            and not in_warm_pool(s.get("State") or "", s.get("Labels") or {})
+        ]
         # One list call covers running containers (the relist of every app runs often); only those that
         # stopped need an inspect for their exit code, OOM flag and error.
         running = [container_info_from_summary(s) for s in summaries if s.get("State") == "running"]
@@ -248,6 +257,70 @@ class DockerRuntime(PooledApiCalls):
         if request.verify_start and not await self.image_exists(request.image):
             await self._pull_once(request.image)
         return await self._run(lambda api: self._create_and_start(api, request))
+
+    # -- warm pool (spec scaling.warmPool; core/warm_pool.py) -----------------------------------------
+
+    async def list_warm(self, app: str | None = None) -> list[ContainerInfo]:
+        filters = [f"{LABEL_MANAGED}=true", f"{LABEL_WARM}=true"]
+        if app is not None:
+            filters.append(f"{LABEL_APP}={app}")
+        summaries = await self._run(
+            lambda api: api.containers(all=True, filters={"label": filters, "status": STATE_CREATED})
+        )
+        found = [
+            container_info_from_summary(s)
+            for s in summaries
+            if self._ours(s.get("Labels") or {}) and in_warm_pool(s.get("State") or "", s.get("Labels") or {})
+        ]
+        return sorted(found, key=lambda i: (i.app, i.slot, i.name))
+
+    async def create_warm(self, request: ContainerRequest) -> ContainerInfo:
+        if not await self.image_exists(request.image):
+            await self._pull_once(request.image)
+
+        def work(api: APIClient) -> ContainerInfo:
+            try:
+                container_id = self._create_warm_on_network(api, request)
+            except _NameTaken:
+                self._clear_leftover(api, request.name)
+                try:
+                    container_id = self._create_warm_on_network(api, request)
+                except _NameTaken as exc:
+                    raise Conflict(
+                        f"container '{request.name}' was created by someone else meanwhile: {exc}"
+                    ) from exc
+            return replace(self._started_info(container_id, request), state=STATE_CREATED, started_at=None)
+
+        return await self._run(work)
+
+    def _create_warm_on_network(self, api: APIClient, request: ContainerRequest) -> str:
+        try:
+            return self._create(api, request, self._network_for(api, request))
+        except _NetworkChanged:
+            self._forget_network()
+            return self._create(api, request, self._network_for(api, request))
+
+    def _network_for(self, api: APIClient, request: ContainerRequest) -> str | None:
+        return self._bridge_network_id(api) if request.network_mode == "bridge" else None
+
+    async def start_warm(self, container_id: str, request: ContainerRequest) -> ContainerInfo | None:
+        def work(api: APIClient) -> ContainerInfo | None:
+            if self.timeline is not None:
+                self.timeline.mark(request.name, CREATED)  # long ago: nothing left to wait for
+            try:
+                api.start(container_id)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                _remove_quietly(api, container_id)
+                raise _start_refused(exc, request) from exc
+            if self.timeline is not None:
+                self.timeline.mark(request.name, STARTED)
+            if not request.verify_start:
+                return self._started_info(container_id, request)
+            return self._confirm_running(api, container_id, request)
+
+        return await self._run(work)
 
     async def stop(self, container_id: str, timeout: float) -> None:
         def work(api: APIClient) -> None:
@@ -440,17 +513,7 @@ class DockerRuntime(PooledApiCalls):
             _remove_quietly(api, container_id)
             if network_id and "is ambiguous" in _explanation(exc):
                 raise _NetworkChanged() from exc
-            if request.network_mode == "bridge" and _PORT_TAKEN.search(_explanation(exc)):
-                port = _taken_port(_explanation(exc), request)
-                raise PublishedPortInUse(
-                    port,
-                    f"published port {REPLICA_HOST}:{port} of replica '{request.name}' is "
-                    f"already in use by another program: Docker refused it ({_explanation(exc)})",
-                ) from exc
-            raise ContainerStartError(
-                f"container '{request.name}' of app '{request.app}' could not start: {_explanation(exc)}. "
-                f"Fix spec.command / spec.image or free the port {request.host_port}"
-            ) from exc
+            raise _start_refused(exc, request) from exc
         return container_id
 
     def _started_info(self, container_id: str, request: ContainerRequest) -> ContainerInfo:
@@ -623,6 +686,21 @@ class DockerRuntime(PooledApiCalls):
         async with aclosing(relay(self._bridges, bridge, [reader])) as items:
             async for event in items:
                 yield event
+
+
+def _start_refused(exc: docker.errors.APIError, request: ContainerRequest) -> ContainerStartError:
+    """Why Docker refused to start the replica ``request`` describes, in the user's words."""
+    if request.network_mode == "bridge" and _PORT_TAKEN.search(_explanation(exc)):
+        port = _taken_port(_explanation(exc), request)
+        return PublishedPortInUse(
+            port,
+            f"published port {REPLICA_HOST}:{port} of replica '{request.name}' is "
+            f"already in use by another program: Docker refused it ({_explanation(exc)})",
+        )
+    return ContainerStartError(
+        f"container '{request.name}' of app '{request.app}' could not start: {_explanation(exc)}. "
+        f"Fix spec.command / spec.image or free the port {request.host_port}"
+    )
 
 
 class _NameTaken(Exception):

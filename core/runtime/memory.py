@@ -43,12 +43,14 @@ from core.runtime.base import (
     LABEL_SLOT,
     LABEL_SPEC_HASH,
     NODE_ACTIVE,
+    STATE_CREATED,
     ContainerInfo,
     ContainerRequest,
     ContainerStats,
     LogLine,
     NodeInfo,
     RuntimeEvent,
+    in_warm_pool,
 )
 from core.runtime.ports import PortAllocator, PortsExhausted
 from core.spec import HealthCheck
@@ -166,6 +168,7 @@ class MemoryRuntime:
             if c.labels.get(LABEL_MANAGED) == "true"
             and (app is None or c.app == app)
             and self._ours(c.labels)
+            and not in_warm_pool(c.state, c.labels)
         ]
         return sorted(found, key=lambda i: (i.app, i.slot, i.name))
 
@@ -175,6 +178,12 @@ class MemoryRuntime:
         return container.info() if container is not None else None
 
     async def create_and_start(self, request: ContainerRequest) -> ContainerInfo:
+        container = await self._create(request)
+        self.journal.append(("create", request.name))
+        self._publish("start", container)
+        return container.info()
+
+    async def _create(self, request: ContainerRequest, state: str = "running") -> MemoryContainer:
         self._check_available()
         await asyncio.sleep(0)  # a real create yields to the loop; so must this one
         if self.images is not None and request.image not in self.images:
@@ -198,12 +207,39 @@ class MemoryRuntime:
             id=f"{next(self._ids):012x}{'0' * 52}",
             request=request,
             labels=self._labels(request),
-            started_at=self._clock(),
+            state=state,
+            started_at=self._clock() if state == "running" else 0.0,
         )
         if self.on_create is not None:
             self.on_create(container)
         self._add(container)
-        self.journal.append(("create", request.name))
+        return container
+
+    # --- the warm pool (core/runtime/base.py WarmPoolRuntime) -------------------------------------
+    async def list_warm(self, app: str | None = None) -> list[ContainerInfo]:
+        self._check_available()
+        candidates = self.containers.values() if app is None else self._by_app.get(app, {}).values()
+        found = [c.info() for c in candidates if in_warm_pool(c.state, c.labels) and self._ours(c.labels)]
+        return sorted(found, key=lambda i: (i.app, i.slot, i.name))
+
+    async def create_warm(self, request: ContainerRequest) -> ContainerInfo:
+        container = await self._create(request, state=STATE_CREATED)
+        self.journal.append(("create_warm", request.name))
+        return container.info()
+
+    async def start_warm(self, container_id: str, request: ContainerRequest) -> ContainerInfo | None:
+        self._check_available()
+        await asyncio.sleep(0)
+        container = self.containers.get(container_id)
+        if container is None or container.state != STATE_CREATED:
+            return None
+        reason = self._start_failures.get(request.app)
+        if reason:
+            self._drop(container)
+            raise ContainerStartError(reason)
+        container.state = "running"
+        container.started_at = self._clock()
+        self.journal.append(("start_warm", container.name))
         self._publish("start", container)
         return container.info()
 

@@ -1,0 +1,231 @@
+"""The warm pool (spec ``scaling.warmPool``): containers of an app created but not started, so a
+scale-out only has to start them (AWS Auto Scaling's warm pools).  Part of the Reconciler (mixed in).
+
+- A pool member is a container in Docker's ``created`` state carrying LABEL_WARM, for a slot no replica
+  uses, its port already allocated.  ``list_managed`` leaves it out, so listings, adoption, replica
+  views, metrics and nginx never see it; ``list_warm`` finds it, and a restarted controller adopts the
+  pool on its first pass.
+- A scale-out takes pool members before creating anything: their slots and ports replace the planned
+  ones (slots need not be contiguous, core/planner.py).
+- The pool is refilled in the background once the app has no starting replica left, so the creates
+  do not compete with the starts and probes of the scale-out they follow.
+- A member of another container spec (image, env, command, resources) or network mode is removed and
+  replaced; a stopped or deleted app has no pool.
+- A runtime without the state "created but not started" (Swarm services) ignores warmPool and says so
+  once per app in an event: refusing the spec would make one document valid on one runtime only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from core.errors import (
+    ContainerStartError,
+    ForeignContainer,
+    ImageNotFound,
+    OrchestryError,
+    SecretError,
+)
+from core.reconciler_parts import ReconcilerParts
+from core.replicas import AppState
+from core.runtime.base import (
+    LABEL_WARM,
+    ContainerInfo,
+    ContainerRequest,
+    PublishedPortInUse,
+    WarmPoolRuntime,
+)
+from core.spec import AppSpec
+from core.timeline import PLANNED
+
+log = logging.getLogger(__name__)
+
+# How long a refill waits for the replicas a scale-out started to become ready before it creates
+# anyway (a replica that never turns healthy must not keep the pool empty for ever).
+SETTLE_SECONDS = 30.0
+_SETTLE_POLL = 0.05
+
+
+def _warm(request: ContainerRequest) -> ContainerRequest:
+    return replace(request, labels={**request.labels, LABEL_WARM: "true"})
+
+
+class WarmPool(ReconcilerParts):
+    def _warm_runtime(self) -> WarmPoolRuntime | None:
+        runtime = self.runtime
+        return runtime if callable(getattr(runtime, "create_warm", None)) else None  # type: ignore[return-value]
+
+    async def _tend_pool(self, state: AppState, spec: AppSpec, stopped: bool) -> None:
+        """Before planning: adopt the pool (first pass), drop members that no longer fit the spec."""
+        size = 0 if stopped else spec.scaling.warm_pool_size
+        runtime = self._warm_runtime()
+        if runtime is None:
+            if size and not state.warm_unsupported_said:
+                state.warm_unsupported_said = True
+                await self.emit(
+                    "lifecycle",
+                    "warm_pool_unsupported",
+                    f"{state.name} asks for scaling.warmPool {size}, but this runtime cannot keep "
+                    "containers created and not started (Swarm): the pool is ignored, scale-outs "
+                    "create their replicas",
+                    app=state.name,
+                )
+            return
+        if not state.warm_loaded and (size or stopped):
+            state.warm = {info.id: info for info in await runtime.list_warm(state.name)}
+            state.warm_loaded = True
+        if not state.warm:
+            return
+        current = spec.container_hash()
+        members = sorted(state.warm.values(), key=lambda w: w.slot)
+        stale = [w for w in members if w.spec_hash != current or self._other_network_info(w)]
+        fitting = [w for w in members if w not in stale]
+        drop = stale + fitting[size:]
+        if not drop:
+            return
+        await self._remove_warm(state, drop)
+        if stale and size:
+            await self.emit(
+                "lifecycle",
+                "warm_pool_replaced",
+                f"the warm pool of {state.name} was made for another spec: removed {len(stale)} "
+                "container(s), new ones follow",
+                app=state.name,
+            )
+
+    def _other_network_info(self, info: ContainerInfo) -> bool:
+        return (info.container_port is not None) != (self.config.network_mode == "bridge")
+
+    async def _remove_warm(self, state: AppState, members: list[ContainerInfo]) -> None:
+        self._check_leader()
+        for info in members:
+            state.warm.pop(info.id, None)
+        await asyncio.gather(*(self.runtime.remove(info.id, force=True) for info in members))
+        for info in members:
+            self.ports.release(info.port)
+
+    async def _remove_pool(self, state: AppState) -> None:
+        """The app is deleted or cleared: every pool member goes, known or not."""
+        runtime = self._warm_runtime()
+        if runtime is None:
+            return
+        if state.warm_refill is not None:
+            state.warm_refill.cancel()
+        found = {info.id: info for info in await runtime.list_warm(state.name)}
+        await self._remove_warm(state, list({**state.warm, **found}.values()))
+        state.warm_loaded = False
+
+    def _take_warm(self, state: AppState, spec: AppSpec, count: int) -> list[ContainerInfo]:
+        """Up to ``count`` pool members of the current spec, taken out of the pool."""
+        if count <= 0 or not state.warm or self._warm_runtime() is None:
+            return []
+        current = spec.container_hash()
+        fitting = sorted(
+            (w for w in state.warm.values() if w.spec_hash == current and not self._other_network_info(w)),
+            key=lambda w: w.slot,
+        )[:count]
+        for info in fitting:
+            state.warm.pop(info.id, None)
+        return fitting
+
+    async def _start_warm(
+        self, state: AppState, spec: AppSpec, info: ContainerInfo, in_use: set[int]
+    ) -> bool:
+        """Start pool member ``info`` as a replica; a member gone meanwhile is replaced by a cold start."""
+        runtime = self._warm_runtime()
+        assert runtime is not None
+        if self.timeline is not None:
+            self.timeline.mark(info.name, PLANNED)
+        try:
+            request = _warm(self._request(state, spec, info.slot, info.port, info.health_port))
+            self._check_leader()
+            started = await runtime.start_warm(info.id, request)
+        except PublishedPortInUse:
+            started = None  # the member is gone with its port: a cold start picks another
+        except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
+            self.ports.release(info.port)
+            await self._block(state, str(exc))
+            return False
+        if started is None:
+            return await self._start_one(state, spec, info.slot, in_use)
+        await self._register_started(state, spec, started)
+        return True
+
+    def _refill_pool_later(self, state: AppState, spec: AppSpec, stopped: bool) -> None:
+        """After a pass: top the pool up in the background (see the module docstring)."""
+        size = 0 if stopped else spec.scaling.warm_pool_size
+        if not size or state.blocked or self._warm_runtime() is None:
+            return
+        if len(state.warm) + len(state.warm_creating) >= size:
+            return
+        if state.warm_refill is not None and not state.warm_refill.done():
+            return
+        state.warm_refill = asyncio.create_task(
+            self._refill_pool(state, spec), name=f"warm-pool:{state.name}"
+        )
+
+    async def _refill_pool(self, state: AppState, spec: AppSpec) -> None:
+        try:
+            await self._until_settled(state)
+            await self._create_warm_members(state, spec)
+        except asyncio.CancelledError:
+            raise
+        except OrchestryError as exc:
+            log.warning("refilling the warm pool of %s failed: %s", state.name, exc)
+        except Exception:
+            log.exception("refilling the warm pool of %s failed", state.name)
+
+    async def _until_settled(self, state: AppState) -> None:
+        for _ in range(int(SETTLE_SECONDS / _SETTLE_POLL)):
+            if all(r.ready for r in state.live()):
+                return
+            await asyncio.sleep(_SETTLE_POLL)
+
+    async def _create_warm_members(self, state: AppState, spec: AppSpec) -> None:
+        runtime = self._warm_runtime()
+        missing = spec.scaling.warm_pool_size - len(state.warm) - len(state.warm_creating)
+        if runtime is None or missing <= 0 or state.blocked or not self.leadership.is_leader():
+            return
+        used = self._slots_taken(state)
+        slots: list[int] = []
+        candidate = 1
+        while len(slots) < missing:
+            if candidate not in used:
+                slots.append(candidate)
+            candidate += 1
+        in_use = self._ports_in_use()
+        requests: list[ContainerRequest] = []
+        for slot in slots:
+            port = self.ports.allocate(exclude=in_use)
+            in_use.add(port)
+            health_port = None
+            if self._health_published_apart(spec):
+                health_port = self.ports.allocate(exclude=in_use)
+                in_use.add(health_port)
+            state.warm_creating[slot] = (port, health_port)
+            request = _warm(self._request(state, spec, slot, port, health_port))
+            requests.append(request)
+        self._check_leader()
+        results = await asyncio.gather(*(runtime.create_warm(r) for r in requests), return_exceptions=True)
+        current = spec.container_hash()
+        for request, result in zip(requests, results, strict=True):
+            state.warm_creating.pop(request.slot, None)
+            if isinstance(result, BaseException):
+                self.ports.release(request.host_port)
+                log.warning("could not create a warm container for %s: %s", state.name, result)
+                continue
+            if result.spec_hash != current:
+                await self._remove_warm(state, [result])
+                continue
+            state.warm[result.id] = result
+
+    def _slots_taken(self, state: AppState) -> set[int]:
+        """Slots a new pool member must not use: replicas', back-off's, the pool's and runtime-pending."""
+        return (
+            {r.slot for r in state.replicas.values()}
+            | set(state.backoff)
+            | state.pool_slots()
+            | {int(name.rsplit("-", 1)[-1]) for name in state.pending if name.rsplit("-", 1)[-1].isdigit()}
+        )

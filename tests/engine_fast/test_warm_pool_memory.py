@@ -1,0 +1,123 @@
+"""scaling.warmPool on the in-memory runtime: containers kept created but not started, used by a
+scale-out, refilled, replaced on a spec change, removed on down and delete, adopted after a restart,
+and never counted, listed or routed as replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.runtime.base import ContainerInfo
+from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
+
+
+def warm_document(name: str, replicas: int, pool: int, **spec: object) -> dict[str, object]:
+    document = app_document(name, replicas=replicas, **spec)
+    document["scaling"]["warmPool"] = pool  # type: ignore[index]
+    return document
+
+
+async def pool_of(world: MemoryWorld, app: str) -> list[ContainerInfo]:
+    return await world.runtime.list_warm(app)
+
+
+async def with_pool(world: MemoryWorld, replicas: int, pool: int) -> str:
+    name = unique_app("w")
+    await world.engine.register(warm_document(name, replicas, pool))
+    await world.engine.up(name)
+    await world.ready(name, replicas)
+    await world.settle(lambda: _count(world, name, pool), f"a warm pool of {pool}")
+    return name
+
+
+async def _count(world: MemoryWorld, app: str, count: int) -> bool:
+    return len(await pool_of(world, app)) == count
+
+
+def journal_of(world: MemoryWorld, app: str, since: int = 0) -> list[tuple[str, ...]]:
+    return [e for e in world.journal[since:] if len(e) > 1 and e[1].startswith(f"{app}-")]
+
+
+async def test_the_pool_is_filled_and_never_counted_listed_or_routed(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=2, pool=3)
+    pool = await pool_of(world, name)
+    assert all(c.state == "created" for c in pool)
+    view = await world.engine.get_app(name)
+    assert len(view.replicas) == 2 and view.ready_replicas == 2
+    assert len(await world.runtime.list_managed(name)) == 2
+    assert world.routed_slots(name) == world.running_slots(name) == [1, 2]
+    assert {c.slot for c in pool}.isdisjoint({1, 2})
+
+
+async def test_a_scale_out_starts_pool_members_then_the_pool_is_refilled(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=1, pool=3)
+    warm_ids = {c.id for c in await pool_of(world, name)}
+    mark = len(world.journal)
+    await world.engine.scale(name, 4)
+    await world.ready(name, 4)
+    running = {c.id for c in world.runtime.running(name)}
+    assert warm_ids <= running  # the three new replicas are the pool's containers
+    kinds = [e[0] for e in journal_of(world, name, mark)]
+    assert "create" not in kinds and kinds.count("start_warm") == 3
+    assert world.routed_slots(name) == world.running_slots(name)
+    await world.settle(lambda: _count(world, name, 3), "the pool refilled to 3")
+    assert {c.id for c in await pool_of(world, name)}.isdisjoint(running)
+
+
+async def test_a_scale_out_beyond_the_pool_creates_the_rest(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=1, pool=2)
+    mark = len(world.journal)
+    await world.engine.scale(name, 5)
+    await world.ready(name, 5)
+    kinds = [e[0] for e in journal_of(world, name, mark)]
+    assert kinds.count("start_warm") == 2 and kinds.count("create") == 2
+    assert len(set(world.running_slots(name))) == 5
+
+
+async def test_a_spec_change_replaces_the_pool(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=1, pool=2)
+    old = {c.id for c in await pool_of(world, name)}
+    await world.engine.register(warm_document(name, 1, 2, environment=[{"name": "V", "value": "2"}]))
+
+    async def replaced() -> bool:
+        pool = await pool_of(world, name)
+        return len(pool) == 2 and not old & {c.id for c in pool}
+
+    await world.settle(replaced, "a pool of the new spec")
+    assert not old & set(world.runtime.containers)  # the old members are removed, not left behind
+    for info in await pool_of(world, name):
+        assert world.runtime.containers[info.id].request.environment.get("V") == "2"
+
+
+async def test_a_smaller_pool_drops_members_and_zero_removes_it(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=1, pool=3)
+    await world.engine.register(warm_document(name, 1, 1))
+    await world.settle(lambda: _count(world, name, 1), "the pool shrunk to 1")
+    await world.engine.register(warm_document(name, 1, 0))
+    await world.settle(lambda: _count(world, name, 0), "the pool removed")
+
+
+async def test_down_and_delete_remove_the_pool(world: MemoryWorld) -> None:
+    name = await with_pool(world, replicas=1, pool=2)
+    await world.engine.down(name)
+    await world.settle(lambda: _count(world, name, 0), "no pool once down")
+    await world.engine.up(name)
+    await world.ready(name, 1)
+    await world.settle(lambda: _count(world, name, 2), "the pool back after up")
+    await world.engine.delete(name)
+    assert await pool_of(world, name) == []
+    assert [c for c in world.runtime.containers.values() if c.app == name] == []
+
+
+async def test_a_restarted_controller_adopts_the_pool(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with memory_world(state, stop_apps=False) as first:
+        name = await with_pool(first, replicas=1, pool=2)
+        pool = {c.id for c in await pool_of(first, name)}
+    mark = len(first.journal)
+    async with memory_world(state, runtime=first.runtime, clock=first.clock) as second:
+        await second.ready(name, 1)
+        await second.engine.scale(name, 3)
+        await second.ready(name, 3)
+        assert pool <= {c.id for c in second.runtime.running(name)}  # the adopted pool served it
+        kinds = [e[0] for e in journal_of(second, name, mark)]
+        assert "create" not in kinds and "remove" not in kinds

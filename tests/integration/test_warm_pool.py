@@ -1,0 +1,80 @@
+"""scaling.warmPool on real Docker and nginx: a scale-out starts the pool's containers (zero-drop,
+routed), the pool is refilled, and a restarted controller adopts it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from core.engine import Engine
+from tests.conftest import unique_name
+from tests.integration.harness import (
+    TrafficClient,
+    demo_app,
+    engine_settings,
+    get_text,
+    lb,
+    ready_count,
+    ready_is,
+    wait_for,
+)
+
+
+async def pool_ids(engine: Engine, name: str) -> set[str]:
+    return {c.id for c in await engine.runtime.list_warm(name)}  # type: ignore[attr-defined]
+
+
+async def pool_is(engine: Engine, name: str, size: int) -> bool:
+    return len(await pool_ids(engine, name)) == size
+
+
+async def test_scale_out_starts_the_pool_zero_drop_and_a_restart_adopts_it(tmp_path: Path) -> None:
+    name = unique_name("warm")
+    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 5})
+    settings = engine_settings(tmp_path / "state")
+    first = Engine(settings)
+    await first.start()
+    second: Engine | None = None
+    try:
+        await first.register(doc)
+        await first.up(name)
+        await wait_for(lambda: ready_count(first, name), what="first replica ready")
+        await wait_for(lambda: pool_is(first, name, 5), timeout=30, what="a warm pool of 5")
+        warm = await pool_ids(first, name)
+        # Pool members are no replicas: not listed, not counted, not routed.
+        assert len(await first.runtime.list_managed(name)) == 1
+        assert len((await first.get_app(name)).replicas) == 1
+
+        async with TrafficClient(lb(first, name), label="scale 1→5 from the pool") as client:
+            await asyncio.sleep(0.5)
+            await first.scale(name, 5)
+            await wait_for(lambda: ready_is(first, name, 5), timeout=30, what="5 ready replicas")
+            await asyncio.sleep(0.5)
+        client.assert_none_failed(at_least=20)
+        replicas = {c.id for c in await first.runtime.list_managed(name)}
+        assert len(replicas) == 5 and len(warm & replicas) == 4  # the new four came from the pool
+        served = set()
+        for _ in range(40):
+            status, body = await get_text(lb(first, name))
+            assert status == 200
+            served.add(body.split("replica=")[1].split()[0])
+        assert len(served) >= 3, served  # nginx routes to the started pool members
+
+        await wait_for(lambda: pool_is(first, name, 5), timeout=30, what="the pool refilled to 5")
+        refilled = await pool_ids(first, name)
+        assert not refilled & replicas
+        await first.stop(stop_apps=False, stop_nginx=True)
+
+        second = Engine(settings)
+        await second.start()
+        await wait_for(lambda: ready_is(second, name, 5), timeout=30, what="5 adopted replicas")
+        await second.reconciler.reconcile_now(name)
+        assert await pool_ids(second, name) == refilled  # adopted: nothing re-created
+        await second.scale(name, 6)
+        await wait_for(lambda: ready_is(second, name, 6), timeout=30, what="6 ready replicas")
+        assert len({c.id for c in await second.runtime.list_managed(name)} & refilled) == 1
+    finally:
+        last = second or first
+        await last.delete(name)
+        assert await pool_ids(last, name) == set()
+        await last.stop(stop_apps=True)
