@@ -35,9 +35,11 @@ class ReplicaStarts(ReconcilerParts):
         # Gathered once per batch (every replica of every app: O(fleet)), then each start adds what it
         # is handed, so a scale by ten on a large fleet does not walk the fleet ten times.
         in_use = self._ports_in_use()
-        # Warm-pool members first (core/warm_pool.py): only a start is left to do for them.
-        warm = self._take_warm(state, spec, len(slots))
-        cold = slots[: len(slots) - len(warm)]
+        # Warm-pool members first (core/warm_pool.py): only a start is left to do for them.  Not for a
+        # slot replacing a crash: its back-off must go on counting there, not restart in a fresh slot.
+        fresh = [slot for slot in slots if slot not in state.backoff]
+        warm = self._take_warm(state, spec, len(fresh))
+        cold = [slot for slot in slots if slot in state.backoff] + fresh[: len(fresh) - len(warm)]
         results = await asyncio.gather(
             *(self._start_warm(state, spec, info, in_use) for info in warm),
             *(self._start_one(state, spec, slot, in_use) for slot in cold),

@@ -220,6 +220,9 @@ class WarmPool(ReconcilerParts):
                 await self._remove_warm(state, [result])
                 continue
             state.warm[result.id] = result
+        # A pass re-tends the pool at once: the app may have been stopped or changed while these were
+        # being created.
+        state.wake.set()
 
     def _slots_taken(self, state: AppState) -> set[int]:
         """Slots a new pool member must not use: replicas', back-off's, the pool's and runtime-pending."""

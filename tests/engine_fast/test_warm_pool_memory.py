@@ -121,3 +121,16 @@ async def test_a_restarted_controller_adopts_the_pool(tmp_path: Path) -> None:
         assert pool <= {c.id for c in second.runtime.running(name)}  # the adopted pool served it
         kinds = [e[0] for e in journal_of(second, name, mark)]
         assert "create" not in kinds and "remove" not in kinds
+
+
+async def test_a_crashed_replica_is_replaced_in_its_slot_not_from_the_pool(world: MemoryWorld) -> None:
+    """Its crash back-off counts per slot: a pool member in a fresh slot would start it over."""
+    name = await with_pool(world, replicas=1, pool=2)
+    warm = {c.id for c in await pool_of(world, name)}
+    mark = len(world.journal)
+    world.runtime.crash(f"{name}-1", exit_code=1)
+    await world.engine.reconciler.reconcile_now(name)
+    await world.ready(name, 1)
+    assert world.running_slots(name) == [1]
+    assert ("create", f"{name}-1") in journal_of(world, name, mark)
+    assert {c.id for c in await pool_of(world, name)} == warm
