@@ -4,6 +4,9 @@ Orchestry's clock stops when every replica is healthy *and* routed through nginx
 answered a request through the load balancer, polled by a client in a process of its own); compose's
 stops when the containers are running.
 Each round runs Orchestry's cases and then compose's, so both see the same load on a shared machine.
+Orchestry's cases run twice: cold (every replica created and started) and "warm", on a second app
+whose spec keeps a warm pool of ten containers created but not started (scaling.warmPool), compared
+with the same compose rounds.
 Prints medians of N runs, the ratio, and where each new replica's time goes (median offsets from the
 scale call: planned, created, started, first probe, first passing probe, routed = the nginx reload
 that includes it, answered = first answer through nginx).  Asserts nothing (machines are noisy).
