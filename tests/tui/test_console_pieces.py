@@ -174,3 +174,25 @@ async def test_table_repaints_cells_changed_in_place() -> None:
             await pilot.pause()
             shown = screen_text(app)
             assert "47.2%" in shown and "31.5%" not in shown and "2.0%" in shown
+
+
+def cell_style(app: App[None], text: str) -> object:
+    """The style the terminal paints ``text`` in."""
+    for strip in app.screen._compositor.render_strips():
+        for segment in strip:
+            if text in segment.text:
+                return segment.style
+    raise AssertionError(f"{text!r} is not on screen")
+
+
+async def test_table_cells_take_a_new_theme_at_once() -> None:
+    app = TableApp(positional=False)
+    async with app.run_test(size=(60, 10)) as pilot:
+        app.theme = "textual-dark"
+        table = app.query_one(KeyedTable)
+        table.sync({"web-1": ("web-1", "31.5%"), "web-2": ("web-2", "2.0%")})
+        await pilot.pause()
+        dark = cell_style(app, "2.0%")
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert cell_style(app, "2.0%") != dark

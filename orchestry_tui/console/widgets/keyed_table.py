@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.render import measure
 from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, RowKey, default_cell_formatter
@@ -35,6 +38,8 @@ class KeyedTable(DataTable[object]):
         self._changed: dict[str, list[int]] = {}
         self._widened: dict[str, list[int]] = {}
         self._cells_written = False  # a cell changed in this sync: one repaint at its end
+        # Rendered cells by screen position and look, each with the value it shows (see _render_cell).
+        self._rendered: LRUCache[tuple[object, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -107,6 +112,42 @@ class KeyedTable(DataTable[object]):
                 self._cells_written = True
                 width = self._widths[column][row_key] = self._measure(new)
                 (self._changed if fit else self._widened).setdefault(column, []).append(width)
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        """DataTable renders every visible cell again whenever any cell changed (its caches are keyed
+        by a table-wide update count), so a refresh where a fleet's CPU figures moved re-rendered the
+        names, states and images beside them too.  A cell whose value is the very object rendered
+        last time at that place, width and look is served from here: sync writes only changed cells,
+        so an unchanged cell keeps its object (held by the entry, so its id is never reused)."""
+        if row_index < 0 or column_index < 0:  # the header and row labels: DataTable's own path
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        value = self._data[row_key][column_key]
+        look = (self._show_hover_cursor, self.show_cursor, self._pseudo_class_state)
+        key = (row_index, column_index, base_style, width, cursor, hover, *look)
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._rendered.set(key, (value, lines))
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._rendered.clear()
+
+    def notify_style_update(self) -> None:
+        self._rendered.clear()  # a theme or CSS change: every cell's look
+        super().notify_style_update()
 
     def _measure(self, value: object) -> int:
         """A cell's width as DataTable measures it (one-line rows).  Plain one-line text, what almost
