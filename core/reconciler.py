@@ -519,6 +519,14 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
                 replica.routed = replica.ready and not replica.draining
 
     async def publish_current(self, name: str) -> None:
+        # The spec the app's last pass worked with, without a store read: a health transition routes a
+        # replica, and during a scale-out that read queued in the thread pool behind the store writes
+        # the other new replicas cause (events, status, instances).  A spec change is a pass, which
+        # refreshes this cache; a deleted app's replicas are draining and never reach here.
+        cached = self._specs.get(name)
+        if cached is not None and name in self.apps:
+            await self._publish(self.apps[name], cached[1])
+            return
         record = await asyncio.to_thread(self.store.apps.get, name)
         if record is not None and name in self.apps:
             await self._publish(self.apps[name], self.spec_of(record))
