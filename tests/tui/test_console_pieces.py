@@ -196,3 +196,12 @@ async def test_table_cells_take_a_new_theme_at_once() -> None:
         app.theme = "textual-light"
         await pilot.pause()
         assert cell_style(app, "2.0%") != dark
+
+
+async def test_table_shows_bracketed_text_as_it_is() -> None:
+    app = TableApp(positional=False)
+    async with app.run_test(size=(60, 10)) as pilot:
+        app.query_one(KeyedTable).sync({"n1": ("http://[::1]:8080", "[b]1%")})
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "http://[::1]:8080" in shown and "[b]1%" in shown

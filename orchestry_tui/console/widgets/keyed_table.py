@@ -14,6 +14,13 @@ from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, RowKey, default_cell_formatter
 
 
+def plain(value: object) -> object:
+    """A string cell as plain Text: DataTable parses a string as markup (and emoji codes) every time
+    it renders its row, which was most of a re-rendered row's cost; no cell here is markup, and an
+    address such as ``[::1]:8080`` is then shown as it is."""
+    return Text(value) if isinstance(value, str) else value
+
+
 class KeyedTable(DataTable[object]):
     """Rows are identified by a string key; ``sync`` adds, updates changed cells and removes rows.
 
@@ -90,7 +97,7 @@ class KeyedTable(DataTable[object]):
         self._keys = keys
 
     def _add(self, row_key: str, cells: tuple[object, ...]) -> None:
-        self.add_row(*cells, key=row_key)  # DataTable widens the columns for a new row itself
+        self.add_row(*map(plain, cells), key=row_key)  # DataTable widens the columns for a new row itself
         for (column, _label), value in zip(self._columns, cells, strict=True):
             self._widths[column][row_key] = self._measure(value)
 
@@ -108,7 +115,7 @@ class KeyedTable(DataTable[object]):
             if old != new:
                 # Not update_width=True: for every cell that got narrower than its column, DataTable
                 # re-measures the whole column (100 apps whose CPU moved: 100 × 100 measures a refresh).
-                self._data[RowKey(row_key)][ColumnKey(column)] = new  # see sync: one refresh
+                self._data[RowKey(row_key)][ColumnKey(column)] = plain(new)  # see sync: one refresh
                 self._cells_written = True
                 width = self._widths[column][row_key] = self._measure(new)
                 (self._changed if fit else self._widened).setdefault(column, []).append(width)
@@ -150,12 +157,12 @@ class KeyedTable(DataTable[object]):
         super().notify_style_update()
 
     def _measure(self, value: object) -> int:
-        """A cell's width as DataTable measures it (one-line rows).  Plain one-line text, what almost
-        every cell is, is its cell length: DataTable's path parses a string as markup first."""
-        plain = value.plain if isinstance(value, Text) else value if isinstance(value, str) else None
-        if plain is not None and not any(c in plain for c in "[\n\r\t"):
-            return cell_len(plain)
-        return measure(self.app.console, default_cell_formatter(value, wrap=False, height=1), 1)
+        """A cell's width as DataTable measures it (one-line rows).  One-line text, what almost every
+        cell is, is its cell length (a string is shown as plain text: see ``plain``)."""
+        text = value.plain if isinstance(value, Text) else value if isinstance(value, str) else None
+        if text is not None and not any(c in text for c in "\n\r\t"):
+            return cell_len(text)
+        return measure(self.app.console, default_cell_formatter(plain(value), wrap=False, height=1), 1)
 
     def _fit_columns(self) -> None:
         """Each changed column's width, as DataTable's update_width gives it, fitted once: the widest
