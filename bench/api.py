@@ -1,17 +1,21 @@
 """API latency under load: req/s and p50/p99 of GET /health, GET /apps and GET /api/v1/apps with 50 (or
 --apps) apps registered, on a quiet engine and while one app scales back and forth (1↔10) the whole run.
 
-Each list is measured twice, side by side: "kept" is the daemon as it runs (the leader keeps each app's
-encoded entry and the whole answer while nothing it shows changes, core/api/kept_answers.py); "built" is
-the path before that: the app records read from the store and every app's view built and encoded for
-every request.  Two load generators, named on each line, so a slow client is not taken for a slow
-server: ApacheBench (``ab -k``, C, one process) and the Python one (aiohttp in a separate process).  Each
-line gives the server's CPU per request (this process: the engine and the API; then less the engine's
-idle CPU, measured first with no request) and the load generator's CPU over the run: a generator near
-100 % of a core is the bottleneck, not the server.
+Each list is measured three ways, side by side: "kept" is the daemon as it runs (the leader keeps each
+app's encoded entry and the whole answer while nothing it shows changes, core/api/kept_answers.py, and
+the engine's own reads of app records take the leader's kept records, which splice in the rows its
+writes committed); "kept, before" is the same answers with the engine's reads as they were (each
+reconciler pass reads its app from the store in a thread; the kept records re-read the apps the leader
+wrote); "built" is the path before kept answers: the app records read from the store and every app's
+view built and encoded for every request (``--no-built`` skips it: slow at 500 apps).  Two load
+generators, named on each line, so a slow client is not taken for a slow server: ApacheBench (``ab
+-k``, C, one process) and the Python one (aiohttp in a separate process).  Each line gives the server's
+CPU per request (this process: the engine and the API; then less the engine's idle CPU, measured first
+with no request) and the load generator's CPU over the run: a generator near 100 % of a core is the
+bottleneck, not the server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
-                                  [--listing shared|per-app]
+                                  [--listing shared|per-app] [--no-built]
 
 The engine's idle CPU is measured twice, side by side: with the reconciler's shared container listing
 (core/shared_listing.py) and with the path before it (each app's pass lists its own containers);
@@ -54,6 +58,9 @@ from core.runtime.base import ContainerInfo, Runtime
 from testkit.harness import demo_app, engine_settings, wait_for
 
 LIST_PATHS = ("/apps", "/api/v1/apps")
+# Each list measured: built for every request; kept answers with the engine's reads as before (each
+# pass reads its record from the store, the kept records re-read what the leader wrote); as today.
+WAYS = ("built", "kept, before", "kept")
 # ab stops at -t or -n, whichever comes first, and allocates per request of -n: a bound, not a target.
 AB_MAX_RATE = 20_000
 
@@ -73,6 +80,25 @@ class SwitchableAnswers(KeptAnswers):
         self._engine._c.views.records._key = None  # as before: the store is read on every request
         body = redacted_dumps((await build()).model_dump(mode="json")).encode()
         return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+class EngineReads:
+    """Switch the engine's own reads of app records between today's way (``now``: the reconciler's
+    passes take each record from the leader's kept records, which take the rows the leader's own writes
+    committed) and the way before (each pass reads its app from the store in a thread, and the kept
+    records read the apps written again after each write): the "kept, before" lines."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._reconciler = engine._c.reconciler
+        self._records = engine._c.views.records
+        self._kept = self._reconciler.records
+
+    def now(self, on: bool) -> None:
+        self._reconciler.records = self._kept if on else None
+        if on:
+            self._records.__dict__.pop("_caught_up", None)
+        else:
+            self._records._caught_up = lambda: None  # type: ignore[method-assign]
 
 
 class PerAppListing:
@@ -196,7 +222,7 @@ async def measure_idle(seconds: float) -> float:
 def report(label: str, tool: str, run: Run) -> Run:
     api_cpu = max(0.0, run.server_cpu - IDLE["cpu_per_second"] * run.seconds)
     print(
-        f"{label:<34} {tool:<6} {run.requests / run.seconds:7.0f} req/s  p50 {run.p50_ms:7.2f} ms"
+        f"{label:<40} {tool:<6} {run.requests / run.seconds:7.0f} req/s  p50 {run.p50_ms:7.2f} ms"
         f"  p99 {run.p99_ms:7.2f} ms  server CPU {run.server_cpu / run.requests * 1e6:6.0f} µs/req"
         f" (less idle {api_cpu / run.requests * 1e6:6.0f})"
         f"  client CPU {run.client_cpu / run.seconds * 100:4.0f} %",
@@ -240,7 +266,9 @@ async def bare_site() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"  # type: ignore[union-attr]
 
 
-async def main(seconds: float, concurrency: int, apps: int, tools: list[str], listing: str) -> None:
+async def main(
+    seconds: float, concurrency: int, apps: int, tools: list[str], listing: str, builds: bool
+) -> None:
     if "ab" in tools and shutil.which("ab") is None:
         raise SystemExit("ab not found: install apache2-utils, or pass --tools python")
     with tempfile.TemporaryDirectory() as tmp:
@@ -291,6 +319,7 @@ async def main(seconds: float, concurrency: int, apps: int, tools: list[str], li
                 + f"; requests below run on the {listing} listing",
                 flush=True,
             )
+            reads = EngineReads(engine)
             with ProcessPoolExecutor(1) as pool:
                 loaders: dict[str, Callable[[str], Awaitable[Run]]] = {
                     "ab": lambda url: ab_load(url, seconds, concurrency),
@@ -309,19 +338,24 @@ async def main(seconds: float, concurrency: int, apps: int, tools: list[str], li
                     for scaling in (False, True):
                         for tool in tools:
                             p99 = {}
-                            for keep in (False, True):
-                                answers.keep = keep
+                            for way in WAYS if builds else WAYS[1:]:
+                                answers.keep = way != "built"
+                                reads.now(way == "kept")
                                 measure = loaders[tool](base + path)
                                 if scaling:
                                     measure = while_scaling(engine, names[0], measure)
                                 when = "scaling" if scaling else "quiet"
-                                label = f"GET {path} ({when}, {'kept' if keep else 'built'})"
-                                p99[keep] = report(label, tool, await measure).p99_ms
-                            if p99[False] > 0:
-                                summary.append(
-                                    f"{path} {'scaling' if scaling else 'quiet'} {tool}: p99 kept/built"
-                                    f" {p99[True] / p99[False]:.2f}×"
-                                )
+                                label = f"GET {path} ({when}, {way})"
+                                p99[way] = report(label, tool, await measure).p99_ms
+                            reads.now(True)
+                            ratios = [
+                                f"kept/{way} {p99['kept'] / p99[way]:.2f}×"
+                                for way in WAYS
+                                if way != "kept" and p99.get(way, 0) > 0
+                            ]
+                            summary.append(
+                                f"{path} {'scaling' if scaling else 'quiet'} {tool}: p99 " + ", ".join(ratios)
+                            )
                 print("; ".join(summary))
         finally:
             for name in names:
@@ -345,9 +379,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--listing", choices=("shared", "per-app"), default="shared", help="the reconciler's listing"
     )
+    parser.add_argument(
+        "--no-built", action="store_true", help="skip the built-every-time lines (slow at 500 apps)"
+    )
     options = parser.parse_args()
     chosen = [t.strip() for t in options.tools.split(",") if t.strip()]
     unknown = set(chosen) - {"ab", "python"}
     if unknown or not chosen:
         parser.error(f"--tools: unknown {sorted(unknown)}; use ab, python or both (ab,python)")
-    asyncio.run(main(options.seconds, options.concurrency, options.apps, chosen, options.listing))
+    asyncio.run(
+        main(
+            options.seconds, options.concurrency, options.apps, chosen, options.listing, not options.no_built
+        )
+    )

@@ -172,8 +172,10 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         settings.drain_timeout,
         placement_supported=settings.runtime == "swarm",
     )
-    # One kept copy of the app records for every frequent reader (the lists, the scaling loop).
+    # One kept copy of the app records for every frequent reader (the lists, the scaling loop, the
+    # reconciler's passes).
     records = KeptAppRecords(store, cluster)
+    reconciler.records = records
     scaling = ScalingLoop(
         desired=desired,
         list_apps=records.current,

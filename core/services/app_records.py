@@ -4,12 +4,14 @@ The API's lists and the scaling loop read every record many times a minute; a st
 costs a thread hop and a query per read for records that change a few times a minute.  Only the lease
 holder writes apps (API writes reach it, a follower refuses them), and each of its writes moves
 ``AppRepository.changes`` after it commits; another node can only have written during another term.
-So the leader keeps what it read while (term, changes) stays the same.  After its own writes it re-reads
-only the apps written (a scale writes one app several times: its count, then each status on the way),
-splicing them in place; a new term (a follower that takes over, or a leader that got its lease back
-after another node held it), a new app (its place in the store's order is the store's to say) or more
-writes than are remembered read the whole list again.  A follower always reads the store, where the
-leader writes.
+So the leader keeps what it read while (term, changes) stays the same.  After its own writes it takes
+the rows they committed (the repository keeps each app's last committed row) and splices them in place
+without a read: a scale writes one app several times (its count, then each status on the way) and
+every reader, the reconciler's passes included, would otherwise wait on the store after each.  A write
+whose row is not known (it failed, or two writes of one app overlapped) re-reads only the apps written;
+a new term (a follower that takes over, or a leader that got its lease back after another node held
+it), a new app (its place in the store's order is the store's to say) or more writes than are
+remembered read the whole list again.  A follower always reads the store, where the leader writes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class KeptAppRecords:
         self._leadership = leadership
         self._records: list[AppRecord] = []
         self._key: tuple[int | None, int] | None = None
+        self._index: tuple[list[AppRecord] | None, dict[str, AppRecord]] = (None, {})
         # One refresh at a time: the clients that find the records out of date together (every
         # poller, right after a write) wait for the one read instead of each reading every record.
         self._refreshing = asyncio.Lock()
@@ -39,10 +42,41 @@ class KeptAppRecords:
         return (getattr(self._leadership, "term", None), self._store.apps.changes)
 
     def kept(self) -> list[AppRecord] | None:
-        """The kept records when they are still current (on the leader), else None.  Never waits."""
-        if not self._leadership.is_leader() or self._key != self.key():
+        """The kept records when they are still current (on the leader), else None.  Never waits:
+        after this leader's own writes it splices the rows they committed (see ``_caught_up``)."""
+        if not self._leadership.is_leader():
             return None
+        if self._key != self.key():
+            return self._caught_up()
         return self._records
+
+    async def get(self, name: str) -> AppRecord | None:
+        """``name``'s record (None: no such app): the kept one on the leader while the kept records
+        are current, without waiting; else read from the store."""
+        records = self.kept()
+        if records is None:
+            return await asyncio.to_thread(self._store.apps.get, name)
+        if self._index[0] is not records:
+            self._index = (records, {record.name: record for record in records})
+        return self._index[1].get(name)
+
+    def _caught_up(self) -> list[AppRecord] | None:
+        """The kept list with the rows this leader's writes since it was read spliced in, as they
+        committed them: a scale writes its app several times (its count, then each status on the
+        way), and every reader would otherwise wait on the store after each.  None when a row is not
+        known (a failed write, two writes of one app at once), an app is new, or the term changed."""
+        term = getattr(self._leadership, "term", None)
+        if self._key is None or self._key[0] != term:
+            return None
+        fresh = self._store.apps.fresh_since(self._key[1])
+        if fresh is None:
+            return None
+        changes, rows = fresh
+        records = self._spliced(rows)
+        if records is None:
+            return None
+        self._records, self._key = records, (term, changes)
+        return records
 
     async def current(self) -> list[AppRecord]:
         """Every app's record, by name: the kept list on the leader while nothing changed it, else

@@ -48,6 +48,12 @@ class AppRepository:
         self._changes = 0
         self._changes_lock = threading.Lock()
         self._written: deque[str] = deque(maxlen=WRITTEN_NAMES_KEPT)  # the app of each recent write
+        # Each app's row as its last committed write left it (None: deleted), so a reader that kept
+        # the list catches up without a read; absent when not known (a write that failed, or two
+        # writes of one app at once, whose commits may land in either order).
+        self._fresh: dict[str, AppRecord | None] = {}
+        self._in_flight: dict[str, int] = {}
+        self._overlapped: set[str] = set()
 
     @property
     def changes(self) -> int:
@@ -59,21 +65,55 @@ class AppRepository:
         """(``changes`` now, the apps this process wrote since ``changes`` was the count), so a reader
         that kept the list re-reads only those; None when that is no longer known (too many writes)."""
         with self._changes_lock:
-            behind = self._changes - changes
-            if behind < 0 or behind > len(self._written):
+            return self._written_since(changes)
+
+    def _written_since(self, changes: int) -> tuple[int, set[str]] | None:
+        behind = self._changes - changes
+        if behind < 0 or behind > len(self._written):
+            return None
+        return self._changes, set(list(self._written)[len(self._written) - behind :])
+
+    def fresh_since(self, changes: int) -> tuple[int, dict[str, AppRecord | None]] | None:
+        """(``changes`` now, the row of each app this process wrote since ``changes`` as its last
+        write committed it, None for a deleted app), so a reader that kept the list catches up without
+        reading; None when some of them are not known (see ``written_since``)."""
+        with self._changes_lock:
+            written = self._written_since(changes)
+            if written is None or any(name not in self._fresh for name in written[1]):
                 return None
-            return self._changes, set(list(self._written)[len(self._written) - behind :])
+            return written[0], {name: self._fresh[name] for name in written[1]}
 
     @contextmanager
     def _write(self, what: str, name: str) -> Iterator[sa.Connection]:
+        with self._changes_lock:
+            at_once = self._in_flight.get(name, 0)
+            self._in_flight[name] = at_once + 1
+            if at_once:
+                self._overlapped.add(name)
+        row: list[AppRecord | None] = []
+        committed = False
         try:
             with self._db.leader_write(what) as conn:
                 yield conn
+                # Still inside the transaction: the row as this write leaves it (one more select).
+                row.append(self._select(conn, name))
+            committed = True
         finally:
             # After the commit (or the failure): a reader that saw the old number re-reads.
             with self._changes_lock:
                 self._changes += 1
                 self._written.append(name)
+                self._in_flight[name] -= 1
+                if committed and name not in self._overlapped:
+                    self._fresh[name] = row[0]
+                else:
+                    self._fresh.pop(name, None)
+                if not self._in_flight[name]:
+                    del self._in_flight[name]
+                    self._overlapped.discard(name)
+                if len(self._fresh) > 2 * WRITTEN_NAMES_KEPT:  # only names still remembered matter
+                    remembered = set(self._written)
+                    self._fresh = {n: r for n, r in self._fresh.items() if n in remembered}
 
     @staticmethod
     def _from_row(row: sa.Row[Any]) -> AppRecord:

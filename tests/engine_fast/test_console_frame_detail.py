@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.errors import Conflict
 from core.models import AppSummary
+from core.store import AppRecord
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.formatting import app_row
@@ -131,5 +133,9 @@ async def test_the_leader_gives_an_apps_replicas_at_once_and_only_while_its_reco
     view = world.engine.live_app(first)
     assert view is not None and [r.cpu_percent for r in view.replicas] == [25.0, 25.0]
     assert world.engine.live_app("nope") is None
-    await world.engine.scale(first, 3)  # a write: the kept records are out of date until read again
+    await world.engine.scale(first, 3)  # its own write: the kept records take the row it committed
+    view = world.engine.live_app(first)
+    assert view is not None and view.desired_replicas == 3
+    with pytest.raises(Conflict):  # a write that failed: its row is not known until read again
+        world.engine.store.apps.create(AppRecord(name=first, spec={}, raw={}, spec_hash=""))
     assert world.engine.live_app(first) is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import Conflict
 from core.services.app_records import KeptAppRecords
 from core.store import AppRecord, Store
 from core.store.repositories import WRITTEN_NAMES_KEPT
@@ -72,16 +73,25 @@ async def test_the_leader_reads_only_what_it_wrote_and_everything_after_a_new_te
     assert [r.name for r in await kept.current()] == ["a", "c", "d"]
     assert [r.name for r in await kept.current()] == ["a", "c", "d"] and reads.lists == 1
 
-    # Its own writes to known apps: those apps are read again, in their places.
+    # Its own writes to known apps: the rows they committed, in their places, without a read.
     ours.apps.scale("c", 3, "operator")
     ours.apps.update("c", status="running", status_reason="3/3 replicas ready")
     ours.apps.delete("d")
-    listed = await kept.current()
-    assert [(r.name, r.desired_replicas, r.status) for r in listed] == [
+    listed = kept.kept()
+    assert listed is not None and [(r.name, r.desired_replicas, r.status) for r in listed] == [
         ("a", 1, "stopped"),
         ("c", 3, "running"),
     ]
-    assert reads.lists == 1 and sorted(reads.gets) == ["c", "d"]
+    assert listed == theirs.apps.list() and await kept.get("c") == theirs.apps.get("c")
+    assert await kept.get("d") is None
+    assert reads.lists == 1 and reads.gets == []
+
+    # A write that failed leaves its app's row unknown: that app alone is read again.
+    with pytest.raises(Conflict):
+        ours.apps.create(record("c"))
+    assert kept.kept() is None
+    assert [r.name for r in await kept.current()] == ["a", "c"]
+    assert reads.lists == 1 and reads.gets == ["c"]
 
     # A new app's place is the store's to say: the whole list is read.
     ours.apps.create(record("b"))
