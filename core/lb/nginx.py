@@ -26,6 +26,7 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,15 @@ def _stop_old_workers(pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)
+
+
+# The route files of a reload are written on a thread of their own: on the default pool they queued
+# behind the store writes a scale-out makes (events, status, instances), up to 25 ms per reload.
+_FILES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nginx-files")
+
+
+async def _in_files_thread(function: Callable[..., None], *args: Any) -> None:
+    await asyncio.get_running_loop().run_in_executor(_FILES_THREAD, lambda: function(*args))
 
 
 class NginxController:
@@ -410,7 +420,7 @@ class NginxController:
             if desired == previous:
                 await self._finish_generation(generation, True, None)
                 return
-            await asyncio.to_thread(write_files, self.conf_dir, desired, previous)
+            await _in_files_thread(write_files, self.conf_dir, desired, previous)
             error = await self._test_config()
             if error is not None:
                 instruments.NGINX_RELOAD_FAILURES.inc(stage="test")
@@ -422,7 +432,7 @@ class NginxController:
                 self._live = desired
                 await self._finish_generation(generation, True, None)
                 return
-            await asyncio.to_thread(write_files, self.conf_dir, previous, desired)
+            await _in_files_thread(write_files, self.conf_dir, previous, desired)
             self._revert_batch(desired, previous)
         await self._emit(
             "error",
