@@ -3,16 +3,15 @@
 
 Each list is measured three ways, side by side: "kept" is the daemon as it runs (the leader keeps each
 app's encoded entry and the whole answer while nothing it shows changes, core/api/kept_answers.py, and
-the engine's own reads of app records take the leader's kept records, which splice in the rows its
-writes committed); "kept, before" is the same answers with the engine's reads as they were (each
-reconciler pass reads its app from the store in a thread; the kept records re-read the apps the leader
-wrote); "built" is the path before kept answers: the app records read from the store and every app's
-view built and encoded for every request (``--no-built`` skips it: slow at 500 apps).  Two load
-generators, named on each line, so a slow client is not taken for a slow server: ApacheBench (``ab
--k``, C, one process) and the Python one (aiohttp in a separate process).  Each line gives the server's
-CPU per request (this process: the engine and the API; then less the engine's idle CPU, measured first
-with no request) and the load generator's CPU over the run: a generator near 100 % of a core is the
-bottleneck, not the server.
+the engine's own work takes the least of the loop it can); "kept, before" is the same answers with the
+engine's own work during a scale as it was (see ``EngineWork``: store reads in a thread each pass and
+after each write, ``nginx -t`` started on the loop); "built" is the path before kept answers: the app
+records read from the store and every app's view built and encoded for every request (``--no-built``
+skips it: slow at 500 apps).  Two load generators, named on each line, so a slow client is not taken
+for a slow server: ApacheBench (``ab -k``, C, one process) and the Python one (aiohttp in a separate
+process).  Each line gives the server's CPU per request (this process: the engine and the API; then
+less the engine's idle CPU, measured first with no request) and the load generator's CPU over the run:
+a generator near 100 % of a core is the bottleneck, not the server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
                                   [--listing shared|per-app] [--no-built]
@@ -54,12 +53,13 @@ from core.api.app import create_app
 from core.api.context import redacted_dumps
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.engine import Engine
+from core.lb import nginx, nginx_procs
 from core.runtime.base import ContainerInfo, Runtime
 from testkit.harness import demo_app, engine_settings, wait_for
 
 LIST_PATHS = ("/apps", "/api/v1/apps")
-# Each list measured: built for every request; kept answers with the engine's reads as before (each
-# pass reads its record from the store, the kept records re-read what the leader wrote); as today.
+# Each list measured: built for every request; kept answers with the engine's own work as before
+# (EngineWork); as today.
 WAYS = ("built", "kept, before", "kept")
 # ab stops at -t or -n, whichever comes first, and allocates per request of -n: a bound, not a target.
 AB_MAX_RATE = 20_000
@@ -82,11 +82,12 @@ class SwitchableAnswers(KeptAnswers):
         return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-class EngineReads:
-    """Switch the engine's own reads of app records between today's way (``now``: the reconciler's
-    passes take each record from the leader's kept records, which take the rows the leader's own writes
-    committed) and the way before (each pass reads its app from the store in a thread, and the kept
-    records read the apps written again after each write): the "kept, before" lines."""
+class EngineWork:
+    """Switch the engine's own work during a scale between today's way (``now``) and the way before
+    (the "kept, before" lines): each reconciler pass read its app from the store in a thread (now: the
+    leader's kept records), the kept records re-read the apps the leader wrote (now: they splice in
+    the rows its writes committed), and nginx's commands (``nginx -t`` before each reload) started on
+    the event loop (now: from their own threads)."""
 
     def __init__(self, engine: Engine) -> None:
         self._reconciler = engine._c.reconciler
@@ -95,10 +96,25 @@ class EngineReads:
 
     def now(self, on: bool) -> None:
         self._reconciler.records = self._kept if on else None
+        nginx._run = nginx_procs._run if on else _run_on_the_loop
         if on:
             self._records.__dict__.pop("_caught_up", None)
         else:
             self._records._caught_up = lambda: None  # type: ignore[method-assign]
+
+
+async def _run_on_the_loop(argv: list[str]) -> tuple[int, str]:
+    """nginx_procs._run as it was: the child started from the event loop."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), nginx_procs.CHILD_TIMEOUT)
+    text = output.decode(errors="replace").strip()
+    return process.returncode or 0, text[-nginx_procs.MAX_OUTPUT :]
 
 
 class PerAppListing:
@@ -319,7 +335,7 @@ async def main(
                 + f"; requests below run on the {listing} listing",
                 flush=True,
             )
-            reads = EngineReads(engine)
+            work = EngineWork(engine)
             with ProcessPoolExecutor(1) as pool:
                 loaders: dict[str, Callable[[str], Awaitable[Run]]] = {
                     "ab": lambda url: ab_load(url, seconds, concurrency),
@@ -340,14 +356,14 @@ async def main(
                             p99 = {}
                             for way in WAYS if builds else WAYS[1:]:
                                 answers.keep = way != "built"
-                                reads.now(way == "kept")
+                                work.now(way == "kept")
                                 measure = loaders[tool](base + path)
                                 if scaling:
                                     measure = while_scaling(engine, names[0], measure)
                                 when = "scaling" if scaling else "quiet"
                                 label = f"GET {path} ({when}, {way})"
                                 p99[way] = report(label, tool, await measure).p99_ms
-                            reads.now(True)
+                            work.now(True)
                             ratios = [
                                 f"kept/{way} {p99['kept'] / p99[way]:.2f}×"
                                 for way in WAYS

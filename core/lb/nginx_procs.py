@@ -7,33 +7,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 CHILD_TIMEOUT = 30.0  # nginx -t and the reload command
 MAX_OUTPUT = 2000  # characters of nginx's error text kept in events and status
 
 
+# Short nginx commands run from their own threads: starting a child on the event loop (fork, its pipes
+# and asyncio's child watcher, which starts and waits for a thread per child) held the loop 10-20 ms on
+# a busy host each time, and a scale reloads nginx a few times a second.  Their own pool: the default
+# one queues behind the store writes a burst of ready replicas makes.
+_COMMANDS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nginx-cmd")
+
+
 async def _run(argv: list[str]) -> tuple[int, str]:
     """Run a short command; (exit status, its output trimmed)."""
+    return await asyncio.get_running_loop().run_in_executor(_COMMANDS, _run_blocking, argv)
+
+
+def _run_blocking(argv: list[str]) -> tuple[int, str]:
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        # A daemonising nginx hands its stdout to /dev/null, so EOF arrives when the launcher exits.
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # terminal signals (Ctrl-C) must not reach a detached nginx
+            timeout=CHILD_TIMEOUT,
+            check=False,
         )
     except FileNotFoundError:
         return 127, f"{argv[0]!r} was not found: install nginx or set the nginx binary path"
-    try:
-        # A daemonising nginx hands its stdout to /dev/null, so EOF arrives when the launcher exits.
-        output, _ = await asyncio.wait_for(process.communicate(), CHILD_TIMEOUT)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
+    except subprocess.TimeoutExpired:  # run() has killed and reaped it
         return -1, f"{argv[0]} did not finish within {CHILD_TIMEOUT:.0f} s"
-    text = output.decode(errors="replace").strip()
-    return process.returncode or 0, text[-MAX_OUTPUT:]
+    text = done.stdout.decode(errors="replace").strip()
+    return done.returncode or 0, text[-MAX_OUTPUT:]
 
 
 def _proc_cmdline(pid: int) -> str:
