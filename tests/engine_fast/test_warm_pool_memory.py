@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.runtime.base import ContainerInfo
+from core.runtime.memory import MemoryRuntime
+from tests.support.clock import FakeClock
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
 
@@ -134,3 +136,24 @@ async def test_a_crashed_replica_is_replaced_in_its_slot_not_from_the_pool(world
     assert world.running_slots(name) == [1]
     assert ("create", f"{name}-1") in journal_of(world, name, mark)
     assert {c.id for c in await pool_of(world, name)} == warm
+
+
+class _NoPoolRuntime(MemoryRuntime):
+    """A runtime that cannot keep containers created and not started, as a Swarm cannot."""
+
+    create_warm = None  # type: ignore[assignment]
+
+
+async def test_a_runtime_without_a_pool_ignores_warm_pool_and_says_so_once(tmp_path: Path) -> None:
+    clock = FakeClock()
+    runtime = _NoPoolRuntime(clock=clock.time)
+    async with memory_world(tmp_path / "state", runtime=runtime, clock=clock) as world:
+        name = unique_app("w")
+        await world.engine.register(warm_document(name, 1, 3))
+        await world.engine.up(name)
+        await world.ready(name, 1)
+        await world.engine.scale(name, 3)
+        await world.ready(name, 3)
+        assert await runtime.list_warm(name) == []
+        kinds = [e.kind for e in await world.engine.events(app=name)]
+        assert kinds.count("warm_pool_unsupported") == 1
