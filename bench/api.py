@@ -5,13 +5,13 @@ Each list is measured three ways, side by side: "kept" is the daemon as it runs 
 app's encoded entry and the whole answer while nothing it shows changes, core/api/kept_answers.py, and
 the engine's own work takes the least of the loop it can); "kept, before" is the same answers with the
 engine's own work during a scale as it was (see ``EngineWork``: store reads in a thread each pass and
-after each write, ``nginx -t`` started on the loop); "built" is the path before kept answers: the app
-records read from the store and every app's view built and encoded for every request (``--no-built``
-skips it: slow at 500 apps).  Two load generators, named on each line, so a slow client is not taken
-for a slow server: ApacheBench (``ab -k``, C, one process) and the Python one (aiohttp in a separate
-process).  Each line gives the server's CPU per request (this process: the engine and the API; then
-less the engine's idle CPU, measured first with no request) and the load generator's CPU over the run:
-a generator near 100 % of a core is the bottleneck, not the server.
+after each write, ``nginx -t`` started on the loop, a metrics sample in one go); "built" is the path
+before kept answers: the app records read from the store and every app's view built and encoded for
+every request (``--no-built`` skips it: slow at 500 apps).  Two load generators, named on each line, so
+a slow client is not taken for a slow server: ApacheBench (``ab -k``, C, one process) and the Python
+one (aiohttp in a separate process).  Each line gives the server's CPU per request (this process: the
+engine and the API; then less the engine's idle CPU, measured first with no request) and the load
+generator's CPU over the run: a generator near 100 % of a core is the bottleneck, not the server.
 
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
                                   [--listing shared|per-app] [--no-built]
@@ -54,6 +54,8 @@ from core.api.context import redacted_dumps
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.engine import Engine
 from core.lb import nginx, nginx_procs
+from core.metrics import collector
+from core.metrics.collector import SAMPLE_SLICE_APPS
 from core.runtime.base import ContainerInfo, Runtime
 from testkit.harness import demo_app, engine_settings, wait_for
 
@@ -86,8 +88,9 @@ class EngineWork:
     """Switch the engine's own work during a scale between today's way (``now``) and the way before
     (the "kept, before" lines): each reconciler pass read its app from the store in a thread (now: the
     leader's kept records), the kept records re-read the apps the leader wrote (now: they splice in
-    the rows its writes committed), and nginx's commands (``nginx -t`` before each reload) started on
-    the event loop (now: from their own threads)."""
+    the rows its writes committed), nginx's commands (``nginx -t`` before each reload) started on the
+    event loop (now: from their own threads), and a metrics sample added every app's figures in one go
+    (now: the loop answers between slices of apps)."""
 
     def __init__(self, engine: Engine) -> None:
         self._reconciler = engine._c.reconciler
@@ -97,6 +100,7 @@ class EngineWork:
     def now(self, on: bool) -> None:
         self._reconciler.records = self._kept if on else None
         nginx._run = nginx_procs._run if on else _run_on_the_loop
+        collector.SAMPLE_SLICE_APPS = SAMPLE_SLICE_APPS if on else sys.maxsize
         if on:
             self._records.__dict__.pop("_caught_up", None)
         else:
