@@ -1,5 +1,5 @@
-"""Properties of the pure backtest for any load and policy: bounds, cooldown, monotone in load,
-deterministic."""
+"""Properties of the pure backtest for any load and policy: bounds, cooldown, monotone in load where the
+runs part, deterministic."""
 
 from __future__ import annotations
 
@@ -72,16 +72,21 @@ def test_no_two_scalings_closer_than_the_cooldown(policy: ScalingPolicy, load: l
 
 @FAST
 @given(policies(), loads(), st.floats(1.0, 5.0))
-def test_more_load_never_means_fewer_replicas(policy: ScalingPolicy, load: list, factor: float) -> None:
-    # Without a cooldown the replica count follows the load alone, so it must be monotone in it (with a
-    # cooldown the heavier run may be waiting out its own earlier scale-out when the lighter one acts).
+def test_where_more_load_first_changes_the_count_it_is_never_lower(
+    policy: ScalingPolicy, load: list, factor: float
+) -> None:
+    # Only the first point where the runs part is comparable: from there on each run decides from its own
+    # replica count, and hysteresis makes whole runs non-monotone (a heavier run at 9 replicas can sit below
+    # the scale-in threshold and drop to 7 while a lighter one at 8 is above it and stays; hypothesis found
+    # exactly that). Without a cooldown nothing but the load tells the two runs apart up to that point.
     policy = policy.model_copy(update={"cooldown_seconds": 0})
     start = max(policy.min_replicas, 1) if policy.max_replicas >= 1 else 0
     light = backtest(recorded(load), policy, initial_replicas=start)
     heavy = backtest(recorded(load, factor), policy, initial_replicas=start)
     for low, high in zip(light.replicas, heavy.replicas, strict=True):
-        assert high.replicas >= low.replicas, (low, high)
-    assert heavy.summary.replica_minutes >= light.summary.replica_minutes
+        if high.replicas != low.replicas:
+            assert high.replicas > low.replicas, (low, high)
+            break
 
 
 @FAST
