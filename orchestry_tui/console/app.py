@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import os
@@ -62,6 +63,11 @@ POLL_SECONDS = 2.0
 # received since the last, and every other tick (POLL_SECONDS) starts the refresh, whose frame carries
 # them instead; so an idle second costs one compositor pass, not one per pane and one per refresh.
 CLOCK_SECONDS = 1.0
+# Full (generation 2) collections 10× rarer than Python's default: each frame's views live two seconds,
+# long enough to reach the oldest generation, so at 1,000 replicas a full collection (0.1-0.6 s with the
+# loop stopped, walking the engine's whole state) came about every 5 s, and those were the keys answered
+# late.  Nearly all of that garbage is freed by reference counting anyway; cycles wait a little longer.
+FULL_COLLECTION_THRESHOLD = 100
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
@@ -125,6 +131,7 @@ class OrchestryConsole(App[int]):
         self._poll_started = 0.0  # monotonic time the last refresh began
         self._polling = False
         self._panes_wait_for_frame = False  # this tick's pane work rides on the refresh it started
+        self._gc_thresholds: tuple[int, int, int] | None = None  # Python's own, while the console runs
         self._settle_timer: Timer | None = None
         self.last_snapshot: Path | None = None
         self.disconnected: BackendUnreachable | None = None
@@ -165,6 +172,9 @@ class OrchestryConsole(App[int]):
         self._apply_layout()
         self._quit_on_signals()
         self.set_interval(CLOCK_SECONDS, self._on_clock)
+        self._gc_thresholds = gc.get_threshold()
+        young, middle, _full = self._gc_thresholds
+        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
 
@@ -896,6 +906,8 @@ class OrchestryConsole(App[int]):
             loop.remove_signal_handler(sig)
         await self._stop_backend()
         self.console_log.detach()
+        if self._gc_thresholds is not None:  # a process that goes on (tests, benches) has its own back
+            gc.set_threshold(*self._gc_thresholds)
 
     def _log_record_arrived(self, record: logging.LogRecord) -> None:
         """A warning logged in this process (the embedded engine's, mostly), already redacted: shown in
