@@ -139,7 +139,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         self.drained: Drained = drained or _wait_drained
         self.health = HealthChecker(self._on_health, probe=probe, clock=clock)
         self.status = StatusRecorder(store, emit, clock)
-        self._specs: dict[str, tuple[str, AppSpec]] = {}
+        self._specs: dict[str, tuple[str, AppSpec, str]] = {}  # name → (spec hash, spec, container hash)
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         self.timeline: ReplicaTimeline | None = None
@@ -342,9 +342,16 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
 
         cached = self._specs.get(record.name)
         if cached is None or cached[0] != record.spec_hash:
-            cached = (record.spec_hash, parse_app_spec(record.spec))
+            spec = parse_app_spec(record.spec)
+            cached = (record.spec_hash, spec, spec.container_hash())
             self._specs[record.name] = cached
         return cached[1]
+
+    def container_hash_of(self, record: Any) -> str:
+        """``spec_of(record).container_hash()``, worked out once per spec: every pass compares each
+        replica with it (a canonical dump and a SHA-256, ~0.2 ms: 100 passes a second at 500 apps)."""
+        self.spec_of(record)
+        return self._specs[record.name][2]
 
     def _check_leader(self) -> None:
         if not self.leadership.is_leader():
@@ -402,7 +409,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         # Read now, not at the start of the pass: a forced down may have begun after the pass did.
         force = record.status == APP_STOPPED and (intent.force or state.force_holds > 0)
         now = self.clock.time()
-        current_hash = spec.container_hash()
+        current_hash = self.container_hash_of(record)
         live = [
             planner.SlotState(
                 slot=r.slot,
