@@ -41,7 +41,10 @@ class SystemClock:
 
     async def wait(self, event: asyncio.Event, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that comes in the same turn as
+            # the event, and a loop waiting here would never stop.
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             return False
         return True

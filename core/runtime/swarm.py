@@ -489,8 +489,9 @@ class SwarmRuntime(PooledApiCalls):
         wait = self.task_poll_seconds
         try:
             while not self._closed:
-                try:
-                    await asyncio.wait_for(poke.wait(), wait)
+                try:  # asyncio.timeout, not wait_for: on 3.11 that swallows a stop coming with a poke
+                    async with asyncio.timeout(wait):
+                        await poke.wait()
                 except TimeoutError:
                     pass
                 poke.clear()

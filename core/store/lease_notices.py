@@ -114,7 +114,10 @@ class LeaseNotices:
         Notices that arrive while the caller is busy are kept for the next wait, never lost."""
         self.start()
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            # Not asyncio.wait_for: on Python 3.11 it returns, instead of raising, when the notice came
+            # in the same turn as a cancel, and the election's loop then never stopped.
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
             return True
         except TimeoutError:
             return False
