@@ -6,7 +6,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.swarm.lab import SwarmLab, lab_session
+from tests.swarm.lab import DOWN_TIMEOUT, HEAL_TIMEOUT, UP_TIMEOUT, SwarmLab, lab_session
+
+# pytest-timeout counts fixture setup and teardown. A test on a lab carries its own bounded waits for
+# Swarm to place, move and route replicas (the longest, a drain under traffic: ~360 s), the heal after
+# it, and, when it is the session's first or last on that lab, the lab's `up` or `down`. Together those
+# are more than the suite's 300 s default, which a loaded machine turned into a timeout in teardown in
+# place of the failed wait's own message. The claims keep their own limits (each wait names its own).
+LONGEST_WAITS = 360.0
+LAB_TEST_TIMEOUT = UP_TIMEOUT + LONGEST_WAITS + HEAL_TIMEOUT + DOWN_TIMEOUT
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        on_lab = {"swarm_lab", "swarm_tls_lab"} & set(getattr(item, "fixturenames", ()))
+        if on_lab and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LAB_TEST_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

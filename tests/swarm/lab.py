@@ -29,6 +29,9 @@ SCRIPT = REPO_ROOT / "scripts" / "swarm_lab.sh"
 LAB_ROOT = Path(os.environ.get("ORCHESTRY_LAB_ROOT", "/tmp/orchestry-swarm-lab"))
 UP_TIMEOUT = 180.0
 DOWN_TIMEOUT = 60.0
+# A wait for Swarm (a restarted dockerd's node rejoining, removed services' tasks stopping), which a
+# loaded machine stretches: once, 90 s ran out in a full run.
+HEAL_TIMEOUT = 150.0
 
 
 class LabError(RuntimeError):
@@ -136,7 +139,7 @@ class SwarmLab:
         info = self.docker().nodes.get(self.node(node).swarm_node_id).attrs
         return info["Status"]["State"]
 
-    def heal(self, timeout: float = 90.0) -> None:
+    def heal(self, timeout: float = HEAL_TIMEOUT) -> None:
         """Put the lab back as ``up`` left it: every link up, every dockerd running, every node active
         and ready, no service and no task left running. Called after each test, so a test that fails
         half-way (or leaves tasks shutting down) cannot change what the next one sees."""
@@ -150,15 +153,22 @@ class SwarmLab:
         deadline = time.monotonic() + timeout
         while True:
             try:
+                # Named, not the SDK's objects: a timeout must say which node is in which state.
                 unwell: list[object] = [
-                    n for n in self.docker().nodes.list() if n.attrs["Status"]["State"] != "ready"
+                    f"{n.attrs['Description']['Hostname']} {n.attrs['Status']['State']}"
+                    for n in self.docker().nodes.list()
+                    if n.attrs["Status"]["State"] != "ready"
                 ]
                 # A service a test left behind (it failed before cleaning up) goes; and tasks of removed
                 # services still run for a moment (stop grace) while Swarm's scheduler counts them: the
                 # next test would see its replicas placed by that residue.
                 for service in self.docker().services.list():
                     service.remove()
-                unwell += [t["ID"] for t in self.docker().api.tasks() if t["Status"]["State"] == "running"]
+                unwell += [
+                    f"task {t['ID'][:12]} running on {t.get('NodeID', '?')[:12]}"
+                    for t in self.docker().api.tasks()
+                    if t["Status"]["State"] == "running"
+                ]
                 for node in self.docker().nodes.list():
                     spec = node.attrs["Spec"]
                     labels = {
@@ -167,7 +177,7 @@ class SwarmLab:
                     if spec.get("Availability") != "active" or labels != (spec.get("Labels") or {}):
                         node.update({**spec, "Availability": "active", "Labels": labels})
             except Exception as exc:  # the manager itself may still be starting
-                unwell = [exc]
+                unwell = [f"{type(exc).__name__}: {exc}"]
             if not unwell:
                 return
             if time.monotonic() > deadline:

@@ -111,7 +111,15 @@ async def test_a_drain_cut_short_by_a_controller_restart_is_finished_by_the_next
     assert spec["Availability"] == "pause" and "orchestry.draining" in spec["Labels"]
 
     async with swarm_engine(swarm_lab, state) as engine:
-        await wait_for(lambda: _event(engine, "node_drained", worker.netns), timeout=180, what="node_drained")
+        # Moving the replicas is Swarm placing, starting and the engine routing new ones, then stopping
+        # the old: a wait for Swarm, given as long as the drain under traffic above gets.
+        try:
+            await wait_for(
+                lambda: _event(engine, "node_drained", worker.netns), timeout=240, what="node_drained"
+            )
+        except AssertionError as exc:
+            events = [f"{e.kind}: {e.message}" for e in await engine.events(category="cluster")]
+            raise AssertionError(f"{exc}; cluster events: {events}") from None
         await wait_for(lambda: _routed(engine, name, 6, avoid=worker.address), timeout=30, what="6 elsewhere")
         node = next(n for n in await engine.nodes() if n.id == worker.swarm_node_id)
         assert (node.availability, node.tasks) == ("drain", 0)

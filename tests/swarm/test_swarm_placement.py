@@ -89,10 +89,14 @@ async def test_a_lost_replica_swarm_cannot_place_elsewhere_shows_swarms_reason(
         await engine.up(name)
         await wait_for(lambda: _ready_count(engine, name, 1), timeout=60, what="1 replica ready")
         swarm_lab.cut_link(worker)
+        seen: list[str] = []  # the statuses on the way, for the message when Swarm's reason never comes
         try:
-            view = await wait_for(
-                lambda: _says_no_node(engine, name), timeout=60, what="Swarm's reason in the status"
-            )
+            try:
+                view = await wait_for(
+                    lambda: _says_no_node(engine, name, seen), timeout=60, what="Swarm's reason in the status"
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; statuses seen: {seen}") from None
             print(f"\n{name}: {view.status}: {view.status_reason}")
             assert "Fix:" in view.status_reason
         finally:
@@ -101,8 +105,11 @@ async def test_a_lost_replica_swarm_cannot_place_elsewhere_shows_swarms_reason(
         await wait_for(lambda: _ready_count(engine, name, 1), timeout=90, what="the replica back on its node")
 
 
-async def _says_no_node(engine: Any, name: str) -> Any:
+async def _says_no_node(engine: Any, name: str, seen: list[str]) -> Any:
     view = await engine.get_app(name)
+    status = f"{view.status}: {view.status_reason}"
+    if not seen or seen[-1] != status:
+        seen.append(status)
     return view if view.status != APP_ERROR and "no suitable node" in view.status_reason else None
 
 
