@@ -92,8 +92,9 @@ class AppLogs:
                         followers[info.id] = asyncio.create_task(pump(info.id, since))
                 deadline = time.monotonic() + FOLLOW_FALLBACK_RELIST_SECONDS
                 while (remaining := deadline - time.monotonic()) > 0:
-                    try:
-                        item = await asyncio.wait_for(queue.get(), remaining)
+                    try:  # not wait_for: on Python 3.11 it swallows a cancel that comes with a line
+                        async with asyncio.timeout(remaining):
+                            item = await queue.get()
                     except TimeoutError:
                         break
                     if not isinstance(item, LogLine):

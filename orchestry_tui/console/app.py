@@ -242,8 +242,11 @@ class OrchestryConsole(App[int]):
             if self.poll_seconds >= CLOCK_SECONDS:
                 await self._wake.wait()  # the clock (or an action) wakes it
             else:  # tests refresh faster than the clock ticks
+                # Not wait_for: on Python 3.11 it swallows a cancel (the console closing) that comes
+                # with a wake, and this loop would go on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
 
     def _on_clock(self) -> None:
         """Once a second: start the refresh when one is due (the panes' work then waits for its frame,
