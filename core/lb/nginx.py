@@ -331,8 +331,9 @@ class NginxController:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
-        try:
-            await asyncio.wait_for(exited, _WATCHDOG_SAFETY_NET)
+        try:  # not wait_for: on Python 3.11 it swallows a cancel (the engine stopping) as nginx exits
+            async with asyncio.timeout(_WATCHDOG_SAFETY_NET):
+                await exited
         except TimeoutError:
             pass
         finally:
