@@ -77,7 +77,8 @@ def test_up_wait_with_missing_image_exits_1_with_the_reason(daemon: Daemon, tmp_
         started = time.monotonic()
         result = daemon.cli("up", name, "--wait", "--timeout", "15")
         assert result.returncode == 1
-        assert time.monotonic() - started < 30
+        # Half the 120 s default: the wait gave up, and the margin is the CLI's start-up on a loaded host.
+        assert time.monotonic() - started < 60
         assert "Traceback" not in result.stderr
         assert "orchestry/no-such-image:404" in result.stderr and "fix spec.image" in result.stderr
     finally:
@@ -92,7 +93,8 @@ def test_timeout_exits_1_with_status_reason_and_last_events(daemon: Daemon) -> N
         result = daemon.cli("apply", "-", "--wait", "--timeout", "4", stdin=yaml.safe_dump(doc))
         elapsed = time.monotonic() - started
         assert result.returncode == 1
-        assert 4 <= elapsed < 20
+        # At its own 4 s, not the 120 s default; the margin is the CLI's start-up on a loaded host.
+        assert 4 <= elapsed < 60
         assert f"{name}: 0/1 ready" in result.stdout
         assert f"error: {name} did not finish within 4s: 0/1 ready; status degraded" in result.stderr
         assert f"last events of {name}:" in result.stderr
