@@ -60,6 +60,10 @@ class Running:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
+            # Bounded: an election that swallowed its cancel (Python 3.11's wait_for did, when a notice
+            # came in the same turn) kept the fixture's teardown waiting for its hour-long timer.
+            done, _ = await asyncio.wait({self.task}, timeout=30)
+            assert done, "the election did not stop within 30 s of being cancelled"
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
