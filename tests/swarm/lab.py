@@ -32,6 +32,9 @@ DOWN_TIMEOUT = 60.0
 # A wait for Swarm (a restarted dockerd's node rejoining, removed services' tasks stopping), which a
 # loaded machine stretches: once, 90 s ran out in a full run.
 HEAL_TIMEOUT = 150.0
+# How long heal lets Swarm hold a node down whose own engine says it is in the Swarm (its heartbeat
+# grace is 3 s with the lab's 1 s period; a rejoin takes a second or two) before restarting its dockerd.
+REJOIN_SECONDS = 15.0
 
 
 class LabError(RuntimeError):
@@ -151,13 +154,16 @@ class SwarmLab:
                 self._drop_client(node)
                 self.start_dockerd(node)
         deadline = time.monotonic() + timeout
+        down_since: dict[str, float] = {}
         while True:
             try:
+                not_ready = [n for n in self.docker().nodes.list() if n.attrs["Status"]["State"] != "ready"]
+                self._rejoin_stuck(not_ready, down_since)
                 # Named, not the SDK's objects: a timeout must say which node is in which state.
                 unwell: list[object] = [
                     f"{n.attrs['Description']['Hostname']} {n.attrs['Status']['State']}"
-                    for n in self.docker().nodes.list()
-                    if n.attrs["Status"]["State"] != "ready"
+                    f" ({n.attrs['Status'].get('Message', '')})"
+                    for n in not_ready
                 ]
                 # A service a test left behind (it failed before cleaning up) goes; and tasks of removed
                 # services still run for a moment (stop grace) while Swarm's scheduler counts them: the
@@ -183,6 +189,30 @@ class SwarmLab:
             if time.monotonic() > deadline:
                 raise LabError(f"lab {self.id} did not heal within {timeout:.0f} s: {unwell}")
             time.sleep(0.2)
+
+    def _rejoin_stuck(self, not_ready: list[docker.models.nodes.Node], down_since: dict[str, float]) -> None:
+        """Restart the dockerd of a node Swarm has held down for REJOIN_SECONDS while its own engine
+        says it is in the Swarm. A dockerd restarted just as the manager expired its previous session
+        is marked down ("heartbeat failure") after it registered again, and heartbeats never set a node
+        ready (only a registration does): seen after test_heal's kill, down for good. Restarting
+        registers it again, as an operator would."""
+        now = time.monotonic()
+        for stale in set(down_since) - {n.id for n in not_ready}:
+            del down_since[stale]
+        for swarm_node in not_ready:
+            since = down_since.setdefault(swarm_node.id, now)
+            if now - since < REJOIN_SECONDS:
+                continue
+            node = self.node(swarm_node.id)
+            try:
+                joined = self.docker(node).info()["Swarm"]["LocalNodeState"] == "active"
+            except Exception:
+                joined = False  # its dockerd is not answering: nothing to restart yet
+            if joined:
+                with contextlib.suppress(LabError):
+                    self.kill_dockerd(node)
+                self.start_dockerd(node)
+                down_since[swarm_node.id] = time.monotonic()
 
     def _drop_client(self, node: LabNode) -> None:
         client = self._clients.pop(node.name, None)
