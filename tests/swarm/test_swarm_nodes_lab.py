@@ -45,8 +45,9 @@ def test_nodes_with_capacity_our_tasks_and_an_unreachable_node_api(swarm_lab: Sw
         assert cut.unavailable_reason.startswith(f"node {worker.netns}'s Docker API at {worker.tcp_url}")
     finally:
         swarm_lab.restore_link(worker)
-        # Leave the lab as found: later tests place replicas on every node.
-        wait_for(f"{worker.name} ready again", lambda: swarm_lab.swarm_node_state(worker) == "ready")
+        # Leave the lab as found: later tests place replicas on every node. heal, not a bare wait for
+        # "ready": a node Swarm wrongly holds down after it rejoined is restarted there.
+        swarm_lab.heal()
         subprocess.run(["docker", "-H", swarm_lab.manager_url, "service", "rm", name], capture_output=True,
                        timeout=60, check=False)  # fmt: skip
         api.close()
