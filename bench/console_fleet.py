@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,41 +150,14 @@ async def measure(
 ) -> dict[str, Any]:
     """One size in this process (``profile_to``: cProfile statistics of the idle period, written to
     that file)."""
-    from core.engine import Engine
-    from core.lb.memory import MemoryNginx
-    from core.runtime.memory import MemoryPorts, MemoryRuntime
-    from core.settings import Settings, load_settings
+    from memory_fleet_engine import memory_fleet_engine
+
     from orchestry_tui.console.app import OrchestryConsole
     from orchestry_tui.console.engine_backend import EngineBackend
     from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
-    defaults = {
-        k: Settings.model_fields[k].default
-        for k in ("scaler_interval", "metrics_interval", "relist_interval")
-    }
     with tempfile.TemporaryDirectory(prefix="orchestry-console-fleet-") as tmp:
-        runtime = MemoryRuntime()
-        runtime.on_create = lambda c: setattr(c, "cpu_percent", 5.0)
-
-        async def drained(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
-            return True
-
-        settings = load_settings(
-            env_file=None,
-            state_dir=Path(tmp) / "state",
-            node_id=f"cfleet-{uuid.uuid4().hex[:6]}",
-            lb_listen="127.0.0.1:1",
-            drain_timeout=5.0,
-            **defaults,
-        )
-        engine = Engine(
-            settings,
-            runtime=runtime,
-            probe=runtime.probe,
-            drained=drained,
-            nginx=MemoryNginx(),
-            ports=MemoryPorts(),
-        )
+        engine, runtime = memory_fleet_engine(Path(tmp) / "state", "cfleet")
         await engine.start()
         names = [f"fleet-{i:04d}" for i in range(apps)]
         for name in names:
@@ -201,7 +173,7 @@ async def measure(
         await asyncio.sleep(3.0)  # first samples and probes
 
         prefs = Path(tmp) / "config.toml"
-        backend = EngineBackend(settings, engine=engine, serve_api=False)
+        backend = EngineBackend(engine.settings, engine=engine, serve_api=False)
         app = OrchestryConsole(backend, preferences_path=prefs)
         profile = cProfile.Profile() if profile_to else None
         started, cpu_started = time.perf_counter(), cpu_seconds()

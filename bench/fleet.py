@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -112,39 +111,13 @@ async def measure(replicas: int, seconds: float, profile_to: str | None = None) 
     """One size, in this process: start, fill, settle, measure (``profile_to``: cProfile statistics of
     the measured period and the API requests, written to that file)."""
     from aiohttp import web
+    from memory_fleet_engine import memory_fleet_engine
 
     from core.api.app import create_app
-    from core.engine import Engine
-    from core.lb.memory import MemoryNginx
-    from core.runtime.memory import MemoryPorts, MemoryRuntime
-    from core.settings import Settings, load_settings
 
     apps = max(1, replicas // REPLICAS_PER_APP)
-    defaults = {k: Settings.model_fields[k].default for k in ("scaler_interval", "metrics_interval")}
-    defaults["relist_interval"] = Settings.model_fields["relist_interval"].default
     with tempfile.TemporaryDirectory(prefix="orchestry-fleet-") as tmp:
-        runtime = MemoryRuntime()
-        runtime.on_create = lambda c: setattr(c, "cpu_percent", 5.0)  # something for the windows
-
-        async def drained(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
-            return True
-
-        settings = load_settings(
-            env_file=None,
-            state_dir=Path(tmp) / "state",
-            node_id=f"fleet-{uuid.uuid4().hex[:6]}",
-            lb_listen="127.0.0.1:1",
-            drain_timeout=5.0,
-            **defaults,
-        )
-        engine = Engine(
-            settings,
-            runtime=runtime,
-            probe=runtime.probe,
-            drained=drained,
-            nginx=MemoryNginx(),
-            ports=MemoryPorts(),
-        )
+        engine, _ = memory_fleet_engine(Path(tmp) / "state", "fleet")
         await engine.start()
         rss_empty = rss_kib()
         fill_started = time.perf_counter()

@@ -14,7 +14,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
@@ -279,16 +279,7 @@ class DockerRuntime(PooledApiCalls):
             await self._pull_once(request.image)
 
         def work(api: APIClient) -> ContainerInfo:
-            try:
-                container_id = self._create_warm_on_network(api, request)
-            except _NameTaken:
-                self._clear_leftover(api, request.name)
-                try:
-                    container_id = self._create_warm_on_network(api, request)
-                except _NameTaken as exc:
-                    raise Conflict(
-                        f"container '{request.name}' was created by someone else meanwhile: {exc}"
-                    ) from exc
+            container_id = self._in_free_slot(api, request, self._create_warm_on_network)
             return replace(self._started_info(container_id, request), state=STATE_CREATED, started_at=None)
 
         return await self._run(work)
@@ -475,21 +466,30 @@ class DockerRuntime(PooledApiCalls):
             )
 
     def _create_and_start(self, api: APIClient, request: ContainerRequest) -> ContainerInfo:
+        container_id = self._in_free_slot(api, request, self._create_and_start_on_network)
+        if not request.verify_start:
+            return self._started_info(container_id, request)
+        return self._confirm_running(api, container_id, request)
+
+    def _in_free_slot(
+        self,
+        api: APIClient,
+        request: ContainerRequest,
+        create: Callable[[APIClient, ContainerRequest], str],
+    ) -> str:
+        """``create`` the container; if its name is taken, clear the leftover and create once more."""
         try:
-            container_id = self._create_and_start_on_network(api, request)
+            return create(api, request)
         except _NameTaken:
             # Only a slot whose name is taken (a replica left stopped, a crash) is inspected: a fresh
             # slot's start costs Docker no extra call.
             self._clear_leftover(api, request.name)
             try:
-                container_id = self._create_and_start_on_network(api, request)
+                return create(api, request)
             except _NameTaken as exc:
                 raise Conflict(
                     f"container '{request.name}' was created by someone else meanwhile: {exc}"
                 ) from exc
-        if not request.verify_start:
-            return self._started_info(container_id, request)
-        return self._confirm_running(api, container_id, request)
 
     def _create_and_start_on_network(self, api: APIClient, request: ContainerRequest) -> str:
         try:
