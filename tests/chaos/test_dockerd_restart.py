@@ -100,13 +100,18 @@ class LoopLag(Background):
 
 
 class SlotWatch(Background):
-    """Polls the private engine's containers of one app: the most ever alive at once in one slot."""
+    """Polls the private engine's containers of one app: the most ever alive at once in one slot.
+
+    Leaving the block waits for one whole poll that began after it: a block that ends as soon as the
+    engine recovered could otherwise end while the only poll since dockerd came back is still in flight,
+    and the watch would have seen nothing (a full run read 0 running per slot that way)."""
 
     def __init__(self, docker: PrivateDocker, app: str) -> None:
         self.docker = docker
         self.app = app
         self.most_running_per_slot = 0
         self.ids_seen: set[str] = set()
+        self.polls_read = 0
 
     async def _run(self) -> None:
         while True:
@@ -115,7 +120,20 @@ class SlotWatch(Background):
                 running = Counter(row[LABEL_SLOT] for row in rows if row["state"] == "running")
                 self.most_running_per_slot = max([self.most_running_per_slot, *running.values()])
                 self.ids_seen.update(row["id"] for row in rows)
+                self.polls_read += 1
             await asyncio.sleep(0.1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            # The poll in flight may have begun before the block ended; the one after it did not.
+            wanted = self.polls_read + 2
+            await wait_for(
+                lambda: self._read_since(wanted), timeout=30, what="the slot watch to read the containers"
+            )
+        await super().__aexit__(*exc)
+
+    async def _read_since(self, wanted: int) -> bool:
+        return self.polls_read >= wanted
 
 
 class LogCount(logging.Handler):
