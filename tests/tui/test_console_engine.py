@@ -204,8 +204,12 @@ async def test_keys_r_R_m_x_u_change_the_engine(engine: Engine, running_app: str
         replicas = (await engine.get_app(running_app)).replicas
         second = next(r.container_id for r in replicas if r.ready and r.container_id != first)
         await until(lambda: _only(engine, running_app, second), timeout=30, what="the old replica gone")
-        await until(lambda: app.query_one("#replicas", KeyedTable).row_count == 1, what="one replica row")
-        app.query_one("#replicas", KeyedTable).focus()
+        # The replacement has a slot of its own: R must act on the row of the replica left, not on a
+        # frame from before the old one went (a one-row table could still be showing that one).
+        second_name = next(r.name for r in replicas if r.container_id == second)
+        table = app.query_one("#replicas", KeyedTable)
+        await until(lambda: table.row_count == 1 and table.selected_key == second_name, what="its row alone")
+        table.focus()
         await pilot.press("R")
         await confirm_by_keys()
         await until(lambda: _replaced(engine, running_app, second), timeout=30, what="R: a new replica")
