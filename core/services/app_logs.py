@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -66,6 +67,8 @@ class AppLogs:
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=FOLLOW_QUEUE_LINES)
         followers: dict[str, asyncio.Task[None]] = {}
         relist_queued = False
+        relist_due = False  # the slow relist's time came while the queue was full
+        loop = asyncio.get_running_loop()
 
         async def pump(container_id: str, since: float) -> None:
             async for line in self._runtime.follow_logs(container_id, since=since):
@@ -78,28 +81,44 @@ class AppLogs:
                     relist_queued = True
                     await queue.put(_RELIST)
 
+        def fallback_relist() -> None:
+            nonlocal relist_queued, relist_due
+            if relist_queued:  # an event's relist is on its way
+                return
+            relist_queued = True
+            try:
+                queue.put_nowait(_RELIST)
+            except asyncio.QueueFull:  # the reader is behind: it relists after its next line
+                relist_due = True
+
         watcher = asyncio.create_task(watch_changes())
         try:
             for line in await self.logs(name, tail=tail):
                 yield line
             since = time.time()
             while True:
-                relist_queued = False
+                relist_queued = relist_due = False
                 if await asyncio.to_thread(self._store.apps.get, name) is None:
                     return
                 for info in await self._runtime.list_managed(name):
                     if info.running and info.id not in followers:
                         followers[info.id] = asyncio.create_task(pump(info.id, since))
-                deadline = time.monotonic() + FOLLOW_FALLBACK_RELIST_SECONDS
-                while (remaining := deadline - time.monotonic()) > 0:
-                    try:  # not wait_for: on Python 3.11 it swallows a cancel that comes with a line
-                        async with asyncio.timeout(remaining):
-                            item = await queue.get()
-                    except TimeoutError:
-                        break
-                    if not isinstance(item, LogLine):
-                        break  # _RELIST
-                    yield item
+                # One timer a relist period, made in an empty context: a cancelled timer stays in the
+                # loop's heap until its time, holding the context it was made in, which is the reader's
+                # (the console's worker, and once that worker is cancelled its traceback and frames).  A
+                # timeout around each line left such a timer per line, and every app the console's
+                # cursor passed kept a cancelled worker alive for 30 s, for every collection to walk.
+                timer = loop.call_later(
+                    FOLLOW_FALLBACK_RELIST_SECONDS, fallback_relist, context=contextvars.Context()
+                )
+                try:
+                    while not relist_due:
+                        item = await queue.get()
+                        if not isinstance(item, LogLine):
+                            break  # _RELIST
+                        yield item
+                finally:
+                    timer.cancel()  # and with it the callback's hold on the queue
         finally:
             changes.close()
             tasks = [watcher, *followers.values()]
