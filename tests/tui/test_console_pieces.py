@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from textual.app import App, ComposeResult
 
 from core.runtime.base import LogLine
@@ -10,6 +12,7 @@ from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
 from orchestry_tui.console.widgets.charts import Chart
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.log_view import LogView
 from tests.tui.conftest import until
 
@@ -157,6 +160,26 @@ async def test_switching_apps_shows_its_replicas_at_once_and_its_charts_once_the
         assert "Restart replica worker-2" in str(app.screen.query_one("#question").render())
 
 
+async def test_table_keeps_no_renders_of_values_it_no_longer_shows() -> None:
+    """Memory and garbage-collection work stay those of what is on screen, however many apps the
+    cursor has passed (each shows other replicas in the same rows)."""
+    app = TableApp(positional=True)
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(KeyedTable)
+
+        def held() -> int:
+            return len(table._cell_render_cache) + len(table._row_render_cache) + len(table._line_cache)
+
+        table.sync({"web-1": ("web-1", "1.0%"), "web-2": ("web-2", "2.0%")})
+        await pilot.pause()
+        first = held()
+        for n in range(30):
+            table.sync({f"app{n}-1": (f"app{n}-1", f"{n}.5%"), f"app{n}-2": (f"app{n}-2", "0.1%")})
+            await pilot.pause()
+        assert "app29-1" in screen_text(app)
+        assert held() <= first
+
+
 def screen_text(app: App[None]) -> str:
     """What the terminal shows, line by line (the compositor's output, not the table's data)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
@@ -205,3 +228,26 @@ async def test_table_shows_bracketed_text_as_it_is() -> None:
         await pilot.pause()
         shown = screen_text(app)
         assert "http://[::1]:8080" in shown and "[b]1%" in shown
+
+
+async def test_logs_pane_follows_the_app_the_cursor_rests_on_not_each_one_it_passes() -> None:
+    backend = sample_backend()
+    followed: list[str] = []
+    follow_logs = backend.follow_logs
+
+    def counted(name: str) -> AsyncIterator[LogLine]:
+        followed.append(name)
+        return follow_logs(name)
+
+    backend.follow_logs = counted  # type: ignore[method-assign]
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=(160, 45)):
+        await until(lambda: app.frames_applied, what="first frame")
+        logs = app.query_one(LogPane)
+        await until(lambda: logs.view.lines, what="web's log lines")
+        for name in ("worker", "web", "worker"):  # the cursor passing over the apps
+            logs.follow(name, None)
+        assert logs.view.lines and logs.border_title == "logs web (all replicas)"  # nothing restarted yet
+        await until(lambda: not logs.view.lines, what="the pane following worker (which logged nothing)")
+        assert logs.border_title == "logs worker (all replicas)"
+        assert followed == ["web", "worker"]
