@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import itertools
 import logging
 import os
@@ -20,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -35,6 +34,7 @@ from orchestry_tui.console.actions import ACTIONS, BY_ACTION, bindings
 from orchestry_tui.console.backend import BackendUnreachable, ConsoleBackend
 from orchestry_tui.console.formatting import APP_COLUMNS, REPLICA_COLUMNS, app_row, replica_row
 from orchestry_tui.console.frame import ClusterView, Frame, Leadership
+from orchestry_tui.console.gc_pacing import CollectionPacer
 from orchestry_tui.console.layout import PANE_NAMES, TITLES, Layout, is_compact
 from orchestry_tui.console.log_sink import ConsoleLog
 from orchestry_tui.console.natural import natural_key
@@ -63,11 +63,6 @@ POLL_SECONDS = 2.0
 # received since the last, and every other tick (POLL_SECONDS) starts the refresh, whose frame carries
 # them instead; so an idle second costs one compositor pass, not one per pane and one per refresh.
 CLOCK_SECONDS = 1.0
-# Full (generation 2) collections 10× rarer than Python's default: each frame's views live two seconds,
-# long enough to reach the oldest generation, so at 1,000 replicas a full collection (0.1-0.6 s with the
-# loop stopped, walking the engine's whole state) came about every 5 s, and those were the keys answered
-# late.  Nearly all of that garbage is freed by reference counting anyway; cycles wait a little longer.
-FULL_COLLECTION_THRESHOLD = 100
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
@@ -131,7 +126,7 @@ class OrchestryConsole(App[int]):
         self._poll_started = 0.0  # monotonic time the last refresh began
         self._polling = False
         self._panes_wait_for_frame = False  # this tick's pane work rides on the refresh it started
-        self._gc_thresholds: tuple[int, int, int] | None = None  # Python's own, while the console runs
+        self._collections = CollectionPacer()  # full garbage collections where no key waits (see there)
         self._settle_timer: Timer | None = None
         self.last_snapshot: Path | None = None
         self.disconnected: BackendUnreachable | None = None
@@ -172,9 +167,7 @@ class OrchestryConsole(App[int]):
         self._apply_layout()
         self._quit_on_signals()
         self.set_interval(CLOCK_SECONDS, self._on_clock)
-        self._gc_thresholds = gc.get_threshold()
-        young, middle, _full = self._gc_thresholds
-        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+        self._collections.start()
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
 
@@ -252,6 +245,8 @@ class OrchestryConsole(App[int]):
         """Once a second: start the refresh when one is due (the panes' work then waits for its frame,
         unless the last tick's still does: a slow refresh never holds the countdown or the logs back)
         or else move the countdown and write new log lines now."""
+        if self.frames_applied:
+            self._collections.tick()
         due = time.monotonic() - self._poll_started >= self.poll_seconds - CLOCK_SECONDS / 2
         if self.engine_ready.is_set() and due and not self._polling and not self._panes_wait_for_frame:
             self._panes_wait_for_frame = True
@@ -909,8 +904,12 @@ class OrchestryConsole(App[int]):
             loop.remove_signal_handler(sig)
         await self._stop_backend()
         self.console_log.detach()
-        if self._gc_thresholds is not None:  # a process that goes on (tests, benches) has its own back
-            gc.set_threshold(*self._gc_thresholds)
+        self._collections.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):  # a person is at the keys: no collection for a while
+            self._collections.input_seen()
+        await super().on_event(event)
 
     def _log_record_arrived(self, record: logging.LogRecord) -> None:
         """A warning logged in this process (the embedded engine's, mostly), already redacted: shown in

@@ -1,0 +1,130 @@
+"""When the console collects garbage: full collections wait for quiet input, what lived at the first
+frame is frozen out of them, and Python gets its own collector back when the console exits."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from orchestry_tui.console import gc_pacing
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.fixed_backend import sample_backend
+from orchestry_tui.console.gc_pacing import CollectionPacer
+from tests.tui.conftest import until
+
+
+class Recorder:
+    """The gc module's calls, recorded; ``count`` is what get_count reports."""
+
+    def __init__(self) -> None:
+        self.threshold = (700, 10, 10)
+        self.count = (0, 0, 0)
+        self.calls: list[str] = []
+
+    def get_threshold(self) -> tuple[int, int, int]:
+        return self.threshold
+
+    def set_threshold(self, threshold0: int, threshold1: int = 10, threshold2: int = 10, /) -> None:
+        self.threshold = (threshold0, threshold1, threshold2)
+
+    def get_count(self) -> tuple[int, int, int]:
+        return self.count
+
+    def collect(self, generation: int = 2) -> int:
+        self.calls.append("collect")
+        self.count = (0, 0, 0)
+        return 0
+
+    def freeze(self) -> None:
+        self.calls.append("freeze")
+
+    def unfreeze(self) -> None:
+        self.calls.append("unfreeze")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_full_collections_wait_for_quiet_input_and_python_gets_its_thresholds_back() -> None:
+    collector, clock = Recorder(), Clock()
+    pacer = CollectionPacer(collector, clock)
+    pacer.start()
+    assert collector.threshold == (700, 10, gc_pacing.BACKSTOP_COLLECTIONS)  # Python's only as a backstop
+
+    pacer.input_seen()
+    clock.now += gc_pacing.QUIET_SECONDS / 2
+    assert pacer.tick() is None and collector.calls == []  # a person is at the keys
+
+    clock.now += gc_pacing.QUIET_SECONDS
+    assert pacer.tick() == "deep"  # the first quiet second: collect everything, freeze what is left
+    assert collector.calls == ["unfreeze", "collect", "freeze"]
+
+    collector.calls.clear()
+    collector.count = (0, 0, gc_pacing.DUE_COLLECTIONS - 1)
+    clock.now += 1
+    assert pacer.tick() is None  # not due yet
+    collector.count = (0, 0, gc_pacing.DUE_COLLECTIONS)
+    pacer.input_seen()
+    assert pacer.tick() is None  # due, but a key came
+    clock.now += gc_pacing.QUIET_SECONDS
+    assert pacer.tick() == "full" and collector.calls == ["collect"]
+
+    collector.calls.clear()
+    clock.now += gc_pacing.REFREEZE_SECONDS
+    assert pacer.tick() == "deep"  # what was frozen and since ended in a cycle is collected too
+    assert collector.calls == ["unfreeze", "collect", "freeze"]
+    assert pacer.collections == 3 and pacer.deep_collections == 2
+
+    collector.calls.clear()
+    pacer.stop()
+    assert collector.threshold == (700, 10, 10) and collector.calls == ["unfreeze"]
+    assert pacer.tick() is None  # stopped: nothing more
+
+
+def test_a_cycle_made_after_the_freeze_is_still_freed() -> None:
+    """With the real collector: the freeze keeps what lived at the first frame out of the walks, not
+    the garbage made later."""
+
+    class Node:
+        pass
+
+    before = gc.get_threshold()
+    clock = Clock()
+    pacer = CollectionPacer(clock=clock)
+    pacer.start()
+    try:
+        assert pacer.tick() == "deep"
+        assert gc.get_freeze_count() > 0
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]  # a cycle: reference counting never frees it
+        gone = weakref.ref(node)
+        for _ in range(gc_pacing.DUE_COLLECTIONS):
+            gc.collect(1)  # it lives through younger collections: into the oldest generation
+        del node
+        gc.collect(1)
+        assert gone() is not None  # only a full collection frees it now
+        clock.now += 1
+        assert pacer.tick() == "full"
+        assert gone() is None
+    finally:
+        pacer.stop()
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+
+
+async def test_console_collects_when_quiet_holds_back_for_keys_and_restores_the_collector() -> None:
+    before = gc.get_threshold()
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        assert gc.get_threshold()[2] == gc_pacing.BACKSTOP_COLLECTIONS
+        # The clock's first quiet tick after the first frame: everything collected, the rest frozen.
+        await until(lambda: app._collections.deep_collections == 1, what="the first deep collection")
+        assert gc.get_freeze_count() > 0
+        await pilot.press("down")
+        assert app._collections.tick() is None  # a key was just pressed: no collection now
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
