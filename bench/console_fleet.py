@@ -341,7 +341,10 @@ def run_child(apps: int, replicas: int, seconds: float, presses: int, tree: Path
         "--presses",
         str(presses),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    # In the tree measured: the store's migrations put the working directory first on sys.path
+    # (alembic.ini's prepend_sys_path = .), so modules imported after the engine starts came from this
+    # checkout even in a --baseline run.
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tree, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the {apps}×{replicas} run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
