@@ -19,11 +19,16 @@ Every simulated replica's CPU and memory wander each second (so figures change o
   opened, closed; the describe screen opened, closed), and over every press of every kind together.
   Not ``pilot.press``: it sleeps ≥ 40 ms waiting for idle;
 - scrolling: PageDown through the apps table (every press selects another app, so the replicas table
-  changes too) and through the replicas table: p50/p99/max of press → painted screen.
+  changes too) and through the replicas table: p50/p99/max of press → painted screen;
+- full garbage collections (generation 2, counted by a ``gc`` callback whatever the tree does about
+  them) while idle and while keys are pressed: how many, and the longest (the loop is stopped meanwhile);
+- RSS (VmRSS) after the idle period and at the end; with ``--long-idle SECONDS``, also every 30 s of
+  that much more idle time (before the presses): memory stays flat or it does not.
 
 Prints figures; asserts nothing.
 
     .venv/bin/python bench/console_fleet.py [--sizes 10x10,100x10] [--seconds 20] [--presses 40]
+                                            [--long-idle 600] [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import random
@@ -53,6 +59,35 @@ GOALS = {"first data frame s": 1.0, "idle CPU %": 5.0, "keypress p99 ms": 50.0}
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmRSS is missing from /proc/self/status")
+
+
+class FullCollections:
+    """Every generation-2 collection's duration, whoever started it (Python or the console)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.durations.append(time.perf_counter() - self._started)
+
+    def since(self, mark: int) -> tuple[int, float]:
+        """How many since ``mark`` (a former ``len(durations)``) and the longest, in ms."""
+        new = self.durations[mark:]
+        return len(new), max(new, default=0.0) * 1000
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -146,10 +181,15 @@ async def press(app: Any, paints: Paints, key: str, shown: Callable[[], bool]) -
 
 
 async def measure(
-    apps: int, replicas: int, seconds: float, presses: int, profile_to: str | None = None
+    apps: int,
+    replicas: int,
+    seconds: float,
+    presses: int,
+    profile_to: str | None = None,
+    long_idle: float = 0.0,
 ) -> dict[str, Any]:
     """One size in this process (``profile_to``: cProfile statistics of the idle period, written to
-    that file)."""
+    that file; ``long_idle``: seconds more of idle, RSS sampled every 30 s, before the presses)."""
     from memory_fleet_engine import memory_fleet_engine
 
     from orchestry_tui.console.app import OrchestryConsole
@@ -191,6 +231,7 @@ async def measure(
                 profile.enable()
             cpu_before, wall_before, frames_before = cpu_seconds(), time.monotonic(), app.frames_applied
             paints_before = paints.count
+            full_gcs = FullCollections()
             await asyncio.sleep(seconds)
             if profile is not None and profile_to:
                 profile.disable()
@@ -198,6 +239,14 @@ async def measure(
             result["idle_cpu_percent"] = (cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
             result["idle_frames"] = app.frames_applied - frames_before
             result["idle_paints_per_s"] = (paints.count - paints_before) / (time.monotonic() - wall_before)
+            result["idle_full_gc_n"], result["idle_full_gc_max_ms"] = full_gcs.since(0)
+            result["rss_idle_mb"] = rss_mb()
+            series = [rss_mb()]
+            for _ in range(int(long_idle // 30)):
+                await asyncio.sleep(30)
+                series.append(rss_mb())
+            result["rss_series_mb"] = series
+            pressing_from = len(full_gcs.durations)
 
             apps_table = app.query_one("#apps", KeyedTable)
             replicas_table = app.query_one("#replicas", KeyedTable)
@@ -287,6 +336,8 @@ async def measure(
                     scroll_replicas.append(
                         await press(app, paints, "pagedown", lambda b=before: replicas_table.cursor_row > b)
                     )
+        result["press_full_gc_n"], result["press_full_gc_max_ms"] = full_gcs.since(pressing_from)
+        result["rss_end_mb"] = rss_mb()
         cpu_before, wall_before = cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds / 2)
         result["engine_alone_cpu_percent"] = (
@@ -328,7 +379,9 @@ async def measure(
     return result
 
 
-def run_child(apps: int, replicas: int, seconds: float, presses: int, tree: Path) -> dict[str, Any]:
+def run_child(
+    apps: int, replicas: int, seconds: float, presses: int, tree: Path, long_idle: float = 0.0
+) -> dict[str, Any]:
     command = [
         sys.executable,
         __file__,
@@ -340,6 +393,8 @@ def run_child(apps: int, replicas: int, seconds: float, presses: int, tree: Path
         str(seconds),
         "--presses",
         str(presses),
+        "--long-idle",
+        str(long_idle),
     ]
     # In the tree measured: the store's migrations put the working directory first on sys.path
     # (alembic.ini's prepend_sys_path = .), so modules imported after the engine starts came from this
@@ -375,6 +430,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     line("idle CPU (console + engine)", "idle_cpu_percent", " %")
     line("idle CPU, engine alone after", "engine_alone_cpu_percent", " %")
     line("idle paints (compositor passes) /s", "idle_paints_per_s", "  ")
+    line("full collections while idle", "idle_full_gc_n", "  ")
+    line("  longest", "idle_full_gc_max_ms", "ms")
+    line("full collections while pressing", "press_full_gc_n", "  ")
+    line("  longest", "press_full_gc_max_ms", "ms")
+    line("RSS after the idle period", "rss_idle_mb", "MB")
+    line("RSS at the end", "rss_end_mb", "MB")
     print("keypress latency, every press of every kind below (press → first paint showing its effect):")
     line("  wall p50", "every_key_p50_ms", "ms")
     line("  wall p99", "every_key_p99_ms", "ms")
@@ -401,6 +462,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         f" PageDowns: {', '.join(str(r['scroll_apps_n']) for r in rows)} (apps table)"
     )
     print(f"presses in all: {', '.join(str(r['every_key_n']) for r in rows)}")
+    for r in rows:
+        if len(r["rss_series_mb"]) > 1:
+            tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
+            samples = " ".join(f"{mb:.0f}" for mb in r["rss_series_mb"])
+            print(f"RSS every 30 s of the long idle, {tree}: {samples} MB")
     print(f"goals at 1,000 replicas: {GOALS}")
 
 
@@ -420,6 +486,9 @@ def main() -> None:
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--profile", help="with --child: write cProfile statistics of the idle period here")
+    parser.add_argument(
+        "--long-idle", type=float, default=0.0, help="seconds more of idle, RSS every 30 s, before presses"
+    )
     args = parser.parse_args()
     if args.child:
         import logging
@@ -427,7 +496,8 @@ def main() -> None:
         sys.path.insert(0, str(args.tree.resolve()))
         logging.basicConfig(level=logging.WARNING)
         apps, replicas = (int(x) for x in args.child.split("x"))
-        print(json.dumps(asyncio.run(measure(apps, replicas, args.seconds, args.presses, args.profile))))
+        measured = measure(apps, replicas, args.seconds, args.presses, args.profile, args.long_idle)
+        print(json.dumps(asyncio.run(measured)))
         return
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
@@ -437,10 +507,10 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         apps, replicas = (int(x) for x in size.split("x"))
-        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.tree))
+        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.tree, args.long_idle))
         rows[-1]["tree"] = "this"
     if args.baseline is not None:
-        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.baseline))
+        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.baseline, args.long_idle))
         rows[-1]["tree"] = "baseline"
         print(f"baseline tree: {args.baseline} (last column; ratio = this tree ÷ baseline at {size})")
     print_table(rows)
