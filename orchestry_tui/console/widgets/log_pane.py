@@ -66,12 +66,16 @@ class LogPane(Vertical):
         if active:
             self._restart()
         else:
+            self._restart_at = None
             self.workers.cancel_group(self, "pane-logs")
 
     def follow(self, app: str | None, replica: str | None = None) -> None:
         if app != self.app_name:
+            first = self.app_name is None  # the console's first selection: nothing to pass over
             self.app_name, self.replica = app, replica
-            if self.active:
+            if self.active and first:
+                self._restart()
+            elif self.active:
                 self._restart_when_settled()
             return
         if replica != self.replica:
@@ -123,8 +127,8 @@ class LogPane(Vertical):
 
     @property
     def settled(self) -> bool:
-        """Every line received so far is on screen: no batch waits to be written."""
-        return not self._pending and not self._ended
+        """Every line received so far is on screen: no batch waits to be written, no follow to start."""
+        return not self._pending and not self._ended and self._restart_at is None
 
     # --- drawing ------------------------------------------------------------------------------
     def _shows(self, line: LogLine) -> bool:
