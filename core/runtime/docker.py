@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
+from functools import partial
 
 import docker
 import docker.errors
@@ -279,20 +280,12 @@ class DockerRuntime(PooledApiCalls):
             await self._pull_once(request.image)
 
         def work(api: APIClient) -> ContainerInfo:
-            container_id = self._in_free_slot(api, request, self._create_warm_on_network)
+            container_id = self._in_free_slot(
+                api, request, partial(self._on_current_network, once=self._create)
+            )
             return replace(self._started_info(container_id, request), state=STATE_CREATED, started_at=None)
 
         return await self._run(work)
-
-    def _create_warm_on_network(self, api: APIClient, request: ContainerRequest) -> str:
-        try:
-            return self._create(api, request, self._network_for(api, request))
-        except _NetworkChanged:
-            self._forget_network()
-            return self._create(api, request, self._network_for(api, request))
-
-    def _network_for(self, api: APIClient, request: ContainerRequest) -> str | None:
-        return self._bridge_network_id(api) if request.network_mode == "bridge" else None
 
     async def start_warm(self, container_id: str, request: ContainerRequest) -> ContainerInfo | None:
         def work(api: APIClient) -> ContainerInfo | None:
@@ -466,7 +459,9 @@ class DockerRuntime(PooledApiCalls):
             )
 
     def _create_and_start(self, api: APIClient, request: ContainerRequest) -> ContainerInfo:
-        container_id = self._in_free_slot(api, request, self._create_and_start_on_network)
+        container_id = self._in_free_slot(
+            api, request, partial(self._on_current_network, once=self._create_and_start_once)
+        )
         if not request.verify_start:
             return self._started_info(container_id, request)
         return self._confirm_running(api, container_id, request)
@@ -491,17 +486,28 @@ class DockerRuntime(PooledApiCalls):
                     f"container '{request.name}' was created by someone else meanwhile: {exc}"
                 ) from exc
 
-    def _create_and_start_on_network(self, api: APIClient, request: ContainerRequest) -> str:
+    def _on_current_network(
+        self,
+        api: APIClient,
+        request: ContainerRequest,
+        once: Callable[[APIClient, ContainerRequest, str | None], str],
+    ) -> str:
+        """``once`` on the replica's network (None in host mode); if that network changed meanwhile,
+        look it up again and run ``once`` once more."""
         try:
-            return self._create_and_start_once(api, request)
+            return once(api, request, self._network_for(api, request))
         except _NetworkChanged:
             # The network was removed, or a second one of its name appeared, since this process looked:
             # look again (that also settles duplicates) and try once more.
             self._forget_network()
-            return self._create_and_start_once(api, request)
+            return once(api, request, self._network_for(api, request))
 
-    def _create_and_start_once(self, api: APIClient, request: ContainerRequest) -> str:
-        network_id = self._bridge_network_id(api) if request.network_mode == "bridge" else None
+    def _network_for(self, api: APIClient, request: ContainerRequest) -> str | None:
+        return self._bridge_network_id(api) if request.network_mode == "bridge" else None
+
+    def _create_and_start_once(
+        self, api: APIClient, request: ContainerRequest, network_id: str | None
+    ) -> str:
         container_id = self._create(api, request, network_id)
         if self.timeline is not None:
             self.timeline.mark(request.name, CREATED)
