@@ -293,9 +293,15 @@ class DockerRuntime(PooledApiCalls):
                 self.timeline.mark(request.name, CREATED)  # long ago: nothing left to wait for
             try:
                 api.start(container_id)
-            except docker.errors.NotFound:
-                return None
             except docker.errors.APIError as exc:
+                if request.network_mode == "bridge" and _network_changed(exc):
+                    # Its network was removed (or doubled) after it was created: it goes too, and the
+                    # caller starts the replica cold, on the network as it is now.
+                    _remove_quietly(api, container_id)
+                    self._forget_network()
+                    return None
+                if isinstance(exc, docker.errors.NotFound):
+                    return None  # the member itself is gone
                 _remove_quietly(api, container_id)
                 raise _start_refused(exc, request) from exc
             if self.timeline is not None:
@@ -517,7 +523,7 @@ class DockerRuntime(PooledApiCalls):
                 self.timeline.mark(request.name, STARTED)
         except docker.errors.APIError as exc:
             _remove_quietly(api, container_id)
-            if network_id and "is ambiguous" in _explanation(exc):
+            if network_id and _network_changed(exc):
                 raise _NetworkChanged() from exc
             raise _start_refused(exc, request) from exc
         return container_id
@@ -630,7 +636,7 @@ class DockerRuntime(PooledApiCalls):
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise _NameTaken(_explanation(exc)) from exc
-            if network_id and exc.status_code == 404 and "network" in _explanation(exc).lower():
+            if network_id and _network_changed(exc):
                 raise _NetworkChanged() from exc
             raise ContainerStartError(
                 f"container '{request.name}' of app '{request.app}' could not be created: {_explanation(exc)}"
@@ -692,6 +698,15 @@ class DockerRuntime(PooledApiCalls):
         async with aclosing(relay(self._bridges, bridge, [reader])) as items:
             async for event in items:
                 yield event
+
+
+def _network_changed(exc: docker.errors.APIError) -> bool:
+    """Docker refused a create or start because the bridge network it names is gone (removed since this
+    process looked it up: Docker checks at start, not at create) or has a twin of its name."""
+    explanation = _explanation(exc)
+    if "is ambiguous" in explanation:
+        return True
+    return exc.status_code == 404 and "network" in explanation.lower()
 
 
 def _start_refused(exc: docker.errors.APIError, request: ContainerRequest) -> ContainerStartError:

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import docker
 import pytest
@@ -19,6 +20,7 @@ from core.runtime.base import (
     LABEL_PORT,
     LABEL_SLOT,
     LABEL_SPEC_HASH,
+    LABEL_WARM,
     ContainerInfo,
     ContainerRequest,
 )
@@ -328,6 +330,54 @@ async def test_bridge_mode_publishes_the_container_port_on_loopback(runtime: Doc
     await wait_until_serving(info, deadline=10)
     status, body = await asyncio.to_thread(http_get, info.port, "/")
     assert status == 200 and "port=8080" in body
+
+
+async def test_a_bridge_network_removed_under_the_runtime_is_made_again_for_replicas_and_warm_ones(
+    docker_client: docker.DockerClient, app: str
+) -> None:
+    """The runtime keeps the network's id; a network removed since (``docker network prune``) must not
+    fail the next replica, nor leave a warm-pool container that cannot start."""
+    network = f"orchestry-t{unique_name('net')}"
+    runtime = DockerRuntime(bridge_network=network)
+
+    def remove_network() -> None:
+        for found in docker_client.networks.list(names=[network]):
+            found.remove()
+
+    async def serves_on_the_network(info: ContainerInfo) -> None:
+        await wait_until_serving(info, deadline=10)
+        status, body = await asyncio.to_thread(http_get, info.port, "/")
+        assert status == 200 and "port=8080" in body
+        attached = docker_client.containers.get(info.id).attrs["NetworkSettings"]["Networks"]
+        assert list(attached) == [network]
+
+    try:
+        first = await runtime.create_and_start(replica(app, 1, network_mode="bridge", container_port=8080))
+        await runtime.remove(first.id, force=True)
+        await asyncio.to_thread(remove_network)
+        # A pool member made after the network went cannot start: it is gone (None) and no longer
+        # in Docker, so the reconciler starts its replica cold.
+        cold = replica(app, 2, network_mode="bridge", container_port=8080)
+        warm_request = replace(cold, labels={**cold.labels, LABEL_WARM: "true"})
+        warm = await runtime.create_warm(warm_request)
+        assert await runtime.start_warm(warm.id, warm_request) is None
+        assert await runtime.inspect(warm.id) is None
+        second = await runtime.create_and_start(cold)
+        await serves_on_the_network(second)
+
+        await runtime.remove(second.id, force=True)
+        await asyncio.to_thread(remove_network)
+        third = await runtime.create_and_start(replica(app, 3, network_mode="bridge", container_port=8080))
+        await serves_on_the_network(third)
+        warm = await runtime.create_warm(replace(warm_request, slot=4, name=f"{app}-4"))
+        started = await runtime.start_warm(warm.id, replace(warm_request, slot=4, name=f"{app}-4"))
+        assert started is not None
+        await serves_on_the_network(started)
+    finally:
+        await runtime.close()
+        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_APP}={app}"}):
+            container.remove(force=True)
+        await asyncio.to_thread(remove_network)
 
 
 async def test_unreachable_docker_raises_runtime_unavailable_naming_the_socket() -> None:
