@@ -268,11 +268,18 @@ class DockerRuntime(PooledApiCalls):
         summaries = await self._run(
             lambda api: api.containers(all=True, filters={"label": filters, "status": STATE_CREATED})
         )
-        found = [
-            container_info_from_summary(s)
+        members = [
+            s
             for s in summaries
             if self._ours(s.get("Labels") or {}) and in_warm_pool(s.get("State") or "", s.get("Labels") or {})
         ]
+        # Docker publishes a container's ports when it starts: the list answer of one never started has
+        # none, so a bridge-mode member would read as a host-mode one (and be replaced by a restarted
+        # controller as made for the other network mode).  Its inspect has the bindings it was created
+        # with; host-mode members are read from the list answer alone.
+        found = [container_info_from_summary(s) for s in members if _host_networked(s)]
+        bridged = await asyncio.gather(*(self.inspect(s["Id"]) for s in members if not _host_networked(s)))
+        found += [info for info in bridged if info is not None and info.state == STATE_CREATED]
         return sorted(found, key=lambda i: (i.app, i.slot, i.name))
 
     async def create_warm(self, request: ContainerRequest) -> ContainerInfo:
@@ -707,6 +714,12 @@ def _network_changed(exc: docker.errors.APIError) -> bool:
     if "is ambiguous" in explanation:
         return True
     return exc.status_code == 404 and "network" in explanation.lower()
+
+
+def _host_networked(summary: dict[str, object]) -> bool:
+    """A container of the list answer that shares the host's network (host networking mode)."""
+    host_config = summary.get("HostConfig")
+    return isinstance(host_config, dict) and host_config.get("NetworkMode") == "host"
 
 
 def _start_refused(exc: docker.errors.APIError, request: ContainerRequest) -> ContainerStartError:

@@ -1,10 +1,12 @@
 """scaling.warmPool on real Docker and nginx: a scale-out starts the pool's containers (zero-drop,
-routed), the pool is refilled, and a restarted controller adopts it."""
+routed), the pool is refilled, and a restarted controller adopts it (host and bridge networking)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
+import pytest
 
 from core.engine import Engine
 from tests.conftest import unique_name
@@ -28,10 +30,51 @@ async def pool_is(engine: Engine, name: str, size: int) -> bool:
     return len(await pool_ids(engine, name)) == size
 
 
-async def test_scale_out_starts_the_pool_zero_drop_and_a_restart_adopts_it(tmp_path: Path) -> None:
+async def test_scale_out_starts_the_pool_zero_drop_and_the_pool_is_refilled(tmp_path: Path) -> None:
     name = unique_name("warm")
     doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 5})
-    settings = engine_settings(tmp_path / "state")
+    engine = Engine(engine_settings(tmp_path / "state"))
+    await engine.start()
+    try:
+        await engine.register(doc)
+        await engine.up(name)
+        await wait_for(lambda: ready_count(engine, name), what="first replica ready")
+        await wait_for(lambda: pool_is(engine, name, 5), timeout=30, what="a warm pool of 5")
+        warm = await pool_ids(engine, name)
+        # Pool members are no replicas: not listed, not counted, not routed.
+        assert len(await engine.runtime.list_managed(name)) == 1
+        assert len((await engine.get_app(name)).replicas) == 1
+
+        async with TrafficClient(lb(engine, name), label="scale 1→5 from the pool") as client:
+            await asyncio.sleep(0.5)
+            await engine.scale(name, 5)
+            await wait_for(lambda: ready_is(engine, name, 5), timeout=30, what="5 ready replicas")
+            await asyncio.sleep(0.5)
+        client.assert_none_failed(at_least=20)
+        replicas = {c.id for c in await engine.runtime.list_managed(name)}
+        assert len(replicas) == 5 and len(warm & replicas) == 4  # the new four came from the pool
+        served = set()
+        for _ in range(40):
+            status, body = await get_text(lb(engine, name))
+            assert status == 200
+            served.add(body.split("replica=")[1].split()[0])
+        assert len(served) >= 3, served  # nginx routes to the started pool members
+
+        await wait_for(lambda: pool_is(engine, name, 5), timeout=30, what="the pool refilled to 5")
+        assert not await pool_ids(engine, name) & replicas
+    finally:
+        await engine.delete(name)
+        assert await pool_ids(engine, name) == set()
+        await engine.stop(stop_apps=True)
+
+
+@pytest.mark.parametrize("network_mode", ["host", "bridge"])
+async def test_a_restarted_controller_keeps_the_pool_and_scales_out_from_it(
+    tmp_path: Path, network_mode: str
+) -> None:
+    name = unique_name("warm")
+    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 3})
+    settings = engine_settings(tmp_path / "state", network_mode=network_mode)
     first = Engine(settings)
     await first.start()
     second: Engine | None = None
@@ -39,40 +82,24 @@ async def test_scale_out_starts_the_pool_zero_drop_and_a_restart_adopts_it(tmp_p
         await first.register(doc)
         await first.up(name)
         await wait_for(lambda: ready_count(first, name), what="first replica ready")
-        await wait_for(lambda: pool_is(first, name, 5), timeout=30, what="a warm pool of 5")
-        warm = await pool_ids(first, name)
-        # Pool members are no replicas: not listed, not counted, not routed.
-        assert len(await first.runtime.list_managed(name)) == 1
-        assert len((await first.get_app(name)).replicas) == 1
-
-        async with TrafficClient(lb(first, name), label="scale 1→5 from the pool") as client:
-            await asyncio.sleep(0.5)
-            await first.scale(name, 5)
-            await wait_for(lambda: ready_is(first, name, 5), timeout=30, what="5 ready replicas")
-            await asyncio.sleep(0.5)
-        client.assert_none_failed(at_least=20)
-        replicas = {c.id for c in await first.runtime.list_managed(name)}
-        assert len(replicas) == 5 and len(warm & replicas) == 4  # the new four came from the pool
-        served = set()
-        for _ in range(40):
-            status, body = await get_text(lb(first, name))
-            assert status == 200
-            served.add(body.split("replica=")[1].split()[0])
-        assert len(served) >= 3, served  # nginx routes to the started pool members
-
-        await wait_for(lambda: pool_is(first, name, 5), timeout=30, what="the pool refilled to 5")
-        refilled = await pool_ids(first, name)
-        assert not refilled & replicas
+        await wait_for(lambda: pool_is(first, name, 3), timeout=30, what="a warm pool of 3")
+        pool = await pool_ids(first, name)
         await first.stop(stop_apps=False, stop_nginx=True)
 
         second = Engine(settings)
         await second.start()
-        await wait_for(lambda: ready_is(second, name, 5), timeout=30, what="5 adopted replicas")
+        await wait_for(lambda: ready_is(second, name, 1), timeout=30, what="the replica adopted")
         await second.reconciler.reconcile_now(name)
-        assert await pool_ids(second, name) == refilled  # adopted: nothing re-created
-        await second.scale(name, 6)
-        await wait_for(lambda: ready_is(second, name, 6), timeout=30, what="6 ready replicas")
-        assert len({c.id for c in await second.runtime.list_managed(name)} & refilled) == 1
+        assert await pool_ids(second, name) == pool  # adopted: the same containers, nothing re-created
+        await second.scale(name, 3)
+        await wait_for(lambda: ready_is(second, name, 3), timeout=30, what="3 ready replicas")
+        replicas = {c.id for c in await second.runtime.list_managed(name)}
+        assert len(replicas & pool) == 2  # both new replicas are started pool members
+        for _ in range(20):
+            status, _body = await get_text(lb(second, name))
+            assert status == 200
+        kinds = [e.kind for e in await second.events(app=name)]
+        assert "warm_pool_replaced" not in kinds
     finally:
         last = second or first
         await last.delete(name)
