@@ -146,6 +146,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         # Passes that ask together share one list call (core/shared_listing.py), on a runtime whose
         # list call costs enough to share (Docker's: an HTTP round trip through the thread pool).
         self.listing = SharedListing(lambda app: self.runtime.list_managed(app))
+        self.warm_listing = SharedListing(self._list_warm_all)  # each app's first pass of a term
         # The leader's kept app records (core/services/app_records.py), set by the wiring: each pass
         # takes its app's record from them instead of a store read in a thread (at 500 apps, 100
         # reads a second on the thread pool, contending for the GIL with the API).  None: the store.
@@ -564,6 +565,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.listing.close()
+        await self.warm_listing.close()
         await self.health.close()
 
 

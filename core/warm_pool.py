@@ -4,7 +4,8 @@ scale-out only has to start them (AWS Auto Scaling's warm pools).  Part of the R
 - A pool member is a container in Docker's ``created`` state carrying LABEL_WARM, for a slot no replica
   uses, its port already allocated.  ``list_managed`` leaves it out, so listings, adoption, replica
   views, metrics and nginx never see it; ``list_warm`` finds it, and a restarted controller adopts the
-  pool on its first pass.
+  pool on its first pass, whatever warmPool is: members beyond it (warmPool lowered, to 0 included,
+  while no controller ran) are removed then, with one ``warm_pool_shrunk`` event.
 - A scale-out takes pool members before creating anything: their slots and ports replace the planned
   ones (slots need not be contiguous, core/planner.py).
 - The pool is refilled in the background once the app has no starting replica left, so the creates
@@ -37,6 +38,7 @@ from core.runtime.base import (
     PublishedPortInUse,
     WarmPoolRuntime,
 )
+from core.shared_listing import SharedListing
 from core.spec import AppSpec
 from core.timeline import PLANNED
 
@@ -53,6 +55,10 @@ def _warm(request: ContainerRequest) -> ContainerRequest:
 
 
 class WarmPool(ReconcilerParts):
+    # Pool listings shared by the passes that ask together (core/shared_listing.py); set by the
+    # Reconciler from _list_warm_all.
+    warm_listing: SharedListing
+
     def _warm_runtime(self) -> WarmPoolRuntime | None:
         runtime = self.runtime
         return runtime if callable(getattr(runtime, "create_warm", None)) else None  # type: ignore[return-value]
@@ -73,8 +79,11 @@ class WarmPool(ReconcilerParts):
                     app=state.name,
                 )
             return
-        if not state.warm_loaded and (size or stopped):
-            state.warm = {info.id: info for info in await runtime.list_warm(state.name)}
+        adopting = not state.warm_loaded
+        if adopting:
+            # Whatever the spec asks now: a pool left from before (warmPool lowered, to 0 included,
+            # while no controller ran) is adopted to be cut down, not left until the app is deleted.
+            state.warm = {info.id: info for info in await self._warm_members(runtime, state.name)}
             state.warm_loaded = True
         if not state.warm:
             return
@@ -82,6 +91,7 @@ class WarmPool(ReconcilerParts):
         members = sorted(state.warm.values(), key=lambda w: w.slot)
         stale = [w for w in members if w.spec_hash != current or self._other_network_info(w)]
         fitting = [w for w in members if w not in stale]
+        surplus = fitting[size:] + ([] if size else stale)  # removed for good, not replaced
         drop = stale + fitting[size:]
         if not drop:
             return
@@ -94,6 +104,27 @@ class WarmPool(ReconcilerParts):
                 "container(s), new ones follow",
                 app=state.name,
             )
+        if adopting and surplus and not stopped:
+            await self.emit(
+                "lifecycle",
+                "warm_pool_shrunk",
+                f"the warm pool of {state.name} had {len(members)} container(s) when this controller "
+                f"took over, more than scaling.warmPool {size}: removed {len(surplus)}",
+                app=state.name,
+                details={"found": len(members), "warm_pool": size, "removed": len(surplus)},
+            )
+
+    async def _warm_members(self, runtime: WarmPoolRuntime, name: str) -> list[ContainerInfo]:
+        """The app's pool in the runtime.  Every app's first pass of a term asks, pool or none: on a
+        runtime whose list call is a round trip (Docker), passes asking together share one call."""
+        if getattr(runtime, "shares_listing", False):
+            return await self.warm_listing.of(name)
+        return await runtime.list_warm(name)
+
+    async def _list_warm_all(self, app: str | None) -> list[ContainerInfo]:
+        """For ``warm_listing``: the runtime's pool members of ``app`` (None: of every app)."""
+        runtime = self._warm_runtime()
+        return await runtime.list_warm(app) if runtime is not None else []
 
     def _other_network_info(self, info: ContainerInfo) -> bool:
         return (info.container_port is not None) != (self.config.network_mode == "bridge")

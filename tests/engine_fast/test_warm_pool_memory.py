@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.runtime.base import ContainerInfo
 from core.runtime.memory import MemoryRuntime
 from tests.support.clock import FakeClock
+from tests.support.offline_edit import set_warm_pool_offline
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
 
@@ -123,6 +126,29 @@ async def test_a_restarted_controller_adopts_the_pool(tmp_path: Path) -> None:
         assert pool <= {c.id for c in second.runtime.running(name)}  # the adopted pool served it
         kinds = [e[0] for e in journal_of(second, name, mark)]
         assert "create" not in kinds and "remove" not in kinds
+
+
+@pytest.mark.parametrize("lowered", [1, 0])
+async def test_a_pool_lowered_while_no_controller_ran_is_cut_down_on_adoption(
+    tmp_path: Path, lowered: int
+) -> None:
+    state = tmp_path / "state"
+    async with memory_world(state, stop_apps=False) as first:
+        name = await with_pool(first, replicas=1, pool=3)
+        pool = {c.id for c in await pool_of(first, name)}
+        database_url = first.engine.settings.database_url
+    set_warm_pool_offline(database_url, name, lowered)
+    mark = len(first.journal)
+    async with memory_world(state, runtime=first.runtime, clock=first.clock) as second:
+        await second.ready(name, 1)
+        await second.settle(lambda: _count(second, name, lowered), f"the pool cut to {lowered}")
+        await second.engine.reconciler.reconcile_now(name)
+        left = {c.id for c in await pool_of(second, name)}
+        assert len(left) == lowered and left <= pool  # the rest kept, nothing re-created
+        kinds = [e[0] for e in journal_of(second, name, mark)]
+        assert kinds.count("remove") == 3 - lowered and "create_warm" not in kinds
+        events = [e for e in await second.engine.events(app=name) if e.kind == "warm_pool_shrunk"]
+        assert len(events) == 1 and f"removed {3 - lowered}" in events[0].message
 
 
 async def test_a_crashed_replica_is_replaced_in_its_slot_not_from_the_pool(world: MemoryWorld) -> None:

@@ -20,6 +20,7 @@ from tests.integration.harness import (
     ready_is,
     wait_for,
 )
+from tests.support.offline_edit import set_warm_pool_offline
 
 
 async def pool_ids(engine: Engine, name: str) -> set[str]:
@@ -100,6 +101,41 @@ async def test_a_restarted_controller_keeps_the_pool_and_scales_out_from_it(
             assert status == 200
         kinds = [e.kind for e in await second.events(app=name)]
         assert "warm_pool_replaced" not in kinds
+    finally:
+        last = second or first
+        await last.delete(name)
+        assert await pool_ids(last, name) == set()
+        await last.stop(stop_apps=True)
+
+
+@pytest.mark.parametrize("lowered", [1, 0])
+async def test_a_pool_lowered_while_the_controller_was_down_is_cut_down_when_it_starts(
+    tmp_path: Path, lowered: int
+) -> None:
+    name = unique_name("warm")
+    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 3})
+    settings = engine_settings(tmp_path / "state")
+    first = Engine(settings)
+    await first.start()
+    second: Engine | None = None
+    try:
+        await first.register(doc)
+        await first.up(name)
+        await wait_for(lambda: ready_count(first, name), what="first replica ready")
+        await wait_for(lambda: pool_is(first, name, 3), timeout=30, what="a warm pool of 3")
+        pool = await pool_ids(first, name)
+        await first.stop(stop_apps=False, stop_nginx=True)
+        await asyncio.to_thread(set_warm_pool_offline, settings.database_url, name, lowered)
+
+        second = Engine(settings)
+        await second.start()
+        await wait_for(lambda: ready_is(second, name, 1), timeout=30, what="the replica adopted")
+        await wait_for(lambda: pool_is(second, name, lowered), timeout=30, what=f"the pool cut to {lowered}")
+        await second.reconciler.reconcile_now(name)
+        left = await pool_ids(second, name)
+        assert len(left) == lowered and left <= pool  # the surplus removed, the rest kept as it was
+        shrunk = [e for e in await second.events(app=name) if e.kind == "warm_pool_shrunk"]
+        assert len(shrunk) == 1 and f"removed {3 - lowered}" in shrunk[0].message
     finally:
         last = second or first
         await last.delete(name)
