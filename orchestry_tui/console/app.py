@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -26,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from core.errors import NotLeader, OrchestryError
 from core.models import AppView, Event
@@ -52,6 +52,7 @@ from orchestry_tui.console.screens.whatif import WhatIfScreen
 from orchestry_tui.console.widgets.charts import AppCharts
 from orchestry_tui.console.widgets.cluster_pane import ClusterPane
 from orchestry_tui.console.widgets.events_pane import EventsPane
+from orchestry_tui.console.widgets.footer import SteadyFooter
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.status_bar import StatusBar
@@ -63,6 +64,7 @@ POLL_SECONDS = 2.0
 # received since the last, and every other tick (POLL_SECONDS) starts the refresh, whose frame carries
 # them instead; so an idle second costs one compositor pass, not one per pane and one per refresh.
 CLOCK_SECONDS = 1.0
+KeptT = TypeVar("KeptT", bound=Screen[Any])
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
@@ -152,7 +154,7 @@ class OrchestryConsole(App[int]):
                 with Vertical(id="side"):
                     yield EventsPane(id="events", classes="pane")
                     yield LogPane(self.backend, id="logs-pane", classes="pane")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.console_log.attach(asyncio.get_running_loop())
@@ -651,7 +653,9 @@ class OrchestryConsole(App[int]):
         except OrchestryError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.push_screen(DescribeScreen(view))
+        screen = self._kept("describe", lambda: DescribeScreen(view), DescribeScreen)
+        screen.show(view)
+        self._push_kept(screen)
 
     def action_whatif(self) -> None:
         app = self._target("whatif")
@@ -662,7 +666,17 @@ class OrchestryConsole(App[int]):
         self.push_screen(NodesScreen(self.backend))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.readonly))
+        self._push_kept(self._kept("help", lambda: HelpScreen(self.readonly), HelpScreen))
+
+    def _kept(self, name: str, build: Callable[[], KeptT], kind: type[KeptT]) -> KeptT:
+        """The screen installed as ``name``, built on first use and shown again (screens/kept.py)."""
+        if not self.is_screen_installed(name):
+            self.install_screen(build(), name)
+        return self.get_screen(name, kind)
+
+    def _push_kept(self, screen: Screen[Any]) -> None:
+        if screen not in self.screen_stack:  # e.g. help chosen in the palette over help
+            self.push_screen(screen)
 
     def action_snapshot(self) -> None:
         if not self.engine_ready.is_set():

@@ -10,8 +10,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from orchestry_tui.console.screens.dimmed import DimmedBackground
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(DimmedBackground, ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="orchestry.confirm.cancel")
     ]

@@ -1,4 +1,8 @@
-"""Describe an app: its spec as YAML (secrets already redacted by the engine), policy and status."""
+"""Describe an app: its spec as YAML (secrets already redacted by the engine), policy and status.
+
+One screen for every app, built on first use and shown again (see kept.py): showing an app updates its
+two texts, and only when they changed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.models import AppView
+from orchestry_tui.console.screens.kept import KeptScreen
+from orchestry_tui.console.widgets.footer import SteadyFooter
 
 
 def describe_yaml(app: AppView) -> str:
@@ -32,7 +38,11 @@ def describe_yaml(app: AppView) -> str:
     return yaml.safe_dump(sections, sort_keys=False, allow_unicode=True, width=100)
 
 
-class DescribeScreen(Screen[None]):
+def describe_title(app: AppView) -> str:
+    return f"describe {app.name}  (secrets are shown as ***)"
+
+
+class DescribeScreen(KeptScreen, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,d", "app.pop_screen", "Back", id="orchestry.describe.back"),
     ]
@@ -40,9 +50,25 @@ class DescribeScreen(Screen[None]):
     def __init__(self, app_view: AppView) -> None:
         super().__init__()
         self.app_view = app_view
+        self._text = describe_yaml(app_view)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"describe {self.app_view.name}  (secrets are shown as ***)", classes="screen-title")
+        yield Static(describe_title(self.app_view), id="describe-title", classes="screen-title")
         with VerticalScroll(id="describe"):
-            yield Static(Syntax(describe_yaml(self.app_view), "yaml", theme="ansi_dark", word_wrap=True))
-        yield Footer()
+            yield Static(self._highlighted(), id="describe-text")
+        yield SteadyFooter()
+
+    def _highlighted(self) -> Syntax:
+        return Syntax(self._text, "yaml", theme="ansi_dark", word_wrap=True)
+
+    def show(self, app_view: AppView) -> None:
+        """Show ``app_view`` from the top, as a new screen would."""
+        text = describe_yaml(app_view)
+        if self.is_mounted:
+            if app_view.name != self.app_view.name:
+                self.query_one("#describe-title", Static).update(describe_title(app_view))
+            if text != self._text:
+                self._text = text
+                self.query_one("#describe-text", Static).update(self._highlighted())
+            self.query_one("#describe", VerticalScroll).scroll_home(animate=False)
+        self.app_view, self._text = app_view, text

@@ -1,4 +1,7 @@
-"""Every key, from the same registry that makes the bindings."""
+"""Every key, from the same registry that makes the bindings.
+
+Built once and shown again (see kept.py): its table is the same every time.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from orchestry_tui.console.actions import help_rows
+from orchestry_tui.console.screens.dimmed import DimmedBackground
+from orchestry_tui.console.screens.kept import KeptScreen
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(KeptScreen, DimmedBackground, ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss_help", "Close", id="orchestry.help.close")
     ]

@@ -8,11 +8,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.errors import OrchestryError
 from core.runtime.base import LogLine
 from orchestry_tui.console.backend import ConsoleBackend
+from orchestry_tui.console.widgets.footer import SteadyFooter
 from orchestry_tui.console.widgets.log_view import LogView
 
 BATCH_SECONDS = 0.1
@@ -35,7 +36,7 @@ class LogsScreen(Screen[None]):
         )
         yield LogView(id="log-view")
         yield Static(f"waiting for log lines from {self.app_name}'s replicas…", id="logs-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one(LogView).focus()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from core.errors import OrchestryError
 from core.runtime.base import NodeInfo
@@ -19,6 +19,7 @@ from core.units import readable_memory
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.formatting import MISSING, percent
 from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.widgets.footer import SteadyFooter
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
 REFRESH_SECONDS = 2.0
@@ -84,7 +85,7 @@ class NodesScreen(Screen[None]):
         yield Static("nodes  (the machines that run replicas; refreshed every 2 s)", classes="screen-title")
         yield KeyedTable(NODE_COLUMNS, id="nodes")
         yield Static("asking for the nodes…", id="nodes-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one(KeyedTable).focus()

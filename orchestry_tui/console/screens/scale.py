@@ -11,12 +11,14 @@ from textual.screen import ModalScreen
 from textual.validation import Integer
 from textual.widgets import Input, Label
 
+from orchestry_tui.console.screens.dimmed import DimmedBackground
+
 # The engine's own limit (core.engine.MAX_REPLICAS); importing the engine here would load Docker's SDK
 # before the first frame.
 MAX_REPLICAS = 100
 
 
-class ScaleScreen(ModalScreen[int | None]):
+class ScaleScreen(DimmedBackground, ModalScreen[int | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="orchestry.scale.cancel")
     ]

@@ -13,12 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
 from core.errors import OrchestryError
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.widgets.footer import SteadyFooter
 
 # The policy fields an operator tunes, in the order of the seed's troubleshooting guide.
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -114,7 +115,7 @@ class WhatIfScreen(Screen[None]):
                 yield PlotextPlot(id="whatif-chart")
                 yield DataTable(id="whatif-summary", cursor_type="none", zebra_stripes=True)
                 yield Static("", id="whatif-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#whatif-summary", DataTable)

@@ -1,0 +1,73 @@
+"""A dialog's dimmed view of the screen beneath it, tinted once per style instead of once per segment.
+
+A ModalScreen paints the screen under it, tinted by its translucent background.  Textual does that
+through Rich: the screen beneath rendered to strips, streamed as segments, each segment's colours
+blended with the tint, the whole styled again and cut back into lines — about 9,000 segments on a
+200×50 main view, half of what opening help cost.  The screen beneath uses a few dozen distinct styles,
+so here each style is blended once (by Textual's own ``BackgroundScreen.process_segments``, so the
+colours are the same) and every segment looks its result up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.segment import Segment
+from rich.style import Style as RichStyle
+from textual.color import Color
+from textual.renderables.background_screen import BackgroundScreen
+from textual.strip import Strip
+from textual.visual import RenderOptions, Visual
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from textual.css.styles import RulesMap
+    from textual.screen import Screen
+    from textual.style import Style
+
+
+class DimmedScreen(Visual):
+    """What ``BackgroundScreen`` renders (then styled by the dialog's own style, as Textual's
+    ``_Styled`` does), built strip by strip from the screen beneath."""
+
+    def __init__(self, screen: Screen[Any], tint: Color) -> None:
+        self.screen = screen
+        self.tint = tint
+
+    def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
+        return self.screen.size.width
+
+    def get_height(self, rules: RulesMap, width: int) -> int:
+        return self.screen.size.height
+
+    def render_strips(
+        self, width: int, height: int | None, style: Style, options: RenderOptions
+    ) -> list[Strip]:
+        base = style.rich_style
+        tint = self.tint
+        styles: dict[RichStyle | None, RichStyle] = {}
+
+        def dimmed(original: RichStyle | None) -> RichStyle:
+            (segment,) = BackgroundScreen.process_segments([Segment(" ", original)], tint)
+            return base + segment.style if base else segment.style or RichStyle()
+
+        strips = []
+        for strip in self.screen._compositor.render_strips()[:height]:
+            segments = []
+            for text, segment_style, _control in strip:
+                dim = styles.get(segment_style)
+                if dim is None:
+                    dim = styles[segment_style] = dimmed(segment_style)
+                segments.append(Segment(text, dim))
+            strips.append(Strip(segments).crop(0, width))
+        return strips
+
+
+class DimmedBackground:
+    """Mixed in before ModalScreen: ``class HelpScreen(DimmedBackground, ModalScreen[None])``."""
+
+    def render(self) -> RenderableType | Visual:
+        background = super().render()  # type: ignore[misc]
+        if isinstance(background, BackgroundScreen):
+            return DimmedScreen(background.screen, background.color)
+        return background
