@@ -5,7 +5,8 @@ through Rich: the screen beneath rendered to strips, streamed as segments, each 
 blended with the tint, the whole styled again and cut back into lines — about 9,000 segments on a
 200×50 main view, half of what opening help cost.  The screen beneath uses a few dozen distinct styles,
 so here each style is blended once (by Textual's own ``BackgroundScreen.process_segments``, so the
-colours are the same) and every segment looks its result up.
+colours are the same) and every segment looks its result up; the dialog keeps what it blended for its
+next paint (the widgets beneath keep their rendered lines, and so their styles, between paints).
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ if TYPE_CHECKING:
     from textual.style import Style
 
 
+# Styles remembered per dialog: a few hundred on the main view (each widget's lines carry their own).
+MAX_BLENDED = 4096
+
+
 class DimmedScreen(Visual):
     """What ``BackgroundScreen`` renders (then styled by the dialog's own style, as Textual's
     ``_Styled`` does), built strip by strip from the screen beneath."""
 
-    def __init__(self, screen: Screen[Any], tint: Color) -> None:
+    def __init__(self, screen: Screen[Any], tint: Color, blended: dict[Any, RichStyle]) -> None:
         self.screen = screen
         self.tint = tint
+        self.blended = blended  # (dialog style, tint, style beneath) -> what is painted
 
     def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
         return self.screen.size.width
@@ -45,7 +51,9 @@ class DimmedScreen(Visual):
     ) -> list[Strip]:
         base = style.rich_style
         tint = self.tint
-        styles: dict[RichStyle | None, RichStyle] = {}
+        if len(self.blended) > MAX_BLENDED:
+            self.blended.clear()
+        blended = self.blended
 
         def dimmed(original: RichStyle | None) -> RichStyle:
             (segment,) = BackgroundScreen.process_segments([Segment(" ", original)], tint)
@@ -55,9 +63,10 @@ class DimmedScreen(Visual):
         for strip in self.screen._compositor.render_strips()[:height]:
             segments = []
             for text, segment_style, _control in strip:
-                dim = styles.get(segment_style)
+                key = (base, tint, segment_style)
+                dim = blended.get(key)
                 if dim is None:
-                    dim = styles[segment_style] = dimmed(segment_style)
+                    dim = blended[key] = dimmed(segment_style)
                 segments.append(Segment(text, dim))
             strips.append(Strip(segments).crop(0, width))
         return strips
@@ -66,8 +75,12 @@ class DimmedScreen(Visual):
 class DimmedBackground:
     """Mixed in before ModalScreen: ``class HelpScreen(DimmedBackground, ModalScreen[None])``."""
 
+    _blended: dict[Any, RichStyle] | None = None
+
     def render(self) -> RenderableType | Visual:
         background = super().render()  # type: ignore[misc]
         if isinstance(background, BackgroundScreen):
-            return DimmedScreen(background.screen, background.color)
+            if self._blended is None:
+                self._blended = {}
+            return DimmedScreen(background.screen, background.color, self._blended)
         return background

@@ -1,0 +1,175 @@
+"""Help, describe and the dialogs, shown again and again: what they show stays right (fixed data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from textual._context import visible_screen_stack
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.color import Color
+from textual.pilot import Pilot
+from textual.screen import ModalScreen
+from textual.visual import Visual, visualize
+from textual.widgets import Button, DataTable, Static
+from textual.widgets._footer import FooterKey
+
+from orchestry_tui.console.actions import ACTIONS
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.fixed_backend import sample_backend
+from orchestry_tui.console.screens.describe import DescribeScreen
+from orchestry_tui.console.screens.dimmed import DimmedScreen
+from orchestry_tui.console.screens.help import HelpScreen
+from orchestry_tui.console.widgets.footer import SteadyFooter
+from tests.tui.conftest import until
+
+
+def console(tmp_path: Path) -> OrchestryConsole:
+    return OrchestryConsole(sample_backend(), poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+
+
+async def first_frame(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, OrchestryConsole)
+    await until(lambda: app.frames_applied >= 1, what="first frame")
+    await pilot.pause()
+
+
+def painted(app: App[Any]) -> str:
+    """The text on screen now."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def footer_keys(app: App[Any]) -> list[str]:
+    return [key.description for key in app.screen.query_one(SteadyFooter).query(FooterKey) if key.description]
+
+
+async def test_help_shows_every_key_each_time_it_opens(tmp_path: Path) -> None:
+    app = console(tmp_path)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await first_frame(pilot)
+        main_keys = footer_keys(app)
+        assert "Describe" in main_keys
+        for _ in range(3):
+            await pilot.press("question_mark")
+            await until(lambda: isinstance(app.screen, HelpScreen), what="help open")
+            await pilot.pause()
+            table = app.screen.query_one("#help-table", DataTable)
+            assert [table.get_row_at(row)[1] for row in range(table.row_count)] == [a.help for a in ACTIONS]
+            assert table.region.height > 0
+            await pilot.press("escape")
+            await until(lambda: len(app.screen_stack) == 1, what="help closed")
+            await pilot.pause()
+            assert footer_keys(app) == main_keys
+
+
+async def test_describe_shows_the_app_selected_now_from_the_top(tmp_path: Path) -> None:
+    app = console(tmp_path)
+    async with app.run_test(size=(120, 20)) as pilot:  # short: the text scrolls
+        await first_frame(pilot)
+        first = app.selected
+        await pilot.press("d")
+        await until(lambda: isinstance(app.screen, DescribeScreen), what="describe open")
+        await pilot.pause()
+        screen = app.screen
+        assert f"describe {first} " in painted(app) and f"name: {first}" in painted(app)
+        scroll = screen.query_one("#describe")
+        scroll.scroll_end(animate=False)
+        await pilot.pause()
+        assert scroll.scroll_y > 0
+        await pilot.press("escape")
+        await until(lambda: len(app.screen_stack) == 1, what="describe closed")
+
+        await pilot.press("down")
+        await until(lambda: app.selected != first, what="another app selected")
+        second = app.selected
+        await pilot.press("d")
+        await until(lambda: isinstance(app.screen, DescribeScreen), what="describe open again")
+        await pilot.pause()
+        assert app.screen is screen  # the same screen, showing the other app
+        text = painted(app)
+        assert f"describe {second} " in text and f"name: {second}" in text and f"name: {first}" not in text
+        assert scroll.scroll_y == 0
+        await pilot.press("escape")
+        await until(lambda: len(app.screen_stack) == 1, what="describe closed again")
+        assert footer_keys(app)  # the main footer is back
+
+
+async def test_help_opened_again_after_a_theme_switch_has_the_new_colours(tmp_path: Path) -> None:
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpScreen), what="help open")
+        await pilot.press("escape")
+        await until(lambda: len(app.screen_stack) == 1, what="help closed")
+        dark = app.current_theme.surface
+        await pilot.press("ctrl+t")
+        await until(lambda: app.theme == "textual-light", what="the light theme")
+        await pilot.pause()
+        assert app.current_theme.surface != dark
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpScreen), what="help open again")
+        await pilot.pause()
+        dialog = app.screen.query_one("#dialog")
+        assert dialog.styles.background == Color.parse(app.current_theme.surface)
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "ansi-dark"])
+async def test_a_dialog_dims_the_screen_beneath_as_textual_does(tmp_path: Path, theme: str) -> None:
+    """Every cell of the dimmed main view, text and colours, against Textual's own BackgroundScreen."""
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        app.theme = theme
+        await pilot.pause()
+        await pilot.press("r")  # a confirm dialog over the main view
+        await until(lambda: isinstance(app.screen, ModalScreen), what="the dialog")
+        await pilot.pause()
+        dialog = app.screen
+        assert dialog.query_one("#cancel", Button).has_focus
+
+        def cells(visual: Visual) -> list[list[tuple[str, Any]]]:
+            strips = Visual.to_strips(dialog, visual, *dialog.size, dialog.visual_style)
+            return [[(segment.text, segment.style) for segment in strip] for strip in strips]
+
+        visible_screen_stack.set(list(app._background_screens))  # as Textual sets it for a paint
+        ours = dialog.render()
+        assert isinstance(ours, DimmedScreen)
+        visible_screen_stack.set(list(app._background_screens))
+        textual_own = visualize(dialog, ModalScreen.render(dialog))
+        assert cells(ours) == cells(textual_own)
+        assert any(text.strip() for line in cells(ours) for text, _ in line)  # the main view is there
+
+
+class TwoPanes(App[None]):
+    class Pane(Static, can_focus=True):
+        BINDINGS: ClassVar[list[BindingType]] = [Binding("x", "noop", "Both panes")]
+
+    class Other(Static, can_focus=True):
+        BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "noop", "Other only")]
+
+    def compose(self) -> ComposeResult:
+        yield self.Pane("one", id="one")
+        yield self.Pane("two", id="two")
+        yield self.Other("three", id="three")
+        yield SteadyFooter()
+
+
+async def test_the_footer_follows_the_focused_widgets_keys_and_keeps_its_keys_when_they_stay() -> None:
+    app = TwoPanes()
+    async with app.run_test(size=(80, 10)) as pilot:
+        app.query_one("#one").focus()
+        await pilot.pause()
+        await pilot.pause()
+        assert "Both panes" in footer_keys(app)
+        keys = list(app.query(FooterKey))
+        app.query_one("#two").focus()  # the same keys: the footer's widgets stay
+        await pilot.pause()
+        await pilot.pause()
+        assert list(app.query(FooterKey)) == keys
+        app.query_one("#three").focus()  # other keys: the footer shows them
+        await until(lambda: "Other only" in footer_keys(app), what="the other pane's keys")
+        assert "Both panes" not in footer_keys(app)
