@@ -41,7 +41,7 @@ from orchestry_tui.console.natural import natural_key
 from orchestry_tui.console.preferences import Preferences, config_path
 from orchestry_tui.console.preferences import load as load_preferences
 from orchestry_tui.console.preferences import save as save_preferences
-from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens import confirm
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
 from orchestry_tui.console.screens.logs import LogsScreen
@@ -543,7 +543,11 @@ class OrchestryConsole(App[int]):
                 return
             self._change(partial(self.backend.scale, app.name, replicas), self._scaled)
 
-        self.push_screen(ScaleScreen(app.name, app.desired_replicas, app.mode), chosen)
+        asked = (app.name, app.desired_replicas, app.mode)
+        screen = self._kept("scale", lambda: ScaleScreen(*asked), ScaleScreen)
+        if screen not in self.screen_stack:
+            screen.ask(*asked)
+            self.push_screen(screen, chosen)
 
     def _scaled(self, result: Any) -> str | None:
         if result.clamped:
@@ -560,7 +564,7 @@ class OrchestryConsole(App[int]):
             if yes:
                 then()
 
-        self.push_screen(ConfirmScreen(question, label), answered)
+        confirm.ask(self, question, label, answered)
 
     def action_restart_app(self) -> None:
         app = self._target("restart_app")

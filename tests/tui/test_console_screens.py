@@ -13,15 +13,17 @@ from textual.color import Color
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.visual import Visual, visualize
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, Input, Static
 from textual.widgets._footer import FooterKey
 
 from orchestry_tui.console.actions import ACTIONS
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import sample_backend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.dimmed import DimmedScreen
 from orchestry_tui.console.screens.help import HelpScreen
+from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.footer import SteadyFooter
 from tests.tui.conftest import until
 
@@ -173,3 +175,68 @@ async def test_the_footer_follows_the_focused_widgets_keys_and_keeps_its_keys_wh
         app.query_one("#three").focus()  # other keys: the footer shows them
         await until(lambda: "Other only" in footer_keys(app), what="the other pane's keys")
         assert "Both panes" not in footer_keys(app)
+
+
+async def test_confirm_asked_again_names_the_new_target_with_cancel_focused(tmp_path: Path) -> None:
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        first = app.selected
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        await pilot.pause()
+        dialog = app.screen
+        assert f"Restart every replica of {first}?" in painted(app)
+        await pilot.press("tab")  # focus on "Restart …", then leave without answering
+        await pilot.pause()
+        assert dialog.query_one("#confirm", Button).has_focus
+        await pilot.press("escape")
+        await until(lambda: len(app.screen_stack) == 1, what="the confirmation closed")
+
+        await pilot.press("down")
+        await until(lambda: app.selected != first, what="another app selected")
+        second = app.selected
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation again")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert dialog.query_one("#cancel", Button).has_focus  # Enter alone still cancels
+        text = painted(app)
+        assert f"Restart every replica of {second}?" in text and f"Restart {second}" in text
+        assert first not in text.split("Restart every replica of")[1].splitlines()[0]
+        await pilot.press("enter")
+        await until(lambda: len(app.screen_stack) == 1, what="cancelled by Enter")
+
+
+async def test_scale_asked_again_shows_the_new_apps_count(tmp_path: Path) -> None:
+    backend = sample_backend()
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        first = app.selected_app()
+        assert first is not None
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog")
+        await pilot.pause()
+        dialog = app.screen
+        field = dialog.query_one(Input)
+        assert field.value == str(first.desired_replicas) and field.has_focus
+        await pilot.press("9", "9", "9")  # out of range: the hint says so
+        await pilot.pause()
+        assert "whole number" in painted(app)
+        await pilot.press("escape")
+        await until(lambda: len(app.screen_stack) == 1, what="the scale dialog closed")
+
+        await pilot.press("down")
+        await until(lambda: app.selected != first.name, what="another app selected")
+        second = app.selected_app()
+        assert second is not None and second.desired_replicas != first.desired_replicas
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog again")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert field.value == str(second.desired_replicas) and field.has_focus
+        text = painted(app)
+        assert f"Scale {second.name} (now {second.desired_replicas} desired" in text
+        assert "whole number" not in text
+        await pilot.press("escape")

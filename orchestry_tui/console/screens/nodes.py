@@ -18,7 +18,7 @@ from core.runtime.base import NodeInfo
 from core.units import readable_memory
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.formatting import MISSING, percent
-from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens import confirm
 from orchestry_tui.console.widgets.footer import SteadyFooter
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
@@ -126,7 +126,7 @@ class NodesScreen(Screen[None]):
             if yes:
                 self._drain(node)
 
-        self.app.push_screen(ConfirmScreen(question, f"Drain {node.hostname}"), answered)
+        confirm.ask(self.app, question, f"Drain {node.hostname}", answered)
 
     @work(group="node-change")
     async def _drain(self, node: NodeInfo) -> None:

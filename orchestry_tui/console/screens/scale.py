@@ -1,4 +1,7 @@
-"""The scale dialog: pre-filled with the current desired count, validated 0-100 as you type."""
+"""The scale dialog: pre-filled with the current desired count, validated 0-100 as you type.
+
+Built on first use and shown again for each app (``ask``; see kept.py).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,15 @@ from textual.validation import Integer
 from textual.widgets import Input, Label
 
 from orchestry_tui.console.screens.dimmed import DimmedBackground
+from orchestry_tui.console.screens.kept import KeptScreen
 
 # The engine's own limit (core.engine.MAX_REPLICAS); importing the engine here would load Docker's SDK
 # before the first frame.
 MAX_REPLICAS = 100
+HINT = f"0-{MAX_REPLICAS} replicas · Enter applies · Esc cancels"
 
 
-class ScaleScreen(DimmedBackground, ModalScreen[int | None]):
+class ScaleScreen(KeptScreen, DimmedBackground, ModalScreen[int | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="orchestry.scale.cancel")
     ]
@@ -31,9 +36,7 @@ class ScaleScreen(DimmedBackground, ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(
-                f"Scale {self.app_name} (now {self.current} desired, {self.mode} mode)", id="question"
-            )
+            yield Label(self._question(), id="question")
             yield Input(
                 str(self.current),
                 id="replicas",
@@ -41,9 +44,19 @@ class ScaleScreen(DimmedBackground, ModalScreen[int | None]):
                 validators=[Integer(minimum=0, maximum=MAX_REPLICAS)],
                 validate_on=["changed", "submitted"],
             )
-            yield Label(f"0-{MAX_REPLICAS} replicas · Enter applies · Esc cancels", id="hint")
+            yield Label(HINT, id="hint")
 
-    def on_mount(self) -> None:
+    def _question(self) -> str:
+        return f"Scale {self.app_name} (now {self.current} desired, {self.mode} mode)"
+
+    def ask(self, app_name: str, current: int, mode: str) -> None:
+        """Show another app's scale (before the screen is pushed again): its count, selected."""
+        self.app_name, self.current, self.mode = app_name, current, mode
+        if self.is_mounted:
+            self.query_one("#question", Label).update(self._question())
+            self.query_one(Input).value = str(current)
+
+    def on_screen_resume(self) -> None:
         field = self.query_one(Input)
         field.focus()
         field.select_all()
@@ -54,7 +67,7 @@ class ScaleScreen(DimmedBackground, ModalScreen[int | None]):
             hint.update(f"enter a whole number from 0 to {MAX_REPLICAS}")
             hint.add_class("invalid")
         else:
-            hint.update(f"0-{MAX_REPLICAS} replicas · Enter applies · Esc cancels")
+            hint.update(HINT)
             hint.remove_class("invalid")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

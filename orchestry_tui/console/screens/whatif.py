@@ -18,7 +18,7 @@ from textual_plotext import PlotextPlot
 
 from core.errors import OrchestryError
 from orchestry_tui.console.backend import ConsoleBackend
-from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens import confirm
 from orchestry_tui.console.widgets.footer import SteadyFooter
 
 # The policy fields an operator tunes, in the order of the seed's troubleshooting guide.
@@ -237,7 +237,7 @@ class WhatIfScreen(Screen[None]):
             if yes:
                 self._apply(changes)
 
-        self.app.push_screen(ConfirmScreen(f"Apply to {self.app_name}: {listed}?", "Apply"), answered)
+        confirm.ask(self.app, f"Apply to {self.app_name}: {listed}?", "Apply", answered)
 
     @work(group="whatif-apply")
     async def _apply(self, changes: dict[str, Any]) -> None:
