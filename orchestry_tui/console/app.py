@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -44,6 +44,7 @@ from orchestry_tui.console.preferences import save as save_preferences
 from orchestry_tui.console.screens import confirm
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
+from orchestry_tui.console.screens.kept import kept, warm
 from orchestry_tui.console.screens.logs import LogsScreen
 from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
@@ -64,7 +65,8 @@ POLL_SECONDS = 2.0
 # received since the last, and every other tick (POLL_SECONDS) starts the refresh, whose frame carries
 # them instead; so an idle second costs one compositor pass, not one per pane and one per refresh.
 CLOCK_SECONDS = 1.0
-KeptT = TypeVar("KeptT", bound=Screen[Any])
+# After the first frame, help, describe and the dialogs are built one at a time this far apart.
+WARM_SCREEN_SECONDS = 0.5
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
 HISTORY_EVENTS = 50
@@ -328,6 +330,8 @@ class OrchestryConsole(App[int]):
                 charts = frame.charts if frame.charts and frame.charts.app == self.selected else None
                 self.query_one(AppCharts).show(charts, frame.now, self.selected)
         self.frames_applied += 1
+        if self.frames_applied == 1:
+            self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)
 
     def _note_leader_change(self, now: Leadership, at: float) -> None:
         """A new leader or term shows as it happens: a line in the events pane and a notification.
@@ -544,7 +548,7 @@ class OrchestryConsole(App[int]):
             self._change(partial(self.backend.scale, app.name, replicas), self._scaled)
 
         asked = (app.name, app.desired_replicas, app.mode)
-        screen = self._kept("scale", lambda: ScaleScreen(*asked), ScaleScreen)
+        screen = kept(self, "scale", lambda: ScaleScreen(*asked), ScaleScreen)
         if screen not in self.screen_stack:
             screen.ask(*asked)
             self.push_screen(screen, chosen)
@@ -657,7 +661,7 @@ class OrchestryConsole(App[int]):
         except OrchestryError as exc:
             self.notify(str(exc), severity="error")
             return
-        screen = self._kept("describe", lambda: DescribeScreen(view), DescribeScreen)
+        screen = kept(self, "describe", lambda: DescribeScreen(view), DescribeScreen)
         screen.show(view)
         self._push_kept(screen)
 
@@ -670,13 +674,21 @@ class OrchestryConsole(App[int]):
         self.push_screen(NodesScreen(self.backend))
 
     def action_help(self) -> None:
-        self._push_kept(self._kept("help", lambda: HelpScreen(self.readonly), HelpScreen))
+        self._push_kept(kept(self, "help", lambda: HelpScreen(self.readonly), HelpScreen))
 
-    def _kept(self, name: str, build: Callable[[], KeptT], kind: type[KeptT]) -> KeptT:
-        """The screen installed as ``name``, built on first use and shown again (screens/kept.py)."""
-        if not self.is_screen_installed(name):
-            self.install_screen(build(), name)
-        return self.get_screen(name, kind)
+    def _warm_screens(self) -> None:
+        """Build help, describe and the dialogs while idle, one every WARM_SCREEN_SECONDS, so that
+        their first key finds them built (screens/kept.py)."""
+        shown = self.selected_app()
+        screens: dict[str, Callable[[], Screen[Any]]] = {
+            "help": lambda: HelpScreen(self.readonly),
+            confirm.INSTALLED_AS: lambda: confirm.ConfirmScreen("", ""),
+            "scale": lambda: ScaleScreen("", 0, "manual"),
+        }
+        if shown is not None:
+            screens["describe"] = lambda: DescribeScreen(shown)
+        if warm(self, screens):
+            self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)
 
     def _push_kept(self, screen: Screen[Any]) -> None:
         if screen not in self.screen_stack:  # e.g. help chosen in the palette over help

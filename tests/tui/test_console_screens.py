@@ -240,3 +240,26 @@ async def test_scale_asked_again_shows_the_new_apps_count(tmp_path: Path) -> Non
         assert f"Scale {second.name} (now {second.desired_replicas} desired" in text
         assert "whole number" not in text
         await pilot.press("escape")
+
+
+async def test_screens_built_ahead_while_idle_show_what_their_key_asks(tmp_path: Path) -> None:
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        await until(lambda: app.is_screen_installed("describe"), what="the screens built ahead")
+        await pilot.pause()
+        name = app.selected
+        app_view = app.selected_app()
+        assert name is not None and app_view is not None
+        for key, shown in (
+            ("question_mark", ACTIONS[0].help),
+            ("d", f"describe {name} "),
+            ("r", f"Restart every replica of {name}?"),
+            ("s", f"Scale {name} (now {app_view.desired_replicas} desired"),
+        ):
+            await pilot.press(key)
+            await until(lambda: len(app.screen_stack) == 2, what=f"the screen of {key}")
+            await pilot.pause()
+            assert shown in painted(app), key
+            await pilot.press("escape")
+            await until(lambda: len(app.screen_stack) == 1, what=f"the screen of {key} closed")

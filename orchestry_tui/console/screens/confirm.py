@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
 from orchestry_tui.console.screens.dimmed import DimmedBackground
-from orchestry_tui.console.screens.kept import KeptScreen
+from orchestry_tui.console.screens.kept import KeptScreen, kept
 
 INSTALLED_AS = "confirm"
 
@@ -59,9 +59,7 @@ class ConfirmScreen(KeptScreen, DimmedBackground, ModalScreen[bool]):
 
 def ask(app: App[Any], question: str, confirm_label: str, answered: Callable[[bool | None], None]) -> None:
     """Ask ``question`` with the app's one confirm dialog; ``answered`` gets True for the named action."""
-    if not app.is_screen_installed(INSTALLED_AS):
-        app.install_screen(ConfirmScreen(question, confirm_label), INSTALLED_AS)
-    screen = app.get_screen(INSTALLED_AS, ConfirmScreen)
+    screen = kept(app, INSTALLED_AS, lambda: ConfirmScreen(question, confirm_label), ConfirmScreen)
     if screen in app.screen_stack:  # never change the question of a dialog being answered
         screen = ConfirmScreen(question, confirm_label)
     screen.ask(question, confirm_label)
