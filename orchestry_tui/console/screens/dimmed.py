@@ -1,12 +1,12 @@
-"""A dialog's dimmed view of the screen beneath it, tinted once per style instead of once per segment.
+"""A dialog's dimmed view of the screen beneath it, built strip by strip, each style blended once.
 
 A ModalScreen paints the screen under it, tinted by its translucent background.  Textual does that
 through Rich: the screen beneath rendered to strips, streamed as segments, each segment's colours
-blended with the tint, the whole styled again and cut back into lines — about 9,000 segments on a
-200×50 main view, half of what opening help cost.  The screen beneath uses a few dozen distinct styles,
-so here each style is blended once (by Textual's own ``BackgroundScreen.process_segments``, so the
-colours are the same) and every segment looks its result up; the dialog keeps what it blended for its
-next paint (the widgets beneath keep their rendered lines, and so their styles, between paints).
+blended with the tint, the stream styled again and cut back into lines; 7.4 ms for a 200×50 main view
+(800 segments, 360 distinct styles), repeated on each of the dialog's full paints.  Here each strip
+beneath becomes a dimmed strip directly, and each distinct style is blended once (by Textual's own
+``BackgroundScreen.process_segments``, so the colours are the same) and kept by the dialog for its next
+paint (the widgets beneath keep their rendered lines, and so their styles): 3.2 ms.
 """
 
 from __future__ import annotations
