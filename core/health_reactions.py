@@ -27,6 +27,7 @@ class HealthReactions(ReconcilerParts):
         if transition == READY:
             state.proven_hashes.add(replica.spec_hash)
             replica.ready = True
+            replica.ready_since = self.clock.monotonic()
             replica.state = REPLICA_READY
             replica.reason = ""
             state.backoff.pop(replica.slot, None)  # a healthy replica ends its slot's crash back-off

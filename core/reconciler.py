@@ -524,8 +524,9 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         for replica in state.replicas.values():
             if replica not in chosen:
                 replica.routed = False  # unrouted before nginx even reloads: never counted as serving
+        balancing = spec.container.load_balancing
         accepted = await self.router.publish(
-            state.name, [(r.host, r.port) for r in chosen], spec.container.load_balancing
+            state.name, [(r.host, r.port) for r in upstream_order(chosen, balancing)], balancing
         )
         if accepted:
             for replica in chosen:
@@ -567,6 +568,18 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         await self.listing.close()
         await self.warm_listing.close()
         await self.health.close()
+
+
+def upstream_order(ready: list[Replica], load_balancing: str) -> list[Replica]:
+    """The order of an app's servers in its nginx upstream: the replicas that turned ready last come
+    first.  A reload's fresh workers pick among servers with equally few connections in list order,
+    so a replica that has just joined takes the next request instead of waiting for the round to
+    reach it at the end of the list (ten replicas: nine requests later).  Those already routed keep
+    their order, so publishing the same replicas again changes nothing.  ip_hash keeps slot order:
+    there the order maps clients to replicas."""
+    if load_balancing == "ip_hash":
+        return ready
+    return sorted(ready, key=lambda r: -r.ready_since)  # stable: ties (adopted replicas) by slot
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

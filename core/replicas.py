@@ -34,6 +34,7 @@ class Replica:
     spec_hash: str
     state: str = REPLICA_STARTING
     ready: bool = False  # passed its health check
+    ready_since: float = 0.0  # monotonic time it last turned ready (0: adopted ready, or never)
     routed: bool = False  # nginx serves a config that includes it (what users call "ready")
     draining: bool = False
     restart_requested: bool = False
