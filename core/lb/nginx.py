@@ -69,6 +69,14 @@ EventCallback = Callable[[str, str, str, dict[str, Any]], Awaitable[None] | None
 _RAW_FILE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*\.(conf|locations)$")
 _READY_TIMEOUT = 10.0  # new master/workers serving
 _POLL = 0.01
+# After starting a reload's new workers the master sleeps 100 ms with every signal blocked
+# (ngx_master_process_cycle: ``ngx_msleep(100)``), so a reload signalled meanwhile only begins once that
+# pause is over.  Changes that come in during the pause wait until just before its end and then go
+# out together in one reload, instead of the first of them taking a reload of its own and the rest
+# waiting for it and then for another.  The new workers show up to one poll after their fork: signal
+# that much before the pause ends, so the signal is pending as the master takes signals again.
+_MASTER_PAUSE = 0.1
+_SIGNAL_LEAD = 0.015
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -166,6 +174,10 @@ class NginxController:
         self.reload_count = 0
         self.last_reload_at: float | None = None
         self.last_error: str | None = None
+        # When the master takes signals again after the last reload (monotonic; see _MASTER_PAUSE),
+        # and how long the last `nginx -t` took (a tested change starts that much earlier).
+        self._master_free_at = 0.0
+        self._test_seconds = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -403,10 +415,18 @@ class NginxController:
         await asyncio.sleep(self.coalesce_seconds)
         while self._applied < self._requested:
             try:
+                await self._until_master_takes_signals()
                 await self._apply_pending()
             except Exception as exc:  # a bug here must not leave flush() waiting forever
                 log.exception("applying nginx changes failed")
                 await self._finish_generation(self._requested, False, f"applying nginx changes failed: {exc}")
+
+    async def _until_master_takes_signals(self) -> None:
+        """Wait while the master could not act on a reload yet (its pause after the last one), less
+        the time the coming `nginx -t` takes: changes requested meanwhile join the next reload."""
+        wait = self._master_free_at - self._test_seconds - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _apply_pending(self) -> None:
         async with self._apply_lock:
@@ -524,7 +544,9 @@ class NginxController:
                 argv = [self.nginx_binary, "-t", "-q"]
         else:
             argv = [self.nginx_binary, "-t", "-q", *self._location_args()]
+        started = time.monotonic()
         code, output = await _run(argv)
+        self._test_seconds = time.monotonic() - started
         return None if code == 0 else (output or f"nginx -t exited with status {code}")
 
     async def diagnose(self) -> dict[str, Any]:
@@ -622,12 +644,17 @@ class NginxController:
             still_accepting = old_workers & workers
             # Old workers drop out of the list once they stop accepting; until then they route new
             # connections by the old list.
-            if len(new_workers) >= self.worker_processes and not still_accepting:
-                self._count_reload()
-                return None
-            if len(new_workers) >= self.worker_processes and not told_to_stop:
-                _stop_old_workers(still_accepting)
-                told_to_stop = True
+            if len(new_workers) >= self.worker_processes:
+                if not told_to_stop and still_accepting:
+                    # The master has just forked them and sleeps out its pause (_MASTER_PAUSE) before
+                    # it stops the old workers itself.
+                    self._master_free_at = time.monotonic() + _MASTER_PAUSE - _SIGNAL_LEAD
+                if not still_accepting:
+                    self._count_reload()
+                    return None
+                if not told_to_stop:
+                    _stop_old_workers(still_accepting)
+                    told_to_stop = True
             await asyncio.sleep(_POLL)
         return f"nginx (pid {pid}) did not start new workers after reload: {self._error_log_tail()}"
 
