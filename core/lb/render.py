@@ -49,6 +49,31 @@ def check_app_name(name: str) -> str:
     return name
 
 
+# One upstream server line as app.conf.j2 writes it.
+_SERVER_LINE = re.compile(r"^ +server (\S+) max_fails=0;\n", re.MULTILINE)
+
+
+def only_servers_differ(before: str, after: str) -> bool:
+    """Whether the app file ``after`` is ``before`` with other upstream servers, at least one and each
+    an IP address and port: nothing else changed, and there is no name for nginx to resolve, so nothing
+    in the change can make nginx refuse it."""
+    servers = _SERVER_LINE.findall(after)
+    if not servers or _SERVER_LINE.sub("", before) != _SERVER_LINE.sub("", after):
+        return False
+    return all(_is_ip_and_port(server) for server in servers)
+
+
+def _is_ip_and_port(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return port.isdigit() and 1 <= int(port) <= 65535
+
+
 def _check_host(host: str) -> str:
     try:
         ipaddress.ip_address(host)

@@ -415,6 +415,76 @@ async def test_a_config_nginx_rejects_is_never_applied(
         await controller.flush(raise_on_reject=True)
 
 
+async def test_a_change_of_servers_alone_is_live_without_an_nginx_t(
+    make_controller: ControllerFactory, backends: BackendFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scale-out's reloads only change an upstream's servers: no `nginx -t` process before them (the
+    reload itself parses the files), and the replica added takes requests once the change is live."""
+    first, added = await backends("first"), await backends("added")
+    name = unique_name("servers")
+    controller = await make_controller()
+    tests: list[str | None] = []
+    test_config = controller._test_config
+
+    async def counted() -> str | None:
+        tests.append(await test_config())
+        return tests[-1]
+
+    monkeypatch.setattr(controller, "_test_config", counted)
+    await controller.set_route(AppRoute(name, (first.upstream,), "round_robin"))
+    assert await controller.flush()
+    assert tests == [None]  # a new app's files are tested
+    reloads = controller.status()["reload_count"]
+
+    await controller.set_route(AppRoute(name, (added.upstream, first.upstream), "round_robin"))
+    assert await controller.flush()
+    assert tests == [None] and controller.status()["reload_count"] == reloads + 1
+    seen = set()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+        for _ in range(4):
+            status, body = await get_json(fresh, f"{base_url(controller)}/{name}/")
+            assert status == 200 and body is not None
+            seen.add(body["backend"])
+    assert seen == {"first", "added"}
+
+    await controller.set_route(AppRoute(name, (added.upstream, first.upstream), "least_conn"))
+    assert await controller.flush()
+    assert tests == [None, None]  # anything more than the servers is tested again
+
+
+async def test_a_reload_nginx_refuses_is_reported_at_once_and_the_old_config_keeps_serving(
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+    events: Recorder,
+) -> None:
+    """A change without `nginx -t` that the reload refuses (here the main config was broken by hand
+    meanwhile, which only the reload reads): nginx's own refusal is reported as it is logged, not after
+    waiting out new workers that never come, and the previous files are back on disk."""
+    kept, added = await backends("kept"), await backends("added")
+    name = unique_name("refused")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (kept.upstream,)))
+    assert await controller.flush()
+    conf_file = controller.conf_dir / f"{name}.conf"
+    live = conf_file.read_text()
+    main = controller.config_path.read_text()
+    controller.config_path.write_text(main + "this is not nginx;\n")
+    try:
+        await controller.set_route(AppRoute(name, (kept.upstream, added.upstream)))
+        assert await controller.flush() is False
+    finally:
+        controller.config_path.write_text(main)
+    error = controller.status()["last_error"]
+    assert "refused the reload" in error and "unknown directive" in error, error
+    assert conf_file.read_text() == live
+    rejected = [e for e in events.events if e[1] == "nginx_config_rejected"]
+    assert len(rejected) == 1 and "unknown directive" in rejected[0][2]
+    for _ in range(4):
+        code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+        assert code == 200 and body is not None and body["backend"] == "kept"
+
+
 async def test_watchdog_restarts_nginx_killed_with_sigkill(
     make_controller: ControllerFactory,
     backends: BackendFactory,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.lb.render import AppRoute, Upstream, render_app_config, render_main_config
+from core.lb.render import AppRoute, Upstream, only_servers_differ, render_app_config, render_main_config
 
 LOG_FORMAT = (
     "log_format orchestry escape=json "
@@ -175,3 +175,27 @@ def test_rendered_files_pass_nginx_t(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _conf(
+    servers: tuple[Upstream, ...], load_balancing: str = "least_conn", domain: str | None = None
+) -> str:
+    return render_app_config(AppRoute("shop", servers, load_balancing), domain)["shop.conf"]
+
+
+@pytest.mark.parametrize("domain", [None, "apps.example.com"])
+def test_a_change_of_ip_servers_alone_is_told_apart_from_any_other(domain: str | None) -> None:
+    """What the nginx controller skips `nginx -t` for: the same file with other IP servers, at least one."""
+    one = (Upstream("127.0.0.1", 9001),)
+    v6 = (Upstream("::1", 9003), Upstream("127.0.0.1", 9001))
+    assert only_servers_differ(_conf(one, domain=domain), _conf(TWO, domain=domain))
+    assert only_servers_differ(_conf(TWO, domain=domain), _conf(v6, domain=domain))
+    # No upstream before or after: the file's structure changes.
+    assert not only_servers_differ(_conf((), domain=domain), _conf(one, domain=domain))
+    assert not only_servers_differ(_conf(one, domain=domain), _conf((), domain=domain))
+    # Anything else that differs, and a name nginx would have to resolve.
+    assert not only_servers_differ(_conf(one, domain=domain), _conf(TWO, "ip_hash", domain=domain))
+    assert not only_servers_differ(_conf(one), _conf(one, domain="other.example.com"))
+    assert not only_servers_differ(
+        _conf(one, domain=domain), _conf((Upstream("node-2", 9001),), domain=domain)
+    )
