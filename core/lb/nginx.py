@@ -77,7 +77,10 @@ _POLL = 0.01
 # waiting for it and then for another.  The new workers show up to one poll after their fork: signal
 # that much before the pause ends, so the signal is pending as the master takes signals again.
 _MASTER_PAUSE = 0.1
-_SIGNAL_LEAD = 0.015
+_SIGNAL_LEAD = 0.01
+# A reload's workers are polled this often: the few tiny procfs reads cost microseconds, and each poll's
+# wait is time a replica waits to be reported routed (twice: new workers up, then old ones stopped).
+_RELOAD_POLL = 0.003
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -704,7 +707,7 @@ class NginxController:
                 if not told_to_stop:
                     _stop_old_workers(still_accepting)
                     told_to_stop = True
-            await asyncio.sleep(_POLL)
+            await asyncio.sleep(_RELOAD_POLL)
         return f"nginx (pid {pid}) did not start new workers after reload: {self._error_log_tail()}"
 
     def _count_reload(self) -> None:
