@@ -78,9 +78,6 @@ _POLL = 0.01
 # that much before the pause ends, so the signal is pending as the master takes signals again.
 _MASTER_PAUSE = 0.1
 _SIGNAL_LEAD = 0.01
-# A reload's workers are polled this often: the few tiny procfs reads cost microseconds, and each poll's
-# wait is time a replica waits to be reported routed (twice: new workers up, then old ones stopped).
-_RELOAD_POLL = 0.003
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -88,6 +85,10 @@ _WATCHDOG_SAFETY_NET = 5.0
 # Whether this kernel lists a process's children in procfs (CONFIG_PROC_CHILDREN); without it finding
 # nginx's workers scans every process, which belongs in a thread.
 _PROC_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+# A reload's workers are polled this often: a few tiny procfs reads (where the kernel lists children),
+# and each poll's wait is time a replica waits to be reported routed (twice: new workers up, then the
+# old ones stopped).  Without that list a poll scans every process: then as seldom as other polls.
+_RELOAD_POLL = 0.003 if _PROC_CHILDREN else _POLL
 
 
 async def _workers_of(master_pid: int) -> set[int]:
