@@ -207,6 +207,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             state.replicas.clear()
             state.stopping.clear()
             state.routed_once = False
+            state.persisted = None  # another leader may have written since: all rows again next term
             if state.warm_refill is not None:
                 state.warm_refill.cancel()
             state.warm.clear()

@@ -125,7 +125,8 @@ class AppState:
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
     proven_hashes: set[str] = field(default_factory=set)  # container specs that have run healthy here
-    persisted: tuple[object, ...] = ()  # fingerprint of the replicas last written to the store
+    # Each slot's row as last written to the store this term (None: none written yet this term).
+    persisted: dict[int, tuple[object, ...]] | None = None
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
     # Replicas the runtime is still placing by itself (Swarm), by name → what holds them up ("" if nothing).
     pending: dict[str, str] = field(default_factory=dict)
