@@ -3,7 +3,6 @@ unrouted and replaced, never ready → replaced with the reason.  Part of the Re
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from core.health import NEVER_READY, READY, UNHEALTHY, ProbeTarget
@@ -68,7 +67,7 @@ class HealthReactions(ReconcilerParts):
                 details={"slot": replica.slot},
             )
         self.on_replicas_changed(target.app)
-        record = await asyncio.to_thread(self.store.apps.get, target.app)
+        record = await self._record_of(target.app)
         if record is not None:
             await self._update_status(
                 state, record, record.desired_replicas if record.status != APP_STOPPED else 0

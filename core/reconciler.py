@@ -380,10 +380,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
     async def _pass_listing(
         self, state: AppState, intent: PassIntent, listing: asyncio.Future[list[ContainerInfo]] | None
     ) -> dict[str, int]:
-        if self.records is not None:
-            record = await self.records.get(state.name)
-        else:
-            record = await asyncio.to_thread(self.store.apps.get, state.name)
+        record = await self._record_of(state.name)
         if not self.leadership.is_leader():
             return {}
         if record is None:

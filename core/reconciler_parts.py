@@ -5,6 +5,7 @@ the Reconciler that sets it in ``__init__``."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from core.clock import Clock
@@ -25,3 +26,12 @@ class ReconcilerParts:
     health: HealthChecker
     apps: dict[str, AppState]
     timeline: ReplicaTimeline | None
+    records: Any  # the leader's kept app records (core/services/app_records.py), or None: the store
+
+    async def _record_of(self, name: str) -> Any:
+        """``name``'s record: the leader's kept one when there are kept records (a scale-out's ready
+        replicas each read it, and in a thread that read queued behind the store writes of the others),
+        else from the store."""
+        if self.records is not None:
+            return await self.records.get(name)
+        return await asyncio.to_thread(self.store.apps.get, name)

@@ -1,0 +1,29 @@
+"""Replicas turning ready during a scale-out take their app's record from the leader's kept records, as
+passes do: no store read each (in a thread, where it queued behind the store writes of the others)."""
+
+from __future__ import annotations
+
+from core.store.records import AppRecord
+from tests.support.world import MemoryWorld, app_document, unique_app
+
+
+async def test_a_scale_out_reads_no_app_record_from_the_store(world: MemoryWorld) -> None:
+    name = unique_app()
+    await world.engine.register(app_document(name, replicas=1))
+    await world.engine.up(name)
+    await world.ready(name, 1)
+    reads: list[str] = []
+    get = world.engine.store.apps.get
+
+    def counted(app: str) -> AppRecord | None:
+        reads.append(app)
+        return get(app)
+
+    await world.engine.reconciler.records.current()  # kept, as the scaling loop keeps them each interval
+    await world.engine.scale(name, 4)  # the scale itself reads the record it changes
+    world.engine.store.apps.get = counted  # type: ignore[method-assign]
+    await world.ready(name, 4)
+    await world.settle(
+        lambda: (world.engine.reconciler.apps[name].reported or ("",))[0] == "running", "running"
+    )
+    assert reads == []
