@@ -80,6 +80,8 @@ class HealthReactions(ReconcilerParts):
         if state is None:
             return
         replica = state.replicas.get(container_id)
+        if replica is not None:
+            replica.stop_reported_at = self.clock.monotonic()
         if replica is not None and replica.ready and not replica.draining:
             replica.ready = False
             replica.state = REPLICA_FAILED

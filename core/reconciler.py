@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 # While Docker does not answer, a worker retries at least this often (a wake retries at once).
 RUNTIME_RETRY_SECONDS = 5.0
+# A replica Docker's events said stopped but a pass still listed running is listed again this soon, for
+# at most STOP_LISTED_LATE_SECONDS after the event (a "kill" that only sent a signal stays running).
+STOP_RECHECK_SECONDS = 0.05
+STOP_LISTED_LATE_SECONDS = 2.0
 
 
 class Router(Protocol):
@@ -267,8 +271,11 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
                 wait = min(wait, retry_in + 0.05)
             if retry_at is not None:
                 wait = min(wait, max(0.0, retry_at - now))
+            if state.recheck_at is not None:
+                wait = min(wait, max(0.0, state.recheck_at - now))
             await self.clock.wait(state.wake, wait)
             state.wake.clear()
+            state.recheck_at = None
             seen = state.requested
             intent = PassIntent(
                 force=state.forced_through > state.completed, clear=state.cleared_through > state.completed
@@ -402,6 +409,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             await self.on_runtime_state("")
         adopted = await self._sync(state, spec, containers)
         await self._clear_dead(state, containers, after_outage)
+        if self._listing_lags_events(state, containers):
+            state.recheck_at = self.clock.time() + STOP_RECHECK_SECONDS
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
         await self._tend_pool(state, spec, stopped=record.status == APP_STOPPED)
@@ -449,6 +458,27 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         await self._persist_instances(state)
         self._refill_pool_later(state, spec, stopped=record.status == APP_STOPPED)
         return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
+
+    def _listing_lags_events(self, state: AppState, containers: list[ContainerInfo]) -> bool:
+        """Whether a replica Docker's events said stopped is still listed running.  Docker sends a
+        container's die event before it saves the state its list shows, so the pass the event wakes can
+        list it running a few ms later and clear nothing; without another pass the replica would be
+        replaced only once its health checks failed (failureThreshold × periodSeconds later)."""
+        running = {c.id for c in containers if c.running}
+        now = self.clock.monotonic()
+        lagging = False
+        for replica in state.replicas.values():
+            reported = replica.stop_reported_at
+            if reported is None:
+                continue
+            if replica.draining:  # stopped by this engine: the stop itself waits for it
+                replica.stop_reported_at = None
+                continue
+            if replica.container_id in running and now - reported < STOP_LISTED_LATE_SECONDS:
+                lagging = True
+            else:
+                replica.stop_reported_at = None
+        return lagging
 
     def _other_network(self, replica: Replica) -> bool:
         """A replica started under the other networking mode (the operator switched

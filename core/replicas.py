@@ -35,6 +35,7 @@ class Replica:
     state: str = REPLICA_STARTING
     ready: bool = False  # passed its health check
     ready_since: float = 0.0  # monotonic time it last turned ready (0: adopted ready, or never)
+    stop_reported_at: float | None = None  # monotonic time Docker's events said it stopped
     routed: bool = False  # nginx serves a config that includes it (what users call "ready")
     draining: bool = False
     restart_requested: bool = False
@@ -131,6 +132,9 @@ class AppState:
     # Replicas the runtime is still placing by itself (Swarm), by name → what holds them up ("" if nothing).
     pending: dict[str, str] = field(default_factory=dict)
     runtime_error: str = ""  # why the last pass could not reach Docker; "" once one did
+    # A pass listed a replica running that Docker's events said had stopped: pass again at this time
+    # (clock.time()), as Docker's list lags its events (see Reconciler._listing_lags_events).
+    recheck_at: float | None = None
     # The warm pool (core/warm_pool.py): members by container id, creates in flight (slot → port and
     # health port), whether the runtime's pool was read, the refill task.
     warm: dict[str, ContainerInfo] = field(default_factory=dict)

@@ -277,3 +277,23 @@ async def test_delete_right_after_down_always_returns(world: MemoryWorld) -> Non
         await world.engine.down(name)
         await asyncio.wait_for(world.engine.delete(name), 30)  # a hang guard, not a speed claim
         assert world.runtime.running(name) == [], attempt
+
+
+async def test_a_crash_docker_lists_late_is_replaced_without_waiting_for_the_health_checks(
+    world: MemoryWorld,
+) -> None:
+    """Docker sends a container's die event before its list shows the container stopped: the pass the
+    event wakes may still list it running.  The replica is listed again shortly and replaced then, not
+    only once its health checks fail (here failureThreshold 2 × periodSeconds 1 = 2 s later)."""
+    name = await started(world, 2)
+    dead = world.container(name, 1).id
+    world.runtime.listed_running.add(dead)
+    world.runtime.crash(f"{name}-1", exit_code=137)
+    await world.settle(lambda: world.routed_slots(name) == [2], "the dead replica unrouted", step=0.01)
+    await world.clock.advance(0.01)
+    await asyncio.sleep(0.05)  # the pass the event woke has listed it running
+    assert world.container(name, 1).id == dead
+    world.runtime.listed_running.discard(dead)  # Docker has saved its state now (no event says so)
+    await world.settle(
+        lambda: world.container(name, 1).id != dead, "the replica replaced", step=0.05, limit=10
+    )
