@@ -34,9 +34,11 @@ class _StreamBridge:
 
     def put(self, item: object) -> bool:
         """From a reader thread: hand one item over; False once the consumer has gone."""
+        put = self.queue.put(item)
         try:
-            future = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+            future = asyncio.run_coroutine_threadsafe(put, self.loop)
         except RuntimeError:  # the loop is closed
+            put.close()  # never scheduled: closed here, not reported as "never awaited" when collected
             return False
         while True:
             try:
