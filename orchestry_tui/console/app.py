@@ -50,6 +50,7 @@ from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.screens.whatif import WhatIfScreen
+from orchestry_tui.console.textual_fixes import release_widget_styles
 from orchestry_tui.console.widgets.charts import AppCharts
 from orchestry_tui.console.widgets.cluster_pane import ClusterPane
 from orchestry_tui.console.widgets.events_pane import EventsPane
@@ -172,6 +173,7 @@ class OrchestryConsole(App[int]):
         self._quit_on_signals()
         self.set_interval(CLOCK_SECONDS, self._on_clock)
         self._collections.start()
+        release_widget_styles()  # closed screens' widgets no longer pinned (see there)
         # After the first frame: the screen is up before Docker, nginx and the store are touched.
         self.call_after_refresh(self._start_backend)
 
