@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import weakref
 from collections.abc import AsyncIterator
 
 from textual.app import App, ComposeResult
@@ -253,20 +251,3 @@ async def test_logs_pane_follows_the_app_the_cursor_rests_on_not_each_one_it_pas
         await until(lambda: not logs.view.lines, what="the pane following worker (which logged nothing)")
         assert logs.border_title == "logs worker (all replicas)"
         assert followed == ["web", "worker"]
-
-
-async def test_a_closed_screens_rendered_lines_are_freed() -> None:
-    """Each help or describe screen opened and closed kept its widgets' styled lines alive (Textual
-    pinned every widget's styles cache in a class-wide cache): memory grew with every dialog opened."""
-    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
-    async with app.run_test(size=(160, 45)) as pilot:
-        await until(lambda: app.frames_applied, what="first frame")
-        await pilot.press("question_mark")
-        await until(lambda: len(app.screen_stack) > 1, what="the help screen")
-        await pilot.pause()
-        styles = weakref.ref(app.screen._styles_cache)
-        await pilot.press("escape")
-        await until(lambda: len(app.screen_stack) == 1, what="the help screen closed")
-        await pilot.pause()
-        gc.collect()
-        assert styles() is None
