@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine
+from core.settings import Settings
 from tests.conftest import unique_name
 from tests.integration.harness import (
     TrafficClient,
@@ -29,6 +30,26 @@ async def pool_ids(engine: Engine, name: str) -> set[str]:
 
 async def pool_is(engine: Engine, name: str, size: int) -> bool:
     return len(await pool_ids(engine, name)) == size
+
+
+async def leave_a_pool_of_three(settings: Settings, name: str) -> tuple[Engine, set[str]]:
+    """A controller that runs ``name`` (1 replica, warmPool 3) and then stops, leaving replica and pool
+    running: the stopped engine (for clean-up) and the pool's container ids."""
+    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 3})
+    first = Engine(settings)
+    await first.start()
+    try:
+        await first.register(doc)
+        await first.up(name)
+        await wait_for(lambda: ready_count(first, name), what="first replica ready")
+        await wait_for(lambda: pool_is(first, name, 3), timeout=30, what="a warm pool of 3")
+        pool = await pool_ids(first, name)
+    except BaseException:
+        await first.delete(name)
+        await first.stop(stop_apps=True)
+        raise
+    await first.stop(stop_apps=False, stop_nginx=True)
+    return first, pool
 
 
 async def test_scale_out_starts_the_pool_zero_drop_and_the_pool_is_refilled(tmp_path: Path) -> None:
@@ -74,19 +95,10 @@ async def test_a_restarted_controller_keeps_the_pool_and_scales_out_from_it(
     tmp_path: Path, network_mode: str
 ) -> None:
     name = unique_name("warm")
-    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 3})
     settings = engine_settings(tmp_path / "state", network_mode=network_mode)
-    first = Engine(settings)
-    await first.start()
+    first, pool = await leave_a_pool_of_three(settings, name)
     second: Engine | None = None
     try:
-        await first.register(doc)
-        await first.up(name)
-        await wait_for(lambda: ready_count(first, name), what="first replica ready")
-        await wait_for(lambda: pool_is(first, name, 3), timeout=30, what="a warm pool of 3")
-        pool = await pool_ids(first, name)
-        await first.stop(stop_apps=False, stop_nginx=True)
-
         second = Engine(settings)
         await second.start()
         await wait_for(lambda: ready_is(second, name, 1), timeout=30, what="the replica adopted")
@@ -113,18 +125,10 @@ async def test_a_pool_lowered_while_the_controller_was_down_is_cut_down_when_it_
     tmp_path: Path, lowered: int
 ) -> None:
     name = unique_name("warm")
-    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 3})
     settings = engine_settings(tmp_path / "state")
-    first = Engine(settings)
-    await first.start()
+    first, pool = await leave_a_pool_of_three(settings, name)
     second: Engine | None = None
     try:
-        await first.register(doc)
-        await first.up(name)
-        await wait_for(lambda: ready_count(first, name), what="first replica ready")
-        await wait_for(lambda: pool_is(first, name, 3), timeout=30, what="a warm pool of 3")
-        pool = await pool_ids(first, name)
-        await first.stop(stop_apps=False, stop_nginx=True)
         await asyncio.to_thread(set_warm_pool_offline, settings.database_url, name, lowered)
 
         second = Engine(settings)
