@@ -112,6 +112,27 @@ class HealthChecker:
     def target(self, container_id: str) -> ProbeTarget | None:
         return self._targets.get(container_id)
 
+    def rearm(self, container_id: str) -> None:
+        """Probe a tracked replica as if it had just started: not ready, no passes counted, a fresh
+        start-up deadline and the fast start-up pace, so its next passing probe(s) report READY again
+        (for a replica the engine unrouted while its probes still passed: a signal that did not stop
+        it).  The old loop may sleep a whole period: a new one probes within FIRST_STARTUP_POLL_SECONDS."""
+        target = self._targets.get(container_id)
+        if target is None:
+            return
+        target.ready = False
+        target.consecutive_successes = 0
+        target.consecutive_failures = 0
+        target.started_at = self._clock.monotonic()
+        task = self._tasks.get(container_id)
+        if task is not None and task is asyncio.current_task():
+            return  # called from its own loop: that loop goes on with the reset target
+        if task is not None:
+            task.cancel()
+        self._tasks[container_id] = asyncio.create_task(
+            self._loop(target), name=f"health:{target.app}-{target.slot}"
+        )
+
     async def probe(
         self, host: str, port: int, check: HealthCheck | None, container_port: int | None = None
     ) -> ProbeResult:

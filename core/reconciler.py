@@ -409,7 +409,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             await self.on_runtime_state("")
         adopted = await self._sync(state, spec, containers)
         await self._clear_dead(state, containers, after_outage)
-        if self._listing_lags_events(state, containers):
+        if await self._listing_lags_events(state, containers):
             state.recheck_at = self.clock.time() + STOP_RECHECK_SECONDS
         replaced = await self._replace_failed(state)
         desired = record.desired_replicas if record.status != APP_STOPPED else 0
@@ -459,26 +459,49 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         self._refill_pool_later(state, spec, stopped=record.status == APP_STOPPED)
         return {"adopted": adopted, "started": started, "stopped": stopped + replaced + cleared}
 
-    def _listing_lags_events(self, state: AppState, containers: list[ContainerInfo]) -> bool:
+    async def _listing_lags_events(self, state: AppState, containers: list[ContainerInfo]) -> bool:
         """Whether a replica Docker's events said stopped is still listed running.  Docker sends a
         container's die event before it saves the state its list shows, so the pass the event wakes can
         list it running a few ms later and clear nothing; without another pass the replica would be
-        replaced only once its health checks failed (failureThreshold × periodSeconds later)."""
+        replaced only once its health checks failed (failureThreshold × periodSeconds later).  One still
+        running STOP_LISTED_LATE_SECONDS after the event was only signalled: it is routed again."""
         running = {c.id for c in containers if c.running}
         now = self.clock.monotonic()
         lagging = False
-        for replica in state.replicas.values():
+        for replica in list(state.replicas.values()):
             reported = replica.stop_reported_at
             if reported is None:
                 continue
             if replica.draining:  # stopped by this engine: the stop itself waits for it
                 replica.stop_reported_at = None
                 continue
-            if replica.container_id in running and now - reported < STOP_LISTED_LATE_SECONDS:
+            if replica.container_id not in running:
+                replica.stop_reported_at = None
+            elif now - reported < STOP_LISTED_LATE_SECONDS:
                 lagging = True
             else:
                 replica.stop_reported_at = None
+                await self._survived_signal(state, replica)
         return lagging
+
+    async def _survived_signal(self, state: AppState, replica: Replica) -> None:
+        """A "kill" event that only sent a signal (``docker kill -s HUP``: a config reload) unrouted a
+        replica that keeps running.  Its probe target still says ready, so no passing probe would report
+        READY again and it would stay unrouted for good: probe it as a fresh start instead, so it is
+        routed again once healthy, with the same container (no replacement, no restart counted)."""
+        target = self.health.target(replica.container_id)
+        if replica.ready or replica.replace_reason or target is None or not target.ready:
+            return  # never unrouted by the event, failing its checks already, or still starting
+        replica.state = REPLICA_STARTING
+        replica.reason = ""
+        self.health.rearm(replica.container_id)
+        await self.emit(
+            "lifecycle",
+            "replica_survived_signal",
+            f"replica {replica.name} is still running after a kill signal: routed again once healthy",
+            app=state.name,
+            details={"slot": replica.slot},
+        )
 
     def _other_network(self, replica: Replica) -> bool:
         """A replica started under the other networking mode (the operator switched

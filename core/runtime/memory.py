@@ -8,8 +8,8 @@ replicas cost 10,000 small records, no process, no socket):
   and settable CPU and memory;
 - :meth:`MemoryRuntime.probe` is a ``core.health.Probe``: pass it to the reconciler (or the Engine) as
   ``probe=`` and each replica answers its health check from its record (``healthy``, ``http_status``);
-- :meth:`crash`, :meth:`exit`, :meth:`oom_kill`, :meth:`vanish` and :meth:`fail_starts` inject what
-  Docker would report; every change is published on :meth:`events`, as Docker's stream would;
+- :meth:`crash`, :meth:`exit`, :meth:`oom_kill`, :meth:`signal`, :meth:`vanish` and :meth:`fail_starts`
+  inject what Docker would report; every change is published on :meth:`events`, as Docker's stream would;
 - ``journal`` records every create, stop and remove in order, for tests of what happened first;
 - ``available = False`` makes every call raise RuntimeUnavailable, like a stopped daemon.
 
@@ -83,6 +83,7 @@ class MemoryContainer:
     memory_bytes: int = 16 * 1024 * 1024
     logs: list[LogLine] = field(default_factory=list)
     stopped_with_timeout: float | None = None  # the grace period the last stop() was given
+    signals: list[str] = field(default_factory=list)  # sent by signal(), which the process survives
 
     @property
     def name(self) -> str:
@@ -400,6 +401,14 @@ class MemoryRuntime:
         container.oom_killed = True
         self._publish("oom", container)
         self._end(container, SIGKILL_EXIT_CODE, "die")
+        return container
+
+    def signal(self, name: str, sig: str = "SIGHUP") -> MemoryContainer:
+        """``docker kill -s HUP`` on ``name``: Docker reports a "kill" event, and the process, which
+        handles ``sig`` (a config reload), keeps running."""
+        container = self._named(name)
+        container.signals.append(sig)
+        self._publish("kill", container)
         return container
 
     def pause(self, name: str) -> MemoryContainer:

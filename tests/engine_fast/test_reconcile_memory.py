@@ -297,3 +297,28 @@ async def test_a_crash_docker_lists_late_is_replaced_without_waiting_for_the_hea
     await world.settle(
         lambda: world.container(name, 1).id != dead, "the replica replaced", step=0.05, limit=10
     )
+
+
+async def test_a_signal_the_replica_survives_unroutes_it_only_until_it_passes_its_checks_again(
+    world: MemoryWorld,
+) -> None:
+    """``docker kill -s HUP`` (a config reload) makes Docker send a "kill" event: the replica is unrouted
+    at once, as a SIGTERM/SIGKILL would stop it, but it keeps running.  Once Docker still lists it
+    running after the event's grace, it is probed afresh and routed again: same container, no
+    replacement, no restart counted."""
+    name = await started(world, 2)
+    signalled = world.container(name, 1).id
+    made, stopped = len(creates(world, name)), len(stops(world, name))
+    world.runtime.signal(f"{name}-1", "SIGHUP")
+    await world.settle(lambda: world.routed_slots(name) == [2], "the signalled replica unrouted", step=0.01)
+    await world.settle(
+        lambda: world.routed_slots(name) == [1, 2], "the signalled replica routed again", limit=60
+    )
+    assert world.container(name, 1).id == signalled
+    assert len(creates(world, name)) == made and len(stops(world, name)) == stopped
+    view = await world.engine.get_app(name)
+    replica = next(r for r in view.replicas if r.slot == 1)
+    assert (replica.container_id, replica.ready, replica.restarts, replica.reason) == (signalled, True, 0, "")
+    assert view.status == APP_RUNNING
+    messages = [e.message for e in await world.engine.events(app=name) if e.kind == "replica_survived_signal"]
+    assert messages == [f"replica {name}-1 is still running after a kill signal: routed again once healthy"]
