@@ -6,6 +6,8 @@ import asyncio
 import time
 from datetime import datetime
 
+import docker as docker_sdk
+
 from core.engine import Engine
 from tests.conftest import unique_name
 from tests.integration.harness import (
@@ -86,6 +88,36 @@ async def test_killed_replica_is_unrouted_then_replaced(engine: Engine) -> None:
 async def _replaced(engine: Engine, name: str, before: set[str], victim: str) -> bool:
     now = {c.id for c in await engine.runtime.list_managed(name) if c.running}
     return victim not in now and len(now - before) == 1 and await ready_count(engine, name) == 2
+
+
+async def test_a_signal_the_replica_survives_unroutes_it_only_until_its_checks_pass_again(
+    engine: Engine,
+) -> None:
+    """``docker kill -s HUP`` (a config reload; the demo's busybox httpd survives it) makes Docker send a
+    "kill" event, which unroutes the replica at once; once it is still running after the event's grace,
+    the same container is routed again and answers through nginx: no replacement, no restart."""
+    name = unique_name("hup")
+    await engine.register(demo_app(name))
+    await engine.up(name)
+    await wait_for(lambda: ready_is(engine, name, 1), what="one ready replica")
+    [before] = await engine.runtime.list_managed(name)
+    client = docker_sdk.from_env()
+    try:
+        await asyncio.to_thread(lambda: client.containers.get(before.id).kill(signal="SIGHUP"))
+        await wait_for(
+            lambda: ready_is(engine, name, 0), timeout=10, interval=0.02, what="unrouted by the kill"
+        )
+        await wait_for(lambda: ready_is(engine, name, 1), timeout=15, what="the same replica routed again")
+    finally:
+        client.close()
+    status, body = await get_text(lb(engine, name))
+    assert status == 200 and f"{name}-1" in body
+    [after] = await engine.runtime.list_managed(name)
+    assert after.id == before.id and after.running
+    [replica] = (await engine.get_app(name)).replicas
+    assert (replica.container_id, replica.restarts) == (before.id, 0)
+    kinds = [e.kind for e in await engine.events(app=name)]
+    assert "replica_survived_signal" in kinds and "replica_crashed" not in kinds
 
 
 async def test_replica_failing_health_leaves_upstream_and_is_replaced(engine: Engine) -> None:
