@@ -250,13 +250,18 @@ class LeaseElection:
         elif await self._notices.wait(seconds):
             self.wakeups += 1
 
+    async def beat(self) -> None:
+        """Record this node's heartbeat once (a failure is logged: the next beat retries)."""
+        try:
+            await asyncio.to_thread(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
+        except StoreError as exc:
+            log.warning("heartbeat failed: %s", exc)
+
     async def heartbeat(self) -> None:
+        """Beat every third of the TTL; the engine beats once itself before it starts this loop."""
         while True:
-            try:
-                await asyncio.to_thread(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
-            except StoreError as exc:
-                log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(max(1.0, self.ttl / 3))
+            await self.beat()
 
     async def release(self) -> bool:
         async with self._lock:

@@ -176,6 +176,8 @@ class Engine:
         self._presence = await asyncio.to_thread(
             presence.announce, settings.state_dir, self.node_id, settings.api_url, settings.lb_listen
         )
+        # Listed among the cluster's nodes before start returns: an overview asked for at once shows it.
+        await parts.cluster.beat()
         sup = self.supervisor
         sup.start("cluster.election", parts.cluster.run)
         sup.start("cluster.heartbeat", parts.cluster.heartbeat)
