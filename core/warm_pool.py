@@ -135,7 +135,14 @@ class WarmPool(ReconcilerParts):
             state.warm.pop(info.id, None)
         await asyncio.gather(*(self.runtime.remove(info.id, force=True) for info in members))
         for info in members:
-            self.ports.release(info.port)
+            self._release_member_ports(info.port, info.health_port)
+
+    def _release_member_ports(self, port: int, health_port: int | None) -> None:
+        """A member's ports, both of them (bridge mode may publish the health port apart): a member
+        that goes without handing them back leaves them steered clear of until the controller restarts."""
+        self.ports.release(port)
+        if health_port is not None:
+            self.ports.release(health_port)
 
     async def _remove_pool(self, state: AppState) -> None:
         """The app is deleted or cleared: every pool member goes, known or not."""
@@ -176,10 +183,18 @@ class WarmPool(ReconcilerParts):
         except PublishedPortInUse:
             started = None  # the member is gone with its port: a cold start picks another
         except (ImageNotFound, ContainerStartError, SecretError, ForeignContainer) as exc:
-            self.ports.release(info.port)
+            self._release_member_ports(info.port, info.health_port)
             await self._block(state, str(exc))
             return False
+        except BaseException:
+            # No answer (engine unreachable, leadership lost, cancelled): the member may or may not be
+            # there still, started or not.  The next pass lists the pool again rather than forget it.
+            state.warm_loaded = False
+            raise
         if started is None:
+            # The member is gone (removed behind our back, its network gone, its port taken): a cold
+            # start takes its slot on ports of its own (``in_use`` still has the member's, so not these).
+            self._release_member_ports(info.port, info.health_port)
             return await self._start_one(state, spec, info.slot, in_use)
         await self._register_started(state, spec, started)
         return True
@@ -228,23 +243,33 @@ class WarmPool(ReconcilerParts):
             candidate += 1
         in_use = self._ports_in_use()
         requests: list[ContainerRequest] = []
-        for slot in slots:
-            port = self.ports.allocate(exclude=in_use)
-            in_use.add(port)
-            health_port = None
-            if self._health_published_apart(spec):
-                health_port = self.ports.allocate(exclude=in_use)
-                in_use.add(health_port)
-            state.warm_creating[slot] = (port, health_port)
-            request = _warm(self._request(state, spec, slot, port, health_port))
-            requests.append(request)
-        self._check_leader()
+        try:
+            for slot in slots:
+                port = self.ports.allocate(exclude=in_use)
+                in_use.add(port)
+                state.warm_creating[slot] = (port, None)
+                health_port = None
+                if self._health_published_apart(spec):
+                    health_port = self.ports.allocate(exclude=in_use)
+                    in_use.add(health_port)
+                    state.warm_creating[slot] = (port, health_port)
+                requests.append(_warm(self._request(state, spec, slot, port, health_port)))
+            self._check_leader()
+        except BaseException:
+            # Nothing was created (ports ran out, a secret is missing, leadership lost): hand back what
+            # this refill took.  A slot left here counted as a member being created for ever, so the
+            # pool stayed short by one, and its ports stayed held.
+            for slot in slots:
+                taken = state.warm_creating.pop(slot, None)
+                if taken is not None:
+                    self._release_member_ports(*taken)
+            raise
         results = await asyncio.gather(*(runtime.create_warm(r) for r in requests), return_exceptions=True)
         current = spec.container_hash()
         for request, result in zip(requests, results, strict=True):
             state.warm_creating.pop(request.slot, None)
             if isinstance(result, BaseException):
-                self.ports.release(request.host_port)
+                self._release_member_ports(request.host_port, request.health_host_port)
                 log.warning("could not create a warm container for %s: %s", state.name, result)
                 continue
             if result.spec_hash != current:

@@ -95,3 +95,9 @@ class PortAllocator:
         with self._lock:
             if port in self._recent:
                 self._recent.remove(port)
+
+    def held(self) -> frozenset[int]:
+        """Ports handed out recently and not released since: steered clear of while others are free.
+        A port its holder gave up without ``release`` stays here until newer hand-outs push it out."""
+        with self._lock:
+            return frozenset(self._recent)

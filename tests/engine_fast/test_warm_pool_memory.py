@@ -4,12 +4,15 @@ and never counted, listed or routed as replicas."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from pathlib import Path
 
 import pytest
 
-from core.runtime.base import ContainerInfo
+from core.errors import RuntimeUnavailable
+from core.runtime.base import ContainerInfo, ContainerRequest
 from core.runtime.memory import MemoryRuntime
+from core.runtime.ports import PortsExhausted
 from tests.support.clock import FakeClock
 from tests.support.offline_edit import set_warm_pool_offline
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
@@ -183,3 +186,140 @@ async def test_a_runtime_without_a_pool_ignores_warm_pool_and_says_so_once(tmp_p
         assert await runtime.list_warm(name) == []
         kinds = [e.kind for e in await world.engine.events(app=name)]
         assert kinds.count("warm_pool_unsupported") == 1
+
+
+def held_ports(world: MemoryWorld) -> frozenset[int]:
+    return world.engine.reconciler.ports.held()
+
+
+def member_ports(info: ContainerInfo) -> set[int]:
+    return {info.port} | ({info.health_port} if info.health_port is not None else set())
+
+
+async def test_a_member_removed_behind_our_back_gives_its_port_back(world: MemoryWorld) -> None:
+    """``docker rm -f`` of a pool member: the scale-out that meets it starts a fresh container instead,
+    and the member's port is released, not held until the controller restarts."""
+    name = await with_pool(world, replicas=1, pool=2)
+    pool = await pool_of(world, name)
+    gone, kept = pool
+    assert gone.port in held_ports(world)
+    await world.runtime.remove(gone.id, force=True)
+    mark = len(world.journal)
+    await world.engine.scale(name, 3)
+    await world.ready(name, 3)
+    kinds = [e[0] for e in journal_of(world, name, mark)]
+    assert kinds.count("start_warm") == 1 and kinds.count("create") == 1
+    assert kept.id in {c.id for c in world.runtime.running(name)}
+    assert len(set(world.running_slots(name))) == 3
+    assert gone.port not in held_ports(world)
+    await world.settle(lambda: _count(world, name, 2), "the pool refilled to 2")
+
+
+def bridge_document(name: str, replicas: int, pool: int) -> dict[str, object]:
+    """Bridge networking with the health check on a port of its own: each member holds two ports."""
+    document = warm_document(name, replicas, pool, ports=[{"containerPort": 8080}, {"containerPort": 8081}])
+    document["healthCheck"]["port"] = 8081  # type: ignore[index]
+    return document
+
+
+async def test_a_member_docker_refuses_to_start_gives_both_its_ports_back(tmp_path: Path) -> None:
+    async with memory_world(tmp_path / "state", network_mode="bridge") as world:
+        name = unique_app("w")
+        await world.engine.register(bridge_document(name, 1, 2))
+        await world.engine.up(name)
+        await world.ready(name, 1)
+        await world.settle(lambda: _count(world, name, 2), "a warm pool of 2")
+        pool = await pool_of(world, name)
+        assert all(info.health_port is not None for info in pool)
+        world.runtime.fail_starts(name, "exec format error")
+        await world.engine.scale(name, 2)
+
+        async def blocked() -> bool:
+            return bool(world.engine.reconciler.apps[name].blocked)
+
+        await world.settle(blocked, f"{name} blocked")
+        taken = next(info for info in pool if info.id not in world.runtime.containers)
+        assert member_ports(taken).isdisjoint(held_ports(world))
+
+
+async def test_a_member_that_could_not_be_created_gives_both_its_ports_back(tmp_path: Path) -> None:
+    async with memory_world(tmp_path / "state", network_mode="bridge") as world:
+        name = unique_app("w")
+        await world.engine.register(bridge_document(name, 1, 0))
+        await world.engine.up(name)
+        await world.ready(name, 1)
+        before = held_ports(world)
+        asked: list[ContainerRequest] = []
+        create_warm = world.runtime.create_warm
+
+        async def refused(request: ContainerRequest) -> ContainerInfo:
+            asked.append(request)
+            world.runtime.fail_starts(name, "no space left on device")
+            try:
+                return await create_warm(request)
+            finally:
+                world.runtime.fail_starts(name, None)
+
+        world.runtime.create_warm = refused  # type: ignore[method-assign]
+        await world.engine.register(bridge_document(name, 1, 1))
+        await world.settle(lambda: asked, "a warm create tried")
+        await world.settle(lambda: not world.engine.reconciler.apps[name].warm_creating, "the create done")
+        assert asked[0].health_host_port is not None
+        assert held_ports(world) == before
+
+
+async def test_a_member_whose_start_met_no_engine_stays_in_the_pool(world: MemoryWorld) -> None:
+    """The engine did not answer the start: the member may still be there, created and not started.  The
+    pool is listed again, not the member forgotten (its port then held by nobody, the member replaced
+    by a fresh create in its slot)."""
+    name = await with_pool(world, replicas=1, pool=2)
+    pool = {c.id for c in await pool_of(world, name)}
+    start_warm = world.runtime.start_warm
+    failed: list[str] = []
+
+    async def no_answer(container_id: str, request: ContainerRequest) -> ContainerInfo | None:
+        if not failed:
+            failed.append(container_id)
+            raise RuntimeUnavailable("the Docker engine does not answer")
+        return await start_warm(container_id, request)
+
+    world.runtime.start_warm = no_answer  # type: ignore[method-assign]
+    await world.engine.scale(name, 2)
+    await world.ready(name, 2)
+    await world.settle(lambda: _count(world, name, 2), "the pool back to 2")
+    await world.engine.reconciler.reconcile_now(name)
+    members = await pool_of(world, name)
+    running = {c.id for c in world.runtime.running(name)}
+    assert len(members) == 2 and len(running) == 2
+    assert failed[0] in running | {c.id for c in members}  # the member met no engine, but is not lost
+    assert len(pool & (running | {c.id for c in members})) == 2
+    ports = [c.port for c in members] + [c.request.host_port for c in world.runtime.running(name)]
+    assert len(set(ports)) == 4 and held_ports(world) == set(ports)
+
+
+async def test_a_refill_that_ran_out_of_ports_hands_back_what_it_took(world: MemoryWorld) -> None:
+    """The second member's port could not be had: the first one's slot and port are handed back, and
+    the next refill makes the whole pool (a slot left 'being created' kept it one short for ever)."""
+    name = await with_pool(world, replicas=1, pool=0)
+    ports = world.engine.reconciler.ports
+    allocate = ports.allocate
+    calls: list[int] = []
+
+    def second_runs_out(exclude: Container[int] = frozenset()) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise PortsExhausted("no free port (test)")
+        return allocate(exclude)
+
+    ports.allocate = second_runs_out  # type: ignore[method-assign]
+    await world.engine.register(warm_document(name, 1, 2))
+    await world.settle(lambda: len(calls) >= 2, "a refill that ran out of ports")
+    await world.settle(lambda: world.engine.reconciler.apps[name].warm_refill.done(), "the refill over")
+    assert await pool_of(world, name) == []
+    assert not world.engine.reconciler.apps[name].warm_creating
+    await world.engine.reconciler.reconcile_now(name)
+    await world.settle(lambda: _count(world, name, 2), "the whole pool made by the next refill")
+    live = {c.port for c in await pool_of(world, name)} | {
+        c.request.host_port for c in world.runtime.running(name)
+    }
+    assert held_ports(world) == live

@@ -14,6 +14,7 @@ from tests.conftest import unique_name
 from tests.integration.harness import (
     TrafficClient,
     demo_app,
+    docker,
     engine_settings,
     get_text,
     lb,
@@ -30,6 +31,42 @@ async def pool_ids(engine: Engine, name: str) -> set[str]:
 
 async def pool_is(engine: Engine, name: str, size: int) -> bool:
     return len(await pool_ids(engine, name)) == size
+
+
+@pytest.mark.parametrize("network_mode", ["host", "bridge"])
+async def test_a_member_removed_behind_our_back_is_started_fresh_and_gives_its_port_back(
+    tmp_path: Path, network_mode: str
+) -> None:
+    """``docker rm -f`` of the pool member a scale-out takes next: the scale succeeds with a fresh
+    container in its slot, and the member's port is no longer held by the engine's allocator."""
+    name = unique_name("warm")
+    doc = demo_app(name, scaling={"mode": "manual", "minReplicas": 1, "maxReplicas": 10, "warmPool": 2})
+    engine = Engine(engine_settings(tmp_path / "state", network_mode=network_mode))
+    await engine.start()
+    try:
+        await engine.register(doc)
+        await engine.up(name)
+        await wait_for(lambda: ready_count(engine, name), what="first replica ready")
+        await wait_for(lambda: pool_is(engine, name, 2), timeout=30, what="a warm pool of 2")
+        gone, kept = sorted(await engine.runtime.list_warm(name), key=lambda w: w.slot)  # type: ignore[attr-defined]
+        assert gone.port in engine.reconciler.ports.held()
+        await docker("rm", "-f", gone.id)
+
+        await engine.scale(name, 2)
+        await wait_for(lambda: ready_is(engine, name, 2), timeout=30, what="2 ready replicas")
+        replicas = await engine.runtime.list_managed(name)
+        fresh = next(r for r in replicas if r.slot == gone.slot)
+        assert fresh.id not in {gone.id, kept.id} and fresh.port != gone.port
+        assert kept.id in await pool_ids(engine, name)  # not taken: the scale asked for one
+        assert gone.port not in engine.reconciler.ports.held()
+        for _ in range(10):
+            status, _body = await get_text(lb(engine, name))
+            assert status == 200
+        await wait_for(lambda: pool_is(engine, name, 2), timeout=30, what="the pool refilled to 2")
+    finally:
+        await engine.delete(name)
+        assert await pool_ids(engine, name) == set()
+        await engine.stop(stop_apps=True)
 
 
 async def leave_a_pool_of_three(settings: Settings, name: str) -> tuple[Engine, set[str]]:
