@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.runtime.memory import MemoryPorts
 from core.runtime.ports import PortAllocator, PortsExhausted, port_is_free
 
 
@@ -124,6 +125,23 @@ def test_recent_port_is_reused_only_when_nothing_else_is_free() -> None:
     finally:
         for sock in listeners:
             sock.close()
+
+
+def test_held_ports_are_those_handed_out_and_not_released() -> None:
+    allocator = PortAllocator()
+    first, second = allocator.allocate(), allocator.allocate()
+    assert allocator.held() == {first, second}
+    allocator.release(first)
+    assert allocator.held() == {second}
+
+
+def test_memory_ports_keep_the_same_record() -> None:
+    """The in-memory runtime's ports show a port the engine forgot to release, as the real ones do."""
+    allocator = MemoryPorts(10000, 10009)
+    first = allocator.allocate()
+    assert allocator.held() == {first}
+    allocator.release(first)
+    assert allocator.held() == frozenset()
 
 
 @pytest.mark.parametrize(("low", "high"), [(0, 10), (100, 99), (65535, 65536)])
