@@ -214,6 +214,7 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         metrics=metrics,
         emit=emit,
         relist_interval=settings.relist_interval,
+        app_records=records.current,
     )
     status = NodeStatus(
         store=store,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.cluster import LEADER
@@ -19,7 +20,7 @@ from core.lb.nginx import NginxController
 from core.metrics.collector import MetricsCollector, ReplicaTarget
 from core.reconciler import Reconciler
 from core.runtime.base import EVENT_CHANGED, Runtime
-from core.store import Store
+from core.store import AppRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ class NodeWatch:
         metrics: MetricsCollector,
         emit: Emit,
         relist_interval: float,
+        app_records: Callable[[], Awaitable[list[AppRecord]]] | None = None,
     ) -> None:
+        """``app_records``: every app's record, as the leader keeps them (KeptAppRecords.current: a
+        read of the store only when they are out of date); None reads the store each time."""
         self._node_id = node_id
         self._store = store
         self._runtime = runtime
@@ -52,6 +56,7 @@ class NodeWatch:
         self._metrics = metrics
         self._emit = emit
         self._relist_interval = relist_interval
+        self._app_records = app_records or self._read_app_records
         self.runtime_error = ""  # why Docker does not answer; "" while it does
         self.started = False  # set once the node is up: later failures are reported, not raised
 
@@ -78,8 +83,14 @@ class NodeWatch:
         self._reconciler.wake_all()
 
     async def ensure_workers(self) -> None:
-        for record in await asyncio.to_thread(self._store.apps.list):
+        # The kept records, not a store read: this runs every relist_interval / 3, and reading every
+        # app (each spec's JSON decoded in a thread) was the idle engine's largest cost at 500 apps.
+        # On the leader they are current (only it writes apps in its term; a new term reads again).
+        for record in await self._app_records():
             self._reconciler.ensure_worker(record.name)
+
+    async def _read_app_records(self) -> list[AppRecord]:
+        return await asyncio.to_thread(self._store.apps.list)
 
     async def watch_apps(self) -> None:
         """Safety net: every app in the store has a worker (a new leader picks up apps a peer added)."""

@@ -1,0 +1,36 @@
+"""An idle leader's periodic work reads no app from the store: the safety net that keeps a worker per
+app (every relist_interval / 3) takes the leader's kept records, which are current while it leads."""
+
+from __future__ import annotations
+
+from core.store.records import AppRecord
+from tests.support.world import MemoryWorld, app_document, unique_app
+
+
+async def test_the_workers_safety_net_reads_no_app_from_the_store(world: MemoryWorld) -> None:
+    names = [unique_app() for _ in range(3)]
+    for name in names:
+        await world.engine.register(app_document(name))
+    lists: list[int] = []
+    read_all = world.engine.store.apps.list
+
+    def counted() -> list[AppRecord]:
+        lists.append(1)
+        return read_all()
+
+    world.engine.store.apps.list = counted  # type: ignore[method-assign]
+    watch = world.engine._c.watch
+    await watch.ensure_workers()  # new apps since the records were kept: read once
+    lists.clear()
+    for _ in range(3):
+        await watch.ensure_workers()
+    assert lists == []
+    # A new app is still found: the next round reads the records once and gives it a worker.
+    added = unique_app()
+    await world.engine.register(app_document(added))
+    world.engine.reconciler._workers.pop(added).cancel()
+    await watch.ensure_workers()
+    await watch.ensure_workers()
+    assert added in world.engine.reconciler._workers
+    assert len(lists) <= 1
+    assert set(names) <= set(world.engine.reconciler._workers)
