@@ -43,7 +43,13 @@ class ReplicaStarts(ReconcilerParts):
         results = await asyncio.gather(
             *(self._start_warm(state, spec, info, in_use) for info in warm),
             *(self._start_one(state, spec, slot, in_use) for slot in cold),
+            return_exceptions=True,
         )
+        # A failed start fails the pass only once its siblings ended: a pass run meanwhile would list
+        # as still created (warm pool) a container a sibling is starting, and start it again.
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
         return sum(1 for ok in results if ok)
 
     def _ports_in_use(self) -> set[int]:

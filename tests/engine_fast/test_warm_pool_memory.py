@@ -4,6 +4,7 @@ and never counted, listed or routed as replicas."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Container
 from pathlib import Path
 
@@ -323,3 +324,39 @@ async def test_a_refill_that_ran_out_of_ports_hands_back_what_it_took(world: Mem
         c.request.host_port for c in world.runtime.running(name)
     }
     assert held_ports(world) == live
+
+
+async def test_a_pool_listed_again_never_takes_back_a_member_still_being_started(world: MemoryWorld) -> None:
+    """One start of a scale-out met no engine while its sibling's start was still under way: the pass
+    waits for the sibling before it gives up, so the next pass's listing of the pool cannot adopt, as a
+    member still created, the container that becomes a replica a moment later (and start it again)."""
+    name = await with_pool(world, replicas=1, pool=2)
+    first, second = await pool_of(world, name)
+    start_warm = world.runtime.start_warm
+    gate = asyncio.Event()
+    waiting: list[str] = []
+
+    async def one_lost_one_slow(container_id: str, request: ContainerRequest) -> ContainerInfo | None:
+        if container_id == first.id:
+            raise RuntimeUnavailable("the Docker engine does not answer")
+        waiting.append(container_id)
+        await gate.wait()
+        return await start_warm(container_id, request)
+
+    world.runtime.start_warm = one_lost_one_slow  # type: ignore[method-assign]
+    await world.engine.scale(name, 3)
+    await world.settle(lambda: waiting, "the second start under way")
+    # A pass asked for meanwhile (a command, Docker back): it lists the pool again.
+    asked = asyncio.create_task(world.engine.reconciler.reconcile_now(name))
+    for _ in range(30):
+        await world.clock.advance(0.1)
+        await asyncio.sleep(0.01)
+    gate.set()
+    world.runtime.start_warm = start_warm  # type: ignore[method-assign]
+    await asyncio.wait_for(asked, 10)
+    await world.ready(name, 3)
+    await world.engine.reconciler.reconcile_now(name)
+    state = world.engine.reconciler.apps[name]
+    assert second.id in state.replicas
+    assert not set(state.warm) & set(state.replicas)
+    assert waiting == [second.id]  # taken once: a second start of it would have run it twice
