@@ -1,10 +1,22 @@
-"""Live charts for the selected app: replicas, requests, p95 latency and CPU, with threshold lines."""
+"""Live charts for the selected app: replicas, requests, p95 latency and CPU, with threshold lines.
+
+A plot costs plotext ~5-15 ms of CPU to build (and Rich a few more to parse its colours), which the
+plot widget did in ``render``, inside the compositor pass that also paints the tables: every refresh
+held the loop for all of them at once.  Here a chart's look is built from what it is asked to draw
+(``ChartRequest``), once per request, size and theme: ``prepare`` builds it ahead (the refresh builds
+each chart in its own step of the loop, see ``OrchestryConsole._prepare_charts``), ``draw`` then only
+swaps the built text in, and repaints only when it differs from what is shown.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Grid
+from textual.geometry import Size
 from textual_plotext import PlotextPlot
 
 from orchestry_tui.console.frame import ChartData, Series
@@ -23,45 +35,109 @@ def _in_window(series: Series, now: float) -> Series:
     return [(t, v) for t, v in series if -WINDOW_SECONDS <= t - now <= 0]
 
 
-class Chart(PlotextPlot):
-    """A plot, or a sentence saying why there is nothing to plot yet."""
+@dataclass(frozen=True)
+class ChartRequest:
+    """What one chart is asked to draw."""
 
-    empty_message = ""
-    _drawn: str | None = None  # the empty message on screen, if that is what it shows
+    title: str
+    lines: tuple[tuple[str, tuple[tuple[float, float], ...]], ...]  # (label, points in the window)
+    now: float
+    threshold: float | None = None
+    empty_reason: str = ""
+    key: Hashable = field(init=False, repr=False, compare=False)
 
-    def render(self) -> RenderResult:
-        if self.empty_message:
-            return Text(self.empty_message, style="italic", justify="center")
-        return super().render()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.title, self.lines, self.now, self.threshold))
 
-    def draw(
-        self,
+    @classmethod
+    def of(
+        cls,
         title: str,
         lines: list[tuple[str, Series]],
         now: float,
         threshold: float | None = None,
         empty_reason: str = "",
-    ) -> None:
-        lines = [(label, _in_window(series, now)) for label, series in lines]
-        has_data = any(series for _, series in lines)
-        self.empty_message = "" if has_data else f"{title}\n\n{empty_reason or 'no data yet'}"
-        if not has_data and self._drawn == self.empty_message:
-            return  # a chart waiting for data says the same sentence every refresh: no repaint
-        self._drawn = self.empty_message or None
+    ) -> ChartRequest:
+        kept = tuple((label, tuple(_in_window(series, now))) for label, series in lines)
+        return cls(title, kept, now, threshold, empty_reason)
+
+    @property
+    def has_data(self) -> bool:
+        return any(points for _label, points in self.lines)
+
+    @property
+    def empty_message(self) -> str:
+        return "" if self.has_data else f"{self.title}\n\n{self.empty_reason or 'no data yet'}"
+
+
+class Chart(PlotextPlot):
+    """A plot, or a sentence saying why there is nothing to plot yet."""
+
+    empty_message = ""
+    _request: ChartRequest | None = None  # what it shows
+    # The last plot built: for which request, size and plotext theme, and its text.
+    _built: tuple[Hashable, Text] | None = None
+    _shown: Text | None = None  # the text on screen (None: the empty message, or nothing yet)
+
+    def render(self) -> RenderResult:
+        if self.empty_message:
+            return Text(self.empty_message, style="italic", justify="center")
+        request = self._request
+        if request is None:
+            return super().render()
+        # A new size or theme since the last build lands here: built again, in the compositor's pass.
+        self._shown = self._text(request, self.size)
+        return self._shown
+
+    def _text(self, request: ChartRequest, size: Size) -> Text:
+        """The plot of ``request`` at ``size`` in the current theme: the last built if it is that."""
+        theme = self._get_plotext_theme_name(self.app.theme)
+        key = (request.key, size, theme)
+        if self._built is not None and self._built[0] == key:
+            return self._built[1]
         plt = self.plt
         plt.clear_data()
-        plt.title(title)
+        plt.title(request.title)
         plt.xlabel("seconds ago")
-        for label, series in lines:
+        for label, series in request.lines:
             if series:
-                xs, ys = _relative(series, now)
-                plt.plot(xs, ys, label=label if len(lines) > 1 else None, marker="braille")
-        if threshold is not None and has_data:
-            plt.hline(threshold, "red")
-        if has_data:
-            top = max([v for _, series in lines for _, v in series] + [threshold or 0.0])
-            plt.ylim(0, top * 1.15 if top > 0 else 1)
-        self.refresh()
+                xs, ys = _relative(list(series), request.now)
+                plt.plot(xs, ys, label=label if len(request.lines) > 1 else None, marker="braille")
+        if request.threshold is not None:
+            plt.hline(request.threshold, "red")
+        top = max([v for _, series in request.lines for _, v in series] + [request.threshold or 0.0])
+        plt.ylim(0, top * 1.15 if top > 0 else 1)
+        # What PlotextPlot.render does before building (see its note on resizing).
+        plt.plotsize(size.width, size.height)
+        plt._set_size(size.width, size.height)
+        plt.theme(theme)
+        text = Text.from_ansi(plt.build())
+        self._built = (key, text)
+        return text
+
+    def prepare(self, request: ChartRequest) -> None:
+        """Build the plot ``draw(request)`` will show, now (no repaint)."""
+        if request.has_data and self.size.area:
+            self._text(request, self.size)
+
+    def draw(self, request: ChartRequest) -> None:
+        """Show ``request``: repainted only when what the chart shows changes."""
+        self._request = request
+        message = request.empty_message
+        if message:
+            if self.empty_message != message or self._shown is not None:
+                self.empty_message, self._shown = message, None
+                self.refresh()
+            return
+        self.empty_message = ""
+        if not self.size.area:  # not laid out yet: render builds it
+            self._shown = None
+            self.refresh()
+            return
+        text = self._text(request, self.size)
+        if text != self._shown:
+            self._shown = text
+            self.refresh()
 
 
 class AppCharts(Grid):
@@ -73,37 +149,47 @@ class AppCharts(Grid):
         yield Chart(id="chart-latency")
         yield Chart(id="chart-cpu")
 
-    def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
-        charts = {chart.id: chart for chart in self.query(Chart)}
+    def charts(self) -> dict[str, Chart]:
+        return {chart.id or "": chart for chart in self.query(Chart)}
+
+    @staticmethod
+    def requests(data: ChartData | None, now: float, selected: str | None) -> dict[str, ChartRequest]:
+        """What each chart (by id) draws for ``data``, the selected app's charts."""
         if data is None:
             title, reason = (
                 (f"{selected}: no metrics yet", "they appear within a few seconds of the first sample")
                 if selected
                 else ("no app selected", "select an app in the table above")
             )
-            for chart in charts.values():
-                chart.draw(title, [], now, empty_reason=reason)
-            return
+            empty = ChartRequest.of(title, [], now, empty_reason=reason)
+            return dict.fromkeys(("chart-replicas", "chart-rps", "chart-latency", "chart-cpu"), empty)
         no_traffic = f"no requests yet: send traffic to the load balancer at /{data.app}/"
-        charts["chart-replicas"].draw(
-            "replicas (desired vs ready)",
-            [("desired", data.desired), ("ready", data.ready)],
-            now,
-            empty_reason="no samples yet",
-        )
-        charts["chart-rps"].draw("requests/s", [("rps", data.rps)], now, empty_reason=no_traffic)
-        charts["chart-latency"].draw(
-            f"p95 latency ms (max {data.max_p95_latency_ms:g})",
-            [("p95", data.p95_latency_ms)],
-            now,
-            threshold=data.max_p95_latency_ms,
-            empty_reason=no_traffic,
-        )
         unit = "CPU % of limit" if data.cpu_of_limit else "CPU % of one core"
-        charts["chart-cpu"].draw(
-            f"{unit} (max {data.max_cpu_percent:g})",
-            [("cpu", data.cpu_percent)],
-            now,
-            threshold=data.max_cpu_percent,
-            empty_reason="no samples yet: replicas are sampled every few seconds",
-        )
+        return {
+            "chart-replicas": ChartRequest.of(
+                "replicas (desired vs ready)",
+                [("desired", data.desired), ("ready", data.ready)],
+                now,
+                empty_reason="no samples yet",
+            ),
+            "chart-rps": ChartRequest.of("requests/s", [("rps", data.rps)], now, empty_reason=no_traffic),
+            "chart-latency": ChartRequest.of(
+                f"p95 latency ms (max {data.max_p95_latency_ms:g})",
+                [("p95", data.p95_latency_ms)],
+                now,
+                threshold=data.max_p95_latency_ms,
+                empty_reason=no_traffic,
+            ),
+            "chart-cpu": ChartRequest.of(
+                f"{unit} (max {data.max_cpu_percent:g})",
+                [("cpu", data.cpu_percent)],
+                now,
+                threshold=data.max_cpu_percent,
+                empty_reason="no samples yet: replicas are sampled every few seconds",
+            ),
+        }
+
+    def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
+        charts = self.charts()
+        for chart_id, request in self.requests(data, now, selected).items():
+            charts[chart_id].draw(request)

@@ -1,0 +1,127 @@
+"""The 2 s refresh in small steps: chart plots built ahead of the paint, one per step of the loop, and
+only when what a chart shows changed (the look itself is checked by the snapshot tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
+from orchestry_tui.console.widgets.charts import Chart, ChartRequest
+from tests.tui.conftest import until
+
+
+class ChartApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Chart(id="chart")
+
+
+def count_builds(chart: Chart) -> list[int]:
+    """A list whose length is how many plots ``chart`` built since."""
+    built: list[int] = []
+    build = chart.plt.build
+
+    def counted() -> str:
+        built.append(1)
+        return build()
+
+    chart.plt.build = counted  # type: ignore[method-assign]
+    return built
+
+
+def request(values: list[float], now: float = FIXED_NOW) -> ChartRequest:
+    points = [(now - 10 * (len(values) - i), v) for i, v in enumerate(values)]
+    return ChartRequest.of("cpu", [("cpu", points)], now, threshold=70.0)
+
+
+def chart_text(app: App[None]) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_a_chart_builds_each_plot_once_and_repaints_only_when_it_changes() -> None:
+    app = ChartApp()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(Chart)
+        built = count_builds(chart)
+        chart.draw(request([10.0, 20.0, 30.0]))
+        await pilot.pause()
+        assert len(built) == 1 and "cpu" in chart_text(app)
+        repaints: list[int] = []
+        refresh = chart.refresh
+        chart.refresh = lambda *a, **k: (repaints.append(1), refresh(*a, **k))[1]  # type: ignore[method-assign]
+        chart.draw(request([10.0, 20.0, 30.0]))  # the same again: neither built nor repainted
+        await pilot.pause()
+        assert len(built) == 1 and not repaints
+        # Built ahead: drawing it then builds nothing more and repaints once.
+        chart.prepare(request([10.0, 20.0, 55.0]))
+        assert len(built) == 2 and not repaints
+        chart.draw(request([10.0, 20.0, 55.0]))
+        await pilot.pause()
+        assert len(built) == 2 and len(repaints) == 1
+        # A new size builds the plot again, in the paint.
+        await pilot.resize_terminal(70, 16)
+        await pilot.pause()
+        assert len(built) == 3
+
+
+async def test_a_chart_with_nothing_to_plot_says_why_and_plots_again_when_data_comes() -> None:
+    app = ChartApp()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(Chart)
+        chart.draw(request([10.0, 20.0, 30.0]))
+        await pilot.pause()
+        chart.draw(ChartRequest.of("cpu", [("cpu", [])], FIXED_NOW, empty_reason="no samples yet"))
+        await pilot.pause()
+        assert "no samples yet" in chart_text(app)
+        chart.draw(request([10.0, 20.0, 30.0]))  # the plot built before: shown again
+        await pilot.pause()
+        assert "no samples yet" not in chart_text(app) and "cpu" in chart_text(app)
+
+
+@pytest.mark.usefixtures("utc")
+async def test_the_refresh_builds_the_charts_before_the_frame_is_applied_each_in_its_own_step() -> None:
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 2, what="the selected app's charts")
+        await pilot.pause()
+        charts = list(app.query(Chart))
+        # What each chart did; "loop" where the loop ran what came meanwhile (a key would go there).
+        steps: list[str] = []
+        loop = asyncio.get_running_loop()
+        builds = [count_builds(chart) for chart in charts]
+        for chart in charts:
+            prepare = chart.prepare
+
+            def prepared(request: ChartRequest, chart: Chart = chart, prepare: Any = prepare) -> None:
+                steps.append(f"prepare {chart.id}")
+                loop.call_soon(lambda: steps.append("loop") if steps[-1] != "loop" else None)
+                prepare(request)
+
+            chart.prepare = prepared  # type: ignore[method-assign]
+        apply = app._apply
+
+        def applied(frame: Any) -> None:
+            before = sum(map(len, builds))
+            apply(frame)
+            steps.append(f"apply, {sum(map(len, builds)) - before} plots built")
+
+        app._apply = applied  # type: ignore[method-assign]
+        backend = app.backend
+        assert isinstance(backend, FixedBackend)
+        web = backend.charts["web"]
+        # A new CPU point: that chart is built again, the others (unchanged) are not.
+        backend.charts["web"] = replace(web, cpu_percent=[*web.cpu_percent[1:], (FIXED_NOW - 1, 64.0)])
+        frames = app.frames_applied
+        app.refresh_now()
+        await until(lambda: app.frames_applied > frames, what="a refresh")
+        ids = ("chart-replicas", "chart-rps", "chart-latency", "chart-cpu")
+        assert steps[: 2 * len(ids) + 1] == [
+            *(s for i in ids for s in (f"prepare {i}", "loop")),
+            "apply, 0 plots built",
+        ]
+        assert [len(built) for built in builds] == [0, 0, 0, 1]
