@@ -50,18 +50,27 @@ class AppListing:
     whenever anything a list entry shows of app ``i`` (its record, status, reason, ready replicas)
     changes; ``view(i)`` builds its view from what the engine holds, without waiting on anything."""
 
-    __slots__ = ("_records", "_view", "keys", "names")
+    __slots__ = ("_records", "_summary", "_view", "keys", "names")
 
     def __init__(
-        self, records: list[AppRecord], keys: list[Hashable], view: Callable[[AppRecord], AppView]
+        self,
+        records: list[AppRecord],
+        keys: list[Hashable],
+        view: Callable[[AppRecord], AppView],
+        summary: Callable[[AppRecord], AppSummary],
     ) -> None:
         self._records = records
         self._view = view
+        self._summary = summary
         self.keys = keys
         self.names = [record.name for record in records]
 
     def view(self, index: int) -> AppView:
         return self._view(self._records[index])
+
+    def summary(self, index: int) -> AppSummary:
+        """App ``index`` without its replicas, as ``overview`` summarises it (``keys[index]`` covers it)."""
+        return self._summary(self._records[index])
 
 
 class AppViews:
@@ -136,7 +145,7 @@ class AppViews:
                 continue
             ready = sum(1 for r in state.replicas.values() if r.ready and r.routed)
             keys.append((record_key, compute_status(state, record, desired), ready))
-        return AppListing(records, keys, self._live_view)
+        return AppListing(records, keys, self._live_view, self._summary)
 
     async def overview(self, detail: Collection[str] | None = None) -> Overview:
         """Every app with its figures.  ``detail``: the apps whose replicas (with their CPU and memory)

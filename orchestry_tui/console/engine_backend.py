@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +23,22 @@ from orchestry_tui.console.frame import (
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.services.app_views import AppListing
     from core.settings import Settings
 
 CHART_SECONDS = 300
+# Apps a frame takes per step of the loop (see EngineBackend._listed): ~1-2 ms of work each.
+FRAME_SLICE = 20
 LEADER_POLL_SECONDS = 0.5
+
+
+def _figures(window: Any) -> AppFigures:
+    return AppFigures(
+        rps=window.rps,
+        p95_latency_ms=window.p95_latency_ms,
+        cpu_percent=window.cpu_percent,
+        memory_percent=window.memory_percent,
+    )
 
 
 class EngineBackend:
@@ -49,6 +62,7 @@ class EngineBackend:
         self.lb_address = settings.lb_listen
         self.runtime = settings.runtime
         self.state_dir = settings.state_dir
+        self._summaries: dict[str, tuple[Hashable, AppSummary]] = {}  # by app: listing key, summary
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:
@@ -120,31 +134,57 @@ class EngineBackend:
     # --- observation --------------------------------------------------------------------------
     async def frame(self, selected: str | None, charts: bool = True) -> Frame:
         engine = self._engine
-        # Replica views (and their CPU and memory) only of the app the replicas pane shows: the others
-        # come as summaries, so a refresh costs what the screen shows, not the fleet's replica count.
-        shown = (selected,) if selected else ()
-        overview = await engine.overview(detail=shown)
-        figures = {
-            name: AppFigures(
-                rps=f.rps,
-                p95_latency_ms=f.p95_latency_ms,
-                cpu_percent=f.cpu_percent,
-                memory_percent=f.memory_percent,
-            )
-            for name, f in overview.figures.items()
-        }
-        chosen = next((a for a in overview.apps if a.name == selected), None)
+        listing = await engine.listed_apps()
+        if listing is None:  # a follower, or apps whose replicas only the store knows
+            apps, figures, now = await self._overview(selected)
+        else:
+            apps, figures, now = await self._listed(listing, selected)
+        chosen = next((a for a in apps if a.name == selected), None)
         chart = None
         if chosen is not None and charts:
             chart = chart_data(chosen, (await engine.series(chosen.name, CHART_SECONDS)).series)
         return Frame(
-            now=overview.timestamp,
+            now=now,
             leadership=self._leadership(),
-            apps=overview.apps,
+            apps=apps,
             figures=figures,
             charts=chart,
-            summarised=frozenset(a.name for a in overview.apps if isinstance(a, AppSummary)),
+            summarised=frozenset(a.name for a in apps if isinstance(a, AppSummary)),
         )
+
+    async def _overview(self, selected: str | None) -> tuple[list[AppView], dict[str, AppFigures], float]:
+        # Replica views (and their CPU and memory) only of the app the replicas pane shows: the others
+        # come as summaries, so a refresh costs what the screen shows, not the fleet's replica count.
+        overview = await self._engine.overview(detail=(selected,) if selected else ())
+        figures = {name: _figures(f) for name, f in overview.figures.items()}
+        return overview.apps, figures, overview.timestamp
+
+    async def _listed(
+        self, listing: AppListing, selected: str | None
+    ) -> tuple[list[AppView], dict[str, AppFigures], float]:
+        """What ``Engine.overview(detail=[selected])`` answers, in steps of FRAME_SLICE apps (the whole
+        of it held the loop ~10 ms at 100 apps, and a key pressed meanwhile waited), each app's summary
+        kept while its listing key holds (what the apps table shows of it did not change)."""
+        from core.services.app_views import FIGURES_SECONDS  # with the store: loaded once the screen is up
+
+        now = time.time()
+        metrics = self._engine.metrics
+        kept, self._summaries = self._summaries, {}
+        apps: list[AppView] = []
+        figures: dict[str, AppFigures] = {}
+        for index, (name, key) in enumerate(zip(listing.names, listing.keys, strict=True)):
+            if name == selected:
+                apps.append(listing.view(index))
+            else:
+                summary = kept.get(name)
+                if summary is None or summary[0] != key:
+                    summary = (key, listing.summary(index))
+                self._summaries[name] = summary
+                apps.append(summary[1])
+            figures[name] = _figures(metrics.window(name, FIGURES_SECONDS))
+            if index % FRAME_SLICE == FRAME_SLICE - 1:
+                await asyncio.sleep(0)  # what came meanwhile (a key) goes first
+        return apps, figures, now
 
     def _leadership(self) -> Leadership:
         seen = self._engine.leadership()

@@ -4,6 +4,7 @@ selected app's replicas with their current CPU and memory."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from core.errors import Conflict
 from core.models import AppSummary
 from core.store import AppRecord
+from orchestry_tui.console import engine_backend
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.formatting import app_row
@@ -139,3 +141,43 @@ async def test_the_leader_gives_an_apps_replicas_at_once_and_only_while_its_reco
     with pytest.raises(Conflict):  # a write that failed: its row is not known until read again
         world.engine.store.apps.create(AppRecord(name=first, spec={}, raw={}, spec_hash=""))
     assert world.engine.live_app(first) is None
+
+
+async def test_a_frame_is_the_engines_overview_built_in_steps_keeping_unchanged_summaries(
+    world: MemoryWorld, backend: EngineBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh's frame shows what ``Engine.overview`` answers, but is built FRAME_SLICE apps at a
+    time (the loop runs what came meanwhile, a key, between them) and an app's summary is built again
+    only when its listing key moves (what the apps table shows of it changed)."""
+    monkeypatch.setattr(engine_backend, "FRAME_SLICE", 1)
+    first, second = await two_apps(world)
+    await measure(world, second, 30.0)
+    summarised: list[str] = []
+    steps: list[str] = []
+    views = world.engine._c.views
+    summary = views._summary
+
+    def counted(record: AppRecord) -> Any:
+        summarised.append(record.name)
+        loop.call_soon(lambda: steps.append("loop") if steps and steps[-1] != "loop" else None)
+        steps.append(record.name)
+        return summary(record)
+
+    loop = asyncio.get_running_loop()
+    overview = await world.engine.overview(detail=[first])
+    monkeypatch.setattr(views, "_summary", counted)
+    frame = await backend.frame(first, charts=False)
+    assert [vars(a) for a in frame.apps] == [vars(a) for a in overview.apps]
+    assert {n: app_row(a, frame.figures[n]) for n, a in ((a.name, a) for a in frame.apps)} == {
+        a.name: app_row(a, overview.figures[a.name]) for a in overview.apps
+    }
+    assert summarised == [second] and steps == [second, "loop"]
+
+    summarised.clear()
+    await measure(world, second, 35.0)  # figures move: the summary holds, the figures are new
+    frame = await backend.frame(first, charts=False)
+    assert summarised == []
+    assert str(app_row(frame.apps[1], frame.figures[second])[6]) == "32.5%"  # the mean of 30 and 35
+    await world.engine.scale(second, 2)  # what the table shows of it moved: summarised again
+    frame = await backend.frame(first, charts=False)
+    assert summarised == [second] and frame.apps[1].desired_replicas == 2
