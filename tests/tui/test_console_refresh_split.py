@@ -69,6 +69,21 @@ async def test_a_chart_builds_each_plot_once_and_repaints_only_when_it_changes()
         assert len(built) == 3
 
 
+async def test_a_charts_colours_are_its_themes_whatever_its_last_build_had() -> None:
+    """plotext colours a line from the theme set when it is plotted.  After a theme switch a paint
+    can build a plot before the new theme is registered with plotext (its name then gives plotext's
+    default theme): the next build, and the plot kept from it, must still take the theme's colours."""
+    app = ChartApp()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(Chart)
+        chart.draw(request([10.0, 20.0, 30.0]))
+        await pilot.pause()
+        themed = chart._shown
+        chart.plt.theme("default")  # what a build under a name plotext does not know yet leaves
+        chart._built = None
+        assert chart._text(request([10.0, 20.0, 30.0]), chart.size) == themed
+
+
 async def test_a_chart_with_nothing_to_plot_says_why_and_plots_again_when_data_comes() -> None:
     app = ChartApp()
     async with app.run_test(size=(60, 14)) as pilot:

@@ -89,6 +89,12 @@ class Chart(PlotextPlot):
         self._shown = self._text(request, self.size)
         return self._shown
 
+    def _register_theme(self, app_theme_name: str) -> None:
+        # A theme switch: the colours plotext gives the new theme's name exist only from here on (a
+        # plot built in a paint before this took plotext's default ones under that name).
+        self._built = None
+        super()._register_theme(app_theme_name)
+
     def _text(self, request: ChartRequest, size: Size) -> Text:
         """The plot of ``request`` at ``size`` in the current theme: the last built if it is that."""
         theme = self._get_plotext_theme_name(self.app.theme)
@@ -96,6 +102,10 @@ class Chart(PlotextPlot):
         if self._built is not None and self._built[0] == key:
             return self._built[1]
         plt = self.plt
+        # The theme first: plotext gives each line its colour from the theme set when it is plotted.
+        # (PlotextPlot set it after, so a plot took the colours of the theme its last build had: a
+        # first build, or one whose plot was built once and kept, took plotext's default ones.)
+        plt.theme(theme)
         plt.clear_data()
         plt.title(request.title)
         plt.xlabel("seconds ago")
@@ -110,7 +120,6 @@ class Chart(PlotextPlot):
         # What PlotextPlot.render does before building (see its note on resizing).
         plt.plotsize(size.width, size.height)
         plt._set_size(size.width, size.height)
-        plt.theme(theme)
         text = Text.from_ansi(plt.build())
         self._built = (key, text)
         return text
