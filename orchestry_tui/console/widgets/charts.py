@@ -20,8 +20,11 @@ from textual.geometry import Size
 from textual_plotext import PlotextPlot
 
 from orchestry_tui.console.frame import ChartData, Series
+from orchestry_tui.console.widgets import plotext_speedups
 
 WINDOW_SECONDS = 300.0
+
+plotext_speedups.install()  # the same plots in about half the time (see there)
 
 
 def _relative(series: Series, now: float) -> tuple[list[float], list[float]]:
