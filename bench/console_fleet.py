@@ -13,6 +13,9 @@ Every simulated replica's CPU and memory wander each second (so figures change o
 - idle CPU: utime + stime of the process (console + engine, every thread) over ``--seconds``, as % of
   one core; then the engine's alone (console closed) over half as long;
 - idle paints: compositor passes a second while idle (the console's clock aims at one);
+- idle loop holds: how long each event-loop callback ran while idle (a key arriving meanwhile waits
+  for it): the longest, p99.9, how many a second over 5 ms, their sum as % of the time, and the five
+  longest with what they ran;
 - keypress latency p50/p99, wall and CPU, over ``--presses`` presses of each kind: time from the
   key event entering the app to the first painted screen that shows its effect (the apps cursor moved
   and the replicas pane shows the newly selected app; the replicas cursor moved; the help screen
@@ -88,6 +91,42 @@ class FullCollections:
         """How many since ``mark`` (a former ``len(durations)``) and the longest, in ms."""
         new = self.durations[mark:]
         return len(new), max(new, default=0.0) * 1000
+
+
+class LoopHolds:
+    """How long each callback of the event loop held it (a key that lands meanwhile waits that long):
+    times every ``Handle._run`` (task steps, timers, call_soon) while ``recording``, whatever the tree."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.durations: list[float] = []
+        self.longest: list[tuple[float, str]] = []  # the five longest, with what ran
+        original = asyncio.events.Handle._run
+        holds = self
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            if not holds.recording:
+                return original(handle)
+            started = time.perf_counter()
+            try:
+                return original(handle)
+            finally:
+                held = time.perf_counter() - started
+                holds.durations.append(held)
+                if len(holds.longest) < 5 or held > holds.longest[-1][0]:
+                    holds.longest = sorted([*holds.longest, (held, repr(handle)[:160])], reverse=True)[:5]
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+    def figures(self, seconds: float) -> dict[str, Any]:
+        held = self.durations
+        return {
+            "idle_hold_max_ms": max(held, default=0.0) * 1000,
+            "idle_hold_p999_ms": percentile(held, 0.999) * 1000,
+            "idle_holds_over_5ms_per_s": sum(1 for d in held if d > 0.005) / seconds,
+            "idle_loop_busy_percent": sum(held) / seconds * 100,
+            "idle_hold_longest": [f"{d * 1000:.1f} ms {what}" for d, what in self.longest],
+        }
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -216,6 +255,7 @@ async def measure(
         backend = EngineBackend(engine.settings, engine=engine, serve_api=False)
         app = OrchestryConsole(backend, preferences_path=prefs)
         profile = cProfile.Profile() if profile_to else None
+        holds = LoopHolds()
         started, cpu_started = time.perf_counter(), cpu_seconds()
         result: dict[str, Any] = {"apps": apps, "replicas": apps * replicas}
         async with app.run_test(size=SIZE) as pilot:
@@ -232,7 +272,9 @@ async def measure(
             cpu_before, wall_before, frames_before = cpu_seconds(), time.monotonic(), app.frames_applied
             paints_before = paints.count
             full_gcs = FullCollections()
+            holds.recording = True
             await asyncio.sleep(seconds)
+            holds.recording = False
             if profile is not None and profile_to:
                 profile.disable()
                 profile.dump_stats(profile_to)
@@ -240,6 +282,7 @@ async def measure(
             result["idle_frames"] = app.frames_applied - frames_before
             result["idle_paints_per_s"] = (paints.count - paints_before) / (time.monotonic() - wall_before)
             result["idle_full_gc_n"], result["idle_full_gc_max_ms"] = full_gcs.since(0)
+            result.update(holds.figures(time.monotonic() - wall_before))
             result["rss_idle_mb"] = rss_mb()
             series = [rss_mb()]
             for _ in range(int(long_idle // 30)):
@@ -430,6 +473,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     line("idle CPU (console + engine)", "idle_cpu_percent", " %")
     line("idle CPU, engine alone after", "engine_alone_cpu_percent", " %")
     line("idle paints (compositor passes) /s", "idle_paints_per_s", "  ")
+    line("idle loop busy (callbacks' time)", "idle_loop_busy_percent", " %")
+    line("idle: longest callback", "idle_hold_max_ms", "ms")
+    line("idle: callback p99.9", "idle_hold_p999_ms", "ms")
+    line("idle: callbacks over 5 ms /s", "idle_holds_over_5ms_per_s", "  ")
     line("full collections while idle", "idle_full_gc_n", "  ")
     line("  longest", "idle_full_gc_max_ms", "ms")
     line("full collections while pressing", "press_full_gc_n", "  ")
@@ -467,6 +514,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
             samples = " ".join(f"{mb:.0f}" for mb in r["rss_series_mb"])
             print(f"RSS every 30 s of the long idle, {tree}: {samples} MB")
+    for r in rows:
+        tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
+        print(f"longest idle callbacks, {tree}:")
+        for held in r["idle_hold_longest"]:
+            print(f"  {held}")
     print(f"goals at 1,000 replicas: {GOALS}")
 
 
