@@ -42,7 +42,8 @@ SIMULATED_METRIC_FIELDS = {
 
 async def database_health(engine: Engine) -> dict[str, Any]:
     try:
-        report = await asyncio.wait_for(engine.health(), HEALTH_DATABASE_TIMEOUT)
+        async with asyncio.timeout(HEALTH_DATABASE_TIMEOUT):  # not wait_for: no task per probe
+            report = await engine.health()
     except TimeoutError:
         return {"status": "error", "detail": f"database did not answer within {HEALTH_DATABASE_TIMEOUT:g} s"}
     return report.get("database") or {"status": "error", "detail": "engine reported no database status"}

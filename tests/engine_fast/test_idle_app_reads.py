@@ -3,6 +3,8 @@ app (every relist_interval / 3) takes the leader's kept records, which are curre
 
 from __future__ import annotations
 
+import asyncio
+
 from core.store.records import AppRecord
 from tests.support.world import MemoryWorld, app_document, unique_app
 
@@ -34,3 +36,17 @@ async def test_the_workers_safety_net_reads_no_app_from_the_store(world: MemoryW
     assert added in world.engine.reconciler._workers
     assert len(lists) <= 1
     assert set(names) <= set(world.engine.reconciler._workers)
+
+
+async def test_health_probes_that_arrive_together_share_one_database_ping(world: MemoryWorld) -> None:
+    pings: list[int] = []
+    ping = world.engine.store.database.ping
+
+    def counted() -> None:
+        pings.append(1)
+        ping()
+
+    world.engine.store.database.ping = counted  # type: ignore[method-assign]
+    reports = await asyncio.gather(*(world.engine.health() for _ in range(8)))
+    assert [r["database"] for r in reports] == [{"status": "ok"}] * 8
+    assert pings == [1]
