@@ -11,7 +11,14 @@ Prints medians of N runs, the ratio, and where each new replica's time goes (med
 scale call: planned, created, started, first probe, first passing probe, routed = the nginx reload
 that includes it, answered = first answer through nginx).  Asserts nothing (machines are noisy).
 
-    .venv/bin/python bench/scale_out.py [--runs 7]
+Two more things per round, to say what is left to win: the Docker floor, ten containers like compose's
+created and started from ten bare docker-py threads (no engine, no health check, no nginx: the least
+any Docker client can do, so floor ÷ compose bounds every cold ratio), and the CPU split of each timed
+case (bench/cpu_split.py: the engine, its polling client, the compose CLI, dockerd, containerd, the
+shims with runc, the replicas, nginx and the rest of the machine; medians of CPU seconds).
+``--cold-only`` skips the warm-pool rounds (half the time).
+
+    .venv/bin/python bench/scale_out.py [--runs 7] [--cold-only]
 """
 
 from __future__ import annotations
@@ -19,19 +26,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import docker as docker_sdk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu_split  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.timeline import ROUTED, STAGES, ReplicaTimeline  # noqa: E402
 from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
@@ -39,6 +52,13 @@ from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
 ANSWERED = "answered"
 TIMED_CASES = ("1→10", "0→10", "1→10 warm", "0→10 warm")
+COLD_CASES = ("1→10", "0→10")
+FLOOR = "docker floor"
+# The floor's containers: compose's (compose/docker-compose.bench.yml), labelled so a crashed run's can
+# be found (docker ps -a --filter label=orchestry.bench=floor).
+FLOOR_IMAGE = "orchestry/demo:latest"
+FLOOR_COMMAND = ["httpd", "-f", "-p", "127.0.0.1:0", "-h", "/www"]
+FLOOR_LABELS = {"orchestry.bench": "floor"}
 # The warm rounds' app keeps this many containers created but not started (spec scaling.warmPool).
 WARM_POOL = 10
 # Clients polling through nginx, each pausing PAUSE_SECONDS between requests: about one request every
@@ -103,12 +123,25 @@ class Client:
             raise RuntimeError("the polling client did not start")
         return cls(process)
 
-    async def first_answers(self) -> dict[str, float]:
-        """Each replica's first answer through nginx (perf_counter), once ``expected`` answered."""
-        out, _ = await self._process.communicate()
-        if self._process.returncode != 0:
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    async def first_answers(self) -> tuple[dict[str, float], float]:
+        """Each replica's first answer through nginx (perf_counter), once ``expected`` answered, and the
+        client's CPU seconds until then; returns as soon as it says so (its exit comes later: see
+        ``finish``)."""
+        assert self._process.stdout is not None
+        line = await self._process.stdout.readline()
+        if not line:
+            await self._process.wait()
             raise RuntimeError(f"the polling client failed (exit {self._process.returncode})")
-        return {name: float(at) for name, at in json.loads(out).items()}
+        report = json.loads(line)
+        return {name: float(at) for name, at in report["answers"].items()}, float(report["cpu"])
+
+    async def finish(self) -> None:
+        """Wait for the client's exit (its interpreter's teardown takes a while on a loaded host)."""
+        await self._process.communicate()
 
 
 async def poll_and_report(url: str, expected: int) -> None:
@@ -122,7 +155,8 @@ async def poll_and_report(url: str, expected: int) -> None:
     announcing = asyncio.create_task(announce())
     seen = await replicas_answering(url, expected, ready=polling)
     await announcing
-    print(json.dumps(seen), flush=True)
+    times = os.times()
+    print(json.dumps({"answers": seen, "cpu": times.user + times.system}), flush=True)
 
 
 async def wait_live(engine: Engine, name: str, count: int, timeout: float = 60.0) -> None:
@@ -137,19 +171,32 @@ async def wait_live(engine: Engine, name: str, count: int, timeout: float = 60.0
 
 
 Offsets = dict[str, dict[str, float]]  # replica name → stage → seconds after the scale call
+Split = dict[str, float]  # CPU group (cpu_split.GROUPS, "engine:THREAD", "wall") → seconds
 
 
 async def scale_and_route(
     engine: Engine, name: str, url: str, timeline: ReplicaTimeline
-) -> tuple[float, Offsets]:
-    """Scale ``name`` to ten and wait until ten replicas answer through nginx: the time, and each new
-    replica's stages as offsets from the scale call."""
+) -> tuple[float, Offsets, Split]:
+    """Scale ``name`` to ten and wait until ten replicas answer through nginx: the time, each new
+    replica's stages as offsets from the scale call, and who used the CPU meanwhile."""
     client = await Client.polling(url, 10)
     await asyncio.sleep(SETTLE_SECONDS)
     timeline.clear()
+    nginx_master = getattr(engine.nginx, "_master_pid", None)
+    before = cpu_split.snapshot(os.getpid(), [client.pid], nginx_master)
+    threads_before = cpu_split.thread_seconds()
     started = time.perf_counter()
     await engine.scale(name, 10)
-    answered = await client.first_answers()
+    answered, client_cpu = await client.first_answers()
+    wall = time.perf_counter() - started
+    after = cpu_split.snapshot(os.getpid(), nginx_master=nginx_master)
+    threads = cpu_split.thread_seconds()
+    # The client is still there (in its teardown): its CPU is what it reported, not what /proc says now.
+    after.pop(client.pid, None)
+    split = cpu_split.split(before, after, gone={client.pid: client_cpu})
+    await client.finish()
+    split.update({f"engine:{t}": seconds - threads_before.get(t, 0.0) for t, seconds in threads.items()})
+    split["wall"] = wall
     # The clock stops at the tenth replica's first answer through nginx.
     elapsed = max(answered.values()) - started
     offsets: Offsets = {}
@@ -158,7 +205,7 @@ async def scale_and_route(
         if replica in answered:
             row[ANSWERED] = answered[replica] - started
         offsets[replica] = row
-    return elapsed, offsets
+    return elapsed, offsets, split
 
 
 async def orchestry_round(
@@ -167,11 +214,13 @@ async def orchestry_round(
     timeline: ReplicaTimeline,
     results: dict[str, list[float]],
     lines: dict[str, list[Offsets]],
+    splits: dict[str, list[Split]],
 ) -> None:
     url = f"http://{engine.settings.lb_listen}/{name}/"
-    elapsed, offsets = await scale_and_route(engine, name, url, timeline)
+    elapsed, offsets, split = await scale_and_route(engine, name, url, timeline)
     results["1→10"].append(elapsed)
     lines["1→10"].append(offsets)
+    splits["1→10"].append(split)
 
     [victim] = (await engine.runtime.list_managed(name))[:1]
     started = time.perf_counter()
@@ -189,9 +238,10 @@ async def orchestry_round(
     await wait_live(engine, name, 0)
     # A crash leaves back-off state; a benchmark round starts from a clean slate.
     engine.reconciler.unblock(name)
-    elapsed, offsets = await scale_and_route(engine, name, url, timeline)
+    elapsed, offsets, split = await scale_and_route(engine, name, url, timeline)
     results["0→10"].append(elapsed)
     lines["0→10"].append(offsets)
+    splits["0→10"].append(split)
     await engine.scale(name, 1)
     await wait_live(engine, name, 1)
 
@@ -211,6 +261,7 @@ async def warm_round(
     timeline: ReplicaTimeline,
     results: dict[str, list[float]],
     lines: dict[str, list[Offsets]],
+    splits: dict[str, list[Split]],
 ) -> None:
     """1→10 and 0→10 of an app with a full warm pool: only Docker's start is left per replica."""
     url = f"http://{engine.settings.lb_listen}/{name}/"
@@ -218,9 +269,10 @@ async def warm_round(
         await engine.scale(name, before)
         await wait_live(engine, name, before)
         await wait_pool(engine, name, WARM_POOL)
-        elapsed, offsets = await scale_and_route(engine, name, url, timeline)
+        elapsed, offsets, split = await scale_and_route(engine, name, url, timeline)
         results[case].append(elapsed)
         lines[case].append(offsets)
+        splits[case].append(split)
     await engine.scale(name, 1)
     await wait_live(engine, name, 1)
 
@@ -251,27 +303,85 @@ def running_count(project: str) -> int:
     return len(out.split())
 
 
-def compose_round(project: str, results: dict[str, list[float]]) -> None:
+def compose_round(project: str, results: dict[str, list[float]], splits: dict[str, list[Split]]) -> None:
     compose("up", "-d", "--scale", "web=1", project=project)
-    results["1→10"].append(_compose_to_ten(project))
-    results["0→10"].append(_compose_to_ten(project))
+    for case in COLD_CASES:
+        took, split = _compose_to_ten(project)
+        results[case].append(took)
+        splits[case].append(split)
+    took, split = floor_round()
+    results[FLOOR].append(took)
+    splits[FLOOR].append(split)
 
 
-def _compose_to_ten(project: str) -> float:
-    """Seconds from `up --scale web=10` until ten containers run, from what runs now; then down."""
+def _children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _compose_to_ten(project: str) -> tuple[float, Split]:
+    """Seconds from `up --scale web=10` until ten containers run, from what runs now, and the CPU split
+    meanwhile (the compose CLI and the `docker ps` polls as "compose"); then down."""
     time.sleep(SETTLE_SECONDS)
+    before = cpu_split.snapshot(os.getpid())
+    children = _children_seconds()
     started = time.perf_counter()
     compose("up", "-d", "--scale", "web=10", project=project)
     while running_count(project) < 10:
         time.sleep(0.02)
     took = time.perf_counter() - started
+    split = cpu_split.split(before, cpu_split.snapshot(os.getpid()))
+    split["compose"] += _children_seconds() - children
+    split["wall"] = took
     compose("down", "-t", "1", project=project)
-    return took
+    return took, split
+
+
+def floor_round() -> tuple[float, Split]:
+    """Ten containers like compose's, each created and started by a bare docker-py thread; the seconds
+    until the last start returned (Docker then reports it running), and the CPU split; then removed."""
+    api = docker_sdk.APIClient(version="auto", max_pool_size=10)
+    api.trust_env = False  # as the engine's client (a unix socket never goes through a proxy)
+    tag = uuid.uuid4().hex[:6]
+
+    def create_and_start(index: int) -> str:
+        created = api.create_container(
+            FLOOR_IMAGE,
+            FLOOR_COMMAND,
+            name=f"obench-floor-{tag}-{index}",
+            labels=FLOOR_LABELS,
+            host_config=api.create_host_config(init=True, network_mode="host"),
+            stop_timeout=10,
+        )
+        api.start(created["Id"])
+        return str(created["Id"])
+
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            time.sleep(SETTLE_SECONDS)
+            before = cpu_split.snapshot(os.getpid())
+            started = time.perf_counter()
+            list(pool.map(create_and_start, range(10)))
+            took = time.perf_counter() - started
+            split = cpu_split.split(before, cpu_split.snapshot(os.getpid()))
+            # The bench's own threads made the calls: in this case the engine's line is the client's.
+            split["client"], split["engine"] = split["engine"], 0.0
+            split["wall"] = took
+    finally:
+        labels = [f"{key}={value}" for key, value in FLOOR_LABELS.items()]
+        for container in api.containers(all=True, filters={"label": labels}):
+            if container["Names"] and container["Names"][0].startswith(f"/obench-floor-{tag}-"):
+                api.remove_container(container["Id"], force=True)
+        api.close()
+    return took, split
+
+
+Results = dict[str, list[float]]
 
 
 async def all_runs(
-    runs: int,
-) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[Offsets]]]:
+    runs: int, cold_only: bool = False
+) -> tuple[Results, Results, dict[str, list[Offsets]], dict[str, list[Split]], dict[str, list[Split]]]:
     ours: dict[str, list[float]] = {
         "1→10": [],
         "0→10": [],
@@ -280,8 +390,12 @@ async def all_runs(
         "10→1": [],
         "crash→routed": [],
     }
-    theirs: dict[str, list[float]] = {"1→10": [], "0→10": []}
+    if cold_only:
+        del ours["1→10 warm"], ours["0→10 warm"]
+    theirs: dict[str, list[float]] = {"1→10": [], "0→10": [], FLOOR: []}
     lines: dict[str, list[Offsets]] = {case: [] for case in TIMED_CASES}
+    our_splits: dict[str, list[Split]] = {case: [] for case in TIMED_CASES}
+    their_splits: dict[str, list[Split]] = {case: [] for case in (*COLD_CASES, FLOOR)}
     timeline = ReplicaTimeline()
     project = f"obench{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -297,13 +411,15 @@ async def all_runs(
             await wait_live(engine, name, 1)
             warm = f"{name}-warm"
             scaling = {"mode": "manual", "minReplicas": 0, "maxReplicas": 10, "warmPool": WARM_POOL}
-            await engine.register(demo_app(warm, scaling=scaling))
-            await engine.up(warm)
-            await wait_live(engine, warm, 1)
+            if not cold_only:
+                await engine.register(demo_app(warm, scaling=scaling))
+                await engine.up(warm)
+                await wait_live(engine, warm, 1)
             for _ in range(runs):
-                await orchestry_round(engine, name, timeline, ours, lines)
-                await warm_round(engine, warm, timeline, ours, lines)
-                await asyncio.to_thread(compose_round, project, theirs)
+                await orchestry_round(engine, name, timeline, ours, lines, our_splits)
+                if not cold_only:
+                    await warm_round(engine, warm, timeline, ours, lines, our_splits)
+                await asyncio.to_thread(compose_round, project, theirs, their_splits)
         finally:
             await engine.stop(stop_apps=True)
             await asyncio.to_thread(
@@ -311,7 +427,7 @@ async def all_runs(
                 ["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), "down", "-t", "1"],
                 capture_output=True,
             )
-    return ours, theirs, lines
+    return ours, theirs, lines, our_splits, their_splits
 
 
 def _slot(replica: str) -> int:
@@ -346,35 +462,82 @@ def print_timeline(case: str, runs: list[Offsets]) -> None:
     print(f"{'last':<9}" + "".join(cell(values) for values in last))
 
 
+def print_splits(our_splits: dict[str, list[Split]], their_splits: dict[str, list[Split]]) -> None:
+    """Median CPU seconds per group for each timed case, wall time beside them."""
+    groups = [*cpu_split.GROUPS]
+    print(
+        "\nCPU split: median CPU seconds per process group over each timed case (wall: the window's median"
+        " length; for Orchestry it ends once the client has reported the last answer)"
+    )
+    print(f"{'case':<18}{'wall':>7}" + "".join(f"{g:>11}" for g in groups))
+    rows = [(f"{case}", splits) for case, splits in our_splits.items() if splits]
+    rows += [(f"compose {case}" if case != FLOOR else case, splits) for case, splits in their_splits.items()]
+    for label, splits in rows:
+        cells = "".join(f"{statistics.median(s.get(g, 0.0) for s in splits):>11.2f}" for g in groups)
+        print(f"{label:<18}{statistics.median(s['wall'] for s in splits):>7.2f}{cells}")
+    for case, splits in our_splits.items():
+        threads = sorted({k for s in splits for k in s if k.startswith("engine:")})
+        if splits and threads:
+            parts = ", ".join(
+                f"{t.removeprefix('engine:')} {statistics.median(s.get(t, 0.0) for s in splits):.2f}"
+                for t in threads
+            )
+            print(f"  engine threads, {case}: {parts}")
+    print(
+        "  engine = this process's own time; client = the polling client (the floor's own threads);"
+        " compose = the compose CLI and its `docker ps` polls; shims include runc; replicas = everything"
+        " under a shim (dockerd to replicas serve the whole host); nginx = the engine's; rest = the others"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cold-only", action="store_true", help="skip the warm-pool rounds")
     parser.add_argument("--poll", metavar="URL", help=argparse.SUPPRESS)  # the client process
     parser.add_argument("--expect", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.poll:
         asyncio.run(poll_and_report(args.poll, args.expect))
         return
-    ours, theirs, lines = asyncio.run(all_runs(args.runs))
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    ours, theirs, lines, our_splits, their_splits = asyncio.run(all_runs(args.runs, args.cold_only))
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"scale benchmark, median of {args.runs} runs (seconds); rounds alternate Orchestry and compose")
-    print(f"{'case':<18}{'orchestry':>12}{'compose':>12}{'ratio':>9}")
+    loads = f"{' '.join(load_before)} before, {' '.join(load_after)} after"
+    print(f"load average {loads}; host {socket.gethostname()}")
+    print(f"{'case':<18}{'orchestry':>12}{'compose':>12}{'ratio':>9}   per round")
     for case, values in ours.items():
         mine = statistics.median(values)
         compose_case = case.removesuffix(" warm")  # compose has no warm pool: the same baseline
         base = statistics.median(theirs[compose_case]) if compose_case in theirs else None
         ratio = f"{mine / base:.2f}x" if base else "-"
         base_text = f"{base:.3f}" if base else "-"
-        print(f"{case:<18}{mine:>12.3f}{base_text:>12}{ratio:>9}")
+        rounds = ""
+        if compose_case in theirs:
+            rounds = " ".join(f"{m / c:.2f}" for m, c in zip(values, theirs[compose_case], strict=False))
+        print(f"{case:<18}{mine:>12.3f}{base_text:>12}{ratio:>9}   {rounds}")
     print("orchestry waits for health checks and nginx routing; compose only for 'running'.")
+    floor = statistics.median(theirs[FLOOR])
+    for case in COLD_CASES:
+        base = statistics.median(theirs[case])
+        print(
+            f"{FLOOR + ' ' + case:<18}{floor:>12.3f}{base:>12.3f}{floor / base:>8.2f}x  (ten bare docker-py"
+            f" creates+starts; orchestry {case} = {statistics.median(ours[case]) / floor:.2f}x the floor)"
+        )
     for case in TIMED_CASES:
+        if not lines[case]:
+            continue
         # The engine's own claim, without the client's last request: nginx serves all ten.
         routed = statistics.median(max(row[ROUTED] for row in offsets.values()) for offsets in lines[case])
         base = statistics.median(theirs[case.removesuffix(" warm")])
         print(
             f"{case + ' routed':<18}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
         )
+    print_splits(our_splits, their_splits)
     for case in TIMED_CASES:
-        print_timeline(case, lines[case])
+        if lines[case]:
+            print_timeline(case, lines[case])
 
 
 if __name__ == "__main__":
