@@ -142,6 +142,10 @@ class AppState:
     warm_loaded: bool = False
     warm_refill: asyncio.Task[None] | None = None
     warm_unsupported_said: bool = False
+    # The last pass found the app stopped with nothing of it left, in the runtime or here: its worker
+    # waits for a wake (a command, an event, the reconciler's relist of quiet apps) instead of passing
+    # every relist_interval (see Reconciler._relist_quiet).
+    quiet: bool = False
 
     def pool_slots(self) -> set[int]:
         """Slots held by the warm pool (members and creates in flight): no replica may be planned there."""

@@ -30,6 +30,7 @@ class _Group:
 
     def __init__(self) -> None:
         self.apps: set[str] = set()
+        self.every = False  # a caller wants every app's containers: list them all
         self.result: asyncio.Future[ByApp] = asyncio.get_running_loop().create_future()
         self.result.add_done_callback(_retrieved)
 
@@ -47,16 +48,27 @@ class SharedListing:
     async def of(self, app: str) -> list[ContainerInfo]:
         """The containers of ``app``, from a listing that started after this call (same order as
         ``list_managed(app)``)."""
+        group = self._group()
+        group.apps.add(app)
+        # Shielded: one caller giving up (a cancelled pass) must not cancel the others' listing.
+        found = await asyncio.shield(group.result)
+        return list(found.get(app, ()))
+
+    async def every(self) -> ByApp:
+        """Every app's containers by app, from a listing that started after this call (callers must
+        not change the lists)."""
+        group = self._group()
+        group.every = True
+        return await asyncio.shield(group.result)
+
+    def _group(self) -> _Group:
         group = self._gathering
         if group is None:
             group = self._gathering = _Group()
             task = asyncio.create_task(self._list(group, self._running), name="shared-listing")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        group.apps.add(app)
-        # Shielded: one caller giving up (a cancelled pass) must not cancel the others' listing.
-        found = await asyncio.shield(group.result)
-        return list(found.get(app, ()))
+        return group
 
     async def _list(self, group: _Group, before: asyncio.Future[ByApp] | None) -> None:
         if before is not None:
@@ -70,7 +82,7 @@ class SharedListing:
         apps = sorted(group.apps)
         try:
             # One app asking: its own call (Docker filters by label; nothing else is parsed).
-            found = await self._list_managed(apps[0] if len(apps) == 1 else None)
+            found = await self._list_managed(apps[0] if len(apps) == 1 and not group.every else None)
         except asyncio.CancelledError:
             group.result.cancel()
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from core.runtime.base import ContainerInfo
 from core.store.records import AppRecord
 from tests.support.world import MemoryWorld, app_document, unique_app
 
@@ -50,3 +51,41 @@ async def test_health_probes_that_arrive_together_share_one_database_ping(world:
     reports = await asyncio.gather(*(world.engine.health() for _ in range(8)))
     assert [r["database"] for r in reports] == [{"status": "ok"}] * 8
     assert pings == [1]
+
+
+async def test_stopped_apps_are_relisted_together_and_a_stray_container_is_still_found(
+    world: MemoryWorld,
+) -> None:
+    """A stopped app with nothing left makes no pass and no list call of its own each relist_interval:
+    one listing of every container serves all of them, and still finds a container of one (left by a
+    peer, started by hand), which that app's pass then stops as its own relist did."""
+    running = unique_app()
+    await world.engine.register(app_document(running))
+    await world.engine.up(running)
+    await world.ready(running, 1)
+    stray = world.container(running, 1).request
+    await world.engine.down(running, force=True)
+    await world.settle(lambda: not world.runtime.running(running), f"{running} stopped")
+    stopped = [unique_app() for _ in range(3)]
+    for name in stopped:
+        await world.engine.register(app_document(name))
+    reconciler = world.engine.reconciler
+    quiet = [running, *stopped]
+    await world.settle(lambda: all(getattr(reconciler.apps[n], "quiet", True) for n in quiet), "all quiet")
+    asked: list[str | None] = []
+    list_managed = world.runtime.list_managed
+
+    async def counted(app: str | None = None) -> list[ContainerInfo]:
+        asked.append(app)
+        return await list_managed(app)
+
+    world.runtime.list_managed = counted  # type: ignore[method-assign]
+    relist = reconciler.config.relist_interval
+    for _ in range(3):
+        await world.clock.advance(relist)
+        await asyncio.sleep(0.01)
+    assert asked.count(None) <= 3 and not [app for app in asked if app is not None]
+    world.runtime.seed(stray)
+    assert world.runtime.running(running)
+    await world.settle(lambda: not world.runtime.running(running), "the stray container stopped", step=1.0)
+    assert len(world.runtime.running(running)) == 0

@@ -142,3 +142,22 @@ async def test_a_pass_asking_alone_makes_its_own_app_s_call() -> None:
     runtime.answer(0)
     assert [c.app for c in await alone] == ["a"]
     assert runtime.asked == ["a"], "nothing else to share it with: Docker filters by the app's label"
+
+
+async def test_every_lists_every_app_even_alone_and_passes_asking_with_it_share_the_call() -> None:
+    runtime = ControlledRuntime()
+    runtime.containers = [info("a", 1), info("b", 1), info("b", 2)]
+    listing = SharedListing(runtime.list_managed)
+    every = asyncio.create_task(listing.every())
+    one = asyncio.create_task(listing.of("b"))
+    await settle()
+    assert runtime.asked == [None]
+    runtime.answer(0)
+    found = await every
+    assert {app: [c.slot for c in cs] for app, cs in found.items()} == {"a": [1], "b": [1, 2]}
+    assert [c.slot for c in await one] == [1, 2]
+    alone = asyncio.create_task(listing.every())
+    await settle()
+    assert runtime.asked == [None, None]  # alone, still every app's containers
+    runtime.answer(1)
+    assert set(await alone) == {"a", "b"}
