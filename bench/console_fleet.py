@@ -31,7 +31,7 @@ Every simulated replica's CPU and memory wander each second (so figures change o
 Prints figures; asserts nothing.
 
     .venv/bin/python bench/console_fleet.py [--sizes 10x10,100x10] [--seconds 20] [--presses 40]
-                                            [--long-idle 600] [--baseline TREE]
+                                            [--long-idle 600] [--tree TREE] [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -44,15 +44,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _children import add_tree_arguments, enter_tree, ran_from, ran_line, run_child
 
 SIZE = (200, 50)
 HEALTH_PERIOD_SECONDS = 10
@@ -422,14 +420,11 @@ async def measure(
     return result
 
 
-def run_child(
-    apps: int, replicas: int, seconds: float, presses: int, tree: Path, long_idle: float = 0.0
+def run_size(
+    apps: int, replicas: int, seconds: float, presses: int, tree: Path, long_idle: float, label: str = ""
 ) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        __file__,
-        "--tree",
-        str(tree),
+    """One size in a child process running ``tree`` (bench/_children.py); prints its header line."""
+    args = [
         "--child",
         f"{apps}x{replicas}",
         "--seconds",
@@ -439,13 +434,10 @@ def run_child(
         "--long-idle",
         str(long_idle),
     ]
-    # In the tree measured: the store's migrations put the working directory first on sys.path
-    # (alembic.ini's prepend_sys_path = .), so modules imported after the engine starts came from this
-    # checkout even in a --baseline run.
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tree, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the {apps}×{replicas} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    row = run_child(Path(__file__), tree, args, f"{apps}×{replicas}{label}")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"  {apps}×{replicas}{label}: {ran_line(row)} (load {load})", flush=True)
+    return row
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -527,15 +519,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10x10,100x10", help="APPSxREPLICAS per app, comma separated")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--presses", type=int, default=40)
-    parser.add_argument(
-        "--tree",
-        type=Path,
-        default=ROOT,
-        help="the checkout whose console and engine run (default: this one)",
-    )
-    parser.add_argument(
-        "--baseline", type=Path, help="another checkout (e.g. /work/main) measured at the largest size too"
-    )
+    add_tree_arguments(parser, "another checkout (e.g. /work/main) measured at the largest size too")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--profile", help="with --child: write cProfile statistics of the idle period here")
     parser.add_argument(
@@ -545,11 +529,11 @@ def main() -> None:
     if args.child:
         import logging
 
-        sys.path.insert(0, str(args.tree.resolve()))
+        enter_tree(args.tree)
         logging.basicConfig(level=logging.WARNING)
         apps, replicas = (int(x) for x in args.child.split("x"))
         measured = measure(apps, replicas, args.seconds, args.presses, args.profile, args.long_idle)
-        print(json.dumps(asyncio.run(measured)))
+        print(json.dumps({**asyncio.run(measured), "ran": ran_from(args.tree)}))
         return
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
@@ -559,10 +543,12 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         apps, replicas = (int(x) for x in size.split("x"))
-        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.tree, args.long_idle))
+        rows.append(run_size(apps, replicas, args.seconds, args.presses, args.tree, args.long_idle))
         rows[-1]["tree"] = "this"
     if args.baseline is not None:
-        rows.append(run_child(apps, replicas, args.seconds, args.presses, args.baseline, args.long_idle))
+        rows.append(
+            run_size(apps, replicas, args.seconds, args.presses, args.baseline, args.long_idle, " (baseline)")
+        )
         rows[-1]["tree"] = "baseline"
         print(f"baseline tree: {args.baseline} (last column; ratio = this tree ÷ baseline at {size})")
     print_table(rows)

@@ -17,7 +17,11 @@ process only sleeps for the measured period; then it times the API.  Printed per
 Then the growth ratio of each per-replica figure from the smallest to the largest size (goal: within
 1.5×) and the 10,000-replica totals beside the goals (one core, 1 GB).  Asserts nothing.
 
-    .venv/bin/python bench/fleet.py [--sizes 100,1000,10000] [--seconds 30]
+With ``--baseline TREE`` the largest size is measured in that checkout too, and its figures printed
+beside this tree's; ``--tree TREE`` measures another checkout instead of this one.  Each size's line
+names the tree and commit its child really ran (bench/_children.py).
+
+    .venv/bin/python bench/fleet.py [--sizes 100,1000,10000] [--seconds 30] [--tree T] [--baseline T]
 """
 
 from __future__ import annotations
@@ -28,15 +32,12 @@ import cProfile
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _children import add_tree_arguments, enter_tree, ran_from, ran_line, run_child
 
 REPLICAS_PER_APP = 10
 HEALTH_PERIOD_SECONDS = 10
@@ -200,12 +201,18 @@ async def measure(replicas: int, seconds: float, profile_to: str | None = None) 
     }
 
 
-def run_child(replicas: int, seconds: float) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", str(replicas), "--seconds", str(seconds)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the {replicas}-replica run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_size(replicas: int, seconds: float, tree: Path, label: str = "") -> dict[str, Any]:
+    """One size in a child process running ``tree``; prints its header line."""
+    started = time.perf_counter()
+    args = ["--child", str(replicas), "--seconds", str(seconds)]
+    row = run_child(Path(__file__), tree, args, f"{replicas}-replica{label}")
+    wall = time.perf_counter() - started
+    print(
+        f"  {replicas} replicas{label}: {ran_line(row)},"
+        f" measured in {wall:.0f} s wall (load {load_average()})",
+        flush=True,
+    )
+    return row
 
 
 def load_average() -> str:
@@ -251,18 +258,42 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     )
 
 
+def print_baseline(ours: dict[str, Any], base: dict[str, Any], baseline: Path) -> None:
+    print(f"\nat {ours['replicas']} replicas, this tree beside the baseline ({baseline}):")
+    print(f"  {'':<30} {'this':>10} {'baseline':>10} {'this/base':>10}")
+    for key, label in (
+        ("fill_seconds", "fill, s wall"),
+        ("fill_cpu", "fill, s CPU"),
+        ("cpu_percent", "CPU % of one core"),
+        ("cpu_us_per_replica_s", "µs CPU per replica per s"),
+        ("rss_mb", "RSS MB"),
+        ("rss_kb_per_replica", "RSS KB per replica"),
+        ("pass_p50_ms", "reconcile pass p50 ms"),
+        ("pass_p99_ms", "reconcile pass p99 ms"),
+        ("sample_ms", "metrics sample ms"),
+        ("legacy_p50_ms", "/apps p50 ms"),
+        ("legacy_p99_ms", "/apps p99 ms"),
+        ("v1_p99_ms", "/api/v1/apps p99 ms"),
+    ):
+        ratio = f"{ours[key] / base[key]:9.2f}×" if base[key] else f"{'':>10}"
+        print(f"  {label:<30} {ours[key]:>10.2f} {base[key]:>10.2f} {ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--seconds", type=float, default=30.0)
+    add_tree_arguments(parser, "another checkout (e.g. /work/main) measured at the largest size too")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile", help="with --child: write the run's cProfile statistics to this file")
     args = parser.parse_args()
     if args.child:
         import logging
 
+        enter_tree(args.tree)
         logging.basicConfig(level=logging.WARNING)
-        print(json.dumps(asyncio.run(measure(args.child, args.seconds, args.profile))))
+        result = asyncio.run(measure(args.child, args.seconds, args.profile))
+        print(json.dumps({**result, "ran": ran_from(args.tree)}))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
@@ -271,13 +302,13 @@ def main() -> None:
         f" {os.cpu_count()} CPUs,"
         f" load average {load_average()} at start (shared machine: CPU figures are this process's own)"
     )
-    rows = []
-    for size in sizes:
-        started = time.perf_counter()
-        rows.append(run_child(size, args.seconds))
-        wall = time.perf_counter() - started
-        print(f"  {size} replicas measured in {wall:.0f} s wall (load {load_average()})")
+    rows = [run_size(size, args.seconds, args.tree) for size in sizes]
+    base = None
+    if args.baseline is not None:
+        base = run_size(sizes[-1], args.seconds, args.baseline, " (baseline)")
     print_table(rows)
+    if base is not None:
+        print_baseline(rows[-1], base, args.baseline)
 
 
 if __name__ == "__main__":
