@@ -19,7 +19,8 @@ Every simulated replica's CPU and memory wander each second (so figures change o
 - keypress latency p50/p99, wall and CPU, over ``--presses`` presses of each kind: time from the
   key event entering the app to the first painted screen that shows its effect (the apps cursor moved
   and the replicas pane shows the newly selected app; the replicas cursor moved; the help screen
-  opened, closed; the describe screen opened, closed), and over every press of every kind together.
+  opened, closed; the describe screen opened, closed; the what-if, logs and nodes screens opened,
+  closed), and over every press of every kind together.
   Not ``pilot.press``: it sleeps ≥ 40 ms waiting for idle;
 - scrolling: PageDown through the apps table (every press selects another app, so the replicas table
   changes too) and through the replicas table: p50/p99/max of press → painted screen;
@@ -333,6 +334,13 @@ async def measure(
             await pilot.pause()
             from orchestry_tui.console.screens.describe import DescribeScreen
             from orchestry_tui.console.screens.help import HelpScreen
+            from orchestry_tui.console.screens.logs import LogsScreen
+            from orchestry_tui.console.screens.nodes import NodesScreen
+            from orchestry_tui.console.screens.whatif import WhatIfScreen
+
+            views = {"whatif": ("w", WhatIfScreen), "logs": ("l", LogsScreen), "nodes": ("n", NodesScreen)}
+            opened: dict[str, list[tuple[float, float]]] = {name: [] for name in views}
+            closed: dict[str, list[tuple[float, float]]] = {name: [] for name in views}
 
             open_help: list[tuple[float, float]] = []
             close_help: list[tuple[float, float]] = []
@@ -347,6 +355,13 @@ async def measure(
                     await press(app, paints, "d", lambda: isinstance(app.screen, DescribeScreen))
                 )
                 close_describe.append(await press(app, paints, "escape", lambda: len(app.screen_stack) == 1))
+                for name, (key, kind) in views.items():
+                    opened[name].append(
+                        await press(app, paints, key, lambda kind=kind: isinstance(app.screen, kind))
+                    )
+                    closed[name].append(
+                        await press(app, paints, "escape", lambda: len(app.screen_stack) == 1)
+                    )
 
             # Scrolling: PageDown from the top of each table to its end.
             apps_table.focus()
@@ -403,6 +418,7 @@ async def measure(
         *close_help,
         *open_describe,
         *close_describe,
+        *(p for name in views for p in (*opened[name], *closed[name])),
         *scroll_apps,
         *scroll_replicas,
     ]
@@ -415,6 +431,9 @@ async def measure(
     figures("close_help", close_help)
     figures("open_describe", open_describe)
     figures("close_describe", close_describe)
+    for name in views:
+        figures(f"open_{name}", opened[name])
+        figures(f"close_{name}", closed[name])
     figures("scroll_apps", scroll_apps)
     figures("scroll_replicas", scroll_replicas)
     return result
@@ -487,6 +506,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ("close_help", "close help (esc)"),
         ("open_describe", "open describe (d)"),
         ("close_describe", "close describe (esc)"),
+        ("open_whatif", "open what-if (w)"),
+        ("close_whatif", "close what-if (esc)"),
+        ("open_logs", "open logs (l)"),
+        ("close_logs", "close logs (esc)"),
+        ("open_nodes", "open nodes (n)"),
+        ("close_nodes", "close nodes (esc)"),
         ("scroll_apps", "PageDown, apps table"),
         ("scroll_replicas", "PageDown, replicas table"),
     ):

@@ -666,8 +666,12 @@ class OrchestryConsole(App[int]):
     # --- views --------------------------------------------------------------------------------
     def action_logs(self) -> None:
         app = self._target("logs")
-        if app is not None:
-            self.push_screen(LogsScreen(self.backend, app.name))
+        if app is None:
+            return
+        screen = kept(self, "logs", lambda: LogsScreen(self.backend, app.name), LogsScreen)
+        if screen not in self.screen_stack:
+            screen.show(app.name)
+            self.push_screen(screen)
 
     def action_describe(self) -> None:
         app = self._target("describe")
@@ -687,26 +691,37 @@ class OrchestryConsole(App[int]):
 
     def action_whatif(self) -> None:
         app = self._target("whatif")
-        if app is not None:
-            self.push_screen(WhatIfScreen(self.backend, app.name, app.policy, self.readonly))
+        if app is None:
+            return
+        build = partial(WhatIfScreen, self.backend, app.name, app.policy, self.readonly)
+        screen = kept(self, "whatif", build, WhatIfScreen)
+        if screen not in self.screen_stack:
+            screen.show(app.name, app.policy)
+            self.push_screen(screen)
 
     def action_nodes(self) -> None:
-        self.push_screen(NodesScreen(self.backend))
+        screen = kept(self, "nodes", partial(NodesScreen, self.backend), NodesScreen)
+        if screen not in self.screen_stack:
+            screen.show()
+            self.push_screen(screen)
 
     def action_help(self) -> None:
         self._push_kept(kept(self, "help", lambda: HelpScreen(self.readonly), HelpScreen))
 
     def _warm_screens(self) -> None:
-        """Build help, describe and the dialogs while idle, one every WARM_SCREEN_SECONDS, so that
-        their first key finds them built (screens/kept.py)."""
+        """Build help, describe, the dialogs and the other views while idle, one every
+        WARM_SCREEN_SECONDS, so that their first key finds them built (screens/kept.py)."""
         shown = self.selected_app()
         screens: dict[str, Callable[[], Screen[Any]]] = {
             "help": lambda: HelpScreen(self.readonly),
             confirm.INSTALLED_AS: lambda: confirm.ConfirmScreen("", ""),
             "scale": lambda: ScaleScreen("", 0, "manual"),
+            "nodes": partial(NodesScreen, self.backend),
         }
         if shown is not None:
             screens["describe"] = lambda: DescribeScreen(shown)
+            screens["logs"] = partial(LogsScreen, self.backend, shown.name)
+            screens["whatif"] = partial(WhatIfScreen, self.backend, shown.name, shown.policy, self.readonly)
         if warm(self, screens):
             self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)
 

@@ -1,7 +1,10 @@
-"""Help, describe and the dialogs, shown again and again: what they show stays right (fixed data)."""
+"""Help, describe, the dialogs and the logs, nodes and what-if views, shown again and again: what they
+show stays right (fixed data)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,25 +14,33 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.pilot import Pilot
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.visual import Visual, visualize
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Select, Static
 from textual.widgets._footer import FooterKey
 
+from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console.actions import ACTIONS
 from orchestry_tui.console.app import OrchestryConsole
-from orchestry_tui.console.fixed_backend import sample_backend
+from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
+from orchestry_tui.console.screens import nodes
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.dimmed import DimmedScreen
 from orchestry_tui.console.screens.help import HelpScreen
+from orchestry_tui.console.screens.logs import LogsScreen
 from orchestry_tui.console.screens.scale import ScaleScreen
+from orchestry_tui.console.screens.whatif import WhatIfScreen
 from orchestry_tui.console.widgets.footer import SteadyFooter
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
+from orchestry_tui.console.widgets.log_view import LogView
 from tests.tui.conftest import until
 
 
-def console(tmp_path: Path) -> OrchestryConsole:
-    return OrchestryConsole(sample_backend(), poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+def console(tmp_path: Path, backend: FixedBackend | None = None) -> OrchestryConsole:
+    return OrchestryConsole(
+        backend or sample_backend(), poll_seconds=3600, preferences_path=tmp_path / "config.toml"
+    )
 
 
 async def first_frame(pilot: Pilot[Any]) -> None:
@@ -263,3 +274,174 @@ async def test_screens_built_ahead_while_idle_show_what_their_key_asks(tmp_path:
             assert shown in painted(app), key
             await pilot.press("escape")
             await until(lambda: len(app.screen_stack) == 1, what=f"the screen of {key} closed")
+
+
+async def open_view(pilot: Pilot[Any], key: str, kind: type[Screen[Any]]) -> Any:
+    app = pilot.app
+    await pilot.press(key)
+    await until(lambda: isinstance(app.screen, kind), what=f"the screen of {key}")
+    return app.screen
+
+
+async def close_view(pilot: Pilot[Any]) -> None:
+    await pilot.press("escape")
+    await until(lambda: len(pilot.app.screen_stack) == 1, what="back on the main view")
+    await pilot.pause()
+
+
+async def select(pilot: Pilot[Any], name: str) -> None:
+    app = pilot.app
+    assert isinstance(app, OrchestryConsole)
+    await pilot.press("down" if name == "worker" else "up")
+    await until(lambda: app.selected == name, what=f"{name} selected")
+
+
+def with_worker_logs(backend: FixedBackend) -> list[str]:
+    """Lines for the second app too; the apps whose logs are followed now (the logs pane's among them)."""
+    backend.log_lines["worker"] = [
+        LogLine(FIXED_NOW - 5 + i, "01c0ffee", "worker-1", f"job {i} done") for i in range(3)
+    ]
+    streams: list[str] = []
+    follow = backend.follow_logs
+
+    async def counted(name: str) -> AsyncIterator[LogLine]:
+        streams.append(name)
+        try:
+            async for line in follow(name):
+                yield line
+        finally:
+            streams.remove(name)
+
+    backend.follow_logs = counted  # type: ignore[method-assign]
+    return streams
+
+
+async def test_logs_shown_again_follow_the_app_selected_now_from_its_tail_and_stop_once_closed(
+    tmp_path: Path,
+) -> None:
+    backend = sample_backend()
+    streams = with_worker_logs(backend)
+    app = console(tmp_path, backend)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        await until(lambda: streams == ["web"], what="the logs pane following web")
+        screen = await open_view(pilot, "l", LogsScreen)
+        await until(lambda: "GET /web/ 200 9 ms" in painted(app), what="web's lines")
+        assert "logs web " in painted(app) and sorted(streams) == ["web", "web"]
+        await close_view(pilot)
+        await until(lambda: streams == ["web"], what="the screen's stream closed")
+        assert not screen.query_one(LogView).lines  # forgotten, not kept while closed
+
+        await select(pilot, "worker")
+        await until(lambda: streams == ["worker"], what="the logs pane following worker")
+        assert await open_view(pilot, "l", LogsScreen) is screen
+        await until(lambda: "job 2 done" in painted(app), what="worker's lines")
+        text = painted(app)
+        assert "logs worker " in text and "GET /web/" not in text and "logs web " not in text
+        await close_view(pilot)
+
+        await select(pilot, "web")
+        await open_view(pilot, "l", LogsScreen)
+        await until(lambda: "GET /web/ 200 9 ms" in painted(app), what="web's lines again")
+        await pilot.pause(0.2)
+        assert len(screen.query_one(LogView).lines) == 10  # the tail once, not twice
+        assert screen.query_one(LogView).has_focus
+        reopened = painted(app)
+        await close_view(pilot)
+
+    fresh = console(tmp_path, sample_backend())
+    async with fresh.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        await open_view(pilot, "l", LogsScreen)
+        await until(lambda: "GET /web/ 200 9 ms" in painted(fresh), what="web's lines, first time")
+        await pilot.pause(0.2)
+        assert painted(fresh) == reopened
+
+
+async def test_nodes_shown_again_ask_at_once_and_not_while_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nodes, "REFRESH_SECONDS", 0.05)
+    backend = sample_backend()
+    asked: list[float] = []
+    listed = backend.nodes
+
+    async def counted() -> list[NodeInfo]:
+        asked.append(asyncio.get_running_loop().time())
+        return await listed()
+
+    backend.nodes = counted  # type: ignore[method-assign]
+    app = console(tmp_path, backend)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        screen = await open_view(pilot, "n", nodes.NodesScreen)
+        table = screen.query_one(KeyedTable)
+        await until(lambda: table.row_count == 3, what="three nodes")
+        await until(lambda: len(asked) > 3, what="the nodes asked for again")
+        await pilot.press("down")
+        await until(lambda: table.cursor_row == 1, what="the second node selected")
+        await close_view(pilot)
+        closed_at = len(asked)
+        await asyncio.sleep(0.3)
+        assert len(asked) <= closed_at + 1  # at most one asked as it closed
+
+        backend.node_list = backend.node_list[:2]
+        assert await open_view(pilot, "n", nodes.NodesScreen) is screen
+        await until(lambda: table.row_count == 2, what="the nodes of now")
+        assert table.cursor_row == 0 and table.has_focus
+        assert "node-3" not in painted(app)
+
+
+async def test_whatif_shown_again_shows_the_app_selected_now_from_its_policy(tmp_path: Path) -> None:
+    def backend() -> FixedBackend:
+        data = sample_backend()
+        data.apps[1].policy["maxReplicas"] = 4  # worker's differs from web's
+        return data
+
+    async def whatif(pilot: Pilot[Any]) -> WhatIfScreen:
+        screen = await open_view(pilot, "w", WhatIfScreen)
+        await until(lambda: screen.runs >= 1 and screen.error, what="the first backtest")
+        return screen  # type: ignore[no-any-return]
+
+    app = console(tmp_path, backend())
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        screen = await whatif(pilot)
+        assert "What if: web's" in painted(app) and "'web'" in screen.error
+        runs = screen.runs
+        screen.query_one("#whatif-source", Select).value = "step"
+        await until(lambda: screen.runs > runs and screen.answer is not None, what="a step backtest")
+        runs = screen.runs
+        screen.query_one("#field-maxReplicas", Input).value = "2"
+        screen.query_one("#whatif-since", Input).value = "2h"
+        await until(lambda: screen.runs > runs, what="the backtest of the candidate")
+        assert screen.query_one("#whatif-summary", DataTable).row_count == 5
+        await close_view(pilot)
+
+        await select(pilot, "worker")
+        runs = screen.runs
+        assert await open_view(pilot, "w", WhatIfScreen) is screen
+        await until(lambda: screen.runs > runs, what="worker's backtest")
+        await pilot.pause(0.5)  # past the debounce: the fields refilled ask for nothing more
+        assert screen.runs == runs + 1
+        assert screen.answer is None and "'worker'" in screen.error
+        assert screen.query_one("#field-maxReplicas", Input).value == "4"
+        assert screen.query_one("#field-maxReplicas", Input).has_focus
+        assert screen.query_one("#whatif-since", Input).value == "6h"
+        assert screen.query_one("#whatif-source", Select).value == "history"
+        assert screen.query_one("#whatif-summary", DataTable).row_count == 0
+        app.clear_notifications()
+        await pilot.pause()
+        reopened = painted(app)
+        assert "What if: worker's" in reopened
+        await close_view(pilot)
+
+    fresh = console(tmp_path, backend())
+    async with fresh.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        await select(pilot, "worker")
+        await whatif(pilot)
+        await pilot.pause(0.5)
+        fresh.clear_notifications()
+        await pilot.pause()
+        assert painted(fresh) == reopened

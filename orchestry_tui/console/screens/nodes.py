@@ -1,4 +1,8 @@
-"""The nodes view: the machines that run replicas (Swarm nodes, or the one Docker host), refreshed."""
+"""The nodes view: the machines that run replicas (Swarm nodes, or the one Docker host), refreshed.
+
+Built on first use (or ahead, while idle) and shown again (see kept.py): it asks for the nodes at once
+each time it is shown, and every REFRESH_SECONDS while it is on the stack; closed, it asks no more.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
+from textual.worker import Worker
 
 from core.errors import OrchestryError
 from core.runtime.base import NodeInfo
@@ -19,6 +24,7 @@ from core.units import readable_memory
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.formatting import MISSING, percent
 from orchestry_tui.console.screens import confirm
+from orchestry_tui.console.screens.kept import KeptScreen
 from orchestry_tui.console.widgets.footer import SteadyFooter
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 
@@ -69,7 +75,7 @@ class NodesLoaded(Message):
         self.error = error
 
 
-class NodesScreen(Screen[None]):
+class NodesScreen(KeptScreen, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,n", "app.pop_screen", "Back", id="orchestry.nodes.back"),
         Binding("d", "drain_node", "Drain", id="orchestry.nodes.drain"),
@@ -80,6 +86,7 @@ class NodesScreen(Screen[None]):
         super().__init__()
         self.backend = backend
         self._by_id: dict[str, NodeInfo] = {}
+        self._polling: Worker[None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("nodes  (the machines that run replicas; refreshed every 2 s)", classes="screen-title")
@@ -89,7 +96,30 @@ class NodesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(KeyedTable).focus()
-        self._poll()
+
+    def show(self) -> None:
+        """Before it is pushed again: from the top, with the focus on the table, as a new screen would
+        be; the nodes last shown stay until the first answer (asked for at once) replaces them."""
+        self._stop_polling()
+        if self.is_mounted:
+            table = self.query_one(KeyedTable)
+            table.move_cursor(row=0, column=0, animate=False)
+            table.scroll_home(animate=False)
+            table.focus()
+
+    def on_screen_resume(self) -> None:
+        # Also when a dialog over it (drain asks first) closes: its polling then still runs.
+        if self._polling is None:
+            self._polling = self._poll()
+
+    def on_screen_suspend(self) -> None:
+        if self not in self.app.screen_stack:  # closed, not merely covered
+            self._stop_polling()
+
+    def _stop_polling(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            self._polling = None
 
     @work(exclusive=True, group="nodes")
     async def _poll(self) -> None:

@@ -1,7 +1,11 @@
 """The what-if screen: edit an app's scaling policy and see, on its recorded load (or a synthetic
 trace), what the candidate would have done next to the current policy; then apply it after a
 confirmation.  Every run is a backtest by the daemon (or the embedded engine): nothing changes until
-the candidate is applied, through the same validation as ``orchestry apply``."""
+the candidate is applied, through the same validation as ``orchestry apply``.
+
+One screen for every app, built on first use (or ahead, while idle) and shown again (see kept.py):
+``show`` puts an app's policy in its fields before each push, and each push runs the backtest.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from textual_plotext import PlotextPlot
 from core.errors import OrchestryError
 from orchestry_tui.console.backend import ConsoleBackend
 from orchestry_tui.console.screens import confirm
+from orchestry_tui.console.screens.kept import KeptScreen
 from orchestry_tui.console.widgets.footer import SteadyFooter
 
 # The policy fields an operator tunes, in the order of the seed's troubleshooting guide.
@@ -42,6 +47,7 @@ SOURCES = (
     *((f"synthetic {k}", k) for k in ("step", "ramp", "spike", "sine")),
 )
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SINCE = "6h"  # the history replayed at first
 DEBOUNCE_SECONDS = 0.4
 SUMMARY_ROWS = (
     ("scale events", lambda s: f"{s['scale_events']} ({s['scale_outs']} out, {s['scale_ins']} in)"),
@@ -75,7 +81,7 @@ def parse_since(text: str) -> float | None:
         return -1.0  # refused by the daemon with a sentence naming 'since'
 
 
-class WhatIfScreen(Screen[None]):
+class WhatIfScreen(KeptScreen, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", id="orchestry.whatif.close"),
         Binding("ctrl+o", "apply_candidate", "Apply candidate", id="orchestry.whatif.apply"),
@@ -94,33 +100,77 @@ class WhatIfScreen(Screen[None]):
         self.runs = 0  # backtests answered (tests wait on it)
         self._debounce: Timer | None = None
         self._last_request: str | None = None
+        self._focus_field = True  # on the next push (not while built ahead: a hidden field would blink)
+
+    def _title(self) -> str:
+        return (
+            f"What if: {self.app_name}'s scaling policy on its recorded load · edit a field, the backtest "
+            "reruns · ctrl+o applies the candidate (asks first) · Esc closes"
+        )
 
     def compose(self) -> ComposeResult:
-        yield Label(
-            f"What if: {self.app_name}'s scaling policy on its recorded load · edit a field, the backtest "
-            "reruns · ctrl+o applies the candidate (asks first) · Esc closes",
-            id="whatif-title",
-        )
+        yield Label(self._title(), id="whatif-title")
         with Horizontal(id="whatif-body"):
             with VerticalScroll(id="whatif-form"):
                 yield Label("load")
                 yield Select(SOURCES, value="history", allow_blank=False, id="whatif-source")
                 yield Label("history to replay (e.g. 6h)")
-                yield Input("6h", id="whatif-since")
+                yield Input(SINCE, id="whatif-since")
                 for key, label in FIELDS:
                     yield Label(label)
-                    value = self.current_policy.get(key)
-                    yield Input("" if value is None else str(value), id=f"field-{key}")
+                    yield Input(self._shown(key), id=f"field-{key}")
             with Vertical(id="whatif-results"):
                 yield PlotextPlot(id="whatif-chart")
                 yield DataTable(id="whatif-summary", cursor_type="none", zebra_stripes=True)
                 yield Static("", id="whatif-status")
         yield SteadyFooter()
 
+    def _shown(self, key: str) -> str:
+        value = self.current_policy.get(key)
+        return "" if value is None else str(value)
+
     def on_mount(self) -> None:
-        table = self.query_one("#whatif-summary", DataTable)
+        self._add_columns(self.query_one("#whatif-summary", DataTable))
+
+    @staticmethod
+    def _add_columns(table: DataTable[Any]) -> None:
         table.add_columns("", "current", "candidate")
-        self.query_one(f"#field-{FIELDS[1][0]}", Input).focus()
+
+    def show(self, app_name: str, policy: dict[str, Any]) -> None:
+        """Before it is pushed again: ``app_name``'s policy in the fields, recorded history as the load,
+        no results yet, as a new screen would show it (the push runs the backtest)."""
+        self.workers.cancel_group(self, "whatif")  # the last app's answer is not this one's
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        self.app_name, self.current_policy = app_name, dict(policy)
+        self.answer, self.error, self._last_request = None, "", None
+        self._focus_field = True
+        if not self.is_mounted:
+            return  # composed from these
+        self.query_one("#whatif-title", Label).update(self._title())
+        self.query_one("#whatif-source", Select).value = "history"
+        fields = [(self.query_one("#whatif-since", Input), SINCE)]
+        fields += [(self.query_one(f"#field-{key}", Input), self._shown(key)) for key, _label in FIELDS]
+        for field, value in fields:
+            field.value = value
+            field.cursor_position = len(value)  # as a new field has it
+        self.query_one("#whatif-form", VerticalScroll).scroll_home(animate=False)
+        table = self.query_one("#whatif-summary", DataTable)
+        table.clear(columns=True)  # the columns' widths too: they grew to the last app's figures
+        self._add_columns(table)
+        self.query_one("#whatif-status", Static).update("")
+        plot = self.query_one("#whatif-chart", PlotextPlot)
+        plot.plt.clear_figure()  # curves, title and labels: the plot's render sets its size and theme
+        plot.refresh()
+
+    def on_screen_resume(self) -> None:
+        if self._focus_field:
+            self._focus_field = False
+            # At once, before Textual's own resume handler would focus the first field (the load).
+            self.set_focus(self.query_one(f"#field-{FIELDS[1][0]}", Input), scroll_visible=False)
+        # Each push (the first backtest of the app shown) and each return from the confirmation over
+        # it (nothing changed meanwhile: the same request is not sent again).
         self.rerun()
 
     # --- the candidate --------------------------------------------------------------------------
@@ -241,14 +291,20 @@ class WhatIfScreen(Screen[None]):
 
     @work(group="whatif-apply")
     async def _apply(self, changes: dict[str, Any]) -> None:
+        name = self.app_name
         try:
-            policy = await self.backend.set_policy(self.app_name, changes)
+            policy = await self.backend.set_policy(name, changes)
         except OrchestryError as exc:
             self.notify(str(exc), title="not applied", severity="error", timeout=10)
             return
+        self.notify(f"{name}: policy applied ({', '.join(changes)})")
+        if name != self.app_name:
+            return  # closed meanwhile and shown again for another app
         self.current_policy = dict(policy)
-        self.notify(f"{self.app_name}: policy applied ({', '.join(changes)})")
-        self.rerun(force=True)
+        if self in self.app.screen_stack:
+            self.rerun(force=True)
+        else:
+            self._last_request = None  # the next push runs it
 
     def action_close(self) -> None:
         self.dismiss(None)
