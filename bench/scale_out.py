@@ -116,7 +116,15 @@ class Client:
     async def polling(cls, url: str, expected: int) -> Client:
         """Started and polling ``url`` until ``expected`` replicas answered."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--poll", url, "--expect", str(expected), stdout=asyncio.subprocess.PIPE
+            sys.executable,
+            __file__,
+            "--poll",
+            url,
+            "--expect",
+            str(expected),
+            "--pollers",
+            str(POLLERS),
+            stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdout is not None
         if (await process.stdout.readline()).strip() != b"polling":
@@ -491,12 +499,21 @@ def print_splits(our_splits: dict[str, list[Split]], their_splits: dict[str, lis
 
 
 def main() -> None:
+    global POLLERS  # read by the polling client, in this process and in the one it starts
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--cold-only", action="store_true", help="skip the warm-pool rounds")
+    parser.add_argument(
+        "--pollers",
+        type=int,
+        default=POLLERS,
+        help=f"clients polling through nginx during Orchestry's cases (default {POLLERS}): each request is"
+        " a CGI run and a log line on a replica, work Docker's start competes with",
+    )
     parser.add_argument("--poll", metavar="URL", help=argparse.SUPPRESS)  # the client process
     parser.add_argument("--expect", type=int, default=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    POLLERS = args.pollers
     if args.poll:
         asyncio.run(poll_and_report(args.poll, args.expect))
         return
@@ -505,7 +522,7 @@ def main() -> None:
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"scale benchmark, median of {args.runs} runs (seconds); rounds alternate Orchestry and compose")
     loads = f"{' '.join(load_before)} before, {' '.join(load_after)} after"
-    print(f"load average {loads}; host {socket.gethostname()}")
+    print(f"load average {loads}; host {socket.gethostname()}; {POLLERS} polling clients")
     print(f"{'case':<18}{'orchestry':>12}{'compose':>12}{'ratio':>9}   per round")
     for case, values in ours.items():
         mine = statistics.median(values)
