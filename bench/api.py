@@ -16,9 +16,14 @@ generator's CPU over the run: a generator near 100 % of a core is the bottleneck
     .venv/bin/python bench/api.py [--seconds 5] [--concurrency 8] [--apps 50] [--tools ab,python]
                                   [--listing shared|per-app] [--no-built]
 
-The engine's idle CPU is measured twice, side by side: with the reconciler's shared container listing
-(core/shared_listing.py) and with the path before it (each app's pass lists its own containers);
-``--listing per-app`` runs the requests on the path before too.
+The engine's idle CPU is measured three ways, side by side: each app's pass listing its own containers
+and the idle work before (``IdleWork``: the workers' safety net read every app from the store, every
+stopped app passed each relist interval); the reconciler's shared container listing
+(core/shared_listing.py) with that idle work; and as the daemon runs now (stopped apps with nothing
+left relisted together, the kept records).  ``/health`` is measured before (each probe its own
+database ping) and now (probes that arrive together share one).  The bench's engine relists every 5 s
+(testkit's engine_settings); production's default is 30 s, so its relist work is a sixth of this.
+``--listing per-app`` runs the requests on the per-app listing.
 
 Needs Docker, nginx, the demo image (``scripts/build_demo_image.sh``) and ``ab`` (apache2-utils).
 Prints figures; asserts nothing.
@@ -121,6 +126,46 @@ async def _run_on_the_loop(argv: list[str]) -> tuple[int, str]:
     return process.returncode or 0, text[-nginx_procs.MAX_OUTPUT :]
 
 
+class IdleWork:
+    """Switch the idle engine's own work between today's way (``now``) and the way before (the
+    "before" idle and /health lines): the safety net that keeps a worker per app read every app from
+    the store (now: the leader's kept records); every stopped app's worker passed, with a list call
+    of its own, each relist_interval (now: the quiet ones are relisted together, one listing); each
+    /health probe pinged the database itself (now: probes that arrive together share a ping)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._reconciler = engine._c.reconciler
+        self._watch = engine._c.watch
+        self._status = engine._c.status
+        self._kept = self._watch._app_records
+        self._ping = self._status.ping
+        self._store = engine.store
+
+    def now(self, on: bool) -> None:
+        reconciler = self._reconciler
+        type(reconciler).quiet_relist = on
+        self._watch._app_records = self._kept if on else self._watch._read_app_records
+        self._status.ping = self._ping if on else _OwnPing(self._store)  # type: ignore[assignment]
+        if not on:
+            # The quiet apps wait for a wake: back on their own timers, spread over one relist
+            # interval as their registrations spread them before.
+            quiet = [state for state in reconciler.apps.values() if state.quiet]
+            loop = asyncio.get_running_loop()
+            for index, state in enumerate(quiet):
+                state.quiet = False
+                loop.call_later(index * reconciler.config.relist_interval / len(quiet), state.wake.set)
+
+
+class _OwnPing:
+    """/health's database check as it was: each probe its own ping in a thread."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self._store.ping)  # type: ignore[attr-defined]
+
+
 class PerAppListing:
     """The reconciler's listing before core/shared_listing.py: each pass its own list call."""
 
@@ -131,6 +176,13 @@ class PerAppListing:
     async def of(self, app: str) -> list[ContainerInfo]:
         self.calls += 1
         return await self._runtime.list_managed(app)
+
+    async def every(self) -> dict[str, list[ContainerInfo]]:
+        self.calls += 1
+        by_app: dict[str, list[ContainerInfo]] = {}
+        for info in await self._runtime.list_managed(None):
+            by_app.setdefault(info.app, []).append(info)
+        return by_app
 
     async def close(self) -> None:
         return None
@@ -318,10 +370,19 @@ async def main(
             )
             reconciler = engine._c.reconciler
             shared = reconciler.listing
+            idle = IdleWork(engine)
+            relist = engine.settings.relist_interval
             idle_of: dict[str, tuple[float, float]] = {}
-            for way, chosen in (("per-app", PerAppListing(engine.runtime)), ("shared", shared)):
+            for way, chosen, now in (
+                ("per-app listing, before", PerAppListing(engine.runtime), False),
+                ("shared listing, before", shared, False),
+                ("shared listing, now", shared, True),
+            ):
                 reconciler.listing = chosen  # type: ignore[assignment]
-                await asyncio.sleep(1.0)  # passes begun on the other listing finish
+                idle.now(now)
+                # Passes begun the other way finish; after a switch to "now" every stopped app's next
+                # pass (within one relist interval) makes it quiet.
+                await asyncio.sleep(relist + 1.0)
                 calls = chosen.calls
                 # Over two relist periods of the bench's engine (5 s), so every app's periodic pass counts.
                 idle_of[way] = (await measure_idle(IDLE_SECONDS), (chosen.calls - calls) / IDLE_SECONDS)
@@ -329,14 +390,15 @@ async def main(
                 reconciler.listing = chosen = PerAppListing(engine.runtime)  # type: ignore[assignment]
                 await asyncio.sleep(1.0)
                 await measure_idle(IDLE_SECONDS)
+            before_cpu, now_cpu = idle_of["shared listing, before"][0], idle_of["shared listing, now"][0]
             print(
-                "engine idle (no request): "
+                f"engine idle (no request; relist every {relist:g} s, production's default 30 s): "
                 + "; ".join(
-                    f"{cpu * 100:.1f} % of a core, {lists:.0f} list calls/s with the {way} listing"
+                    f"{way}: {cpu * 100:.1f} % of a core, {lists:.0f} list calls/s"
                     for way, (cpu, lists) in idle_of.items()
                 )
-                + f"; shared/per-app CPU {idle_of['shared'][0] / max(idle_of['per-app'][0], 1e-9):.2f}×"
-                + f"; requests below run on the {listing} listing",
+                + f"; now/before (shared listing) CPU {now_cpu / max(before_cpu, 1e-9):.2f}×"
+                + f"; requests below run on the {listing} listing, idle work now",
                 flush=True,
             )
             work = EngineWork(engine)
@@ -352,7 +414,10 @@ async def main(
                 finally:
                     await bare.cleanup()
                 for tool in tools:
-                    report("GET /health (quiet)", tool, await loaders[tool](base + "/health"))
+                    for way in ("before", "now"):
+                        idle.now(way == "now")
+                        report(f"GET /health (quiet, {way})", tool, await loaders[tool](base + "/health"))
+                idle.now(True)
                 summary = []
                 for path in LIST_PATHS:
                     for scaling in (False, True):

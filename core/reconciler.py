@@ -107,6 +107,10 @@ class NotLeaderAnymore(Exception):
 
 
 class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
+    # False: every app's worker passes each relist_interval, quiet or not (the way before
+    # _relist_quiet, for bench/api.py's side-by-side figures).
+    quiet_relist = True
+
     def __init__(
         self,
         runtime: Runtime,
@@ -491,7 +495,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         await self._persist_instances(state)
         self._refill_pool_later(state, spec, stopped=record.status == APP_STOPPED)
         state.quiet = (
-            record.status == APP_STOPPED
+            self.quiet_relist
+            and record.status == APP_STOPPED
             and not containers
             and not state.replicas
             and not state.stopping
