@@ -92,6 +92,18 @@ class FullCollections:
         return len(new), max(new, default=0.0) * 1000
 
 
+def ran(handle: asyncio.events.Handle) -> str:
+    """What a callback ran: a task's step says which task and where it stopped (a worker, a widget's
+    message loop), not just "TaskStepMethWrapper"."""
+    task = getattr(getattr(handle, "_callback", None), "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        where = f" at {frame.f_code.co_name}:{frame.f_lineno}" if frame is not None else ""
+        return f"task {task.get_name()} {getattr(coro, '__qualname__', coro)}{where}"[:200]
+    return repr(handle)[:200]
+
+
 class LoopHolds:
     """How long each callback of the event loop held it (a key that lands meanwhile waits that long):
     times every ``Handle._run`` (task steps, timers, call_soon) while ``recording``, whatever the tree."""
@@ -113,7 +125,7 @@ class LoopHolds:
                 held = time.perf_counter() - started
                 holds.durations.append(held)
                 if len(holds.longest) < 5 or held > holds.longest[-1][0]:
-                    holds.longest = sorted([*holds.longest, (held, repr(handle)[:160])], reverse=True)[:5]
+                    holds.longest = sorted([*holds.longest, (held, ran(handle))], reverse=True)[:5]
 
         asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
