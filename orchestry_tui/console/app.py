@@ -260,10 +260,12 @@ class OrchestryConsole(App[int]):
         charts = pane.charts()
         data = frame.charts if frame.charts and frame.charts.app == self.selected else None
         for chart_id, request in pane.requests(data, frame.now, self.selected).items():
-            charts[chart_id].prepare(request)
-            await asyncio.sleep(0)  # what came meanwhile (a key) goes first
-            if self._dialog_open():
-                return
+            chart = charts[chart_id]
+            for step in (partial(chart.prepare, request), chart.paint_ahead):
+                step()
+                await asyncio.sleep(0)  # what came meanwhile (a key) goes first
+                if self._dialog_open():
+                    return
 
     def _on_clock(self) -> None:
         """Once a second: start the refresh when one is due (the panes' work then waits for its frame,

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.visual import Visual, visualize
+from textual.widgets import DataTable
 
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
 from orchestry_tui.console.widgets.charts import Chart, ChartRequest
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from tests.tui.conftest import until
 
 
@@ -39,7 +42,7 @@ def request(values: list[float], now: float = FIXED_NOW) -> ChartRequest:
     return ChartRequest.of("cpu", [("cpu", points)], now, threshold=70.0)
 
 
-def chart_text(app: App[None]) -> str:
+def screen_text(app: App[None]) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
@@ -50,19 +53,36 @@ async def test_a_chart_builds_each_plot_once_and_repaints_only_when_it_changes()
         built = count_builds(chart)
         chart.draw(request([10.0, 20.0, 30.0]))
         await pilot.pause()
-        assert len(built) == 1 and "cpu" in chart_text(app)
+        assert len(built) == 1 and "cpu" in screen_text(app)
         repaints: list[int] = []
         refresh = chart.refresh
         chart.refresh = lambda *a, **k: (repaints.append(1), refresh(*a, **k))[1]  # type: ignore[method-assign]
         chart.draw(request([10.0, 20.0, 30.0]))  # the same again: neither built nor repainted
         await pilot.pause()
         assert len(built) == 1 and not repaints
-        # Built ahead: drawing it then builds nothing more and repaints once.
+        # Built and turned into lines ahead: drawing it then builds nothing more, repaints once, and
+        # the paint takes those lines.
         chart.prepare(request([10.0, 20.0, 55.0]))
+        chart.paint_ahead()
         assert len(built) == 2 and not repaints
-        chart.draw(request([10.0, 20.0, 55.0]))
-        await pilot.pause()
-        assert len(built) == 2 and len(repaints) == 1
+        to_strips = Visual.to_strips
+        painted: list[object] = []
+
+        def counted(widget: object, *args: Any, **kwargs: Any) -> Any:
+            painted.append(widget)
+            return to_strips(widget, *args, **kwargs)  # type: ignore[arg-type]
+
+        Visual.to_strips = counted  # type: ignore[method-assign,assignment]
+        try:
+            chart.draw(request([10.0, 20.0, 55.0]))
+            await pilot.pause()
+        finally:
+            Visual.to_strips = to_strips  # type: ignore[method-assign]
+        assert len(built) == 2 and len(repaints) == 1 and chart not in painted
+        shown = chart._shown
+        assert shown is not None  # the lines on screen are what Textual makes of the plot's text
+        own = Visual.to_strips(chart, visualize(chart, shown), *chart.size, chart.visual_style)
+        assert chart._render_cache.lines == own
         # A new size builds the plot again, in the paint.
         await pilot.resize_terminal(70, 16)
         await pilot.pause()
@@ -92,10 +112,10 @@ async def test_a_chart_with_nothing_to_plot_says_why_and_plots_again_when_data_c
         await pilot.pause()
         chart.draw(ChartRequest.of("cpu", [("cpu", [])], FIXED_NOW, empty_reason="no samples yet"))
         await pilot.pause()
-        assert "no samples yet" in chart_text(app)
+        assert "no samples yet" in screen_text(app)
         chart.draw(request([10.0, 20.0, 30.0]))  # the plot built before: shown again
         await pilot.pause()
-        assert "no samples yet" not in chart_text(app) and "cpu" in chart_text(app)
+        assert "no samples yet" not in screen_text(app) and "cpu" in screen_text(app)
 
 
 @pytest.mark.usefixtures("utc")
@@ -140,3 +160,31 @@ async def test_the_refresh_builds_the_charts_before_the_frame_is_applied_each_in
             "apply, 0 plots built",
         ]
         assert [len(built) for built in builds] == [0, 0, 0, 1]
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield KeyedTable([("name", "NAME"), ("cpu", "CPU")], id="t")
+
+
+async def test_a_table_renders_only_its_changed_cells_again_not_its_header() -> None:
+    app = TableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({"a": ("a", "1.0%"), "b": ("b", "2.0%")})
+        await pilot.pause()
+        rendered: list[tuple[int, int]] = []
+        render = DataTable._render_cell
+
+        def counted(self: DataTable[object], row: int, column: int, *args: Any, **kwargs: Any) -> Any:
+            rendered.append((row, column))
+            return render(self, row, column, *args, **kwargs)
+
+        DataTable._render_cell = counted  # type: ignore[method-assign]
+        try:
+            table.sync({"a": ("a", "1.5%"), "b": ("b", "2.0%")})
+            await pilot.pause()
+        finally:
+            DataTable._render_cell = render  # type: ignore[method-assign]
+        assert rendered == [(0, 1)]  # a's CPU; not the header, names or b's CPU
+        assert "1.5%" in screen_text(app)

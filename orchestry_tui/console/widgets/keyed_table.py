@@ -135,11 +135,13 @@ class KeyedTable(DataTable[object]):
         names, states and images beside them too.  A cell whose value is the very object rendered
         last time at that place, width and look is served from here: sync writes only changed cells,
         so an unchanged cell keeps its object (held by the entry, so its id is never reused)."""
-        if row_index < 0 or column_index < 0:  # the header and row labels: DataTable's own path
+        if column_index < 0:  # row labels (none here): DataTable's own path
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
-        value = self._data[row_key][column_key]
+        if row_index < 0:  # the header: its labels, rendered again by DataTable after every sync
+            value: object = self.columns[column_key].label
+        else:
+            value = self._data[self._row_locations.get_key(row_index)][column_key]
         look = (self._show_hover_cursor, self.show_cursor, self._pseudo_class_state)
         key = (row_index, column_index, base_style, width, cursor, hover, *look)
         hit = self._rendered.get(key)
