@@ -1,11 +1,12 @@
 """Desired vs actual → plan → actions, one serialised worker per app.
 
 Each app's worker wakes on a desired-state change, a runtime event, a health transition, a crash
-back-off expiring, or the periodic relist (the safety net).  A pass takes the app's containers from one
-listing shared by every app (core/shared_listing.py), adopts what it does not know (a restarted
-controller creates nothing twice), clears away dead containers (counting crashes for back-off), asks
-the pure planner what to do and does it, in parallel across slots.  Only the lease holder acts: every
-pass and every runtime action checks ``is_leader()``.
+back-off expiring, or the periodic relist (the safety net; stopped apps with nothing left share one
+listing per relist interval instead of a pass each, see ``_relist_quiet``).  A pass takes the app's
+containers from one listing shared by every app (core/shared_listing.py), adopts what it does not know
+(a restarted controller creates nothing twice), clears away dead containers (counting crashes for
+back-off), asks the pure planner what to do and does it, in parallel across slots.  Only the lease
+holder acts: every pass and every runtime action checks ``is_leader()``.
 """
 
 from __future__ import annotations
