@@ -15,7 +15,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
@@ -56,6 +58,31 @@ SUMMARY_ROWS = (
     ("peak replicas", lambda s: str(s["peak_replicas"])),
     ("flaps", lambda s: str(s["flaps"])),
 )
+
+
+class WhatIfChart(PlotextPlot):
+    """The replica curves.  Empty (a new screen, or the screen shown again until the backtest answers),
+    it shows the lines it drew when last empty at that size and with those styles: plotext draws even an
+    empty canvas dot by dot and Textual then turns its 7,000 characters into lines, some 20 ms of CPU."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plotted = False
+        self._empty: tuple[tuple[Any, ...], list[Strip]] | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if self.plotted:
+            return super().render_lines(crop)
+        drawn_for = (crop, self.size, self.app.theme, self.app._css_update_count)
+        if self._empty is None or self._empty[0] != drawn_for:
+            self._empty = (drawn_for, super().render_lines(crop))
+        return list(self._empty[1])
+
+    def clear(self) -> None:
+        """Nothing plotted, no title, no labels: as a new plot (its render sets its size and theme)."""
+        self.plt.clear_figure()
+        self.plotted = False
+        self.refresh()
 
 
 def parse_value(text: str) -> Any:
@@ -101,6 +128,8 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         self._debounce: Timer | None = None
         self._last_request: str | None = None
         self._focus_field = True  # on the next push (not while built ahead: a hidden field would blink)
+        # Since the screen was last shown for an app: a status line written, results drawn.
+        self._status_written = self._results_drawn = False
 
     def _title(self) -> str:
         return (
@@ -120,7 +149,7 @@ class WhatIfScreen(KeptScreen, Screen[None]):
                     yield Label(label)
                     yield Input(self._shown(key), id=f"field-{key}")
             with Vertical(id="whatif-results"):
-                yield PlotextPlot(id="whatif-chart")
+                yield WhatIfChart(id="whatif-chart")
                 yield DataTable(id="whatif-summary", cursor_type="none", zebra_stripes=True)
                 yield Static("", id="whatif-status")
         yield SteadyFooter()
@@ -143,12 +172,14 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         if self._debounce is not None:
             self._debounce.stop()
             self._debounce = None
-        self.app_name, self.current_policy = app_name, dict(policy)
+        titled_for, self.app_name, self.current_policy = self.app_name, app_name, dict(policy)
         self.answer, self.error, self._last_request = None, "", None
         self._focus_field = True
         if not self.is_mounted:
             return  # composed from these
-        self.query_one("#whatif-title", Label).update(self._title())
+        # Only what differs from a new screen is touched: each widget changed is drawn again.
+        if app_name != titled_for:
+            self.query_one("#whatif-title", Label).update(self._title())
         self.query_one("#whatif-source", Select).value = "history"
         fields = [(self.query_one("#whatif-since", Input), SINCE)]
         fields += [(self.query_one(f"#field-{key}", Input), self._shown(key)) for key, _label in FIELDS]
@@ -156,13 +187,16 @@ class WhatIfScreen(KeptScreen, Screen[None]):
             field.value = value
             field.cursor_position = len(value)  # as a new field has it
         self.query_one("#whatif-form", VerticalScroll).scroll_home(animate=False)
+        if self._status_written:
+            self._status_written = False
+            self.query_one("#whatif-status", Static).update("")
+        if not self._results_drawn:
+            return
+        self._results_drawn = False
         table = self.query_one("#whatif-summary", DataTable)
         table.clear(columns=True)  # the columns' widths too: they grew to the last app's figures
         self._add_columns(table)
-        self.query_one("#whatif-status", Static).update("")
-        plot = self.query_one("#whatif-chart", PlotextPlot)
-        plot.plt.clear_figure()  # curves, title and labels: the plot's render sets its size and theme
-        plot.refresh()
+        self.query_one("#whatif-chart", WhatIfChart).clear()
 
     def on_screen_resume(self) -> None:
         if self._focus_field:
@@ -213,6 +247,7 @@ class WhatIfScreen(KeptScreen, Screen[None]):
             answer = await self.backend.backtest(self.app_name, changes or None, since, trace)
         except OrchestryError as exc:
             self.error = str(exc)
+            self._status_written = True
             self.query_one("#whatif-status", Static).update(f"[b]cannot backtest:[/b] {exc}")
             self.notify(str(exc), title="what-if", severity="error", timeout=10)
             self.runs += 1
@@ -233,6 +268,7 @@ class WhatIfScreen(KeptScreen, Screen[None]):
                     field.value = str(policy[key])
 
     def _show(self, answer: dict[str, Any]) -> None:
+        self._status_written = self._results_drawn = True
         self._fill_unset_fields(answer["current"]["policy"])
         table = self.query_one("#whatif-summary", DataTable)
         table.clear()
@@ -243,7 +279,8 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         self.query_one("#whatif-status", Static).update(
             f"{answer['samples']} periods of {source} · model: {answer['model']}"
         )
-        plot = self.query_one("#whatif-chart", PlotextPlot)
+        plot = self.query_one("#whatif-chart", WhatIfChart)
+        plot.plotted = True
         plt = plot.plt
         plt.clear_data()
         start = answer["start"] or 0.0
