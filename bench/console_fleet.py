@@ -28,7 +28,9 @@ Every simulated replica's CPU and memory wander each second (so figures change o
 - full garbage collections (generation 2, counted by a ``gc`` callback whatever the tree does about
   them) while idle and while keys are pressed: how many, and the longest (the loop is stopped meanwhile);
 - RSS (VmRSS) after the idle period and at the end; with ``--long-idle SECONDS``, also every 30 s of
-  that much more idle time (before the presses): memory stays flat or it does not.
+  that much more idle time (before the presses): memory stays flat or it does not.  Beside it, at the
+  same instants, the metric windows' buckets (an app's fill for 15 minutes, then stay level) and
+  Python's allocated blocks; and the lowest RSS, RSS at 15 and 30 minutes, the last 10 minutes' slope.
 
 Prints figures; asserts nothing.
 
@@ -46,6 +48,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,6 +72,21 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("VmRSS is missing from /proc/self/status")
+
+
+def window_buckets(windows: Any) -> int:
+    """Every app's metric-window buckets (per second of the app and of each replica)."""
+    return sum(windows.bucket_count(app) for app in windows.apps())
+
+
+def long_idle_summary(series: list[float]) -> str:
+    """RSS samples 30 s apart: the lowest, at 15 and 30 minutes, and the slope of the last 10 minutes."""
+    at = {minutes: series[minutes * 2] for minutes in (15, 30) if minutes * 2 < len(series)}
+    last = series[-21:]  # ten minutes: 21 samples
+    slope = (last[-1] - last[0]) / ((len(last) - 1) / 2) if len(last) > 1 else float("nan")
+    marks = "".join(f", {m} min {mb:.0f}" for m, mb in at.items())
+    span = (len(last) - 1) / 2
+    return f"min {min(series):.0f}{marks}, end {series[-1]:.0f} MB; last {span:g} min {slope:+.2f} MB/min"
 
 
 class FullCollections:
@@ -303,11 +321,18 @@ async def measure(
             result["idle_full_gc_n"], result["idle_full_gc_max_ms"] = full_gcs.since(0)
             result.update(holds.figures(time.monotonic() - wall_before))
             result["rss_idle_mb"] = rss_mb()
-            series = [rss_mb()]
+            # Beside RSS: the metric windows' buckets (apps keep 15 minutes: they fill for that long,
+            # then stay level) and the blocks Python has allocated, to tell their growth from the rest.
+            windows = engine.metrics.windows
+            series, buckets, blocks = [rss_mb()], [window_buckets(windows)], [sys.getallocatedblocks()]
             for _ in range(int(long_idle // 30)):
                 await asyncio.sleep(30)
                 series.append(rss_mb())
+                buckets.append(window_buckets(windows))
+                blocks.append(sys.getallocatedblocks())
             result["rss_series_mb"] = series
+            result["window_buckets_series"] = buckets
+            result["allocated_blocks_series"] = blocks
             pressing_from = len(full_gcs.durations)
 
             apps_table = app.query_one("#apps", KeyedTable)
@@ -553,6 +578,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
             samples = " ".join(f"{mb:.0f}" for mb in r["rss_series_mb"])
             print(f"RSS every 30 s of the long idle, {tree}: {samples} MB")
+            print(f"  {long_idle_summary(r['rss_series_mb'])}")
+            buckets = " ".join(str(n) for n in r["window_buckets_series"])
+            print(f"  metric-window buckets, same instants: {buckets}")
+            blocks = " ".join(f"{n / 1000:.0f}" for n in r["allocated_blocks_series"])
+            print(f"  Python's allocated blocks (thousands), same instants: {blocks}")
     for r in rows:
         tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
         print(f"longest idle callbacks, {tree}:")
