@@ -26,7 +26,8 @@ Every simulated replica's CPU and memory wander each second (so figures change o
 - scrolling: PageDown through the apps table (every press selects another app, so the replicas table
   changes too) and through the replicas table: p50/p99/max of press → painted screen;
 - full garbage collections (generation 2, counted by a ``gc`` callback whatever the tree does about
-  them) while idle and while keys are pressed: how many, and the longest (the loop is stopped meanwhile);
+  them) while idle and while keys are pressed: how many, the longest (the loop is stopped meanwhile),
+  wall and CPU, and their CPU in all;
 - RSS (VmRSS) after the idle period and at the end; with ``--long-idle SECONDS``, also every 30 s of
   that much more idle time (before the presses): memory stays flat or it does not.  Beside it, at the
   same instants, the metric windows' buckets (an app's fill for 15 minutes, then stay level) and
@@ -94,21 +95,29 @@ class FullCollections:
 
     def __init__(self) -> None:
         self.durations: list[float] = []
-        self._started = 0.0
+        # The collecting thread's CPU time for each: what a loaded host does not inflate.
+        self.cpu_durations: list[float] = []
+        self._started = self._cpu_started = 0.0
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if info["generation"] != 2:
             return
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started, self._cpu_started = time.perf_counter(), time.thread_time()
         else:
             self.durations.append(time.perf_counter() - self._started)
+            self.cpu_durations.append(time.thread_time() - self._cpu_started)
 
     def since(self, mark: int) -> tuple[int, float]:
         """How many since ``mark`` (a former ``len(durations)``) and the longest, in ms."""
         new = self.durations[mark:]
         return len(new), max(new, default=0.0) * 1000
+
+    def cpu_since(self, mark: int) -> tuple[float, float]:
+        """The longest and the sum of their CPU times since ``mark``, in ms."""
+        new = self.cpu_durations[mark:]
+        return max(new, default=0.0) * 1000, sum(new) * 1000
 
 
 def ran(handle: asyncio.events.Handle) -> str:
@@ -320,6 +329,7 @@ async def measure(
             result["idle_paints_per_s"] = (paints.count - paints_before) / (time.monotonic() - wall_before)
             result["idle_full_gc_n"], result["idle_full_gc_max_ms"] = full_gcs.since(0)
             result.update(holds.figures(time.monotonic() - wall_before))
+            result["idle_full_gc_cpu_max_ms"], result["idle_full_gc_cpu_ms"] = full_gcs.cpu_since(0)
             result["rss_idle_mb"] = rss_mb()
             # Beside RSS: the metric windows' buckets (apps keep 15 minutes: they fill for that long,
             # then stay level) and the blocks Python has allocated, to tell their growth from the rest.
@@ -438,6 +448,7 @@ async def measure(
                         await press(app, paints, "pagedown", lambda b=before: replicas_table.cursor_row > b)
                     )
         result["press_full_gc_n"], result["press_full_gc_max_ms"] = full_gcs.since(pressing_from)
+        result["press_full_gc_cpu_max_ms"], result["press_full_gc_cpu_ms"] = full_gcs.cpu_since(pressing_from)
         result["rss_end_mb"] = rss_mb()
         cpu_before, wall_before = cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds / 2)
@@ -537,8 +548,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     line("idle: callback p99.9, wall", "idle_hold_p999_ms", "ms")
     line("full collections while idle", "idle_full_gc_n", "  ")
     line("  longest", "idle_full_gc_max_ms", "ms")
+    line("  longest, CPU", "idle_full_gc_cpu_max_ms", "ms")
+    line("  all of them, CPU", "idle_full_gc_cpu_ms", "ms")
     line("full collections while pressing", "press_full_gc_n", "  ")
     line("  longest", "press_full_gc_max_ms", "ms")
+    line("  longest, CPU", "press_full_gc_cpu_max_ms", "ms")
+    line("  all of them, CPU", "press_full_gc_cpu_ms", "ms")
     line("RSS after the idle period", "rss_idle_mb", "MB")
     line("RSS at the end", "rss_end_mb", "MB")
     print("keypress latency, every press of every kind below (press → first paint showing its effect):")
