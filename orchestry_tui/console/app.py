@@ -257,10 +257,8 @@ class OrchestryConsole(App[int]):
         if self._dialog_open() or not self._shows("charts"):
             return
         pane = self.query_one(AppCharts)
-        charts = pane.charts()
         data = frame.charts if frame.charts and frame.charts.app == self.selected else None
-        for chart_id, request in pane.requests(data, frame.now, self.selected).items():
-            chart = charts[chart_id]
+        for chart, request in pane.drawable(data, frame.now, self.selected):
             for step in (partial(chart.prepare, request), chart.paint_ahead):
                 step()
                 await asyncio.sleep(0)  # what came meanwhile (a key) goes first

@@ -162,6 +162,27 @@ async def test_the_refresh_builds_the_charts_before_the_frame_is_applied_each_in
         assert [len(built) for built in builds] == [0, 0, 0, 1]
 
 
+@pytest.mark.usefixtures("utc")
+async def test_a_refresh_that_comes_before_a_chart_is_mounted_draws_the_others_and_goes_on() -> None:
+    # The console's first refresh can come before the chart grid's charts are mounted: it crashed the
+    # console (KeyError 'chart-replicas') instead of drawing what is there and the rest next time.
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="the first frame")
+        await app.query_one("#chart-replicas", Chart).remove()
+        cpu = app.query_one("#chart-cpu", Chart)
+        backend = app.backend
+        assert isinstance(backend, FixedBackend)
+        web = backend.charts["web"]
+        backend.charts["web"] = replace(web, cpu_percent=[*web.cpu_percent[1:], (FIXED_NOW - 1, 64.0)])
+        frames = app.frames_applied
+        app.refresh_now()
+        await until(lambda: app.frames_applied > frames, what="a refresh without the replicas chart")
+        await pilot.pause()
+        assert app.is_running and cpu._request is not None
+        assert cpu._request.lines[0][1][-1] == (FIXED_NOW - 1, 64.0)  # the CPU chart still drawn
+
+
 class TableApp(App[None]):
     def compose(self) -> ComposeResult:
         yield KeyedTable([("name", "NAME"), ("cpu", "CPU")], id="t")

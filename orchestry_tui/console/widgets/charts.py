@@ -230,7 +230,18 @@ class AppCharts(Grid):
             ),
         }
 
-    def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
+    def drawable(
+        self, data: ChartData | None, now: float, selected: str | None
+    ) -> list[tuple[Chart, ChartRequest]]:
+        """Each mounted chart with what it draws for ``data``. A refresh can come before the grid's
+        charts are mounted (the console's first seconds): those are drawn by the next one."""
         charts = self.charts()
-        for chart_id, request in self.requests(data, now, selected).items():
-            charts[chart_id].draw(request)
+        return [
+            (charts[chart_id], request)
+            for chart_id, request in self.requests(data, now, selected).items()
+            if chart_id in charts
+        ]
+
+    def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
+        for chart, request in self.drawable(data, now, selected):
+            chart.draw(request)
