@@ -544,7 +544,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             return  # never unrouted by the event, failing its checks already, or still starting
         replica.state = REPLICA_STARTING
         replica.reason = ""
-        self.health.rearm(replica.container_id)
+        # Said (saved) before the probes start again: rearmed first, a loaded host's store write could
+        # end after the replica passed and was routed, and the log read "healthy and routed" before it.
         await self.emit(
             "lifecycle",
             "replica_survived_signal",
@@ -552,6 +553,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             app=state.name,
             details={"slot": replica.slot},
         )
+        if state.replicas.get(replica.container_id) is replica and not replica.replace_reason:
+            self.health.rearm(replica.container_id)  # not if it went, or failed its checks meanwhile
 
     def _other_network(self, replica: Replica) -> bool:
         """A replica started under the other networking mode (the operator switched

@@ -4,8 +4,10 @@ reach quickly (adoption, crash back-off, rolling and drain order, status transit
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 from core.errors import Conflict
 from core.models import (
@@ -322,3 +324,25 @@ async def test_a_signal_the_replica_survives_unroutes_it_only_until_it_passes_it
     assert view.status == APP_RUNNING
     messages = [e.message for e in await world.engine.events(app=name) if e.kind == "replica_survived_signal"]
     assert messages == [f"replica {name}-1 is still running after a kill signal: routed again once healthy"]
+
+
+async def test_a_signal_survivor_is_said_to_survive_before_it_is_routed_again(world: MemoryWorld) -> None:
+    """On a loaded host the event's store write can take longer than the replica's next probe: the
+    event is saved before the replica is probed again, so it is there once the replica is routed again
+    and the log never reads "healthy and routed" before "still running after a kill signal"."""
+    name = await started(world, 2)
+    add = world.engine.store.events.add
+
+    def slow_add(app: str | None, category: str, kind: str, *rest: Any) -> int:
+        if kind == "replica_survived_signal":
+            time.sleep(0.5)  # a store write on a loaded host (runs in a thread: the loop goes on)
+        return add(app, category, kind, *rest)
+
+    world.engine.store.events.add = slow_add  # type: ignore[method-assign]
+    world.runtime.signal(f"{name}-1", "SIGHUP")
+    await world.settle(lambda: world.routed_slots(name) == [2], "the signalled replica unrouted", step=0.01)
+    await world.settle(lambda: world.routed_slots(name) == [1, 2], "the signalled replica routed again")
+    # Saved before it was probed again, so before the "healthy and routed" that follows it (whose own
+    # write comes after the routing: it may not be saved yet).
+    kinds = [e.kind for e in await world.engine.events(app=name)]
+    assert "replica_survived_signal" in kinds, kinds
