@@ -47,7 +47,12 @@ async def test_rows_follow_scaling_and_untouched_replicas_are_not_rewritten(worl
 
     replaced = world.container(name, 2).id
     world.runtime.crash(f"{name}-2", exit_code=1)
-    await world.settle(
-        lambda: world.container(name, 2).id != replaced and matches_replicas(world, name),
-        "the replaced replica's row names its new container",
-    )
+
+    def replaced_and_saved() -> bool:
+        # The pass removes the dead container, then creates its replacement under the same name, with
+        # store writes between the two: for a moment no container is named <app>-2. That is a
+        # replacement in progress, so wait on; asking world.container() then failed the test.
+        new = world.runtime.find(f"{name}-2")
+        return new is not None and new.id != replaced and matches_replicas(world, name)
+
+    await world.settle(replaced_and_saved, "the replaced replica's row names its new container")
