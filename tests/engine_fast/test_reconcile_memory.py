@@ -296,9 +296,14 @@ async def test_a_crash_docker_lists_late_is_replaced_without_waiting_for_the_hea
     await asyncio.sleep(0.05)  # the pass the event woke has listed it running
     assert world.container(name, 1).id == dead
     world.runtime.listed_running.discard(dead)  # Docker has saved its state now (no event says so)
-    await world.settle(
-        lambda: world.container(name, 1).id != dead, "the replica replaced", step=0.05, limit=10
-    )
+
+    def replaced() -> bool:
+        # The dead container is removed before its replacement is created under the same name: while
+        # the name is free the replacement is under way, so wait on (world.container() would fail).
+        new = world.runtime.find(f"{name}-1")
+        return new is not None and new.id != dead
+
+    await world.settle(replaced, "the replica replaced", step=0.05, limit=10)
 
 
 async def test_a_signal_the_replica_survives_unroutes_it_only_until_it_passes_its_checks_again(
