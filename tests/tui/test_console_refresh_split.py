@@ -46,6 +46,17 @@ def screen_text(app: App[None]) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+async def refresh_with_a_new_cpu_point(app: OrchestryConsole, what: str) -> None:
+    """Give the sample app "web" a new CPU point (64 % a second ago) and wait for the refresh after it."""
+    backend = app.backend
+    assert isinstance(backend, FixedBackend)
+    web = backend.charts["web"]
+    backend.charts["web"] = replace(web, cpu_percent=[*web.cpu_percent[1:], (FIXED_NOW - 1, 64.0)])
+    frames = app.frames_applied
+    app.refresh_now()
+    await until(lambda: app.frames_applied > frames, what=what)
+
+
 async def test_a_chart_builds_each_plot_once_and_repaints_only_when_it_changes() -> None:
     app = ChartApp()
     async with app.run_test(size=(60, 14)) as pilot:
@@ -146,14 +157,8 @@ async def test_the_refresh_builds_the_charts_before_the_frame_is_applied_each_in
             steps.append(f"apply, {sum(map(len, builds)) - before} plots built")
 
         app._apply = applied  # type: ignore[method-assign]
-        backend = app.backend
-        assert isinstance(backend, FixedBackend)
-        web = backend.charts["web"]
         # A new CPU point: that chart is built again, the others (unchanged) are not.
-        backend.charts["web"] = replace(web, cpu_percent=[*web.cpu_percent[1:], (FIXED_NOW - 1, 64.0)])
-        frames = app.frames_applied
-        app.refresh_now()
-        await until(lambda: app.frames_applied > frames, what="a refresh")
+        await refresh_with_a_new_cpu_point(app, what="a refresh")
         ids = ("chart-replicas", "chart-rps", "chart-latency", "chart-cpu")
         assert steps[: 2 * len(ids) + 1] == [
             *(s for i in ids for s in (f"prepare {i}", "loop")),
@@ -171,13 +176,7 @@ async def test_a_refresh_that_comes_before_a_chart_is_mounted_draws_the_others_a
         await until(lambda: app.frames_applied >= 1, what="the first frame")
         await app.query_one("#chart-replicas", Chart).remove()
         cpu = app.query_one("#chart-cpu", Chart)
-        backend = app.backend
-        assert isinstance(backend, FixedBackend)
-        web = backend.charts["web"]
-        backend.charts["web"] = replace(web, cpu_percent=[*web.cpu_percent[1:], (FIXED_NOW - 1, 64.0)])
-        frames = app.frames_applied
-        app.refresh_now()
-        await until(lambda: app.frames_applied > frames, what="a refresh without the replicas chart")
+        await refresh_with_a_new_cpu_point(app, what="a refresh without the replicas chart")
         await pilot.pause()
         assert app.is_running and cpu._request is not None
         assert cpu._request.lines[0][1][-1] == (FIXED_NOW - 1, 64.0)  # the CPU chart still drawn
