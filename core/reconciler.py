@@ -46,7 +46,7 @@ from core.runtime.base import (
     Runtime,
 )
 from core.runtime.ports import PortAllocator
-from core.shared_listing import SharedListing
+from core.shared_listing import SharedListing, retrieved
 from core.spec import AppSpec
 from core.timeline import ROUTED, ReplicaTimeline
 from core.warm_pool import WarmPool
@@ -415,7 +415,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         finally:
             if listing is not None:
                 listing.cancel()  # unused (a deleted app, a lost lease): nothing waits for it
-                listing.add_done_callback(_retrieved)
+                listing.add_done_callback(retrieved)
 
     async def _containers_of(self, name: str) -> list[ContainerInfo]:
         if getattr(self.runtime, "shares_listing", False):
@@ -686,12 +686,6 @@ def upstream_order(ready: list[Replica], load_balancing: str) -> list[Replica]:
     if load_balancing == "ip_hash":
         return ready
     return sorted(ready, key=lambda r: -r.ready_since)  # stable: ties (adopted replicas) by slot
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Retrieve an unused listing's outcome, so its error is not reported as never retrieved."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def _ignore_runtime_state(_reason: str) -> None:

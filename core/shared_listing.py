@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from core.runtime.base import ContainerInfo
 
@@ -32,7 +33,7 @@ class _Group:
         self.apps: set[str] = set()
         self.every = False  # a caller wants every app's containers: list them all
         self.result: asyncio.Future[ByApp] = asyncio.get_running_loop().create_future()
-        self.result.add_done_callback(_retrieved)
+        self.result.add_done_callback(retrieved)
 
 
 class SharedListing:
@@ -106,7 +107,8 @@ class SharedListing:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _retrieved(future: asyncio.Future[ByApp]) -> None:
-    """Retrieve the outcome, so an error no waiter is left to see is not reported as never retrieved."""
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome, so an error no waiter is left to see is not reported as never retrieved
+    (a done callback of a future shared by callers that may all have given up)."""
     if not future.cancelled():
         future.exception()

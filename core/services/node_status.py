@@ -19,6 +19,7 @@ from core.cluster_overview import (
 )
 from core.errors import OrchestryError
 from core.models import APP_RUNNING, AppView
+from core.shared_listing import retrieved
 from core.store import Store
 
 # /health waits at most this long for the database.
@@ -52,7 +53,7 @@ class SharedPing:
         gathering = self._gathering
         if gathering is None:
             gathering = self._gathering = asyncio.get_running_loop().create_future()
-            gathering.add_done_callback(_retrieved)
+            gathering.add_done_callback(retrieved)
             task = asyncio.create_task(self._send(gathering, self._running), name="database-ping")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -77,12 +78,6 @@ class SharedPing:
         finally:
             if self._running is result:
                 self._running = None
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    """Retrieve the outcome, so an error no caller is left to see is not reported as never retrieved."""
-    if not future.cancelled():
-        future.exception()
 
 
 class NodeStatus:

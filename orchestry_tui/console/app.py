@@ -669,9 +669,7 @@ class OrchestryConsole(App[int]):
         if app is None:
             return
         screen = kept(self, "logs", lambda: LogsScreen(self.backend, app.name), LogsScreen)
-        if screen not in self.screen_stack:
-            screen.show(app.name)
-            self.push_screen(screen)
+        self._push_kept(screen, partial(screen.show, app.name))
 
     def action_describe(self) -> None:
         app = self._target("describe")
@@ -695,15 +693,11 @@ class OrchestryConsole(App[int]):
             return
         build = partial(WhatIfScreen, self.backend, app.name, app.policy, self.readonly)
         screen = kept(self, "whatif", build, WhatIfScreen)
-        if screen not in self.screen_stack:
-            screen.show(app.name, app.policy)
-            self.push_screen(screen)
+        self._push_kept(screen, partial(screen.show, app.name, app.policy))
 
     def action_nodes(self) -> None:
         screen = kept(self, "nodes", partial(NodesScreen, self.backend), NodesScreen)
-        if screen not in self.screen_stack:
-            screen.show()
-            self.push_screen(screen)
+        self._push_kept(screen, screen.show)
 
     def action_help(self) -> None:
         self._push_kept(kept(self, "help", lambda: HelpScreen(self.readonly), HelpScreen))
@@ -725,8 +719,12 @@ class OrchestryConsole(App[int]):
         if warm(self, screens):
             self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)
 
-    def _push_kept(self, screen: Screen[Any]) -> None:
-        if screen not in self.screen_stack:  # e.g. help chosen in the palette over help
+    def _push_kept(self, screen: Screen[Any], fill: Callable[[], None] | None = None) -> None:
+        """Push a kept screen, ``fill`` first giving it what it shows now; not when it is already on
+        the stack (e.g. help chosen in the palette over help)."""
+        if screen not in self.screen_stack:
+            if fill is not None:
+                fill()
             self.push_screen(screen)
 
     def action_snapshot(self) -> None:
