@@ -9,12 +9,14 @@ One screen for every app, built on first use (or ahead, while idle) and shown ag
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.strip import Strip
@@ -243,6 +245,12 @@ class WhatIfScreen(KeptScreen, Screen[None]):
 
     @work(exclusive=True, group="whatif")
     async def _run(self, changes: dict[str, Any], since: float | None, trace: str | None) -> None:
+        # A kept screen's run outlives its pop: an answer that comes while the console closes finds
+        # the screen's widgets gone, and is dropped.
+        with contextlib.suppress(NoMatches):
+            await self._backtest(changes, since, trace)
+
+    async def _backtest(self, changes: dict[str, Any], since: float | None, trace: str | None) -> None:
         try:
             answer = await self.backend.backtest(self.app_name, changes or None, since, trace)
         except OrchestryError as exc:
