@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from core import planner
 from core.clock import SYSTEM_CLOCK, Clock
+from core.coalesce import retrieved
 from core.collaborators import Emit
 from core.errors import (
     NotFound,
@@ -46,7 +47,7 @@ from core.runtime.base import (
     Runtime,
 )
 from core.runtime.ports import PortAllocator
-from core.shared_listing import SharedListing, retrieved
+from core.shared_listing import SharedListing
 from core.spec import AppSpec
 from core.timeline import ROUTED, ReplicaTimeline
 from core.warm_pool import WarmPool

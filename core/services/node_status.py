@@ -17,9 +17,9 @@ from core.cluster_overview import (
     probe_health,
     term_history,
 )
+from core.coalesce import Coalescer
 from core.errors import OrchestryError
 from core.models import APP_RUNNING, AppView
-from core.shared_listing import retrieved
 from core.store import Store
 
 # /health waits at most this long for the database.
@@ -39,45 +39,26 @@ class SharedPing:
     outcome of a ping that STARTED after it asked (one in flight may have been sent before the
     database failed), so at most one ping is in flight and one more gathers callers.  A ping that
     hangs holds the next one back at most ``DATABASE_CHECK_SECONDS`` (each caller still gives up
-    after that): a hung database costs one stuck thread per check period, not one per probe."""
+    after that): a hung database costs one stuck thread per check period, not one per probe.  The
+    gathering is core/coalesce.py's."""
 
     def __init__(self, ping: Callable[[], None]) -> None:
         self._ping = ping
-        self._running: asyncio.Future[None] | None = None  # sent: not joinable any more
-        self._gathering: asyncio.Future[None] | None = None  # not sent yet: joinable
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.pings = 0  # pings sent (for tests and benches)
+        self._shared: Coalescer[None, None] = Coalescer(
+            self._send, lambda: None, name="database-ping", hold_back=DATABASE_CHECK_SECONDS
+        )
+
+    @property
+    def pings(self) -> int:
+        """Pings sent (for tests and benches)."""
+        return self._shared.calls
 
     async def check(self) -> None:
         """Raise what the database's ping raised, for a ping sent after this call."""
-        gathering = self._gathering
-        if gathering is None:
-            gathering = self._gathering = asyncio.get_running_loop().create_future()
-            gathering.add_done_callback(retrieved)
-            task = asyncio.create_task(self._send(gathering, self._running), name="database-ping")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        # Shielded: one caller giving up (its deadline) must not cancel the others' ping.
-        await asyncio.shield(gathering)
+        await self._shared.join()
 
-    async def _send(self, result: asyncio.Future[None], before: asyncio.Future[None] | None) -> None:
-        if before is not None:
-            await asyncio.wait([before], timeout=DATABASE_CHECK_SECONDS)
-        if self._gathering is result:
-            self._gathering = None  # from here on it is sent: a later caller waits for the next
-        self._running = result
-        self.pings += 1
-        try:
-            await asyncio.to_thread(self._ping)
-        except Exception as exc:  # every caller gets the database's error, as its own ping would
-            if not result.done():
-                result.set_exception(exc)
-        else:
-            if not result.done():
-                result.set_result(None)
-        finally:
-            if self._running is result:
-                self._running = None
+    async def _send(self, _: None) -> None:
+        await asyncio.to_thread(self._ping)
 
 
 class NodeStatus:
