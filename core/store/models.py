@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from core.history import FIGURES
+
 metadata = sa.MetaData()
 
 applications = sa.Table(
@@ -127,15 +129,7 @@ metric_samples = sa.Table(
     sa.Column("periods", sa.Integer, nullable=False),
     *(
         sa.Column(name, sa.Double, nullable=name not in ("ready_replicas", "desired_replicas"))
-        for figure in (
-            "rps",
-            "p95_latency_ms",
-            "cpu_percent",
-            "memory_percent",
-            "active_connections",
-            "ready_replicas",
-            "desired_replicas",
-        )
+        for figure in FIGURES
         for name in (figure, f"{figure}_max")
     ),
     sa.Index("ix_metric_samples_app_at", "app", "at"),
