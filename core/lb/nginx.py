@@ -54,6 +54,7 @@ from core.lb.render import (
     AppRoute,
     app_file_names,
     check_app_name,
+    only_servers_changed,
     only_servers_differ,
     render_app_config,
     render_main_config,
@@ -185,6 +186,10 @@ class NginxController:
         self._desired: dict[str, str] = {}  # conf-dir file name → content we want live
         self._live: dict[str, str] = {}  # what nginx serves now (the last good set)
         self._raw_names: set[str] = set()  # files from apply_raw, kept by set_routes
+        # Content of each app file this controller rendered → the route it came from (those desired or
+        # live only): tells a change of servers alone from any other, even where the template writes
+        # an app without servers in another shape (an app going from none to its first replica).
+        self._rendered: dict[str, AppRoute] = {}
         self._requested = 0  # generation of the newest requested change
         self._applied = 0  # newest generation that has been tried
         self._outcomes: list[tuple[int, bool]] = []  # (generation, accepted) per apply
@@ -425,9 +430,17 @@ class NginxController:
     # ------------------------------------------------------------------ change pipeline
 
     def _render(self, route: AppRoute) -> dict[str, str]:
-        return render_app_config(
+        files = render_app_config(
             route, self.domain, listen_host=self.listen_host, listen_port=self.listen_port
         )
+        for content in files.values():
+            self._rendered[content] = route
+        return files
+
+    def _forget_renders(self) -> None:
+        """Keep ``_rendered`` to the files desired or live (every scale renders new ones)."""
+        kept = set(self._desired.values()) | set(self._live.values())
+        self._rendered = {content: route for content, route in self._rendered.items() if content in kept}
 
     def _require_started(self) -> None:
         if not self._started:
@@ -460,19 +473,26 @@ class NginxController:
     def _needs_no_test(self, desired: dict[str, str], previous: dict[str, str]) -> bool:
         """Whether going from ``previous`` to ``desired`` only changes the servers of our apps' upstreams
         (owned nginx): then `nginx -t` is skipped.  Such a change holds nothing nginx could refuse (IP
-        addresses and ports, the rest of each file as it was live), and the reload parses the files
-        anyway and keeps the old configuration if it fails (``_reload`` then says why at once).  The
-        test is a process parsing every file: 10-30 ms before each of a scale-out's reloads on a busy
-        host, and CPU that Docker is starting replicas with."""
+        addresses and ports, the rest of each file as it was live or as the template writes an app with
+        servers), and the reload parses the files anyway and keeps the old configuration if it fails
+        (``_reload`` then says why at once).  The test is a process parsing every file: 10-30 ms before
+        each of a scale-out's reloads on a busy host (a scale from zero's first one included), and CPU
+        that Docker is starting replicas with."""
         if self.external:
             return False
         for name in desired.keys() | previous.keys():
             after, before = desired.get(name), previous.get(name)
             if after == before:
                 continue
-            if after is None or before is None or name in self._raw_names or not name.endswith(CONF_SUFFIX):
+            if after is None or before is None or name in self._raw_names:
                 return False
-            if not only_servers_differ(before, after):
+            if name.endswith(CONF_SUFFIX) and only_servers_differ(before, after):
+                continue
+            # Both rendered here from routes that differ in their servers alone: the app's first
+            # replica (or its last one going), where the upstream block and the locations' proxy_pass
+            # appear (or give way to the 503), is a change of servers like any other.
+            was, now = self._rendered.get(before), self._rendered.get(after)
+            if was is None or now is None or not only_servers_changed(was, now):
                 return False
         return True
 
@@ -526,6 +546,7 @@ class NginxController:
     async def _finish_generation(self, generation: int, accepted: bool, error: str | None) -> None:
         if error is not None:
             self.last_error = error
+        self._forget_renders()
         async with self._changed:
             self._applied = max(self._applied, generation)
             self._outcomes = [*self._outcomes[-50:], (generation, accepted)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +61,24 @@ def only_servers_differ(before: str, after: str) -> bool:
     if not servers or _SERVER_LINE.sub("", before) != _SERVER_LINE.sub("", after):
         return False
     return all(_is_ip_and_port(server) for server in servers)
+
+
+def only_servers_changed(before: AppRoute, after: AppRoute) -> bool:
+    """Whether ``after`` is ``before`` with other upstream servers (none at all on either side
+    included), each an IP address: the files rendered from the two differ only where the template
+    says whether there are servers and which, so nginx has nothing in the change to refuse or to
+    resolve."""
+    if replace(before, servers=after.servers) != after:
+        return False
+    return all(_is_ip(server.host) for server in after.servers)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_ip_and_port(text: str) -> bool:

@@ -452,6 +452,47 @@ async def test_a_change_of_servers_alone_is_live_without_an_nginx_t(
     assert tests == [None, None]  # anything more than the servers is tested again
 
 
+async def test_an_apps_first_and_last_servers_are_live_without_an_nginx_t(
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scale from zero: the upstream block and the proxy_pass appear with the first replica (and give
+    way to the 503 with the last one), which is still only a change of servers, so no `nginx -t`
+    process runs before those reloads either; each answer is the one of the servers live."""
+    first = await backends("first")
+    name = unique_name("fromzero")
+    controller = await make_controller()  # with a domain: its server block changes too
+    tests: list[str | None] = []
+    test_config = controller._test_config
+
+    async def counted() -> str | None:
+        tests.append(await test_config())
+        return tests[-1]
+
+    monkeypatch.setattr(controller, "_test_config", counted)
+    await controller.set_route(AppRoute(name, ()))
+    assert await controller.flush()
+    assert tests == [None]  # a new app's files are tested
+    url = f"{base_url(controller)}/{name}/"
+    assert await get_json(session, url) == (503, {"detail": f"app '{name}' has no ready replicas"})
+
+    await controller.set_route(AppRoute(name, (first.upstream,)))
+    assert await controller.flush()
+    code, body = await get_json(session, url)
+    assert code == 200 and body is not None and body["backend"] == "first"
+    await controller.set_route(AppRoute(name, ()))
+    assert await controller.flush()
+    assert await get_json(session, url) == (503, {"detail": f"app '{name}' has no ready replicas"})
+    assert tests == [None]
+
+    # A server nginx would have to look up is tested, from zero as from any other list.
+    await controller.set_route(AppRoute(name, (Upstream("localhost", first.port),)))
+    assert await controller.flush()
+    assert tests == [None, None]
+
+
 async def test_a_reload_nginx_refuses_is_reported_at_once_and_the_old_config_keeps_serving(
     make_controller: ControllerFactory,
     backends: BackendFactory,
