@@ -127,25 +127,53 @@ def _ports_of(labels: dict[str, str], published: dict[int, int]) -> _Reach:
     return _Reach(published[serving], serving, published[health], health)
 
 
-def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
-    labels = data.get("Config", {}).get("Labels") or {}
-    state = data.get("State") or {}
-    status = state.get("Status", "unknown")
-    # A bridge replica is reached where Docker actually published it; the label is what was asked for.
-    reach = _ports_of(labels, _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings")))
+def _placed(
+    container_id: str,
+    name: str,
+    state: str,
+    labels: dict[str, str],
+    published: dict[int, int],
+    *,
+    started_at: float | None,
+    exit_code: int | None = None,
+    oom_killed: bool = False,
+    finished_at: float | None = None,
+    error: str = "",
+) -> ContainerInfo:
+    """A container as its labels and published ports place it: the one reading of both answers
+    (an inspect and a list summary of one container must not disagree on where it is)."""
+    reach = _ports_of(labels, published)
     return ContainerInfo(
-        id=data["Id"],
-        name=data.get("Name", "").lstrip("/"),
+        id=container_id,
+        name=name.lstrip("/"),
         app=labels.get(LABEL_APP, ""),
         slot=_slot_of(labels),
         spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-        state=status,
+        state=state,
         host=REPLICA_HOST,
         port=reach.port,
         labels=dict(labels),
         container_port=reach.container_port,
         health_port=reach.health_port,
         health_container_port=reach.health_container_port,
+        exit_code=exit_code,
+        oom_killed=oom_killed,
+        started_at=started_at,
+        finished_at=finished_at,
+        error=error,
+    )
+
+
+def container_info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
+    state = data.get("State") or {}
+    status = state.get("Status", "unknown")
+    # A bridge replica is reached where Docker actually published it; the label is what was asked for.
+    return _placed(
+        data["Id"],
+        data.get("Name", ""),
+        status,
+        data.get("Config", {}).get("Labels") or {},
+        _published_from_bindings((data.get("HostConfig") or {}).get("PortBindings")),
         exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
         oom_killed=bool(state.get("OOMKilled", False)),
         started_at=parse_docker_time(state.get("StartedAt")),
@@ -160,23 +188,13 @@ def container_info_from_summary(summary: dict[str, Any]) -> ContainerInfo:
     The list answer lacks the start time, so the creation time stands in for it; a container that is
     not running needs an inspect for its exit code and OOM flag.
     """
-    labels = summary.get("Labels") or {}
-    reach = _ports_of(labels, _published_from_summary(summary.get("Ports")))
-    names = summary.get("Names") or [""]
     created = summary.get("Created")
-    return ContainerInfo(
-        id=summary["Id"],
-        name=names[0].lstrip("/"),
-        app=labels.get(LABEL_APP, ""),
-        slot=_slot_of(labels),
-        spec_hash=labels.get(LABEL_SPEC_HASH, ""),
-        state=summary.get("State", "unknown"),
-        host=REPLICA_HOST,
-        port=reach.port,
-        labels=dict(labels),
-        container_port=reach.container_port,
-        health_port=reach.health_port,
-        health_container_port=reach.health_container_port,
+    return _placed(
+        summary["Id"],
+        (summary.get("Names") or [""])[0],
+        summary.get("State", "unknown"),
+        summary.get("Labels") or {},
+        _published_from_summary(summary.get("Ports")),
         started_at=float(created) if isinstance(created, int | float) else None,
     )
 
