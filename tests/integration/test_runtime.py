@@ -134,6 +134,27 @@ async def test_list_managed_finds_replicas_but_never_unmanaged_containers(
     assert f"{app}-stray" not in {c.name for c in everything}
 
 
+async def test_the_node_counts_running_replicas_without_inspecting_the_others(
+    runtime: DockerRuntime, app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node poll (every few seconds) reads one container list: a container not running is not
+    inspected, since one Docker is starting waits out its start before it answers an inspect (0.2-0.3 s
+    each in a scale's burst, threads of the pool and the daemon's work while it starts replicas)."""
+    await runtime.create_and_start(replica(app, 1))
+    stopped = await runtime.create_and_start(replica(app, 2))
+    await runtime.stop(stopped.id, timeout=5)
+    inspected: list[str] = []
+
+    async def counted(container_id: str) -> ContainerInfo | None:
+        inspected.append(container_id)
+        return None
+
+    monkeypatch.setattr(runtime, "inspect", counted)
+    [node] = await runtime.nodes()
+    assert node.state == "ready" and node.tasks >= 1
+    assert inspected == []
+
+
 async def test_stop_with_init_is_fast_and_remove_tolerates_gone_containers(
     runtime: DockerRuntime, app: str
 ) -> None:
