@@ -115,6 +115,20 @@ class LeaseElection:
     def is_leader(self) -> bool:
         return self.state == LEADER and time.monotonic() < self._valid_until
 
+    async def held_by_peer(self) -> bool:
+        """Whether another node holds the lease now, as the store says (this node's view may be a step
+        old: a peer may have taken a released lease since); by that view if the store does not answer."""
+        try:
+            current, db_now = await asyncio.to_thread(self.store.leases.newest_and_now)
+        except StoreError:
+            return self.leader_id not in (None, self.node_id)
+        return (
+            current is not None
+            and current.leader_id != self.node_id
+            and current.released_at is None
+            and current.expires_at > db_now
+        )
+
     def _fencing_term(self) -> int | None:
         return self.term if self.is_leader() else None
 

@@ -219,6 +219,11 @@ class Engine:
                         log.warning("could not stop %s: %s", record.name, exc)
         await self.supervisor.stop()
         await parts.reconciler.close()
+        # A node that does not lead now (it released its lease a moment ago, or lost it) still ends the
+        # nginx it started, unless a peer holds the lease: nodes on one host share the prefix, so the
+        # peer has adopted that master and serves with it.
+        if stop_nginx and not parts.cluster.is_leader() and await parts.cluster.held_by_peer():
+            stop_nginx = False
         # Before the lease goes: pending route changes are applied (or nginx stopped) while we lead.
         await parts.nginx.stop(keep_serving=not stop_nginx)
         if release_lease:

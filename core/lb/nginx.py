@@ -197,6 +197,11 @@ class NginxController:
         self._apply_lock = asyncio.Lock()  # one writer of files and of the nginx process at a time
         self._apply_task: asyncio.Task[None] | None = None
         self._master_pid: int | None = None
+        # Every master this controller started or adopted, kept while it stands by: stop(keep_serving=
+        # False) ends each one still alive, not only the one it drives at that moment.
+        self._masters: set[int] = set()
+        # A launch goes on in a task of its own (see _launch); stop() waits for one under way.
+        self._launching: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
         # Standby (a cluster follower): nginx is another node's to drive; nothing here writes a file,
@@ -247,7 +252,10 @@ class NginxController:
         await self.start(active=True)
 
     async def stand_by(self) -> None:
-        """Stop driving nginx (this node no longer leads); it keeps serving for whoever leads next."""
+        """Stop driving nginx (this node no longer leads); it keeps serving for whoever leads next.
+
+        The master is still remembered as one this controller started: if nobody takes it over, the
+        caller's ``stop(keep_serving=False)`` ends it."""
         async with self._apply_lock:  # an apply under way finishes first
             self._active = False
             self._master_pid = None
@@ -386,22 +394,37 @@ class NginxController:
             os.close(fd)
 
     async def stop(self, keep_serving: bool = True) -> None:
-        """Apply pending changes and let go. nginx keeps serving unless ``keep_serving`` is False."""
+        """Apply pending changes and let go. nginx keeps serving unless ``keep_serving`` is False.
+
+        ``keep_serving=False`` ends every master this controller started or adopted, also after it
+        stood by (a leader that released its lease and was not taken over) and one whose launch was
+        still under way (a watchdog relaunch or a takeover cancelled by the engine stopping).  The
+        caller decides whether another node drives that master now (nodes on one host share the
+        prefix): then it must keep serving.
+        """
         if self._started and self._applied < self._requested:
             await self.flush()
         self._stopped = True
         if keep_serving or self.external:
             return
         async with self._apply_lock:
-            pid = self._master_pid
-            if pid is not None and await asyncio.to_thread(self._master_alive):
-                os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
-                deadline = time.monotonic() + 35.0  # worker_shutdown_timeout is 30 s
-                while time.monotonic() < deadline:
-                    if not await asyncio.to_thread(self._master_alive):
-                        break
-                    await asyncio.sleep(0.05)
+            launch = self._launching
+            if launch is not None and not launch.done():
+                await asyncio.wait([launch])  # its master is recorded when it comes up; failed: none
+            self._stopped = True  # a takeover that ran while we waited for the lock set it back
+            candidates = self._masters | ({self._master_pid} if self._master_pid is not None else set())
+            alive = [pid for pid in sorted(candidates) if await asyncio.to_thread(self._is_ours, pid)]
+            for pid in alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
+            deadline = time.monotonic() + 35.0  # worker_shutdown_timeout is 30 s
+            while alive and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                alive = [pid for pid in alive if await asyncio.to_thread(self._is_ours, pid)]
+            if alive:
+                log.warning("nginx master(s) %s of %s still running after stop", alive, self.prefix)
             self._master_pid = None
+            self._masters.clear()
 
     def status(self) -> dict[str, Any]:
         apps = sorted(
@@ -594,6 +617,7 @@ class NginxController:
             await self._launch()
             return
         self._master_pid = running
+        self._remember(running)
         log.info("adopted nginx master pid %s serving %s", running, self.prefix)
         if main_changed:
             error = await self._reload()
@@ -638,7 +662,18 @@ class NginxController:
         return ["-p", str(self.prefix), "-c", str(self.config_path), "-e", str(self.error_log_path)]
 
     async def _launch(self) -> None:
-        """Start a detached nginx on the files on disk and wait until it accepts connections."""
+        """Start a detached nginx on the files on disk and wait until it accepts connections.
+
+        The launch runs in a task of its own that a cancelled caller does not stop: the launch command
+        runs in a thread, so nginx comes up even if the caller (the watchdog, a takeover) is cancelled
+        as the engine stops, and its master must be known for stop() to end it."""
+        launch = asyncio.create_task(self._launch_now(), name="nginx-launch")
+        # A failure nobody awaits any more (its caller was cancelled) is not reported as unretrieved.
+        launch.add_done_callback(lambda task: task.cancelled() or task.exception())
+        self._launching = launch
+        await asyncio.shield(launch)
+
+    async def _launch_now(self) -> None:
         pid_file = self.prefix / "nginx.pid"
         await asyncio.to_thread(self._retire_orphans)
         with contextlib.suppress(FileNotFoundError):
@@ -657,6 +692,7 @@ class NginxController:
                     )
                 await asyncio.sleep(_POLL)
         self._master_pid = pid
+        self._remember(pid)
         await self._wait_listening(deadline)
 
     def _launch_failure(self, output: str) -> str:
@@ -675,7 +711,16 @@ class NginxController:
         )
 
     def _master_alive(self) -> bool:
-        return self._master_pid is not None and _is_master_of(self._master_pid, self.config_path)
+        return self._master_pid is not None and self._is_ours(self._master_pid)
+
+    def _remember(self, pid: int) -> None:
+        """Note a master this controller started or adopted; those that exited since are forgotten
+        (a watchdog relaunching a crashing nginx would otherwise keep every pid)."""
+        self._masters = {known for known in self._masters if self._is_ours(known)} | {pid}
+
+    def _is_ours(self, pid: int) -> bool:
+        """Whether ``pid`` is a live nginx master serving this prefix's config."""
+        return _is_master_of(pid, self.config_path)
 
     def _retire_orphans(self) -> None:
         """Gracefully stop workers left behind by a master that was killed.

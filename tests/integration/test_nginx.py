@@ -7,7 +7,9 @@ import contextlib
 import json
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -656,6 +658,78 @@ async def test_stop_without_keep_serving_shuts_nginx_down(make_controller: Contr
     assert pid not in _masters_of(controller.prefix)
     with pytest.raises(OSError):
         await asyncio.open_connection(controller.listen_host, controller.listen_port)
+
+
+def _nginx_of(config_path: Path) -> list[int]:
+    """Every live nginx process started on ``config_path``: a master, or one just forked by its launcher
+    and not yet titled "nginx: master process" (its argv then is the launch command's)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(") ", 1)[1][0]
+            if state not in "ZX" and cmdline.startswith("nginx") and f" -c {config_path} " in f"{cmdline} ":
+                pids.append(int(entry.name))
+    return pids
+
+
+async def _assert_nothing_serves(controller: NginxController) -> None:
+    """What a user notices after nginx was stopped: no nginx of this prefix left, its pid file gone,
+    and the load-balancer port refuses connections."""
+    assert _nginx_of(controller.config_path) == []
+    assert not (controller.prefix / "nginx.pid").exists()
+    with pytest.raises(OSError):
+        await asyncio.open_connection(controller.listen_host, controller.listen_port)
+
+
+async def test_stop_ends_the_master_it_drove_after_standing_by(make_controller: ControllerFactory) -> None:
+    """A leader that released its lease stands by (nobody else took nginx over): stopping it with
+    ``keep_serving=False`` still ends the master it started (the fuzzer's last operation releases the
+    lease, then the test stops the engine with stop_apps)."""
+    controller = await make_controller()
+    pid = controller.status()["pid"]
+    await controller.stand_by()
+    await controller.stop(keep_serving=False)
+    assert pid not in _masters_of(controller.prefix)
+    await _assert_nothing_serves(controller)
+
+
+async def test_stop_ends_a_master_whose_relaunch_was_cancelled_midway(
+    make_controller: ControllerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog relaunching a dead master is cancelled (the engine stopping) while the launch command
+    runs: nginx still comes up, and stop must end it rather than only the dead master it knew."""
+    import core.lb.nginx as nginx_module
+    from core.lb.nginx_procs import _COMMANDS, _run_blocking
+
+    controller = await make_controller()
+    launching = threading.Event()  # set once the launch command runs in its thread
+    launches: list[Future[tuple[int, str]]] = []
+    real_run = nginx_module._run
+
+    def launch(argv: list[str]) -> tuple[int, str]:
+        launching.set()
+        return _run_blocking(argv)
+
+    async def tracked_run(argv: list[str]) -> tuple[int, str]:
+        if argv[1:2] != ["-p"]:  # nginx -t, -v: not a launch
+            return await real_run(argv)
+        launches.append(_COMMANDS.submit(launch, argv))  # what _run does, with the thread's future kept
+        return await asyncio.wrap_future(launches[-1])
+
+    monkeypatch.setattr(nginx_module, "_run", tracked_run)
+    watchdog = asyncio.create_task(controller.watch(interval=0.05))
+    os.kill(controller.status()["pid"], signal.SIGKILL)
+    assert await asyncio.to_thread(launching.wait, 30), "the watchdog never relaunched nginx"
+    watchdog.cancel()  # as Engine.stop cancels its background tasks, mid-launch
+    with contextlib.suppress(asyncio.CancelledError):
+        await watchdog
+    await controller.stop(keep_serving=False)
+    code, output = await asyncio.to_thread(launches[0].result, 60)  # the launch command has returned
+    assert code == 0, output
+    await _assert_nothing_serves(controller)
 
 
 async def test_external_mode_writes_app_files_and_runs_the_reload_command(
