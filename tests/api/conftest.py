@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.api.app import create_app
 from core.engine import Engine
+from core.lb.nginx import running_master
 from tests.integration.harness import engine_settings, wait_for
 
 TOKEN = "api-test-token-7c1f0e"
@@ -23,6 +25,21 @@ def stop_nginx_left_serving(state_dir: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         pid = int((state_dir / "nginx" / "nginx.pid").read_text().strip())
         os.kill(pid, signal.SIGQUIT)
+
+
+async def stop_leaving_nothing_serving(engine: Engine) -> None:
+    """``engine.stop(stop_apps=True)``, then what its user would notice: no nginx left on its state dir
+    and the load-balancer port refusing connections (the fuzzer's engine once left both)."""
+    state_dir, lb_listen = engine.settings.state_dir, engine.settings.lb_listen
+    await engine.stop(stop_apps=True)
+    try:
+        assert running_master(state_dir / "nginx") is None, "engine.stop(stop_apps=True) left nginx serving"
+        host, port = lb_listen.rsplit(":", 1)
+        with pytest.raises(OSError):
+            _reader, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+    finally:
+        stop_nginx_left_serving(state_dir)
 
 
 async def started_engine(state_dir: Path, database_url: str | None = None) -> Engine:
@@ -38,7 +55,7 @@ async def api_engine(tmp_path: Path) -> AsyncIterator[Engine]:
         await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="the lone node to lead")
         yield engine
     finally:
-        await engine.stop(stop_apps=True)
+        await stop_leaving_nothing_serving(engine)
 
 
 @pytest.fixture

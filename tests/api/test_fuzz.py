@@ -22,7 +22,7 @@ from schemathesis.checks import (
 
 from core.api.app import create_app
 from core.api.openapi import openapi_document
-from tests.api.conftest import started_engine
+from tests.api.conftest import started_engine, stop_leaving_nothing_serving
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, wait_for
 
@@ -92,7 +92,7 @@ async def test_fuzzing_finds_no_server_errors_or_schema_violations(tmp_path: Pat
         failures, statuses = await asyncio.to_thread(run, base_url)
     finally:
         await server.close()
-        await engine.stop(stop_apps=True)
+        await stop_leaving_nothing_serving(engine)
     store = database_url.split(":")[0]
     print(f"\n{sum(statuses.values())} fuzzed requests on {store}: {dict(sorted(statuses.items()))}")
     assert not failures, "\n\n".join(failures)
@@ -122,4 +122,4 @@ async def test_event_filters_with_a_nul_byte_are_refused_or_empty_on_both_stores
         assert answer.status == 200 and (await answer.json())["events"] == []
     finally:
         await client.close()
-        await engine.stop(stop_apps=True)
+        await stop_leaving_nothing_serving(engine)
