@@ -13,7 +13,8 @@ that includes it, answered = first answer through nginx).  Asserts nothing (mach
 
 Two more things per round, to say what is left to win: the Docker floor, ten containers like compose's
 created and started from ten bare docker-py threads (no engine, no health check, no nginx: the least
-any Docker client can do, so floor ÷ compose bounds every cold ratio), and the CPU split of each timed
+any Docker client can do, so floor ÷ compose bounds every cold ratio; nine more, the floor of 1→10,
+which creates one container fewer than 0→10), and the CPU split of each timed
 case (bench/cpu_split.py: the engine, its polling client, the compose CLI, dockerd, containerd, the
 shims with runc, the replicas, nginx and the rest of the machine; medians of CPU seconds).
 ``--cold-only`` skips the warm-pool rounds (half the time).
@@ -54,6 +55,9 @@ ANSWERED = "answered"
 TIMED_CASES = ("1→10", "0→10", "1→10 warm", "0→10 warm")
 COLD_CASES = ("1→10", "0→10")
 FLOOR = "docker floor"
+# The floor of what 1→10 creates: nine containers.  0→10 creates one more than 1→10; the two floors say
+# what that one costs Docker, a difference no engine can take away.
+FLOOR_NINE = "docker floor 9"
 # The floor's containers: compose's (compose/docker-compose.bench.yml), labelled so a crashed run's can
 # be found (docker ps -a --filter label=orchestry.bench=floor).
 FLOOR_IMAGE = "orchestry/demo:latest"
@@ -61,11 +65,16 @@ FLOOR_COMMAND = ["httpd", "-f", "-p", "127.0.0.1:0", "-h", "/www"]
 FLOOR_LABELS = {"orchestry.bench": "floor"}
 # The warm rounds' app keeps this many containers created but not started (spec scaling.warmPool).
 WARM_POOL = 10
-# Clients polling through nginx, each pausing PAUSE_SECONDS between requests: about one request every
-# 5-10 ms, so a newly routed replica (least_conn sends the next request to it) answers within one
-# request's time, without the clients' CGI requests taking the CPU Docker needs for its creates.
+# Clients polling through nginx, each sending one request every PERIOD_SECONDS, a quarter period apart:
+# one request every 6 ms, so a newly routed replica (least_conn sends the next request to it) answers
+# within one request's time, without the clients' CGI requests taking the CPU Docker needs for its
+# creates.  Each keeps its own phase: a client that paused after each answer ran in step with the others
+# (started together, their answers as quick, and a stall ending for all at once), four requests at once
+# every 25 ms, so a replica routed just after such a round waited out the whole period.  Before the
+# first replica of a scale from zero nginx answers the 503 at once, the same time for every client, so
+# 0→10 kept them in step more than 1→10, whose one replica answered each request in its own time.
 POLLERS = 4
-PAUSE_SECONDS = 0.02
+PERIOD_SECONDS = 0.025
 # Before each timed case: Docker finishes what the previous step left it (removals, the other tool's
 # teardown), so neither tool's case starts while Docker still cleans up after the other.
 SETTLE_SECONDS = 1.0
@@ -79,14 +88,19 @@ async def replicas_answering(
 
     POLLERS clients each send one request after another, independently: a request that waits (busybox
     httpd's listen backlog is 9, and a dropped SYN is retried after a second) holds up only its own
-    client, not a whole round of them, so a replica's first answer is seen when nginx routes to it."""
+    client, not a whole round of them, so a replica's first answer is seen when nginx routes to it.
+    Client ``i`` sends at ``i / POLLERS`` of a period, and after each answer at the next of its times
+    (one a period apart), so the clients' requests stay spread over the period whatever they wait."""
     seen: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         if ready is not None:
             ready.set()
+        start = time.monotonic()
 
-        async def poller() -> None:
+        async def poller(index: int) -> None:
+            phase = start + index * PERIOD_SECONDS / POLLERS
+            await asyncio.sleep(phase - time.monotonic())
             while len(seen) < expected and time.monotonic() < deadline:
                 try:
                     async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
@@ -95,9 +109,10 @@ async def replicas_answering(
                             seen.setdefault(name, time.perf_counter())
                 except (aiohttp.ClientError, TimeoutError):
                     pass
-                await asyncio.sleep(PAUSE_SECONDS)
+                late = (time.monotonic() - phase) % PERIOD_SECONDS
+                await asyncio.sleep(PERIOD_SECONDS - late)
 
-        await asyncio.gather(*(poller() for _ in range(POLLERS)))
+        await asyncio.gather(*(poller(index) for index in range(POLLERS)))
     if len(seen) < expected:
         raise RuntimeError(f"only {len(seen)} of {expected} replicas answered through nginx")
     return seen
@@ -320,6 +335,8 @@ def compose_round(project: str, results: dict[str, list[float]], splits: dict[st
     took, split = floor_round()
     results[FLOOR].append(took)
     splits[FLOOR].append(split)
+    took, _split = floor_round(9)
+    results[FLOOR_NINE].append(took)
 
 
 def _children_seconds() -> float:
@@ -345,9 +362,10 @@ def _compose_to_ten(project: str) -> tuple[float, Split]:
     return took, split
 
 
-def floor_round() -> tuple[float, Split]:
-    """Ten containers like compose's, each created and started by a bare docker-py thread; the seconds
-    until the last start returned (Docker then reports it running), and the CPU split; then removed."""
+def floor_round(count: int = 10) -> tuple[float, Split]:
+    """``count`` containers like compose's, each created and started by a bare docker-py thread; the
+    seconds until the last start returned (Docker then reports it running), and the CPU split; then
+    removed."""
     api = docker_sdk.APIClient(version="auto", max_pool_size=10)
     api.trust_env = False  # as the engine's client (a unix socket never goes through a proxy)
     tag = uuid.uuid4().hex[:6]
@@ -369,7 +387,7 @@ def floor_round() -> tuple[float, Split]:
             time.sleep(SETTLE_SECONDS)
             before = cpu_split.snapshot(os.getpid())
             started = time.perf_counter()
-            list(pool.map(create_and_start, range(10)))
+            list(pool.map(create_and_start, range(count)))
             took = time.perf_counter() - started
             split = cpu_split.split(before, cpu_split.snapshot(os.getpid()))
             # The bench's own threads made the calls: in this case the engine's line is the client's.
@@ -400,7 +418,7 @@ async def all_runs(
     }
     if cold_only:
         del ours["1→10 warm"], ours["0→10 warm"]
-    theirs: dict[str, list[float]] = {"1→10": [], "0→10": [], FLOOR: []}
+    theirs: dict[str, list[float]] = {"1→10": [], "0→10": [], FLOOR: [], FLOOR_NINE: []}
     lines: dict[str, list[Offsets]] = {case: [] for case in TIMED_CASES}
     our_splits: dict[str, list[Split]] = {case: [] for case in TIMED_CASES}
     their_splits: dict[str, list[Split]] = {case: [] for case in (*COLD_CASES, FLOOR)}
@@ -535,12 +553,13 @@ def main() -> None:
             rounds = " ".join(f"{m / c:.2f}" for m, c in zip(values, theirs[compose_case], strict=False))
         print(f"{case:<18}{mine:>12.3f}{base_text:>12}{ratio:>9}   {rounds}")
     print("orchestry waits for health checks and nginx routing; compose only for 'running'.")
-    floor = statistics.median(theirs[FLOOR])
-    for case in COLD_CASES:
+    for case, key, count in (("1→10", FLOOR_NINE, "nine"), ("0→10", FLOOR, "ten")):
+        floor = statistics.median(theirs[key])
         base = statistics.median(theirs[case])
         print(
-            f"{FLOOR + ' ' + case:<18}{floor:>12.3f}{base:>12.3f}{floor / base:>8.2f}x  (ten bare docker-py"
-            f" creates+starts; orchestry {case} = {statistics.median(ours[case]) / floor:.2f}x the floor)"
+            f"{FLOOR + ' ' + case:<18}{floor:>12.3f}{base:>12.3f}{floor / base:>8.2f}x  ({count} bare"
+            f" docker-py creates+starts; orchestry {case} = {statistics.median(ours[case]) / floor:.2f}x"
+            " the floor)"
         )
     for case in TIMED_CASES:
         if not lines[case]:
