@@ -54,9 +54,10 @@ class Coalescer(Generic[A, T]):
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls sent (for tests and benches)
 
-    async def join(self, ask: Callable[[A], object] | None = None) -> T:
-        """The outcome of a call sent after this one asked: its value, or raise what it raised.
-        ``ask(asks)`` adds this caller's wishes to the round's."""
+    def join(self, ask: Callable[[A], object] | None = None) -> asyncio.Future[T]:
+        """Await it for the outcome of a call sent after this one asked: its value, or raise what it
+        raised.  ``ask(asks)`` adds this caller's wishes to the round's.  (Not a coroutine: the
+        callers' own coroutines await it directly, without one more frame per caller.)"""
         joined = self._gathering
         if joined is None:
             joined = self._gathering = _Round(self._asks())
@@ -66,7 +67,7 @@ class Coalescer(Generic[A, T]):
         if ask is not None:
             ask(joined.asks)
         # Shielded: one caller giving up must not cancel the others' call.
-        return await asyncio.shield(joined.outcome)
+        return asyncio.shield(joined.outcome)
 
     async def _send(self, joined: _Round[A, T], before: asyncio.Future[T] | None) -> None:
         outcome = joined.outcome

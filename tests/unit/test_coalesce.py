@@ -44,6 +44,11 @@ def coalescer(call: GatedCall, hold_back: float | None = None) -> Coalescer[list
     return Coalescer(call, list, name="test-call", hold_back=hold_back)
 
 
+async def caller(shared: Coalescer[list[str], list[str]], name: str | None = None) -> list[str]:
+    """One caller, in its own task as the passes and probes are; ``name``: what it asks for."""
+    return await shared.join(None if name is None else lambda asks: asks.append(name))
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -52,7 +57,7 @@ async def settle() -> None:
 async def test_callers_that_ask_together_share_one_call_with_all_their_asks() -> None:
     call = GatedCall()
     shared = coalescer(call)
-    callers = [asyncio.create_task(shared.join(lambda asks, n=n: asks.append(n))) for n in "cab"]
+    callers = [asyncio.create_task(caller(shared, n)) for n in "cab"]
     await settle()
     assert len(call.sent) == 1
     call.answer(0)
@@ -63,9 +68,9 @@ async def test_callers_that_ask_together_share_one_call_with_all_their_asks() ->
 async def test_a_caller_never_takes_the_outcome_of_a_call_sent_before_it_asked() -> None:
     call = GatedCall()
     shared = coalescer(call)
-    early = asyncio.create_task(shared.join(lambda asks: asks.append("early")))
+    early = asyncio.create_task(caller(shared, "early"))
     await settle()
-    late = [asyncio.create_task(shared.join(lambda asks, n=n: asks.append(n))) for n in "xy"]
+    late = [asyncio.create_task(caller(shared, n)) for n in "xy"]
     await settle()
     assert len(call.sent) == 1, "the next call waits for the one in flight (one at a time)"
     call.answer(0)
@@ -80,13 +85,13 @@ async def test_a_caller_never_takes_the_outcome_of_a_call_sent_before_it_asked()
 async def test_an_error_reaches_every_waiter_and_the_next_call_is_sent_afresh() -> None:
     call = GatedCall()
     shared = coalescer(call)
-    callers = [asyncio.create_task(shared.join()) for _ in range(3)]
+    callers = [asyncio.create_task(caller(shared)) for _ in range(3)]
     await settle()
     call.answer(0, ConnectionError("down"))
-    for caller in callers:
+    for failed in callers:
         with pytest.raises(ConnectionError, match="down"):
-            await caller
-    again = asyncio.create_task(shared.join(lambda asks: asks.append("again")))
+            await failed
+    again = asyncio.create_task(caller(shared, "again"))
     await settle()
     call.answer(1)
     assert await again == ["again"] and shared.calls == 2
@@ -95,8 +100,8 @@ async def test_an_error_reaches_every_waiter_and_the_next_call_is_sent_afresh() 
 async def test_a_waiter_cancelled_does_not_cancel_the_call_the_others_wait_for() -> None:
     call = GatedCall()
     shared = coalescer(call)
-    gone = asyncio.create_task(shared.join(lambda asks: asks.append("gone")))
-    kept = asyncio.create_task(shared.join(lambda asks: asks.append("kept")))
+    gone = asyncio.create_task(caller(shared, "gone"))
+    kept = asyncio.create_task(caller(shared, "kept"))
     await settle()
     gone.cancel()
     await settle()
@@ -109,9 +114,9 @@ async def test_a_waiter_cancelled_does_not_cancel_the_call_the_others_wait_for()
 async def test_a_hung_call_holds_back_the_next_at_most_hold_back() -> None:
     call = GatedCall()
     shared = coalescer(call, hold_back=0.05)
-    hung = asyncio.create_task(shared.join())
+    hung = asyncio.create_task(caller(shared))
     await settle()
-    later = [asyncio.create_task(shared.join()) for _ in range(3)]
+    later = [asyncio.create_task(caller(shared)) for _ in range(3)]
     for _ in range(500):  # without the bound they would wait for the hung call for ever
         if len(call.sent) == 2:
             break
@@ -126,9 +131,9 @@ async def test_a_hung_call_holds_back_the_next_at_most_hold_back() -> None:
 async def test_close_ends_the_waiters_of_calls_in_flight_and_gathering() -> None:
     call = GatedCall()
     shared = coalescer(call)
-    in_flight = asyncio.create_task(shared.join())
+    in_flight = asyncio.create_task(caller(shared))
     await settle()
-    gathering = asyncio.create_task(shared.join())
+    gathering = asyncio.create_task(caller(shared))
     await settle()
     await shared.close()
     for waiter in (in_flight, gathering):
