@@ -277,6 +277,17 @@ class LeaseElection:
             await asyncio.sleep(max(1.0, self.ttl / 3))
             await self.beat()
 
+    async def reclaim(self) -> bool:
+        """Try for the lease now, even within this node's sit-out after stepping down; whether it leads.
+
+        For an explicit request that needs a leader (stop every app) on a node that stepped down a moment
+        ago: alone, it takes the next term at once; a peer that holds the lease keeps it (try_acquire
+        takes only a released or expired lease)."""
+        if not self.is_leader():
+            self._hold_off_until = 0.0
+            await self.step()
+        return self.is_leader()
+
     async def release(self) -> bool:
         async with self._lock:
             if self.state != LEADER or self.term is None:

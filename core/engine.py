@@ -199,30 +199,28 @@ class Engine:
 
     async def stop(
         self, stop_apps: bool = False, release_lease: bool = True, stop_nginx: bool | None = None
-    ) -> None:
+    ) -> str:
         """Stop background tasks; containers keep running and nginx keeps serving unless told.
 
         ``stop_apps`` stops every app's replicas (force) and, unless ``stop_nginx`` says otherwise, nginx.
+        Returns "" once done as asked, else why the apps were left running (and nginx with them).
         """
         parts = self._parts
         if parts is None:
-            return
+            return ""
         self._stopping = True
         if stop_nginx is None:
             stop_nginx = stop_apps
-        if stop_apps and parts.cluster.is_leader():
-            for record in await asyncio.to_thread(parts.store.apps.list):
-                if record.status != APP_STOPPED:
-                    try:
-                        await parts.desired.down(record.name, force=True)
-                    except OrchestryError as exc:
-                        log.warning("could not stop %s: %s", record.name, exc)
+        left_running = await self._stop_apps(parts) if stop_apps else ""
         await self.supervisor.stop()
         await parts.reconciler.close()
         # A node that does not lead now (it released its lease a moment ago, or lost it) still ends the
         # nginx it started, unless a peer holds the lease: nodes on one host share the prefix, so the
-        # peer has adopted that master and serves with it.
-        if stop_nginx and not parts.cluster.is_leader() and await parts.cluster.held_by_peer():
+        # peer has adopted that master and serves with it. Apps left running keep their routes: no
+        # half-applied stop that leaves replicas up behind a stopped load balancer.
+        if stop_nginx and (
+            left_running or (not parts.cluster.is_leader() and await parts.cluster.held_by_peer())
+        ):
             stop_nginx = False
         # Before the lease goes: pending route changes are applied (or nginx stopped) while we lead.
         await parts.nginx.stop(keep_serving=not stop_nginx)
@@ -236,6 +234,32 @@ class Engine:
         self._parts = None
         self._stopping = False
         await asyncio.to_thread(presence.withdraw, self._presence)
+        return left_running
+
+    async def _stop_apps(self, parts: Components) -> str:
+        """Stop every app as the leader does; "" once done, else why the apps were left running.
+
+        A node that stepped down a moment ago sits out the next election, and one that follows may find
+        the lease free: the user's explicit stop wins over the sit-out, so it takes the lease back and
+        stops the apps itself, every write fenced by its new term. A peer that holds the lease keeps the
+        apps: they are its to run, and the note says so rather than quitting as if they had stopped."""
+        cluster = parts.cluster
+        if not await cluster.reclaim():
+            lease = cluster.lease
+            if cluster.last_error or lease is None:
+                why = f"this node could not take the lease to stop them ({cluster.last_error or 'no lease'})"
+            else:
+                why = f"node {lease.leader_id} leads (term {lease.term}) and runs them"
+            note = f"apps left running: {why}; stop them on the leader"
+            log.warning("%s", note)
+            return note
+        for record in await asyncio.to_thread(parts.store.apps.list):
+            if record.status != APP_STOPPED:
+                try:
+                    await parts.desired.down(record.name, force=True)
+                except OrchestryError as exc:
+                    log.warning("could not stop %s: %s", record.name, exc)
+        return ""
 
     async def _background_failed(self, name: str, exc: BaseException, delay: float) -> None:
         if self._parts is not None:

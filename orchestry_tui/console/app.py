@@ -947,7 +947,9 @@ class OrchestryConsole(App[int]):
     async def _quit_and_stop(self) -> None:
         self.query_one(StatusBar).show_starting("stopping every app and nginx…")
         await self._stop_backend(stop_apps=True)
-        self.exit(0, message=QUIT_AND_STOP_NOTE)
+        # A peer that leads keeps running the apps: quitting must not claim they stopped.
+        left = getattr(self.backend, "stop_note", "")
+        self.exit(0, message=f"console closed: {left}" if left else QUIT_AND_STOP_NOTE)
 
     async def _stop_backend(self, stop_apps: bool = False) -> None:
         if self._stopped:

@@ -62,6 +62,7 @@ class EngineBackend:
         self.lb_address = settings.lb_listen
         self.runtime = settings.runtime
         self.state_dir = settings.state_dir
+        self.stop_note = ""  # why a stop with stop_apps left the apps running (a peer leads them)
         self._summaries: dict[str, tuple[Hashable, AppSummary]] = {}  # by app: listing key, summary
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class EngineBackend:
         if self._api is not None:
             await self._api.stop()
         if self.engine is not None and (self._owns_engine or stop_apps):
-            await self.engine.stop(stop_apps=stop_apps)
+            self.stop_note = await self.engine.stop(stop_apps=stop_apps)
 
     @property
     def _engine(self) -> Engine:

@@ -7,14 +7,17 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import pytest
 from textual.widgets import Button
 
+from core.cluster import LeaseElection
 from core.engine import Engine
 from core.lb.nginx import running_master
 from core.store import Store
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.http_backend import HttpBackend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from tests.cli.conftest import start_daemon, stop_daemon
 from tests.integration.harness import engine_settings
@@ -52,6 +55,36 @@ async def test_quit_and_stop_asks_then_stops_every_app_and_nginx(engine: Engine,
 
         await pilot.press("Q")
         await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the confirmation again")
+        await pilot.click("#confirm")
+        await until(lambda: not app.is_running, timeout=60, what="the console to quit")
+    assert _containers(running_app) == []
+    assert running_master(prefix) is None
+    store = await asyncio.to_thread(Store.open, engine.settings.database_url)
+    try:
+        record = await asyncio.to_thread(store.apps.get, running_app)
+    finally:
+        await asyncio.to_thread(store.close)
+    assert record is not None and record.status == "stopped"
+
+
+async def test_quit_and_stop_right_after_stepping_down_still_stops_every_app(
+    engine: Engine, running_app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`L` then `Q` on a lone node, within the sit-out of a node that stepped down: nginx was stopped
+    but the app's containers stayed up and the store said running. The stop takes the lease back."""
+    # The sit-out lasts two follower retries (2 s): widened so the keys land inside it on a busy machine.
+    monkeypatch.setattr(LeaseElection, "_follower_retry", property(lambda _self: 30.0))
+    app = OrchestryConsole(EngineBackend(engine.settings, engine=engine), poll_seconds=0.3)
+    prefix = engine.settings.state_dir / "nginx"
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await pilot.press("L")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the step-down confirmation")
+        await pilot.click("#confirm")
+        await until(lambda: not engine.is_leader(), what="the node to step down")
+        await pilot.press("Q")
+        await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the quit confirmation")
+        assert not engine.is_leader(), "the node took the lease back before the stop"
         await pilot.click("#confirm")
         await until(lambda: not app.is_running, timeout=60, what="the console to quit")
     assert _containers(running_app) == []
