@@ -458,6 +458,8 @@ async def measure(
         wander.cancel()
         await engine.stop(stop_apps=False)
 
+    slowest: list[tuple[float, float, str, int]] = []  # which press a p99 is: often a screen's first
+
     def figures(name: str, presses: list[tuple[float, float]]) -> None:
         values = [wall for wall, _cpu in presses]
         result[f"{name}_p50_ms"] = statistics.median(values) * 1000 if values else float("nan")
@@ -466,6 +468,8 @@ async def measure(
         result[f"{name}_cpu_ms"] = statistics.median(cpu for _wall, cpu in presses) * 1000 if presses else 0.0
         result[f"{name}_cpu_p99_ms"] = percentile([cpu for _wall, cpu in presses], 0.99) * 1000
         result[f"{name}_n"] = len(values)
+        if name != "every_key":
+            slowest.extend((wall, cpu, name, i + 1) for i, (wall, cpu) in enumerate(presses))
 
     every = [
         *move_app,
@@ -492,6 +496,10 @@ async def measure(
         figures(f"close_{name}", closed[name])
     figures("scroll_apps", scroll_apps)
     figures("scroll_replicas", scroll_replicas)
+    result["slowest_presses"] = [
+        f"{wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU: {name} #{nth}"
+        for wall, cpu, name, nth in sorted(slowest, reverse=True)[:8]
+    ]
     return result
 
 
@@ -598,6 +606,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"  metric-window buckets, same instants: {buckets}")
             blocks = " ".join(f"{n / 1000:.0f}" for n in r["allocated_blocks_series"])
             print(f"  Python's allocated blocks (thousands), same instants: {blocks}")
+    for r in rows:
+        tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
+        print(f"slowest presses (kind #nth press of that kind), {tree}:")
+        for slow in r.get("slowest_presses", []):
+            print(f"  {slow}")
     for r in rows:
         tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
         print(f"longest idle callbacks, {tree}:")

@@ -257,7 +257,12 @@ async def test_screens_built_ahead_while_idle_show_what_their_key_asks(tmp_path:
     app = console(tmp_path)
     async with app.run_test(size=(160, 45)) as pilot:
         await first_frame(pilot)
-        await until(lambda: app.is_screen_installed("describe"), what="the screens built ahead")
+        # Built, then styled, laid out and rendered off screen (painted ahead): shown as asked all the same.
+        whatif_ready = lambda: app.get_screen("whatif", WhatIfScreen).painted_ahead  # noqa: E731
+        await until(
+            lambda: app.is_screen_installed("whatif") and whatif_ready(),
+            what="the screens built and painted ahead",
+        )
         await pilot.pause()
         name = app.selected
         app_view = app.selected_app()

@@ -149,3 +149,31 @@ async def test_attached_to_a_daemon_the_backtest_and_the_apply_go_through_its_ap
         assert described["scaling"]["maxReplicas"] == 2, described["scaling"]
     finally:
         stop_daemon(daemon)
+
+
+async def test_the_screen_is_painted_before_its_backtest_answers() -> None:
+    """The key is answered by the screen with the app's fields; the backtest (its chart, the costliest
+    thing drawn) follows in a later paint, each time the screen is opened."""
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        runs_painted: list[list[int]] = []  # per opening: the backtests answered at each paint
+        display = app._display
+
+        def painted(screen: object, renderable: object) -> None:
+            display(screen, renderable)  # type: ignore[arg-type]
+            if renderable is not None and isinstance(app.screen, WhatIfScreen):
+                runs_painted[-1].append(app.screen.runs)
+
+        app._display = painted  # type: ignore[method-assign]
+        for _ in range(2):
+            before = app.get_screen("whatif", WhatIfScreen).runs if app.is_screen_installed("whatif") else 0
+            runs_painted.append([])
+            await pilot.press("w")
+            await until(lambda: bool(runs_painted[-1]), what="the what-if screen painted")
+            assert runs_painted[-1][0] == before  # no answer drawn in the paint that answers the key
+            await until(lambda: before + 1 in runs_painted[-1], what="the backtest's answer painted")  # noqa: B023
+            screen = app.screen
+            assert isinstance(screen, WhatIfScreen) and "no recorded metric history" in screen.error
+            await pilot.press("escape")
+            await until(lambda: len(app.screen_stack) == 1, what="the what-if screen closed")
