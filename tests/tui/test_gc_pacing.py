@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gc
 import weakref
+from typing import Any
 
 import pytest
+from textual import events
 
 from orchestry_tui.console import gc_pacing
 from orchestry_tui.console.app import OrchestryConsole
@@ -195,3 +197,33 @@ async def test_console_collects_when_quiet_holds_back_for_keys_and_restores_the_
         monkeypatch.setattr(gc_pacing, "REFREEZE_SECONDS", 0.0)  # a deep collection is due now
         assert app._collections.tick() != "deep"  # but a key was just pressed: it waits
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_a_collection_due_on_the_clock_waits_for_the_paint_of_a_key_being_answered() -> None:
+    """The clock's collection (10-35 ms with the loop stopped at 1,000 replicas) runs after the screen's
+    next paint, not between a key that came and the paint that shows its effect."""
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.pause()
+        happened: list[str] = []
+        display, tick = app._display, app._collections.tick
+
+        def painted(screen: Any, renderable: Any) -> None:
+            display(screen, renderable)
+            if renderable is not None:
+                happened.append("paint")
+
+        def ticked() -> str | None:
+            happened.append("collection")
+            return tick()
+
+        app._display = painted  # type: ignore[method-assign]
+        app._collections.tick = ticked  # type: ignore[method-assign]
+        key = events.Key("down", None)
+        key.set_sender(app)
+        await app.on_event(key)  # a key came, and the clock ticks before the paint that answers it
+        app._on_clock()
+        assert happened == []
+        await until(lambda: "collection" in happened, what="the clock's collection")
+        assert happened[0] == "paint", happened
