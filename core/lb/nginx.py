@@ -606,6 +606,10 @@ class NginxController:
         running = await asyncio.to_thread(_read_master_pid, self.prefix / "nginx.pid", self.config_path)
         if running is None:
             await asyncio.to_thread(clear_conf_dir, self.conf_dir)
+        else:
+            # Ours from here on: a takeover cancelled during the test below (the engine stopping right
+            # after it won the lease) must not leave a master that stop(keep_serving=False) cannot end.
+            self._remember(running)
         self._live = await asyncio.to_thread(load_generated_files, self.conf_dir)
         error = await self._test_config()
         if error is not None:
@@ -617,7 +621,6 @@ class NginxController:
             await self._launch()
             return
         self._master_pid = running
-        self._remember(running)
         log.info("adopted nginx master pid %s serving %s", running, self.prefix)
         if main_changed:
             error = await self._reload()

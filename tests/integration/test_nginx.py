@@ -732,6 +732,35 @@ async def test_stop_ends_a_master_whose_relaunch_was_cancelled_midway(
     await _assert_nothing_serves(controller)
 
 
+async def test_stop_ends_a_master_whose_takeover_was_cancelled_midway(
+    make_controller: ControllerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that just won the lease takes the running master over (``nginx -t`` first) and is stopped
+    meanwhile, its takeover cancelled: the leader before it stood by, so the stop with
+    ``keep_serving=False`` must end that master (it ended nothing, and nginx served on after both)."""
+    first = await make_controller()
+    master = first.status()["pid"]
+    await first.stand_by()  # the first leader released its lease
+    second = NginxController(first.prefix, first.listen_host, first.listen_port, domain=DOMAIN)
+    await second.start(active=False)
+    testing = asyncio.Event()
+
+    async def slow_test() -> str | None:
+        testing.set()
+        await asyncio.Event().wait()  # nginx -t still running when the engine stops
+        return None
+
+    monkeypatch.setattr(second, "_test_config", slow_test)
+    takeover = asyncio.create_task(second.activate())
+    await testing.wait()
+    takeover.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await takeover
+    await second.stop(keep_serving=False)
+    assert master not in _masters_of(second.prefix)
+    await _assert_nothing_serves(second)
+
+
 async def test_external_mode_writes_app_files_and_runs_the_reload_command(
     tmp_path: Path,
     make_controller: ControllerFactory,
