@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.errors import NotLeader, StoreError
@@ -293,6 +293,10 @@ class LeaseElection:
             if self.state != LEADER or self.term is None:
                 return False
             released = await asyncio.to_thread(self.store.leases.release, self.term, self.node_id)
+            if released and self.lease is not None and self.lease.term == self.term:
+                # Until the next step reads it back, the view must not name this node the leader: a
+                # refusal meanwhile said "the leader is <this node>" (a client sent its writes back here).
+                self.lease = replace(self.lease, released_at=time.time())
             # A step-down that the same node wins again moves nothing: stay out of the next election
             # for two of a follower's retry periods, so a live peer takes the term; alone, this node
             # takes it back after the pause.

@@ -954,14 +954,16 @@ class OrchestryConsole(App[int]):
 
     async def _quit_and_stop(self) -> None:
         self.query_one(StatusBar).show_starting("stopping every app and nginx…")
-        await self._stop_backend(stop_apps=True)
-        # A peer that leads keeps running the apps: quitting must not claim they stopped.
-        left = getattr(self.backend, "stop_note", "")
+        refused = await self._stop_backend(stop_apps=True)
+        # A peer that leads keeps running the apps, and a refused stop stopped nothing: quitting must not
+        # claim they stopped (the notice of the refusal goes with the screen).
+        left = f"the apps were not stopped: {refused}" if refused else getattr(self.backend, "stop_note", "")
         self.exit(0, message=f"console closed: {left}" if left else QUIT_AND_STOP_NOTE)
 
-    async def _stop_backend(self, stop_apps: bool = False) -> None:
+    async def _stop_backend(self, stop_apps: bool = False) -> str:
+        """Why the backend's stop failed, or ""."""
         if self._stopped:
-            return
+            return ""
         self._stopped = True
         self.workers.cancel_group(self, "poll")
         self.workers.cancel_group(self, "events")
@@ -970,6 +972,8 @@ class OrchestryConsole(App[int]):
                 await self.backend.stop(stop_apps=stop_apps)
             except OrchestryError as exc:
                 self.notify(f"engine stop: {exc}", severity="error")
+                return str(exc)
+        return ""
 
     async def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()

@@ -36,6 +36,9 @@ EVENTS_PER_POLL = 1000
 LOG_TAIL = 200
 RETRY_SECONDS = 1.0
 STATUS_PATH = "/api/v1/cluster/status"
+# How long "quit and stop" asks again a daemon that has no leader (a lone one back in ~2 s after a
+# step-down; a failover within the lease TTL) before it quits saying the apps were not stopped.
+NO_LEADER_WAIT_SECONDS = 10.0
 ERROR_TYPES: dict[int, type[OrchestryError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 422: SpecError}
 
 T = TypeVar("T")
@@ -159,10 +162,29 @@ class HttpBackend:
         which is the daemon's to stop)."""
         try:
             if stop_apps:
-                listed = parse(wire.AppList, await self._get("/api/v1/apps"))
-                await asyncio.gather(*(self._post(self._app_path(a.name, "/down")) for a in listed.apps))
+                await self._down_every_app()
         finally:
             await self._client.close()
+
+    async def _down_every_app(self) -> None:
+        """A daemon with no leader right now refuses every down: one that stepped down a moment ago sits
+        out ~2 s and then, alone, takes the lease back, so it is asked again for a while. A refusal that
+        names a leader is raised as is: the apps are that leader's to run."""
+        deadline = time.monotonic() + NO_LEADER_WAIT_SECONDS
+        while True:
+            try:
+                listed = parse(wire.AppList, await self._get("/api/v1/apps"))
+                downs = (self._post(self._app_path(a.name, "/down")) for a in listed.apps)
+                # Every down has answered before a retry or a raise: none is left in flight.
+                answers = await asyncio.gather(*downs, return_exceptions=True)
+                refused = [a for a in answers if isinstance(a, BaseException)]
+                if refused:
+                    raise refused[0]
+                return
+            except NotLeader as exc:
+                if exc.leader_id is not None or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(RETRY_SECONDS / 2)
 
     # --- requests -----------------------------------------------------------------------------
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:

@@ -74,6 +74,9 @@ async def test_a_lone_node_that_stepped_down_stops_its_apps(tmp_path: Path, data
         await _up(engine, name)
         await engine.release_leadership()
         assert not engine.is_leader()
+        # What a refusal says until the lease is taken again: nobody leads (not "this node leads").
+        assert engine.leadership().leader_id is None
+        assert engine.not_leader().leader_id is None
         note = await engine.stop(stop_apps=True)
         assert await _containers(name) == []
         assert await _stored_status(database_url, name) == "stopped"

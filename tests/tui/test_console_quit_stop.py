@@ -4,6 +4,7 @@ and no nginx behind and the apps stay stopped; `q` alone still leaves everything
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
-from tests.cli.conftest import start_daemon, stop_daemon
+from tests.cli.conftest import Daemon, start_daemon, stop_daemon
 from tests.integration.harness import engine_settings
 from tests.tui.conftest import until
 from tests.tui.test_connect_console import api, described, first_frame, ready_is, register_and_up
@@ -126,6 +127,40 @@ async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_runnin
         assert (await api(daemon, "/health"))["status"] == "healthy"  # the daemon itself keeps running
     finally:
         stop_daemon(daemon)
+
+
+async def test_attached_console_steps_down_then_quit_and_stop_downs_every_app(tmp_path: Path) -> None:
+    """`L` then `Q` attached to a lone daemon: within the ~2 s it sits out after stepping down it has no
+    leader and refused every down (503), yet the console quit saying every app was stopped."""
+    daemon = start_daemon(tmp_path)
+    try:
+        name = register_and_up(daemon, tmp_path)
+        await until(lambda: ready_is(daemon, name, 1), timeout=40, what=f"{name} ready on the daemon")
+        app = OrchestryConsole(HttpBackend(daemon.url, None, tmp_path / "snapshots"), poll_seconds=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            await first_frame(app, name)
+            await pilot.press("L")
+            await until(lambda: isinstance(app.screen, ConfirmScreen), what="the step-down confirmation")
+            await pilot.click("#confirm")
+            await until(
+                lambda: any("released its lease" in n.message for n in app._notifications),
+                what="the daemon to step down",
+            )
+            await pilot.press("Q")
+            await until(lambda: isinstance(app.screen, QuitAndStopScreen), what="the quit confirmation")
+            await pilot.click("#confirm")
+            await until(lambda: not app.is_running, timeout=60, what="the console to quit")
+        assert (await described(daemon, name))["status"] == "stopped"
+        await until(lambda: not _containers(name), timeout=30, what=f"{name}'s containers gone")
+    finally:
+        # The clean-up deletes the apps through the API: it needs the daemon to lead again.
+        with contextlib.suppress(AssertionError):
+            await until(lambda: _leads(daemon), timeout=15, what="the daemon to lead again")
+        stop_daemon(daemon)
+
+
+async def _leads(daemon: Daemon) -> bool:
+    return bool((await api(daemon, "/api/v1/cluster/status"))["is_leader"])
 
 
 async def test_a_console_whose_lb_address_is_taken_names_the_holder_once(tmp_path: Path) -> None:
