@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from textual import events
 from textual.widgets import DataTable, Input, Select
 
 from core.engine import Engine
@@ -177,3 +178,29 @@ async def test_the_screen_is_painted_before_its_backtest_answers() -> None:
             assert isinstance(screen, WhatIfScreen) and "no recorded metric history" in screen.error
             await pilot.press("escape")
             await until(lambda: len(app.screen_stack) == 1, what="the what-if screen closed")
+
+
+async def test_a_screen_closed_at_once_runs_no_backtest() -> None:
+    """Opened and closed again before its backtest started (a moment after its first paint): none runs
+    for a screen no one sees; opened again, it runs."""
+    backend = sample_backend()
+    asked: list[str] = []
+    backtest = backend.backtest
+
+    async def counted(name: str, *args: object) -> dict[str, object]:
+        asked.append(name)
+        return await backtest(name, *args)  # type: ignore[arg-type]
+
+    backend.backtest = counted  # type: ignore[method-assign]
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        app.post_message(events.Key("w", None))
+        app.post_message(events.Key("escape", None))
+        await until(lambda: app.is_screen_installed("whatif"), what="the what-if screen")
+        screen = app.get_screen("whatif", WhatIfScreen)
+        await until(lambda: screen.is_mounted and len(app.screen_stack) == 1, what="it closed")
+        await pilot.pause(0.3)
+        assert asked == [] and screen.runs == 0
+        assert await open_whatif(app, pilot) is screen
+        assert asked == [app.selected] and screen.runs == 1

@@ -53,6 +53,8 @@ SOURCES = (
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SINCE = "6h"  # the history replayed at first
 DEBOUNCE_SECONDS = 0.4
+# The screen shown this long (painted, and a key right after its paint answered) before its backtest.
+OPENED_SECONDS = 0.1
 SUMMARY_ROWS = (
     ("scale events", lambda s: f"{s['scale_events']} ({s['scale_outs']} out, {s['scale_ins']} in)"),
     ("replica-minutes", lambda s: f"{s['replica_minutes']:.1f}"),
@@ -206,10 +208,17 @@ class WhatIfScreen(KeptScreen, Screen[None]):
             # At once, before Textual's own resume handler would focus the first field (the load).
             self.set_focus(self.query_one(f"#field-{FIELDS[1][0]}", Input), scroll_visible=False)
         # Each push (the first backtest of the app shown) and each return from the confirmation over
-        # it (nothing changed meanwhile: the same request is not sent again).  After the screen's first
-        # paint: an answer that came before it (the embedded engine answers at once) had its chart
-        # plotted and drawn in the paint that answers the key, 30-60 ms of CPU at 1,000 replicas.
-        self.call_after_refresh(self.rerun)
+        # it (nothing changed meanwhile: the same request is not sent again).  A moment after the
+        # screen's first paint: an answer that came before it (the embedded engine answers at once)
+        # had its chart plotted and drawn in the paint that answers the key, and a backtest running
+        # (30-60 ms of CPU at 1,000 replicas, its threads' included) delayed a key right after it.
+        self._schedule(OPENED_SECONDS)
+
+    def on_screen_suspend(self) -> None:
+        # Closed (or covered by the confirmation) before the backtest started: it is not run for nothing.
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
 
     # --- the candidate --------------------------------------------------------------------------
     def changes(self) -> dict[str, Any]:
@@ -227,11 +236,11 @@ class WhatIfScreen(KeptScreen, Screen[None]):
     def on_select_changed(self, event: Select.Changed) -> None:
         self._schedule()
 
-    def _schedule(self) -> None:
+    def _schedule(self, seconds: float = DEBOUNCE_SECONDS) -> None:
         # Typing "120" must not run three backtests: wait until the keys stop for a moment.
         if self._debounce is not None:
             self._debounce.stop()
-        self._debounce = self.set_timer(DEBOUNCE_SECONDS, self.rerun)
+        self._debounce = self.set_timer(seconds, self.rerun)
 
     def rerun(self, force: bool = False) -> None:
         source = self.query_one("#whatif-source", Select).value
