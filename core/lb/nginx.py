@@ -42,6 +42,7 @@ from core.lb.conf_files import (
 from core.lb.nginx_procs import (
     MAX_OUTPUT,
     _is_master_of,
+    _listening,
     _orphan_workers,
     _read_master_pid,
     _run,
@@ -79,6 +80,9 @@ _POLL = 0.01
 # that much before the pause ends, so the signal is pending as the master takes signals again.
 _MASTER_PAUSE = 0.1
 _SIGNAL_LEAD = 0.01
+# How long the workers of a killed master may take to close their listening socket when told to stop
+# gracefully, before they are killed (a relaunch waits for it; see _retire_orphans).
+_ORPHAN_QUIT_SECONDS = 2.0
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -726,15 +730,26 @@ class NginxController:
         return _is_master_of(pid, self.config_path)
 
     def _retire_orphans(self) -> None:
-        """Gracefully stop workers left behind by a master that was killed.
+        """Stop the processes a killed master left behind, and wait until none of them listens.
 
         A worker outlives a SIGKILLed master and keeps the listening socket (so a new master cannot
-        bind) while serving an old config; SIGQUIT makes it close the socket now and finish in-flight
-        requests.
+        bind, and it would serve the old routes) until told to stop; SIGQUIT makes it close the socket
+        and finish its in-flight requests.  The launch waits for that: nginx retries a refused bind()
+        only every 500 ms, five times.  The signal is repeated while one still listens (one still
+        starting takes it once its setup is done), and one that keeps the socket past
+        _ORPHAN_QUIT_SECONDS is killed.
         """
-        for pid in _orphan_workers(self.prefix):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + _ORPHAN_QUIT_SECONDS
+        orphans = _orphan_workers(self.prefix)
+        while orphans:
+            late = time.monotonic() > deadline
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL if late else signal.SIGQUIT)
+            if late:
+                return
+            time.sleep(_POLL)
+            orphans = _listening(_orphan_workers(self.prefix))
 
     async def _reload(self) -> str | None:
         """Apply the files on disk; None once new workers serve and the old ones no longer accept, else

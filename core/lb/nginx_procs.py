@@ -11,6 +11,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from core.lb.port_holder import listening_inodes
+
 CHILD_TIMEOUT = 30.0  # nginx -t and the reload command
 MAX_OUTPUT = 2000  # characters of nginx's error text kept in events and status
 
@@ -106,22 +108,53 @@ def _worker_pids(master_pid: int) -> list[int]:
     return [pid for pid in _child_pids(master_pid) if _proc_cmdline(pid) == "nginx: worker process"]
 
 
+def _session_of(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2 :].split()[3])
+
+
 def _orphan_workers(prefix: Path) -> list[int]:
-    """nginx workers whose master is gone and that still hold a file under ``prefix`` open."""
+    """Children of an nginx master that died (workers, cache processes) that still hold a file under
+    ``prefix`` open.
+
+    A child still setting itself up when its master was killed has no title of its own yet: it shows
+    its master's ("nginx: master process nginx -p ...") until its setup ends, then serves on as a
+    worker holding the listening socket.  It is told from a master by not leading its session: a
+    daemonised master (``daemon on``, as the engine renders it) calls setsid(), its children never do.
+    A live master's children, starting or not, are its own; a launch command not yet daemonised is not
+    titled "nginx: " at all.
+    """
     orphans = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        cmdline = _proc_cmdline(pid)
-        if not cmdline.startswith("nginx: worker process") and not cmdline.startswith("nginx: cache"):
+        if not _proc_cmdline(pid).startswith("nginx: "):
             continue
         stat = _proc_stat(pid)
-        if stat is None or stat[0] == "Z" or _proc_cmdline(stat[1]).startswith("nginx: master process"):
+        if stat is None or stat[0] in ("Z", "X") or _session_of(pid) in (pid, None):
+            continue
+        if _proc_cmdline(stat[1]).startswith("nginx: master process"):
             continue
         if _holds_file_under(pid, prefix):
             orphans.append(pid)
     return orphans
+
+
+def _listening(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that hold a TCP socket in LISTEN (any address or port)."""
+    if not pids:
+        return []
+    sockets = {f"socket:[{inode}]" for inode in listening_inodes()}
+    holders = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in sockets for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                holders.append(pid)
+    return holders
 
 
 def _holds_file_under(pid: int, prefix: Path) -> bool:

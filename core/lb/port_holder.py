@@ -15,14 +15,15 @@ from core.presence import live_controllers, state_dir_of_nginx
 TCP_LISTEN = "0A"
 
 
-def _listening_inodes(port: int) -> set[str]:
+def listening_inodes(port: int | None = None) -> set[str]:
+    """Inodes of the TCP sockets in LISTEN on ``port`` (on any port if None), in this network namespace."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 local, state, inode = fields[1], fields[3], fields[9]
-                if state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                if state == TCP_LISTEN and (port is None or int(local.rsplit(":", 1)[1], 16) == port):
                     inodes.add(inode)
     return inodes
 
@@ -44,7 +45,7 @@ def _parent(pid: int) -> int:
 
 def listening_pids(port: int) -> list[int]:
     """Processes holding a LISTEN socket on ``port`` (any address), lowest pid first."""
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    wanted = {f"socket:[{inode}]" for inode in listening_inodes(port)}
     if not wanted:
         return []
     holders: list[int] = []

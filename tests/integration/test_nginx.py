@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
@@ -146,11 +147,26 @@ def _our_nginx_pids(prefix: Path) -> list[int]:
 
 
 def _masters_of(prefix: Path) -> list[int]:
+    """The nginx masters serving ``prefix``.  A master's child still starting carries the master's title
+    until its setup ends (a relaunch's new worker, while the test already looks): it is no master."""
     return [
         pid
         for pid in _our_nginx_pids(prefix)
-        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx: master process")
+        if _title(pid).startswith("nginx: master process")
+        and not _title(_parent_of(pid)).startswith("nginx: master process")
     ]
+
+
+def _title(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    return ""
+
+
+def _parent_of(pid: int) -> int:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    return 0
 
 
 def base_url(controller: NginxController) -> str:
@@ -564,6 +580,75 @@ async def test_watchdog_restarts_nginx_killed_with_sigkill(
         watchdog.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watchdog
+
+
+# Stands in for a child nginx forked just before its master was SIGKILLed (a start or a reload): until
+# its setup ends it still carries its master's title, then it serves on as a worker of no master, with
+# the listening socket it inherited.  Here it holds the port and the prefix's error log like one, and
+# ends on SIGQUIT as a worker does once its setup is done.
+_STARTING_CHILD = """
+import signal, socket, sys
+signal.signal(signal.SIGQUIT, lambda *_: sys.exit(0))
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen()
+print("listening", flush=True)
+signal.pause()
+"""
+
+
+async def test_watchdog_relaunch_ends_the_child_a_killed_master_was_still_starting(
+    make_controller: ControllerFactory, session: aiohttp.ClientSession, events: Recorder
+) -> None:
+    """A master killed while its worker was still starting leaves that child holding the port under its
+    master's title.  The relaunch must end it and come back serving at its first try: it took the child
+    for a master, left it alone, and every launch failed (bind(): Address already in use)."""
+    controller = await make_controller()
+    os.kill(controller.status()["pid"], signal.SIGKILL)
+    for _ in range(500):  # then its workers (one may still be starting): the port is free
+        left = await asyncio.to_thread(_our_nginx_pids, controller.prefix)
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.01)
+    title = f"nginx: master process nginx -p {controller.prefix} -c {controller.config_path}"
+    child = await asyncio.create_subprocess_exec(
+        "/bin/bash",
+        "-c",
+        'exec 3>>"$1"; exec -a "$2" "$3" -c "$4" "$5"',
+        "-",
+        str(controller.error_log_path),
+        title,
+        sys.executable,
+        _STARTING_CHILD,
+        str(controller.listen_port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    watchdog = None
+    try:
+        assert child.stdout is not None
+        assert await child.stdout.readline() == b"listening\n"
+        watchdog = asyncio.create_task(controller.watch(interval=0.05))
+        for _ in range(600):
+            if {"nginx_restarted", "nginx_restart_failed"} & set(events.kinds()):
+                break
+            await asyncio.sleep(0.05)
+        assert "nginx_restart_failed" not in events.kinds(), events.events[-1][2]
+        assert await asyncio.wait_for(child.wait(), 5) == 0  # ended by its SIGQUIT, not killed
+        assert _masters_of(controller.prefix) == [controller.status()["pid"]]
+        code, _ = await get_json(session, f"{base_url(controller)}/{unique_name('none')}/")
+        assert code == 404  # nginx answers, with the routes it was relaunched on
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
 
 
 async def test_a_new_controller_adopts_the_running_nginx_without_interruption(
