@@ -283,6 +283,25 @@ async def test_screens_built_ahead_while_idle_show_what_their_key_asks(tmp_path:
             await until(lambda: len(app.screen_stack) == 1, what=f"the screen of {key} closed")
 
 
+async def test_the_what_if_painted_ahead_shows_its_footer_as_built(tmp_path: Path) -> None:
+    """Painted ahead with the field its push focuses: the first push shows the footer keys composed
+    then (a focused field hides the console's letter keys), not a footer composed again."""
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        whatif_ready = lambda: app.get_screen("whatif", WhatIfScreen).painted_ahead  # noqa: E731
+        await until(
+            lambda: app.is_screen_installed("whatif") and whatif_ready(), what="the what-if painted ahead"
+        )
+        await pilot.pause()
+        screen = app.get_screen("whatif", WhatIfScreen)
+        keys_ahead = list(screen.query_one(SteadyFooter).query(FooterKey))
+        assert keys_ahead and "Help" not in [key.description for key in keys_ahead]
+        await open_view(pilot, "w", WhatIfScreen)
+        await pilot.pause(0.2)
+        assert list(screen.query_one(SteadyFooter).query(FooterKey)) == keys_ahead
+
+
 async def test_no_screen_is_built_ahead_while_keys_come(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

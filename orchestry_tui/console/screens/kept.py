@@ -33,6 +33,10 @@ class KeptScreen:
     painted_ahead = False  # styled and rendered off screen by ``warm`` (tests look)
     steps_ahead = 0  # of paint_ahead's
 
+    def focus_ahead(self) -> None:
+        """Focus now what a push of this screen focuses (nothing by default): its footer's keys depend
+        on it (``paint_ahead``)."""
+
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Runs before Screen's own handler (Textual calls each class's handler along the MRO).
         # _css_update_count is what Textual itself compares to know a screen's styles are stale.
@@ -95,7 +99,9 @@ def paint_ahead(app: App[Any], screen: KeptScreen) -> None:
         screen._styled_for = (app._css_update_count, app.app_focus)
         # A footer composes its keys (a widget each) when first told its screen's bindings, which a
         # screen not shown never is; in the footer's context, as its own handler would be (its
-        # compose binds data to itself).  It mounts them after this step.
+        # compose binds data to itself).  It mounts them after this step.  The keys are those of the
+        # widget the push focuses.
+        screen.focus_ahead()
         for footer in screen.query(Footer):
             with footer._context():
                 footer.bindings_changed(screen)

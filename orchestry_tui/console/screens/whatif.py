@@ -131,7 +131,7 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         self.runs = 0  # backtests answered (tests wait on it)
         self._debounce: Timer | None = None
         self._last_request: str | None = None
-        self._focus_field = True  # on the next push (not while built ahead: a hidden field would blink)
+        self._focus_field = True  # on the next push
         # Since the screen was last shown for an app: a status line written, results drawn.
         self._status_written = self._results_drawn = False
 
@@ -202,11 +202,17 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         self._add_columns(table)
         self.query_one("#whatif-chart", WhatIfChart).clear()
 
+    def focus_ahead(self) -> None:
+        """The field a push focuses (max replicas), focused: on each push, and while the screen is painted
+        ahead (kept.py), so that its footer is composed for it then (a focused field shadows the
+        console's letter keys, so the footer shows fewer).  Hidden, its cursor does not blink."""
+        self._focus_field = False
+        self.set_focus(self.query_one(f"#field-{FIELDS[1][0]}", Input), scroll_visible=False)
+
     def on_screen_resume(self) -> None:
         if self._focus_field:
-            self._focus_field = False
             # At once, before Textual's own resume handler would focus the first field (the load).
-            self.set_focus(self.query_one(f"#field-{FIELDS[1][0]}", Input), scroll_visible=False)
+            self.focus_ahead()
         # Each push (the first backtest of the app shown) and each return from the confirmation over
         # it (nothing changed meanwhile: the same request is not sent again).  A moment after the
         # screen's first paint: an answer that came before it (the embedded engine answers at once)
