@@ -400,11 +400,11 @@ class NginxController:
     async def stop(self, keep_serving: bool = True) -> None:
         """Apply pending changes and let go. nginx keeps serving unless ``keep_serving`` is False.
 
-        ``keep_serving=False`` ends every master this controller started or adopted, also after it
-        stood by (a leader that released its lease and was not taken over) and one whose launch was
-        still under way (a watchdog relaunch or a takeover cancelled by the engine stopping).  The
-        caller decides whether another node drives that master now (nodes on one host share the
-        prefix): then it must keep serving.
+        ``keep_serving=False`` ends every master this controller started or adopted (and the workers a
+        killed one left behind), also after it stood by (a leader that released its lease and was not
+        taken over) and one whose launch was still under way (a watchdog relaunch or a takeover
+        cancelled by the engine stopping).  The caller decides whether another node drives that master
+        now (nodes on one host share the prefix): then it must keep serving.
         """
         if self._started and self._applied < self._requested:
             await self.flush()
@@ -427,6 +427,9 @@ class NginxController:
                 alive = [pid for pid in alive if await asyncio.to_thread(self._is_ours, pid)]
             if alive:
                 log.warning("nginx master(s) %s of %s still running after stop", alive, self.prefix)
+            # A master killed and not relaunched yet (the watchdog cancelled as the engine stops) left
+            # its workers serving its routes on the port, with no master to end them.
+            await asyncio.to_thread(self._retire_orphans)
             self._master_pid = None
             self._masters.clear()
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from core.errors import ConfigRejected
 from core.lb.nginx import NginxController, _worker_pids
-from core.lb.nginx_procs import _child_pids
+from core.lb.nginx_procs import _child_pids, _listening
 from core.lb.render import AppRoute, Upstream
 from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
@@ -779,6 +779,32 @@ async def test_stop_ends_the_master_it_drove_after_standing_by(make_controller: 
     await controller.stop(keep_serving=False)
     assert pid not in _masters_of(controller.prefix)
     await _assert_nothing_serves(controller)
+
+
+async def test_stop_ends_the_workers_a_killed_master_left_serving(make_controller: ControllerFactory) -> None:
+    """The master was killed and the engine stops before the watchdog relaunched it: its worker still
+    holds the port and serves the old routes; stop with ``keep_serving=False`` must end it too."""
+    controller = await make_controller()
+    master = controller.status()["pid"]
+    for _ in range(500):  # a worker that has finished starting
+        if _worker_pids(master):
+            break
+        await asyncio.sleep(0.01)
+    os.kill(master, signal.SIGKILL)
+    for _ in range(500):
+        if not await asyncio.to_thread(_masters_of, controller.prefix):
+            break
+        await asyncio.sleep(0.01)
+    await controller.stop(keep_serving=False)
+    assert await asyncio.to_thread(_listening_of, controller.prefix) == []
+    with pytest.raises(OSError):  # the killed master's pid file stays: it names no nginx
+        await asyncio.open_connection(controller.listen_host, controller.listen_port)
+
+
+def _listening_of(prefix: Path) -> list[int]:
+    """Processes of ``prefix`` that still accept connections (a worker told to stop may finish its
+    requests after it closed the listening socket)."""
+    return _listening(_our_nginx_pids(prefix))
 
 
 async def test_stop_ends_a_master_whose_relaunch_was_cancelled_midway(
