@@ -25,11 +25,17 @@ async def test_each_new_replica_is_routed_ahead_of_those_already_serving(world: 
     await world.engine.up(name)
     await world.ready(name, 2)
 
+    # Time passes before each scale-out, as it does for an operator.  Without it the new replica could
+    # turn ready at the same fake instant as those before it: in-memory probes pass at once, so on a
+    # loaded host (slow store threads) ``scale`` returns with it already ready and routed, before
+    # ``ready`` first advances the clock; replicas ready at one instant keep slot order (last test).
+    await world.clock.advance(1.0)
     await world.engine.scale(name, 3)
     await world.ready(name, 3)
     third = port_of(world, name, 3)
     assert routed_ports(world, name)[0] == third
 
+    await world.clock.advance(1.0)
     await world.engine.scale(name, 4)
     await world.ready(name, 4)
     ports = routed_ports(world, name)
