@@ -433,14 +433,8 @@ async def test_a_config_nginx_rejects_is_never_applied(
         await controller.flush(raise_on_reject=True)
 
 
-async def test_a_change_of_servers_alone_is_live_without_an_nginx_t(
-    make_controller: ControllerFactory, backends: BackendFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A scale-out's reloads only change an upstream's servers: no `nginx -t` process before them (the
-    reload itself parses the files), and the replica added takes requests once the change is live."""
-    first, added = await backends("first"), await backends("added")
-    name = unique_name("servers")
-    controller = await make_controller()
+def count_config_tests(controller: NginxController, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every `nginx -t` the controller runs from now on, by its outcome (None: the files passed)."""
     tests: list[str | None] = []
     test_config = controller._test_config
 
@@ -449,6 +443,18 @@ async def test_a_change_of_servers_alone_is_live_without_an_nginx_t(
         return tests[-1]
 
     monkeypatch.setattr(controller, "_test_config", counted)
+    return tests
+
+
+async def test_a_change_of_servers_alone_is_live_without_an_nginx_t(
+    make_controller: ControllerFactory, backends: BackendFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scale-out's reloads only change an upstream's servers: no `nginx -t` process before them (the
+    reload itself parses the files), and the replica added takes requests once the change is live."""
+    first, added = await backends("first"), await backends("added")
+    name = unique_name("servers")
+    controller = await make_controller()
+    tests = count_config_tests(controller, monkeypatch)
     await controller.set_route(AppRoute(name, (first.upstream,), "round_robin"))
     assert await controller.flush()
     assert tests == [None]  # a new app's files are tested
@@ -482,14 +488,7 @@ async def test_an_apps_first_and_last_servers_are_live_without_an_nginx_t(
     first = await backends("first")
     name = unique_name("fromzero")
     controller = await make_controller()  # with a domain: its server block changes too
-    tests: list[str | None] = []
-    test_config = controller._test_config
-
-    async def counted() -> str | None:
-        tests.append(await test_config())
-        return tests[-1]
-
-    monkeypatch.setattr(controller, "_test_config", counted)
+    tests = count_config_tests(controller, monkeypatch)
     await controller.set_route(AppRoute(name, ()))
     assert await controller.flush()
     assert tests == [None]  # a new app's files are tested

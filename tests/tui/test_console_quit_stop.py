@@ -38,6 +38,16 @@ def _containers(name: str) -> list[str]:
     return listed.stdout.split()
 
 
+async def _stored_status(engine: Engine, name: str) -> str | None:
+    """What the store says of ``name`` (read afresh, as the next process to start would)."""
+    store = await asyncio.to_thread(Store.open, engine.settings.database_url)
+    try:
+        record = await asyncio.to_thread(store.apps.get, name)
+    finally:
+        await asyncio.to_thread(store.close)
+    return None if record is None else record.status
+
+
 async def test_quit_and_stop_asks_then_stops_every_app_and_nginx(engine: Engine, running_app: str) -> None:
     app = OrchestryConsole(EngineBackend(engine.settings, engine=engine), poll_seconds=0.3)
     prefix = engine.settings.state_dir / "nginx"
@@ -60,12 +70,7 @@ async def test_quit_and_stop_asks_then_stops_every_app_and_nginx(engine: Engine,
         await until(lambda: not app.is_running, timeout=60, what="the console to quit")
     assert _containers(running_app) == []
     assert running_master(prefix) is None
-    store = await asyncio.to_thread(Store.open, engine.settings.database_url)
-    try:
-        record = await asyncio.to_thread(store.apps.get, running_app)
-    finally:
-        await asyncio.to_thread(store.close)
-    assert record is not None and record.status == "stopped"
+    assert await _stored_status(engine, running_app) == "stopped"
 
 
 async def test_quit_and_stop_right_after_stepping_down_still_stops_every_app(
@@ -90,12 +95,7 @@ async def test_quit_and_stop_right_after_stepping_down_still_stops_every_app(
         await until(lambda: not app.is_running, timeout=60, what="the console to quit")
     assert _containers(running_app) == []
     assert running_master(prefix) is None
-    store = await asyncio.to_thread(Store.open, engine.settings.database_url)
-    try:
-        record = await asyncio.to_thread(store.apps.get, running_app)
-    finally:
-        await asyncio.to_thread(store.close)
-    assert record is not None and record.status == "stopped"
+    assert await _stored_status(engine, running_app) == "stopped"
 
 
 async def test_readonly_console_refuses_quit_and_stop(engine: Engine, running_app: str) -> None:
