@@ -204,3 +204,17 @@ async def test_a_screen_closed_at_once_runs_no_backtest() -> None:
         assert asked == [] and screen.runs == 0
         assert await open_whatif(app, pilot) is screen
         assert asked == [app.selected] and screen.runs == 1
+
+
+async def test_a_rerun_timer_firing_as_the_console_closes_does_nothing() -> None:
+    """A full run caught the what-if's timer firing while the console closed, after the screen's widgets
+    were removed: NoMatches '#whatif-source' ended the console with a traceback instead of quitting."""
+    backend = sample_backend()
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_whatif(app, pilot)
+        runs = screen.runs
+        await screen.query_one("#whatif-body").remove()  # as the console's shutdown removes them
+        screen.rerun(force=True)
+        await pilot.pause(0.2)
+        assert screen.runs == runs and app.is_running

@@ -249,10 +249,15 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         self._debounce = self.set_timer(seconds, self.rerun)
 
     def rerun(self, force: bool = False) -> None:
-        source = self.query_one("#whatif-source", Select).value
-        trace = None if source == "history" else str(source)
-        since = None if trace else parse_since(self.query_one("#whatif-since", Input).value)
-        changes = self.changes()
+        try:
+            source = self.query_one("#whatif-source", Select).value
+            trace = None if source == "history" else str(source)
+            since = None if trace else parse_since(self.query_one("#whatif-since", Input).value)
+            changes = self.changes()
+        except NoMatches:
+            # Its timer fired while the console closed: the screen's widgets were removed already, and
+            # an error here would end the console with a traceback instead of quitting.
+            return
         # Mounting fills every field (one Changed event each): the same request is not sent twice.
         request = repr((sorted(changes.items()), since, trace))
         if request == self._last_request and not force:
