@@ -251,3 +251,18 @@ async def test_logs_pane_follows_the_app_the_cursor_rests_on_not_each_one_it_pas
         await until(lambda: not logs.view.lines, what="the pane following worker (which logged nothing)")
         assert logs.border_title == "logs worker (all replicas)"
         assert followed == ["web", "worker"]
+
+
+async def test_a_logs_pane_settle_timer_firing_as_the_console_closes_does_nothing() -> None:
+    """The pane starts following the app the cursor rests on from a timer, which can fire while the
+    console closes, after the pane's widgets were removed: NoMatches ended it with a traceback."""
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        logs = app.query_one(LogPane)
+        await until(lambda: logs.view.lines, what="web's log lines")
+        logs.follow("worker", None)  # what the cursor moving to worker does
+        await logs.remove_children()  # as the console's shutdown removes them
+        await until(lambda: logs._settle_timer is None, what="the settle timer fired")
+        await pilot.pause()
+        assert app.is_running and app._exception is None

@@ -23,6 +23,7 @@ from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.console import app as console_app
 from orchestry_tui.console.actions import ACTIONS
 from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.backend import BackendUnreachable
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
 from orchestry_tui.console.screens import nodes
 from orchestry_tui.console.screens.confirm import ConfirmScreen
@@ -408,6 +409,49 @@ async def test_logs_shown_again_follow_the_app_selected_now_from_its_tail_and_st
         await until(lambda: "GET /web/ 200 9 ms" in painted(fresh), what="web's lines, first time")
         await pilot.pause(0.2)
         assert painted(fresh) == reopened
+
+
+async def test_a_logs_batch_timer_firing_as_the_console_closes_does_nothing(tmp_path: Path) -> None:
+    """The screen writes its lines from an interval timer, which can fire while the console closes,
+    after the screen's widgets were removed: NoMatches ended the console with a traceback (as the
+    what-if's rerun timer did, f386a2a)."""
+    app = console(tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        screen = await open_view(pilot, "l", LogsScreen)
+        await until(lambda: "GET /web/ 200 9 ms" in painted(app), what="web's lines")
+        await screen.remove_children()  # as the console's shutdown removes them
+        screen._pending.append(LogLine(FIXED_NOW, "0a0b0c0d", "web-1", "one more line"))
+        await until(lambda: not screen._pending, what="the batch timer fired")
+        await pilot.pause()
+        assert app.is_running and app._exception is None
+
+
+async def test_a_logs_stream_ending_as_the_console_closes_ends_quietly(tmp_path: Path) -> None:
+    """A stream that ends in an error says so on the screen; when it ends because the console closes,
+    the screen's widgets are gone already and there is nothing to say it on."""
+    backend = sample_backend()
+    end = asyncio.Event()
+
+    async def ending(name: str) -> AsyncIterator[LogLine]:
+        for line in backend.log_lines.get(name, []):
+            yield line
+        await end.wait()
+        raise BackendUnreachable("http://127.0.0.1:1", "connection closed")
+
+    backend.follow_logs = ending  # type: ignore[method-assign]
+    app = console(tmp_path, backend)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await first_frame(pilot)
+        screen = await open_view(pilot, "l", LogsScreen)
+        await until(lambda: "GET /web/ 200 9 ms" in painted(app), what="web's lines")
+        following = screen._following
+        assert following is not None
+        await screen.remove_children()  # as the console's shutdown removes them
+        end.set()
+        await until(lambda: following.is_finished, what="the stream ended")
+        await pilot.pause()
+        assert app.is_running and app._exception is None
 
 
 async def test_nodes_shown_again_ask_at_once_and_not_while_closed(

@@ -7,11 +7,13 @@ on the stack, and stops and forgets them once it is closed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
@@ -98,16 +100,23 @@ class LogsScreen(KeptScreen, Screen[None]):
             async for line in self.backend.follow_logs(self.app_name):
                 self._pending.append(line)
         except OrchestryError as exc:
-            self.query_one("#logs-status", Static).update(f"log stream ended: {exc}")
+            # The stream may end because the console closes: its widgets are then gone already.
+            with contextlib.suppress(NoMatches):
+                self.query_one("#logs-status", Static).update(f"log stream ended: {exc}")
 
     def _flush(self) -> None:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        view = self.query_one(LogView)
-        view.add_lines(batch)
-        if view.following:
-            self._status(True, 0)
+        try:
+            view = self.query_one(LogView)
+            view.add_lines(batch)
+            if view.following:
+                self._status(True, 0)
+        except NoMatches:
+            # The timer fired while the console closed, after the screen's widgets were removed: an
+            # error here would end the console with a traceback instead of quitting.
+            return
 
     def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
         self._status(event.following, event.unseen)

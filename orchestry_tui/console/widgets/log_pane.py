@@ -9,12 +9,14 @@ asking the engine again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import Static
 
@@ -101,7 +103,8 @@ class LogPane(Vertical):
         if wait > 0.01:  # the cursor moved again meanwhile
             self._settle_timer = self.set_timer(wait, self._settled)
             return
-        self._restart()
+        with contextlib.suppress(NoMatches):  # the console closes: the pane's widgets are gone already
+            self._restart()
 
     def _restart(self) -> None:
         self._restart_at = None
