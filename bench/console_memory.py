@@ -177,7 +177,10 @@ async def run(
     from orchestry_tui.console.engine_backend import EngineBackend
 
     with tempfile.TemporaryDirectory(prefix="orchestry-console-memory-") as tmp:
-        engine, runtime = memory_fleet_engine(Path(tmp) / "state", "cmem")
+        # A census holds the loop for many seconds: with marks, a lease that outlasts it, or the engine
+        # steps down and its windows refill, and the comparison shows the refill.
+        overrides = {"lease_ttl": 3600} if marks else {}
+        engine, runtime = memory_fleet_engine(Path(tmp) / "state", "cmem", **overrides)
         await engine.start()
         names = [f"fleet-{i:04d}" for i in range(apps)]
         for name in names:
@@ -196,16 +199,21 @@ async def run(
             pending = sorted(marks)
             tracing = False
             ends = time.monotonic() + minutes_at_least * 60
+            cpu_then, wall_then = time.process_time(), time.monotonic()
             while pending or time.monotonic() < ends:
                 await asyncio.sleep(30)
                 minutes = (time.monotonic() - started) / 60
                 used, free, mapped = glibc_heap_mb()
+                cpu_now, wall_now = time.process_time(), time.monotonic()
+                cpu = (cpu_now - cpu_then) / (wall_now - wall_then) * 100  # % of a core, console + engine
+                cpu_then, wall_then = cpu_now, wall_now
                 load = " ".join(Path("/proc/loadavg").read_text().split()[:3])  # noqa: ASYNC240
                 print(
                     f"{minutes:5.1f} min RSS {rss_mb():6.1f} MB buckets {window_buckets(windows):6d}"
                     f" blocks {sys.getallocatedblocks() / 1000:6.0f}k glibc in use {used:6.1f} free"
                     f" {free:5.1f} mmapped {mapped:5.1f} sqlite {sqlite_mb():5.1f} MB traced"
-                    f" {tracemalloc.get_traced_memory()[0] / 2**20 if tracing else 0:5.1f} MB (load {load})",
+                    f" {tracemalloc.get_traced_memory()[0] / 2**20 if tracing else 0:5.1f} MB"
+                    f" cpu {cpu:4.1f} % (load {load})",
                     flush=True,
                 )
                 if not tracing and pending and minutes >= trace_from:
@@ -284,8 +292,18 @@ def main() -> None:
     parser.add_argument("--marks", default="16,26", help="minutes of the snapshots, comma separated")
     parser.add_argument("--minutes", type=float, default=0.0, help="sample for at least this long")
     parser.add_argument("--frames", type=int, default=8, help="traceback frames tracemalloc keeps")
+    parser.add_argument(
+        "--malloc-threshold",
+        type=int,
+        default=0,
+        help="bytes; fix glibc's mmap and trim thresholds at start (core.allocator), 0 leaves glibc's own",
+    )
     args = parser.parse_args()
     enter_tree(Path(__file__).resolve().parents[1])  # this checkout's engine and console, not the venv's
+    if args.malloc_threshold:
+        from core.allocator import fix_malloc_thresholds
+
+        print(f"malloc thresholds {args.malloc_threshold} B: {fix_malloc_thresholds(args.malloc_threshold)}")
     import logging
 
     logging.basicConfig(level=logging.WARNING)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-def memory_fleet_engine(state_dir: Path, node_prefix: str) -> tuple[Any, Any]:
-    """(engine, runtime), not started."""
+def memory_fleet_engine(state_dir: Path, node_prefix: str, **overrides: Any) -> tuple[Any, Any]:
+    """(engine, runtime), not started; ``overrides`` are settings (e.g. ``lease_ttl``)."""
     from core.engine import Engine
     from core.lb.memory import MemoryNginx
     from core.runtime.memory import MemoryPorts, MemoryRuntime
@@ -34,7 +34,7 @@ def memory_fleet_engine(state_dir: Path, node_prefix: str) -> tuple[Any, Any]:
         node_id=f"{node_prefix}-{uuid.uuid4().hex[:6]}",
         lb_listen="127.0.0.1:1",
         drain_timeout=5.0,
-        **production,
+        **{**production, **overrides},
     )
     engine = Engine(
         settings,
