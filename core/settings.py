@@ -23,6 +23,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.allocator import MAX_MALLOC_THRESHOLD
 from core.errors import SettingsError
 
 ENV_PREFIX = "ORCHESTRY_"
@@ -34,6 +35,8 @@ _DOMAIN = re.compile(
 )
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_SIZE = re.compile(r"^(\d+)\s*(k|kib|m|mib)?$")
+_SIZE_UNITS = {None: 1, "k": 1024, "kib": 1024, "m": 2**20, "mib": 2**20}
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 # What each setting accepts, finishing the sentence "<VAR>='x' is not valid: expected …".
@@ -63,6 +66,7 @@ ACCEPTS: dict[str, str] = {
     "metrics_interval": "a number of seconds above 0",
     "drain_timeout": "a number of seconds, 0 or more",
     "metrics_retention": "a duration of at least one hour: seconds, or a number with s, m, h or d (e.g. 30d)",
+    "malloc_threshold": "bytes up to 32 MiB (e.g. 131072 or 128k), or off to leave glibc's moving thresholds",
 }
 
 
@@ -220,6 +224,9 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(30.0, ge=0)
     # How long the metric history (core/history.py) is kept; older rows are deleted by the leader.
     metrics_retention: float = Field(30 * 86_400.0, ge=3600)
+    # glibc's mmap and trim thresholds, fixed at start-up (core/allocator.py; MALLOC_THRESHOLD is the one
+    # measured); 0 (off) leaves glibc's own.
+    malloc_threshold: int = Field(0, ge=0, le=MAX_MALLOC_THRESHOLD)
 
     @classmethod
     def settings_customise_sources(
@@ -244,6 +251,21 @@ class Settings(BaseSettings):
             match = _DURATION.match(value.strip().lower())
             if match:
                 return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        return value
+
+    @field_validator("malloc_threshold", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("off", "none", "false"):
+                return 0
+            match = _SIZE.match(text)
+            if match:
+                size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+                if size > MAX_MALLOC_THRESHOLD:  # here, so the error shows "64m" as written
+                    raise ValueError("malloc threshold too large")
+                return size
         return value
 
     @field_validator("host")

@@ -34,12 +34,22 @@ def _settings(args: argparse.Namespace):  # -> core.settings.Settings (imported 
     return load_settings(**overrides)
 
 
+def _long_running(args: argparse.Namespace):  # -> core.settings.Settings
+    """Settings for a process that runs for hours (daemon, console): glibc's malloc thresholds are fixed
+    first, before the engine or console allocates (core/allocator.py: keeps the heap level)."""
+    from core.allocator import fix_malloc_thresholds
+
+    settings = _settings(args)
+    fix_malloc_thresholds(settings.malloc_threshold)
+    return settings
+
+
 def run_daemon_command(args: argparse.Namespace) -> int:
     from core.daemon import run_daemon
     from core.errors import SettingsError
 
     try:
-        settings = _settings(args)
+        settings = _long_running(args)
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2
@@ -55,7 +65,7 @@ def open_console(args: argparse.Namespace) -> int:
     if getattr(args, "connect", None) is not None:
         return attach_console(args)
     try:
-        settings = _settings(args)
+        settings = _long_running(args)
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2
@@ -87,7 +97,7 @@ def attach_console(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        state_dir = _settings(args).state_dir  # where ctrl+s writes snapshots, on this machine
+        state_dir = _long_running(args).state_dir  # where ctrl+s writes snapshots, on this machine
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 2

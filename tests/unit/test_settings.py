@@ -52,8 +52,18 @@ def test_defaults(tmp_path: Path) -> None:
     assert (settings.log_level, settings.log_format) == ("info", "text")
     assert (settings.scaler_interval, settings.metrics_interval, settings.drain_timeout) == (5.0, 2.0, 30.0)
     assert settings.relist_interval == 30.0
+    assert settings.malloc_threshold == 0
     assert settings.api_url == "http://127.0.0.1:8000"
     assert settings.is_loopback
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("131072", 131072), ("128k", 131072), ("1 MiB", 2**20), ("32m", 32 * 2**20), ("off", 0)],
+)
+def test_malloc_threshold_spellings(monkeypatch: pytest.MonkeyPatch, value: str, expected: int) -> None:
+    monkeypatch.setenv("ORCHESTRY_MALLOC_THRESHOLD", value)
+    assert load_settings().malloc_threshold == expected
 
 
 def test_state_dir_falls_back_to_home_without_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -252,6 +262,16 @@ def test_database_urls_accepted(url: str, expected: str) -> None:
             "ORCHESTRY_DRAIN_TIMEOUT='-1' is not valid: expected a number of seconds, 0 or more",
         ),
         ("ORCHESTRY_HOST", "a b", "ORCHESTRY_HOST='a b' is not valid"),
+        (
+            "ORCHESTRY_MALLOC_THRESHOLD",
+            "lots",
+            "ORCHESTRY_MALLOC_THRESHOLD='lots' is not valid: expected bytes up to 32 MiB (e.g. 131072",
+        ),
+        (
+            "ORCHESTRY_MALLOC_THRESHOLD",
+            "33m",
+            "ORCHESTRY_MALLOC_THRESHOLD='33m' is not valid: expected bytes",
+        ),
     ],
 )
 def test_invalid_values_are_one_line_naming_the_variable(
