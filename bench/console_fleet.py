@@ -208,6 +208,23 @@ def app_document(name: str, replicas: int) -> dict[str, Any]:
     }
 
 
+async def start_fleet(engine: Any, apps: int, replicas: int, ready_within: float | None = 600.0) -> list[str]:
+    """Registers and ups ``apps`` apps of ``replicas`` each on a started engine (50 ups at a time) and
+    waits until every replica is ready; ``ready_within`` seconds at the most (None: as long as it takes).
+    Both console benches start their fleet here. Returns the apps' names."""
+    names = [f"fleet-{i:04d}" for i in range(apps)]
+    for name in names:
+        await engine.register(app_document(name, replicas))
+    for batch in range(0, apps, 50):
+        await asyncio.gather(*(engine.up(n) for n in names[batch : batch + 50]))
+    deadline = None if ready_within is None else time.monotonic() + ready_within
+    while sum(engine.reconciler.ready_count(n) for n in names) < apps * replicas:
+        if deadline is not None and time.monotonic() > deadline:
+            raise RuntimeError("the fleet never became ready")
+        await asyncio.sleep(0.5)
+    return names
+
+
 async def wander_load(runtime: Any) -> None:
     """Every replica's CPU and memory move each second, as a real fleet's do: every refresh then
     changes figures in the apps and replicas tables (a steady 5 % would leave their cells alone)."""
@@ -284,16 +301,7 @@ async def measure(
     with tempfile.TemporaryDirectory(prefix="orchestry-console-fleet-") as tmp:
         engine, runtime = memory_fleet_engine(Path(tmp) / "state", "cfleet")
         await engine.start()
-        names = [f"fleet-{i:04d}" for i in range(apps)]
-        for name in names:
-            await engine.register(app_document(name, replicas))
-        for batch in range(0, apps, 50):
-            await asyncio.gather(*(engine.up(n) for n in names[batch : batch + 50]))
-        deadline = time.monotonic() + 600
-        while sum(engine.reconciler.ready_count(n) for n in names) < apps * replicas:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fleet never became ready")
-            await asyncio.sleep(0.5)
+        await start_fleet(engine, apps, replicas)
         wander = asyncio.create_task(wander_load(runtime))
         await asyncio.sleep(3.0)  # first samples and probes
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from _children import enter_tree
-from console_fleet import SIZE, app_document, rss_mb, wander_load, window_buckets
+from console_fleet import SIZE, rss_mb, start_fleet, wander_load, window_buckets
 
 MIN_LEN = 20  # smaller containers are not followed (there are hundreds of thousands)
 
@@ -182,13 +182,7 @@ async def run(
         overrides = {"lease_ttl": 3600} if marks else {}
         engine, runtime = memory_fleet_engine(Path(tmp) / "state", "cmem", **overrides)
         await engine.start()
-        names = [f"fleet-{i:04d}" for i in range(apps)]
-        for name in names:
-            await engine.register(app_document(name, replicas))
-        for batch in range(0, apps, 50):
-            await asyncio.gather(*(engine.up(n) for n in names[batch : batch + 50]))
-        while sum(engine.reconciler.ready_count(n) for n in names) < apps * replicas:  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
+        await start_fleet(engine, apps, replicas, ready_within=None)
         started = time.monotonic()  # the apps' windows fill from about here
         wander = asyncio.create_task(wander_load(runtime))
         backend = EngineBackend(engine.settings, engine=engine, serve_api=False)

@@ -56,7 +56,11 @@ async def _clean_up(names: list[str], prefix: Path) -> None:
             os.kill(pid, signal.SIGQUIT)
 
 
-async def _up(engine: Engine, name: str) -> None:
+async def _start_leading_with(engine: Engine, name: str) -> None:
+    """Starts ``engine`` (no other node runs yet), waits until it leads, then ups ``name`` (one
+    replica, ready): where both tests stand before the node steps down."""
+    await engine.start()
+    await wait_for(engine.cluster.is_leader, timeout=20, what=f"{engine.settings.node_id} to lead")
     await engine.register(demo_app(name))
     await engine.up(name)
     await wait_for(lambda: ready_is(engine, name, 1), timeout=40, what=f"{name} ready")
@@ -68,10 +72,8 @@ async def test_a_lone_node_that_stepped_down_stops_its_apps(tmp_path: Path, data
     engine = Engine(engine_settings(tmp_path / "state", database_url))
     prefix = engine.settings.state_dir / "nginx"
     name = unique_name("down")
-    await engine.start()
     try:
-        await wait_for(engine.cluster.is_leader, timeout=20, what="the lone node to lead")
-        await _up(engine, name)
+        await _start_leading_with(engine, name)
         await engine.release_leadership()
         assert not engine.is_leader()
         # What a refusal says until the lease is taken again: nobody leads (not "this node leads").
@@ -95,10 +97,8 @@ async def test_stop_leaves_running_the_apps_a_peer_now_leads(tmp_path: Path, dat
     prefix = first_settings.state_dir / "nginx"
     first, second = Engine(first_settings), Engine(second_settings)
     name = unique_name("peer")
-    await first.start()
     try:
-        await wait_for(first.cluster.is_leader, timeout=20, what="the first node to lead")
-        await _up(first, name)
+        await _start_leading_with(first, name)
         await second.start()
         await first.release_leadership()
         await wait_for(second.cluster.is_leader, timeout=20, what="the peer to take the lease")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from textual.widgets import Button
 
@@ -17,13 +19,19 @@ from core.lb.nginx import running_master
 from core.store import Store
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
-from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
 from tests.cli.conftest import Daemon, start_daemon, stop_daemon
 from tests.integration.harness import engine_settings
 from tests.tui.conftest import until
-from tests.tui.test_connect_console import api, described, first_frame, ready_is, register_and_up
+from tests.tui.test_connect_console import (
+    api,
+    attached,
+    described,
+    first_frame,
+    ready_is,
+    register_and_up,
+)
 
 SIZE = (160, 45)
 
@@ -109,12 +117,25 @@ async def test_readonly_console_refuses_quit_and_stop(engine: Engine, running_ap
     assert len(_containers(running_app)) == 1
 
 
-async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_running(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _daemon_with_a_ready_app(tmp_path: Path) -> AsyncIterator[tuple[Daemon, str]]:
+    """A daemon of the test's own with one demo app up and ready. On the way out it waits (15 s at
+    most) for the daemon to lead, as it may have stepped down: the clean-up deletes the apps through
+    the API, which needs a leader."""
     daemon = start_daemon(tmp_path)
     try:
         name = register_and_up(daemon, tmp_path)
         await until(lambda: ready_is(daemon, name, 1), timeout=40, what=f"{name} ready on the daemon")
-        app = OrchestryConsole(HttpBackend(daemon.url, None, tmp_path / "snapshots"), poll_seconds=0.3)
+        yield daemon, name
+    finally:
+        with contextlib.suppress(AssertionError, aiohttp.ClientError):
+            await until(lambda: _leads(daemon), timeout=15, what="the daemon to lead again")
+        stop_daemon(daemon)
+
+
+async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_running(tmp_path: Path) -> None:
+    async with _daemon_with_a_ready_app(tmp_path) as (daemon, name):
+        app = attached(daemon, tmp_path / "snapshots")
         async with app.run_test(size=SIZE) as pilot:
             await first_frame(app, name)
             await pilot.press("Q")
@@ -125,18 +146,13 @@ async def test_attached_console_downs_every_app_on_the_daemon_which_keeps_runnin
         assert (await described(daemon, name))["status"] == "stopped"
         await until(lambda: not _containers(name), timeout=30, what=f"{name}'s containers gone")
         assert (await api(daemon, "/health"))["status"] == "healthy"  # the daemon itself keeps running
-    finally:
-        stop_daemon(daemon)
 
 
 async def test_attached_console_steps_down_then_quit_and_stop_downs_every_app(tmp_path: Path) -> None:
     """`L` then `Q` attached to a lone daemon: within the ~2 s it sits out after stepping down it has no
     leader and refused every down (503), yet the console quit saying every app was stopped."""
-    daemon = start_daemon(tmp_path)
-    try:
-        name = register_and_up(daemon, tmp_path)
-        await until(lambda: ready_is(daemon, name, 1), timeout=40, what=f"{name} ready on the daemon")
-        app = OrchestryConsole(HttpBackend(daemon.url, None, tmp_path / "snapshots"), poll_seconds=0.3)
+    async with _daemon_with_a_ready_app(tmp_path) as (daemon, name):
+        app = attached(daemon, tmp_path / "snapshots")
         async with app.run_test(size=SIZE) as pilot:
             await first_frame(app, name)
             await pilot.press("L")
@@ -152,11 +168,6 @@ async def test_attached_console_steps_down_then_quit_and_stop_downs_every_app(tm
             await until(lambda: not app.is_running, timeout=60, what="the console to quit")
         assert (await described(daemon, name))["status"] == "stopped"
         await until(lambda: not _containers(name), timeout=30, what=f"{name}'s containers gone")
-    finally:
-        # The clean-up deletes the apps through the API: it needs the daemon to lead again.
-        with contextlib.suppress(AssertionError):
-            await until(lambda: _leads(daemon), timeout=15, what="the daemon to lead again")
-        stop_daemon(daemon)
 
 
 async def _leads(daemon: Daemon) -> bool:
