@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import Conflict, OrchestryError
-from core.lb.nginx import running_master
+from core.lb.nginx_procs import retire_orphans, running_master
 from core.presence import live_controllers
 from core.runtime.base import LABEL_CLUSTER
 
@@ -42,6 +42,7 @@ class TeardownReport:
     containers_removed: list[str] = field(default_factory=list)
     apps_stopped: list[str] = field(default_factory=list)  # marked stopped in the store (down --all)
     nginx_pid: int | None = None  # the nginx master that was stopped
+    nginx_orphans: list[int] = field(default_factory=list)  # workers a killed master left, ended
     nothing_there: bool = False  # no store in the state dir
 
 
@@ -129,17 +130,19 @@ async def _take_lease(store: Store, node_id: str, state_dir: Path, on_wait: Call
         await asyncio.sleep(min(1.0, found.remaining + 0.1))
 
 
-async def _stop_nginx(prefix: Path) -> int | None:
+async def _stop_nginx(prefix: Path, report: TeardownReport) -> None:
     pid = await asyncio.to_thread(running_master, prefix)
-    if pid is None:
-        return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
-    deadline = time.monotonic() + NGINX_EXIT_SECONDS
-    # nginx is not our child: there is nothing to wait on but its pid file and /proc.
-    while time.monotonic() < deadline and await asyncio.to_thread(running_master, prefix) == pid:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    return pid
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
+        deadline = time.monotonic() + NGINX_EXIT_SECONDS
+        # nginx is not our child: there is nothing to wait on but its pid file and /proc.
+        while time.monotonic() < deadline and await asyncio.to_thread(running_master, prefix) == pid:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        report.nginx_pid = pid
+    # A master killed by hand or by the OOM killer left its workers holding the load-balancer port and
+    # serving the old routes, with no master to signal: ended as the engine's own stop ends them.
+    report.nginx_orphans = await asyncio.to_thread(retire_orphans, prefix)
 
 
 async def _remove_containers(settings: Settings, store: Store, cluster_id: str) -> list[str]:
@@ -189,7 +192,7 @@ async def teardown(
     sqlite = _sqlite_path(settings.database_url)
     if sqlite is not None and not sqlite.exists():
         report.nothing_there = True
-        report.nginx_pid = await _stop_nginx(state_dir / "nginx")
+        await _stop_nginx(state_dir / "nginx", report)
         return report
     store = await asyncio.to_thread(Store.open, settings.database_url)
     node_id = f"teardown-{socket.gethostname()}-{os.getpid()}"
@@ -209,7 +212,7 @@ async def teardown(
                         )
                         report.apps_stopped.append(record.name)
             if settings.nginx_conf_dir is None:  # an operator's own nginx is theirs to stop
-                report.nginx_pid = await _stop_nginx(state_dir / "nginx")
+                await _stop_nginx(state_dir / "nginx", report)
         finally:
             with contextlib.suppress(OrchestryError):
                 await asyncio.to_thread(store.leases.release, term, node_id)

@@ -42,11 +42,10 @@ from core.lb.conf_files import (
 from core.lb.nginx_procs import (
     MAX_OUTPUT,
     _is_master_of,
-    _listening,
-    _orphan_workers,
     _read_master_pid,
     _run,
     _worker_pids,
+    retire_orphans,
     running_master,
 )
 from core.lb.port_holder import describe_holder
@@ -80,9 +79,6 @@ _POLL = 0.01
 # that much before the pause ends, so the signal is pending as the master takes signals again.
 _MASTER_PAUSE = 0.1
 _SIGNAL_LEAD = 0.01
-# How long the workers of a killed master may take to close their listening socket when told to stop
-# gracefully, before they are killed (a relaunch waits for it; see _retire_orphans).
-_ORPHAN_QUIT_SECONDS = 2.0
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -429,7 +425,7 @@ class NginxController:
                 log.warning("nginx master(s) %s of %s still running after stop", alive, self.prefix)
             # A master killed and not relaunched yet (the watchdog cancelled as the engine stops) left
             # its workers serving its routes on the port, with no master to end them.
-            await asyncio.to_thread(self._retire_orphans)
+            await asyncio.to_thread(retire_orphans, self.prefix)
             self._master_pid = None
             self._masters.clear()
 
@@ -685,7 +681,7 @@ class NginxController:
 
     async def _launch_now(self) -> None:
         pid_file = self.prefix / "nginx.pid"
-        await asyncio.to_thread(self._retire_orphans)
+        await asyncio.to_thread(retire_orphans, self.prefix)
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
         code, output = await _run([self.nginx_binary, *self._location_args()])
@@ -731,28 +727,6 @@ class NginxController:
     def _is_ours(self, pid: int) -> bool:
         """Whether ``pid`` is a live nginx master serving this prefix's config."""
         return _is_master_of(pid, self.config_path)
-
-    def _retire_orphans(self) -> None:
-        """Stop the processes a killed master left behind, and wait until none of them listens.
-
-        A worker outlives a SIGKILLed master and keeps the listening socket (so a new master cannot
-        bind, and it would serve the old routes) until told to stop; SIGQUIT makes it close the socket
-        and finish its in-flight requests.  The launch waits for that: nginx retries a refused bind()
-        only every 500 ms, five times.  The signal is repeated while one still listens (one still
-        starting takes it once its setup is done), and one that keeps the socket past
-        _ORPHAN_QUIT_SECONDS is killed.
-        """
-        deadline = time.monotonic() + _ORPHAN_QUIT_SECONDS
-        orphans = _orphan_workers(self.prefix)
-        while orphans:
-            late = time.monotonic() > deadline
-            for pid in orphans:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL if late else signal.SIGQUIT)
-            if late:
-                return
-            time.sleep(_POLL)
-            orphans = _listening(_orphan_workers(self.prefix))
 
     async def _reload(self) -> str | None:
         """Apply the files on disk; None once new workers serve and the old ones no longer accept, else

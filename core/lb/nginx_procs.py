@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +17,10 @@ from core.lb.port_holder import listening_inodes
 
 CHILD_TIMEOUT = 30.0  # nginx -t and the reload command
 MAX_OUTPUT = 2000  # characters of nginx's error text kept in events and status
+# How long the workers of a killed master may take to close their listening socket when told to stop
+# gracefully, before they are killed (see retire_orphans).
+ORPHAN_QUIT_SECONDS = 2.0
+_ORPHAN_POLL = 0.01
 
 
 # Short nginx commands run from their own threads: starting a child on the event loop (fork, its pipes
@@ -142,6 +148,35 @@ def _orphan_workers(prefix: Path) -> list[int]:
         if _holds_file_under(pid, prefix):
             orphans.append(pid)
     return orphans
+
+
+def retire_orphans(prefix: Path) -> list[int]:
+    """Stop the processes a killed master of ``prefix`` left behind, and wait until none of them
+    listens; the pids it signalled.
+
+    A worker outlives a SIGKILLed master and keeps the listening socket (so a new master cannot bind,
+    and it would serve the old routes) until told to stop; SIGQUIT makes it close the socket and
+    finish its in-flight requests.  A relaunch waits for that (nginx retries a refused bind() only
+    every 500 ms, five times), and so do the controller's stop and ``orchestry stop``: the port is
+    free once this returns.  The signal is repeated while one still listens (one still starting takes
+    it once its setup is done), and one that keeps the socket past ORPHAN_QUIT_SECONDS is killed.
+    Only processes holding a file under ``prefix`` open are touched (``_orphan_workers``).
+    """
+    prefix = Path(prefix).resolve()
+    deadline = time.monotonic() + ORPHAN_QUIT_SECONDS
+    orphans = _orphan_workers(prefix)
+    signalled = set(orphans)
+    while orphans:
+        late = time.monotonic() > deadline
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL if late else signal.SIGQUIT)
+        if late:
+            break
+        time.sleep(_ORPHAN_POLL)
+        orphans = _listening(_orphan_workers(prefix))
+        signalled.update(orphans)
+    return sorted(signalled)
 
 
 def _listening(pids: list[int]) -> list[int]:

@@ -16,6 +16,16 @@ def _progress(message: str) -> None:
     sys.stderr.flush()
 
 
+def _nginx_line(master: int | None, orphans: list[int]) -> str:
+    pids = ", ".join(map(str, orphans))
+    left = f"{len(orphans)} nginx worker(s) a killed master left serving (pid {pids})"
+    if master and orphans:
+        return f"stopped nginx (pid {master}) and ended {left}"
+    if master:
+        return f"stopped nginx (pid {master})"
+    return f"ended {left}" if orphans else "nginx was not running"
+
+
 def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], Any]) -> int:
     from core.errors import OrchestryError
     from core.teardown import teardown
@@ -39,6 +49,7 @@ def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.N
                 "containers_removed": report.containers_removed,
                 "apps_stopped": report.apps_stopped,
                 "nginx_pid": report.nginx_pid,
+                "nginx_orphans": report.nginx_orphans,
             }
         )
         return 0
@@ -50,7 +61,7 @@ def teardown_command(args: argparse.Namespace, settings_of: Callable[[argparse.N
         output.say(
             f"removed {len(removed)} replica container(s)" + (f": {', '.join(removed)}" if removed else "")
         )
-    output.say(f"stopped nginx (pid {report.nginx_pid})" if report.nginx_pid else "nginx was not running")
+    output.say(_nginx_line(report.nginx_pid, report.nginx_orphans))
     if down_all:
         names = ", ".join(report.apps_stopped) or "none was running"
         output.say(f"apps marked stopped: {names} (`orchestry up NAME` starts one again)")

@@ -4,23 +4,27 @@ the apps after ``stop`` but starts nothing after ``down --all``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from core.lb.nginx import running_master
+from core.lb.nginx import _worker_pids, running_master
 from tests.api.conftest import stop_nginx_left_serving
 from tests.cli.conftest import ORCHESTRY, Daemon, start_daemon
 from tests.cli.test_cli_commands import wait_ready
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, free_port
+from tests.integration.test_nginx import _our_nginx_pids
 
 
 def _local(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -180,3 +184,40 @@ def test_stop_waits_out_the_lease_of_a_killed_daemon(tmp_path: Path, state: Path
     assert "waiting" in stopped.stderr and "its process is gone" in stopped.stderr
     assert f"{name}-1" in stopped.stdout
     assert _containers(name) == [] and running_master(state / "nginx") is None
+
+
+def _wait(condition: Callable[[], object], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_stop_ends_the_workers_a_killed_nginx_master_left_serving(tmp_path: Path, state: Path) -> None:
+    """A master SIGKILLed (by hand, the OOM killer) after its daemon quit left its worker holding the
+    load-balancer port and serving the old routes, with no master for `stop` to signal: `stop` said
+    "nginx was not running" and the port kept answering. It ends them as the engine's own stop does."""
+    prefix = state / "nginx"
+    daemon = start_daemon(tmp_path)
+    try:
+        _quit(daemon)  # nginx keeps serving
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+    try:
+        master = running_master(prefix)
+        assert master is not None
+        _wait(lambda: _worker_pids(master), "a worker that has finished starting")
+        os.kill(master, signal.SIGKILL)
+        _wait(lambda: running_master(prefix) is None, "the master gone")
+        assert _our_nginx_pids(prefix) and not _port_closed(daemon.lb)  # its worker serves on
+
+        stopped = _local(state, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert _port_closed(daemon.lb)
+        assert "1 nginx worker(s) a killed master left serving" in stopped.stdout, stopped.stdout
+        _wait(lambda: not _our_nginx_pids(prefix), "the worker's exit (SIGQUIT: it finishes its requests)")
+    finally:
+        for pid in _our_nginx_pids(prefix):  # only what this test's nginx left, matched by its prefix
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
