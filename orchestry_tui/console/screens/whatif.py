@@ -237,10 +237,18 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         return found
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self._schedule()
+        self._edited()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self._schedule()
+        self._edited()
+
+    def _edited(self) -> None:
+        # Only an edit on the screen shown reruns: mounting fills every field (one Changed event each),
+        # and a screen built ahead (kept.py) then ran a backtest no one saw and drew its results off
+        # screen, so its first push cleared them again and laid the screen out anew (about twice the
+        # CPU of a later push).  Each push schedules its own backtest (on_screen_resume).
+        if self.is_active:
+            self._schedule()
 
     def _schedule(self, seconds: float = DEBOUNCE_SECONDS) -> None:
         # Typing "120" must not run three backtests: wait until the keys stop for a moment.
