@@ -1,10 +1,13 @@
 """Start-up probing: a new replica is probed at once, then after 20, 40, 80 ms and every 100 ms until it
 first passes, so a process that listens a few tens of ms after its start is routed then, not a whole
-100 ms poll later; once ready it is probed at the spec's period."""
+100 ms poll later; while its port refuses connections in its first half second, every 5 ms; once ready
+it is probed at the spec's period."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import socket
 
 from core.health import READY, HealthChecker, ProbeResult, ProbeTarget
 from core.spec import HealthCheck
@@ -16,8 +19,11 @@ CHECK = HealthCheck(periodSeconds=1.0)
 class Replica:
     """Answers its probes once ``listening_after`` seconds of fake time have passed since the start."""
 
-    def __init__(self, clock: FakeClock, listening_after: float) -> None:
+    def __init__(self, clock: FakeClock, listening_after: float, refuses: bool = False) -> None:
+        """``refuses``: before it listens its port refuses connections (a process not bound yet), else
+        the probe fails some other way (an app answering 503 while it warms up)."""
         self.clock = clock
+        self.refuses = refuses
         self.started = clock.monotonic()
         self.listening_after = listening_after
         self.probed_at: list[float] = []  # seconds after the start, rounded to the millisecond
@@ -29,12 +35,14 @@ class Replica:
         self.probed_at.append(round(elapsed, 3))
         if elapsed >= self.listening_after:
             return ProbeResult(True, "200")
-        return ProbeResult(False, "connection refused")
+        if self.refuses:
+            return ProbeResult(False, "connection refused", refused=True)
+        return ProbeResult(False, "GET /health → 503")
 
 
-async def run(listening_after: float, seconds: float) -> tuple[Replica, list[float]]:
+async def run(listening_after: float, seconds: float, refuses: bool = False) -> tuple[Replica, list[float]]:
     clock = FakeClock()
-    replica = Replica(clock, listening_after)
+    replica = Replica(clock, listening_after, refuses)
     ready_at: list[float] = []
 
     async def on_transition(target: ProbeTarget, transition: str, detail: str) -> None:
@@ -67,3 +75,37 @@ async def test_start_up_probes_back_off_to_every_100_ms_then_the_period_once_rea
     assert replica.probed_at[:8] == [0.0, 0.02, 0.06, 0.14, 0.24, 0.34, 0.44, 0.54]
     assert ready_at == [0.54]
     assert replica.probed_at[8:] == [1.54]  # then every periodSeconds
+
+
+async def test_a_replica_whose_port_refuses_until_28_ms_is_ready_within_5_ms_of_listening() -> None:
+    replica, ready_at = await run(listening_after=0.028, seconds=0.2, refuses=True)
+    assert replica.probed_at[:7] == [0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03]
+    assert ready_at == [0.03]  # the back-off's third probe would have said so at 0.06
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(later - earlier, 3) for earlier, later in itertools.pairwise(times)]
+
+
+async def test_refused_probes_go_back_to_the_back_off_after_half_a_second() -> None:
+    replica, ready_at = await run(listening_after=1.0, seconds=1.5, refuses=True)
+    fast = [at for at in replica.probed_at if at < 0.5]
+    assert len(fast) == 100 and set(gaps(fast)) == {0.005}  # every 5 ms in the first half second
+    late = [at for at in replica.probed_at if at > 0.5]
+    assert gaps(late[:5]) == [0.02, 0.04, 0.08, 0.1]  # then the back-off, as for any failure
+    assert ready_at and 1.0 <= ready_at[0] <= 1.1
+
+
+async def test_a_closed_port_is_reported_refused() -> None:
+    """What sets the fast pace: a real probe of a loopback port nothing listens on says it was refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    checker = HealthChecker(lambda *_: asyncio.sleep(0))
+    try:
+        http = await checker.probe("127.0.0.1", port, CHECK)
+        tcp = await checker.probe("127.0.0.1", port, None)
+    finally:
+        await checker.close()
+    assert (http.ok, http.refused) == (False, True)
+    assert (tcp.ok, tcp.refused) == (False, True)
