@@ -343,6 +343,10 @@ class DesiredState:
             direction="up" if target > current else "down",
             metric=((metrics or {}).get("deciding_metric") or "unknown") if auto else "manual",
         )
+        # Woken before the event is saved: the pass needs the new count, not the event, and its first
+        # Docker call need not wait out one more store write in a thread (its own events come after a
+        # Docker round trip, so the scale's is still saved first).
+        self._workers.wake(name)
         await self._emit(
             "scaling",
             "scaled_auto" if auto else "scaled",
@@ -350,7 +354,6 @@ class DesiredState:
             app=name,
             details={"from": current, "to": target, "reason": reason, "auto": auto},
         )
-        self._workers.wake(name)
         return current
 
     async def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
