@@ -82,20 +82,57 @@ class CgroupLocator:
     def unified(self) -> bool:
         return (self.root / "cgroup.controllers").is_file()
 
-    def locate(self, container_id: str) -> CgroupPaths | None:
+    def locate(self, container_id: str, present: frozenset[str] | None = None) -> CgroupPaths | None:
+        """``present``: the names listed in the cgroup parent directories (:meth:`listed`) when the caller
+        looks for many containers at once; a container whose directory is not among them is a miss
+        without probing its files."""
         found = self._found.get(container_id)
         if found is not None:
             return found
         missed_at = self._missed.get(container_id)
         if missed_at is not None and self._clock() - missed_at < MISS_RETRY_SECONDS:
             return None
-        paths = self._search(container_id)
+        if present is not None and not _listed_in(container_id, present):
+            paths = None
+        else:
+            paths = self._search(container_id)
         if paths is None:
             self._missed[container_id] = self._clock()
         else:
             self._missed.pop(container_id, None)
             self._found[container_id] = paths
         return paths
+
+    def due(self, container_ids: Iterable[str]) -> bool:
+        """Whether any of these containers would be looked for now (not found yet, no recent miss)."""
+        now = self._clock()
+        for container_id in container_ids:
+            if container_id in self._found:
+                continue
+            missed_at = self._missed.get(container_id)
+            if missed_at is None or now - missed_at >= MISS_RETRY_SECONDS:
+                return True
+        return False
+
+    def listed(self) -> frozenset[str]:
+        """Every name in the directories where container cgroups live: one directory listing each,
+        where probing files costs several stat calls per container (a remote engine's thousand
+        replicas, looked for again every MISS_RETRY_SECONDS, were most of an idle engine's CPU)."""
+        if self.unified:
+            parents = [self.root / "system.slice", self.root / "docker"]
+        else:
+            parents = [
+                self.root / controller / group
+                for controller in ("cpuacct", "cpu,cpuacct")
+                for group in ("docker", "system.slice")
+            ]
+        names: set[str] = set()
+        for parent in parents:
+            try:
+                names.update(os.listdir(parent))
+            except OSError:
+                continue  # this layout is not used on this host
+        return frozenset(names)
 
     def forget(self, container_id: str) -> None:
         self._found.pop(container_id, None)
@@ -134,6 +171,11 @@ class CgroupLocator:
             "cpu.cfs_quota_us",
         )
         return CgroupPaths(1, usage_dir, memory_dir, quota_dir)
+
+
+def _listed_in(container_id: str, names: frozenset[str]) -> bool:
+    """Whether the container's cgroup directory is among ``names``, in any supported layout."""
+    return container_id in names or f"docker-{container_id}.scope" in names
 
 
 def _first_with(directories: list[Path], file_name: str) -> Path | None:
@@ -242,8 +284,9 @@ def read_cgroups(locator: CgroupLocator, container_ids: Iterable[str]) -> dict[s
     container_ids = list(container_ids)
     locator.retain(container_ids)
     readings: dict[str, CgroupReading] = {}
+    present = locator.listed() if locator.due(container_ids) else None
     for container_id in container_ids:
-        paths = locator.locate(container_id)
+        paths = locator.locate(container_id, present)
         if paths is None:
             continue
         try:
