@@ -72,7 +72,9 @@ STOP_LISTED_LATE_SECONDS = 2.0
 
 
 class Router(Protocol):
-    async def publish(self, app: str, servers: list[tuple[str, int]], load_balancing: str) -> bool: ...
+    async def publish(
+        self, app: str, servers: list[tuple[str, int]], load_balancing: str, urgent: bool = False
+    ) -> bool: ...
 
     async def unpublish(self, app: str) -> None: ...
 
@@ -630,8 +632,12 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             if replica not in chosen:
                 replica.routed = False  # unrouted before nginx even reloads: never counted as serving
         balancing = spec.container.load_balancing
+        # Nothing of the app on its way to ready (being started, or started and not passed yet): no
+        # other change of it is coming to share a reload, so nginx's coalescing pause would only delay
+        # this one (a scale-out's last replica, a crashed one's replacement).
+        settled = not state.starting and all(r.ready for r in state.live())
         accepted = await self.router.publish(
-            state.name, [(r.host, r.port) for r in upstream_order(chosen, balancing)], balancing
+            state.name, [(r.host, r.port) for r in upstream_order(chosen, balancing)], balancing, settled
         )
         if accepted:
             for replica in chosen:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from core.container_requests import container_request, health_published_apart
 from core.errors import (
@@ -40,9 +41,17 @@ class ReplicaStarts(ReconcilerParts):
         fresh = [slot for slot in slots if slot not in state.backoff]
         warm = self._take_warm(state, spec, len(fresh))
         cold = [slot for slot in slots if slot in state.backoff] + fresh[: len(fresh) - len(warm)]
+
+        async def counted(slot: int, start: Awaitable[bool]) -> bool:
+            try:
+                return await start
+            finally:
+                state.starting.discard(slot)  # a failed start (a started one left at _register_started)
+
+        state.starting.update([*(info.slot for info in warm), *cold])
         results = await asyncio.gather(
-            *(self._start_warm(state, spec, info, in_use) for info in warm),
-            *(self._start_one(state, spec, slot, in_use) for slot in cold),
+            *(counted(info.slot, self._start_warm(state, spec, info, in_use)) for info in warm),
+            *(counted(slot, self._start_one(state, spec, slot, in_use)) for slot in cold),
             return_exceptions=True,
         )
         # A failed start fails the pass only once its siblings ended: a pass run meanwhile would list
@@ -131,6 +140,7 @@ class ReplicaStarts(ReconcilerParts):
     async def _register_started(self, state: AppState, spec: AppSpec, info: ContainerInfo) -> None:
         replica = Replica.of_container(info)
         state.replicas[info.id] = replica
+        state.starting.discard(info.slot)
         self._track(replica, spec, state.name)
         await self.emit(
             "lifecycle",

@@ -146,6 +146,8 @@ class AppState:
     # waits for a wake (a command, an event, the reconciler's relist of quiet apps) instead of passing
     # every relist_interval (see Reconciler._relist_quiet).
     quiet: bool = False
+    # Slots a pass is starting a replica in (cold or from the warm pool) that is not in ``replicas`` yet.
+    starting: set[int] = field(default_factory=set)
 
     def pool_slots(self) -> set[int]:
         """Slots held by the warm pool (members and creates in flight): no replica may be planned there."""

@@ -16,8 +16,11 @@ class NginxRouter:
     def __init__(self, nginx: NginxController | MemoryNginx) -> None:
         self.nginx = nginx
 
-    async def publish(self, app: str, servers: list[tuple[str, int]], load_balancing: str) -> bool:
-        """Route ``app`` to exactly ``servers`` and wait until nginx serves that config.
+    async def publish(
+        self, app: str, servers: list[tuple[str, int]], load_balancing: str, urgent: bool = False
+    ) -> bool:
+        """Route ``app`` to exactly ``servers`` and wait until nginx serves that config (``urgent``: no
+        other change of it is expected soon, so nginx need not wait for more to join the reload).
 
         Returns False when nginx rejected the config (the previous one stays live and the controller has
         already emitted the error event).
@@ -25,7 +28,7 @@ class NginxRouter:
         route = AppRoute(
             name=app, servers=tuple(Upstream(h, p) for h, p in servers), load_balancing=load_balancing
         )
-        await self.nginx.set_route(route)
+        await self.nginx.set_route(route, urgent)
         try:
             return bool(await self.nginx.flush())
         except ConfigRejected as exc:

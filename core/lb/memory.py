@@ -23,6 +23,9 @@ class MemoryNginx:
         self.reload_count = 0
         self.active = False
         self.rejecting = ""  # set to a reason: every change is refused, the last good routes stay
+        # The routing changes the engine marked urgent (nothing else of the app on its way), as
+        # (app, "host:port,..."): nginx's would go without its coalescing pause.
+        self.urgent: list[tuple[str, str]] = []
 
     @property
     def access_log_path(self) -> Path | None:
@@ -37,7 +40,7 @@ class MemoryNginx:
     async def stand_by(self) -> None:
         self.active = False
 
-    async def set_route(self, route: AppRoute) -> None:
+    async def set_route(self, route: AppRoute, urgent: bool = False) -> None:
         if self.rejecting:
             self._outcome = False
             return
@@ -46,6 +49,8 @@ class MemoryNginx:
         self.reload_count += 1
         servers = ",".join(f"{u.host}:{u.port}" for u in route.servers)
         self.journal.append(("route", route.name, servers))
+        if urgent:
+            self.urgent.append((route.name, servers))
 
     async def remove_route(self, name: str) -> None:
         self._outcome = True

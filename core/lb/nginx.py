@@ -6,7 +6,8 @@ console restarts; the next controller finds it through ``<prefix>/nginx.pid`` an
 master, no gap in service). Because the master is not our child, the watchdog polls that pid.
 
 Changes are coalesced: a burst of ``set_route`` calls within ``coalesce_seconds`` becomes one
-``nginx -t`` and one reload. A configuration that fails ``nginx -t`` is never applied: the previous
+``nginx -t`` and one reload (an ``urgent`` one, that no other change is expected to follow, ends the
+pause at once). A configuration that fails ``nginx -t`` is never applied: the previous
 files are restored, so the last good config keeps serving (DESIGN.md §4).
 
 A reload is done when its new workers serve and the old workers no longer accept: until then an old
@@ -196,6 +197,7 @@ class NginxController:
         self._changed = asyncio.Condition()
         self._apply_lock = asyncio.Lock()  # one writer of files and of the nginx process at a time
         self._apply_task: asyncio.Task[None] | None = None
+        self._urgent = asyncio.Event()  # ends the coalescing pause of the apply under way
         self._master_pid: int | None = None
         # Every master this controller started or adopted, kept while it stands by: stop(keep_serving=
         # False) ends each one still alive, not only the one it drives at that moment.
@@ -280,12 +282,14 @@ class NginxController:
         self._desired = {n: c for n, c in self._desired.items() if n in self._raw_names} | files
         self._request_apply()
 
-    async def set_route(self, route: AppRoute) -> None:
-        """Add or replace one app's routing."""
+    async def set_route(self, route: AppRoute, urgent: bool = False) -> None:
+        """Add or replace one app's routing.  ``urgent``: the caller expects no other change to follow
+        (the last replica of a scale-out turned ready), so waiting ``coalesce_seconds`` for more would
+        only delay it."""
         files = self._render(route)
         self._require_started()
         self._desired.update(files)
-        self._request_apply()
+        self._request_apply(urgent)
 
     async def remove_route(self, name: str) -> None:
         """Stop routing app ``name`` (its path then answers the default 404)."""
@@ -472,21 +476,32 @@ class NginxController:
         if not self._started:
             raise OrchestryError("NginxController.start() must complete before routes are changed")
 
-    def _request_apply(self) -> None:
+    def _request_apply(self, urgent: bool = False) -> None:
         self._requested += 1
+        if urgent:
+            self._urgent.set()
         if self._apply_task is None or self._apply_task.done():
             self._apply_task = asyncio.create_task(self._apply_soon(), name="nginx-apply")
 
     async def _apply_soon(self) -> None:
-        # The pause is the coalescing window: calls arriving in it join this reload.
-        await asyncio.sleep(self.coalesce_seconds)
-        while self._applied < self._requested:
-            try:
-                await self._until_master_takes_signals()
-                await self._apply_pending()
-            except Exception as exc:  # a bug here must not leave flush() waiting forever
-                log.exception("applying nginx changes failed")
-                await self._finish_generation(self._requested, False, f"applying nginx changes failed: {exc}")
+        # The pause is the coalescing window: calls arriving in it join this reload, until an urgent one.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.coalesce_seconds):
+                await self._urgent.wait()
+        try:
+            while self._applied < self._requested:
+                try:
+                    await self._until_master_takes_signals()
+                    await self._apply_pending()
+                except Exception as exc:  # a bug here must not leave flush() waiting forever
+                    log.exception("applying nginx changes failed")
+                    await self._finish_generation(
+                        self._requested, False, f"applying nginx changes failed: {exc}"
+                    )
+        finally:
+            # Every change asked for so far, urgent ones included, was applied (no await since the
+            # loop's last check): the next apply's window starts unhurried.
+            self._urgent.clear()
 
     async def _until_master_takes_signals(self) -> None:
         """Wait while the master could not act on a reload yet (its pause after the last one), less

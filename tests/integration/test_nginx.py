@@ -325,6 +325,35 @@ async def test_a_burst_of_twenty_changes_costs_one_or_two_reloads(
     assert status == 200 and body is not None and body["backend"] == "p3"  # the last change won
 
 
+async def test_an_urgent_change_ends_the_coalescing_pause_and_takes_the_changes_before_it(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    """The reconciler marks a change urgent when nothing else of the app is on its way (a scale-out's
+    last replica turned ready): it is live without waiting out the window, in the same reload as the
+    changes that were waiting in it.  The window here is a minute, so waiting it out fails the test."""
+    one, two = await backends("u1"), await backends("u2")
+    name = unique_name("urgent")
+    controller = await make_controller(coalesce_seconds=60.0)
+    before = controller.status()["reload_count"]
+    await controller.set_route(AppRoute(name, (one.upstream,)))
+    await controller.set_route(AppRoute(name, (one.upstream, two.upstream)), urgent=True)
+    assert await asyncio.wait_for(controller.flush(), timeout=20) is True
+    assert controller.status()["reload_count"] - before == 1
+    seen = set()
+    for _ in range(6):
+        status, body = await get_json(session, f"{base_url(controller)}/{name}/")
+        assert status == 200 and body is not None
+        seen.add(body["backend"])
+    assert seen == {"u1", "u2"}
+
+    # The next change without urgency waits out its window again.
+    await controller.set_route(AppRoute(name, (two.upstream,)))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(controller.flush()), timeout=1.0)
+    await controller.set_route(AppRoute(name, (two.upstream,)), urgent=True)
+    assert await asyncio.wait_for(controller.flush(), timeout=20) is True
+
+
 async def test_a_server_taken_away_is_live_only_once_no_old_worker_accepts(
     make_controller: ControllerFactory, backends: BackendFactory
 ) -> None:
