@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -52,8 +53,9 @@ class CgroupPaths:
     memory_stat_file: str = field(init=False, repr=False, compare=False)
 
 
-@dataclass(frozen=True)
-class CgroupReading:
+class CgroupReading(NamedTuple):
+    """One container's counters at one read (a named tuple: one per replica per sample)."""
+
     container_id: str
     cpu_usage_ns: int  # cumulative CPU time of every process in the container
     monotonic_ns: int  # when cpu_usage_ns was read

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 DEFAULT_RETENTION_SECONDS = 15 * 60
 # Per-replica windows answer "latest" figures (10 s, at most a minute): keeping them for the apps'
@@ -59,9 +59,9 @@ class ReplicaMetrics:
     connections: int | None
 
 
-@dataclass(frozen=True)
-class ReplicaSample:
-    """One replica's resource reading at one sampling instant."""
+class ReplicaSample(NamedTuple):
+    """One replica's resource reading at one sampling instant (a named tuple: one per replica per
+    sample, see ContainerStats)."""
 
     slot: int
     ready: bool

@@ -423,7 +423,7 @@ class SwarmRuntime(PooledApiCalls):
         found: dict[str, ContainerStats] = {}
         for task_id, result in zip(located, results, strict=True):
             if isinstance(result, ContainerStats):
-                found[task_id] = replace(result, container_id=task_id)
+                found[task_id] = result._replace(container_id=task_id)
             elif isinstance(result, str):
                 gaps[task_id] = result
             elif isinstance(result, BaseException):
