@@ -285,31 +285,43 @@ class RollingMetrics:
         """One sampling instant of every replica of ``app``."""
         now = self._now(now)
         series = self._app(app)
-        samples = list(samples)
         bucket = series.resources.bucket(now, now)
         assert bucket is not None  # ``now`` is never older than retention
-        ready = [s for s in samples if s.ready]
-        ready_cpu = [s.cpu_percent for s in ready if s.cpu_percent is not None]
-        memory = [s.memory_percent for s in samples if s.memory_percent is not None]
-        connections = [s.connections for s in samples if s.connections is not None]
+        # One pass over the replicas (this runs for every replica every sample): the app's sums and
+        # each replica's reading together, added in the replicas' order as the lists before were.
+        ready = 0
+        cpu_sum = memory_sum = 0.0
+        cpu_count = memory_count = connections_count = 0
+        connections_sum = 0
+        replica_resources = series.replica_resources
+        for slot, is_ready, cpu, memory, connections in samples:
+            if is_ready:
+                ready += 1
+                if cpu is not None:
+                    cpu_sum += cpu
+                    cpu_count += 1
+            if memory is not None:
+                memory_sum += memory
+                memory_count += 1
+            if connections is not None:
+                connections_sum += connections
+                connections_count += 1
+            readings = replica_resources.get(slot)
+            if readings is None:
+                readings = replica_resources[slot] = SecondBuckets(self._replica_retention)
+            readings.put(now, now, (cpu, memory, connections))
         for target in (bucket, self._period(app, now).resources):
             target.samples += 1
-            target.ready_last = len(ready)
-            if ready_cpu:
-                target.cpu_sum += sum(ready_cpu) / len(ready_cpu)
+            target.ready_last = ready
+            if cpu_count:
+                target.cpu_sum += cpu_sum / cpu_count
                 target.cpu_samples += 1
-            if memory:
-                target.memory_sum += sum(memory) / len(memory)
+            if memory_count:
+                target.memory_sum += memory_sum / memory_count
                 target.memory_samples += 1
-            if connections:
-                target.connections_sum += sum(connections)
+            if connections_count:
+                target.connections_sum += connections_sum
                 target.connections_samples += 1
-        for sample in samples:
-            readings = series.replica_resources.get(sample.slot)
-            if readings is None:
-                readings = SecondBuckets(self._replica_retention)
-                series.replica_resources[sample.slot] = readings
-            readings.put(now, now, (sample.cpu_percent, sample.memory_percent, sample.connections))
 
     def _period(self, app: str, now: float) -> PeriodAccumulator:
         period = self._periods.get(app)
