@@ -48,6 +48,7 @@ import gc
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -142,6 +143,9 @@ class LoopHolds:
         self.durations: list[float] = []  # CPU
         self.walls: list[float] = []
         self.longest: list[tuple[float, float, str]] = []  # the five longest in CPU: CPU, wall, what
+        # With ``by_kind``: CPU seconds per kind of callback (what ran, without where it stopped), to
+        # tell the compositor's passes from the refresh and the engine's tasks (costs a little CPU).
+        self.by_kind: dict[str, float] | None = None
         original = asyncio.events.Handle._run
         holds = self
 
@@ -155,6 +159,9 @@ class LoopHolds:
                 used, held = time.thread_time() - cpu, time.perf_counter() - started
                 holds.durations.append(used)
                 holds.walls.append(held)
+                if holds.by_kind is not None:
+                    kind = re.sub(r" at [^ ]*$| at 0x[0-9a-f]+|0x[0-9a-f]+", "", ran(handle))[:90]
+                    holds.by_kind[kind] = holds.by_kind.get(kind, 0.0) + used
                 if len(holds.longest) < 5 or used > holds.longest[-1][0]:
                     holds.longest = sorted([*holds.longest, (used, held, ran(handle))], reverse=True)[:5]
 
@@ -171,6 +178,10 @@ class LoopHolds:
             "idle_hold_p999_ms": percentile(held, 0.999) * 1000,
             "idle_hold_longest": [
                 f"{cpu * 1000:.1f} ms CPU ({wall * 1000:.0f} wall) {what}" for cpu, wall, what in self.longest
+            ],
+            "idle_cpu_by_kind": [
+                f"{cpu / seconds * 100:.2f} % {kind}"
+                for kind, cpu in sorted((self.by_kind or {}).items(), key=lambda kv: -kv[1])[:12]
             ],
         }
 
@@ -289,9 +300,11 @@ async def measure(
     presses: int,
     profile_to: str | None = None,
     long_idle: float = 0.0,
+    by_kind: bool = False,
 ) -> dict[str, Any]:
     """One size in this process (``profile_to``: cProfile statistics of the idle period, written to
-    that file; ``long_idle``: seconds more of idle, RSS sampled every 30 s, before the presses)."""
+    that file; ``long_idle``: seconds more of idle, RSS sampled every 30 s, before the presses;
+    ``by_kind``: the idle loop's CPU per kind of callback)."""
     from memory_fleet_engine import memory_fleet_engine
 
     from orchestry_tui.console.app import OrchestryConsole
@@ -310,6 +323,7 @@ async def measure(
         app = OrchestryConsole(backend, preferences_path=prefs)
         profile = cProfile.Profile() if profile_to else None
         holds = LoopHolds()
+        holds.by_kind = {} if by_kind else None
         started, cpu_started = time.perf_counter(), cpu_seconds()
         result: dict[str, Any] = {"apps": apps, "replicas": apps * replicas}
         async with app.run_test(size=SIZE) as pilot:
@@ -512,7 +526,14 @@ async def measure(
 
 
 def run_size(
-    apps: int, replicas: int, seconds: float, presses: int, tree: Path, long_idle: float, label: str = ""
+    apps: int,
+    replicas: int,
+    seconds: float,
+    presses: int,
+    tree: Path,
+    long_idle: float,
+    label: str = "",
+    by_kind: bool = False,
 ) -> dict[str, Any]:
     """One size in a child process running ``tree`` (bench/_children.py); prints its header line."""
     args = [
@@ -524,6 +545,7 @@ def run_size(
         str(presses),
         "--long-idle",
         str(long_idle),
+        *(["--by-callback"] if by_kind else []),
     ]
     row = run_child(Path(__file__), tree, args, f"{apps}×{replicas}{label}")
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -624,6 +646,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"longest idle callbacks, {tree}:")
         for held in r["idle_hold_longest"]:
             print(f"  {held}")
+        if r.get("idle_cpu_by_kind"):
+            print(f"idle loop CPU by kind of callback (% of a core), {tree}:")
+            for kind in r["idle_cpu_by_kind"]:
+                print(f"  {kind}")
     print(f"goals at 1,000 replicas: {GOALS}")
 
 
@@ -638,6 +664,11 @@ def main() -> None:
     parser.add_argument(
         "--long-idle", type=float, default=0.0, help="seconds more of idle, RSS every 30 s, before presses"
     )
+    parser.add_argument(
+        "--by-callback",
+        action="store_true",
+        help="print the idle loop's CPU per kind of callback (the timing costs both trees a little CPU)",
+    )
     args = parser.parse_args()
     if args.child:
         import logging
@@ -645,7 +676,9 @@ def main() -> None:
         enter_tree(args.tree)
         logging.basicConfig(level=logging.WARNING)
         apps, replicas = (int(x) for x in args.child.split("x"))
-        measured = measure(apps, replicas, args.seconds, args.presses, args.profile, args.long_idle)
+        measured = measure(
+            apps, replicas, args.seconds, args.presses, args.profile, args.long_idle, args.by_callback
+        )
         print(json.dumps({**asyncio.run(measured), "ran": ran_from(args.tree)}))
         return
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -656,11 +689,30 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         apps, replicas = (int(x) for x in size.split("x"))
-        rows.append(run_size(apps, replicas, args.seconds, args.presses, args.tree, args.long_idle))
+        rows.append(
+            run_size(
+                apps,
+                replicas,
+                args.seconds,
+                args.presses,
+                args.tree,
+                args.long_idle,
+                by_kind=args.by_callback,
+            )
+        )
         rows[-1]["tree"] = "this"
     if args.baseline is not None:
         rows.append(
-            run_size(apps, replicas, args.seconds, args.presses, args.baseline, args.long_idle, " (baseline)")
+            run_size(
+                apps,
+                replicas,
+                args.seconds,
+                args.presses,
+                args.baseline,
+                args.long_idle,
+                " (baseline)",
+                by_kind=args.by_callback,
+            )
         )
         rows[-1]["tree"] = "baseline"
         print(f"baseline tree: {args.baseline} (last column; ratio = this tree ÷ baseline at {size})")
