@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from textual.app import App, ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
 
+from core.models import Event
 from core.runtime.base import LogLine
 from orchestry_tui.console.actions import ACTIONS, bindings, help_rows
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
 from orchestry_tui.console.widgets.charts import Chart
+from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.log_view import LogView
@@ -266,3 +270,47 @@ async def test_a_logs_pane_settle_timer_firing_as_the_console_closes_does_nothin
         await until(lambda: logs._settle_timer is None, what="the settle timer fired")
         await pilot.pause()
         assert app.is_running and app._exception is None
+
+
+class EventsApp(App[None]):
+    CSS = "#top { height: 1fr; } EventsPane { height: 8; }"
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("top", id="top")
+            yield EventsPane()
+
+
+def events(start: int, count: int) -> list[Event]:
+    return [
+        Event(i, "web", "scaling", "decision", f"event {i}", {}, 1000.0 + i)
+        for i in range(start, start + count)
+    ]
+
+
+async def test_events_pane_shows_each_new_event_at_its_tail_without_laying_out_the_screen() -> None:
+    """Each event used to cost a layout pass of the whole screen (at 1,000 replicas, a third of the
+    idle console's CPU): it now repaints the pane alone, and still shows at its tail."""
+    app = EventsApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(EventsPane)
+        await pilot.pause()
+        assert "no events yet" in screen_text(app)
+        layouts = 0
+        relayout = app.screen._refresh_layout
+
+        def counted(*args: object, **kwargs: object) -> None:
+            nonlocal layouts
+            layouts += 1
+            relayout(*args, **kwargs)  # type: ignore[arg-type]
+
+        app.screen._refresh_layout = counted  # type: ignore[method-assign]
+        for start in range(0, 30, 3):  # one batch at a time, as the live stream brings them
+            pane.add(events(start, 3))
+            await pilot.pause()
+            shown = screen_text(app)
+            assert f"event {start + 2}" in shown, f"the newest event is not on screen:\n{shown}"
+            assert "no events yet" not in shown
+        assert pane.scroll_offset.y == pane.max_scroll_y > 0, "the pane follows its tail"
+        assert "event 0 " not in screen_text(app) + " "
+        assert layouts == 0, f"{layouts} layout passes of the whole screen for new events"
