@@ -74,6 +74,9 @@ WARM_SCREEN_SECONDS = 0.1
 WARM_QUIET_SECONDS = 0.5
 QUIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 HANG_UP_STOP_SECONDS = 30.0
+# A quit while the engine starts waits this long for the start, so that it can stop what started (see
+# _stop_backend); a start that hangs longer is given up, as before.
+QUIT_WAITS_FOR_START_SECONDS = 30.0
 HISTORY_EVENTS = 50
 # A new selection's charts wait until the cursor has rested this long (see _refresh_when_settled).
 SELECTION_SETTLE_SECONDS = 0.15
@@ -130,6 +133,8 @@ class OrchestryConsole(App[int]):
         self.filter_text = ""
         self.engine_ready = asyncio.Event()
         self.start_error = ""
+        self._starting = False
+        self._start_over = asyncio.Event()
         self._stopped = False
         self._wake = asyncio.Event()
         self._poll_started = 0.0  # monotonic time the last refresh began
@@ -187,6 +192,9 @@ class OrchestryConsole(App[int]):
     # --- start, refresh, events -----------------------------------------------------------------
     @work(exclusive=True, group="start")
     async def _start_backend(self) -> None:
+        if self._stopped:
+            return  # quit before the engine was touched
+        self._starting = True
         try:
             notices = await self.backend.start()
         except OrchestryError as exc:
@@ -195,9 +203,15 @@ class OrchestryConsole(App[int]):
         except Exception as exc:  # an unexpected failure is still shown, never a traceback
             self._show_start_failure(f"{type(exc).__name__}: {exc}")
             return
+        else:
+            self.engine_ready.set()
+        finally:
+            self._starting = False
+            self._start_over.set()
+        if self._stopped:
+            return  # quit while it started: the quit stops it now (it waited for this)
         for notice in notices:
             self.notify(notice, severity="warning" if "not" in notice else "information", timeout=8)
-        self.engine_ready.set()
         self._follow_events()
         self._poll()
 
@@ -975,6 +989,13 @@ class OrchestryConsole(App[int]):
         self._stopped = True
         self.workers.cancel_group(self, "poll")
         self.workers.cancel_group(self, "events")
+        if self._starting:
+            # The console's exit cancels its workers: a start cancelled midway left an engine holding
+            # the leader lease that nothing stopped, and the next console or `orchestry stop` on the
+            # state dir waited out the lease. So the start ends first, and is stopped below.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(QUIT_WAITS_FOR_START_SECONDS):
+                    await self._start_over.wait()
         if self.engine_ready.is_set():
             try:
                 await self.backend.stop(stop_apps=stop_apps)

@@ -21,6 +21,7 @@ from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
+from tests.api.conftest import stop_nginx_left_serving
 from tests.cli.conftest import Daemon, start_daemon, stop_daemon
 from tests.integration.harness import engine_settings
 from tests.tui.conftest import until
@@ -104,6 +105,50 @@ async def test_quit_and_stop_right_after_stepping_down_still_stops_every_app(
     assert _containers(running_app) == []
     assert running_master(prefix) is None
     assert await _stored_status(engine, running_app) == "stopped"
+
+
+async def test_quit_while_the_engine_starts_lets_go_of_the_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`q` pressed while "starting engine…" showed quit at once, and the console's exit cancelled the
+    start midway: an engine holding the leader lease that nothing stopped, so the next console or
+    `orchestry stop` on the state dir waited out the lease (30 s by default). The quit waits for the
+    start, then stops the engine as any quit does."""
+    settings = engine_settings(tmp_path / "state", lease_ttl=60)
+    started: list[Engine] = []
+    gate = asyncio.Event()
+    real_start = Engine.start
+
+    async def slow_start(engine: Engine) -> None:
+        await real_start(engine)  # the lease is taken by now
+        started.append(engine)
+        await gate.wait()  # what is left of a start: on a loaded host, seconds
+
+    monkeypatch.setattr(Engine, "start", slow_start)
+    app = OrchestryConsole(EngineBackend(settings), poll_seconds=0.3)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: started, timeout=60, what="the engine to take the lease")
+
+            async def finish_start_once_quitting() -> None:
+                await until(lambda: app._stopped, what="the quit to begin")
+                gate.set()
+
+            finishing = asyncio.create_task(finish_start_once_quitting())
+            await pilot.press("q")
+            await finishing
+            await until(lambda: not app.is_running, timeout=60, what="the console to quit")
+        store = await asyncio.to_thread(Store.open, settings.database_url)
+        try:
+            lease = await asyncio.to_thread(store.leases.current)
+        finally:
+            await asyncio.to_thread(store.close)
+        assert lease is not None and lease.released_at is not None, "the quit console kept the lease"
+    finally:
+        for engine in started:
+            if engine._parts is not None:  # the start cancelled midway: stopped here instead
+                await engine.stop()
+        stop_nginx_left_serving(settings.state_dir)
 
 
 async def test_readonly_console_refuses_quit_and_stop(engine: Engine, running_app: str) -> None:
