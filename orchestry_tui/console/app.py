@@ -44,7 +44,7 @@ from orchestry_tui.console.preferences import save as save_preferences
 from orchestry_tui.console.screens import confirm
 from orchestry_tui.console.screens.describe import DescribeScreen
 from orchestry_tui.console.screens.help import HelpScreen
-from orchestry_tui.console.screens.kept import kept, warm
+from orchestry_tui.console.screens.kept import built, kept, warm
 from orchestry_tui.console.screens.logs import LogsScreen
 from orchestry_tui.console.screens.nodes import NodesScreen
 from orchestry_tui.console.screens.quit_stop import QuitAndStopScreen
@@ -77,6 +77,8 @@ HANG_UP_STOP_SECONDS = 30.0
 # A quit while the engine starts waits this long for the start, so that it can stop what started (see
 # _stop_backend); a start that hangs longer is given up, as before.
 QUIT_WAITS_FOR_START_SECONDS = 30.0
+# Closing waits this long for a screen being built ahead to finish mounting (see _shutdown).
+CLOSE_WAITS_FOR_BUILD_SECONDS = 5.0
 HISTORY_EVENTS = 50
 # A new selection's charts wait until the cursor has rested this long (see _refresh_when_settled).
 SELECTION_SETTLE_SECONDS = 0.15
@@ -136,6 +138,7 @@ class OrchestryConsole(App[int]):
         self._starting = False
         self._start_over = asyncio.Event()
         self._stopped = False
+        self._shutting_down = False  # Textual's shutdown began: no screen is built ahead any more
         self._wake = asyncio.Event()
         self._poll_started = 0.0  # monotonic time the last refresh began
         self._polling = False
@@ -485,10 +488,11 @@ class OrchestryConsole(App[int]):
     @on(DataTable.RowHighlighted, "#replicas")
     def _replica_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving through the replicas table narrows the logs pane to that replica."""
-        table = self.query_one("#replicas", KeyedTable)
-        replica = table.key_of(event.row_key.value)
-        if table.has_focus and replica:
-            self.query_one(LogPane).follow(self.selected, replica)
+        with contextlib.suppress(NoMatches):  # as for the apps table: the console closes
+            table = self.query_one("#replicas", KeyedTable)
+            replica = table.key_of(event.row_key.value)
+            if table.has_focus and replica:
+                self.query_one(LogPane).follow(self.selected, replica)
 
     # --- filter -------------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -732,6 +736,8 @@ class OrchestryConsole(App[int]):
     def _warm_screens(self) -> None:
         """Build help, describe, the dialogs and the other views while idle, one every
         WARM_SCREEN_SECONDS, so that their first key finds them built (screens/kept.py)."""
+        if self._shutting_down:
+            return
         if time.monotonic() - self._last_input < WARM_QUIET_SECONDS:
             self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)  # a key now would wait for the step
             return
@@ -1003,6 +1009,13 @@ class OrchestryConsole(App[int]):
                 self.notify(f"engine stop: {exc}", severity="error")
                 return str(exc)
         return ""
+
+    async def _shutdown(self) -> None:
+        # A screen built ahead still mounting is let finish first: closed halfway, its widgets' on_mount
+        # failed (kept.built). Textual is pinned (pyproject): this is where every exit path closes.
+        self._shutting_down = True
+        await built(self, CLOSE_WAITS_FOR_BUILD_SECONDS)
+        await super()._shutdown()
 
     async def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import RowKey
 
 from core.models import Event
 from core.runtime.base import LogLine
@@ -314,3 +315,17 @@ async def test_events_pane_shows_each_new_event_at_its_tail_without_laying_out_t
         assert pane.scroll_offset.y == pane.max_scroll_y > 0, "the pane follows its tail"
         assert "event 0 " not in screen_text(app) + " "
         assert layouts == 0, f"{layouts} layout passes of the whole screen for new events"
+
+
+async def test_a_replica_highlight_arriving_as_the_console_closes_does_nothing() -> None:
+    """A console closed right after its first frame (a probe, 4 of 30 closes): the replicas table's
+    highlight of its first rows came after the main view's widgets were removed, and NoMatches
+    '#replicas' ended the console with a traceback."""
+    app = OrchestryConsole(sample_backend(), poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        table = app.query_one("#replicas", KeyedTable)
+        await app.screen.remove_children()  # as the console's shutdown removes them
+        app._replica_highlighted(DataTable.RowHighlighted(table, 0, RowKey("0")))
+        await pilot.pause()
+        assert app.is_running and app._exception is None

@@ -14,6 +14,8 @@ kept screen is restyled only then.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -80,6 +82,24 @@ def warm(app: App[Any], screens: dict[str, Callable[[], Screen[Any]]]) -> bool:
             paint_ahead(app, screen)
             return True
     return False
+
+
+async def built(app: App[Any], seconds: float) -> None:
+    """Wait (``seconds`` at most) until every screen ``warm`` started has mounted.
+
+    A screen built ahead mounts in its own task, and Textual's shutdown closes a screen that is off the
+    stack directly, not through its message queue: one still mounting then ran its widgets' on_mount
+    after their children were removed (NoMatches in the what-if's, help's, or Textual's own Select's),
+    and the console ended with a traceback instead of quitting."""
+    mounting = [
+        screen._mounted_event.wait()
+        for screen in app._installed_screens.values()
+        if isinstance(screen, Screen) and screen._task is not None and not screen.is_mounted
+    ]
+    if mounting:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await asyncio.gather(*mounting)
 
 
 def paint_ahead(app: App[Any], screen: KeptScreen) -> None:
