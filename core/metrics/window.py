@@ -394,9 +394,9 @@ class RollingMetrics:
         traffic = series.traffic.since(start)
         resources = series.resources.since(start)
 
-        earliest = [
-            s for s in (series.traffic.earliest(start), series.resources.earliest(start)) if s is not None
-        ]
+        # The first second of each ``since`` answer is its earliest (oldest first): no second scan of
+        # the whole 15-minute retention per window (the scaler asks for every app every 5 s).
+        earliest = [buckets[0][0] for buckets in (traffic, resources) if buckets]
         covered = min(seconds, max(0.0, now - min(earliest))) if earliest else 0.0
 
         rps = p50 = p95 = p99 = error_rate = None
@@ -412,16 +412,23 @@ class RollingMetrics:
                 p50, p95, p99 = (percentile(merged, f) for f in (0.50, 0.95, 0.99))
 
         cpu = memory = connections = None
-        samples = sum(b.samples for _, b in resources)
-        cpu_samples = sum(b.cpu_samples for _, b in resources)
+        # One pass over the window's buckets, not seven; the same sums, added in the same order.
+        samples = cpu_samples = memory_samples = connection_samples = 0
+        cpu_total = memory_total = connections_total = 0
+        for _, b in resources:
+            samples += b.samples
+            cpu_samples += b.cpu_samples
+            cpu_total += b.cpu_sum
+            memory_samples += b.memory_samples
+            memory_total += b.memory_sum
+            connection_samples += b.connections_samples
+            connections_total += b.connections_sum
         if cpu_samples:
-            cpu = sum(b.cpu_sum for _, b in resources) / cpu_samples
-        memory_samples = sum(b.memory_samples for _, b in resources)
+            cpu = cpu_total / cpu_samples
         if memory_samples:
-            memory = sum(b.memory_sum for _, b in resources) / memory_samples
-        connection_samples = sum(b.connections_samples for _, b in resources)
+            memory = memory_total / memory_samples
         if connection_samples:
-            connections = sum(b.connections_sum for _, b in resources) / connection_samples
+            connections = connections_total / connection_samples
         ready = resources[-1][1].ready_last if resources else 0
 
         return MetricWindow(
