@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import cpu_split  # noqa: E402
 from core.engine import Engine  # noqa: E402
-from core.timeline import ROUTED, STAGES, ReplicaTimeline  # noqa: E402
+from core.timeline import PLANNED, ROUTED, STAGES, STARTED, ReplicaTimeline  # noqa: E402
 from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
@@ -570,10 +570,38 @@ def main() -> None:
         print(
             f"{case + ' routed':<18}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
         )
+    print_engine_share(lines)
     print_splits(our_splits, their_splits)
     for case in TIMED_CASES:
         if lines[case]:
             print_timeline(case, lines[case])
+
+
+def print_engine_share(lines: dict[str, list[Offsets]]) -> None:
+    """Per round, the parts of a case that are the engine's rather than Docker's: from the scale call to
+    the first replica planned (the store write, the pass's listing), and from Docker's last start
+    returning to the last replica routed (probe, nginx reload) and answering through nginx.  Paired
+    within each round, so steadier than the difference of two stage medians on a loaded host."""
+    for case in TIMED_CASES:
+        rounds = lines[case]
+        if not rounds:
+            continue
+        planned, routed, answered = [], [], []
+        for offsets in rounds:
+            rows = offsets.values()
+            planned.append(min(row[PLANNED] for row in rows if PLANNED in row))
+            last_start = max(row[STARTED] for row in rows if STARTED in row)
+            routed.append(max(row[ROUTED] for row in rows if ROUTED in row) - last_start)
+            answered.append(max(row[ANSWERED] for row in rows if ANSWERED in row) - last_start)
+
+        def ms(values: list[float]) -> str:
+            each = " ".join(f"{v * 1000:.0f}" for v in values)
+            return f"{statistics.median(values) * 1000:.0f} ms ({each})"
+
+        print(
+            f"{case + ' engine':<18}first planned {ms(planned)} after the scale call; after Docker's last"
+            f" start: routed {ms(routed)}, answered {ms(answered)}"
+        )
 
 
 if __name__ == "__main__":
