@@ -163,7 +163,10 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         return "" if value is None else str(value)
 
     def on_mount(self) -> None:
-        self._add_columns(self.query_one("#whatif-summary", DataTable))
+        # Built ahead (kept.py) as the console closes, its Mount can come after its widgets were removed:
+        # an error here would end the console with a traceback instead of quitting (seen at load 10).
+        with contextlib.suppress(NoMatches):
+            self._add_columns(self.query_one("#whatif-summary", DataTable))
 
     @staticmethod
     def _add_columns(table: DataTable[Any]) -> None:
@@ -254,7 +257,14 @@ class WhatIfScreen(KeptScreen, Screen[None]):
         # Typing "120" must not run three backtests: wait until the keys stop for a moment.
         if self._debounce is not None:
             self._debounce.stop()
-        self._debounce = self.set_timer(seconds, self.rerun)
+        self._debounce = self.set_timer(seconds, self._debounced)
+
+    def _debounced(self) -> None:
+        # A timer runs in a task of its own: closed, the screen leaves the stack at once but handles its
+        # suspend (which stops the timer) only when its messages' turn comes, and on a loaded host (load
+        # 10-15) the timer fired in between and ran a backtest for a screen no one saw.
+        if self.is_active:
+            self.rerun()
 
     def rerun(self, force: bool = False) -> None:
         try:
