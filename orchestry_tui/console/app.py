@@ -322,7 +322,8 @@ class OrchestryConsole(App[int]):
         except BackendUnreachable:
             raise
         except OrchestryError as exc:
-            self.query_one(ClusterPane).border_subtitle = f"cluster overview failed: {exc}"
+            with contextlib.suppress(NoMatches):  # the console closes: its panes are gone already
+                self.query_one(ClusterPane).border_subtitle = f"cluster overview failed: {exc}"
             return None
 
     def _show_disconnected(self, exc: BackendUnreachable) -> None:
@@ -331,7 +332,8 @@ class OrchestryConsole(App[int]):
             self.notify(f"{exc}, retrying", severity="warning", timeout=8)
         self.disconnected = exc
         if not self._dialog_open():
-            self.query_one(StatusBar).show_disconnected(f"{exc}, retrying")
+            with contextlib.suppress(NoMatches):  # the console closes: its header is gone already
+                self.query_one(StatusBar).show_disconnected(f"{exc}, retrying")
 
     def refresh_now(self) -> None:
         """Refresh soon after a change or a new selection instead of waiting for the next tick."""

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowKey
 
+from core.errors import Conflict
 from core.models import Event
 from core.runtime.base import LogLine
 from orchestry_tui.console.actions import ACTIONS, bindings, help_rows
 from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.backend import BackendUnreachable
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
 from orchestry_tui.console.widgets.charts import Chart
 from orchestry_tui.console.widgets.events_pane import EventsPane
@@ -327,5 +331,43 @@ async def test_a_replica_highlight_arriving_as_the_console_closes_does_nothing()
         table = app.query_one("#replicas", KeyedTable)
         await app.screen.remove_children()  # as the console's shutdown removes them
         app._replica_highlighted(DataTable.RowHighlighted(table, 0, RowKey("0")))
+        await pilot.pause()
+        assert app.is_running and app._exception is None
+
+
+@pytest.mark.parametrize("failing", ["frame", "cluster"])
+async def test_a_refresh_failing_as_the_console_closes_ends_quietly(failing: str) -> None:
+    """The refresh loop runs until the console's own stop, after Textual removed the main view's
+    widgets: a daemon that went away meanwhile (its refresh unreachable) or a cluster overview that
+    failed was shown on widgets already gone, and NoMatches ended the console with a traceback."""
+    backend = sample_backend()
+    app = OrchestryConsole(backend, poll_seconds=0.05)
+    asked: list[str] = []
+    frame, cluster = backend.frame, backend.cluster
+
+    async def gone(*args: Any, **kwargs: Any) -> Any:
+        asked.append("frame")
+        if failing == "frame":
+            raise BackendUnreachable("http://127.0.0.1:1", "connection refused")
+        return await frame(*args, **kwargs)
+
+    async def overview() -> Any:
+        asked.append("cluster")
+        if failing == "cluster":
+            raise Conflict("the store is away")
+        return await cluster()
+
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        backend.frame = gone  # type: ignore[method-assign]
+        backend.cluster = overview  # type: ignore[method-assign]
+        # Two: the refresh under way when the backend changed is over.
+        await until(lambda: asked.count(failing) >= 2, what="refreshes failing")
+        seen = asked.count(failing)
+        await app.screen.remove_children()  # as the console's shutdown removes them
+        await until(
+            lambda: asked.count(failing) > seen or app._exception is not None,
+            what="a refresh after the widgets went",
+        )
         await pilot.pause()
         assert app.is_running and app._exception is None
