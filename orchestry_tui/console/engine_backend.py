@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Hashable
 from pathlib import Path
@@ -30,6 +31,8 @@ CHART_SECONDS = 300
 # Apps a frame takes per step of the loop (see EngineBackend._listed): ~1-2 ms of work each.
 FRAME_SLICE = 20
 LEADER_POLL_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def _figures(window: Any) -> AppFigures:
@@ -107,6 +110,10 @@ class EngineBackend:
                 await self._apply(path)
             except OrchestryError as exc:
                 await engine.emit("error", "apply_failed", f"--apply {path.name}: {exc}")
+            except Exception as exc:  # nobody awaits this task: an error raised out of it was lost
+                log.exception("--apply %s failed", path.name)
+                message = f"--apply {path.name}: {type(exc).__name__}: {exc}"
+                await engine.emit("error", "apply_failed", message)
 
     async def _apply(self, path: Path) -> str:
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from core.runtime.base import LogLine
 from orchestry_tui.console.actions import ACTIONS, bindings, help_rows
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.backend import BackendUnreachable
+from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
 from orchestry_tui.console.widgets.charts import Chart
 from orchestry_tui.console.widgets.events_pane import EventsPane
@@ -371,3 +374,36 @@ async def test_a_refresh_failing_as_the_console_closes_ends_quietly(failing: str
         )
         await pilot.pause()
         assert app.is_running and app._exception is None
+
+
+async def test_a_file_applied_once_leading_that_fails_unexpectedly_says_so(tmp_path: Path) -> None:
+    """`--apply` files a follower could not apply run in a task nobody awaits once it leads: an
+    unexpected error (not an OrchestryError) ended that task silently, with the files after it never
+    applied and nothing in the events."""
+    emitted: list[tuple[str, str, str]] = []
+    registered: list[str] = []
+
+    class Engine:
+        def is_leader(self) -> bool:
+            return True
+
+        async def register(self, text: str) -> tuple[SimpleNamespace, bool]:
+            if "broken" in text:
+                raise RuntimeError("the parser tripped")
+            registered.append(text)
+            return SimpleNamespace(name=text.strip()), True
+
+        async def up(self, name: str) -> SimpleNamespace:
+            return SimpleNamespace(replicas=1)
+
+        async def emit(self, category: str, kind: str, message: str) -> None:
+            emitted.append((category, kind, message))
+
+    files = [tmp_path / "a.yml", tmp_path / "b.yml"]
+    files[0].write_text("broken\n")
+    files[1].write_text("web\n")
+    settings = SimpleNamespace(lb_listen="127.0.0.1:1", runtime="docker", state_dir=tmp_path)
+    backend = EngineBackend(settings, engine=Engine())  # type: ignore[arg-type]
+    await backend._apply_when_leader(files)
+    assert emitted == [("error", "apply_failed", "--apply a.yml: RuntimeError: the parser tripped")]
+    assert registered == ["web\n"]
