@@ -315,6 +315,8 @@ async def test_events_pane_shows_each_new_event_at_its_tail_without_laying_out_t
         app.screen._refresh_layout = counted  # type: ignore[method-assign]
         for start in range(0, 30, 3):  # one batch at a time, as the live stream brings them
             pane.add(events(start, 3))
+            # At the tail at once: the repaint of the new lines shows it (no second one after it).
+            assert pane.scroll_offset.y == pane.max_scroll_y
             await pilot.pause()
             shown = screen_text(app)
             assert f"event {start + 2}" in shown, f"the newest event is not on screen:\n{shown}"

@@ -38,6 +38,9 @@ class EventsPane(RichLog):
         if not fresh:
             return
         sized_by_lines = self.styles.height is not None and self.styles.height.is_auto
+        # Laid out already and sized by the layout alone: the tail is scrolled to at once, in the one
+        # repaint of the new lines (write's own scroll waits for a repaint and then asks another).
+        at_once = not sized_by_lines and self._size_known and self.auto_scroll
         self._writing = not sized_by_lines
         try:
             if self._empty:
@@ -45,14 +48,20 @@ class EventsPane(RichLog):
                 self._empty = False
             for event in fresh:
                 self._seen.add(event.id)
-                self.write(event_text(event))
+                self.write(event_text(event), scroll_end=False if at_once else None)
         finally:
             self._writing = False
         if not sized_by_lines:
             # What the skipped layout pass would have done for this pane (Textual is pinned in
             # pyproject: the hook its own resize path calls); a scrollbar that comes or goes lays out
             # through its own reactive.
+            bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
             self._scroll_update(self.virtual_size)
+            if at_once:
+                if bars == (self.show_vertical_scrollbar, self.show_horizontal_scrollbar):
+                    self.scroll_end(animate=False, immediate=True, x_axis=False)
+                else:  # after that layout: the scrollbar changes the height left for lines
+                    self.scroll_end(animate=False, immediate=False, x_axis=False)
         if len(self._seen) > MAX_EVENTS * 4:
             self._seen = set(sorted(self._seen)[-MAX_EVENTS:])
 
