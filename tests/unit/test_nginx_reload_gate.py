@@ -52,4 +52,3 @@ async def test_changes_during_the_masters_pause_share_one_reload_after_it(tmp_pa
 
     assert applies.generations == [2]  # one apply, covering both changes
     assert applies.at[0] >= controller._master_free_at
-
