@@ -23,7 +23,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.allocator import MAX_MALLOC_THRESHOLD
+from core.allocator import MALLOC_THRESHOLD, MAX_MALLOC_THRESHOLD
 from core.errors import SettingsError
 
 ENV_PREFIX = "ORCHESTRY_"
@@ -224,9 +224,8 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(30.0, ge=0)
     # How long the metric history (core/history.py) is kept; older rows are deleted by the leader.
     metrics_retention: float = Field(30 * 86_400.0, ge=3600)
-    # glibc's mmap and trim thresholds, fixed at start-up (core/allocator.py; MALLOC_THRESHOLD is the one
-    # measured); 0 (off) leaves glibc's own.
-    malloc_threshold: int = Field(0, ge=0, le=MAX_MALLOC_THRESHOLD)
+    # glibc's mmap and trim thresholds, fixed at start-up (core/allocator.py); 0 (off) leaves glibc's own.
+    malloc_threshold: int = Field(MALLOC_THRESHOLD, ge=0, le=MAX_MALLOC_THRESHOLD)
 
     @classmethod
     def settings_customise_sources(

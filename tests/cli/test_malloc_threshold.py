@@ -59,9 +59,16 @@ def run_entry(tmp_path: Path, *argv: str, **env_extra: str) -> subprocess.Comple
 
 
 @pytest.mark.parametrize("command", [["daemon"], []], ids=["daemon", "console"])
-def test_large_blocks_stay_mmapped_with_the_setting(tmp_path: Path, command: list[str]) -> None:
-    result = run_entry(tmp_path, *command, ORCHESTRY_MALLOC_THRESHOLD="128k")
+def test_large_blocks_stay_mmapped_by_default(tmp_path: Path, command: list[str]) -> None:
+    result = run_entry(tmp_path, *command)
     assert (result.returncode, result.stdout.strip()) == (0, "mmapped"), result.stderr
+
+
+@pytest.mark.parametrize(("value", "where"), [("512k", "mmapped"), ("2m", "heap")])
+def test_another_threshold_is_taken(tmp_path: Path, value: str, where: str) -> None:
+    # The 1 MiB block is above 512 KiB and below 2 MiB, whatever the freed 8 MiB block did.
+    result = run_entry(tmp_path, "daemon", ORCHESTRY_MALLOC_THRESHOLD=value)
+    assert (result.returncode, result.stdout.strip()) == (0, where), result.stderr
 
 
 def test_off_leaves_glibcs_moving_threshold(tmp_path: Path) -> None:
@@ -71,9 +78,7 @@ def test_off_leaves_glibcs_moving_threshold(tmp_path: Path) -> None:
 
 def test_glibcs_own_variable_wins(tmp_path: Path) -> None:
     # 32 MiB by hand: the 1 MiB block comes from the heap, as the user asked, not mmapped by our 128 KiB.
-    result = run_entry(
-        tmp_path, "daemon", ORCHESTRY_MALLOC_THRESHOLD="128k", MALLOC_MMAP_THRESHOLD_=str(32 << 20)
-    )
+    result = run_entry(tmp_path, "daemon", MALLOC_MMAP_THRESHOLD_=str(32 << 20))
     assert (result.returncode, result.stdout.strip()) == (0, "heap"), result.stderr
 
 

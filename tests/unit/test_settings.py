@@ -52,7 +52,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (settings.log_level, settings.log_format) == ("info", "text")
     assert (settings.scaler_interval, settings.metrics_interval, settings.drain_timeout) == (5.0, 2.0, 30.0)
     assert settings.relist_interval == 30.0
-    assert settings.malloc_threshold == 0
+    assert settings.malloc_threshold == 128 * 1024
     assert settings.api_url == "http://127.0.0.1:8000"
     assert settings.is_loopback
 
