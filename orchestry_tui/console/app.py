@@ -131,6 +131,9 @@ class OrchestryConsole(App[int]):
         self.poll_seconds = poll_seconds
         self.frame: Frame | None = None
         self.frames_applied = 0
+        # Every screen built and painted ahead (_warm_screens): the console is idle from here on, and
+        # snapshot tests wait for it, as what a screen built ahead does shows then, not by chance.
+        self.screens_warmed = False
         self.selected: str | None = None
         self.filter_text = ""
         self.engine_ready = asyncio.Event()
@@ -756,6 +759,8 @@ class OrchestryConsole(App[int]):
             screens["whatif"] = partial(WhatIfScreen, self.backend, shown.name, shown.policy, self.readonly)
         if warm(self, screens):
             self.set_timer(WARM_SCREEN_SECONDS, self._warm_screens)
+        else:
+            self.screens_warmed = True
 
     def _push_kept(self, screen: Screen[Any], fill: Callable[[], None] | None = None) -> None:
         """Push a kept screen, ``fill`` first giving it what it shows now; not when it is already on
