@@ -90,7 +90,11 @@ def test_logs(snap_compare: Any) -> None:
     async def logs_shown(pilot: Pilot[Any]) -> None:
         await first_frame(pilot)
         await pilot.press("l")
-        await pilot.pause(0.3)
+        # The fixed tail comes in one go and is written by the screen's next batch, which then says
+        # so; a fixed pause was too short on a loaded host, and the snapshot showed "waiting".
+        while not pilot.app.screen.query_one("#logs-status").render().plain.startswith("following"):  # type: ignore[attr-defined]
+            await pilot.pause(0.02)
+        await pilot.pause()
 
     assert snap_compare(console(), terminal_size=SIZE, run_before=logs_shown)
 
