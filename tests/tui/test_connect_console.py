@@ -236,6 +236,9 @@ async def test_mode_down_and_up_act_through_the_daemon(served: tuple[Daemon, str
 
         toggled = "auto" if mode == "manual" else "manual"
         await until(lambda: mode_is(toggled), what=f"{toggled} mode on the daemon")
+        # m toggles the mode the console shows: pressed before a refresh brought the toggled mode, it
+        # asked for the toggled mode again (1 run in 7 at load ~8 waited 30 s for the mode back).
+        await until(lambda: getattr(app.selected_app(), "mode", None) == toggled, what=f"{toggled} shown")
         await pilot.press("m")
         await until(lambda: mode_is(mode), what=f"{mode} mode again")
 
