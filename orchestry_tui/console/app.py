@@ -37,6 +37,7 @@ from orchestry_tui.console.frame import ClusterView, Frame, Leadership
 from orchestry_tui.console.gc_pacing import CollectionPacer
 from orchestry_tui.console.layout import PANE_NAMES, TITLES, Layout, is_compact
 from orchestry_tui.console.log_sink import ConsoleLog
+from orchestry_tui.console.mode_toggle import ModeToggles
 from orchestry_tui.console.natural import natural_key
 from orchestry_tui.console.preferences import Preferences, config_path
 from orchestry_tui.console.preferences import load as load_preferences
@@ -144,6 +145,7 @@ class OrchestryConsole(App[int]):
         self._shutting_down = False  # Textual's shutdown began: no screen is built ahead any more
         self._wake = asyncio.Event()
         self._poll_started = 0.0  # monotonic time the last refresh began
+        self._mode_toggles = ModeToggles()  # what `m` toggles from while the frame lags the presses
         self._polling = False
         self._panes_wait_for_frame = False  # this tick's pane work rides on the refresh it started
         self._collections = CollectionPacer()  # full garbage collections where no key waits (see there)
@@ -369,6 +371,7 @@ class OrchestryConsole(App[int]):
 
     def _apply(self, frame: Frame) -> None:
         self.frame = frame
+        self._mode_toggles.seen(frame.apps, self._poll_started)
         self._note_leader_change(frame.leadership, frame.now)
         with self.batch_update():
             self.query_one(StatusBar).show(
@@ -663,8 +666,11 @@ class OrchestryConsole(App[int]):
         app = self._target("toggle_mode")
         if app is None:
             return
-        mode = "manual" if app.mode == "auto" else "auto"
-        self._change(partial(self.backend.set_mode, app.name, mode), lambda _: f"{app.name}: {mode} scaling")
+        mode = self._mode_toggles.ask(app)
+        self._change(
+            partial(self._mode_toggles.send, app.name, mode, self.backend.set_mode),
+            lambda _: f"{app.name}: {mode} scaling",
+        )
 
     def action_up(self) -> None:
         app = self._target("up")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -11,6 +14,30 @@ from core.engine import Engine
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app
 from tests.integration.harness import wait_for as until
+
+
+@dataclasses.dataclass
+class HeldFrames:
+    release: asyncio.Event  # set: the refreshes go on
+    waiting: asyncio.Event  # set: a refresh waits for the release, so no frame comes before it
+
+
+async def hold_frames(app: Any) -> HeldFrames:
+    """From now on the console's refreshes bring no frame until ``release`` is set: keys pressed
+    meanwhile act on the last frame, as on a host too loaded to refresh between them.  Returns once a
+    refresh waits (one already under way when called has brought its frame by then)."""
+    held = HeldFrames(asyncio.Event(), asyncio.Event())
+    fetch = app.backend.frame
+
+    async def frame(*args: Any, **kwargs: Any) -> Any:
+        held.waiting.set()
+        await held.release.wait()
+        return await fetch(*args, **kwargs)
+
+    app.backend.frame = frame
+    app.refresh_now()
+    await until(held.waiting.is_set, what="a refresh held")
+    return held
 
 
 @pytest.fixture(autouse=True)

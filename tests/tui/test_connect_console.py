@@ -36,7 +36,7 @@ from orchestry_tui.console.widgets.status_bar import StatusBar
 from tests.cli.conftest import READY_TIMEOUT, Daemon, start_daemon, stop_daemon
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app
-from tests.tui.conftest import until
+from tests.tui.conftest import hold_frames, until
 
 SIZE = (160, 45)
 # A lease this short lets a daemon killed with SIGKILL lead again within seconds of its restart.
@@ -253,6 +253,34 @@ async def test_mode_down_and_up_act_through_the_daemon(served: tuple[Daemon, str
         await until(lambda: cell(app, "#apps", name, "status") == "stopped", what="stopped in the table")
         await pilot.press("u")
         await until(lambda: status_is("running"), timeout=60, what="running again")
+
+
+async def test_m_twice_before_a_frame_ends_in_the_first_mode_on_the_daemon(
+    served: tuple[Daemon, str], tmp_path: Path
+) -> None:
+    daemon, name = served
+
+    async def modes_asked() -> list[str]:
+        """Newest first: the modes the app's policy changes asked for (other tests change it too)."""
+        answer = await api(daemon, f"/api/v1/apps/{name}/events?limit=500")
+        changes = [e["details"]["changes"] for e in answer["events"] if e["kind"] == "policy_updated"]
+        return [c["mode"] for c in changes if "mode" in c]
+
+    async def two_more() -> list[str] | None:
+        asked = await modes_asked()
+        return asked[:2] if len(asked) >= len(before) + 2 else None
+
+    mode = (await described(daemon, name))["mode"]
+    toggled = "auto" if mode == "manual" else "manual"
+    before = await modes_asked()
+    app = attached(daemon, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(app, name)
+        held = await hold_frames(app)
+        await pilot.press("m", "m")
+        assert await until(two_more, timeout=30, what="two mode changes") == [mode, toggled]
+        assert (await described(daemon, name))["mode"] == mode
+        held.release.set()
 
 
 async def test_logs_follow_and_snapshot_come_from_the_daemon(

@@ -18,7 +18,7 @@ from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.log_view import LogView
 from tests.integration.harness import engine_settings
-from tests.tui.conftest import until
+from tests.tui.conftest import hold_frames, until
 
 SIZE = (160, 45)
 
@@ -280,6 +280,28 @@ async def test_mode_key_switches_to_auto(engine: Engine, running_app: str) -> No
         await pilot.press("m")
         await until(lambda: cell(app, "#apps", running_app, "mode") == "auto", what="auto in the table")
     assert (await engine.get_app(running_app)).mode == "auto"
+
+
+async def test_m_twice_before_a_frame_ends_in_the_first_mode_with_both_changes_logged(
+    engine: Engine, running_app: str
+) -> None:
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        await until(app.engine_ready.is_set, what="engine attached")
+        held = await hold_frames(app)
+        await pilot.press("m", "m")
+        modes = await until(lambda: _modes_asked(engine, running_app, 2), timeout=30, what="two mode changes")
+        assert modes == ["auto", "manual"]
+        assert (await engine.get_app(running_app)).mode == "manual"
+        held.release.set()
+
+
+async def _modes_asked(engine: Engine, name: str, count: int) -> list[str] | None:
+    """The modes the policy changes of the app asked for, oldest first, once there are ``count``."""
+    events = await engine.events(app=name, limit=50)
+    modes = [e.details["changes"]["mode"] for e in reversed(events) if e.kind == "policy_updated"]
+    return modes if len(modes) >= count else None
 
 
 async def test_engine_starts_after_first_frame_and_a_taken_api_port_is_a_notice(tmp_path: Path) -> None:

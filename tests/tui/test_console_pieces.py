@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,12 +23,13 @@ from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.backend import BackendUnreachable
 from orchestry_tui.console.engine_backend import EngineBackend
 from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.mode_toggle import ModeToggles
 from orchestry_tui.console.widgets.charts import Chart
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from orchestry_tui.console.widgets.log_pane import LogPane
 from orchestry_tui.console.widgets.log_view import LogView
-from tests.tui.conftest import until
+from tests.tui.conftest import hold_frames, until
 
 
 def test_every_binding_has_a_unique_id_and_a_help_row() -> None:
@@ -103,6 +105,73 @@ async def test_backend_errors_become_notifications_not_crashes() -> None:
         await pilot.press("m")
         await until(lambda: any(FIXED_DATA in n.message for n in app._notifications), what="error shown")
         assert app.is_running
+
+
+def other(mode: str) -> str:
+    return "manual" if mode == "auto" else "auto"
+
+
+async def test_m_twice_before_a_frame_toggles_twice() -> None:
+    backend = sample_backend()
+    asked: list[str] = []
+
+    async def set_mode(name: str, mode: str) -> None:
+        asked.append(mode)
+
+    backend.set_mode = set_mode  # type: ignore[method-assign]
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        shown = app.selected_app()
+        assert shown is not None
+        held = await hold_frames(app)
+        frames = app.frames_applied
+        await pilot.press("m", "m")
+        await until(lambda: len(asked) == 2, what="two mode requests")
+        assert app.frames_applied == frames, "a frame came between the presses"
+        assert asked == [other(shown.mode), shown.mode]
+        held.release.set()
+
+
+async def test_a_failed_mode_request_is_a_notice_and_the_next_m_toggles_the_frames_mode() -> None:
+    backend = sample_backend()
+    asked: list[str] = []
+
+    async def set_mode(name: str, mode: str) -> None:
+        asked.append(mode)
+        if len(asked) == 1:
+            raise Conflict("the store is busy: try again")
+
+    backend.set_mode = set_mode  # type: ignore[method-assign]
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        shown = app.selected_app()
+        assert shown is not None
+        held = await hold_frames(app)
+        await pilot.press("m")
+        await until(lambda: any("store is busy" in n.message for n in app._notifications), what="error shown")
+        await pilot.press("m")
+        await until(lambda: len(asked) == 2, what="the second mode request")
+        assert asked == [other(shown.mode), other(shown.mode)], "the failed request counted as the mode"
+        held.release.set()
+
+
+async def test_the_mode_asked_counts_until_a_frame_read_after_the_request_shows_the_app() -> None:
+    async def set_mode(name: str, mode: str) -> None:
+        pass
+
+    toggles = ModeToggles()
+    web: Any = SimpleNamespace(name="web", mode="auto")
+    assert toggles.ask(web) == "manual"
+    read_before = time.monotonic()
+    await toggles.send("web", "manual", set_mode)
+    toggles.seen([web], read_before)  # a frame read before the request ended: still auto, stale
+    assert toggles.ask(web) == "auto"
+    await toggles.send("web", "auto", set_mode)
+    changed_elsewhere: Any = SimpleNamespace(name="web", mode="manual")  # e.g. by the CLI
+    toggles.seen([changed_elsewhere], time.monotonic())
+    assert toggles.ask(changed_elsewhere) == "auto"
 
 
 class TableApp(App[None]):
