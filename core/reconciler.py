@@ -244,12 +244,16 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         """While the block runs, a pass that stops ``name`` stops it forced.  A forced down holds it
         from before it marks the app stopped until its own pass is done, so no pass in between (a
         relist, a health wake, a plain down's) drains what the operator asked to stop at once."""
+        created = name not in self.apps
         state = self.state(name)
         state.force_holds += 1
         try:
             yield
         finally:
             state.force_holds -= 1
+            if created and not state.force_holds and name not in self._workers:
+                # Held for a name no worker came to serve (not registered: the down failed).
+                self.apps.pop(name, None)
 
     async def reconcile_now(
         self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False

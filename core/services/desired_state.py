@@ -232,9 +232,11 @@ class DesiredState:
         """Stop the app's replicas: drained first, then stopped with the spec's grace period, or with
         ``force`` at once with a short grace period.  Returns the number of containers stopped."""
         require_leader(self._leadership)
-        record = await self.app_record(name)
-        # Held from before the app is marked stopped: any pass from then on stops it forced.
+        # Held from the moment the request arrives, before any store call: a plain down whose store
+        # calls end sooner (a loaded host's threads finish in any order) would otherwise mark the app
+        # stopped and its pass stop the replicas with the spec's grace period before this said forced.
         with self._workers.forcing(name) if force else contextlib.nullcontext():
+            record = await self.app_record(name)
             await asyncio.to_thread(
                 self._store.apps.update, name, status=APP_STOPPED, status_reason="stopped by the operator"
             )

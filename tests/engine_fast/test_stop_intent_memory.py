@@ -4,7 +4,13 @@ another operation on the same app at the same moment cannot cancel it (in-memory
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
+from typing import Any
 
+import pytest
+
+from core.errors import NotFound
 from core.reconciler import FORCE_STOP_SECONDS
 from tests.support.world import MemoryWorld, app_document, unique_app
 
@@ -30,6 +36,46 @@ async def test_a_forced_down_stays_forced_whichever_plain_down_races_it(world: M
         assert world.runtime.running(name) == []
         grace = [c.stopped_with_timeout for c in replicas]
         assert grace == [FORCE_STOP_SECONDS] * 2, f"forced first: {forced_first}"
+
+
+async def test_a_forced_down_whose_store_read_is_slow_outranks_a_plain_down_that_ends_first(
+    world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded host the forced down's store calls (threads) can end after the plain down's, whose
+    pass then stops the replicas: the forced intent must already hold when that pass reads it."""
+    name = await started(world, 2)
+    replicas = world.runtime.running(name)
+    in_forced_down: contextvars.ContextVar[bool] = contextvars.ContextVar("in_forced_down", default=False)
+    plain_done = threading.Event()
+    store_get = world.engine.store.apps.get
+
+    def get(app: str) -> Any:
+        if in_forced_down.get():  # to_thread carries the calling task's context
+            plain_done.wait(timeout=10)
+        return store_get(app)
+
+    monkeypatch.setattr(world.engine.store.apps, "get", get)
+
+    async def forced() -> None:
+        in_forced_down.set(True)
+        await world.engine.down(name, force=True)
+
+    async def plain() -> None:
+        try:
+            await world.engine.down(name)
+        finally:
+            plain_done.set()
+
+    await asyncio.gather(plain(), forced())
+    assert world.runtime.running(name) == []
+    assert [c.stopped_with_timeout for c in replicas] == [FORCE_STOP_SECONDS] * 2
+
+
+async def test_a_forced_down_of_an_unknown_app_says_so_and_keeps_no_state_for_it(world: MemoryWorld) -> None:
+    name = unique_app("nobody")
+    with pytest.raises(NotFound, match="register it first"):
+        await world.engine.down(name, force=True)
+    assert name not in world.engine.reconciler.apps
 
 
 async def test_a_plain_down_drains_with_the_spec_grace_period(world: MemoryWorld) -> None:
