@@ -153,6 +153,11 @@ class Engine:
     # --- lifecycle of the engine itself -------------------------------------------------------
     async def start(self) -> None:
         """Upgrade the store, start nginx, the election, the reconciler, health, metrics, scaler."""
+        # Taken first: winning the election below already starts every app's pass, which adopts the
+        # running replicas and says so, while start still waits (on Docker's ping, at load): every
+        # event this engine emits must be at or after its started_at, or "events since it started"
+        # misses the adoption.
+        began = time.time()
         parts = self._parts = await build(self.settings, self.bus, self._substitutes)
         watch = parts.watch
         # Only the lease holder drives nginx: it starts in standby and the leadership watch takes it
@@ -169,7 +174,7 @@ class Engine:
             await parts.runtime.ping()
         except RuntimeUnavailable as exc:
             await watch.runtime_state(str(exc))
-        self.started_at = time.time()
+        self.started_at = began
         watch.started = True
         # Named by `orchestry stop` and by a second controller whose nginx finds the LB port taken.
         settings = self.settings

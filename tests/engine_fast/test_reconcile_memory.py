@@ -9,13 +9,17 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.errors import Conflict
+from core.events import EventLog
 from core.models import (
     APP_DEGRADED,
     APP_RUNNING,
     APP_STOPPED,
     REPLICA_CRASHLOOP,
     REPLICA_FAILED,
+    Event,
     ReplicaView,
 )
 from core.runtime.memory import MemoryContainer
@@ -59,6 +63,34 @@ async def test_restarted_controller_adopts_running_replicas_and_creates_nothing_
         assert not [e for e in after if e[0] in ("create", "stop", "remove")], after
         kinds = [e.kind for e in await second.engine.events(app=name)]
         assert "replicas_adopted" in kinds
+
+
+async def test_events_since_a_restarted_controller_started_show_its_adoption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded Docker answers the start-up ping after the new leader's first pass adopted the replicas
+    (that pass begins when the election is won, inside start): the adoption is still among the events
+    since the engine started, as a user asking for them expects."""
+    state = tmp_path / "state"
+    async with memory_world(state, stop_apps=False) as first:
+        name = await started(first, 3)
+    adopted = asyncio.Event()
+    emit = EventLog.emit
+
+    async def noting_adoption(self: EventLog, *args: Any, **kwargs: Any) -> Event:
+        event = await emit(self, *args, **kwargs)
+        if event.kind == "replicas_adopted":
+            adopted.set()
+        return event
+
+    async def ping_after_adoption() -> None:
+        await asyncio.wait_for(adopted.wait(), 30)
+
+    monkeypatch.setattr(EventLog, "emit", noting_adoption)
+    monkeypatch.setattr(first.runtime, "ping", ping_after_adoption)
+    async with memory_world(state, runtime=first.runtime, clock=first.clock) as second:
+        kinds = [e.kind for e in await second.engine.events(app=name, since=second.engine.started_at)]
+        assert "replicas_adopted" in kinds, kinds
 
 
 async def test_restarted_controller_replaces_only_the_replica_that_died_meanwhile(tmp_path: Path) -> None:
