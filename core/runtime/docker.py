@@ -1,8 +1,7 @@
 """DockerRuntime: the Runtime protocol on a Docker engine, through the docker SDK.
 
 Every SDK call is blocking, so each runs in a bounded thread pool sized to the SDK's connection pool
-(a bigger pool would only queue inside urllib3), and larger than a scale-out's ten creates and starts,
-which hold their threads until Docker has started them.  Long-lived streams (events, followed logs) get their
+(a bigger pool would only queue inside urllib3).  Long-lived streams (events, followed logs) get their
 own clients and threads: they hold a connection for as long as they run and must not starve the pool.
 Nothing here blocks the event loop, and constructing the runtime does not touch Docker at all.
 """
@@ -129,14 +128,6 @@ START_FIX = "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCH
 # ---------------------------------------------------------------------------------------------------
 
 
-# Threads (and SDK connections) for Docker calls.  A create and its start share one thread until Docker
-# has started the container (0.7-2 s on a loaded host), so a scale by ten holds ten; the calls made
-# meanwhile (the node poll's /info and list every 3 s, a ping, a pass's listing) need threads of their
-# own, or a create waits behind them: with ten, one of a scale from zero's creates waited 104 ms for the
-# thread a 170 ms /info held (traced at load 8).
-POOL_THREADS = 16
-
-
 class DockerRuntime(PooledApiCalls):
     """Runtime protocol on a Docker engine (core/runtime/base.py)."""
 
@@ -149,7 +140,7 @@ class DockerRuntime(PooledApiCalls):
     def __init__(
         self,
         docker_url: str | None = None,
-        max_workers: int = POOL_THREADS,
+        max_workers: int = 10,
         start_check_seconds: float = 0.25,
         bridge_network: str = BRIDGE_NETWORK,
     ) -> None:

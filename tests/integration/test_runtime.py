@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from typing import Any
 
 import docker
 import pytest
@@ -155,33 +153,6 @@ async def test_the_node_counts_running_replicas_without_inspecting_the_others(
     [node] = await runtime.nodes()
     assert node.state == "ready" and node.tasks >= 1
     assert inspected == []
-
-
-async def test_ten_starts_go_out_together_while_two_other_calls_hold_threads(
-    runtime: DockerRuntime, app: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A scale by ten holds ten of the pool's threads through Docker's starts; calls made meanwhile (the
-    node poll's /info and list, a ping, a pass's listing) must not leave a create waiting for a thread.
-    Two calls hold their threads here while each of the ten creates waits for the other nine to be
-    under way too: with a pool of ten, two of them could not begin until others had ended."""
-    together = threading.Barrier(10, timeout=30)
-    create_and_start = runtime._create_and_start
-
-    def when_all_ten_are_under_way(api: Any, request: ContainerRequest) -> ContainerInfo:
-        together.wait()
-        return create_and_start(api, request)
-
-    monkeypatch.setattr(runtime, "_create_and_start", when_all_ten_are_under_way)
-    release = threading.Event()
-    holding = [asyncio.ensure_future(runtime._run(lambda api: release.wait(60))) for _ in range(2)]
-    try:
-        started = await asyncio.gather(
-            *(runtime.create_and_start(replica(app, slot)) for slot in range(1, 11))
-        )
-        assert sorted(info.slot for info in started) == list(range(1, 11))
-    finally:
-        release.set()
-        await asyncio.gather(*holding)
 
 
 async def test_stop_with_init_is_fast_and_remove_tolerates_gone_containers(
