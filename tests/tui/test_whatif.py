@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Select
 from core.engine import Engine
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.engine_backend import EngineBackend
-from orchestry_tui.console.fixed_backend import FIXED_DATA, sample_backend
+from orchestry_tui.console.fixed_backend import FIXED_DATA, FixedBackend, sample_backend
 from orchestry_tui.console.http_backend import HttpBackend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.screens.whatif import WhatIfScreen
@@ -184,10 +184,8 @@ async def test_the_screen_is_painted_before_its_backtest_answers() -> None:
             await until(lambda: len(app.screen_stack) == 1, what="the what-if screen closed")
 
 
-async def test_a_screen_closed_at_once_runs_no_backtest() -> None:
-    """Opened and closed again before its backtest started (a moment after its first paint): none runs
-    for a screen no one sees; opened again, it runs."""
-    backend = sample_backend()
+def count_backtests(backend: FixedBackend) -> list[str]:
+    """The names of the apps the console asks ``backend`` to backtest, in order, as it asks."""
     asked: list[str] = []
     backtest = backend.backtest
 
@@ -196,6 +194,14 @@ async def test_a_screen_closed_at_once_runs_no_backtest() -> None:
         return await backtest(name, *args)  # type: ignore[arg-type]
 
     backend.backtest = counted  # type: ignore[method-assign]
+    return asked
+
+
+async def test_a_screen_closed_at_once_runs_no_backtest() -> None:
+    """Opened and closed again before its backtest started (a moment after its first paint): none runs
+    for a screen no one sees; opened again, it runs."""
+    backend = sample_backend()
+    asked = count_backtests(backend)
     app = OrchestryConsole(backend, poll_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
         await until(lambda: app.frames_applied, what="first frame")
@@ -216,14 +222,7 @@ async def test_a_screen_built_ahead_runs_no_backtest_until_it_is_opened() -> Non
     CPU for nothing, and its first open cleared them and laid the screen out again (twice the CPU of a
     later open).  It waits for its first open, which runs one."""
     backend = sample_backend()
-    asked: list[str] = []
-    backtest = backend.backtest
-
-    async def counted(name: str, *args: object) -> dict[str, object]:
-        asked.append(name)
-        return await backtest(name, *args)  # type: ignore[arg-type]
-
-    backend.backtest = counted  # type: ignore[method-assign]
+    asked = count_backtests(backend)
     app = OrchestryConsole(backend, poll_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
         ready = lambda: app.get_screen("whatif", WhatIfScreen).painted_ahead  # noqa: E731
@@ -240,14 +239,7 @@ async def test_a_timer_firing_after_the_close_runs_no_backtest() -> None:
     """Closed, the screen leaves the stack at once but handles its suspend (which stops its timer) in
     its turn: a timer firing in between (a loaded host, 1 run in 6) ran a backtest no one saw."""
     backend = sample_backend()
-    asked: list[str] = []
-    backtest = backend.backtest
-
-    async def counted(name: str, *args: object) -> dict[str, object]:
-        asked.append(name)
-        return await backtest(name, *args)  # type: ignore[arg-type]
-
-    backend.backtest = counted  # type: ignore[method-assign]
+    asked = count_backtests(backend)
     app = OrchestryConsole(backend, poll_seconds=3600)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_whatif(app, pilot)
