@@ -699,34 +699,19 @@ def main() -> None:
         f" intervals, {SIZE[0]}×{SIZE[1]}, every default pane shown; {os.cpu_count()} CPUs, load {load}"
     )
     rows = []
+
+    def add_row(apps: int, replicas: int, tree: Path, which: str, label: str = "") -> None:
+        # This tree and the baseline run the same child; only the tree and the row's label differ.
+        row = run_size(
+            apps, replicas, args.seconds, args.presses, tree, args.long_idle, label, by_kind=args.by_callback
+        )
+        rows.append({**row, "tree": which})
+
     for size in args.sizes.split(","):
         apps, replicas = (int(x) for x in size.split("x"))
-        rows.append(
-            run_size(
-                apps,
-                replicas,
-                args.seconds,
-                args.presses,
-                args.tree,
-                args.long_idle,
-                by_kind=args.by_callback,
-            )
-        )
-        rows[-1]["tree"] = "this"
+        add_row(apps, replicas, args.tree, "this")
     if args.baseline is not None:
-        rows.append(
-            run_size(
-                apps,
-                replicas,
-                args.seconds,
-                args.presses,
-                args.baseline,
-                args.long_idle,
-                " (baseline)",
-                by_kind=args.by_callback,
-            )
-        )
-        rows[-1]["tree"] = "baseline"
+        add_row(apps, replicas, args.baseline, "baseline", " (baseline)")
         print(f"baseline tree: {args.baseline} (last column; ratio = this tree ÷ baseline at {size})")
     print_table(rows)
 
