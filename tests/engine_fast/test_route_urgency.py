@@ -11,12 +11,19 @@ def servers_in(routes: list[tuple[str, str]], app: str) -> list[int]:
     return [len(servers.split(",")) if servers else 0 for name, servers in routes if name == app]
 
 
-async def test_only_the_routing_of_a_scale_outs_last_replica_is_urgent(world: MemoryWorld) -> None:
+async def app_up_and_ready(world: MemoryWorld, replicas: int) -> str:
+    """A new app up with ``replicas`` ready; the urgent routings made so far are forgotten, so a test sees
+    only those of what it does next."""
     name = unique_app()
-    await world.engine.register(app_document(name, replicas=1))
+    await world.engine.register(app_document(name, replicas=replicas))
     await world.engine.up(name)
-    await world.ready(name, 1)
+    await world.ready(name, replicas)
     world.nginx.urgent.clear()
+    return name
+
+
+async def test_only_the_routing_of_a_scale_outs_last_replica_is_urgent(world: MemoryWorld) -> None:
+    name = await app_up_and_ready(world, 1)
     routed_before = len([e for e in world.journal if e[0] == "route" and e[1] == name])
 
     await world.clock.advance(1.0)
@@ -30,11 +37,7 @@ async def test_only_the_routing_of_a_scale_outs_last_replica_is_urgent(world: Me
 
 
 async def test_a_replacement_for_a_crashed_replica_is_routed_urgently(world: MemoryWorld) -> None:
-    name = unique_app()
-    await world.engine.register(app_document(name, replicas=2))
-    await world.engine.up(name)
-    await world.ready(name, 2)
-    world.nginx.urgent.clear()
+    name = await app_up_and_ready(world, 2)
 
     await world.clock.advance(1.0)
     world.runtime.crash(f"{name}-2")

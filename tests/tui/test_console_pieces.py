@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -111,6 +112,22 @@ def other(mode: str) -> str:
     return "manual" if mode == "auto" else "auto"
 
 
+@asynccontextmanager
+async def console_on_a_held_frame(backend: Any) -> AsyncIterator[tuple[OrchestryConsole, Any, Any]]:
+    """The console on ``backend`` once its first frame is shown, with later frames held (hold_frames):
+    keys pressed act on that frame.  Yields the console, its pilot and the app selected in that frame."""
+    app = OrchestryConsole(backend, poll_seconds=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(lambda: app.frames_applied, what="first frame")
+        shown = app.selected_app()
+        assert shown is not None
+        held = await hold_frames(app)
+        try:
+            yield app, pilot, shown
+        finally:
+            held.release.set()
+
+
 async def test_m_twice_before_a_frame_toggles_twice() -> None:
     backend = sample_backend()
     asked: list[str] = []
@@ -119,18 +136,12 @@ async def test_m_twice_before_a_frame_toggles_twice() -> None:
         asked.append(mode)
 
     backend.set_mode = set_mode  # type: ignore[method-assign]
-    app = OrchestryConsole(backend, poll_seconds=3600)
-    async with app.run_test(size=(160, 45)) as pilot:
-        await until(lambda: app.frames_applied, what="first frame")
-        shown = app.selected_app()
-        assert shown is not None
-        held = await hold_frames(app)
+    async with console_on_a_held_frame(backend) as (app, pilot, shown):
         frames = app.frames_applied
         await pilot.press("m", "m")
         await until(lambda: len(asked) == 2, what="two mode requests")
         assert app.frames_applied == frames, "a frame came between the presses"
         assert asked == [other(shown.mode), shown.mode]
-        held.release.set()
 
 
 async def test_a_failed_mode_request_is_a_notice_and_the_next_m_toggles_the_frames_mode() -> None:
@@ -143,18 +154,12 @@ async def test_a_failed_mode_request_is_a_notice_and_the_next_m_toggles_the_fram
             raise Conflict("the store is busy: try again")
 
     backend.set_mode = set_mode  # type: ignore[method-assign]
-    app = OrchestryConsole(backend, poll_seconds=3600)
-    async with app.run_test(size=(160, 45)) as pilot:
-        await until(lambda: app.frames_applied, what="first frame")
-        shown = app.selected_app()
-        assert shown is not None
-        held = await hold_frames(app)
+    async with console_on_a_held_frame(backend) as (app, pilot, shown):
         await pilot.press("m")
         await until(lambda: any("store is busy" in n.message for n in app._notifications), what="error shown")
         await pilot.press("m")
         await until(lambda: len(asked) == 2, what="the second mode request")
         assert asked == [other(shown.mode), other(shown.mode)], "the failed request counted as the mode"
-        held.release.set()
 
 
 async def test_the_mode_asked_counts_until_a_frame_read_after_the_request_shows_the_app() -> None:
