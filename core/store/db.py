@@ -8,9 +8,16 @@ caller as :class:`core.errors.StoreError` naming the operation and the database,
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,15 @@ ALEMBIC_DIR = REPO_ROOT / "alembic"
 # database so that nodes starting together do not race to create the same tables.
 _MIGRATION_LOCK_KEY = 0x0C4E57
 _SQLITE_IMMEDIATE = "orchestry_sqlite_immediate"
+# How long SQLite's own busy handler waits for a write lock held by another process (a second
+# orchestry on the same state dir, a backup tool); this process's own writers queue in SqliteWriters.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a write waits for its turn behind this process's other writes before it is refused. Writes
+# are short (milliseconds), so a queue this long means SQLite cannot keep up with the fleet.
+SQLITE_WRITE_WAIT_SECONDS = 30.0
+_USE_POSTGRESQL = (
+    "for a fleet this big use PostgreSQL (ORCHESTRY_DATABASE_URL=postgresql://USER@HOST:PORT/DB)"
+)
 
 
 class IntegrityViolation(StoreError):
@@ -117,7 +133,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -127,6 +143,97 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # writes fails at once with SQLITE_BUSY under contention instead of waiting busy_timeout.
         immediate = conn.get_execution_options().get(_SQLITE_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class SqliteWriters:
+    """This process's writers of one SQLite file, one at a time, first come first served.
+
+    SQLite lets one connection write at a time. Left to itself, a writer that finds the file locked
+    polls from its busy handler with sleeps growing to 100 ms, and every newcomer that asks while the
+    lock happens to be free takes it first: under a steady stream of writes (a fleet being applied
+    at load 10) an unlucky writer lost every poll for busy_timeout and failed with "database is
+    locked". Queued here instead, each writer is handed the turn the moment the one before commits
+    and waits only for the writes ahead of it. Readers never queue (WAL: they read beside a writer).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._owner: int | None = None  # the thread whose write transaction is open
+        self._waiting: deque[threading.Lock] = deque()  # each waiter parks on its own locked gate
+        self.writes = 0
+        self.longest_wait = 0.0  # seconds, for bench/fleet.py's figures
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting)
+
+    @contextmanager
+    def turn(self, operation: str, timeout: float) -> Iterator[None]:
+        started = time.monotonic()
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                # Waiting would never end: this thread's own open write is the one ahead.
+                raise StoreError(f"{operation} was started inside another write of the same thread")
+            if not self._busy:
+                self._busy = True
+                gate = None
+            else:
+                gate = threading.Lock()
+                gate.acquire()
+                self._waiting.append(gate)
+        if gate is not None and not gate.acquire(timeout=timeout):
+            with self._mutex:
+                queued = len(self._waiting)
+                handed = gate not in self._waiting  # the turn came between the timeout and the mutex
+                if not handed:
+                    self._waiting.remove(gate)
+            if not handed:
+                raise StoreError(
+                    f"the SQLite store at {self.path} could not take a write while {operation}: it "
+                    f"waited {timeout:.0f} s for its turn behind this process's other writes ({queued} "
+                    f"queued). SQLite takes one write at a time; {_USE_POSTGRESQL}"
+                )
+        waited = time.monotonic() - started
+        with self._mutex:
+            self._owner = me
+            self.writes += 1
+            self.longest_wait = max(self.longest_wait, waited)
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._owner = None
+                if self._waiting:
+                    self._waiting.popleft().release()  # stays busy: the turn passes straight on
+                else:
+                    self._busy = False
+
+
+# One queue per SQLite file, shared by every Database of this process on it (a second Store, the
+# migrations of `orchestry db upgrade` run in-process), kept while any of them is open.
+_sqlite_writers: weakref.WeakValueDictionary[str, SqliteWriters] = weakref.WeakValueDictionary()
+_sqlite_writers_lock = threading.Lock()
+
+
+def _writers_of(path: str) -> SqliteWriters:
+    key = os.path.realpath(os.path.expanduser(path))
+    with _sqlite_writers_lock:
+        writers = _sqlite_writers.get(key)
+        if writers is None:
+            writers = _sqlite_writers[key] = SqliteWriters(key)
+        return writers
+
+
+def _sqlite_busy(exc: sa.exc.SQLAlchemyError) -> bool:
+    """SQLite's busy handler gave up: another connection kept the write lock past busy_timeout."""
+    origin = getattr(exc, "orig", None)
+    if not isinstance(origin, sqlite3.OperationalError):
+        return False
+    name = getattr(origin, "sqlite_errorname", "")
+    return name.startswith("SQLITE_BUSY") or "database is locked" in str(origin)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -143,6 +250,10 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.display_url = self.engine.url.render_as_string(hide_password=True)
         self.fence: WriteFence | None = None  # None: every write is allowed (no election on this store)
+        # SQLite only: this process's writers queue here instead of racing in SQLite's busy handler.
+        self.sqlite_writers = (
+            _writers_of(self.engine.url.database or "") if self.dialect == "sqlite" else None
+        )
 
     @property
     def now_sql(self) -> sa.ColumnElement[float]:
@@ -202,21 +313,43 @@ class Database:
         if newest.expires_at <= newest.now + fence.margin:
             raise FencedOut(operation, f"the lease of term {term} is about to expire and was not renewed")
 
+    def write_turn(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        """On SQLite, wait for this process's earlier writes to end (see SqliteWriters); PostgreSQL
+        takes concurrent writes itself, so nothing waits there."""
+        if self.sqlite_writers is None:
+            return nullcontext()
+        return self.sqlite_writers.turn(operation, SQLITE_WRITE_WAIT_SECONDS)
+
     @contextmanager
     def _transaction(self, operation: str, *, write: bool) -> Iterator[sa.Connection]:
-        try:
-            with self.engine.connect() as conn:
-                if write and self.dialect == "sqlite":
-                    conn.execution_options(**{_SQLITE_IMMEDIATE: True})
-                with conn.begin():
-                    yield conn
-        except sa.exc.IntegrityError as exc:
-            raise IntegrityViolation(f"{operation} was refused by the database: {_first_line(exc)}") from exc
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                f"the database at {self.display_url} failed while {operation}: {_first_line(exc)}; "
-                "check that it is reachable and migrated (`orchestry db upgrade`)"
-            ) from exc
+        # The turn comes before a pooled connection is taken: queued writers hold none, so readers
+        # always find one.
+        with self.write_turn(operation) if write else nullcontext():
+            try:
+                with self.engine.connect() as conn:
+                    if write and self.dialect == "sqlite":
+                        conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                    with conn.begin():
+                        yield conn
+            except sa.exc.IntegrityError as exc:
+                raise IntegrityViolation(
+                    f"{operation} was refused by the database: {_first_line(exc)}"
+                ) from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise self._failure(operation, exc) from exc
+
+    def _failure(self, operation: str, exc: sa.exc.SQLAlchemyError) -> StoreError:
+        if self.dialect == "sqlite" and _sqlite_busy(exc):
+            # This process's own writers queue, so the lock was held by another process.
+            return StoreError(
+                f"the SQLite store at {self.engine.url.database} stayed locked by another process for "
+                f"more than {SQLITE_BUSY_TIMEOUT_MS / 1000:.0f} s while {operation} ({_first_line(exc)}): "
+                f"is a second orchestry or a tool using the same state dir? Retry, or {_USE_POSTGRESQL}"
+            )
+        return StoreError(
+            f"the database at {self.display_url} failed while {operation}: {_first_line(exc)}; "
+            "check that it is reachable and migrated (`orchestry db upgrade`)"
+        )
 
     def now(self) -> float:
         with self.read("reading the database clock") as conn:
@@ -246,7 +379,8 @@ def _run_migration(database: Database, operation: str, action: Any) -> None:
     if not ALEMBIC_DIR.is_dir():
         raise StoreError(f"the migration scripts are missing: expected them in {ALEMBIC_DIR}")
     try:
-        with database.engine.connect() as conn:
+        # On SQLite a migration writes like any other write: after this process's writes, not racing them.
+        with database.write_turn(operation), database.engine.connect() as conn:
             postgres = database.dialect == "postgresql"
             if postgres:
                 conn.execute(sa.select(sa.func.pg_advisory_lock(_MIGRATION_LOCK_KEY)))

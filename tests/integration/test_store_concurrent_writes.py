@@ -1,0 +1,209 @@
+"""Many writes at once on the store (SQLite and PostgreSQL): none fails or is lost because another
+write held the database longer than SQLite's busy timeout, reads do not wait for writes, and when
+SQLite really cannot take a write the error names the store and the fix."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from core.errors import StoreError
+from core.history import MetricSample
+from core.store import AppRecord, Store
+
+WRITERS = 120
+# Short, so that a write held a few times longer than it stays quick to test; production keeps 5 s.
+BUSY_TIMEOUT_MS = 200
+HELD_THREAD = "held-writer"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def shorten_busy_timeout(store: Store, milliseconds: int = BUSY_TIMEOUT_MS) -> None:
+    """SQLite's busy handler gives up after ``milliseconds`` on every connection opened from now on."""
+    if store.dialect != "sqlite":
+        return
+    engine = store.database.engine
+
+    @sa.event.listens_for(engine, "connect")
+    def _shorter(dbapi_connection: Any, _record: Any) -> None:  # runs after the store's own pragmas
+        dbapi_connection.execute(f"PRAGMA busy_timeout={milliseconds}")
+
+    engine.dispose()  # connections already pooled were opened with the store's 5 s
+
+
+class HeldWrite:
+    """Holds the write transaction of the thread named HELD_THREAD open, between its INSERT and its
+    COMMIT, until ``release`` is set: the slow write of a loaded host, made deterministic."""
+
+    def __init__(self, store: Store) -> None:
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self._engine = store.database.engine
+        sa.event.listen(self._engine, "before_cursor_execute", self._hold)
+
+    def _hold(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread().name == HELD_THREAD and statement.lstrip().upper().startswith("INSERT"):
+            self.holding.set()
+            assert self.release.wait(60), "the held write was never released"
+
+    def remove(self) -> None:
+        sa.event.remove(self._engine, "before_cursor_execute", self._hold)
+
+
+def app_record(name: str) -> AppRecord:
+    return AppRecord(
+        name=name, spec={"image": "demo", "n": name}, raw={"metadata": {"name": name}}, spec_hash=name
+    )
+
+
+def sample(app: str) -> MetricSample:
+    return MetricSample.raw(
+        app,
+        1000.0,
+        5.0,
+        rps=1.0,
+        p95_latency_ms=10.0,
+        cpu_percent=5.0,
+        memory_percent=None,
+        active_connections=1.0,
+        ready_replicas=1,
+        desired_replicas=1,
+    )
+
+
+def test_writes_queue_behind_one_held_longer_than_the_busy_timeout_and_none_is_lost(store: Store) -> None:
+    """Seen as "database is locked" from one of 50 concurrent `up` calls at 10,000 replicas on SQLite:
+    a write that waits longer than busy_timeout for another one must wait, not fail."""
+    shorten_busy_timeout(store)
+    held = HeldWrite(store)
+    failures: list[BaseException] = []
+    started = threading.Barrier(WRITERS + 1)
+
+    def write(i: int) -> None:
+        started.wait()
+        try:
+            # The paths that write: app records (a leader write), events and metric history.
+            if i % 3 == 0:
+                store.apps.create(app_record(f"app-{i:03d}"))
+            elif i % 3 == 1:
+                store.events.add(f"app-{i:03d}", "app", "test", f"event {i}", {"i": i}, 1000.0 + i)
+            else:
+                store.history.add([sample(f"app-{i:03d}")])
+        except BaseException as exc:  # every failure is the finding
+            failures.append(exc)
+
+    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
+    slow.start()
+    try:
+        assert held.holding.wait(30)
+        writers = [threading.Thread(target=write, args=(i,)) for i in range(WRITERS)]
+        for thread in writers:
+            thread.start()
+        started.wait()
+        # Every writer has started its write: hold ours four busy timeouts longer.
+        time.sleep(4 * BUSY_TIMEOUT_MS / 1000)
+    finally:
+        held.release.set()
+        slow.join(60)
+        held.remove()
+    for thread in writers:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in writers)
+    assert [str(exc) for exc in failures] == []
+    apps = {rec.name: rec for rec in store.apps.list()}
+    expected_apps = {"held"} | {f"app-{i:03d}" for i in range(0, WRITERS, 3)}
+    assert set(apps) == expected_apps
+    assert all(apps[name].spec["n"] == name for name in expected_apps - {"held"})
+    events = store.events.query(category="app", limit=1000)
+    assert sorted(e.details["i"] for e in events) == list(range(1, WRITERS, 3))
+    assert store.history.count() == len(range(2, WRITERS, 3))
+
+
+def test_reads_do_not_wait_for_a_held_write(store: Store) -> None:
+    store.apps.create(app_record("before"))
+    held = HeldWrite(store)
+    read: list[list[str]] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        read.append([rec.name for rec in store.apps.list()])
+        read.append([e.kind for e in store.events.query()])
+        done.set()
+
+    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
+    slow.start()
+    try:
+        assert held.holding.wait(30)
+        threading.Thread(target=reader).start()
+        # The write is still held: the reader must finish without it (WAL readers, no queue).
+        assert done.wait(30), "a read waited for a write that was still open"
+        assert read == [["before"], []]
+    finally:
+        held.release.set()
+        slow.join(60)
+        held.remove()
+    assert {rec.name for rec in store.apps.list()} == {"before", "held"}
+
+
+def test_sqlite_write_that_cannot_get_its_turn_names_the_store_and_the_fix(
+    sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write queued longer than the store lets it wait is refused with a message a user can act on."""
+    monkeypatch.setattr("core.store.db.SQLITE_WRITE_WAIT_SECONDS", 0.3, raising=False)
+    store = Store.open(sqlite_database_url)
+    shorten_busy_timeout(store)
+    held = HeldWrite(store)
+    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
+    slow.start()
+    try:
+        assert held.holding.wait(30)
+        with pytest.raises(StoreError) as refused:
+            store.apps.create(app_record("late"))
+    finally:
+        held.release.set()
+        slow.join(60)
+        held.remove()
+        store.close()
+    message = str(refused.value)
+    path = sqlite_database_url.removeprefix("sqlite:///")
+    assert path in message and "creating app 'late'" in message
+    assert "PostgreSQL" in message and "ORCHESTRY_DATABASE_URL" in message
+    assert "Traceback" not in message
+
+
+def test_sqlite_locked_by_another_process_names_the_store_and_the_fix(sqlite_database_url: str) -> None:
+    """Another process (a second orchestry on the same state dir, a tool) holding SQLite's write lock
+    longer than the busy timeout: the error says so, instead of blaming reachability or migrations."""
+    store = Store.open(sqlite_database_url)
+    shorten_busy_timeout(store)
+    other = sqlite3.connect(sqlite_database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError) as refused:
+            store.events.add(None, "cluster", "test", "locked out", None, 1000.0)
+        other.execute("ROLLBACK")
+        store.events.add(None, "cluster", "test", "after", None, 1000.0)  # and it recovers
+        assert [e.message for e in store.events.query()] == ["after"]
+    finally:
+        other.close()
+        store.close()
+    message = str(refused.value)
+    path = sqlite_database_url.removeprefix("sqlite:///")
+    assert path in message and "recording event 'test'" in message
+    assert "another process" in message
+    assert "PostgreSQL" in message
+    assert "migrated" not in message
