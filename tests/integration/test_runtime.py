@@ -495,3 +495,38 @@ async def test_events_stream_reconnects_and_says_so(app: str) -> None:
         await runtime.close()
         await proxy.stop()
         os.unlink(proxy.path)
+
+
+async def test_the_node_poll_asks_docker_info_once_not_every_poll(
+    runtime: DockerRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node poll runs every 3 s on the leader, scales included: /info costs dockerd ~8 ms of CPU
+    (a running-container list ~1 ms) and answers late while containers start.  Its facts (id, name,
+    version, CPUs, memory) change only with a restarted daemon, so repeated polls count the running
+    replicas each time and read /info once; a failed poll forgets it (the daemon may come back
+    upgraded)."""
+    asked: list[str] = []
+    real_info = docker.APIClient.info
+
+    def counted(api: docker.APIClient, *args: object, **kwargs: object) -> dict[str, object]:
+        asked.append("info")
+        return real_info(api, *args, **kwargs)
+
+    monkeypatch.setattr(docker.APIClient, "info", counted)
+    polls = [await runtime.nodes() for _ in range(3)]
+    assert [node.state for [node] in polls] == ["ready"] * 3
+    assert len({node.engine_version for [node] in polls}) == 1 and polls[0][0].engine_version
+    assert polls[0][0].cpu_cores and polls[0][0].memory_bytes
+    assert asked == ["info"]
+
+    async def unreachable() -> int:
+        raise RuntimeUnavailable("Docker engine does not answer (test)")
+
+    monkeypatch.setattr(runtime, "_running_count", unreachable)
+    [down] = await runtime.nodes()
+    assert down.state == "down"
+    monkeypatch.undo()
+    monkeypatch.setattr(docker.APIClient, "info", counted)
+    [back] = await runtime.nodes()
+    assert back.state == "ready" and back.engine_version == polls[0][0].engine_version
+    assert asked == ["info", "info"]
