@@ -40,7 +40,7 @@ from core.net.connections import wait_drained
 from core.replica_starts import PORT_CLASH_ATTEMPTS, ReplicaStarts
 from core.replica_status import StatusRecorder, compute_status
 from core.replica_stops import FORCE_STOP_SECONDS, ReplicaStops
-from core.replicas import AppState, Replica
+from core.replicas import AppState, ForceHold, Replica
 from core.runtime.base import (
     STATE_PENDING,
     ContainerInfo,
@@ -240,17 +240,22 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             state.wake.set()
 
     @contextlib.contextmanager
-    def forcing(self, name: str) -> Iterator[None]:
+    def forcing(self, name: str) -> Iterator[ForceHold]:
         """While the block runs, a pass that stops ``name`` stops it forced.  A forced down holds it
         from before it marks the app stopped until its own pass is done, so no pass in between (a
-        relist, a health wake, a plain down's) drains what the operator asked to stop at once."""
+        relist, a health wake, a plain down's) drains what the operator asked to stop at once, and a
+        drain or stop already under way (a plain down's pass) is cut short (``_stop_container``).
+        Yields the hold, which counts those stops."""
         created = name not in self.apps
         state = self.state(name)
         state.force_holds += 1
+        state.forced.set()
         try:
-            yield
+            yield ForceHold(state, state.cut_short)
         finally:
             state.force_holds -= 1
+            if not state.force_holds:
+                state.forced.clear()
             if created and not state.force_holds and name not in self._workers:
                 # Held for a name no worker came to serve (not registered: the down failed).
                 self.apps.pop(name, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from core.errors import (
     OrchestryError,
@@ -153,17 +154,60 @@ class ReplicaStops(ReconcilerParts):
         if was_routed:
             await self._publish(state, spec)
             if not force:
-                await asyncio.gather(
-                    *(self.drained(r.port, self.config.drain_timeout, r.host) for r in victims)
+                await self._unless_forced(
+                    state, *(self.drained(r.port, self.config.drain_timeout, r.host) for r in victims)
                 )
         grace = FORCE_STOP_SECONDS if force else float(spec.container.termination_grace_period_seconds)
         self._check_leader()
         await asyncio.gather(*(self._stop_one(state, r, grace) for r in victims))
         return len(victims)
 
+    async def _unless_forced(self, state: AppState, *waiting: Awaitable[object]) -> None:
+        """Wait for all of ``waiting`` (drains), or less: until a forced down of the app arrives."""
+
+        async def all_of() -> None:
+            # A task, not gather's future: cancelled, it leaves no unretrieved error behind.
+            await asyncio.gather(*waiting)
+
+        task = asyncio.ensure_future(all_of())
+        forced = asyncio.ensure_future(state.forced.wait())
+        try:
+            await asyncio.wait({task, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()  # its error, as when it was awaited alone
+        finally:
+            forced.cancel()
+            task.cancel()
+
+    async def _stop_container(self, state: AppState, container_id: str, grace: float) -> None:
+        """Stop with ``grace``, cut short to FORCE_STOP_SECONDS when a forced down of the app arrives
+        meanwhile: the operator who typed ``down --force`` during a plain down's grace period expects
+        the replicas gone now, not when that grace ends."""
+        if state.forced.is_set() and grace > FORCE_STOP_SECONDS:
+            # The forced down came before this stop began (during the drain, say): as short from the start.
+            grace = FORCE_STOP_SECONDS
+            state.cut_short += 1
+        if grace <= FORCE_STOP_SECONDS:
+            await self.runtime.stop(container_id, timeout=grace)
+            return
+        stop = asyncio.ensure_future(self.runtime.stop(container_id, timeout=grace))
+        forced = asyncio.ensure_future(state.forced.wait())
+        try:
+            await asyncio.wait({stop, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.done():
+                # A second stop with the short grace supersedes the first: Docker signals again and
+                # kills the container when the short grace runs out, and the first call returns as
+                # soon as the container has exited, so this pass ends as a plain stop would.
+                await self.runtime.stop(container_id, timeout=FORCE_STOP_SECONDS)
+                state.cut_short += 1
+            await stop
+        finally:
+            forced.cancel()
+            stop.cancel()  # only when this was cancelled itself: the first stop is done otherwise
+
     async def _stop_one(self, state: AppState, replica: Replica, grace: float) -> None:
         try:
-            await self.runtime.stop(replica.container_id, timeout=grace)
+            await self._stop_container(state, replica.container_id, grace)
             await self.runtime.remove(replica.container_id, force=True)
         finally:
             state.replicas.pop(replica.container_id, None)

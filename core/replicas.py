@@ -108,6 +108,20 @@ def backoff_delay(crashes: int) -> float:
 
 
 @dataclass
+class ForceHold:
+    """A forced down's hold on its app (Reconciler.forcing).  The stops it cut short were under way
+    in an earlier pass (a plain down's), whose result counts them; the forced down counts them too,
+    as it is what stopped them."""
+
+    state: AppState
+    cut_before: int
+
+    @property
+    def cut_short(self) -> int:
+        return self.state.cut_short - self.cut_before
+
+
+@dataclass
 class AppState:
     name: str
     replicas: dict[str, Replica] = field(default_factory=dict)  # by container id
@@ -122,6 +136,9 @@ class AppState:
     forced_through: int = 0  # newest request that asked for a forced stop
     cleared_through: int = 0  # newest request that asked to clear the app's containers
     force_holds: int = 0  # forced downs in progress (see Reconciler.forcing)
+    # Set while force_holds > 0: a drain or a stop with the spec's grace already under way is cut short.
+    forced: asyncio.Event = field(default_factory=asyncio.Event)
+    cut_short: int = 0  # stops with the spec's grace that a forced down cut short, ever (see ForceHold)
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
     last_error: str = ""

@@ -19,6 +19,7 @@ from core.documents import read_document
 from core.errors import AppBlocked, BadRequest, Conflict, NotFound, SpecError
 from core.metrics import instruments
 from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview, ScaleResult, UpResult
+from core.replicas import ForceHold
 from core.secrets import SecretStore
 from core.spec import AppSpec, parse_app_spec, validate_policy_update
 from core.store import AppRecord, Store
@@ -59,7 +60,7 @@ class Workers(Protocol):
 
     async def teardown_now(self, name: str) -> int: ...
 
-    def forcing(self, name: str) -> AbstractContextManager[None]: ...
+    def forcing(self, name: str) -> AbstractContextManager[ForceHold]: ...
 
 
 def clamp_to_policy(replicas: int, spec: AppSpec) -> int:
@@ -235,7 +236,10 @@ class DesiredState:
         # Held from the moment the request arrives, before any store call: a plain down whose store
         # calls end sooner (a loaded host's threads finish in any order) would otherwise mark the app
         # stopped and its pass stop the replicas with the spec's grace period before this said forced.
-        with self._workers.forcing(name) if force else contextlib.nullcontext():
+        hold: AbstractContextManager[ForceHold | None] = (
+            self._workers.forcing(name) if force else contextlib.nullcontext()
+        )
+        with hold as forced:
             record = await self.app_record(name)
             await asyncio.to_thread(
                 self._store.apps.update, name, status=APP_STOPPED, status_reason="stopped by the operator"
@@ -245,7 +249,8 @@ class DesiredState:
                     "lifecycle", "app_down", f"{name} is stopping" + (" (forced)" if force else ""), app=name
                 )
             result = await self._workers.reconcile_now(name, timeout=self._stop_wait, force=force)
-        return result.get("stopped", 0)
+        # Replicas a plain down was stopping when this forced one came: its pass found them gone.
+        return result.get("stopped", 0) + (forced.cut_short if forced is not None else 0)
 
     async def delete(self, name: str) -> None:
         """Forget the app; its containers stop at once (nothing routes to a deleted app)."""

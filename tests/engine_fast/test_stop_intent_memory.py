@@ -15,6 +15,7 @@ from core.reconciler import FORCE_STOP_SECONDS
 from tests.support.world import MemoryWorld, app_document, unique_app
 
 GRACE_SECONDS = 10  # app_document's terminationGracePeriodSeconds
+DRAIN_SECONDS = 5.0  # memory_world's drain_timeout
 
 
 async def started(world: MemoryWorld, replicas: int) -> str:
@@ -95,3 +96,31 @@ async def test_clearing_instances_while_a_scale_lands_replaces_every_old_contain
     running = world.runtime.running(name)
     assert len(running) == 3
     assert old.isdisjoint(c.id for c in running)
+
+
+async def test_a_forced_down_cuts_short_the_drain_of_a_plain_down_under_way(
+    world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``down --force`` typed while a plain down waits for a replica's requests to finish: the wait
+    ends there, and the replicas stop with the short grace, not the spec's."""
+    name = await started(world, 2)
+    replicas = world.runtime.running(name)
+    draining: list[int] = []
+
+    async def hung_request(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
+        draining.append(port)
+        await world.clock.sleep(timeout)  # a request that does not end: the drain times out
+        return False
+
+    monkeypatch.setattr(world, "drained", hung_request)
+    plain = asyncio.create_task(world.engine.down(name))
+    await world.settle(lambda: len(draining) == 2, what="the plain down draining")
+    began = world.clock.time()
+    forced = asyncio.create_task(world.engine.down(name, force=True))
+    await world.settle(forced.done, what="the forced down's return")
+
+    assert world.clock.time() - began < DRAIN_SECONDS, "the forced down waited out the drain"
+    assert await forced == 2
+    await plain  # ends too, without an error
+    assert world.runtime.running(name) == []
+    assert [c.stopped_with_timeout for c in replicas] == [FORCE_STOP_SECONDS] * 2
