@@ -18,18 +18,22 @@ from tests.integration.harness import demo_app, ready_is, wait_for
 GRACE_SECONDS = 30
 
 
-async def test_a_forced_down_stays_forced_when_a_plain_down_races_it(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    name = unique_name("force")
+async def started(engine: Engine, prefix: str, replicas: int, **spec: object) -> str:
+    """A demo app with the long grace period (and ``spec``'s fields) and ``replicas`` ready."""
+    name = unique_name(prefix)
     doc = demo_app(name)
     doc["spec"]["terminationGracePeriodSeconds"] = GRACE_SECONDS
+    doc["spec"].update(spec)
     await engine.register(doc)
     await engine.up(name)
-    await engine.scale(name, 2)
-    await wait_for(lambda: ready_is(engine, name, 2), timeout=30, what="2 ready replicas")
+    if replicas != 1:
+        await engine.scale(name, replicas)
+    await wait_for(lambda: ready_is(engine, name, replicas), timeout=30, what=f"{replicas} ready replicas")
+    return name
 
-    # Docker still stops the containers; the spy only notes the grace period each stop was given.
+
+def noting_grace(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The grace period of each stop asked of Docker from now on; Docker still stops the containers."""
     grace: list[float] = []
     docker_stop = engine.runtime.stop
 
@@ -38,6 +42,14 @@ async def test_a_forced_down_stays_forced_when_a_plain_down_races_it(
         await docker_stop(container_id, timeout=timeout)
 
     monkeypatch.setattr(engine.runtime, "stop", noting_stop)
+    return grace
+
+
+async def test_a_forced_down_stays_forced_when_a_plain_down_races_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = await started(engine, "force", 2)
+    grace = noting_grace(engine, monkeypatch)
     await asyncio.gather(engine.down(name, force=True), engine.down(name))
 
     assert await engine.runtime.list_managed(name) == []
@@ -49,20 +61,8 @@ async def test_a_forced_down_stays_forced_when_a_plain_down_races_it(
 async def test_a_plain_down_gives_replicas_their_grace_period(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = unique_name("grace")
-    doc = demo_app(name)
-    doc["spec"]["terminationGracePeriodSeconds"] = GRACE_SECONDS
-    await engine.register(doc)
-    await engine.up(name)
-    await wait_for(lambda: ready_is(engine, name, 1), timeout=30, what="a ready replica")
-    grace: list[float] = []
-    docker_stop = engine.runtime.stop
-
-    async def noting_stop(container_id: str, timeout: float) -> None:
-        grace.append(timeout)
-        await docker_stop(container_id, timeout=timeout)
-
-    monkeypatch.setattr(engine.runtime, "stop", noting_stop)
+    name = await started(engine, "grace", 1)
+    grace = noting_grace(engine, monkeypatch)
     assert await engine.down(name) == 1
     assert grace == [GRACE_SECONDS]
 
@@ -72,24 +72,9 @@ async def test_a_forced_down_cuts_short_a_plain_down_already_stopping(
 ) -> None:
     """``down --force`` typed while a plain down waits out the spec's grace period: the replicas go
     within the force grace, and the forced down returns then, not when the plain grace ends."""
-    name = unique_name("cut")
-    doc = demo_app(name)
-    doc["spec"]["terminationGracePeriodSeconds"] = GRACE_SECONDS
     # Ignores SIGTERM (the ignore survives exec): only Docker's kill when a grace period runs out stops it.
-    doc["spec"]["command"] = ["sh", "-c", "trap '' TERM; exec /bin/serve"]
-    await engine.register(doc)
-    await engine.up(name)
-    await engine.scale(name, 2)
-    await wait_for(lambda: ready_is(engine, name, 2), timeout=30, what="2 ready replicas")
-
-    grace: list[float] = []
-    docker_stop = engine.runtime.stop
-
-    async def noting_stop(container_id: str, timeout: float) -> None:
-        grace.append(timeout)
-        await docker_stop(container_id, timeout=timeout)
-
-    monkeypatch.setattr(engine.runtime, "stop", noting_stop)
+    name = await started(engine, "cut", 2, command=["sh", "-c", "trap '' TERM; exec /bin/serve"])
+    grace = noting_grace(engine, monkeypatch)
     loop = asyncio.get_running_loop()
     plain = asyncio.create_task(engine.down(name))
     await wait_for(lambda: len(grace) == 2, timeout=20, what="the plain down's stops under way")
