@@ -4,11 +4,15 @@ only when what a chart shows changed (the look itself is checked by the snapshot
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.content import Content
+from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widgets import DataTable
 
@@ -208,3 +212,86 @@ async def test_a_table_renders_only_its_changed_cells_again_not_its_header() -> 
             DataTable._render_cell = render  # type: ignore[method-assign]
         assert rendered == [(0, 1)]  # a's CPU; not the header, names or b's CPU
         assert "1.5%" in screen_text(app)
+
+
+def plot_texts(chart: Chart) -> list[str]:
+    """A list of what ``chart``'s plotext gave for each plot built since."""
+    given: list[str] = []
+    build = chart.plt.build
+
+    def recorded() -> str:
+        given.append(build())
+        return given[-1]
+
+    chart.plt.build = recorded  # type: ignore[method-assign]
+    return given
+
+
+def lines_made_into_strips() -> tuple[list[int], Any]:
+    """A list of how many lines with text each Content rendering turned into strips, and the undo."""
+    made: list[int] = []
+    render = Content.render_strips
+
+    def counted(self: Content, *args: Any, **kwargs: Any) -> list[Strip]:
+        strips = render(self, *args, **kwargs)
+        made.append(sum(1 for strip in strips if strip.text.strip()))
+        return strips
+
+    Content.render_strips = counted  # type: ignore[method-assign]
+    return made, lambda: setattr(Content, "render_strips", render)
+
+
+async def test_a_new_plot_turns_only_its_changed_lines_into_strips() -> None:
+    """From one refresh to the next most of a plot's lines are the same (frame, axes, title, a line's
+    flat stretches): those are neither parsed nor laid out again, and what is painted is still exactly
+    what Textual makes of the whole plot."""
+    app = ChartApp()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(Chart)
+        given = plot_texts(chart)
+        values = [30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0]
+        chart.prepare(request(values))
+        chart.paint_ahead()
+        made, undo = lines_made_into_strips()
+        try:
+            chart.prepare(request([*values[:-1], 12.0]))  # the last point drops: its corner moves
+            chart.paint_ahead()
+        finally:
+            undo()
+        before, after = (plot.split("\n") for plot in given)
+        changed = sum(1 for old, new in zip(before, after, strict=True) if old != new)
+        assert 0 < changed < len(after) // 2
+        assert sum(made) == changed  # was every line of the plot
+        assert chart._built is not None and chart._built[1] == Text.from_ansi(given[-1])
+        whole = visualize(chart, Text.from_ansi(given[-1]))
+        assert chart._lines is not None
+        assert chart._lines[1] == Visual.to_strips(chart, whole, *chart.size, chart.visual_style)
+        await pilot.pause()
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_charts_lines_are_what_textual_makes_of_its_whole_plot(seed: int) -> None:
+    """Plots whose points move, come and go, under both themes and two sizes: each plot's text is
+    plotext's output parsed as Rich parses it, and its strips are Textual's for that whole text."""
+    rng = random.Random(seed)
+    app = ChartApp()
+    async with app.run_test(size=(60, 14)) as pilot:
+        chart = app.query_one(Chart)
+        given = plot_texts(chart)
+        values = [rng.uniform(0, 100) for _ in range(rng.randint(1, 30))]
+        for step in range(18):
+            if step == 6:
+                app.theme = "textual-light"
+            if step == 12:
+                await pilot.resize_terminal(75, 17)
+            await pilot.pause()
+            if rng.random() < 0.5:
+                values = [*values[1:], rng.uniform(0, 100)]
+            elif rng.random() < 0.5:
+                values = [*values, values[-1]]
+            chart.prepare(request(values, now=FIXED_NOW + step))
+            chart.paint_ahead()
+            assert chart._built is not None and chart._built[1] == Text.from_ansi(given[-1])
+            whole = visualize(chart, Text.from_ansi(given[-1]))
+            assert chart._lines is not None
+            assert chart._lines[1] == Visual.to_strips(chart, whole, *chart.size, chart.visual_style)
