@@ -40,6 +40,8 @@ class ReplicaStops(ReconcilerParts):
         ]
         if not dead:
             return
+        if not after_outage:
+            await self._docker_not_stopping()
         spec_changed = False
         for info in dead:
             replica = state.replicas.pop(info.id, None)
@@ -81,6 +83,15 @@ class ReplicaStops(ReconcilerParts):
                 },
             )
 
+    async def _docker_not_stopping(self) -> None:
+        """RuntimeUnavailable when the engine no longer takes new connections: a death seen now is no
+        crash.  A stopping dockerd (no live-restore) removes its socket first, then stops every
+        container, and keeps answering for those seconds on the connections it already has: a listing
+        over a kept one sees the replicas exited before any call failed, and each was counted a crash
+        (restarts 1, back-off) instead of stopped with Docker.  The pass fails as in an outage, and the
+        first one after Docker is back clears them as such (``_clear_stopped_with_docker``)."""
+        await self.runtime.ping()
+
     async def _clear_stopped_with_docker(self, state: AppState, dead: list[ContainerInfo]) -> None:
         """Replicas that stopped while Docker did not answer: a daemon stopping without live-restore
         stops its containers.  Not crashes of the app, so no back-off: removed now, replaced by this pass."""
@@ -121,6 +132,9 @@ class ReplicaStops(ReconcilerParts):
         failed = [r for r in state.replicas.values() if r.replace_reason and not r.draining]
         if not failed:
             return 0
+        # Failing its checks because dockerd is stopping it is no crash either; the stop below could
+        # still succeed over a kept connection and count one.
+        await self._docker_not_stopping()
         for replica in failed:
             replica.draining = True
             state.stopping.add(replica.container_id)

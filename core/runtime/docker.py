@@ -216,10 +216,13 @@ class DockerRuntime(PooledApiCalls):
         """RuntimeUnavailable unless the daemon answers within PING_TIMEOUT_SECONDS.
 
         A hung (not stopped) daemon accepts connections and never answers: without a deadline of its
-        own the watchdog would wait out the client's 60 s timeout before saying anything.
+        own the watchdog would wait out the client's 60 s timeout before saying anything.  A stopping
+        one no longer accepts them but answers on those it has: the ping first connects afresh
+        (``_connects``), so it never says "Docker answers" over a connection kept from before.
         """
 
         def work(api: APIClient) -> None:
+            self._connects()
             api.ping()
 
         try:

@@ -4,9 +4,11 @@ failure becomes RuntimeUnavailable, and which labelled objects belong to this in
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests.exceptions
 from docker import APIClient
@@ -17,10 +19,15 @@ from core.runtime.docker_calls import _root_cause
 
 T = TypeVar("T")
 
+# How long a fresh connection to the engine may take before it counts as refused (a full listen
+# backlog on a hung daemon would otherwise block the thread).
+CONNECT_CHECK_SECONDS = 5.0
+
 
 class PooledApiCalls:
     # Provided by the runtime this is mixed into.
     cluster_id: str | None
+    docker_url: str
     _closed: bool
     _executor: ThreadPoolExecutor
     # What ``_run`` says once the runtime is closed (names the runtime to create instead).
@@ -42,6 +49,26 @@ class PooledApiCalls:
             return work(self._api())
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise self._unavailable(_root_cause(exc)) from exc
+
+    def _connects(self) -> None:
+        """Raises ConnectionError unless the engine accepts a new connection now.
+
+        The pool's calls may all go over connections kept from before a dockerd began to stop, which
+        it keeps answering while it stops its containers (its socket already gone): only a fresh
+        connection tells a stopping engine from a running one.  A hung engine still accepts (the
+        kernel does), so this is no answer check: the call made after it is.  URLs other than a unix
+        socket or a TCP address (ssh://, npipe://) are not checked."""
+        url = urlsplit(self.docker_url)
+        try:
+            if url.scheme == "unix":
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(CONNECT_CHECK_SECONDS)
+                    probe.connect(url.path)
+            elif url.scheme in ("tcp", "http", "https") and url.hostname:
+                port = url.port or (443 if url.scheme == "https" else 2375)
+                socket.create_connection((url.hostname, port), timeout=CONNECT_CHECK_SECONDS).close()
+        except OSError as exc:
+            raise requests.exceptions.ConnectionError(f"cannot connect to {self.docker_url}: {exc}") from exc
 
     async def _run(self, work: Callable[[APIClient], T]) -> T:
         if self._closed:
