@@ -45,9 +45,18 @@ class PooledApiCalls:
         return owner is None or self.cluster_id is None or owner == self.cluster_id
 
     def _guarded(self, work: Callable[[APIClient], T]) -> T:
+        api: APIClient | None = None
         try:
-            return work(self._api())
+            api = self._api()
+            return work(api)
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if api is not None and isinstance(exc, requests.exceptions.ConnectionError):
+                # A stopping dockerd removes its socket at once but keeps answering, for seconds, on
+                # the connections it already has: a call on a kept one would say Docker answers while
+                # the next new one fails, and the node watch flipped between the two (62 events in one
+                # outage).  Closing the pool ends the kept connections (one in use closes as it is
+                # returned), so every call after this one connects afresh, as it would to a new engine.
+                api.close()
             raise self._unavailable(_root_cause(exc)) from exc
 
     def _connects(self) -> None:
