@@ -406,10 +406,17 @@ class DockerRuntime(PooledApiCalls):
         return {sample.container_id: sample for sample in samples if sample is not None}
 
     async def nodes(self) -> list[NodeInfo]:
-        """One node: the local engine. Down, with the reason, when it does not answer."""
+        """One node: the local engine. Down, with the reason, when it does not answer: under the
+        identity it last answered with, so the node watch sees that node down (and up again), not a
+        placeholder node joining while the engine leaves."""
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                info, tasks = await asyncio.gather(self._engine_info(), self._running_count())
+                info, tasks, _ = await asyncio.gather(
+                    self._engine_info(),
+                    self._running_count(),
+                    # A stopping engine answers on kept connections: not "ready" (see ping).
+                    self._run(lambda api: self._connects()),
+                )
         except (RuntimeUnavailable, TimeoutError) as exc:
             self._info = None  # the daemon that answers next may be another one (restarted, upgraded)
             reason = (
@@ -417,8 +424,8 @@ class DockerRuntime(PooledApiCalls):
             )
             return [
                 NodeInfo(
-                    id=LOCAL_NODE_ID,
-                    hostname=socket.gethostname(),
+                    id=self._engine_identity[0],
+                    hostname=self._engine_identity[1] or socket.gethostname(),
                     address=LOCAL_NODE_ADDRESS,
                     role=LOCAL_NODE_ROLE,
                     state="down",
