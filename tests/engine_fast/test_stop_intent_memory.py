@@ -15,7 +15,6 @@ from core.reconciler import FORCE_STOP_SECONDS
 from tests.support.world import MemoryWorld, app_document, unique_app
 
 GRACE_SECONDS = 10  # app_document's terminationGracePeriodSeconds
-DRAIN_SECONDS = 5.0  # memory_world's drain_timeout
 
 
 async def started(world: MemoryWorld, replicas: int) -> str:
@@ -106,20 +105,22 @@ async def test_a_forced_down_cuts_short_the_drain_of_a_plain_down_under_way(
     name = await started(world, 2)
     replicas = world.runtime.running(name)
     draining: list[int] = []
+    timed_out: list[int] = []
 
     async def hung_request(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
         draining.append(port)
         await world.clock.sleep(timeout)  # a request that does not end: the drain times out
+        timed_out.append(port)
         return False
 
     monkeypatch.setattr(world, "drained", hung_request)
     plain = asyncio.create_task(world.engine.down(name))
     await world.settle(lambda: len(draining) == 2, what="the plain down draining")
-    began = world.clock.time()
     forced = asyncio.create_task(world.engine.down(name, force=True))
     await world.settle(forced.done, what="the forced down's return")
 
-    assert world.clock.time() - began < DRAIN_SECONDS, "the forced down waited out the drain"
+    # Fake time runs on while the store's threads work, so the drain's end is checked, not the time.
+    assert timed_out == [], "the forced down waited out the drain"
     assert await forced == 2
     await plain  # ends too, without an error
     assert world.runtime.running(name) == []
