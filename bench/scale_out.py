@@ -14,7 +14,9 @@ that includes it, answered = first answer through nginx).  Asserts nothing (mach
 Two more things per round, to say what is left to win: the Docker floor, ten containers like compose's
 created and started from ten bare docker-py threads (no engine, no health check, no nginx: the least
 any Docker client can do, so floor ÷ compose bounds every cold ratio; nine more, the floor of 1→10,
-which creates one container fewer than 0→10), and the CPU split of each timed
+which creates one container fewer than 0→10; and nine more while the clients poll the app's one
+replica, as they do during 1→10, which says what that traffic costs Docker), each stage of the floor
+beside the engine's Docker phase (first call, last create, last start), and the CPU split of each timed
 case (bench/cpu_split.py: the engine, its polling client, the compose CLI, dockerd, containerd, the
 shims with runc, the replicas, nginx and the rest of the machine; medians of CPU seconds).
 ``--cold-only`` skips the warm-pool rounds (half the time).
@@ -37,6 +39,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import cpu_split  # noqa: E402
 from core.engine import Engine  # noqa: E402
-from core.timeline import PLANNED, ROUTED, STAGES, STARTED, ReplicaTimeline  # noqa: E402
+from core.timeline import CREATED, PLANNED, ROUTED, STAGES, STARTED, ReplicaTimeline  # noqa: E402
 from testkit.harness import demo_app, docker, engine_settings  # noqa: E402
 
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.bench.yml"
@@ -58,6 +61,11 @@ FLOOR = "docker floor"
 # The floor of what 1→10 creates: nine containers.  0→10 creates one more than 1→10; the two floors say
 # what that one costs Docker, a difference no engine can take away.
 FLOOR_NINE = "docker floor 9"
+# The floor of 1→10 again, while the bench's clients poll the Orchestry app's one replica through nginx
+# as they do during 1→10 (and during 0→10 only once a replica is routed): what that traffic (nginx, the
+# replica's CGI runs and log lines, the client) costs Docker's creates and starts, without any engine
+# work in the window.
+FLOOR_POLLED = "docker floor 9 polled"
 # The floor's containers: compose's (compose/docker-compose.bench.yml), labelled so a crashed run's can
 # be found (docker ps -a --filter label=orchestry.bench=floor).
 FLOOR_IMAGE = "orchestry/demo:latest"
@@ -164,6 +172,12 @@ class Client:
 
     async def finish(self) -> None:
         """Wait for the client's exit (its interpreter's teardown takes a while on a loaded host)."""
+        await self._process.communicate()
+
+    async def stop(self) -> None:
+        """End a client that is still polling."""
+        if self._process.returncode is None:
+            self._process.kill()
         await self._process.communicate()
 
 
@@ -326,17 +340,40 @@ def running_count(project: str) -> int:
     return len(out.split())
 
 
-def compose_round(project: str, results: dict[str, list[float]], splits: dict[str, list[Split]]) -> None:
+def compose_round(
+    project: str,
+    results: dict[str, list[float]],
+    splits: dict[str, list[Split]],
+    floor_marks: dict[str, list[FloorMarks]],
+) -> None:
     compose("up", "-d", "--scale", "web=1", project=project)
     for case in COLD_CASES:
         took, split = _compose_to_ten(project)
         results[case].append(took)
         splits[case].append(split)
-    took, split = floor_round()
+    marks: FloorMarks = {}
+    took, split = floor_round(marks=marks)
     results[FLOOR].append(took)
     splits[FLOOR].append(split)
-    took, _split = floor_round(9)
+    floor_marks[FLOOR].append(marks)
+    marks = {}
+    took, _split = floor_round(9, marks)
     results[FLOOR_NINE].append(took)
+    floor_marks[FLOOR_NINE].append(marks)
+
+
+async def polled_floor_round(
+    url: str, results: dict[str, list[float]], floor_marks: dict[str, list[FloorMarks]]
+) -> None:
+    """The floor of 1→10 while the clients poll the app's one replica (FLOOR_POLLED)."""
+    client = await Client.polling(url, 10)  # never sees ten: stopped when the floor is done
+    try:
+        marks: FloorMarks = {}
+        took, _split = await asyncio.to_thread(floor_round, 9, marks)
+        results[FLOOR_POLLED].append(took)
+        floor_marks[FLOOR_POLLED].append(marks)
+    finally:
+        await client.stop()
 
 
 def _children_seconds() -> float:
@@ -362,13 +399,18 @@ def _compose_to_ten(project: str) -> tuple[float, Split]:
     return took, split
 
 
-def floor_round(count: int = 10) -> tuple[float, Split]:
+FloorMarks = dict[str, list[float]]  # CREATED / STARTED → each container's offset from the first call
+
+
+def floor_round(count: int = 10, marks: FloorMarks | None = None) -> tuple[float, Split]:
     """``count`` containers like compose's, each created and started by a bare docker-py thread; the
     seconds until the last start returned (Docker then reports it running), and the CPU split; then
-    removed."""
+    removed.  ``marks``: filled with when each create and each start returned (the engine's timeline
+    marks the same two moments, so the two compare stage by stage)."""
     api = docker_sdk.APIClient(version="auto", max_pool_size=10)
     api.trust_env = False  # as the engine's client (a unix socket never goes through a proxy)
     tag = uuid.uuid4().hex[:6]
+    returned: list[tuple[str, float]] = []
 
     def create_and_start(index: int) -> str:
         created = api.create_container(
@@ -379,7 +421,9 @@ def floor_round(count: int = 10) -> tuple[float, Split]:
             host_config=api.create_host_config(init=True, network_mode="host"),
             stop_timeout=10,
         )
+        returned.append((CREATED, time.perf_counter()))
         api.start(created["Id"])
+        returned.append((STARTED, time.perf_counter()))
         return str(created["Id"])
 
     try:
@@ -389,6 +433,9 @@ def floor_round(count: int = 10) -> tuple[float, Split]:
             started = time.perf_counter()
             list(pool.map(create_and_start, range(count)))
             took = time.perf_counter() - started
+            if marks is not None:
+                for stage, at in returned:
+                    marks.setdefault(stage, []).append(at - started)
             split = cpu_split.split(before, cpu_split.snapshot(os.getpid()))
             # The bench's own threads made the calls: in this case the engine's line is the client's.
             split["client"], split["engine"] = split["engine"], 0.0
@@ -405,9 +452,17 @@ def floor_round(count: int = 10) -> tuple[float, Split]:
 Results = dict[str, list[float]]
 
 
-async def all_runs(
-    runs: int, cold_only: bool = False
-) -> tuple[Results, Results, dict[str, list[Offsets]], dict[str, list[Split]], dict[str, list[Split]]]:
+@dataclass
+class Runs:
+    ours: Results
+    theirs: Results
+    lines: dict[str, list[Offsets]]
+    our_splits: dict[str, list[Split]]
+    their_splits: dict[str, list[Split]]
+    floor_marks: dict[str, list[FloorMarks]]
+
+
+async def all_runs(runs: int, cold_only: bool = False) -> Runs:
     ours: dict[str, list[float]] = {
         "1→10": [],
         "0→10": [],
@@ -418,7 +473,8 @@ async def all_runs(
     }
     if cold_only:
         del ours["1→10 warm"], ours["0→10 warm"]
-    theirs: dict[str, list[float]] = {"1→10": [], "0→10": [], FLOOR: [], FLOOR_NINE: []}
+    theirs: dict[str, list[float]] = {"1→10": [], "0→10": [], FLOOR: [], FLOOR_NINE: [], FLOOR_POLLED: []}
+    floor_marks: dict[str, list[FloorMarks]] = {FLOOR: [], FLOOR_NINE: [], FLOOR_POLLED: []}
     lines: dict[str, list[Offsets]] = {case: [] for case in TIMED_CASES}
     our_splits: dict[str, list[Split]] = {case: [] for case in TIMED_CASES}
     their_splits: dict[str, list[Split]] = {case: [] for case in (*COLD_CASES, FLOOR)}
@@ -445,7 +501,9 @@ async def all_runs(
                 await orchestry_round(engine, name, timeline, ours, lines, our_splits)
                 if not cold_only:
                     await warm_round(engine, warm, timeline, ours, lines, our_splits)
-                await asyncio.to_thread(compose_round, project, theirs, their_splits)
+                await asyncio.to_thread(compose_round, project, theirs, their_splits, floor_marks)
+                # The app is back at one replica (orchestry_round's end), routed.
+                await polled_floor_round(f"http://{engine.settings.lb_listen}/{name}/", theirs, floor_marks)
         finally:
             await engine.stop(stop_apps=True)
             await asyncio.to_thread(
@@ -453,7 +511,7 @@ async def all_runs(
                 ["docker-compose", "-p", project, "-f", str(COMPOSE_FILE), "down", "-t", "1"],
                 capture_output=True,
             )
-    return ours, theirs, lines, our_splits, their_splits
+    return Runs(ours, theirs, lines, our_splits, their_splits, floor_marks)
 
 
 def _slot(replica: str) -> int:
@@ -536,7 +594,14 @@ def main() -> None:
         asyncio.run(poll_and_report(args.poll, args.expect))
         return
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    ours, theirs, lines, our_splits, their_splits = asyncio.run(all_runs(args.runs, args.cold_only))
+    done = asyncio.run(all_runs(args.runs, args.cold_only))
+    ours, theirs, lines, our_splits, their_splits = (
+        done.ours,
+        done.theirs,
+        done.lines,
+        done.our_splits,
+        done.their_splits,
+    )
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"scale benchmark, median of {args.runs} runs (seconds); rounds alternate Orchestry and compose")
     loads = f"{' '.join(load_before)} before, {' '.join(load_after)} after"
@@ -571,10 +636,59 @@ def main() -> None:
             f"{case + ' routed':<18}{routed:>12.3f}{base:>12.3f}{routed / base:>8.2f}x  (last nginx reload)"
         )
     print_engine_share(lines)
+    print_docker_phase(lines, done.floor_marks)
     print_splits(our_splits, their_splits)
     for case in TIMED_CASES:
         if lines[case]:
             print_timeline(case, lines[case])
+
+
+def print_docker_phase(lines: dict[str, list[Offsets]], floor_marks: dict[str, list[FloorMarks]]) -> None:
+    """Docker's part of each cold case beside the floor's, stage by stage: when the first create was
+    sent (the engine's: its first replica planned), the last create and the last start returned (ms
+    after the scale call, or the floor's first call; medians).  The engine's Docker phase minus the
+    floor's is paired within each round (both ran in it), and so is the polled floor minus the floor:
+    what the clients' traffic through the one replica costs Docker."""
+    print(
+        "\nDocker phase (ms after the scale call / the floor's first call; median; paired: per round, minus"
+        " the floor's last start)"
+    )
+    print(f"{'case':<24}{'first call':>11}{'last create':>12}{'last start':>11}   paired (per round)")
+
+    def engine_row(offsets: Offsets) -> tuple[float, float, float]:
+        rows = offsets.values()
+        return (
+            min(row[PLANNED] for row in rows if PLANNED in row),
+            max(row[CREATED] for row in rows if CREATED in row),
+            max(row[STARTED] for row in rows if STARTED in row),
+        )
+
+    def floor_row(marks: FloorMarks) -> tuple[float, float, float]:
+        return 0.0, max(marks[CREATED]), max(marks[STARTED])
+
+    def line(label: str, rows: list[tuple[float, float, float]], base: list[FloorMarks] | None) -> None:
+        cells = "".join(
+            f"{statistics.median(r[i] for r in rows) * 1000:>{w}.0f}" for i, w in ((0, 11), (1, 12), (2, 11))
+        )
+        paired = ""
+        if base:
+            diffs = [r[2] - max(b[STARTED]) for r, b in zip(rows, base, strict=False)]
+            each = " ".join(f"{d * 1000:+.0f}" for d in diffs)
+            paired = f"   {statistics.median(diffs) * 1000:+.0f} ms ({each})"
+        print(f"{label:<24}{cells}{paired}")
+
+    for case, floor in (("1→10", FLOOR_NINE), ("0→10", FLOOR)):
+        if floor_marks[floor]:
+            line(floor, [floor_row(m) for m in floor_marks[floor]], None)
+        if case == "1→10" and floor_marks[FLOOR_POLLED]:
+            line(FLOOR_POLLED, [floor_row(m) for m in floor_marks[FLOOR_POLLED]], floor_marks[floor])
+        if lines[case]:
+            line(f"orchestry {case}", [engine_row(o) for o in lines[case]], floor_marks[floor])
+    print(
+        f"  {FLOOR_POLLED}: nine bare creates+starts while the {POLLERS} clients poll the app's one replica"
+        " through nginx, as during 1→10 (during 0→10 they meet nginx's quick 503 until the first replica is"
+        " routed)"
+    )
 
 
 def print_engine_share(lines: dict[str, list[Offsets]]) -> None:
