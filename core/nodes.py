@@ -218,8 +218,9 @@ class NodeService:
                 await self._start_drain(node, resumed=True)  # a drain a previous leader did not finish
         if not before:
             return  # the first look is the baseline, not news
+        gone = {node_id: old for node_id, old in before.items() if node_id not in self._known}
         for node in nodes:
-            old = before.get(node.id)
+            old = before.get(node.id) or _same_node_named_now(gone, node)
             if old is None:
                 await self._node_event("node_joined", f"node {node.hostname} ({node.address}) joined", node)
             elif old.state != node.state and node.state == "ready":
@@ -235,8 +236,8 @@ class NodeService:
                 await self._node_event(
                     "node_availability", f"node {node.hostname} is now {node.availability}", node
                 )
-        for gone in set(before) - {n.id for n in nodes}:
-            await self._node_event("node_left", f"node {before[gone].hostname} left", before[gone])
+        for old in gone.values():
+            await self._node_event("node_left", f"node {old.hostname} left", old)
 
     async def _node_event(self, kind: str, message: str, node: NodeInfo) -> None:
         await self.emit(
@@ -246,3 +247,13 @@ class NodeService:
             details={"node": node.id, "hostname": node.hostname, "state": node.state,
                      "availability": node.availability},
         )  # fmt: skip
+
+
+def _same_node_named_now(gone: dict[str, NodeInfo], node: NodeInfo) -> NodeInfo | None:
+    """The node that left, at the address ``node`` joined at and down when last seen: the same machine
+    under the identity it answers with now (a single Docker host whose engine has not answered yet is
+    listed down under a placeholder id), not one leaving as another joins.  Taken out of ``gone``."""
+    for node_id, old in gone.items():
+        if old.address == node.address and old.state != "ready":
+            return gone.pop(node_id)
+    return None

@@ -45,3 +45,23 @@ async def test_the_engine_node_is_down_and_up_again_under_its_own_identity(tmp_p
     ], events.seen
     assert f"node {ENGINE_NAME} is down" in events.seen[0][1]
     assert (node.id, node.hostname, node.state) == (ENGINE_ID, ENGINE_NAME, "ready")
+
+
+async def test_an_engine_that_answers_for_the_first_time_is_the_node_coming_up(tmp_path: Path) -> None:
+    """Started while Docker is down, the controller knows no engine identity yet: its node is listed
+    down under a placeholder id, and Docker answering is that node up, not a second node joining."""
+    socket_path = str(tmp_path / "docker.sock")
+    runtime = DockerRuntime(f"unix://{socket_path}")
+    events = Events()
+    watch = NodeService(runtime, reconciler=None, metrics=None, emit=events, leads=lambda: True)  # type: ignore[arg-type]
+    try:
+        await watch._poll()  # the baseline: no engine
+        with fake_dockerd(socket_path):
+            await watch._poll()
+    finally:
+        await runtime.close()
+
+    assert [(kind, details["node"]) for kind, _message, details in events.seen] == [("node_up", ENGINE_ID)], (
+        events.seen
+    )
+    assert f"node {ENGINE_NAME} is ready again" in events.seen[0][1]
