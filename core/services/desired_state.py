@@ -250,7 +250,18 @@ class DesiredState:
                 )
             result = await self._workers.reconcile_now(name, timeout=self._stop_wait, force=force)
         # Replicas a plain down was stopping when this forced one came: its pass found them gone.
-        return result.get("stopped", 0) + (forced.cut_short if forced is not None else 0)
+        cut_short = forced.cut_short if forced is not None else 0
+        if cut_short:
+            # The app was already stopping, so no app_down says "(forced)": this does, for the record.
+            await self._emit(
+                "lifecycle",
+                "stop_forced",
+                f"{name}: {cut_short} replica(s) that were stopping with the spec's grace period "
+                "stopped at once (forced)",
+                app=name,
+                details={"replicas": cut_short},
+            )
+        return result.get("stopped", 0) + cut_short
 
     async def delete(self, name: str) -> None:
         """Forget the app; its containers stop at once (nothing routes to a deleted app)."""

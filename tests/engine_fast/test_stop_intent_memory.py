@@ -125,3 +125,5 @@ async def test_a_forced_down_cuts_short_the_drain_of_a_plain_down_under_way(
     await plain  # ends too, without an error
     assert world.runtime.running(name) == []
     assert [c.stopped_with_timeout for c in replicas] == [FORCE_STOP_SECONDS] * 2
+    events = await world.engine.events(app=name, category="lifecycle")
+    assert [e.details for e in events if e.kind == "stop_forced"] == [{"replicas": 2}]

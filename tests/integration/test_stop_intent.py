@@ -91,6 +91,7 @@ async def test_a_forced_down_cuts_short_a_plain_down_already_stopping(
     await asyncio.wait_for(plain, timeout=10)
     events = await engine.events(app=name)
     assert [e.kind for e in events if e.kind == "replica_stopped"] == ["replica_stopped"] * 2
+    assert [e.details for e in events if e.kind == "stop_forced"] == [{"replicas": 2}]
     assert [e.message for e in events if e.category == "error" or e.kind == "replica_crashed"] == []
     view = await engine.get_app(name)
     assert (view.status, view.replicas) == ("stopped", []), view
