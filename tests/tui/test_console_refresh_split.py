@@ -12,6 +12,8 @@ import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.content import Content
+from textual.dom import DOMNode
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widgets import DataTable
@@ -295,3 +297,41 @@ async def test_a_charts_lines_are_what_textual_makes_of_its_whole_plot(seed: int
             whole = visualize(chart, Text.from_ansi(given[-1]))
             assert chart._lines is not None
             assert chart._lines[1] == Visual.to_strips(chart, whole, *chart.size, chart.visual_style)
+
+
+async def test_a_table_works_out_its_styles_once_a_paint_and_paints_what_datatable_paints() -> None:
+    """A table whose every row changed (a fleet's CPU figures) worked out its background, its Rich style
+    and its header's style again for each of its lines, walking its ancestors' styles each time."""
+    app = TableApp()
+    async with app.run_test(size=(40, 24)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({f"app{i}": (f"app{i}", f"{i}.0%") for i in range(30)})
+        table.move_cursor(row=3)
+        await pilot.pause()
+        worked_out: list[int] = []
+        background = DOMNode.background_colors.fget
+        assert background is not None
+
+        def counted(node: DOMNode) -> Any:
+            if node is table:
+                worked_out.append(1)
+            return background(node)
+
+        paints: list[Region] = []
+        render_lines = table.render_lines
+        table.render_lines = lambda crop: (paints.append(crop), render_lines(crop))[1]  # type: ignore[method-assign]
+        DOMNode.background_colors = property(counted)  # type: ignore[method-assign,assignment]
+        try:
+            table.sync({f"app{i}": (f"app{i}", f"{i}.5%") for i in range(30)})
+            await pilot.pause()
+        finally:
+            DOMNode.background_colors = property(background)  # type: ignore[method-assign,assignment]
+            del table.render_lines
+        assert "3.5%" in screen_text(app)
+        assert paints and len(worked_out) == len(paints)  # was one a line and one more, each paint
+        region = Region(0, 0, *table.size)
+        ours = table.render_lines(region)
+        table._drop_stale_renders()
+        table._rendered.clear()
+        table._styles_cache.clear()
+        assert DataTable.render_lines(table, region) == ours  # DataTable's own, style by style

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.color import Color
+from textual.css.styles import RenderStyles
+from textual.geometry import Region
 from textual.render import measure
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets._data_table import ColumnKey, RowKey, default_cell_formatter
 
@@ -21,6 +26,23 @@ def plain(value: object) -> object:
     return Text(value) if isinstance(value, str) else value
 
 
+class _PaintStyles:
+    """A component's styles during one paint of the table, its Rich style worked out once."""
+
+    def __init__(self, styles: RenderStyles) -> None:
+        self._styles = styles
+        self._rich_style: Style | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        if self._rich_style is None:
+            self._rich_style = self._styles.rich_style
+        return self._rich_style
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._styles, name)
+
+
 class KeyedTable(DataTable[object]):
     """Rows are identified by a string key; ``sync`` adds, updates changed cells and removes rows.
 
@@ -30,6 +52,9 @@ class KeyedTable(DataTable[object]):
     costs the whole screen a layout pass, and switching apps did ten of them.  Rows are only added or
     removed at the end, when the count changes.
     """
+
+    # While the table paints: its own styles, worked out once (see render_lines); else None.
+    _paint_styles: dict[object, Any] | None = None
 
     def __init__(
         self, columns: Iterable[tuple[str, str]], positional: bool = False, **kwargs: object
@@ -150,6 +175,42 @@ class KeyedTable(DataTable[object]):
         lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         self._rendered.set(key, (value, lines))
         return lines
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """DataTable works out its own Rich style, background and header style again for every line it
+        renders (each walks the widget's ancestors' styles: a third of a changed table's paint).  Nothing
+        can change them while it paints, so within one paint each is worked out once."""
+        self._paint_styles = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint_styles = None
+
+    @property
+    def rich_style(self) -> Style:
+        during = self._paint_styles
+        if during is None:
+            return super().rich_style
+        if "rich_style" not in during:
+            during["rich_style"] = super().rich_style
+        return during["rich_style"]  # type: ignore[no-any-return]
+
+    @property
+    def background_colors(self) -> tuple[Color, Color]:
+        during = self._paint_styles
+        if during is None:
+            return super().background_colors
+        if "background_colors" not in during:
+            during["background_colors"] = super().background_colors
+        return during["background_colors"]  # type: ignore[no-any-return]
+
+    def get_component_styles(self, *names: str) -> RenderStyles:
+        during = self._paint_styles
+        if during is None:
+            return super().get_component_styles(*names)
+        if names not in during:
+            during[names] = _PaintStyles(super().get_component_styles(*names))
+        return during[names]  # type: ignore[no-any-return]
 
     def _drop_stale_renders(self) -> None:
         """DataTable's rendered rows, cells and lines are keyed by its update count, so none made before
