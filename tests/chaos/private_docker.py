@@ -187,13 +187,15 @@ class PrivateDocker:
     def cleanup(self) -> None:
         """Leave nothing behind, whatever state the test left the daemon in; raise if something stayed."""
         problems: list[str] = []
+        # The bridge goes while the owner file still says whose it is: once the files are gone, another
+        # run's reap_stale takes it for a dead run's and may delete it under this one's own delete.
         steps = (
             self._remove_containers,
             self._stop_daemon,
             self._kill_leftovers,
             self._unmount_all,
-            self._remove_files,
             self._delete_bridge,
+            self._remove_files,
         )
         for step in steps:
             try:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.chaos.private_docker import PrivateDocker, _link_exists, _mounts_under, reap_stale
@@ -65,3 +66,33 @@ def test_a_killed_runs_frozen_dockerd_is_removed_and_a_live_runs_engine_kept() -
         assert ours.base.is_dir() and str(ours.base) not in removed
     finally:
         ours.cleanup()
+
+
+def test_another_runs_reaping_never_removes_the_bridge_of_an_engine_being_cleaned_up() -> None:
+    """Two runs side by side: one cleans up its engine while the other's fixture starts and reaps.
+    The bridge must stay its owner's to delete: reaped in between (its owner file already removed),
+    the owner's own delete failed "No such device" and the test errored at teardown (seen once in 8
+    runs of test_dockerd_restart.py, two runs side by side)."""
+    ours = PrivateDocker()
+    reaped: list[str] = []
+
+    def then_another_run_reaps(step: Callable[[], None]) -> Callable[[], None]:
+        def step_then_reap() -> None:
+            step()
+            reaped.extend(reap_stale())
+
+        return step_then_reap
+
+    subprocess.run(["ip", "link", "add", ours.bridge, "type", "bridge"], check=True)
+    for name in (
+        "_remove_containers",
+        "_stop_daemon",
+        "_kill_leftovers",
+        "_unmount_all",
+        "_delete_bridge",
+        "_remove_files",
+    ):
+        setattr(ours, name, then_another_run_reaps(getattr(ours, name)))
+    ours.cleanup()
+    assert ours.bridge not in reaped, reaped
+    assert not _link_exists(ours.bridge) and not ours.base.exists()
