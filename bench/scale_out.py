@@ -363,14 +363,20 @@ def compose_round(
 
 
 async def polled_floor_round(
-    url: str, results: dict[str, list[float]], floor_marks: dict[str, list[FloorMarks]]
+    engine: Engine,
+    url: str,
+    results: dict[str, list[float]],
+    splits: dict[str, list[Split]],
+    floor_marks: dict[str, list[FloorMarks]],
 ) -> None:
     """The floor of 1→10 while the clients poll the app's one replica (FLOOR_POLLED)."""
     client = await Client.polling(url, 10)  # never sees ten: stopped when the floor is done
     try:
         marks: FloorMarks = {}
-        took, _split = await asyncio.to_thread(floor_round, 9, marks)
+        nginx_master = getattr(engine.nginx, "_master_pid", None)
+        took, split = await asyncio.to_thread(floor_round, 9, marks, (client.pid,), nginx_master)
         results[FLOOR_POLLED].append(took)
+        splits[FLOOR_POLLED].append(split)
         floor_marks[FLOOR_POLLED].append(marks)
     finally:
         await client.stop()
@@ -402,11 +408,17 @@ def _compose_to_ten(project: str) -> tuple[float, Split]:
 FloorMarks = dict[str, list[float]]  # CREATED / STARTED → each container's offset from the first call
 
 
-def floor_round(count: int = 10, marks: FloorMarks | None = None) -> tuple[float, Split]:
+def floor_round(
+    count: int = 10,
+    marks: FloorMarks | None = None,
+    client_pids: tuple[int, ...] = (),
+    nginx_master: int | None = None,
+) -> tuple[float, Split]:
     """``count`` containers like compose's, each created and started by a bare docker-py thread; the
     seconds until the last start returned (Docker then reports it running), and the CPU split; then
     removed.  ``marks``: filled with when each create and each start returned (the engine's timeline
-    marks the same two moments, so the two compare stage by stage)."""
+    marks the same two moments, so the two compare stage by stage).  ``client_pids``, ``nginx_master``:
+    the polling client and the engine's nginx when the floor runs while they serve (FLOOR_POLLED)."""
     api = docker_sdk.APIClient(version="auto", max_pool_size=10)
     api.trust_env = False  # as the engine's client (a unix socket never goes through a proxy)
     tag = uuid.uuid4().hex[:6]
@@ -429,16 +441,17 @@ def floor_round(count: int = 10, marks: FloorMarks | None = None) -> tuple[float
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:
             time.sleep(SETTLE_SECONDS)
-            before = cpu_split.snapshot(os.getpid())
+            before = cpu_split.snapshot(os.getpid(), client_pids, nginx_master)
             started = time.perf_counter()
             list(pool.map(create_and_start, range(count)))
             took = time.perf_counter() - started
             if marks is not None:
                 for stage, at in returned:
                     marks.setdefault(stage, []).append(at - started)
-            split = cpu_split.split(before, cpu_split.snapshot(os.getpid()))
-            # The bench's own threads made the calls: in this case the engine's line is the client's.
-            split["client"], split["engine"] = split["engine"], 0.0
+            split = cpu_split.split(before, cpu_split.snapshot(os.getpid(), client_pids, nginx_master))
+            # The bench's own threads made the calls: in this case the engine's line is the client's
+            # (with the polling client's, when one polls meanwhile).
+            split["client"], split["engine"] = split["client"] + split["engine"], 0.0
             split["wall"] = took
     finally:
         labels = [f"{key}={value}" for key, value in FLOOR_LABELS.items()]
@@ -477,7 +490,7 @@ async def all_runs(runs: int, cold_only: bool = False) -> Runs:
     floor_marks: dict[str, list[FloorMarks]] = {FLOOR: [], FLOOR_NINE: [], FLOOR_POLLED: []}
     lines: dict[str, list[Offsets]] = {case: [] for case in TIMED_CASES}
     our_splits: dict[str, list[Split]] = {case: [] for case in TIMED_CASES}
-    their_splits: dict[str, list[Split]] = {case: [] for case in (*COLD_CASES, FLOOR)}
+    their_splits: dict[str, list[Split]] = {case: [] for case in (*COLD_CASES, FLOOR, FLOOR_POLLED)}
     timeline = ReplicaTimeline()
     project = f"obench{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -503,7 +516,8 @@ async def all_runs(runs: int, cold_only: bool = False) -> Runs:
                     await warm_round(engine, warm, timeline, ours, lines, our_splits)
                 await asyncio.to_thread(compose_round, project, theirs, their_splits, floor_marks)
                 # The app is back at one replica (orchestry_round's end), routed.
-                await polled_floor_round(f"http://{engine.settings.lb_listen}/{name}/", theirs, floor_marks)
+                url = f"http://{engine.settings.lb_listen}/{name}/"
+                await polled_floor_round(engine, url, theirs, their_splits, floor_marks)
         finally:
             await engine.stop(stop_apps=True)
             await asyncio.to_thread(
@@ -553,12 +567,16 @@ def print_splits(our_splits: dict[str, list[Split]], their_splits: dict[str, lis
         "\nCPU split: median CPU seconds per process group over each timed case (wall: the window's median"
         " length; for Orchestry it ends once the client has reported the last answer)"
     )
-    print(f"{'case':<18}{'wall':>7}" + "".join(f"{g:>11}" for g in groups))
+    print(f"{'case':<22}{'wall':>7}" + "".join(f"{g:>11}" for g in groups))
     rows = [(f"{case}", splits) for case, splits in our_splits.items() if splits]
-    rows += [(f"compose {case}" if case != FLOOR else case, splits) for case, splits in their_splits.items()]
+    rows += [
+        (case if case.startswith(FLOOR) else f"compose {case}", splits)
+        for case, splits in their_splits.items()
+        if splits
+    ]
     for label, splits in rows:
         cells = "".join(f"{statistics.median(s.get(g, 0.0) for s in splits):>11.2f}" for g in groups)
-        print(f"{label:<18}{statistics.median(s['wall'] for s in splits):>7.2f}{cells}")
+        print(f"{label:<22}{statistics.median(s['wall'] for s in splits):>7.2f}{cells}")
     for case, splits in our_splits.items():
         threads = sorted({k for s in splits for k in s if k.startswith("engine:")})
         if splits and threads:
@@ -684,6 +702,25 @@ def print_docker_phase(lines: dict[str, list[Offsets]], floor_marks: dict[str, l
             line(FLOOR_POLLED, [floor_row(m) for m in floor_marks[FLOOR_POLLED]], floor_marks[floor])
         if lines[case]:
             line(f"orchestry {case}", [engine_row(o) for o in lines[case]], floor_marks[floor])
+    if lines["1→10"] and lines["0→10"] and floor_marks[FLOOR] and floor_marks[FLOOR_NINE]:
+        # Paired within each round: the two cases (and the two floors) ran back to back in it.
+        ours = [
+            engine_row(one)[2] - engine_row(zero)[2]
+            for one, zero in zip(lines["1→10"], lines["0→10"], strict=False)
+        ]
+        floors = [
+            max(nine[STARTED]) - max(ten[STARTED])
+            for nine, ten in zip(floor_marks[FLOOR_NINE], floor_marks[FLOOR], strict=False)
+        ]
+
+        def ms(values: list[float]) -> str:
+            each = " ".join(f"{v * 1000:+.0f}" for v in values)
+            return f"{statistics.median(values) * 1000:+.0f} ms ({each})"
+
+        print(
+            f"1→10 minus 0→10, last start, paired per round: orchestry {ms(ours)}; floor nine minus ten"
+            f" {ms(floors)}"
+        )
     print(
         f"  {FLOOR_POLLED}: nine bare creates+starts while the {POLLERS} clients poll the app's one replica"
         " through nginx, as during 1→10 (during 0→10 they meet nginx's quick 503 until the first replica is"
