@@ -207,3 +207,38 @@ def test_sqlite_locked_by_another_process_names_the_store_and_the_fix(sqlite_dat
     assert "another process" in message
     assert "PostgreSQL" in message
     assert "migrated" not in message
+
+
+def test_sqlite_writes_take_their_turns_in_the_order_they_asked(sqlite_database_url: str) -> None:
+    """First come first served: a write that asked early is never overtaken by later ones (under a
+    steady stream of writes an unlucky one would otherwise wait, and fail, however short each is)."""
+    store = Store.open(sqlite_database_url)
+    writers = store.database.sqlite_writers
+    assert writers is not None
+    held = HeldWrite(store)
+    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
+    slow.start()
+    threads: list[threading.Thread] = []
+    try:
+        assert held.holding.wait(30)
+        for i in range(20):
+            thread = threading.Thread(
+                target=store.events.add, args=(None, "cluster", "turn", f"turn {i}", {"i": i}, 1000.0)
+            )
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 30
+            while writers.queued < i + 1:  # queued behind the held write, in this order
+                assert time.monotonic() < deadline, f"writer {i} never queued"
+                time.sleep(0.001)
+    finally:
+        held.release.set()
+        slow.join(60)
+        held.remove()
+    for thread in threads:
+        thread.join(60)
+    try:
+        committed = sorted(store.events.query(category="cluster", limit=100), key=lambda e: e.id)
+        assert [e.details["i"] for e in committed] == list(range(20))
+    finally:
+        store.close()
