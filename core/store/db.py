@@ -184,13 +184,15 @@ class SqliteWriters:
                 gate = threading.Lock()
                 gate.acquire()
                 self._waiting.append(gate)
-        if gate is not None and not gate.acquire(timeout=timeout):
-            with self._mutex:
-                queued = len(self._waiting)
-                handed = gate not in self._waiting  # the turn came between the timeout and the mutex
-                if not handed:
-                    self._waiting.remove(gate)
-            if not handed:
+        if gate is not None:
+            try:
+                handed = gate.acquire(timeout=timeout)
+            except BaseException:  # interrupted (Ctrl-C in the main thread): never strand the turn
+                if self._leave(gate) is None:
+                    self._pass_on()
+                raise
+            queued = None if handed else self._leave(gate)
+            if queued is not None:
                 raise StoreError(
                     f"the SQLite store at {self.path} could not take a write while {operation}: it "
                     f"waited {timeout:.0f} s for its turn behind this process's other writes ({queued} "
@@ -204,12 +206,25 @@ class SqliteWriters:
         try:
             yield
         finally:
-            with self._mutex:
-                self._owner = None
-                if self._waiting:
-                    self._waiting.popleft().release()  # stays busy: the turn passes straight on
-                else:
-                    self._busy = False
+            self._pass_on()
+
+    def _leave(self, gate: threading.Lock) -> int | None:
+        """Take a waiter that gives up out of the queue: how many were queued with it, or None when
+        the turn was handed to it meanwhile (it then holds the turn)."""
+        with self._mutex:
+            if gate not in self._waiting:
+                return None
+            queued = len(self._waiting)
+            self._waiting.remove(gate)
+            return queued
+
+    def _pass_on(self) -> None:
+        with self._mutex:
+            self._owner = None
+            if self._waiting:
+                self._waiting.popleft().release()  # stays busy: the turn passes straight on
+            else:
+                self._busy = False
 
 
 # One queue per SQLite file, shared by every Database of this process on it (a second Store, the

@@ -177,6 +177,11 @@ def test_sqlite_write_that_cannot_get_its_turn_names_the_store_and_the_fix(
         held.release.set()
         slow.join(60)
         held.remove()
+    try:
+        # The writer that gave up left the queue: the next write takes its turn at once.
+        store.apps.create(app_record("next"))
+        assert {rec.name for rec in store.apps.list()} == {"held", "next"}
+    finally:
         store.close()
     message = str(refused.value)
     path = sqlite_database_url.removeprefix("sqlite:///")
