@@ -126,8 +126,17 @@ async def measure(replicas: int, seconds: float, profile_to: str | None = None) 
         names = [f"fleet-{i:04d}" for i in range(apps)]
         for name in names:
             await engine.register(app_document(name))
+        up_failures: list[str] = []
         for batch in range(0, apps, 50):
-            await asyncio.gather(*(engine.up(n) for n in names[batch : batch + 50]))
+            answers = await asyncio.gather(
+                *(engine.up(n) for n in names[batch : batch + 50]), return_exceptions=True
+            )
+            # A failed `up` is what a user applying many apps at once would see: count it, say why,
+            # and ask again so the fill still completes.
+            for name, answer in zip(names[batch : batch + 50], answers, strict=True):
+                if isinstance(answer, BaseException):
+                    up_failures.append(f"{name}: {type(answer).__name__}: {answer}")
+                    await engine.up(name)
         deadline = time.monotonic() + 600
         while sum(engine.reconciler.ready_count(n) for n in names) < replicas:
             if time.monotonic() > deadline:
@@ -135,6 +144,10 @@ async def measure(replicas: int, seconds: float, profile_to: str | None = None) 
             await asyncio.sleep(0.5)
         fill_seconds = time.perf_counter() - fill_started
         fill_cpu = cpu_seconds() - fill_cpu
+        # The SQLite store's write queue (absent in trees before it, and on PostgreSQL).
+        writers = getattr(engine.store.database, "sqlite_writers", None)
+        fill_writes = writers.writes if writers is not None else float("nan")
+        fill_longest_wait = writers.longest_wait if writers is not None else float("nan")
 
         passes: list[float] = []
         reconciler = engine.reconciler
@@ -184,6 +197,10 @@ async def measure(replicas: int, seconds: float, profile_to: str | None = None) 
         "apps": apps,
         "fill_seconds": fill_seconds,
         "fill_cpu": fill_cpu,
+        "up_failures": len(up_failures),
+        "up_failure_examples": up_failures[:3],
+        "fill_writes": fill_writes,
+        "fill_write_wait_max_ms": fill_longest_wait * 1000,
         "cpu_percent": cpu_used / wall_used * 100,
         "cpu_us_per_replica_s": cpu_used / wall_used / replicas * 1e6,
         "rss_mb": rss_full / 1024,
@@ -212,6 +229,14 @@ def run_size(replicas: int, seconds: float, tree: Path, label: str = "") -> dict
         f" measured in {wall:.0f} s wall (load {load_average()})",
         flush=True,
     )
+    print(
+        f"    fill: {row['up_failures']} of {row['apps']} `up` calls failed"
+        f"; {row['fill_writes']} SQLite writes since the start,"
+        f" longest wait for a turn {row['fill_write_wait_max_ms']:.1f} ms",
+        flush=True,
+    )
+    for example in row["up_failure_examples"]:
+        print(f"      {example}", flush=True)
     return row
 
 
@@ -264,6 +289,7 @@ def print_baseline(ours: dict[str, Any], base: dict[str, Any], baseline: Path) -
     for key, label in (
         ("fill_seconds", "fill, s wall"),
         ("fill_cpu", "fill, s CPU"),
+        ("up_failures", "fill, failed `up` calls"),
         ("cpu_percent", "CPU % of one core"),
         ("cpu_us_per_replica_s", "µs CPU per replica per s"),
         ("rss_mb", "RSS MB"),
