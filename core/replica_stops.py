@@ -197,6 +197,9 @@ class ReplicaStops(ReconcilerParts):
         """Stop with ``grace``, cut short to FORCE_STOP_SECONDS when a forced down of the app arrives
         meanwhile: the operator who typed ``down --force`` during a plain down's grace period expects
         the replicas gone now, not when that grace ends."""
+        if not getattr(self.runtime, "stop_cuts_short", False):
+            await self.runtime.stop(container_id, timeout=grace)
+            return
         if state.forced.is_set() and grace > FORCE_STOP_SECONDS:
             # The forced down came before this stop began (during the drain, say): as short from the start.
             grace = FORCE_STOP_SECONDS

@@ -143,6 +143,9 @@ class DockerRuntime(PooledApiCalls):
     # Each list call is an HTTP round trip through the thread pool: passes asking at once share one
     # (core/shared_listing.py).
     shares_listing = True
+    # A second stop with a shorter timeout ends one under way sooner: Docker signals again and kills the
+    # container when the shorter one runs out (a forced down during a plain one, core/replica_stops.py).
+    stop_cuts_short = True
 
     def __init__(
         self,

@@ -130,6 +130,7 @@ class MemoryRuntime:
     # An app's listing is an index lookup: nothing to gain from sharing a listing of every replica
     # (core/shared_listing.py), which would walk the whole fleet.  Tests of the shared path set it.
     shares_listing = False
+    stop_cuts_short = True  # as Docker's (every stop here ends at once anyway)
 
     def __init__(self, clock: Callable[[], float] = time.time, images: set[str] | None = None) -> None:
         """``images``: the images that exist (None: every image exists)."""

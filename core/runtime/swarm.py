@@ -99,6 +99,9 @@ class SwarmRuntime(PooledApiCalls):
     """Runtime protocol on a Docker Swarm (core/runtime/base.py); one service per slot."""
 
     _closed_message = "the Swarm runtime was closed: create a new SwarmRuntime"
+    # A stop removes the slot's service and Swarm stops its task with the grace period set at creation:
+    # a later, shorter stop cannot cut that short, so a forced down does not claim to.
+    stop_cuts_short = False
 
     def __init__(
         self,
