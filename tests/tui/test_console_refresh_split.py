@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.cache import LRUCache
 from textual.content import Content
 from textual.dom import DOMNode
 from textual.geometry import Region
@@ -200,20 +201,95 @@ async def test_a_table_renders_only_its_changed_cells_again_not_its_header() -> 
         table.sync({"a": ("a", "1.0%"), "b": ("b", "2.0%")})
         await pilot.pause()
         rendered: list[tuple[int, int]] = []
-        render = DataTable._render_cell
+        # Every cell rendered again, by Rich or by swapping a figure's characters (see _retext), is kept
+        # in the table's cache of rendered cells: counted there.
+        keep = LRUCache.set
 
-        def counted(self: DataTable[object], row: int, column: int, *args: Any, **kwargs: Any) -> Any:
-            rendered.append((row, column))
-            return render(self, row, column, *args, **kwargs)
+        def counted(self: LRUCache[Any, Any], key: Any, value: Any) -> None:
+            if self is table._rendered:
+                rendered.append(key[:2])
+            keep(self, key, value)
 
-        DataTable._render_cell = counted  # type: ignore[method-assign]
+        LRUCache.set = counted  # type: ignore[method-assign]
         try:
             table.sync({"a": ("a", "1.5%"), "b": ("b", "2.0%")})
             await pilot.pause()
         finally:
-            DataTable._render_cell = render  # type: ignore[method-assign]
+            LRUCache.set = keep  # type: ignore[method-assign]
         assert rendered == [(0, 1)]  # a's CPU; not the header, names or b's CPU
         assert "1.5%" in screen_text(app)
+
+
+async def test_a_figure_that_moved_is_shown_without_rendering_its_cell_through_rich() -> None:
+    """12.3% becoming 14.0% is the same cell but for its characters: rendering it through Rich again
+    was most of a changed row's paint (a fleet's CPU and memory figures move on every refresh)."""
+    app = TableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({"a": ("a", "12.3%"), "b": ("b", "20.0%")})
+        await pilot.pause()
+        through_rich: list[tuple[int, int]] = []
+        render = DataTable._render_cell
+
+        def counted(self: DataTable[object], row: int, column: int, *args: Any, **kwargs: Any) -> Any:
+            through_rich.append((row, column))
+            return render(self, row, column, *args, **kwargs)
+
+        DataTable._render_cell = counted  # type: ignore[method-assign]
+        try:
+            table.sync({"a": ("a", "14.0%"), "b": ("b", "20.0%")})
+            await pilot.pause()
+            assert "14.0%" in screen_text(app) and not through_rich  # was [(0, 1)]
+            table.sync({"a": ("a", "9.5%"), "b": ("b", "20.0%")})  # shorter: laid out again by Rich
+            await pilot.pause()
+        finally:
+            DataTable._render_cell = render  # type: ignore[method-assign]
+        assert "9.5%" in screen_text(app) and through_rich == [(0, 1)]
+
+
+CELL_VALUES: list[object] = [
+    "12.3%",
+    "45.6%",
+    "7.1%",
+    "100.0%",
+    "–",
+    "app10",
+    "web 1",
+    "日本",
+    "a\tb",
+    "",
+    Text("running", style="bold green"),
+    Text("stopped", style="dim"),
+    Text("failed!", style="bold red"),
+    Text("yes", style="green"),
+    Text("no!", style="red"),
+    Text.assemble(("ab", "bold"), "cd"),
+    Text.assemble(("xy", "bold"), "zw"),
+    Text("12.5%", justify="right"),
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_a_tables_cells_are_what_datatable_renders_whatever_changed(seed: int) -> None:
+    """Cells whose values change in every way (figures of the same or another length, styled, with
+    spans, justified, not ASCII, empty), under the cursor or not: each paint is DataTable's own."""
+    rng = random.Random(seed)
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(KeyedTable)
+        for _step in range(12):
+            rows = {f"r{i}": (rng.choice(CELL_VALUES), rng.choice(CELL_VALUES)) for i in range(8)}
+            table.sync(rows)
+            table.move_cursor(row=rng.randrange(8))
+            await pilot.pause()
+            region = Region(0, 0, *table.size)
+            ours = table.render_lines(region)
+            table._drop_stale_renders()
+            kept = table._rendered
+            table._rendered = LRUCache(4096)
+            table._styles_cache.clear()
+            assert DataTable.render_lines(table, region) == ours
+            table._rendered = kept  # the next changes start from what was shown
 
 
 def plot_texts(chart: Chart) -> list[str]:
