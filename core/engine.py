@@ -194,11 +194,16 @@ class Engine:
         sup.start("apps.watch", watch.watch_apps)
         sup.start("nodes.watch", parts.nodes.watch)
         await watch.ensure_workers()
+        # The view, not cluster.term: a follower holds no term of its own (None), but follows the lease's.
+        view = parts.cluster.view()
+        role = view.state
+        if not view.leading and view.leader_id is not None:
+            role = f"{view.state} of {view.leader_id}"
+        role = f"{role}, term {view.term}" if view.term is not None else f"{role}, no term yet"
         await self.emit(
             "lifecycle",
             "engine_started",
-            f"engine {__version__} started on node {self.node_id} "
-            f"({parts.cluster.state}, term {parts.cluster.term})",
+            f"engine {__version__} started on node {self.node_id} ({role})",
             details={"node_id": self.node_id, "lb": self.settings.lb_listen},
         )
 
