@@ -157,9 +157,10 @@ class MetricsCollector:
                     await asyncio.sleep(0)  # requests are answered between slices of apps
                 if app not in self._targets:
                     continue  # forgotten (deleted) while this sample ran: its figures must not come back
-                samples = [
+                # A generator, not a list: each replica's sample is gone before the next is made.
+                samples = (
                     _replica_sample(t, stats.get(t.container_id), without_cpu, connections) for t in replicas
-                ]
+                )
                 self.windows.add_resource_sample(app, samples, now)
             self.windows.prune(now)
             self.last_sample_at = now

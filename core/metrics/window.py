@@ -124,12 +124,30 @@ class AppResourceBucket:
     ready_last: int = 0
 
 
-# One replica's resource reading in one second: (cpu_percent, memory_percent, connections), the last
-# sample taken in it.  A plain tuple of numbers, not an object: the garbage collector stops tracking
-# such a tuple, and a dict that holds only those, so a fleet's minute of readings (30,000 at 1,000
-# replicas, renewed every 2 s) is not walked by every collection, as their dataclass instances were.
+# One replica's resource reading: (cpu_percent, memory_percent, connections), as ``replica_summary``
+# answers it.
 ReplicaResources = tuple[float | None, float | None, int | None]
 NO_RESOURCES: ReplicaResources = (None, None, None)
+
+# Every replica's reading of one app at one sampling instant, flat: (slot, cpu_percent, memory_percent,
+# connections) for each replica in turn.  One tuple per app and second rather than one per replica and
+# second, in one window per app rather than one per replica: a sample of 1,000 replicas in 100 apps
+# stores and prunes 100 buckets, not 1,000, and allocates 100 objects the garbage collector counts, not
+# 1,000 (each of which, alive at a young collection, moved the next full one closer).  A tuple of
+# numbers is left out of collections once the collector has seen it, so a minute of readings is not
+# walked by every full collection either.
+AppReadings = tuple[float | int | None, ...]
+READING_WIDTH = 4
+
+
+def _merge_readings(older: AppReadings, newer: AppReadings) -> AppReadings:
+    """Two samples in the same second: each replica's newer reading wins, the others stay."""
+    replaced = set(newer[::READING_WIDTH])
+    kept: list[float | int | None] = []
+    for index in range(0, len(older), READING_WIDTH):
+        if older[index] not in replaced:
+            kept += older[index : index + READING_WIDTH]
+    return (*kept, *newer)
 
 
 class SecondBuckets(Generic[B]):
@@ -194,6 +212,13 @@ class SecondBuckets(Generic[B]):
             return [(s, buckets[s]) for s in range(first, latest + 1) if s in buckets]
         return sorted((s, b) for s, b in buckets.items() if s >= first)
 
+    def values(self) -> list[B]:
+        return list(self._buckets.values())
+
+    def at(self, second: int) -> B | None:
+        """The bucket of exactly ``second``, if there is one."""
+        return self._buckets.get(second)
+
     def earliest(self, start: float) -> int | None:
         seconds = [s for s in self._buckets if s >= math.floor(start)]
         return min(seconds) if seconds else None
@@ -217,8 +242,11 @@ class PeriodAccumulator:
 class AppSeries:
     traffic: SecondBuckets[TrafficBucket]
     resources: SecondBuckets[AppResourceBucket]
+    replica_readings: SecondBuckets[AppReadings]  # every replica's readings, one tuple a second
     replica_traffic: dict[int, SecondBuckets[TrafficBucket]] = field(default_factory=dict)
-    replica_resources: dict[int, SecondBuckets[ReplicaResources]] = field(default_factory=dict)
+    # Every slot ever sampled (as the per-replica windows' keys were): with traffic observed, each one
+    # is answered by ``replica_summary``, at 0 rps when it had none.
+    replica_slots: set[int] = field(default_factory=set)
 
 
 class RollingMetrics:
@@ -241,6 +269,7 @@ class RollingMetrics:
             series = AppSeries(
                 traffic=SecondBuckets(self.retention_seconds, TrafficBucket),
                 resources=SecondBuckets(self.retention_seconds, AppResourceBucket),
+                replica_readings=SecondBuckets(self._replica_retention),
             )
             self._apps[app] = series
         return series
@@ -293,7 +322,7 @@ class RollingMetrics:
         cpu_sum = memory_sum = 0.0
         cpu_count = memory_count = connections_count = 0
         connections_sum = 0
-        replica_resources = series.replica_resources
+        readings: list[float | int | None] = []
         for slot, is_ready, cpu, memory, connections in samples:
             if is_ready:
                 ready += 1
@@ -306,10 +335,12 @@ class RollingMetrics:
             if connections is not None:
                 connections_sum += connections
                 connections_count += 1
-            readings = replica_resources.get(slot)
-            if readings is None:
-                readings = replica_resources[slot] = SecondBuckets(self._replica_retention)
-            readings.put(now, now, (cpu, memory, connections))
+            readings += (slot, cpu, memory, connections)
+        flat = tuple(readings)
+        series.replica_slots.update(flat[::READING_WIDTH])
+        second = int(now)
+        earlier = series.replica_readings.at(second)
+        series.replica_readings.put(now, now, flat if earlier is None else _merge_readings(earlier, flat))
         for target in (bucket, self._period(app, now).resources):
             target.samples += 1
             target.ready_last = ready
@@ -365,7 +396,8 @@ class RollingMetrics:
         for series in self._apps.values():
             series.traffic.prune(now)
             series.resources.prune(now)
-            for buckets in [*series.replica_traffic.values(), *series.replica_resources.values()]:
+            series.replica_readings.prune(now)
+            for buckets in series.replica_traffic.values():
                 buckets.prune(now)
 
     def apps(self) -> list[str]:
@@ -380,7 +412,8 @@ class RollingMetrics:
             len(series.traffic)
             + len(series.resources)
             + sum(len(b) for b in series.replica_traffic.values())
-            + sum(len(b) for b in series.replica_resources.values())
+            # A reading per replica and second, as when each replica had a window of its own.
+            + sum(len(flat) // READING_WIDTH for flat in series.replica_readings.values())
         )
 
     # -- reading -------------------------------------------------------------------------------------
@@ -458,8 +491,13 @@ class RollingMetrics:
         start = now - seconds
         app_traffic = series.traffic.since(start)
         traffic_covered = min(seconds, max(1.0, now - app_traffic[0][0])) if app_traffic else None
+        # Each replica's latest reading in the window: newer seconds overwrite older ones.
+        latest: dict[int, ReplicaResources] = {}
+        for _, flat in series.replica_readings.since(start):
+            for index in range(0, len(flat), READING_WIDTH):
+                latest[flat[index]] = flat[index + 1 : index + READING_WIDTH]  # type: ignore[index, assignment]
         result: dict[int, ReplicaMetrics] = {}
-        for slot in sorted(set(series.replica_traffic) | set(series.replica_resources)):
+        for slot in sorted(set(series.replica_traffic) | series.replica_slots):
             rps = p95 = None
             buckets = series.replica_traffic.get(slot)
             traffic = buckets.since(start) if buckets is not None else []
@@ -470,11 +508,10 @@ class RollingMetrics:
                 for _, bucket in traffic:
                     merged.update(bucket.latencies)
                 p95 = percentile(merged, 0.95)
-            resource_buckets = series.replica_resources.get(slot)
-            latest = resource_buckets.since(start) if resource_buckets is not None else []
-            cpu, memory, connections = latest[-1][1] if latest else NO_RESOURCES
-            if rps is None and p95 is None and not latest:
+            reading = latest.get(slot)
+            if rps is None and p95 is None and reading is None:
                 continue
+            cpu, memory, connections = NO_RESOURCES if reading is None else reading
             result[slot] = ReplicaMetrics(
                 slot=slot,
                 rps=rps,

@@ -211,3 +211,41 @@ def test_a_fleets_replica_readings_are_left_out_of_garbage_collections() -> None
     assert tracked_objects_in(m) < 3 * replicas  # a window per replica, not an object per reading (30)
     latest = m.replica_summary("web", 10)[7]
     assert (latest.cpu_percent, latest.memory_percent, latest.connections) == (59.0, 2.0, 7)
+
+
+def test_a_sample_of_a_fleet_adds_an_object_per_app_for_the_garbage_collector_not_per_replica() -> None:
+    """Every object a sample keeps counts towards the next young collection, and those alive then
+    towards the next full one (which stops the event loop for the whole heap): 1,000 replicas in 10
+    apps must keep about 10 new objects a sample, not 1,000 readings."""
+    clock = [NOW]
+    m = RollingMetrics(retention_seconds=900, clock=lambda: clock[0])
+    apps, replicas = 10, 100
+
+    def sample() -> None:
+        for app in range(apps):
+            m.add_resource_sample(f"app{app}", [ReplicaSample(s, True, 5.0, 6.0, 1) for s in range(replicas)])
+
+    sample()  # the apps' windows themselves are made once
+    clock[0] += 2
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        sample()
+        kept = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert kept <= 3 * apps
+    latest = m.replica_summary("app3", 10)
+    assert sorted(latest) == list(range(replicas))
+    assert (latest[42].cpu_percent, latest[42].memory_percent, latest[42].connections) == (5.0, 6.0, 1)
+    assert m.bucket_count("app3") == 2 + 2 * replicas  # two app seconds, two readings per replica
+
+
+def test_replica_readings_taken_twice_in_one_second_keep_the_newest_of_each_replica() -> None:
+    m = metrics()
+    m.add_resource_sample("web", [ReplicaSample(1, True, 10.0, 1.0, 1), ReplicaSample(2, True, 20.0, 2.0, 2)])
+    m.add_resource_sample("web", [ReplicaSample(2, True, 25.0, 2.5, 3)])
+    latest = m.replica_summary("web", 10)
+    assert (latest[1].cpu_percent, latest[2].cpu_percent, latest[2].connections) == (10.0, 25.0, 3)
+    assert m.bucket_count("web") == 1 + 2
