@@ -234,12 +234,16 @@ class HealthChecker:
                         return
                 # Probe fast until the replica first becomes ready, then at the spec's period.
                 if target.ready:
-                    await self._clock.sleep(period)
+                    pause = period
                 elif result.refused and self._clock.monotonic() - target.started_at < REFUSED_FAST_SECONDS:
-                    await self._clock.sleep(REFUSED_POLL_SECONDS)
+                    pause = REFUSED_POLL_SECONDS
                 else:
-                    await self._clock.sleep(startup_poll)
+                    pause = startup_poll
                     startup_poll = min(STARTUP_POLL_SECONDS, startup_poll * 2)
+                # Not kept through the pause (its detail is in the target): one object fewer for each
+                # of a fleet's sleeping checks to carry into the oldest generation (see Clock.sleep).
+                del result
+                await self._clock.sleep(pause)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -99,6 +99,11 @@ class MetricsCollector:
     # -- what to measure -----------------------------------------------------------------------------
 
     def set_targets(self, app: str, replicas: list[ReplicaTarget]) -> None:
+        if self._targets.get(app) == replicas:
+            # Every pass says so, changed or not (each app's relist every 30 s): the old targets stay,
+            # not a fleet's worth of new ones that live until the next pass, long enough to end up
+            # in the oldest generation of the garbage collector.
+            return
         self._targets[app] = list(replicas)
 
     def forget(self, app: str) -> None:
@@ -132,7 +137,8 @@ class MetricsCollector:
     async def sample_once(self) -> None:
         async with self._lock:
             started = time.monotonic()
-            targets = {app: list(replicas) for app, replicas in self._targets.items()}
+            # set_targets replaces an app's list, never changes it: the lists need no copy.
+            targets = dict(self._targets)
             every = [t for replicas in targets.values() for t in replicas]
             stats, records, connections = await asyncio.gather(
                 self._sampler.sample([t.container_id for t in every]),
