@@ -450,6 +450,11 @@ class OrchestryConsole(App[int]):
             self._read_replicas(app.name)
         elif app.status == "stopped":
             empty.update(f"{app.name} is stopped: press u to start it")
+        elif not rows and app.status == "error":
+            # Blocked (missing image, port clash...): the engine is not starting anything until it is fixed.
+            empty.update(
+                f"{app.name} cannot start its replicas (desired {app.desired_replicas}): {app.status_reason}"
+            )
         elif not rows:
             empty.update(
                 f"{app.name} has no replicas yet (desired {app.desired_replicas}): "

@@ -1,0 +1,30 @@
+"""An app the engine cannot start (missing image, blocked) has no replicas: the replicas pane says why,
+and does not claim the engine is starting them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from orchestry_tui.console.app import OrchestryConsole
+from orchestry_tui.console.fixed_backend import sample_backend
+from tests.tui.conftest import until
+
+MISSING = (
+    "image 'orchestry/nope:latest' is not present on this Docker engine and could not be pulled: "
+    "build or load it (docker build/import), or fix spec.image"
+)
+
+
+async def test_replicas_pane_of_an_app_that_cannot_start_says_so_not_starting(tmp_path: Path) -> None:
+    backend = sample_backend()
+    web = backend.apps[0]
+    backend.apps[0] = dataclasses.replace(web, status="error", status_reason=MISSING, replicas=[])
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.pause()
+        assert app.selected == web.name
+        shown = str(app.query_one("#replicas-empty").render())
+        assert "is starting them" not in shown
+        assert f"{web.name} cannot start its replicas" in shown and "fix spec.image" in shown
