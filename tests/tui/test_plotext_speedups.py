@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from plotext import _utility
+from plotext._matrix import matrix_class
 from textual_plotext.plot import Plot
 
 from orchestry_tui.console.widgets import plotext_speedups as fast
@@ -18,11 +19,15 @@ from orchestry_tui.console.widgets import plotext_speedups as fast
 def plotext_own() -> Iterator[None]:
     """plotext's own helpers for a while, whatever was installed."""
     kept = _utility.hd_group, _utility.get_lines
+    kept_matrix = matrix_class.set_canvas, matrix_class.set_matrices
     _utility.hd_group, _utility.get_lines = fast.ORIGINAL_HD_GROUP, fast.ORIGINAL_GET_LINES
+    matrix_class.set_canvas = fast.ORIGINAL_SET_CANVAS  # type: ignore[method-assign]
+    matrix_class.set_matrices = fast.ORIGINAL_SET_MATRICES  # type: ignore[method-assign]
     try:
         yield
     finally:
         _utility.hd_group, _utility.get_lines = kept
+        matrix_class.set_canvas, matrix_class.set_matrices = kept_matrix  # type: ignore[method-assign]
 
 
 def dots(rng: random.Random, count: int, spread: int) -> list[int]:
@@ -95,3 +100,37 @@ def test_a_chart_built_with_them_is_plotexts_chart(seed: int) -> None:
     ours = build(series, size)
     with plotext_own():
         assert build(series, size) == ours
+
+
+def canvas(rng: random.Random, set_matrices: Any, set_canvas: Any) -> tuple[Any, ...]:
+    """A random matrix (seeded the same for both) drawn with ``set_matrices`` and ``set_canvas``."""
+    colors = ["default", "red", (12, 34, 56), 7, "white"]
+    matrix = matrix_class()
+    cols, rows = rng.choice([(0, 0), (1, 1), (50, 11), (7, 3)])
+    matrix.set_size(cols, rows)
+    matrix.set_axes_color(rng.choice(colors))
+    matrix.set_canvas_area(
+        rng.randint(0, cols), rng.randint(0, cols), rng.randint(0, rows), rng.randint(0, rows)
+    )
+    matrix.set_canvas_color(rng.choice(colors))
+    set_matrices(matrix)
+    for _ in range(rng.choice([0, 5, 200])):
+        if cols and rows:
+            matrix.insert_element(
+                rng.randrange(cols),
+                rng.randrange(rows),
+                rng.choice(["⣿", "x", " ", "─"]),
+                rng.choice([None, *colors]),
+                rng.choice([None, "bold", "default"]),
+                rng.choice([None, *colors]),
+            )
+    drawn = set_canvas(matrix)
+    return drawn, matrix.canvas, matrix.marker, matrix.fullground, matrix.background, matrix.style
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_canvas_is_plotexts_canvas(seed: int) -> None:
+    """Runs of cells of the same colours, rows of one colour, empty matrices, canvas areas inside,
+    outside or empty: the same ANSI text and the same matrices."""
+    ours = canvas(random.Random(seed), fast.set_matrices, fast.set_canvas)
+    assert ours == canvas(random.Random(seed), fast.ORIGINAL_SET_MATRICES, fast.ORIGINAL_SET_CANVAS)

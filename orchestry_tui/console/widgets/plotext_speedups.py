@@ -1,4 +1,4 @@
-"""Faster drop-ins for the two plotext 5.3 helpers that were most of a chart's build.
+"""Faster drop-ins for the plotext 5.3 helpers that were most of a chart's build.
 
 A braille line chart of 300 points at 50×11 cost plotext ~9-18 ms of CPU (a refresh builds one per
 chart whose data moved), two thirds of it in ``hd_group`` (grouping the canvas's dots into braille
@@ -8,6 +8,10 @@ give the same results, element for element, for what the console plots: integer 
 (every other input, e.g. a None in the data, is handed to plotext's own).  ``install`` swaps them in
 where plotext's builder looks them up; tests/tui/test_plotext_speedups.py compares both on random
 plots and on every edge the originals have.
+
+Then the canvas: ``set_canvas`` (the plot's cells into one ANSI string: three colour lookups per cell
+and a string grown one cell at a time, a quarter of what was left of a build) and ``set_matrices``
+(each cell's background asked of a lambda) give the same string and matrices a row at a time.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from plotext import _utility
+from plotext._matrix import matrix_class
 
 ORIGINAL_HD_GROUP = _utility.hd_group
 ORIGINAL_GET_LINES = _utility.get_lines
+ORIGINAL_SET_CANVAS = matrix_class.set_canvas
+ORIGINAL_SET_MATRICES = matrix_class.set_matrices
 
 
 def _ints(values: list[Any]) -> bool:
@@ -81,7 +88,47 @@ def get_lines(x: list[Any], y: list[Any], *other: list[Any]) -> list[list[Any]]:
     return [xl, yl, *([values[i] for i in source] for values in other)]
 
 
+def set_canvas(self: Any) -> str:
+    """The matrix as plotext's ANSI text: top row first, each run of cells of the same colours as its
+    colours' code, its markers and the end code, each row ending with a newline."""
+    to_ansi, end = _utility.colors_to_ansi, _utility.ansi_end
+    cols = self.cols
+    parts: list[str] = []
+    for row in self.Rows[::-1]:
+        markers, fullground, style, background = (
+            self.marker[row],
+            self.fullground[row],
+            self.style[row],
+            self.background[row],
+        )
+        col = 0
+        while col < cols:
+            colors = [fullground[col], style[col], background[col]]
+            run = col + 1
+            while run < cols and [fullground[run], style[run], background[run]] == colors:
+                run += 1
+            parts += (to_ansi(*colors), "".join(markers[col:run]), end)
+            col = run
+        parts.append("\n")
+    self.canvas = "".join(parts)
+    return self.canvas
+
+
+def set_matrices(self: Any) -> None:
+    """Blank markers, no colours, and the canvas colour inside the canvas area, the axes' outside."""
+    cols, rows = self.cols, self.Rows
+    self.marker = [[_utility.space] * cols for _row in rows]
+    self.fullground = [[_utility.no_color] * cols for _row in rows]
+    inside = [self.canvas_color if col in self.Cols_canvas else self.axes_color for col in self.Cols]
+    outside = [self.axes_color] * cols
+    self.background = [list(inside if row in self.Rows_canvas else outside) for row in rows]
+    self.style = [[_utility.no_color] * cols for _row in rows]
+
+
 def install() -> None:
-    """plotext's builder calls these through its ``_utility`` module: replaced there."""
+    """plotext's builder calls these through its ``_utility`` module and its matrix class: replaced
+    there."""
     _utility.hd_group = hd_group
     _utility.get_lines = get_lines
+    matrix_class.set_canvas = set_canvas  # type: ignore[method-assign]
+    matrix_class.set_matrices = set_matrices  # type: ignore[method-assign]
