@@ -36,8 +36,8 @@ Snapshot = dict[int, tuple[str, int, float]]  # pid → (group, ppid, CPU second
 _WITH_CHILDREN = frozenset({"dockerd", "containerd", "shims", "replicas", "nginx"})
 
 
-def _stat(pid: int) -> tuple[str, int, float, float] | None:
-    """comm, ppid, own CPU seconds, own + reaped children's CPU seconds."""
+def _stat(pid: int) -> tuple[str, int, float, float, int] | None:
+    """comm, ppid, own CPU seconds, own + reaped children's CPU seconds, session id."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -46,22 +46,25 @@ def _stat(pid: int) -> tuple[str, int, float, float] | None:
     fields = raw[raw.rindex(")") + 2 :].split()
     # fields[0] is state (field 3); utime, stime, cutime, cstime are fields 14-17.
     own = (int(fields[11]) + int(fields[12])) * TICK
-    return comm, int(fields[1]), own, own + (int(fields[13]) + int(fields[14])) * TICK
+    return comm, int(fields[1]), own, own + (int(fields[13]) + int(fields[14])) * TICK, int(fields[3])
 
 
 def snapshot(engine_pid: int, client_pids: Iterable[int] = (), nginx_master: int | None = None) -> Snapshot:
-    """Every process's CPU seconds now, grouped.  ``nginx_master``: the engine's nginx (it and its
-    workers are "nginx"; other sessions' nginx processes are "rest")."""
+    """Every process's CPU seconds now, grouped.  ``nginx_master``: the engine's nginx (every nginx
+    process of its session is "nginx": the masters a reload starts keep it, and their workers; other
+    sessions' nginx processes are "rest").  A master replaced by a reload and its workers exit without a
+    counted parent to reap them: their time in the window is lost, so "nginx" is a lower bound."""
     clients = set(client_pids)
-    raw: dict[int, tuple[str, int, float, float]] = {}
+    raw: dict[int, tuple[str, int, float, float, int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             found = _stat(int(entry.name))
             if found is not None:
                 raw[int(entry.name)] = found
     shims = {pid for pid, found in raw.items() if found[0].startswith("containerd-shim")}
+    nginx_session = raw[nginx_master][4] if nginx_master in raw else None
     out: Snapshot = {}
-    for pid, (comm, ppid, own, with_children) in raw.items():
+    for pid, (comm, ppid, own, with_children, session) in raw.items():
         if pid == engine_pid:
             group = "engine"  # its reaped children are the measuring tools, counted apart
         elif pid in clients:
@@ -74,7 +77,7 @@ def snapshot(engine_pid: int, client_pids: Iterable[int] = (), nginx_master: int
             group = "shims"
         elif _under(pid, shims, raw):
             group = "replicas"
-        elif comm == "nginx" and nginx_master in (pid, ppid):
+        elif comm == "nginx" and (nginx_master in (pid, ppid) or session == nginx_session):
             group = "nginx"
         else:
             group = "rest"
@@ -82,7 +85,7 @@ def snapshot(engine_pid: int, client_pids: Iterable[int] = (), nginx_master: int
     return out
 
 
-def _under(pid: int, ancestors: set[int], raw: dict[int, tuple[str, int, float, float]]) -> bool:
+def _under(pid: int, ancestors: set[int], raw: dict[int, tuple[str, int, float, float, int]]) -> bool:
     seen = 0
     while pid in raw and seen < 32:
         pid = raw[pid][1]

@@ -3,9 +3,10 @@
 Runs ``--runs`` scales 1→10 of the demo app (the polling client of bench/scale_out.py in a process of
 its own), with the reconciler's timeline on and the nginx controller's steps traced: each route
 requested (how many servers, urgent or not), each reload's coalescing end, its wait for the master's
-pause after the previous reload, files written, `nginx -t`, SIGHUP, new workers seen, old workers told
-to stop, the reload done; beside them each replica's Docker start, passing probe, routed and first
-answer through nginx, and event-loop stalls over 5 ms.  Prints each round's trace in ms after the
+pause after the previous reload, files written, `nginx -t`, the reload's signal (SIGHUP, or SIGUSR2
+for a fresh master), new workers seen, old workers told to stop, the reload done; beside them each
+replica's Docker start, passing probe, routed and first answer through nginx, and event-loop stalls
+over 5 ms.  Prints each round's trace in ms after the
 scale call, then medians over the rounds of the intervals that make up "passed → routed".
 Asserts nothing; instruments by wrapping the controller's functions, so it measures the tree it runs in.
 
@@ -88,15 +89,15 @@ def instrument() -> None:
     nginx_module._stop_old_workers = traced_stop
 
     class KillSpy:
-        """The module's ``os``, with kill() noting the SIGHUP of a reload."""
+        """The module's ``os``, with kill() noting the signal of a reload."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(os, name)
 
         @staticmethod
         def kill(pid: int, sig: int) -> None:
-            if sig == nginx_module.signal.SIGHUP:
-                note("SIGHUP sent")
+            if sig in (nginx_module.signal.SIGHUP, nginx_module.signal.SIGUSR2):
+                note("reload signalled", nginx_module.signal.Signals(sig).name)
             os.kill(pid, sig)
 
     nginx_module.os = KillSpy()  # type: ignore[assignment]
@@ -174,7 +175,7 @@ def intervals(trace: Trace, replicas: dict[str, dict[str, float]]) -> dict[str, 
         "coalesced",
         "master free",
         "files written",
-        "SIGHUP sent",
+        "reload signalled",
         "new workers seen",
     ]
     steps.append("reload done (old workers gone)")
@@ -185,7 +186,7 @@ def intervals(trace: Trace, replicas: dict[str, dict[str, float]]) -> dict[str, 
             break
         out[f"last: → {step}"] = (at - previous) * 1000
         previous = at
-    hups = [at for at, s, _ in trace if s == "SIGHUP sent"]
+    hups = [at for at, s, _ in trace if s == "reload signalled"]
     seen = [at for at, s, _ in trace if s == "new workers seen"]
     done = [at for at, s, _ in trace if s.startswith("reload done")]
     pairs = [
@@ -194,7 +195,7 @@ def intervals(trace: Trace, replicas: dict[str, dict[str, float]]) -> dict[str, 
     forks = [(x - h) * 1000 for h, x, _ in pairs if x is not None]
     quits = [(d - x) * 1000 for _, x, d in pairs if x is not None and d is not None]
     if forks:
-        out["per reload: HUP → new workers seen"] = statistics.median(forks)
+        out["per reload: signal → new workers seen"] = statistics.median(forks)
     if quits:
         out["per reload: new workers → old gone"] = statistics.median(quits)
     out["reloads"] = float(len(hups))

@@ -13,6 +13,14 @@ files are restored, so the last good config keeps serving (DESIGN.md §4).
 A reload is done when its new workers serve and the old workers no longer accept: until then an old
 worker may take a new connection and route it by the old list, so a replica just added would get none of
 it (and one just removed could still get some).
+
+A reload usually starts a fresh master (SIGUSR2, nginx's binary upgrade with the same binary: it takes
+over the listening socket, and the one before stops): a master reloaded with SIGHUP takes no signal for
+100 ms after forking its new workers, and during a scale-out the next replica passing its health check
+waited out that pause.  SIGHUP is still used for a change nothing is expected to follow (urgent), where
+it is the quicker of the two, and where a fresh master cannot be started (the one before still finishes
+requests in flight, or the master was started by a bare command name).  So the master's pid changes with
+reloads; the pid file always names the one serving.
 """
 
 from __future__ import annotations
@@ -42,9 +50,13 @@ from core.lb.conf_files import (
 )
 from core.lb.nginx_procs import (
     MAX_OUTPUT,
+    _child_pids,
     _is_master_of,
+    _may_start_successor,
     _read_master_pid,
     _run,
+    _starting_master,
+    _successor_of,
     _worker_pids,
     retire_orphans,
     running_master,
@@ -80,6 +92,8 @@ _POLL = 0.01
 # that much before the pause ends, so the signal is pending as the master takes signals again.
 _MASTER_PAUSE = 0.1
 _SIGNAL_LEAD = 0.01
+# How long a SIGUSR2 may go without a new master appearing before the master is deemed to ignore it.
+_SUCCESSOR_WAIT = 0.5
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -102,11 +116,24 @@ async def _workers_of(master_pid: int) -> set[int]:
     return set(await asyncio.to_thread(_worker_pids, master_pid))
 
 
+def _full_path(binary: str) -> str:
+    return os.path.abspath(shutil.which(binary) or binary)
+
+
 def _size_of(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _names(pid_file: Path, pid: int) -> bool:
+    """Whether ``pid_file`` names ``pid`` (a master that started a new one on SIGUSR2 renames its
+    file away until that one has exited or it has itself)."""
+    try:
+        return int(pid_file.read_text().strip()) == pid
+    except (OSError, ValueError):
+        return False
 
 
 def _refusal_since(error_log: Path, offset: int) -> str | None:
@@ -141,13 +168,11 @@ def _stop_old_workers(pids: set[int]) -> None:
             os.kill(pid, signal.SIGQUIT)
 
 
-# The route files of a reload are written on a thread of their own: on the default pool they queued
-# behind the store writes a scale-out makes (events, status, instances), up to 25 ms per reload.
+# The operator's conf dir (external mode) may sit on any filesystem: its files are written on a thread
+# of their own (on the default pool they queued behind the store writes a scale-out makes).  Our own
+# prefix's few small files are written inline: the hop to that thread and back took 1-7 ms per reload
+# on a loaded host (the loop waking up behind the Docker pool's threads), more than the writes.
 _FILES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nginx-files")
-
-
-async def _in_files_thread(function: Callable[..., None], *args: Any) -> None:
-    await asyncio.get_running_loop().run_in_executor(_FILES_THREAD, lambda: function(*args))
 
 
 class NginxController:
@@ -218,6 +243,8 @@ class NginxController:
         # and how long the last `nginx -t` took (a tested change starts that much earlier).
         self._master_free_at = 0.0
         self._test_seconds = 0.0
+        # Masters that started no new master on SIGUSR2 (see _replace_master): reloaded with SIGHUP.
+        self._reloads_in_place: set[int] = set()
 
     # ------------------------------------------------------------------ public API
 
@@ -551,19 +578,23 @@ class NginxController:
                 await self._finish_generation(generation, True, None)
                 return
             untested = self._needs_no_test(desired, previous)
-            await _in_files_thread(write_files, self.conf_dir, desired, previous)
+            # Asked for with nothing else of its app on the way (urgent): no change is expected within
+            # the pause a SIGHUP leaves the master in, and SIGHUP forks the new workers sooner than a
+            # fresh master (SIGUSR2) execs and starts.
+            in_place = self._urgent.is_set()
+            await self._write_files(desired, previous)
             error = None if untested else await self._test_config()
             if error is not None:
                 instruments.NGINX_RELOAD_FAILURES.inc(stage="test")
             else:
-                error = await self._reload()
+                error = await self._reload(in_place)
                 if error is not None:
                     instruments.NGINX_RELOAD_FAILURES.inc(stage="reload")
             if error is None:
                 self._live = desired
                 await self._finish_generation(generation, True, None)
                 return
-            await _in_files_thread(write_files, self.conf_dir, previous, desired)
+            await self._write_files(previous, desired)
             self._revert_batch(desired, previous)
         await self._emit(
             "error",
@@ -572,6 +603,13 @@ class NginxController:
             {"files": sorted(n for n in set(desired) | set(previous) if desired.get(n) != previous.get(n))},
         )
         await self._finish_generation(generation, False, error)
+
+    async def _write_files(self, files: dict[str, str], replacing: dict[str, str]) -> None:
+        if not self.external:
+            write_files(self.conf_dir, files, replacing)
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_FILES_THREAD, write_files, self.conf_dir, files, replacing)
 
     def _revert_batch(self, rejected: dict[str, str], previous: dict[str, str]) -> None:
         """Undo the rejected batch in the desired state, keeping changes requested while it was tested."""
@@ -699,7 +737,10 @@ class NginxController:
         await asyncio.to_thread(retire_orphans, self.prefix)
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
-        code, output = await _run([self.nginx_binary, *self._location_args()])
+        # By its full path: a SIGUSR2 reload (_replace_master) makes the master execute its own argv[0]
+        # without searching PATH.
+        binary = await asyncio.to_thread(_full_path, self.nginx_binary)
+        code, output = await _run([binary, *self._location_args()])
         if code != 0:
             raise OrchestryError(await asyncio.to_thread(self._launch_failure, output))
         deadline = time.monotonic() + _READY_TIMEOUT
@@ -743,9 +784,9 @@ class NginxController:
         """Whether ``pid`` is a live nginx master serving this prefix's config."""
         return _is_master_of(pid, self.config_path)
 
-    async def _reload(self) -> str | None:
+    async def _reload(self, in_place: bool = False) -> str | None:
         """Apply the files on disk; None once new workers serve and the old ones no longer accept, else
-        the reason it failed."""
+        the reason it failed.  By a fresh master (see _replace_master) unless ``in_place``."""
         if self.external:
             code, output = await _run(["/bin/sh", "-c", self.reload_command])
             if code != 0:
@@ -756,6 +797,77 @@ class NginxController:
         if pid is None or not self._master_alive():  # two tiny procfs reads: inline
             # The watchdog restarts it on these files; nothing to signal meanwhile.
             return None
+        if not in_place and pid not in self._reloads_in_place and _may_start_successor(pid):
+            return await self._replace_master(pid)
+        return await self._reload_in_place(pid)
+
+    async def _replace_master(self, pid: int) -> str | None:
+        """Reload by starting a fresh master on the files on disk (SIGUSR2, nginx's binary upgrade, with
+        the same binary): it takes the listening socket over from ``pid`` and forks its workers, then
+        ``pid`` and its workers are told to stop.  A SIGHUP instead leaves the master blocking every
+        signal for 100 ms after it forked the new workers, so the next change (the next replica of a
+        scale-out passing its check) waited out that pause; a fresh master has none, and the one it
+        replaces takes no further signal.  A configuration the new master refuses ([emerg]) leaves
+        ``pid`` serving as it was, as a refused SIGHUP does."""
+        old_workers = await _workers_of(pid)
+        logged = _size_of(self.error_log_path)
+        pid_file = self.prefix / "nginx.pid"
+        try:
+            os.kill(pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            return None  # died just now: the watchdog starts a new master on these files
+        signalled = time.monotonic()
+        deadline = signalled + _READY_TIMEOUT
+        successor = None
+        while time.monotonic() < deadline:
+            refused = _refusal_since(self.error_log_path, logged)
+            if refused is not None:
+                # Once the old master has seen the new one exit, it names itself in the pid file again
+                # and takes the next SIGUSR2 (until then it would ignore it, and take a SIGHUP for a
+                # restart of its workers without reading the files).
+                await self._until_named(pid, pid_file, deadline)
+                return f"nginx refused the reload and keeps the previous configuration: {refused}"
+            if successor is None:
+                successor = _successor_of(pid, pid_file, self.config_path)
+            if successor is not None and len(await _workers_of(successor)) >= self.worker_processes:
+                break
+            if (
+                successor is None
+                and time.monotonic() - signalled > _SUCCESSOR_WAIT
+                and not any(_starting_master(child) for child in _child_pids(pid))
+                and _names(pid_file, pid)
+            ):
+                # It ignored the signal (nginx does while the master that started it still runs) or
+                # could not start its binary, and has no new master starting: reload it in place.
+                log.info("nginx master %s started no new master on SIGUSR2; reloading it with SIGHUP", pid)
+                self._reloads_in_place.add(pid)
+                return await self._reload_in_place(pid)
+            await asyncio.sleep(_RELOAD_POLL)
+        else:
+            return f"nginx (pid {pid}) started no new master after SIGUSR2: {self._error_log_tail()}"
+        assert successor is not None
+        self._master_pid = successor
+        self._remember(successor)
+        # The old master stops its workers gracefully and exits once they have (in-flight requests
+        # finish); told directly as well, they stop accepting without waiting for it to relay.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGQUIT)
+        _stop_old_workers(old_workers)
+        while time.monotonic() < deadline:
+            if not old_workers & await _workers_of(pid):
+                self._count_reload()
+                return None
+            await asyncio.sleep(_RELOAD_POLL)
+        return f"the old nginx workers of pid {pid} still accept connections: {self._error_log_tail()}"
+
+    async def _until_named(self, pid: int, pid_file: Path, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if _names(pid_file, pid) or not self._is_ours(pid):
+                return
+            await asyncio.sleep(_RELOAD_POLL)
+
+    async def _reload_in_place(self, pid: int) -> str | None:
+        """Reload ``pid`` with SIGHUP: it re-reads the files and forks new workers."""
         old_workers = await _workers_of(pid)
         logged = _size_of(self.error_log_path)
         try:

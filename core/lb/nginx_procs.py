@@ -88,11 +88,48 @@ def running_master(prefix: Path) -> int | None:
 
 
 def _read_master_pid(pid_file: Path, config_path: Path) -> int | None:
+    """The master ``pid_file`` names; during a SIGUSR2 reload (the old master renamed the file to
+    ``.oldbin`` and the new one has not written its own yet) the old master, which still serves."""
+    for path in (pid_file, pid_file.with_name(f"{pid_file.name}.oldbin")):
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _is_master_of(pid, config_path):
+            return pid
+    return None
+
+
+def _may_start_successor(pid: int) -> bool:
+    """Whether master ``pid`` can start a new master on SIGUSR2: it executes its argv[0] as given (no
+    PATH search), and it ignores the signal while the process that started it still is its parent (a
+    master started by SIGUSR2 whose old master has not exited yet: in-flight requests keep that one)."""
+    title = _proc_cmdline(pid).removeprefix("nginx: master process ").split(" ", 1)[0]
+    if not os.path.isabs(title) or not os.access(title, os.X_OK):
+        return False
+    stat = _proc_stat(pid)
+    if stat is None or stat[1] == os.getpid():  # we would be the one that started it
+        return False
+    return not _proc_cmdline(stat[1]).startswith("nginx: master process")
+
+
+def _starting_master(pid: int) -> bool:
+    """Whether a master's child ``pid`` may be the new master a SIGUSR2 forked (titled as its parent
+    until it executes the binary, then by its command line): anything but a worker or cache process."""
+    cmdline = _proc_cmdline(pid)
+    return bool(cmdline) and not cmdline.startswith(("nginx: worker process", "nginx: cache "))
+
+
+def _successor_of(pid: int, pid_file: Path, config_path: Path) -> int | None:
+    """The master that master ``pid`` started on SIGUSR2, once it has written its pid file."""
     try:
-        pid = int(pid_file.read_text().strip())
+        successor = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _is_master_of(pid, config_path) else None
+    if successor == pid or not _is_master_of(successor, config_path):
+        return None
+    stat = _proc_stat(successor)
+    return successor if stat is not None and stat[1] == pid else None
 
 
 def _child_pids(pid: int) -> list[int]:
@@ -134,11 +171,14 @@ def _orphan_workers(prefix: Path) -> list[int]:
     titled "nginx: " at all.
     """
     orphans = []
+    # A master started by SIGUSR2 (a reload) does not lead its session either; once the old master
+    # has exited it has no master above it.  It is the one the pid file names.
+    serving = _read_master_pid(prefix / "nginx.pid", prefix / "nginx.conf")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
-        if not _proc_cmdline(pid).startswith("nginx: "):
+        if pid == serving or not _proc_cmdline(pid).startswith("nginx: "):
             continue
         stat = _proc_stat(pid)
         if stat is None or stat[0] in ("Z", "X") or _session_of(pid) in (pid, None):

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from core.errors import ConfigRejected
 from core.lb.nginx import NginxController, _worker_pids
-from core.lb.nginx_procs import _child_pids, _listening
+from core.lb.nginx_procs import _child_pids, _listening, retire_orphans, running_master
 from core.lb.render import AppRoute, Upstream
 from core.metrics import instruments
 from core.net.connections import established_connections, wait_drained
@@ -36,6 +36,7 @@ class Backend:
     def __init__(self, label: str) -> None:
         self.label = label
         self.port = 0
+        self.received = 0
         self._runner: web.AppRunner | None = None
 
     @property
@@ -56,7 +57,10 @@ class Backend:
             await self._runner.cleanup()
 
     async def _answer(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(0.002)  # long enough for requests to overlap a reload
+        self.received += 1
+        # 2 ms: long enough for requests to overlap a reload; ?delay= for a request still in flight
+        # across several reloads.
+        await asyncio.sleep(float(request.query.get("delay", 0.002)))
         return web.json_response(
             {
                 "backend": self.label,
@@ -936,3 +940,113 @@ async def test_external_mode_writes_app_files_and_runs_the_reload_command(
     assert await external.apply_raw({"bad.conf": "nonsense;\n"}) is False
     assert external.status()["reload_count"] == 1
     assert (await get_json(session, f"{base_url(operator)}/{name}/"))[0] == 200
+
+
+async def _one_master_left(controller: NginxController) -> int:
+    """The one master serving the prefix once a replaced one has exited: the one status and the pid file
+    name."""
+    for _ in range(500):
+        masters = await asyncio.to_thread(_masters_of, controller.prefix)
+        if masters == [controller.status()["pid"]]:
+            break
+        await asyncio.sleep(0.01)
+    assert masters == [controller.status()["pid"]]
+    assert running_master(controller.prefix) == masters[0]
+    return masters[0]
+
+
+async def test_reloads_leave_one_master_that_a_refused_change_does_not_disturb(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    """Route changes go live one after another (a reload may start a fresh master: nginx's own takes no
+    signal for 100 ms after each reload); afterwards one master serves, named by the pid file, which a
+    sweep for a killed master's leftovers leaves alone; a change nginx refuses keeps it serving, and the
+    change after that goes live."""
+    pool = [await backends(f"r{i}") for i in range(3)]
+    name = unique_name("fresh")
+    controller = await make_controller()
+    for count in (1, 2, 3, 1):
+        await controller.set_route(AppRoute(name, tuple(b.upstream for b in pool[:count])))
+        assert await controller.flush()
+    master = await _one_master_left(controller)
+    assert await asyncio.to_thread(retire_orphans, controller.prefix) == []
+    code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+    assert code == 200 and body is not None and body["backend"] == "r0"
+
+    main = controller.config_path.read_text()
+    controller.config_path.write_text(main + "this is not nginx;\n")
+    try:
+        await controller.set_route(AppRoute(name, (pool[1].upstream,)))
+        assert await controller.flush() is False
+    finally:
+        controller.config_path.write_text(main)
+    assert await _one_master_left(controller) == master
+    code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+    assert code == 200 and body is not None and body["backend"] == "r0"
+
+    await controller.set_route(AppRoute(name, (pool[2].upstream,)))
+    assert await controller.flush()
+    await _one_master_left(controller)
+    for _ in range(3):
+        code, body = await get_json(session, f"{base_url(controller)}/{name}/")
+        assert code == 200 and body is not None and body["backend"] == "r2"
+
+
+async def test_changes_while_a_slow_request_holds_the_old_nginx_go_live_and_it_completes(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    """A request still in flight keeps the workers (and master) that took it until it completes; route
+    changes made meanwhile go live all the same, and the request gets its whole answer."""
+    slow, second, third = await backends("slow"), await backends("second"), await backends("third")
+    name = unique_name("slow")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (slow.upstream,)))
+    assert await controller.flush()
+    url = f"{base_url(controller)}/{name}/"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as own:
+        in_flight = asyncio.create_task(get_json(own, url, params={"delay": "3"}))
+        for _ in range(500):
+            if slow.received:
+                break
+            await asyncio.sleep(0.01)
+        assert slow.received == 1
+        for upstream in (second.upstream, third.upstream):
+            await controller.set_route(AppRoute(name, (upstream,)))
+            assert await controller.flush()
+            label = "second" if upstream == second.upstream else "third"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as fresh:
+                for _ in range(3):
+                    code, body = await get_json(fresh, url)
+                    assert code == 200 and body is not None and body["backend"] == label
+        assert not in_flight.done()
+        code, body = await in_flight
+    assert code == 200 and body is not None and body["backend"] == "slow"
+    await _one_master_left(controller)
+
+
+async def test_a_master_started_by_a_bare_command_name_takes_route_changes(
+    make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
+) -> None:
+    """A master started as ``nginx`` (found on PATH, as controllers before started it) cannot start a
+    fresh master of itself (nginx runs its argv[0] as given): adopted, it still takes every change."""
+    first, second = await backends("first"), await backends("second")
+    name = unique_name("bare")
+    controller = await make_controller()
+    await controller.stop(keep_serving=False)
+    launch = ["nginx", "-p", str(controller.prefix), "-c", str(controller.config_path)]
+    launch += ["-e", str(controller.error_log_path)]
+    done = await asyncio.create_subprocess_exec(*launch, start_new_session=True)
+    assert await done.wait() == 0
+    for _ in range(500):  # the daemon writes its pid file after the launch command has exited
+        if running_master(controller.prefix) is not None:
+            break
+        await asyncio.sleep(0.01)
+    adopting = await make_controller()
+    bare = adopting.status()["pid"]
+    assert bare is not None and _title(bare).startswith("nginx: master process nginx -p ")
+    for backend in (first, second):
+        await adopting.set_route(AppRoute(name, (backend.upstream,)))
+        assert await adopting.flush()
+        code, body = await get_json(session, f"{base_url(adopting)}/{name}/")
+        assert code == 200 and body is not None and body["backend"] == backend.label
+    assert await _one_master_left(adopting) == bare
