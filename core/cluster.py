@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +36,11 @@ MIN_FENCE_MARGIN = 0.75
 # A follower tries for an expiring lease this long after it should have run out (and never sooner
 # than this after its last try), so the try does not come a hair early and find it still valid.
 EXPIRY_SLACK = 0.02
+
+# The lease's own threads (see LeaseElection._lane): two, so a heartbeat stuck on a slow database never
+# holds up the renewal beside it (the renewal, reads and release run one at a time under _lock).
+LANE_THREADS = 2
+LANE_NAME = "orchestry-lease"  # bench/cpu_split.py names a thread's CPU by this prefix
 
 StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -88,9 +94,19 @@ class LeaseElection:
         self._on_change = on_change
         self.last_error: str = ""
         self._lock = asyncio.Lock()
+        # The lease's store calls never go to asyncio's default pool: its min(32, CPUs + 4) threads are
+        # shared with every other store and file call of the node, and a burst of writes (a fleet
+        # applied by 50 `up` calls, each parked in SQLite's write queue or on a PostgreSQL lock) holds
+        # them all; a renewal queued behind them missed its deadline and the leader stepped down in the
+        # middle of the apply. Threads start on first use and end when the election is collected.
+        self._lane = ThreadPoolExecutor(max_workers=LANE_THREADS, thread_name_prefix=LANE_NAME)
         fence_writes = getattr(store, "fence_writes", None)
         if fence_writes is not None:
             fence_writes(self._fencing_term, node_id, max(MIN_FENCE_MARGIN, self.ttl * SAFETY_MARGIN / 2))
+
+    async def _in_lane(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking store call on the lease's own threads (see ``_lane``)."""
+        return await asyncio.get_running_loop().run_in_executor(self._lane, call, *args)
 
     @property
     def _follower_retry(self) -> float:
@@ -119,7 +135,7 @@ class LeaseElection:
         """Whether another node holds the lease now, as the store says (this node's view may be a step
         old: a peer may have taken a released lease since); by that view if the store does not answer."""
         try:
-            current, db_now = await asyncio.to_thread(self.store.leases.newest_and_now)
+            current, db_now = await self._in_lane(self.store.leases.newest_and_now)
         except StoreError:
             return self.leader_id not in (None, self.node_id)
         return (
@@ -186,7 +202,7 @@ class LeaseElection:
         started = time.monotonic()
         if self.state == LEADER and self.term is not None:
             lapsed = started >= self._valid_until
-            renewed = await asyncio.to_thread(self.store.leases.renew, self.term, self.node_id, self.ttl)
+            renewed = await self._in_lane(self.store.leases.renew, self.term, self.node_id, self.ttl)
             if renewed is not None:
                 self._adopt(renewed)
                 if lapsed:
@@ -200,14 +216,14 @@ class LeaseElection:
             # Alive and still leading in its own eyes, yet refused: a successor took the term over
             # (this node was frozen or cut off past its lease). The term's history says "fenced".
             await self._set_state(FOLLOWER, "lost the lease (renew refused)", term_ended="fenced")
-        current, db_now = await asyncio.to_thread(self.store.leases.newest_and_now)
+        current, db_now = await self._in_lane(self.store.leases.newest_and_now)
         if current is not None:
             self._adopt(current)
             # Local monotonic time at which the peer's lease runs out (by the database clock).
             self._peer_expires = started + (current.expires_at - db_now)
         if started < self._hold_off_until:
             return  # just stepped down: a peer gets the first chance at the next term
-        acquired = await asyncio.to_thread(
+        acquired = await self._in_lane(
             self.store.leases.try_acquire, self.node_id, self.hostname, self.api_url, self.ttl
         )
         if acquired is not None:
@@ -267,7 +283,7 @@ class LeaseElection:
     async def beat(self) -> None:
         """Record this node's heartbeat once (a failure is logged: the next beat retries)."""
         try:
-            await asyncio.to_thread(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
+            await self._in_lane(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
         except StoreError as exc:
             log.warning("heartbeat failed: %s", exc)
 
@@ -292,7 +308,7 @@ class LeaseElection:
         async with self._lock:
             if self.state != LEADER or self.term is None:
                 return False
-            released = await asyncio.to_thread(self.store.leases.release, self.term, self.node_id)
+            released = await self._in_lane(self.store.leases.release, self.term, self.node_id)
             if released and self.lease is not None and self.lease.term == self.term:
                 # Until the next step reads it back, the view must not name this node the leader: a
                 # refusal meanwhile said "the leader is <this node>" (a client sent its writes back here).

@@ -1,0 +1,150 @@
+"""The leader keeps its lease while the rest of the node's store calls wait.
+
+Store and file calls across core/ run on asyncio's default thread pool (min(32, CPUs + 4) threads).
+A burst of writes (50 `up` calls applying a fleet, each queued for SQLite's write turn or behind a
+PostgreSQL row lock) parks every one of those threads; a lease renewal queued behind them missed its
+deadline and the leader stepped down in the middle of the operator's apply, though nothing was wrong
+with it. The lease work has a lane of its own, so these tests fill the default pool with stuck calls
+for several lease TTLs and expect the leader to keep renewing all along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from core.cluster import LEADER, LeaseElection
+from core.store import AppRecord, Store
+from testkit.harness import wait_for
+
+TTL = 2.0  # renewed every 2/3 s; given up 1.6 s after a renewal began if the next one has not come
+HELD_FOR = 3 * TTL  # the default pool stays full this long: a leader without a lane lapses twice over
+# asyncio's own default pool size; the tests give their loop a pool of exactly that size to fill.
+POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
+STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
+
+
+def _app(name: str) -> AppRecord:
+    return AppRecord(name=name, spec={"metadata": {"name": name}}, raw={}, spec_hash="h1",
+                     desired_replicas=1)  # fmt: skip
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+async def default_pool() -> AsyncIterator[ThreadPoolExecutor]:
+    """The loop's default pool, sized as asyncio sizes it, shut down after the test."""
+    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture
+def probe() -> Iterator[ThreadPoolExecutor]:
+    """The test's own reads of the lease, off the default pool it fills."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
+    yield pool
+    pool.shutdown(wait=True)
+
+
+class Leader:
+    """An election's run() as a task on a store, with every state it reaches."""
+
+    def __init__(self, store: Store) -> None:
+        self.states: list[str] = []
+
+        async def on_change(state: str, _why: str, _details: dict[str, Any]) -> None:
+            self.states.append(state)
+
+        self.election = LeaseElection(store, "n1", "http://n1", ttl=TTL, on_change=on_change)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.election.run())
+        await wait_for(self.election.is_leader, timeout=30, interval=0.01, what="n1 to lead")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def _lease_expiry(store: Store, probe: ThreadPoolExecutor) -> float:
+    current, _now = await asyncio.get_running_loop().run_in_executor(probe, store.leases.newest_and_now)
+    assert current is not None and current.leader_id == "n1"
+    return current.expires_at
+
+
+async def _keeps_leading_while(
+    store: Store, probe: ThreadPoolExecutor, stuck: Callable[[], Any], release: Callable[[], None]
+) -> None:
+    leader = Leader(store)
+    await leader.start()
+    callers: asyncio.Future[list[Any]] | None = None
+    try:
+        before = await _lease_expiry(store, probe)
+        callers = asyncio.gather(*(asyncio.to_thread(stuck) for _ in range(STUCK)), return_exceptions=True)
+        await asyncio.sleep(HELD_FOR)  # the lease's own semantics: several TTLs without a free thread
+        assert leader.election.is_leader(), "the leader lapsed while the default pool was full"
+        after = await _lease_expiry(store, probe)
+        assert after > before + TTL, "the lease was not renewed while the default pool was full"
+    finally:
+        release()
+        try:
+            if callers is not None:
+                for outcome in await asyncio.wait_for(callers, timeout=60):
+                    assert not isinstance(outcome, BaseException), f"a parked call failed: {outcome!r}"
+        finally:
+            await leader.stop()
+    assert leader.states == [LEADER], f"the leader stepped down on the way: {leader.states}"
+
+
+async def test_the_leader_renews_its_lease_while_every_default_thread_waits(
+    store: Store, default_pool: ThreadPoolExecutor, probe: ThreadPoolExecutor
+) -> None:
+    """On both stores: every default thread stands for a write parked in SQLite's write queue or on a
+    PostgreSQL lock (here it waits for a gate, then writes)."""
+    gate = threading.Event()
+
+    def parked_write() -> None:
+        gate.wait(timeout=60)
+        store.events.add(None, "test", "parked", "a write that waited its turn", None, time.time())
+
+    await _keeps_leading_while(store, probe, parked_write, gate.set)
+
+
+async def test_the_leader_renews_its_lease_while_writes_wait_on_a_postgresql_row_lock(
+    pg_database_url: str, default_pool: ThreadPoolExecutor, probe: ThreadPoolExecutor
+) -> None:
+    """Writes to an app whose row another session holds locked fill the default pool for real."""
+    store = Store.open(pg_database_url)
+    locker = sa.create_engine(pg_database_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    conn = locker.connect()
+    try:
+        store.apps.create(_app("web"))
+        transaction = conn.begin()
+        conn.execute(sa.text("SELECT 1 FROM applications WHERE name = 'web' FOR UPDATE"))
+
+        await _keeps_leading_while(
+            store, probe, lambda: store.apps.update("web", desired_replicas=2), transaction.rollback
+        )
+    finally:
+        conn.close()
+        locker.dispose()
+        store.close()
