@@ -991,8 +991,21 @@ class OrchestryConsole(App[int]):
         if self.readonly:
             self.notify(f"read-only: {spec.description.lower()} is disabled", severity="warning")
             return
-        apps = len(self.frame.apps) if self.frame is not None else 0
         attached = getattr(self.backend, "url", "")
+        leadership = self.frame.leadership if self.frame is not None else None
+        if not attached and leadership is not None and not leadership.is_leader:
+            leader = leadership.leader_id
+            if leader is not None and leader != leadership.node_id:
+                # The engine's stop leaves the apps to the node that leads (it would start them again):
+                # asking "stop all?" and then stopping nothing promised what cannot be done here.
+                self.notify(
+                    f"this console follows {leader}, which runs the apps: stop them there (its Q) or with "
+                    "`orchestry down NAME`; q quits this console and leaves them running",
+                    severity="warning",
+                    timeout=10,
+                )
+                return
+        apps = len(self.frame.apps) if self.frame is not None else 0
         self.push_screen(
             QuitAndStopScreen(apps, self.backend.lb_address, attached),
             lambda yes: self.run_worker(self._quit_and_stop(), group="quit") if yes else None,
