@@ -292,6 +292,16 @@ class EnvVar(_SpecModel):
                         "must be secret when key or field is given: add source: secret or remove them",
                     )
                 )
+            if self.value == REDACTED and _is_sensitive(self.name):
+                # What `orchestry spec` and the API show instead of the value: applied back, it would
+                # replace the real value with "***" in every new replica, without a word.
+                problems.append(
+                    (
+                        ("value",),
+                        f"of {self.name} is {REDACTED!r}, which `orchestry spec` shows in place of the "
+                        "value: write the real value, or keep it in a secret (source: secret, key, field)",
+                    )
+                )
         else:
             if self.value is not None:
                 problems.append((("value",), "cannot be combined with source: secret: remove value"))
