@@ -438,6 +438,21 @@ class HealthHeader(_SpecModel):
             raise _problem("spans lines: an HTTP header value must be on one line")
         return value
 
+    @model_validator(mode="after")
+    def _not_the_redaction(self) -> Self:
+        # `orchestry spec` shows this header's value as "***": applied back, every probe would send it.
+        if self.value == REDACTED and _is_sensitive(self.name, ("AUTH",)):
+            raise _Problems(
+                [
+                    (
+                        ("value",),
+                        f"of {self.name} is {REDACTED!r}, which `orchestry spec` shows in place of the "
+                        "value: write the real value",
+                    )
+                ]
+            )
+        return self
+
 
 class HealthCheck(_SpecModel):
     """Active HTTP probe of each replica; ``port`` None means the app's first container port."""
