@@ -130,13 +130,18 @@ async def probe_health(urls: Mapping[str, str], timeout: float = PROBE_SECONDS) 
     limit = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(timeout=limit) as session:
 
-        async def one(url: str) -> NodeHealth:
+        async def one(node_id: str, url: str) -> NodeHealth:
             try:
                 async with session.get(f"{url.rstrip('/')}/health") as resp:
                     body = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
                 return NodeHealth(reachable=False)
             if not isinstance(body, dict):
+                return NodeHealth(reachable=False)
+            answered_by = body.get("node_id")
+            if answered_by is not None and answered_by != node_id:
+                # Another controller serves the address this one left behind (same port after a quit
+                # or restart): the node itself did not answer, so its answer proves nothing about it.
                 return NodeHealth(reachable=False)
             database = body.get("database") or {}
             return NodeHealth(
@@ -147,5 +152,5 @@ async def probe_health(urls: Mapping[str, str], timeout: float = PROBE_SECONDS) 
             )
 
         ids = [node_id for node_id, url in urls.items() if url]
-        answers = await asyncio.gather(*(one(urls[node_id]) for node_id in ids))
+        answers = await asyncio.gather(*(one(node_id, urls[node_id]) for node_id in ids))
         return dict(zip(ids, answers, strict=True))
