@@ -176,6 +176,7 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
     # reconciler's passes).
     records = KeptAppRecords(store, cluster)
     reconciler.records = records
+    desired.records = records
     scaling = ScalingLoop(
         desired=desired,
         list_apps=records.current,

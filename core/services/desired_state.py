@@ -21,6 +21,7 @@ from core.metrics import instruments
 from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview, ScaleResult, UpResult
 from core.replicas import ForceHold
 from core.secrets import SecretStore
+from core.services.app_records import KeptAppRecords
 from core.spec import AppSpec, parse_app_spec, validate_policy_update
 from core.store import AppRecord, Store
 
@@ -90,9 +91,20 @@ class DesiredState:
         self._stop_wait = drain_timeout + STOP_WAIT_MARGIN_SECONDS
         # Called with an app's name when its runtime history ends (deleted, or its instances cleared).
         self.on_forget: list[Callable[[str], None]] = []
+        # The leader's kept app records (core/services/app_records.py), set by the wiring; None: the store.
+        self.records: KeptAppRecords | None = None
 
     async def app_record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self._store.apps.get, name)
+        if record is None:
+            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+        return record
+
+    async def _kept_record(self, name: str) -> AppRecord:
+        """``app_record`` from the leader's kept records while they are current (else the store)."""
+        if self.records is None:
+            return await self.app_record(name)
+        record = await self.records.get(name)
         if record is None:
             raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
         return record
@@ -312,7 +324,10 @@ class DesiredState:
         require_leader(self._leadership)
         if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
             raise BadRequest(f"replicas must be an integer from 0 to {MAX_REPLICAS} (got {replicas!r})")
-        record = await self.app_record(name)
+        # The kept record, not a store read: the scale's first Docker call waits for everything before
+        # it, and a read in a thread queues behind the store work of the moment (metrics, events); the
+        # count itself is still written to the store before any worker acts on it.
+        record = await self._kept_record(name)
         target, clamped, message = replicas, False, ""
         if record.mode == "auto":
             spec = self._workers.spec_of(record)

@@ -27,3 +27,29 @@ async def test_a_scale_out_reads_no_app_record_from_the_store(world: MemoryWorld
         lambda: (world.engine.reconciler.apps[name].reported or ("",))[0] == "running", "running"
     )
     assert reads == []
+
+
+async def test_a_scale_call_reads_no_app_record_from_the_store(world: MemoryWorld) -> None:
+    """The scale call checks its app (mode, current count) against the leader's kept record: its
+    replicas' first Docker call waits for everything before it, and a store read in a thread queued
+    behind the store work of the moment.  The new count is still written before any pass acts."""
+    name = unique_app()
+    await world.engine.register(app_document(name, replicas=1))
+    await world.engine.up(name)
+    await world.ready(name, 1)
+    reads: list[str] = []
+    get = world.engine.store.apps.get
+
+    def counted(app: str) -> AppRecord | None:
+        reads.append(app)
+        return get(app)
+
+    await world.engine.reconciler.records.current()  # kept, as the scaling loop keeps them each interval
+    world.engine.store.apps.get = counted  # type: ignore[method-assign]
+    result = await world.engine.scale(name, 4)
+    assert (result.status, result.replicas) == ("scaled", 4)
+    assert (await world.engine.scale(name, 4)).status == "no_change"  # the kept record has the new count
+    await world.ready(name, 4)
+    assert reads == []
+    stored = get(name)
+    assert stored is not None and stored.desired_replicas == 4
