@@ -292,16 +292,6 @@ class EnvVar(_SpecModel):
                         "must be secret when key or field is given: add source: secret or remove them",
                     )
                 )
-            if self.value == REDACTED and _is_sensitive(self.name):
-                # What `orchestry spec` and the API show instead of the value: applied back, it would
-                # replace the real value with "***" in every new replica, without a word.
-                problems.append(
-                    (
-                        ("value",),
-                        f"of {self.name} is {REDACTED!r}, which `orchestry spec` shows in place of the "
-                        "value: write the real value, or keep it in a secret (source: secret, key, field)",
-                    )
-                )
         else:
             if self.value is not None:
                 problems.append((("value",), "cannot be combined with source: secret: remove value"))
@@ -437,21 +427,6 @@ class HealthHeader(_SpecModel):
         if "\r" in value or "\n" in value:
             raise _problem("spans lines: an HTTP header value must be on one line")
         return value
-
-    @model_validator(mode="after")
-    def _not_the_redaction(self) -> Self:
-        # `orchestry spec` shows this header's value as "***": applied back, every probe would send it.
-        if self.value == REDACTED and _is_sensitive(self.name, ("AUTH",)):
-            raise _Problems(
-                [
-                    (
-                        ("value",),
-                        f"of {self.name} is {REDACTED!r}, which `orchestry spec` shows in place of the "
-                        "value: write the real value",
-                    )
-                ]
-            )
-        return self
 
 
 class HealthCheck(_SpecModel):
@@ -625,6 +600,37 @@ def parse_app_spec(source: str | bytes | dict[str, Any]) -> AppSpec:
         return loc
 
     return _validate(AppSpec, data, relocate=relocate)
+
+
+def refuse_redacted_values(spec: AppSpec) -> None:
+    """Refuse a submitted spec holding "***" where `orchestry spec` and the API show a sensitive value.
+
+    Applied back (spec > file, edit, apply), it would replace the real value with "***" in every new
+    replica (and every probe's header) without a word.  Only for documents coming in (register, the dry
+    run): a stored spec is parsed again by the reconciler and must keep parsing whatever it holds."""
+    problems: list[tuple[str, str]] = []
+    for index, env in enumerate(spec.container.environment):
+        if env.source == "value" and env.value == REDACTED and _is_sensitive(env.name):
+            problems.append(
+                (
+                    f"spec.environment[{index}].value",
+                    f"of {env.name} is {REDACTED!r}, which `orchestry spec` shows in place of the value: "
+                    "write the real value, or keep it in a secret (source: secret, key, field)",
+                )
+            )
+    check = spec.health_check
+    for index, header in enumerate(check.headers if check is not None else []):
+        if header.value == REDACTED and _is_sensitive(header.name, ("AUTH",)):
+            problems.append(
+                (
+                    f"healthCheck.headers[{index}].value",
+                    f"of {header.name} is {REDACTED!r}, which `orchestry spec` shows in place of the value: "
+                    "write the real value",
+                )
+            )
+    if problems:
+        messages = [f"{path} {text}" for path, text in problems]
+        raise SpecError("; ".join(messages), field=problems[0][0], errors=messages)
 
 
 def validate_policy_update(policy: ScalingPolicy, changes: dict[str, Any]) -> ScalingPolicy:

@@ -22,7 +22,7 @@ from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview
 from core.replicas import ForceHold
 from core.secrets import SecretStore
 from core.services.app_records import KeptAppRecords
-from core.spec import AppSpec, parse_app_spec, validate_policy_update
+from core.spec import AppSpec, parse_app_spec, refuse_redacted_values, validate_policy_update
 from core.store import AppRecord, Store
 
 MAX_REPLICAS = 100
@@ -128,6 +128,7 @@ class DesiredState:
         ``update=False`` refuses an existing app (Conflict) instead of updating it."""
         raw = load_document(document)
         spec = parse_app_spec(raw)
+        refuse_redacted_values(spec)
         self._check_placement(spec)
         require_leader(self._leadership)
         doc = spec.to_document()
@@ -193,6 +194,7 @@ class DesiredState:
         """What ``register`` then ``up`` would meet, changing nothing: the same validation and errors,
         whether the app would be created, updated or left unchanged, and the secrets ``up`` would miss."""
         spec = parse_app_spec(load_document(document))
+        refuse_redacted_values(spec)
         self._check_placement(spec)
         existing = await asyncio.to_thread(self._store.apps.get, spec.name)
         if existing is None:
