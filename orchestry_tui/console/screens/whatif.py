@@ -350,6 +350,9 @@ class WhatIfScreen(KeptScreen, Screen[None]):
                 marker="braille",
                 yside="right",
             )
+            # From zero: plotext centres a flat line on it, so an idle app's req/s read down to -1.00.
+            top = max((v for _, v in points), default=0.0)
+            plt.ylim(0, top * 1.15 if top > 0 else 1, yside="right")
         plt.title(f"{self.app_name}: replicas, current vs candidate, over the {load[1] if load else 'load'}")
         plt.xlabel("minutes from the first record")
         plot.refresh()
