@@ -38,11 +38,14 @@ def container_request(
     term: int | None,
     resolve_secret: Callable[[str, str], str],
     proven_hashes: set[str],
+    container_hash: str | None = None,
 ) -> ContainerRequest:
     """The container of ``app``'s replica in ``slot``, serving on host ``port`` (``health_port``: where
     a separately published health-check port goes).  ``proven_hashes``: container specs that already
-    ran healthy here, whose starts need no immediate-exit check."""
+    ran healthy here, whose starts need no immediate-exit check.  ``container_hash``:
+    ``spec.container_hash()`` when the caller already has it."""
     container = spec.container
+    spec_hash = container_hash or spec.container_hash()
     name = f"{app}-{slot}"
     env: dict[str, str] = {}
     for var in container.environment:
@@ -76,7 +79,7 @@ def container_request(
             LABEL_MANAGED: "true",
             LABEL_APP: app,
             LABEL_SLOT: str(slot),
-            LABEL_SPEC_HASH: spec.container_hash(),
+            LABEL_SPEC_HASH: spec_hash,
             LABEL_TERM: str(term or 0),
         },
         host_port=port,
@@ -91,7 +94,7 @@ def container_request(
         placement_spread=tuple(p.spread for p in container.placement.preferences)
         if container.placement
         else (),
-        verify_start=spec.container_hash() not in proven_hashes,
+        verify_start=spec_hash not in proven_hashes,
     )
 
 

@@ -13,6 +13,7 @@ from core.health import HealthChecker
 from core.replicas import AppState
 from core.runtime.base import Runtime
 from core.runtime.ports import PortAllocator
+from core.spec import AppSpec
 from core.timeline import ReplicaTimeline
 
 
@@ -27,6 +28,7 @@ class ReconcilerParts:
     apps: dict[str, AppState]
     timeline: ReplicaTimeline | None
     records: Any  # the leader's kept app records (core/services/app_records.py), or None: the store
+    _specs: dict[str, tuple[str, AppSpec, str]]  # name → (spec hash, spec, container hash), per record
 
     async def _record_of(self, name: str) -> Any:
         """``name``'s record: the leader's kept one when there are kept records (a scale-out's ready
