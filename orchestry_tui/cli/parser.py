@@ -15,20 +15,28 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _daemon_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="API listen address (ORCHESTRY_HOST)")
-    parser.add_argument("--port", type=int, help="API port (ORCHESTRY_PORT)")
-    parser.add_argument("--lb-listen", help="where nginx serves the apps, HOST:PORT (ORCHESTRY_LB_LISTEN)")
-    parser.add_argument("--state-dir", help="state directory (ORCHESTRY_STATE_DIR)")
-    parser.add_argument("--database-url", help="sqlite:///… or postgresql://… (ORCHESTRY_DATABASE_URL)")
-    parser.add_argument("--node-id", help="this controller's id (ORCHESTRY_NODE_ID)")
+def _daemon_flags(parser: argparse.ArgumentParser, subcommand: bool = False) -> None:
+    # On the daemon subcommand, SUPPRESS: its None defaults overwrote the same flags given before it
+    # (`orchestry --state-dir DIR daemon` ran on the default state dir and ports without a word).
+    default = {"default": argparse.SUPPRESS} if subcommand else {}
+    parser.add_argument("--host", help="API listen address (ORCHESTRY_HOST)", **default)
+    parser.add_argument("--port", type=int, help="API port (ORCHESTRY_PORT)", **default)
+    parser.add_argument(
+        "--lb-listen", help="where nginx serves the apps, HOST:PORT (ORCHESTRY_LB_LISTEN)", **default
+    )
+    parser.add_argument("--state-dir", help="state directory (ORCHESTRY_STATE_DIR)", **default)
+    parser.add_argument(
+        "--database-url", help="sqlite:///… or postgresql://… (ORCHESTRY_DATABASE_URL)", **default
+    )
+    parser.add_argument("--node-id", help="this controller's id (ORCHESTRY_NODE_ID)", **default)
     parser.add_argument(
         "--runtime",
         choices=("docker", "swarm"),
         help="where replicas run: one Docker engine, or a Swarm through its manager (ORCHESTRY_RUNTIME)",
+        **default,
     )
-    parser.add_argument("--log-level", help="debug, info, warning, error (ORCHESTRY_LOG_LEVEL)")
-    parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT")
+    parser.add_argument("--log-level", help="debug, info, warning, error (ORCHESTRY_LOG_LEVEL)", **default)
+    parser.add_argument("--log-format", choices=("text", "json"), help="ORCHESTRY_LOG_FORMAT", **default)
 
 
 def _local_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     daemon = sub.add_parser("daemon", help="run the engine and the API without a screen")
     daemon.add_argument("--apply", metavar="FILE", help="register and start the app in FILE at start")
-    _daemon_flags(daemon)
+    _daemon_flags(daemon, subcommand=True)
 
     config = sub.add_parser("config", parents=[common], help="show or set where the CLI sends requests")
     config.add_argument("--host", help="write this daemon host to the config file")
