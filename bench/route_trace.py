@@ -199,6 +199,7 @@ def intervals(trace: Trace, replicas: dict[str, dict[str, float]]) -> dict[str, 
     if quits:
         out["per reload: new workers → old gone"] = statistics.median(quits)
     out["reloads"] = float(len(hups))
+    out["reloads by SIGHUP"] = float(sum(1 for _, s, d in trace if s == "reload signalled" and d == "SIGHUP"))
     stalls = [float(d.split()[0]) for _, s, d in trace if s == "loop stalled"]
     out["loop stalls > 5 ms"] = float(len(stalls))
     out["loop stalled ms, total"] = sum(stalls)

@@ -168,10 +168,10 @@ def _stop_old_workers(pids: set[int]) -> None:
             os.kill(pid, signal.SIGQUIT)
 
 
-# The operator's conf dir (external mode) may sit on any filesystem: its files are written on a thread
-# of their own (on the default pool they queued behind the store writes a scale-out makes).  Our own
-# prefix's few small files are written inline: the hop to that thread and back took 1-7 ms per reload
-# on a loaded host (the loop waking up behind the Docker pool's threads), more than the writes.
+# The route files of a reload are written on a thread of their own: on the default pool they queued
+# behind the store writes a scale-out makes (events, status, instances), up to 25 ms per reload.  Not
+# inline, though the hop costs 1-7 ms under load: on a disk under heavy I/O a write and rename of the
+# few small files took up to 40 ms, which would hold the event loop.
 _FILES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nginx-files")
 
 
@@ -605,9 +605,6 @@ class NginxController:
         await self._finish_generation(generation, False, error)
 
     async def _write_files(self, files: dict[str, str], replacing: dict[str, str]) -> None:
-        if not self.external:
-            write_files(self.conf_dir, files, replacing)
-            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(_FILES_THREAD, write_files, self.conf_dir, files, replacing)
 
