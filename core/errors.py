@@ -6,6 +6,9 @@ console.  Messages are complete sentences that name the field or object and say 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class OrchestryError(Exception):
     """Base of every error ``core`` raises on purpose."""
@@ -43,6 +46,14 @@ class RequestTimeout(BadRequest):
 
 class NotFound(OrchestryError):
     http_status = 404
+
+
+def app_not_registered(name: str, registered: Iterable[str]) -> NotFound:
+    """The answer to a name no app has; a mistyped one (`scale wbe 2`) names the app it is close to."""
+    close = difflib.get_close_matches(name, list(registered), n=1, cutoff=0.6)
+    if close:
+        return NotFound(f"app '{name}' is not registered: did you mean '{close[0]}'? (orchestry list)")
+    return NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
 
 
 class Conflict(OrchestryError):

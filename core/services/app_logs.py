@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from core.errors import NotFound
+from core.errors import app_not_registered
 from core.events import EventBus
 from core.redaction import Redactor
 from core.runtime.base import LogLine, Runtime
@@ -36,7 +36,7 @@ class AppLogs:
 
     async def _require_app(self, name: str) -> None:
         if await asyncio.to_thread(self._store.apps.get, name) is None:
-            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
 
     def _redacted(self, line: LogLine) -> LogLine:
         return replace(line, message=self._redactor.redact(line.message))

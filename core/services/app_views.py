@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Any
 
 from core.collaborators import Leadership, require_leader
-from core.errors import NotFound
+from core.errors import app_not_registered
 from core.events import EventLog
 from core.history import MetricSample
 from core.metrics.collector import MetricsCollector
@@ -106,7 +106,7 @@ class AppViews:
     async def app_record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self._store.apps.get, name)
         if record is None:
-            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
         return record
 
     async def get_app(self, name: str) -> AppView:

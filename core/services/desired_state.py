@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from core.collaborators import Emit, Leadership, require_leader
 from core.documents import read_document
-from core.errors import AppBlocked, BadRequest, Conflict, NotFound, SpecError
+from core.errors import AppBlocked, BadRequest, Conflict, SpecError, app_not_registered
 from core.metrics import instruments
 from core.models import APP_RUNNING, APP_STOPPED, MissingSecret, RegisterPreview, ScaleResult, UpResult
 from core.replicas import ForceHold
@@ -97,7 +97,7 @@ class DesiredState:
     async def app_record(self, name: str) -> AppRecord:
         record = await asyncio.to_thread(self._store.apps.get, name)
         if record is None:
-            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
         return record
 
     async def _kept_record(self, name: str) -> AppRecord:
@@ -106,7 +106,7 @@ class DesiredState:
             return await self.app_record(name)
         record = await self.records.get(name)
         if record is None:
-            raise NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")
+            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
         return record
 
     def _forget(self, name: str) -> None:
