@@ -161,6 +161,16 @@ def run_db_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command's own handling is in place (while its modules load): one line, not
+        # a traceback of the import under way; 130 as for the commands that catch it themselves.
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.version:
         sys.stdout.write(f"orchestry {_version()}\n")
