@@ -455,6 +455,8 @@ class OrchestryConsole(App[int]):
             empty.update(
                 f"{app.name} cannot start its replicas (desired {app.desired_replicas}): {app.status_reason}"
             )
+        elif not rows and app.desired_replicas == 0:
+            empty.update(f"{app.name} is scaled to 0 replicas: press s to scale it up")
         elif not rows:
             empty.update(
                 f"{app.name} has no replicas yet (desired {app.desired_replicas}): "

@@ -28,3 +28,19 @@ async def test_replicas_pane_of_an_app_that_cannot_start_says_so_not_starting(tm
         shown = str(app.query_one("#replicas-empty").render())
         assert "is starting them" not in shown
         assert f"{web.name} cannot start its replicas" in shown and "fix spec.image" in shown
+
+
+async def test_replicas_pane_of_an_app_scaled_to_zero_says_so_not_starting(tmp_path: Path) -> None:
+    backend = sample_backend()
+    web = backend.apps[0]
+    backend.apps[0] = dataclasses.replace(
+        web, status="running", status_reason="0/0 replicas ready", replicas=[], desired_replicas=0
+    )
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.pause()
+        assert app.selected == web.name
+        shown = str(app.query_one("#replicas-empty").render())
+        assert "is starting them" not in shown
+        assert f"{web.name} is scaled to 0 replicas" in shown and "press s" in shown
