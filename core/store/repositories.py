@@ -446,7 +446,8 @@ class LeaseRepository:
         """Extend our lease; None when it is no longer ours, no longer newest, expired or released."""
         lease = t.leader_lease
         newest_term = sa.select(sa.func.max(lease.c.term)).scalar_subquery()
-        with self._db.write(f"renewing the leader lease of term {term}") as conn:
+        # Ahead of queued SQLite writes: the lease must be renewed before it runs out (SqliteWriters).
+        with self._db.write(f"renewing the leader lease of term {term}", first=True) as conn:
             now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
             result = conn.execute(
                 sa.update(lease)

@@ -14,7 +14,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,6 +30,10 @@ HELD_FOR = 3 * TTL  # the default pool stays full this long: a leader without a 
 # asyncio's own default pool size; the tests give their loop a pool of exactly that size to fill.
 POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
 STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
+# The SQLite queue test: WRITERS writes always queued, each holding the turn SLOW s, so a renewal that
+# queues behind them waits WRITERS * SLOW = 1.8 s, more than the 1.6 s a renewal has; ahead of them, SLOW.
+WRITERS = 6
+SLOW = 0.3
 
 
 def _app(name: str) -> AppRecord:
@@ -92,27 +96,37 @@ async def _lease_expiry(store: Store, probe: ThreadPoolExecutor) -> float:
 
 
 async def _keeps_leading_while(
-    store: Store, probe: ThreadPoolExecutor, stuck: Callable[[], Any], release: Callable[[], None]
+    store: Store,
+    probe: ThreadPoolExecutor,
+    begin: Callable[[], Awaitable[Any] | None],
+    release: Callable[[], None],
 ) -> None:
+    """Once the node leads, ``begin()`` loads it (what it may return is awaited after ``release()``) for
+    HELD_FOR; all along the node must keep leading and renewing."""
     leader = Leader(store)
     await leader.start()
-    callers: asyncio.Future[list[Any]] | None = None
+    done: Awaitable[Any] | None = None
     try:
         before = await _lease_expiry(store, probe)
-        callers = asyncio.gather(*(asyncio.to_thread(stuck) for _ in range(STUCK)), return_exceptions=True)
-        await asyncio.sleep(HELD_FOR)  # the lease's own semantics: several TTLs without a free thread
-        assert leader.election.is_leader(), "the leader lapsed while the default pool was full"
+        done = begin()
+        await asyncio.sleep(HELD_FOR)  # the lease's own semantics: several TTLs under the load
+        assert leader.election.is_leader(), "the leader lapsed while the other calls waited"
         after = await _lease_expiry(store, probe)
-        assert after > before + TTL, "the lease was not renewed while the default pool was full"
+        assert after > before + TTL, "the lease was not renewed while the other calls waited"
     finally:
         release()
         try:
-            if callers is not None:
-                for outcome in await asyncio.wait_for(callers, timeout=60):
+            if done is not None:
+                for outcome in await asyncio.wait_for(done, timeout=60) or []:
                     assert not isinstance(outcome, BaseException), f"a parked call failed: {outcome!r}"
         finally:
             await leader.stop()
     assert leader.states == [LEADER], f"the leader stepped down on the way: {leader.states}"
+
+
+def _fill_default_pool(stuck: Callable[[], Any]) -> Callable[[], Awaitable[list[Any]]]:
+    """STUCK calls of ``stuck`` on the default pool, more than it has threads."""
+    return lambda: asyncio.gather(*(asyncio.to_thread(stuck) for _ in range(STUCK)), return_exceptions=True)
 
 
 async def test_the_leader_renews_its_lease_while_every_default_thread_waits(
@@ -126,7 +140,7 @@ async def test_the_leader_renews_its_lease_while_every_default_thread_waits(
         gate.wait(timeout=60)
         store.events.add(None, "test", "parked", "a write that waited its turn", None, time.time())
 
-    await _keeps_leading_while(store, probe, parked_write, gate.set)
+    await _keeps_leading_while(store, probe, _fill_default_pool(parked_write), gate.set)
 
 
 async def test_the_leader_renews_its_lease_while_writes_wait_on_a_postgresql_row_lock(
@@ -142,9 +156,43 @@ async def test_the_leader_renews_its_lease_while_writes_wait_on_a_postgresql_row
         conn.execute(sa.text("SELECT 1 FROM applications WHERE name = 'web' FOR UPDATE"))
 
         await _keeps_leading_while(
-            store, probe, lambda: store.apps.update("web", desired_replicas=2), transaction.rollback
+            store,
+            probe,
+            _fill_default_pool(lambda: store.apps.update("web", desired_replicas=2)),
+            transaction.rollback,
         )
     finally:
         conn.close()
         locker.dispose()
+        store.close()
+
+
+async def test_the_leader_renews_its_sqlite_lease_ahead_of_a_queue_of_slow_writes(
+    sqlite_database_url: str, default_pool: ThreadPoolExecutor, probe: ThreadPoolExecutor
+) -> None:
+    """SQLite takes one write at a time, so the renewal also waits for its write turn. Here writers
+    keep the queue full of slow writes (each holds the turn SLOW s, as a big write does under load):
+    first come first served, a renewal waits for all of them, longer than the lease leaves it
+    (TTL 2: renewed every 0.67 s, given up 1.6 s after the renewal began), and the leader lapses."""
+    store = Store.open(sqlite_database_url)
+    stop = threading.Event()
+
+    def slow_writes() -> None:
+        while not stop.is_set():
+            with store.database.write("a slow write"):
+                time.sleep(SLOW)
+
+    writers = [threading.Thread(target=slow_writes, name=f"slow-writer-{n}") for n in range(WRITERS)]
+
+    def begin() -> None:
+        for writer in writers:
+            writer.start()
+
+    try:
+        await _keeps_leading_while(store, probe, begin, stop.set)
+    finally:
+        stop.set()
+        for writer in writers:
+            if writer.is_alive():
+                writer.join(timeout=60)
         store.close()

@@ -247,3 +247,48 @@ def test_sqlite_writes_take_their_turns_in_the_order_they_asked(sqlite_database_
         assert [e.details["i"] for e in committed] == list(range(20))
     finally:
         store.close()
+
+
+def test_sqlite_lease_renewal_takes_the_next_turn_ahead_of_queued_writes(sqlite_database_url: str) -> None:
+    """The leader's renewal has a deadline (the lease runs out), the other writes have not: queued
+    behind a held write and five others, it commits right after the held one."""
+    store = Store.open(sqlite_database_url)
+    writers = store.database.sqlite_writers
+    assert writers is not None
+    lease = store.leases.try_acquire("n1", "host", "http://n1", ttl=60.0)
+    assert lease is not None
+    committed: list[str] = []
+    sa.event.listen(
+        store.database.engine, "commit", lambda _conn: committed.append(threading.current_thread().name)
+    )
+    held = HeldWrite(store)
+    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
+    slow.start()
+    threads: list[threading.Thread] = []
+    try:
+        assert held.holding.wait(30)
+        calls: list[tuple[str, tuple[Any, ...], Any]] = [
+            (f"write-{i}", (None, "cluster", "turn", f"turn {i}", {}, 1000.0), store.events.add)
+            for i in range(5)
+        ]
+        calls.append(("renewal", (lease.term, "n1", 60.0), store.leases.renew))
+        for i, (name, args, call) in enumerate(calls):
+            thread = threading.Thread(target=call, args=args, name=name)
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 30
+            while writers.queued < i + 1:  # queued behind the held write, in this order
+                assert time.monotonic() < deadline, f"{name} never queued"
+                time.sleep(0.001)
+    finally:
+        held.release.set()
+        slow.join(60)
+        held.remove()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert committed == [HELD_THREAD, "renewal"] + [f"write-{i}" for i in range(5)]
+        current = store.leases.current()
+        assert current is not None and current.renewed_at > lease.renewed_at
+    finally:
+        store.close()
