@@ -382,6 +382,17 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
                 output.error(f"'{item.split('=')[0]}' is not KEY=VALUE: write fields like password=s3cret")
                 return 1
             fields[match.group(1)] = match.group(2)
+        # KEY=- reads the value from stdin, as `docker secret create NAME -` does: a value on the command
+        # line is in the shell's history and in `ps` for every user of the machine.
+        from_stdin = [key for key, value in fields.items() if value == "-"]
+        if len(from_stdin) > 1:
+            output.error(
+                f"only one field can be read from stdin ({', '.join(from_stdin)} are all '-'): "
+                "set the others with KEY=VALUE or in another `orchestry secret set`"
+            )
+            return 1
+        if from_stdin:
+            fields[from_stdin[0]] = sys.stdin.read().removesuffix("\n").removesuffix("\r")
         answer = client.put(f"/api/v1/secrets/{path_part(args.name)}", fields)
         if _as_json(args):
             output.print_json(answer)

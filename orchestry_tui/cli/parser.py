@@ -225,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     secret = sub.add_parser("secret", help="secrets (values are never shown)")
     secret_sub = secret.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
-    secret_set = secret_sub.add_parser("set", parents=[common], help="set fields: NAME key=value …")
+    secret_set = secret_sub.add_parser(
+        "set", parents=[common], help="set fields: NAME key=value … (key=- reads the value from stdin)"
+    )
     secret_set.add_argument("name")
     secret_set.add_argument("fields", nargs="+", metavar="KEY=VALUE")
     secret_list = secret_sub.add_parser("list", parents=[common], help="secrets and their field names")
