@@ -171,8 +171,10 @@ def _documents(text: str, what: str, numbered: bool = False) -> Iterator[Any]:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "unreadable text"
+        # An editor's tab in the indentation: PyYAML's words do not say that YAML indents with spaces only.
+        fix = "indent with spaces, not tabs" if "'\\t'" in problem else "fix the syntax there"
         raise DocumentError(
-            f"{loader.what}: not valid YAML or JSON{where}: {problem}: fix the syntax there", index
+            f"{loader.what}: not valid YAML or JSON{where}: {problem}: {fix}", index
         ) from None
     except RecursionError:
         raise _too_deep(loader.what) from None
