@@ -399,7 +399,7 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
         else:
             output.say(f"secret {answer['name']}: fields {', '.join(answer['fields'])} set")
         return 0
-    if args.secret_command == "rm":
+    if args.secret_command in ("rm", "delete"):
         answer = client.delete(f"/api/v1/secrets/{path_part(args.name)}")
         if _as_json(args):
             output.print_json(answer)

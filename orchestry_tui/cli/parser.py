@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     secret_set.add_argument("fields", nargs="+", metavar="KEY=VALUE")
     secret_list = secret_sub.add_parser("list", parents=[common], help="secrets and their field names")
     secret_list.add_argument("name", nargs="?")
-    secret_sub.add_parser("rm", parents=[common], help="delete a secret").add_argument("name")
+    secret_sub.add_parser("rm", aliases=["delete"], parents=[common], help="delete a secret").add_argument(
+        "name"
+    )
 
     diagnose = sub.add_parser(
         "diagnose",

@@ -38,3 +38,16 @@ def test_two_fields_from_stdin_are_refused(
     args = build_parser().parse_args(["secret", "set", "db", "a=-", "b=-"])
     assert secret(client, args) == 1  # type: ignore[arg-type]
     assert client.sent == {} and "one field" in capsys.readouterr().err
+
+
+def test_secret_delete_is_rm_as_kubectl_spells_it() -> None:
+    deleted: list[str] = []
+
+    class Deleter:
+        def delete(self, path: str) -> dict[str, Any]:
+            deleted.append(path)
+            return {"name": path.rsplit("/", 1)[-1]}
+
+    args = build_parser().parse_args(["secret", "delete", "db"])
+    assert secret(Deleter(), args) == 0  # type: ignore[arg-type]
+    assert deleted == ["/api/v1/secrets/db"]
