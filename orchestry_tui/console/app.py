@@ -1001,8 +1001,8 @@ class OrchestryConsole(App[int]):
                 # The engine's stop leaves the apps to the node that leads (it would start them again):
                 # asking "stop all?" and then stopping nothing promised what cannot be done here.
                 self.notify(
-                    f"this console follows {leader}, which runs the apps: stop them there (its Q) or with "
-                    "`orchestry down NAME`; q quits this console and leaves them running",
+                    f"this console follows {leader}, which runs the apps: stop them with `orchestry down "
+                    "NAME` (or Q in the leader's own console); q quits this console and leaves them running",
                     severity="warning",
                     timeout=10,
                 )
