@@ -37,6 +37,13 @@ class Controller:
             return f"quit console pid {self.pid} with Q (quit and stop every app)"
         return f"stop pid {self.pid} (kill -TERM {self.pid})"
 
+    def how_to_quit(self) -> str:
+        """For a command that stops the apps itself once this controller is gone (`orchestry stop`):
+        quitting is enough, and Q on a console that follows another stops nothing anyway."""
+        if _kind(self.pid) == "an orchestry console":
+            return f"quit console pid {self.pid} (q)"
+        return self.how_to_stop()
+
 
 def _process_start(pid: int) -> str:
     try:

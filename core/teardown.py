@@ -54,7 +54,7 @@ def _refuse_live_controllers(state_dir: Path) -> None:
     others = [c for c in live_controllers(state_dir) if c.pid != os.getpid()]
     if others:
         who = "; ".join(c.describe() for c in others)
-        how = " and ".join(c.how_to_stop() for c in others)
+        how = " and ".join(c.how_to_quit() for c in others)
         raise ControllerRunning(
             f"{who} runs on the state dir {state_dir} and would recreate what this stops: {how}, "
             "then run this again"
