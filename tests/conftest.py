@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from core.store import Store
 from tests.support.interrupt import accept_ctrl_c
 
 os.environ.pop("NO_COLOR", None)  # NO_COLOR makes every Textual snapshot differ
@@ -61,6 +62,16 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_database_url")
     return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A store on each database of ``database_url``, migrated, closed after the test."""
+    opened = Store.open(database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

@@ -42,15 +42,6 @@ def _app(name: str) -> AppRecord:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 async def default_pool() -> AsyncIterator[ThreadPoolExecutor]:
     """The loop's default pool, sized as asyncio sizes it, shut down after the test."""
     pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,15 +12,6 @@ from core.errors import BadRequest
 from core.events import EventBus, EventLog
 from core.redaction import Redactor
 from core.store import Store
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 async def test_round_trip_through_the_event_log(store: Store) -> None:

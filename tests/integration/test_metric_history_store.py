@@ -3,21 +3,10 @@ and leader-only (fenced) writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from core.history import DAY, MetricSample
 from core.store import AppRecord, FencedOut, Store
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def raw(app: str, at: float, rps: float, cpu: float = 20.0, desired: int = 2) -> MetricSample:

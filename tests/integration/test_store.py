@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ import sqlalchemy as sa
 from core.errors import Conflict, NotFound, StoreError
 from core.store import AppRecord, InstanceRecord, Store
 from tests.conftest import unique_name
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def app_record(name: str, spec_hash: str = "h1", **changes: object) -> AppRecord:

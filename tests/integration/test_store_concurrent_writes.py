@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,6 @@ WRITERS = 120
 # Short, so that a write held a few times longer than it stays quick to test; production keeps 5 s.
 BUSY_TIMEOUT_MS = 200
 HELD_THREAD = "held-writer"
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def shorten_busy_timeout(store: Store, milliseconds: int = BUSY_TIMEOUT_MS) -> None:

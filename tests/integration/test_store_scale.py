@@ -3,22 +3,11 @@ made on a state that changed meanwhile writes nothing (SQLite and PostgreSQL).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from core.errors import NotFound
 from core.store import AppRecord, Store
 from tests.conftest import unique_name
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    opened = Store.open(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def registered(store: Store, desired: int = 2) -> str:
