@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -204,10 +205,11 @@ def test_sqlite_locked_by_another_process_names_the_store_and_the_fix(sqlite_dat
     assert "migrated" not in message
 
 
-def test_sqlite_writes_take_their_turns_in_the_order_they_asked(sqlite_database_url: str) -> None:
-    """First come first served: a write that asked early is never overtaken by later ones (under a
-    steady stream of writes an unlucky one would otherwise wait, and fail, however short each is)."""
-    store = Store.open(sqlite_database_url)
+def queue_behind_a_held_write(
+    store: Store, calls: list[tuple[str, Callable[..., Any], tuple[Any, ...]]]
+) -> None:
+    """Hold one write open, queue ``calls`` (thread name, call, arguments) behind it one at a time, each
+    only once the one before is queued, then let the held write commit and wait for them all."""
     writers = store.database.sqlite_writers
     assert writers is not None
     held = HeldWrite(store)
@@ -216,53 +218,7 @@ def test_sqlite_writes_take_their_turns_in_the_order_they_asked(sqlite_database_
     threads: list[threading.Thread] = []
     try:
         assert held.holding.wait(30)
-        for i in range(20):
-            thread = threading.Thread(
-                target=store.events.add, args=(None, "cluster", "turn", f"turn {i}", {"i": i}, 1000.0)
-            )
-            thread.start()
-            threads.append(thread)
-            deadline = time.monotonic() + 30
-            while writers.queued < i + 1:  # queued behind the held write, in this order
-                assert time.monotonic() < deadline, f"writer {i} never queued"
-                time.sleep(0.001)
-    finally:
-        held.release.set()
-        slow.join(60)
-        held.remove()
-    for thread in threads:
-        thread.join(60)
-    try:
-        committed = sorted(store.events.query(category="cluster", limit=100), key=lambda e: e.id)
-        assert [e.details["i"] for e in committed] == list(range(20))
-    finally:
-        store.close()
-
-
-def test_sqlite_lease_renewal_takes_the_next_turn_ahead_of_queued_writes(sqlite_database_url: str) -> None:
-    """The leader's renewal has a deadline (the lease runs out), the other writes have not: queued
-    behind a held write and five others, it commits right after the held one."""
-    store = Store.open(sqlite_database_url)
-    writers = store.database.sqlite_writers
-    assert writers is not None
-    lease = store.leases.try_acquire("n1", "host", "http://n1", ttl=60.0)
-    assert lease is not None
-    committed: list[str] = []
-    sa.event.listen(
-        store.database.engine, "commit", lambda _conn: committed.append(threading.current_thread().name)
-    )
-    held = HeldWrite(store)
-    slow = threading.Thread(target=store.apps.create, args=(app_record("held"),), name=HELD_THREAD)
-    slow.start()
-    threads: list[threading.Thread] = []
-    try:
-        assert held.holding.wait(30)
-        calls: list[tuple[str, tuple[Any, ...], Any]] = [
-            (f"write-{i}", (None, "cluster", "turn", f"turn {i}", {}, 1000.0), store.events.add)
-            for i in range(5)
-        ]
-        calls.append(("renewal", (lease.term, "n1", 60.0), store.leases.renew))
-        for i, (name, args, call) in enumerate(calls):
+        for i, (name, call, args) in enumerate(calls):
             thread = threading.Thread(target=call, args=args, name=name)
             thread.start()
             threads.append(thread)
@@ -276,7 +232,43 @@ def test_sqlite_lease_renewal_takes_the_next_turn_ahead_of_queued_writes(sqlite_
         held.remove()
     for thread in threads:
         thread.join(60)
+
+
+def test_sqlite_writes_take_their_turns_in_the_order_they_asked(sqlite_database_url: str) -> None:
+    """First come first served: a write that asked early is never overtaken by later ones (under a
+    steady stream of writes an unlucky one would otherwise wait, and fail, however short each is)."""
+    store = Store.open(sqlite_database_url)
     try:
+        queue_behind_a_held_write(
+            store,
+            [
+                (f"write-{i}", store.events.add, (None, "cluster", "turn", f"turn {i}", {"i": i}, 1000.0))
+                for i in range(20)
+            ],
+        )
+        committed = sorted(store.events.query(category="cluster", limit=100), key=lambda e: e.id)
+        assert [e.details["i"] for e in committed] == list(range(20))
+    finally:
+        store.close()
+
+
+def test_sqlite_lease_renewal_takes_the_next_turn_ahead_of_queued_writes(sqlite_database_url: str) -> None:
+    """The leader's renewal has a deadline (the lease runs out), the other writes have not: queued
+    behind a held write and five others, it commits right after the held one."""
+    store = Store.open(sqlite_database_url)
+    try:
+        lease = store.leases.try_acquire("n1", "host", "http://n1", ttl=60.0)
+        assert lease is not None
+        committed: list[str] = []
+        sa.event.listen(
+            store.database.engine, "commit", lambda _conn: committed.append(threading.current_thread().name)
+        )
+        calls: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
+            (f"write-{i}", store.events.add, (None, "cluster", "turn", f"turn {i}", {}, 1000.0))
+            for i in range(5)
+        ]
+        calls.append(("renewal", store.leases.renew, (lease.term, "n1", 60.0)))
+        queue_behind_a_held_write(store, calls)
         assert committed == [HELD_THREAD, "renewal"] + [f"write-{i}" for i in range(5)]
         current = store.leases.current()
         assert current is not None and current.renewed_at > lease.renewed_at
