@@ -32,12 +32,17 @@ class AppWait:
     rollout: dict[str, Any] | None = None
     problem: str = ""  # why the last poll got no rollout (daemon unreachable, not the leader, ...)
     gone: bool = False  # the app was deleted while we waited
+    # The engine cannot start its replicas (missing image or secret, bad command) and will not try
+    # again before the next up/restart/spec change: waiting longer can never succeed.
+    blocked: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"app": self.app, "complete": self.complete, "rollout": self.rollout}
         if self.problem:
             answer["problem"] = self.problem
+        if self.blocked:
+            answer["blocked"] = True
         if not self.complete:
             answer["events"] = self.events
         return answer
@@ -111,6 +116,8 @@ def _poll(client: ApiClient, state: AppWait) -> str:
     state.problem = ""
     assert state.rollout is not None
     state.complete = bool(state.rollout["complete"])
+    # The leader reports "error" only for an app it cannot start replicas for (compute_status).
+    state.blocked = not state.complete and state.rollout["status"] == "error"
     return progress_line(state.rollout)
 
 
@@ -125,7 +132,7 @@ def _last_events(client: ApiClient, app: str) -> list[dict[str, Any]]:
 def wait_for_apps(
     client: ApiClient, names: list[str], timeout: float, say: Callable[[str], None] = output.say
 ) -> WaitResult:
-    """Poll until every app is complete, one is deleted, the timeout passes, or Ctrl-C."""
+    """Poll until every app is complete, deleted or blocked, the timeout passes, or Ctrl-C."""
     poller = ApiClient(client.base_url, client.token, timeout=POLL_REQUEST_TIMEOUT_SECONDS)
     states = [AppWait(name) for name in names]
     shown: dict[str, str] = {}
@@ -135,7 +142,7 @@ def wait_for_apps(
     try:
         while True:
             for state in states:
-                if state.complete or state.gone:
+                if state.complete or state.gone or state.blocked:
                     continue
                 poller.timeout = min(POLL_REQUEST_TIMEOUT_SECONDS, max(1.0, deadline - time.monotonic()))
                 line = _poll(poller, state)
@@ -144,7 +151,7 @@ def wait_for_apps(
                     say(line)
                 if state.complete:
                     say(f"{state.app}: complete after {time.monotonic() - started:.1f}s")
-            pending = [s for s in states if not s.complete and not s.gone]
+            pending = [s for s in states if not s.complete and not s.gone and not s.blocked]
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
@@ -172,6 +179,14 @@ def report_failure(result: WaitResult) -> None:
     for state in unfinished:
         if state.gone:
             output.error(f"{state.app} is gone while waiting: {state.problem}")
+            continue
+        if state.blocked:
+            reason = (state.rollout or {}).get("status_reason") or "unknown reason"
+            output.error(
+                f"{state.app} is blocked, stopped waiting: it cannot start replicas: {reason}; "
+                f"the engine does not retry until `orchestry restart {state.app}` "
+                "or a fixed spec is applied"
+            )
             continue
         where = progress_counts(state.rollout) if state.rollout else "no answer"
         reason = state.problem or (state.rollout or {}).get("status_reason") or ""

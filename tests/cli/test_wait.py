@@ -85,6 +85,35 @@ def test_up_wait_with_missing_image_exits_1_with_the_reason(daemon: Daemon, tmp_
         daemon.cli("delete", name, "-f")
 
 
+def test_wait_on_a_blocked_app_ends_at_once_with_the_reason_and_the_fix(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # A missing image blocks the app until the next up/restart/spec change: waiting out the timeout
+    # could never succeed, so the wait ends as soon as the engine reports the app blocked.
+    name = unique_name("wb")
+    doc = demo_app(name)
+    doc["spec"]["image"] = "orchestry/nope:latest"
+    path = tmp_path / "app.yml"
+    path.write_text(yaml.safe_dump(doc))
+    daemon.ok("register", str(path))
+    try:
+        # up and apply check the image themselves and refuse at once: only restart's wait could hang.
+        refused = daemon.cli("up", name, "--wait", "--timeout", "30")
+        assert refused.returncode == 1 and "fix spec.image" in refused.stderr
+        result = daemon.cli("restart", name, "--wait", "--timeout", "30")
+        assert result.returncode == 1, result.stdout
+        assert "did not finish within" not in result.stderr
+        assert f"error: {name} is blocked, stopped waiting: it cannot start replicas:" in result.stderr
+        assert "orchestry/nope:latest" in result.stderr and "fix spec.image" in result.stderr
+        assert f"`orchestry restart {name}`" in result.stderr
+        answer = daemon.cli("restart", name, "--wait", "--timeout", "30", "--format", "json")
+        waited = json.loads(answer.stdout)["wait"]
+        assert answer.returncode == 1 and waited["complete"] is False
+        assert waited["apps"][0]["blocked"] is True
+    finally:
+        daemon.cli("delete", name, "-f")
+
+
 def test_timeout_exits_1_with_status_reason_and_last_events(daemon: Daemon) -> None:
     name = unique_name("wh")
     doc = demo_app(name, healthCheck=FAILING_HEALTH)
