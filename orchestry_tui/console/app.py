@@ -104,6 +104,16 @@ PANE_IDS = {
 }
 
 
+def docker_outage(status_reason: str) -> str:
+    """The Docker outage the engine puts in an app's status reason (compute_status appends the
+    runtime's "Docker engine at URL does not answer (why): start it ..."), or "" while Docker answers."""
+    for marker in ("Docker engine at ", "Swarm manager at "):
+        start = status_reason.find(marker)
+        if start >= 0 and " does not answer" in status_reason[start:]:
+            return status_reason[start:]
+    return ""
+
+
 class OrchestryConsole(App[int]):
     CSS_PATH = "styles.tcss"
     AUTO_FOCUS = "#apps"
@@ -457,6 +467,12 @@ class OrchestryConsole(App[int]):
             )
         elif not rows and app.desired_replicas == 0:
             empty.update(f"{app.name} is scaled to 0 replicas: press s to scale it up")
+        elif not rows and (outage := docker_outage(app.status_reason)):
+            # Nothing starts while Docker is down: the engine retries and starts them once it answers.
+            empty.update(
+                f"{app.name} has no replicas (desired {app.desired_replicas}): Docker does not answer, so "
+                f"none can start; they start when it answers (start dockerd, or check DOCKER_HOST). {outage}"
+            )
         elif not rows:
             empty.update(
                 f"{app.name} has no replicas yet (desired {app.desired_replicas}): "

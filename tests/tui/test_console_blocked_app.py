@@ -44,3 +44,28 @@ async def test_replicas_pane_of_an_app_scaled_to_zero_says_so_not_starting(tmp_p
         shown = str(app.query_one("#replicas-empty").render())
         assert "is starting them" not in shown
         assert f"{web.name} is scaled to 0 replicas" in shown and "press s" in shown
+
+
+async def test_replicas_pane_while_docker_is_down_says_docker_does_not_answer_not_starting(
+    tmp_path: Path,
+) -> None:
+    # What the engine reports when DOCKER_HOST points nowhere (compute_status appends the outage).
+    outage = (
+        "Docker engine at unix:///nonexistent does not answer (No such file or directory): "
+        "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
+    )
+    backend = sample_backend()
+    web = backend.apps[0]
+    backend.apps[0] = dataclasses.replace(
+        web, status="degraded", status_reason=f"0/1 replicas ready; {outage}", replicas=[], desired_replicas=1
+    )
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.pause()
+        assert app.selected == web.name
+        shown = str(app.query_one("#replicas-empty").render())
+        assert "is starting them" not in shown
+        assert f"{web.name} has no replicas (desired 1): Docker does not answer" in shown
+        assert "they start when it answers" in shown and "check DOCKER_HOST" in shown
+        assert "unix:///nonexistent" in shown
