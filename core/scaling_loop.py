@@ -172,7 +172,7 @@ class ScalingLoop:
                 await self._emit(
                     "scaling",
                     "scale_deferred",
-                    f"{name}: {decision.reason}",
+                    decision.reason,  # the event carries the app: no "NAME: " lead
                     app=name,
                     details={"recommendation": decision.recommendation},
                 )

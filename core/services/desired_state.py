@@ -270,7 +270,7 @@ class DesiredState:
             await self._emit(
                 "lifecycle",
                 "stop_forced",
-                f"{name}: {cut_short} replica(s) that were stopping with the spec's grace period "
+                f"{cut_short} replica(s) that were stopping with the spec's grace period "
                 "stopped at once (forced)",
                 app=name,
                 details={"replicas": cut_short},
@@ -385,7 +385,9 @@ class DesiredState:
         await self._emit(
             "scaling",
             "scaled_auto" if auto else "scaled",
-            f"{name}: {current} → {target} replicas ({reason})",
+            # No "NAME: " lead: the event carries the app, and every surface that shows it (events
+            # pane, `orchestry events`' APP column) prints the name already.
+            f"{current} → {target} replicas ({reason})",
             app=name,
             details={"from": current, "to": target, "reason": reason, "auto": auto},
         )

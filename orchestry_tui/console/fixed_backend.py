@@ -308,7 +308,7 @@ def sample_backend(now: float = FIXED_NOW) -> FixedBackend:
             "web",
             "scaling",
             "scaled_auto",
-            "web: 2 → 3 replicas (cpu 82% > 70% of one core)",
+            "2 → 3 replicas (cpu 82% > 70% of one core)",
             {},
             now - 120,
         ),

@@ -197,7 +197,8 @@ def _check_snapshot(s: Scenario, health: dict[str, Any]) -> dict[str, Callable[[
         mine = [e for e in data if e["app"] == name]
         kinds = [e["kind"] for e in mine]
         assert "app_registered" in kinds and kinds.count("replica_started") >= 2, kinds
-        assert any(f"{name}: 1 → 2 replicas" in e["message"] for e in mine), [e["message"] for e in mine]
+        assert any(e["message"].startswith("1 → 2 replicas") for e in mine), [e["message"] for e in mine]
+        assert not any(e["message"].startswith(f"{name}:") for e in mine), [e["message"] for e in mine]
 
     def history(data: dict[str, list[dict[str, Any]]]) -> None:
         assert [(r["from_replicas"], r["to_replicas"]) for r in data[name]] == [(1, 2)], data
