@@ -123,28 +123,46 @@ _config_file_values: ContextVar[dict[str, Any] | None] = ContextVar(
 
 
 def config_file_path() -> Path | None:
-    """The TOML file to read: ``ORCHESTRY_CONFIG`` (must exist), else the XDG default if present."""
+    """The TOML file to read: ``ORCHESTRY_CONFIG`` if it exists, else the XDG default if present.
+
+    A missing file at ``ORCHESTRY_CONFIG`` is no error: the console writes its preferences there and
+    creates it on its first save, so pointing the variable at a file that does not exist yet is normal."""
     explicit = os.environ.get(CONFIG_ENV)
     if explicit:
         path = Path(explicit).expanduser()
+        if not path.exists():
+            return None
         if not path.is_file():
             raise SettingsError(
-                f"{CONFIG_ENV}='{explicit}' is not valid: expected the path of an existing TOML file"
+                f"{CONFIG_ENV}='{explicit}' is not valid: {path} is not a file; point {CONFIG_ENV} at a "
+                "TOML file (it may not exist yet), or unset it"
             )
         return path
     path = default_config_path()
     return path if path.is_file() else None
 
 
+def _named_by_env(path: Path) -> str:
+    """``ORCHESTRY_CONFIG='...': `` when that variable chose ``path``, so its error names what to change."""
+    explicit = os.environ.get(CONFIG_ENV)
+    return f"{CONFIG_ENV}='{explicit}': " if explicit and Path(explicit).expanduser() == path else ""
+
+
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings in a TOML file, keyed by field name; unknown keys and bad syntax are errors."""
+    named = _named_by_env(path)
+    elsewhere = f", or point {CONFIG_ENV} at another file" if named else ""
     try:
         with path.open("rb") as handle:
             values = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path} is not valid TOML: {exc}: fix the file at that line") from None
+        raise SettingsError(
+            f"{named}{path} is not valid TOML: {exc}: fix the file at that line{elsewhere}"
+        ) from None
     except OSError as exc:
-        raise SettingsError(f"{path} cannot be read ({exc.strerror}): fix its permissions or path") from None
+        raise SettingsError(
+            f"{named}{path} cannot be read ({exc.strerror}): fix its permissions or path{elsewhere}"
+        ) from None
     known = list(Settings.model_fields)
     # The console keeps its own preferences (theme, keymap, layout) in a [console] table of this file.
     values.pop(CONSOLE_TABLE, None)

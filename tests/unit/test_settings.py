@@ -318,9 +318,35 @@ def test_unknown_toml_key_suggests_the_right_one(tmp_path: Path) -> None:
         load_settings()
 
 
-def test_missing_orchestry_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ORCHESTRY_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(SettingsError, match=r"ORCHESTRY_CONFIG=.*nope.toml' is not valid"):
+def test_orchestry_config_naming_a_file_not_written_yet_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The console creates this file on its first save: pointing the variable at it beforehand is normal.
+    path = tmp_path / "orchestry" / "nope.toml"
+    monkeypatch.setenv("ORCHESTRY_CONFIG", str(path))
+    assert load_settings().port == Settings.model_fields["port"].default
+    assert not path.exists()  # reading settings creates nothing: the console's save does
+    write_toml(path, '[console]\ntheme = "textual-light"\n')  # what that save writes
+    assert load_settings().port == Settings.model_fields["port"].default
+
+
+def test_malformed_orchestry_config_names_the_variable_the_file_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write_toml(tmp_path / "bad.toml", "port = = 3\n")
+    monkeypatch.setenv("ORCHESTRY_CONFIG", str(path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"ORCHESTRY_CONFIG='{path}': {path} is not valid TOML")
+    assert "fix the file at that line, or point ORCHESTRY_CONFIG at another file" in message
+
+
+def test_orchestry_config_that_is_not_a_file_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ORCHESTRY_CONFIG", str(tmp_path))
+    with pytest.raises(SettingsError, match=r"ORCHESTRY_CONFIG=.* is not valid: .* is not a file; point"):
         load_settings()
 
 
