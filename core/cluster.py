@@ -41,6 +41,9 @@ EXPIRY_SLACK = 0.02
 # holds up the renewal beside it (the renewal, reads and release run one at a time under _lock).
 LANE_THREADS = 2
 LANE_NAME = "orchestry-lease"  # bench/cpu_split.py names a thread's CPU by this prefix
+# How long a node whose heartbeats stopped (it crashed: a clean quit removes its own row) stays in the
+# node list, shown down, before any live node's heartbeat deletes its row.
+NODE_RETENTION_SECONDS = 3600.0
 
 StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -283,9 +286,18 @@ class LeaseElection:
     async def beat(self) -> None:
         """Record this node's heartbeat once (a failure is logged: the next beat retries)."""
         try:
-            await self._in_lane(self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url)
+            await self._in_lane(
+                self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url, NODE_RETENTION_SECONDS
+            )
         except StoreError as exc:
             log.warning("heartbeat failed: %s", exc)
+
+    async def leave(self) -> None:
+        """Remove this node's row on a clean quit: its id carries the pid, so no later run beats it."""
+        try:
+            await self._in_lane(self.store.nodes.remove, self.node_id)
+        except StoreError as exc:
+            log.warning("could not remove this node from the node list: %s", exc)
 
     async def heartbeat(self) -> None:
         """Beat every third of the TTL; the engine beats once itself before it starts this loop."""

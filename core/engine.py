@@ -239,6 +239,9 @@ class Engine:
                 await parts.cluster.release()
             except OrchestryError as exc:
                 log.warning("could not release the lease: %s", exc)
+            # A clean quit (not one that keeps the lease, as if killed): off the node list at once,
+            # instead of a row shown down until NODE_RETENTION_SECONDS prunes it.
+            await parts.cluster.leave()
         await parts.runtime.close()
         await asyncio.to_thread(parts.store.close)
         self._parts = None

@@ -495,10 +495,23 @@ class NodeRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def heartbeat(self, node_id: str, hostname: str, api_url: str) -> NodeRecord:
-        """Register the node or refresh its heartbeat (database clock)."""
+    def heartbeat(
+        self, node_id: str, hostname: str, api_url: str, forget_after: float | None = None
+    ) -> NodeRecord:
+        """Register the node or refresh its heartbeat (database clock).
+
+        With ``forget_after``, other nodes silent for longer are deleted in the same transaction: a
+        controller that crashed (a clean quit removes its own row) is shown down for that long, not
+        forever (node ids carry the pid, so each console run would add a row for good)."""
         with self._db.write(f"recording the heartbeat of node {node_id}") as conn:
             now = float(conn.execute(sa.select(self._db.now_sql)).scalar_one())
+            if forget_after is not None:
+                conn.execute(
+                    sa.delete(t.cluster_nodes).where(
+                        t.cluster_nodes.c.last_heartbeat < now - forget_after,
+                        t.cluster_nodes.c.node_id != node_id,
+                    )
+                )
             values = {
                 "node_id": node_id,
                 "hostname": hostname,

@@ -373,6 +373,22 @@ def test_node_heartbeats(store: Store) -> None:
     assert [n.node_id for n in store.nodes.list()] == ["node-b"]
 
 
+def test_a_heartbeat_forgets_nodes_silent_past_the_retention(store: Store) -> None:
+    """A crashed controller's row is shown down for the retention, then deleted: not kept forever."""
+    for node in ("crashed-long-ago", "crashed-a-minute-ago", "beating"):
+        store.nodes.heartbeat(node, "host", "http://127.0.0.1:8001")
+    with store.database.engine.begin() as conn:
+        for node, silent in (("crashed-long-ago", 7200.0), ("crashed-a-minute-ago", 60.0)):
+            conn.execute(
+                sa.text("UPDATE cluster_nodes SET last_heartbeat = last_heartbeat - :s WHERE node_id = :n"),
+                {"s": silent, "n": node},
+            )
+    store.nodes.heartbeat("beating", "host", "http://127.0.0.1:8001")  # no retention: forgets nothing
+    assert [n.node_id for n in store.nodes.list()] == ["beating", "crashed-a-minute-ago", "crashed-long-ago"]
+    store.nodes.heartbeat("beating", "host", "http://127.0.0.1:8001", forget_after=3600.0)
+    assert [n.node_id for n in store.nodes.list()] == ["beating", "crashed-a-minute-ago"]
+
+
 # --- secrets (the raw repository; encryption is tested in test_secrets.py) ----------------------
 
 

@@ -1,0 +1,56 @@
+"""The node list (console cluster pane, GET /api/v1/cluster/overview) drops a controller that quit
+cleanly: node ids carry the pid, so each console run used to add a row shown "down" for good."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from core.cluster import NODE_RETENTION_SECONDS
+from core.store import Store
+from tests.support.world import memory_world
+
+
+def node_ids(database_url: str) -> list[str]:
+    store = Store.open(database_url)
+    try:
+        return [n.node_id for n in store.nodes.list()]
+    finally:
+        store.close()
+
+
+async def test_a_clean_quit_leaves_the_node_list(tmp_path: Path, database_url: str) -> None:
+    async with memory_world(tmp_path / "first", database_url=database_url) as first:
+        gone = first.engine.node_id
+        assert gone in await asyncio.to_thread(node_ids, database_url)
+    async with memory_world(tmp_path / "second", database_url=database_url) as second:
+        overview = await second.engine.cluster_overview()
+        assert [n["node_id"] for n in overview["nodes"]] == [second.engine.node_id]
+
+
+def age(database_url: str, node_id: str, seconds: float) -> None:
+    store = Store.open(database_url)
+    try:
+        with store.database.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE cluster_nodes SET last_heartbeat = last_heartbeat - :s WHERE node_id = :n"),
+                {"s": seconds, "n": node_id},
+            )
+    finally:
+        store.close()
+
+
+async def test_a_killed_controller_is_shown_down_then_forgotten(tmp_path: Path, database_url: str) -> None:
+    async with memory_world(tmp_path / "first", database_url=database_url) as first:
+        killed = first.engine.node_id
+        await first.engine.stop(release_lease=False)  # as if killed: no clean quit
+    await asyncio.to_thread(age, database_url, killed, 60.0)  # silent a minute: shown down
+    async with memory_world(tmp_path / "second", database_url=database_url) as second:
+        rows = {n["node_id"]: n for n in (await second.engine.cluster_overview())["nodes"]}
+        assert killed in rows, rows
+    await asyncio.to_thread(age, database_url, killed, NODE_RETENTION_SECONDS)  # silent past the retention
+    async with memory_world(tmp_path / "third", database_url=database_url) as third:
+        overview = await third.engine.cluster_overview()
+        assert [n["node_id"] for n in overview["nodes"]] == [third.engine.node_id]
