@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import sample_backend
@@ -16,34 +17,32 @@ MISSING = (
 )
 
 
-async def test_replicas_pane_of_an_app_that_cannot_start_says_so_not_starting(tmp_path: Path) -> None:
+async def replicas_pane_says(tmp_path: Path, **web_changes: Any) -> tuple[str, str]:
+    """The replicas pane's message for the sample's first app changed as given (with no replicas),
+    selected in a console; and that app's name."""
     backend = sample_backend()
     web = backend.apps[0]
-    backend.apps[0] = dataclasses.replace(web, status="error", status_reason=MISSING, replicas=[])
+    backend.apps[0] = dataclasses.replace(web, replicas=[], **web_changes)
     app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
     async with app.run_test(size=(200, 50)) as pilot:
         await until(lambda: app.frames_applied >= 1, what="first frame")
         await pilot.pause()
         assert app.selected == web.name
         shown = str(app.query_one("#replicas-empty").render())
-        assert "is starting them" not in shown
-        assert f"{web.name} cannot start its replicas" in shown and "fix spec.image" in shown
+    assert "is starting them" not in shown
+    return shown, web.name
+
+
+async def test_replicas_pane_of_an_app_that_cannot_start_says_so_not_starting(tmp_path: Path) -> None:
+    shown, name = await replicas_pane_says(tmp_path, status="error", status_reason=MISSING)
+    assert f"{name} cannot start its replicas" in shown and "fix spec.image" in shown
 
 
 async def test_replicas_pane_of_an_app_scaled_to_zero_says_so_not_starting(tmp_path: Path) -> None:
-    backend = sample_backend()
-    web = backend.apps[0]
-    backend.apps[0] = dataclasses.replace(
-        web, status="running", status_reason="0/0 replicas ready", replicas=[], desired_replicas=0
+    shown, name = await replicas_pane_says(
+        tmp_path, status="running", status_reason="0/0 replicas ready", desired_replicas=0
     )
-    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
-    async with app.run_test(size=(200, 50)) as pilot:
-        await until(lambda: app.frames_applied >= 1, what="first frame")
-        await pilot.pause()
-        assert app.selected == web.name
-        shown = str(app.query_one("#replicas-empty").render())
-        assert "is starting them" not in shown
-        assert f"{web.name} is scaled to 0 replicas" in shown and "press s" in shown
+    assert f"{name} is scaled to 0 replicas" in shown and "press s" in shown
 
 
 async def test_replicas_pane_while_docker_is_down_says_docker_does_not_answer_not_starting(
@@ -54,18 +53,9 @@ async def test_replicas_pane_while_docker_is_down_says_docker_does_not_answer_no
         "Docker engine at unix:///nonexistent does not answer (No such file or directory): "
         "start it: `sudo dockerd &` or `systemctl start docker`; or set ORCHESTRY_DOCKER_URL"
     )
-    backend = sample_backend()
-    web = backend.apps[0]
-    backend.apps[0] = dataclasses.replace(
-        web, status="degraded", status_reason=f"0/1 replicas ready; {outage}", replicas=[], desired_replicas=1
+    shown, name = await replicas_pane_says(
+        tmp_path, status="degraded", status_reason=f"0/1 replicas ready; {outage}", desired_replicas=1
     )
-    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "config.toml")
-    async with app.run_test(size=(200, 50)) as pilot:
-        await until(lambda: app.frames_applied >= 1, what="first frame")
-        await pilot.pause()
-        assert app.selected == web.name
-        shown = str(app.query_one("#replicas-empty").render())
-        assert "is starting them" not in shown
-        assert f"{web.name} has no replicas (desired 1): Docker does not answer" in shown
-        assert "they start when it answers" in shown and "check DOCKER_HOST" in shown
-        assert "unix:///nonexistent" in shown
+    assert f"{name} has no replicas (desired 1): Docker does not answer" in shown
+    assert "they start when it answers" in shown and "check DOCKER_HOST" in shown
+    assert "unix:///nonexistent" in shown
