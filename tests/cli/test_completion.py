@@ -53,7 +53,7 @@ def test_bash_completes_subcommands_options_and_choices(scripts: dict[str, Path]
     bash = scripts["bash"]
     assert _bash(bash, ORCHESTRY, "de") == ["delete", "describe"]
     assert {"daemon", "apply", "describe", "stop", "completion"} <= set(_bash(bash, ORCHESTRY, ""))
-    assert _bash(bash, ORCHESTRY, "secret", "") == ["set", "list", "rm"]
+    assert _bash(bash, ORCHESTRY, "secret", "") == ["set", "list", "rm", "delete"]
     assert _bash(bash, ORCHESTRY, "describe", "--s") == ["--show-spec"]
     assert _bash(bash, ORCHESTRY, "--url", "http://x", "down", "--a") == ["--all"]
     assert _bash(bash, ORCHESTRY, "mode", "web", "") == ["auto", "manual"]
@@ -102,7 +102,7 @@ def test_zsh_runs_the_same_completion_through_bashcompinit(scripts: dict[str, Pa
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "registered: _bash_complete -F _orchestry" in lines
-    assert "mode: auto manual" in lines and "secret: set list rm" in lines
+    assert "mode: auto manual" in lines and "secret: set list rm delete" in lines
 
 
 def test_install_script_makes_activate_load_the_completion(tmp_path: Path) -> None:
