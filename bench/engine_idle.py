@@ -82,20 +82,8 @@ class Collections:
             self.cpu[generation] += time.thread_time() - self._started
 
 
-async def wander_load(runtime: Any) -> None:
-    """Every replica's CPU and memory move each second (bench/console_fleet.py's ``wander_load``)."""
-    import random
-
-    rng = random.Random(7)
-    while True:
-        for container in list(runtime.containers.values()):
-            container.cpu_percent = rng.uniform(1.0, 60.0)
-            container.memory_bytes = rng.randint(8, 200) * 1024 * 1024
-        await asyncio.sleep(1.0)
-
-
 async def measure(apps: int, replicas: int, seconds: float, warmup: float) -> dict[str, Any]:
-    from console_fleet import start_fleet
+    from console_fleet import start_fleet, wander_load
     from memory_fleet_engine import memory_fleet_engine
 
     collections = Collections()
