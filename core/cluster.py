@@ -21,6 +21,7 @@ from typing import Any
 
 from core.errors import NotLeader, StoreError
 from core.metrics import instruments
+from core.settings import NODE_RETENTION_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ EXPIRY_SLACK = 0.02
 # holds up the renewal beside it (the renewal, reads and release run one at a time under _lock).
 LANE_THREADS = 2
 LANE_NAME = "orchestry-lease"  # bench/cpu_split.py names a thread's CPU by this prefix
-# How long a node whose heartbeats stopped (it crashed: a clean quit removes its own row) stays in the
-# node list, shown down, before any live node's heartbeat deletes its row.
-NODE_RETENTION_SECONDS = 3600.0
 
 StateChange = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -80,8 +78,10 @@ class LeaseElection:
         api_url: str,
         ttl: float,
         on_change: StateChange | None = None,
+        node_retention: float = NODE_RETENTION_SECONDS,
     ) -> None:
         self.store = store
+        self.node_retention = node_retention  # ORCHESTRY_NODE_RETENTION
         self.node_id = node_id
         self.hostname = socket.gethostname()
         self.api_url = api_url
@@ -287,7 +287,7 @@ class LeaseElection:
         """Record this node's heartbeat once (a failure is logged: the next beat retries)."""
         try:
             await self._in_lane(
-                self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url, NODE_RETENTION_SECONDS
+                self.store.nodes.heartbeat, self.node_id, self.hostname, self.api_url, self.node_retention
             )
         except StoreError as exc:
             log.warning("heartbeat failed: %s", exc)

@@ -240,7 +240,7 @@ class Engine:
             except OrchestryError as exc:
                 log.warning("could not release the lease: %s", exc)
             # A clean quit (not one that keeps the lease, as if killed): off the node list at once,
-            # instead of a row shown down until NODE_RETENTION_SECONDS prunes it.
+            # instead of a row shown down until ORCHESTRY_NODE_RETENTION prunes it.
             await parts.cluster.leave()
         await parts.runtime.close()
         await asyncio.to_thread(parts.store.close)

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -37,6 +45,15 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _SIZE = re.compile(r"^(\d+)\s*(k|kib|m|mib)?$")
 _SIZE_UNITS = {None: 1, "k": 1024, "kib": 1024, "m": 2**20, "mib": 2**20}
+# How long a controller whose heartbeats stopped (it crashed: a clean quit removes its own row) stays
+# in the node list, shown down, before a live node's heartbeat deletes its row.
+NODE_RETENTION_SECONDS = 3600.0
+MIN_NODE_RETENTION_SECONDS = 60.0
+MIN_METRICS_RETENTION_SECONDS = 3600.0
+_MIN_DURATIONS = {
+    "metrics_retention": MIN_METRICS_RETENTION_SECONDS,
+    "node_retention": MIN_NODE_RETENTION_SECONDS,
+}
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 # What each setting accepts, finishing the sentence "<VAR>='x' is not valid: expected …".
@@ -66,6 +83,10 @@ ACCEPTS: dict[str, str] = {
     "metrics_interval": "a number of seconds above 0",
     "drain_timeout": "a number of seconds, 0 or more",
     "metrics_retention": "a duration of at least one hour: seconds, or a number with s, m, h or d (e.g. 30d)",
+    "node_retention": (
+        "a duration of at least one minute and longer than the lease TTL: seconds, or a number with s, m, h "
+        "or d (e.g. 1h)"
+    ),
     "malloc_threshold": "bytes up to 32 MiB (e.g. 131072 or 128k), or off to leave glibc's moving thresholds",
 }
 
@@ -241,7 +262,9 @@ class Settings(BaseSettings):
     metrics_interval: float = Field(2.0, gt=0)
     drain_timeout: float = Field(30.0, ge=0)
     # How long the metric history (core/history.py) is kept; older rows are deleted by the leader.
-    metrics_retention: float = Field(30 * 86_400.0, ge=3600)
+    metrics_retention: float = Field(30 * 86_400.0, ge=MIN_METRICS_RETENTION_SECONDS)
+    # A crashed controller's row in the cluster pane and /api/v1/cluster/overview (core/cluster.py).
+    node_retention: float = Field(NODE_RETENTION_SECONDS, ge=MIN_NODE_RETENTION_SECONDS)
     # glibc's mmap and trim thresholds, fixed at start-up (core/allocator.py); 0 (off) leaves glibc's own.
     malloc_threshold: int = Field(MALLOC_THRESHOLD, ge=0, le=MAX_MALLOC_THRESHOLD)
 
@@ -261,13 +284,17 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("metrics_retention", mode="before")
+    @field_validator("metrics_retention", "node_retention", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> Any:
+    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             match = _DURATION.match(value.strip().lower())
             if match:
-                return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                # Checked here, not by the field's bound, so the error shows "30s" as written.
+                if seconds < _MIN_DURATIONS[info.field_name or ""]:
+                    raise ValueError("duration too short")
+                return seconds
         return value
 
     @field_validator("malloc_threshold", mode="before")
@@ -331,6 +358,17 @@ class Settings(BaseSettings):
         if url and (not separator or scheme not in DATABASE_SCHEMES):
             raise ValueError("bad database url")
         return url
+
+    @model_validator(mode="after")
+    def _node_retention_outlasts_the_lease(self) -> Settings:
+        # A live node beats every TTL/3 and counts as down only after a TTL of silence: a shorter
+        # retention would delete the rows of live nodes that are merely slow.
+        if self.node_retention <= self.lease_ttl:
+            raise ValueError(
+                f"ORCHESTRY_NODE_RETENTION ({self.node_retention:g} s) must be longer than the lease TTL "
+                f"(LEADER_LEASE_TTL, {self.lease_ttl} s): raise the retention or lower the TTL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _database_in_state_dir(self) -> Settings:
@@ -427,7 +465,8 @@ def _field_for(key: object) -> str | None:
 def _describe(error: Any, overrides: dict[str, Any], path: Path | None, file_values: dict[str, Any]) -> str:
     field = _field_for(error["loc"][0]) if error["loc"] else None
     if field is None:
-        return f"settings are not valid: {error['msg']}"
+        reason = error.get("ctx", {}).get("error")  # a check across settings says which ones itself
+        return str(reason) if reason is not None else f"settings are not valid: {error['msg']}"
     names = environment_names(field)
     source = next((name for name in names if name in os.environ), None)
     if field not in overrides and source is None and field in file_values and path is not None:

@@ -140,7 +140,12 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         may_act=leads,
     )
     cluster = LeaseElection(
-        store, settings.node_id, settings.api_url, settings.lease_ttl, on_change=leadership_changed
+        store,
+        settings.node_id,
+        settings.api_url,
+        settings.lease_ttl,
+        on_change=leadership_changed,
+        node_retention=settings.node_retention,
     )
     access_log = nginx.access_log_path or settings.state_dir / "external-nginx-access.log"
     metrics = MetricsCollector(runtime, access_log, interval=settings.metrics_interval, clock=clock.time)

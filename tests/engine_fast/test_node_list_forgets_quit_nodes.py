@@ -8,7 +8,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from core.cluster import NODE_RETENTION_SECONDS
 from core.store import Store
 from tests.support.world import memory_world
 
@@ -50,7 +49,21 @@ async def test_a_killed_controller_is_shown_down_then_forgotten(tmp_path: Path, 
     async with memory_world(tmp_path / "second", database_url=database_url) as second:
         rows = {n["node_id"]: n for n in (await second.engine.cluster_overview())["nodes"]}
         assert killed in rows, rows
-    await asyncio.to_thread(age, database_url, killed, NODE_RETENTION_SECONDS)  # silent past the retention
+    await asyncio.to_thread(age, database_url, killed, 3600.0)  # silent past the default hour
     async with memory_world(tmp_path / "third", database_url=database_url) as third:
+        overview = await third.engine.cluster_overview()
+        assert [n["node_id"] for n in overview["nodes"]] == [third.engine.node_id]
+
+
+async def test_the_retention_is_a_setting(tmp_path: Path, database_url: str) -> None:
+    """ORCHESTRY_NODE_RETENTION=5m: a controller silent ten minutes is gone, not shown down an hour."""
+    async with memory_world(tmp_path / "first", database_url=database_url) as first:
+        killed = first.engine.node_id
+        await first.engine.stop(release_lease=False)
+    await asyncio.to_thread(age, database_url, killed, 240.0)  # within five minutes: still shown down
+    async with memory_world(tmp_path / "second", database_url=database_url, node_retention="5m") as second:
+        assert killed in [n["node_id"] for n in (await second.engine.cluster_overview())["nodes"]]
+    await asyncio.to_thread(age, database_url, killed, 360.0)  # ten minutes
+    async with memory_world(tmp_path / "third", database_url=database_url, node_retention="5m") as third:
         overview = await third.engine.cluster_overview()
         assert [n["node_id"] for n in overview["nodes"]] == [third.engine.node_id]

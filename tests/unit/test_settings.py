@@ -66,6 +66,40 @@ def test_malloc_threshold_spellings(monkeypatch: pytest.MonkeyPatch, value: str,
     assert load_settings().malloc_threshold == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"), [("600", 600.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86_400.0)]
+)
+def test_node_retention_spellings(monkeypatch: pytest.MonkeyPatch, value: str, expected: float) -> None:
+    monkeypatch.setenv("ORCHESTRY_NODE_RETENTION", value)
+    assert load_settings().node_retention == expected
+
+
+def test_node_retention_defaults_to_an_hour() -> None:
+    assert load_settings().node_retention == 3600.0
+
+
+@pytest.mark.parametrize("value", ["30s", "soon", "-1h"])
+def test_bad_node_retention_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("ORCHESTRY_NODE_RETENTION", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        f"ORCHESTRY_NODE_RETENTION={value!r} is not valid: expected a duration of at least one minute and "
+        "longer than the lease TTL: seconds, or a number with s, m, h or d (e.g. 1h)"
+    )
+
+
+def test_node_retention_within_the_lease_ttl_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRY_NODE_RETENTION", "2m")
+    monkeypatch.setenv("LEADER_LEASE_TTL", "120")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "ORCHESTRY_NODE_RETENTION (120 s) must be longer than the lease TTL (LEADER_LEASE_TTL, 120 s): "
+        "raise the retention or lower the TTL"
+    )
+
+
 def test_state_dir_falls_back_to_home_without_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
