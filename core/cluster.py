@@ -299,6 +299,20 @@ class LeaseElection:
         except StoreError as exc:
             log.warning("could not remove this node from the node list: %s", exc)
 
+    async def advertise(self, api_url: str) -> None:
+        """Where this node's API is served, "" when it is not: the node list and this node's lease say
+        so, rather than the configured address, which another process may hold."""
+        self.api_url = api_url
+        async with self._lock:
+            if self.state == LEADER and self.term is not None:
+                try:
+                    await self._in_lane(self.store.leases.set_api_url, self.term, self.node_id, api_url)
+                except StoreError as exc:
+                    log.warning("could not record this node's API address in its lease: %s", exc)
+                if self.lease is not None and self.lease.term == self.term:
+                    self.lease = replace(self.lease, api_url=api_url)
+        await self.beat()
+
     async def heartbeat(self) -> None:
         """Beat every third of the TTL; the engine beats once itself before it starts this loop."""
         while True:

@@ -207,6 +207,18 @@ class Engine:
             details={"node_id": self.node_id, "lb": self.settings.lb_listen},
         )
 
+    async def advertise_api(self, api_url: str) -> None:
+        """Where the front end serves this node's API ("" when it could not): the engine starts before
+        the API binds, announcing the configured address, which another process may hold."""
+        parts = self._parts
+        if parts is None or api_url == parts.cluster.api_url:
+            return
+        await parts.cluster.advertise(api_url)
+        settings = self.settings
+        self._presence = await asyncio.to_thread(
+            presence.announce, settings.state_dir, self.node_id, api_url, settings.lb_listen
+        )
+
     async def stop(
         self, stop_apps: bool = False, release_lease: bool = True, stop_nginx: bool | None = None
     ) -> str:

@@ -30,17 +30,17 @@ class Controller:
     process_start: str  # /proc/<pid>/stat start time: a reused pid is not this controller
 
     def describe(self) -> str:
-        return f"{_kind(self.pid)} pid {self.pid} (node {self.node_id}, API {self.api_url})"
+        return f"{process_kind(self.pid)} pid {self.pid} (node {self.node_id}, API {self.api_url})"
 
     def how_to_stop(self) -> str:
-        if _kind(self.pid) == "an orchestry console":
+        if process_kind(self.pid) == "an orchestry console":
             return f"quit console pid {self.pid} with Q (quit and stop every app)"
         return f"stop pid {self.pid} (kill -TERM {self.pid})"
 
     def how_to_quit(self) -> str:
         """For a command that stops the apps itself once this controller is gone (`orchestry stop`):
         quitting is enough, and Q on a console that follows another stops nothing anyway."""
-        if _kind(self.pid) == "an orchestry console":
+        if process_kind(self.pid) == "an orchestry console":
             return f"quit console pid {self.pid} (q)"
         return self.how_to_stop()
 
@@ -53,7 +53,8 @@ def _process_start(pid: int) -> str:
     return text[text.rindex(")") + 2 :].split()[19]  # field 22: start time in clock ticks
 
 
-def _kind(pid: int) -> str:
+def process_kind(pid: int) -> str:
+    """Which kind of process ``pid`` is (an orchestry daemon or console, ...), by its command line."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:

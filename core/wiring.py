@@ -225,7 +225,6 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
     status = NodeStatus(
         store=store,
         cluster=cluster,
-        api_url=settings.api_url,
         runtime_error=lambda: watch.runtime_error,
         list_apps=views.list_apps,
         nginx_status=nginx.status,

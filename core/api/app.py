@@ -9,6 +9,7 @@ from aiohttp import web
 from core import __version__
 from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
+from core.api.bind_failure import bind_failure
 from core.api.context import ENGINE, NODE_ID, json_response
 from core.api.errors import Handler, error_middleware, error_response
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
@@ -70,8 +71,9 @@ async def start_site(
 ) -> tuple[web.AppRunner, web.TCPSite]:
     """Serve the API on ``host:port`` in the running loop (daemon and console alike).
 
-    Raises OSError, after cleaning up, when the address cannot be bound; each caller says what that
-    means for it.
+    Raises OSError, after cleaning up, when the address cannot be bound, its ``strerror`` naming who
+    holds the port and a free one; each caller says what that means for it. The engine then advertises
+    no API address rather than the configured one, which belongs to whoever holds it.
     """
     app = create_app(engine, node_id, require_token=token is not None, api_token=token)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -79,7 +81,8 @@ async def start_site(
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        await engine.advertise_api("")
+        raise bind_failure(host, port, exc) from None
     return runner, site

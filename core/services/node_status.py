@@ -66,14 +66,12 @@ class NodeStatus:
         self,
         store: Store,
         cluster: LeaseElection,
-        api_url: str,
         runtime_error: Callable[[], str],
         list_apps: Callable[[], Awaitable[list[AppView]]],
         nginx_status: Callable[[], dict[str, Any]],
     ) -> None:
         self._store = store
         self._cluster = cluster
-        self._api_url = api_url
         self._runtime_error = runtime_error
         self._list_apps = list_apps
         self._nginx_status = nginx_status
@@ -142,7 +140,7 @@ class NodeStatus:
             "election_status": cluster.last_error
             or ("leading" if cluster.is_leader() else f"following {leader_id}" if leader_id else "no leader"),
             "clustering": "enabled" if len(node_rows) > 1 else "disabled",
-            "api_url": self._api_url,
+            "api_url": cluster.api_url,
         }
 
     async def cluster_overview(self, history: int = HISTORY_TERMS, probe: bool = True) -> dict[str, Any]:

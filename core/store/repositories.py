@@ -478,6 +478,17 @@ class LeaseRepository:
                 self._notify(conn, f"released {term}")
             return result.rowcount > 0
 
+    def set_api_url(self, term: int, node_id: str, api_url: str) -> bool:
+        """Correct where the holder of ``term`` serves its API (it learns that only once it has bound)."""
+        lease = t.leader_lease
+        with self._db.write(f"recording the API address of term {term}") as conn:
+            result = conn.execute(
+                sa.update(lease)
+                .where(lease.c.term == term, lease.c.leader_id == node_id)
+                .values(api_url=api_url)
+            )
+            return result.rowcount > 0
+
     def _notify(self, conn: sa.Connection, payload: str) -> None:
         """Wake listening peers when this transaction commits (PostgreSQL; SQLite has one node)."""
         if self._db.dialect == "postgresql":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -103,3 +104,20 @@ def test_planted_secret_appears_in_no_answer_log_or_event(daemon: Daemon, tmp_pa
     assert value not in daemon.log()
     daemon.ok("delete", name, "-f")
     daemon.ok("secret", "rm", secret)
+
+
+def test_taken_api_port_names_the_holder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [ORCHESTRY, "daemon", "--port", str(port), "--lb-listen", f"127.0.0.1:{free_port()}",
+             "--state-dir", str(tmp_path / "s")],
+            env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot listen on 127.0.0.1:{port} (held by pid {os.getpid()} ("), last
+    assert "is free): stop the other process or set ORCHESTRY_PORT / --port" in last
