@@ -71,6 +71,8 @@ def instrument() -> None:
     wrap_async("_until_master_takes_signals", "coalesced", "master free")
     wrap_async("_test_config", "", "nginx -t done")
     wrap_async("_reload", "", "reload done (old workers gone)")
+    if hasattr(controller, "_until_predecessor_gone"):  # a baseline tree may not wait for it
+        wrap_async("_until_predecessor_gone", "predecessor wait", "predecessor gone")
 
     write_files = nginx_module.write_files
 
@@ -194,6 +196,13 @@ def intervals(trace: Trace, replicas: dict[str, dict[str, float]]) -> dict[str, 
     ]
     forks = [(x - h) * 1000 for h, x, _ in pairs if x is not None]
     quits = [(d - x) * 1000 for _, x, d in pairs if x is not None and d is not None]
+    waits = [at for at, s, _ in trace if s == "predecessor wait"]
+    gone = [at for at, s, _ in trace if s == "predecessor gone"]
+    waited = [(g - w) * 1000 for w, g in zip(waits, gone, strict=False)]
+    if waited:
+        # How long reloads waited for the master a fresh one replaced (the most of them, as a median
+        # of zeros would hide them).
+        out["per reload: longest predecessor wait"] = max(waited)
     if forks:
         out["per reload: signal → new workers seen"] = statistics.median(forks)
     if quits:

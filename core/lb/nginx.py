@@ -53,6 +53,7 @@ from core.lb.nginx_procs import (
     _child_pids,
     _is_master_of,
     _may_start_successor,
+    _predecessor,
     _read_master_pid,
     _run,
     _starting_master,
@@ -94,6 +95,13 @@ _MASTER_PAUSE = 0.1
 _SIGNAL_LEAD = 0.01
 # How long a SIGUSR2 may go without a new master appearing before the master is deemed to ignore it.
 _SUCCESSOR_WAIT = 0.5
+# A master started by SIGUSR2 ignores the next SIGUSR2 while the master it replaced is alive, which
+# finishes its workers' requests in flight and exits, usually within a few ms of the reload.  A reload
+# meanwhile waits this long for it rather than reload in place: SIGHUP leaves the master deaf for
+# _MASTER_PAUSE, and in a scale-out the next replica to pass its check waited that out (the last one's
+# route came ~85 ms after its check in 2 of 5 rounds of bench/route_trace.py).  A predecessor held
+# longer (a slow request in flight) gets the SIGHUP.
+_PREDECESSOR_WAIT = 0.05
 # The watchdog re-checks this often even when no exit was signalled (e.g. a master replaced by hand).
 _WATCHDOG_SAFETY_NET = 5.0
 
@@ -794,9 +802,19 @@ class NginxController:
         if pid is None or not self._master_alive():  # two tiny procfs reads: inline
             # The watchdog restarts it on these files; nothing to signal meanwhile.
             return None
-        if not in_place and pid not in self._reloads_in_place and _may_start_successor(pid):
-            return await self._replace_master(pid)
+        if not in_place and pid not in self._reloads_in_place:
+            await self._until_predecessor_gone(pid)
+            if _may_start_successor(pid):
+                return await self._replace_master(pid)
         return await self._reload_in_place(pid)
+
+    async def _until_predecessor_gone(self, pid: int) -> None:
+        """Wait up to _PREDECESSOR_WAIT for the master that started ``pid`` to exit."""
+        deadline = time.monotonic() + _PREDECESSOR_WAIT
+        while time.monotonic() < deadline:
+            if _predecessor(pid) is None:
+                return
+            await asyncio.sleep(_RELOAD_POLL)
 
     async def _replace_master(self, pid: int) -> str | None:
         """Reload by starting a fresh master on the files on disk (SIGUSR2, nginx's binary upgrade, with

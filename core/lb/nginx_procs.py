@@ -110,7 +110,16 @@ def _may_start_successor(pid: int) -> bool:
     stat = _proc_stat(pid)
     if stat is None or stat[1] == os.getpid():  # we would be the one that started it
         return False
-    return not _proc_cmdline(stat[1]).startswith("nginx: master process")
+    return _predecessor(pid) is None
+
+
+def _predecessor(pid: int) -> int | None:
+    """The master that started master ``pid`` on SIGUSR2, while it is still alive (it finishes the
+    requests its workers have in flight, then exits); None once ``pid`` answers to no other master."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        return None
+    return stat[1] if _proc_cmdline(stat[1]).startswith("nginx: master process") else None
 
 
 def _starting_master(pid: int) -> bool:

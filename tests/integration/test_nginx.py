@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+import core.lb.nginx as nginx_module
 from core.errors import ConfigRejected
 from core.lb.nginx import NginxController, _worker_pids
 from core.lb.nginx_procs import _child_pids, _listening, retire_orphans, running_master
@@ -990,6 +991,44 @@ async def test_reloads_leave_one_master_that_a_refused_change_does_not_disturb(
     for _ in range(3):
         code, body = await get_json(session, f"{base_url(controller)}/{name}/")
         assert code == 200 and body is not None and body["backend"] == "r2"
+
+
+async def test_a_change_while_the_replaced_master_finishes_a_request_starts_a_fresh_master(
+    make_controller: ControllerFactory,
+    backends: BackendFactory,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The master a reload replaced lives on until its requests in flight finish, and the master that
+    replaced it takes no SIGUSR2 meanwhile.  A change then waits for it to exit (here as long as the
+    request takes) and goes live by a fresh master, not by a reload in place (SIGHUP), which would
+    leave nginx taking no signal for 100 ms: in a scale-out that held the next replica's route."""
+    monkeypatch.setattr(nginx_module, "_PREDECESSOR_WAIT", 30.0)
+    first, second, third = await backends("first"), await backends("second"), await backends("third")
+    name = unique_name("exiting")
+    controller = await make_controller()
+    await controller.set_route(AppRoute(name, (first.upstream,)))
+    assert await controller.flush()
+    url = f"{base_url(controller)}/{name}/"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as own:
+        in_flight = asyncio.create_task(get_json(own, url, params={"delay": "0.5"}))
+        for _ in range(500):
+            if first.received:
+                break
+            await asyncio.sleep(0.01)
+        assert first.received == 1
+        masters = [controller.status()["pid"]]
+        for backend in (second, third):
+            await controller.set_route(AppRoute(name, (backend.upstream,)))
+            assert await controller.flush()
+            masters.append(controller.status()["pid"])
+        assert len(set(masters)) == 3, f"a reload reused its master (SIGHUP): {masters}"
+        assert in_flight.done(), "the third master started before the first one had exited"
+        code, body = await in_flight
+    assert code == 200 and body is not None and body["backend"] == "first"
+    code, body = await get_json(session, url)
+    assert code == 200 and body is not None and body["backend"] == "third"
+    await _one_master_left(controller)
 
 
 async def test_changes_while_a_slow_request_holds_the_old_nginx_go_live_and_it_completes(
