@@ -52,7 +52,6 @@ from core.runtime.swarm_calls import (
     Starting,
     create_service,
     remove_service_quietly,
-    still_running,
     task_logs,
     task_summary,
     tls_for,
@@ -69,6 +68,7 @@ from core.runtime.swarm_events import (
 from core.runtime.swarm_images import ImagePins
 from core.runtime.swarm_nodes import NodeApiProbe, list_nodes, set_availability
 from core.runtime.swarm_spec import (
+    ENDED_STATES,
     LABEL_SPREAD_PIN,
     SwarmNode,
     replica_info,
@@ -77,11 +77,19 @@ from core.runtime.swarm_spec import (
     spread_value,
     swarm_node,
     task_container,
+    task_state,
     unpinned,
     unplaceable_reason,
 )
 from core.runtime.swarm_starts import WATCH_POLL_SECONDS, StartWatch
 from core.runtime.swarm_stats import NodeStats
+from core.runtime.swarm_stops import (
+    REPORT_MARGIN_SECONDS,
+    ended,
+    grace_seconds,
+    stop_on_node,
+    task_by_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +97,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
 TASK_POLL_SECONDS = 0.5
 STARTING_POLL_SECONDS = 0.2
+STOP_POLL_SECONDS = 0.1
 LISTING_ATTEMPTS = 3
 NOT_A_MANAGER_FIX = (
     "point ORCHESTRY_DOCKER_URL (or DOCKER_HOST) at a Swarm manager, or run `docker swarm init` there"
@@ -99,9 +108,9 @@ class SwarmRuntime(PooledApiCalls):
     """Runtime protocol on a Docker Swarm (core/runtime/base.py); one service per slot."""
 
     _closed_message = "the Swarm runtime was closed: create a new SwarmRuntime"
-    # A stop removes the slot's service and Swarm stops its task with the grace period set at creation:
-    # a later, shorter stop cannot cut that short, so a forced down does not claim to.
-    stop_cuts_short = False
+    # A stop shorter than the task's own grace period (a forced down) is carried out by the engine of
+    # the node that runs it, which a later, shorter stop can also ask: see swarm_stops.
+    stop_cuts_short = True
 
     def __init__(
         self,
@@ -354,18 +363,63 @@ class SwarmRuntime(PooledApiCalls):
             ) from None
 
     async def stop(self, container_id: str, timeout: float) -> None:
-        """Remove the slot's service (Swarm stops its task with the grace period set at creation) and
-        wait, at most ``timeout`` + 2 s, until the task no longer runs."""
+        """Remove the slot's service, so Swarm stops its task with the grace period the task was created
+        with; when ``timeout`` is shorter, the task's node's own engine stops its container with
+        ``timeout`` (Swarm has no call for that: see swarm_stops).  Returns once the task no longer
+        runs, its node is down, or the grace period (plus a margin for the report) has passed.  A second
+        call with a shorter ``timeout`` (a forced down during a plain one) cuts the first one short."""
         found = await self._run(lambda api: self._find(api, container_id))
-        if found is None:
-            return
-        service_id = found[0]["ID"]
-        await self._remove_service(service_id)
-        deadline = time.monotonic() + max(0.0, timeout) + 2.0
+        if found is not None:
+            await self._remove_service(found[0]["ID"])
+        task = await self._run(lambda api: task_by_id(api, container_id))
+        if task is None:
+            return  # a service that had no task yet, or a task already gone
+        grace = grace_seconds(task)
+        waits = grace
+        if timeout < grace and task_state(task) not in ENDED_STATES:
+            why_not = await self._stop_on_node(task, timeout)
+            if why_not is None:
+                waits = timeout
+            else:
+                log.warning(
+                    "cannot stop task %s (%s) in %g s: %s; Swarm stops it with its own %g s grace period",
+                    container_id[:12],
+                    (found[0].get("Spec") or {}).get("Name", "?") if found else "?",
+                    timeout,
+                    why_not,
+                    grace,
+                )
+        deadline = time.monotonic() + max(0.0, waits) + REPORT_MARGIN_SECONDS
         while time.monotonic() < deadline:
-            if not await self._run(lambda api: still_running(api, service_id)):
+            if await self._run(lambda api: self._stop_over(api, container_id)):
                 return
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(STOP_POLL_SECONDS)
+        log.warning("task %s still runs %g s after it was told to stop", container_id[:12], waits)
+
+    async def _stop_on_node(self, task: dict[str, Any], timeout: float) -> str | None:
+        def work(api: APIClient) -> str | None:
+            node = swarm_node(api.inspect_node(task["NodeID"])) if task.get("NodeID") else None
+            if node is None:
+                return None  # never placed: the service's removal was all it took
+            url = self._node_stats.url_of(node)
+            client = self._node_stats.client(url) if url is not None else None
+            return stop_on_node(client, url, node, task, timeout)
+
+        try:
+            return await self._run(work)
+        except docker.errors.NotFound:
+            return None  # the node left the Swarm: its task is not running anywhere we can reach
+
+    @staticmethod
+    def _stop_over(api: APIClient, task_id: str) -> bool:
+        task = task_by_id(api, task_id)
+        if task is None or not task.get("NodeID"):
+            return ended(task, node_ready=True)
+        try:
+            node_ready = api.inspect_node(task["NodeID"])["Status"]["State"] == "ready"
+        except docker.errors.NotFound:
+            node_ready = False
+        return ended(task, node_ready)
 
     async def unpause(self, container_id: str) -> None:
         """Orchestry never pauses a Swarm task (and Swarm has no pause): nothing to thaw."""

@@ -18,7 +18,6 @@ from core.runtime.docker_calls import _explanation
 from core.runtime.docker_tls import tls_for as tls_for  # the runtime's manager client uses it
 from core.runtime.docker_wire import split_log_line
 from core.runtime.swarm_spec import (
-    ENDED_STATES,
     SwarmNode,
     replica_info,
     replica_task,
@@ -143,14 +142,6 @@ def task_summary(api: APIClient, service_id: str) -> str:
         return "Swarm made no task for it"
     error = task_error(task)
     return f"its task is {task_state(task)}" + (f": {error}" if error else "")
-
-
-def still_running(api: APIClient, service_id: str) -> bool:
-    try:
-        tasks = api.tasks(filters={"service": service_id})
-    except docker.errors.APIError:
-        return False
-    return any(task_state(t) not in ENDED_STATES for t in tasks)
 
 
 def create_service(

@@ -69,7 +69,7 @@ class NodeStats:
         loop = asyncio.get_running_loop()
         try:
             sample = await loop.run_in_executor(
-                self._executor, lambda: _sample_stats(self._client(url), container_id)
+                self._executor, lambda: _sample_stats(self.client(url), container_id)
             )
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
             reason = api_unreachable(name, url, exc, _root_cause(exc))
@@ -78,7 +78,8 @@ class NodeStats:
         self._failed.pop(url, None)
         return sample
 
-    def _client(self, url: str) -> APIClient:
+    def client(self, url: str) -> APIClient:
+        """The node's engine at ``url`` (one client per node, kept; blocking the first time)."""
         version = self._api_version()
         with self._lock:
             client = self._clients.get(url)

@@ -1,0 +1,77 @@
+"""Stopping one Swarm task: how long Swarm gives it, cutting that short, and knowing when it ended.
+
+Swarm stops a task with the stop grace period copied into the task when it was created (the node's
+agent calls ``ContainerStop`` with the task's own ``StopGracePeriod``); no manager call changes that for
+a task that already runs: ``docker service update --stop-grace-period`` only reaches the tasks it
+creates, and removing the service just sets the old task's desired state.  What can cut it short is the
+engine of the node that runs the task: a ``docker stop -t N`` there signals the container again and
+kills it after N seconds, and the agent's own stop returns as soon as the container has exited.  That
+engine is the one the metrics already use (the node's ``orchestry.docker-url`` label, or
+ORCHESTRY_SWARM_NODE_DOCKER_URLS); a node without one cannot be asked, and the task then ends with its
+own grace period.
+
+A removed service's task is no longer listed by service (the manager answers 404 for the service) but
+still is by its own id, with desired state ``remove``, until its node reports it ended: that is what a
+stop waits for.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+from docker import APIClient
+
+from core.runtime.docker_calls import _root_cause
+from core.runtime.swarm_nodes import api_unreachable
+from core.runtime.swarm_spec import ENDED_STATES, SwarmNode, task_container, task_state
+
+# Docker's own default when a container names none (Swarm leaves StopGracePeriod unset then).
+DEFAULT_GRACE_SECONDS = 10.0
+# Beyond the grace period, how long a stop waits for the task's node to report it ended.
+REPORT_MARGIN_SECONDS = 10.0
+
+
+def task_by_id(api: APIClient, task_id: str) -> dict[str, Any] | None:
+    """The task as the manager lists it now (also after its service was removed); None once gone."""
+    try:
+        tasks = api.tasks(filters={"id": task_id})
+    except docker.errors.NotFound:
+        return None
+    return next((t for t in tasks if t.get("ID") == task_id), None)
+
+
+def grace_seconds(task: dict[str, Any]) -> float:
+    """The stop grace period Swarm gives this task (fixed when Swarm created it)."""
+    spec = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("StopGracePeriod")
+    return spec / 1e9 if isinstance(spec, int | float) else DEFAULT_GRACE_SECONDS
+
+
+def ended(task: dict[str, Any] | None, node_ready: bool) -> bool:
+    """Whether a stop is over: the task ended, is gone, or its node is down (nothing will report on it
+    until it is back; Swarm has already replaced or dropped it)."""
+    return task is None or task_state(task) in ENDED_STATES or not node_ready
+
+
+def stop_on_node(
+    client: APIClient | None, url: str | None, node: SwarmNode, task: dict[str, Any], timeout: float
+) -> str | None:
+    """Stop the task's container through its node's own engine with ``timeout``; None when done, else
+    why it could not be (the task then ends with its own grace period)."""
+    where = task_container(task)
+    if where is None:
+        return None  # no container yet: removing the service is all it takes
+    if client is None or url is None:
+        return (
+            f"node {node.hostname} has no Docker API address for Orchestry (label it: docker node update "
+            f"--label-add orchestry.docker-url=tcp://ADDR:2376 {node.hostname})"
+        )
+    try:
+        client.stop(where[1], timeout=max(0, math.ceil(timeout)))
+    except docker.errors.NotFound:
+        return None  # it ended (and was removed) meanwhile
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+        return api_unreachable(node.hostname, url, exc, _root_cause(exc))
+    return None

@@ -1,0 +1,114 @@
+"""Stopping replicas on the Swarm lab as an operator sees it: ``down`` returns once the replicas no
+longer run on their nodes, and ``down --force`` cuts a task's stop grace period short (Swarm itself
+cannot; the node's own engine does)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.engine import Engine
+from tests.integration.harness import wait_for
+from tests.swarm.engine_support import app_name, services_of, swarm_app, swarm_engine
+from tests.swarm.lab import SwarmLab
+
+# The only way these replicas stop is a SIGKILL when a grace period runs out (the ignore survives exec).
+IGNORES_SIGTERM = ["sh", "-c", "trap '' TERM; exec /bin/serve"]
+# Far longer than any forced stop and any wait the engine allows for a down (its drain timeout + 120 s):
+# a forced down that waited for it would fail with a timeout, one that returned early leaves them running.
+LONG_GRACE_SECONDS = 600
+
+
+def running_on_nodes(lab: SwarmLab, app: str) -> dict[str, list[str]]:
+    """Node name → names of the app's containers its own engine says run (what ``docker ps`` shows)."""
+    found = {}
+    for node in lab.nodes:
+        containers = lab.docker(node).containers.list(filters={"label": f"orchestry.app={app}"})
+        if containers:
+            found[node.name] = [c.name for c in containers]
+    return found
+
+
+@contextlib.contextmanager
+def killed_afterwards(lab: SwarmLab, app: str) -> Iterator[None]:
+    """Containers that ignore SIGTERM with a long grace would hold the lab's heal for that long when a
+    test fails before they stop: kill them on their nodes."""
+    try:
+        yield
+    finally:
+        for node in lab.nodes:
+            for container in lab.docker(node).containers.list(filters={"label": f"orchestry.app={app}"}):
+                with contextlib.suppress(Exception):
+                    container.kill()
+
+
+async def _started(lab: SwarmLab, engine: Engine, replicas: int, grace: int) -> str:
+    name = app_name("stop")
+    doc = swarm_app(lab, name)
+    doc["spec"].update(command=IGNORES_SIGTERM, terminationGracePeriodSeconds=grace)
+    await engine.register(doc)
+    await engine.up(name)
+    await engine.scale(name, replicas)
+
+    async def ready() -> bool:
+        view = await engine.get_app(name)
+        return view.ready_replicas == replicas == len(view.replicas)
+
+    await wait_for(ready, timeout=90, what=f"{replicas} replicas ready")
+    return name
+
+
+async def test_a_down_returns_once_the_replicas_no_longer_run_on_their_nodes(
+    swarm_lab: SwarmLab, tmp_path: Path
+) -> None:
+    """Removing a slot's service only asks Swarm to stop its task: the task runs out its grace period
+    on its node after that, and the down must not say the replicas stopped before they did."""
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        name = await _started(swarm_lab, engine, 3, grace=3)
+        with killed_afterwards(swarm_lab, name):
+            assert await engine.down(name) == 3
+            assert running_on_nodes(swarm_lab, name) == {}
+            assert services_of(swarm_lab, name) == {}
+
+
+async def test_a_forced_down_cuts_the_tasks_grace_period_short_on_their_nodes(
+    swarm_lab: SwarmLab, tmp_path: Path
+) -> None:
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        name = await _started(swarm_lab, engine, 3, grace=LONG_GRACE_SECONDS)
+        with killed_afterwards(swarm_lab, name):
+            nodes = {r.node for r in (await engine.get_app(name)).replicas}
+            assert await engine.down(name, force=True) == 3
+            assert running_on_nodes(swarm_lab, name) == {}, f"replicas on {nodes} still run"
+            events = await engine.events(app=name, category="lifecycle")
+            assert any(e.kind == "app_down" and "(forced)" in e.message for e in events)
+
+
+async def test_a_forced_down_cuts_short_a_plain_down_already_stopping(
+    swarm_lab: SwarmLab, tmp_path: Path
+) -> None:
+    """``down --force`` typed while a plain down waits out the tasks' grace period: they go now."""
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        name = await _started(swarm_lab, engine, 2, grace=LONG_GRACE_SECONDS)
+        with killed_afterwards(swarm_lab, name):
+            plain = asyncio.create_task(engine.down(name))
+            # The plain down's stops are under way once it removed the services (their tasks still run).
+            await wait_for(
+                lambda: asyncio.to_thread(lambda: not services_of(swarm_lab, name)),
+                timeout=60,
+                what="the plain down's stops under way",
+            )
+            assert running_on_nodes(swarm_lab, name), "the tasks stopped before the forced down came"
+
+            forced = await engine.down(name, force=True)
+
+            assert running_on_nodes(swarm_lab, name) == {}
+            assert forced == 2, "the forced down did not count the replicas it stopped"
+            await asyncio.wait_for(plain, timeout=30)
+            events = await engine.events(app=name)
+            assert [e.details for e in events if e.kind == "stop_forced"] == [{"replicas": 2}]
+            assert [e.message for e in events if e.category == "error"] == []
+            view = await engine.get_app(name)
+            assert (view.status, view.replicas) == ("stopped", []), view
