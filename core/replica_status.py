@@ -56,6 +56,13 @@ def compute_status(state: AppState, record: Any, desired: int, now: float) -> tu
     return APP_DEGRADED, reason
 
 
+def status_sentence(name: str, status: str, reason: str) -> str:
+    """An announced status in plain words: "ghost is error" says nothing a person can act on."""
+    if status == APP_ERROR:
+        return f"{name} cannot start its replicas: {reason}"
+    return f"{name} is {status}: {reason}"
+
+
 class StatusRecorder:
     def __init__(self, store: Any, emit: Emit, clock: Clock) -> None:
         self._store = store
@@ -77,7 +84,7 @@ class StatusRecorder:
                 await self._emit(
                     "lifecycle",
                     "status_changed",
-                    f"{state.name} is {status}: {reason}",
+                    status_sentence(state.name, status, reason),
                     app=state.name,
                     details={"from": previous, "to": status},
                 )

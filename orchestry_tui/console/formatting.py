@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.text import Text
@@ -127,10 +128,26 @@ def clock(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
 
 
+def _app_name_pattern(app: str) -> str:
+    # A replica's name ("web-1") or a longer app's ("web-api") is not the app's name.
+    return rf"(?<![\w.-]){re.escape(app)}(?![\w-])"
+
+
+def names_app(message: str, app: str) -> bool:
+    """Whether ``message`` already says which app it is about ("web is stopping", "registered web"),
+    so a "web: " prefix would name it twice ("web: web is stopping")."""
+    return re.search(_app_name_pattern(app), message) is not None
+
+
 def event_text(event: Event) -> Text:
     text = Text()
     text.append(clock(event.timestamp), style="dim")
     text.append(f" {event.category:<9} ", style=CATEGORY_STYLES.get(event.category, ""))
+    if event.app and names_app(event.message, event.app):
+        message = Text(event.message)
+        message.highlight_regex(_app_name_pattern(event.app), "bold")  # as easy to spot as the prefix
+        text.append_text(message)
+        return text
     if event.app:
         text.append(f"{event.app}: ", style="bold")
     text.append(event.message)
