@@ -13,6 +13,7 @@ from core.backtest import TRACES, BacktestResult, backtest, synthetic_trace, tra
 from core.errors import BadRequest
 from core.history import MetricSample
 from core.spec import ScalingPolicy, validate_policy_update
+from core.store.lanes import StoreLanes
 from core.store.metric_history import MetricHistoryRepository
 
 DEFAULT_SINCE_SECONDS = 6 * 3600
@@ -60,11 +61,13 @@ class BacktestRunner:
     def __init__(
         self,
         history: MetricHistoryRepository,
+        lanes: StoreLanes,
         period: float,
         retention_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._history = history
+        self._lanes = lanes
         self._period = period
         self._retention = retention_seconds
         self._clock = clock
@@ -90,7 +93,7 @@ class BacktestRunner:
             source, initial = f"trace:{kind}", max(policy.min_replicas, 1)
             since_seconds = duration
         else:
-            samples = await asyncio.to_thread(self._history.range, app, now - since_seconds)
+            samples = await self._lanes.read(self._history.range, app, now - since_seconds)
             if not samples:
                 raise BadRequest(
                     f"app '{app}' has no recorded metric history in the last {_duration(since_seconds)}: "

@@ -148,7 +148,7 @@ async def _database(engine: Engine) -> dict[str, Any]:
         "dialect": engine.store.dialect,
     }
     started = time.monotonic()
-    ping = await _part(asyncio.to_thread(engine.store.ping))
+    ping = await _part(engine.store.read(engine.store.ping))
     found["reachable"] = not (isinstance(ping, dict) and "error" in ping)
     found["round_trip_ms"] = round((time.monotonic() - started) * 1000, 1)
     if not found["reachable"]:

@@ -278,7 +278,7 @@ class Engine:
             note = f"apps left running: {why}; stop them on the leader"
             log.warning("%s", note)
             return note
-        for record in await asyncio.to_thread(parts.store.apps.list):
+        for record in await parts.store.read(parts.store.apps.list):
             if record.status != APP_STOPPED:
                 try:
                     await parts.desired.down(record.name, force=True)
@@ -405,7 +405,7 @@ class Engine:
 
     async def scaling_history(self, name: str, limit: int = 50) -> list[ScalingRecord]:
         await self._c.views.app_record(name)
-        return await asyncio.to_thread(self.store.scaling.list, name, limit)
+        return await self.store.read(self.store.scaling.list, name, limit)
 
     async def simulate_metrics(
         self, name: str, sample: dict[str, Any], evaluate: bool = True

@@ -162,7 +162,7 @@ class EventLog:
 
     async def _persist(self, event: Event) -> int:
         try:
-            event_id = await asyncio.to_thread(
+            event_id = await self._store.write(
                 self._store.events.add,
                 event.app,
                 event.category,
@@ -210,4 +210,4 @@ class EventLog:
         limit: int = 100,
     ) -> list[Event]:
         """Newest first."""
-        return await asyncio.to_thread(self._store.events.query, app, category, since, limit)
+        return await self._store.read(self._store.events.query, app, category, since, limit)

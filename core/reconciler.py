@@ -389,7 +389,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             return
         # The store still says what the last good pass saw: save why that no longer holds.
         try:
-            record = await asyncio.to_thread(self.store.apps.get, state.name)
+            record = await self.store.read(self.store.apps.get, state.name)
         except OrchestryError as exc:
             log.warning("could not read %s to save its status: %s", state.name, exc)
             return
@@ -666,7 +666,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         if cached is not None and name in self.apps:
             await self._publish(self.apps[name], cached[1])
             return
-        record = await asyncio.to_thread(self.store.apps.get, name)
+        record = await self.store.read(self.store.apps.get, name)
         if record is not None and name in self.apps:
             await self._publish(self.apps[name], self.spec_of(record))
 

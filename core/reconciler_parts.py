@@ -5,7 +5,6 @@ the Reconciler that sets it in ``__init__``."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from core.clock import Clock
@@ -36,4 +35,4 @@ class ReconcilerParts:
         else from the store."""
         if self.records is not None:
             return await self.records.get(name)
-        return await asyncio.to_thread(self.store.apps.get, name)
+        return await self.store.read(self.store.apps.get, name)

@@ -3,7 +3,6 @@ once per change) and the replicas, mirrored so followers and the next leader can
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -89,7 +88,7 @@ class StatusRecorder:
                     details={"from": previous, "to": status},
                 )
             try:
-                await asyncio.to_thread(self._save_status, state.name, status, reason)
+                await self._store.write(self._save_status, state.name, status, reason)
             except OrchestryError as exc:
                 log.warning("could not save status of %s: %s", state.name, exc)
 
@@ -141,7 +140,7 @@ class StatusRecorder:
                 self._store.instances.delete(state.name, slot)
 
         try:
-            await asyncio.to_thread(write)
+            await self._store.write(write)
             state.persisted = rows
         except NotFound:
             pass  # the app was deleted while this pass ran

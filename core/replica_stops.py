@@ -49,7 +49,7 @@ class ReplicaStops(ReconcilerParts):
             if replica is not None and replica.ready:
                 spec_changed = True
         if spec_changed:
-            record = await asyncio.to_thread(self.store.apps.get, state.name)
+            record = await self.store.read(self.store.apps.get, state.name)
             if record is not None:
                 await self._publish(state, self.spec_of(record))
         if after_outage:

@@ -103,6 +103,7 @@ class SecretStore:
         self, store: Store, key: bytes, redactor: Redactor, *, key_origin: str = DEFAULT_KEY_ORIGIN
     ) -> None:
         self._repo = store.secrets
+        self.lanes = store.lanes  # where asyncio callers run these methods (core/store/lanes.py)
         self._fernet = Fernet(key)
         self._redactor = redactor
         self._key_origin = key_origin

@@ -110,10 +110,10 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_controller_secrets(default_redactor, settings.database_url, token, key)
     secrets = SecretStore(store, key, default_redactor)
-    await asyncio.to_thread(secrets.register_all)
+    await store.read(secrets.register_all)
     runtime = subs.runtime or build_runtime(settings)
     # Label new containers with this cluster's id and leave other installations' alone.
-    runtime.cluster_id = await asyncio.to_thread(store.identity.cluster_id)
+    runtime.cluster_id = await store.read(store.identity.cluster_id)
 
     # Callbacks below reach ``watch``, built last: each component is built before anything runs.
     async def nginx_event(category: str, kind: str, message: str, details: dict[str, Any]) -> None:
@@ -193,7 +193,11 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         emit=emit,
         interval=settings.scaler_interval,
         history=MetricHistoryRecorder(
-            store.history, metrics.take_period, settings.scaler_interval, settings.metrics_retention
+            store.history,
+            store.lanes,
+            metrics.take_period,
+            settings.scaler_interval,
+            settings.metrics_retention,
         ),
     )
     desired.on_forget += [metrics.forget, scaling.forget]
@@ -241,7 +245,9 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
         reconciler=reconciler,
         scaling=scaling,
         nodes=nodes,
-        backtests=BacktestRunner(store.history, settings.scaler_interval, settings.metrics_retention),
+        backtests=BacktestRunner(
+            store.history, store.lanes, settings.scaler_interval, settings.metrics_retention
+        ),
         desired=desired,
         views=views,
         logs=AppLogs(store, runtime, default_redactor, bus),

@@ -9,7 +9,6 @@ window length from them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from collections.abc import Callable, Sequence
 from core.errors import OrchestryError
 from core.history import MetricSample
 from core.metrics.window import MetricWindow
+from core.store.lanes import StoreLanes
 from core.store.metric_history import MetricHistoryRepository
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,14 @@ class MetricHistoryRecorder:
     def __init__(
         self,
         history: MetricHistoryRepository,
+        lanes: StoreLanes,
         measure: Callable[[str], MetricWindow],
         period: float,
         retention_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._history = history
+        self._lanes = lanes
         self._measure = measure
         self.period = period
         self.retention_seconds = retention_seconds
@@ -62,11 +64,11 @@ class MetricHistoryRecorder:
         """Persist one period; roll up and expire once a minute.  A failure is logged once until the
         store answers again: history is best effort and must never stop the scaler."""
         try:
-            await asyncio.to_thread(self._history.add, list(samples))
+            await self._lanes.write(self._history.add, list(samples))
             now = self._clock()
             if now >= self._next_compaction:
                 self._next_compaction = now + COMPACT_EVERY_SECONDS
-                await asyncio.to_thread(self._history.compact, now, self.retention_seconds)
+                await self._lanes.write(self._history.compact, now, self.retention_seconds)
         except OrchestryError as exc:
             if not self._failing:
                 log.warning("metric history not recorded: %s", exc)

@@ -35,8 +35,8 @@ class AppLogs:
         self._bus = bus
 
     async def _require_app(self, name: str) -> None:
-        if await asyncio.to_thread(self._store.apps.get, name) is None:
-            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
+        if await self._store.read(self._store.apps.get, name) is None:
+            raise app_not_registered(name, [r.name for r in await self._store.read(self._store.apps.list)])
 
     def _redacted(self, line: LogLine) -> LogLine:
         return replace(line, message=self._redactor.redact(line.message))
@@ -98,7 +98,7 @@ class AppLogs:
             since = time.time()
             while True:
                 relist_queued = relist_due = False
-                if await asyncio.to_thread(self._store.apps.get, name) is None:
+                if await self._store.read(self._store.apps.get, name) is None:
                     return
                 for info in await self._runtime.list_managed(name):
                     if info.running and info.id not in followers:

@@ -55,7 +55,7 @@ class KeptAppRecords:
         are current, without waiting; else read from the store."""
         records = self.kept()
         if records is None:
-            return await asyncio.to_thread(self._store.apps.get, name)
+            return await self._store.read(self._store.apps.get, name)
         if self._index[0] is not records:
             self._index = (records, {record.name: record for record in records})
         return self._index[1].get(name)
@@ -85,7 +85,7 @@ class KeptAppRecords:
         if kept is not None:
             return kept
         if not self._leadership.is_leader():
-            return await asyncio.to_thread(self._store.apps.list)
+            return await self._store.read(self._store.apps.list)
         async with self._refreshing:
             kept = self.kept()
             return kept if kept is not None else await self._refresh()
@@ -96,13 +96,13 @@ class KeptAppRecords:
             written = self._store.apps.written_since(self._key[1])
             if written is not None and len(written[1]) <= FEW_APPS:
                 changes, names = written
-                fresh = await asyncio.to_thread(self._read, names)
+                fresh = await self._store.read(self._read, names)
                 records = self._spliced(fresh)
                 if records is not None:
                     self._records, self._key = records, (term, changes)
                     return records
         key = self.key()  # taken before the read: a write that lands during it makes the next call read
-        records = await asyncio.to_thread(self._store.apps.list)
+        records = await self._store.read(self._store.apps.list)
         self._records, self._key = records, key
         return records
 

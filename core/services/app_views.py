@@ -104,9 +104,9 @@ class AppViews:
         self._listing_base: list[tuple[AppRecord, tuple[Any, ...], int, bool]] = []
 
     async def app_record(self, name: str) -> AppRecord:
-        record = await asyncio.to_thread(self._store.apps.get, name)
+        record = await self._store.read(self._store.apps.get, name)
         if record is None:
-            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
+            raise app_not_registered(name, [r.name for r in await self._store.read(self._store.apps.list)])
         return record
 
     async def get_app(self, name: str) -> AppView:
@@ -181,13 +181,13 @@ class AppViews:
         now = time.time()
         start = max(now - seconds, app.created_at)
         history, lifecycle = await asyncio.gather(
-            asyncio.to_thread(self._store.scaling.list, name, SERIES_RECORDS),
+            self._store.read(self._store.scaling.list, name, SERIES_RECORDS),
             self._events.query(app=name, category="lifecycle", since=start, limit=SERIES_RECORDS),
         )
         live = {metric: self._metrics.series(name, metric, seconds) for metric in CHART_METRICS}
         # The store's per-period history fills what the in-memory windows no longer (or not yet, after a
         # restart or a fail-over) hold; the live 1 s points win where both exist.
-        stored = await asyncio.to_thread(self._store.history.range, name, now - seconds, None)
+        stored = await self._store.read(self._store.history.range, name, now - seconds, None)
         series = {metric: with_history(points, stored, metric) for metric, points in live.items()}
         series["desired"] = desired_series(
             start,
@@ -202,7 +202,7 @@ class AppViews:
     async def metric_history(self, name: str, since: float, until: float | None = None) -> list[MetricSample]:
         """The app's recorded figures per period (core/history.py) ending in [since, until], oldest first."""
         await self.app_record(name)
-        return await asyncio.to_thread(self._store.history.range, name, since, until)
+        return await self._store.read(self._store.history.range, name, since, until)
 
     async def rollout(self, name: str) -> RolloutView:
         """How far the app's replicas are from its desired count and current container spec.
@@ -258,7 +258,7 @@ class AppViews:
     async def _view(self, record: AppRecord) -> AppView:
         if self._leadership.is_leader() and record.name in self._reconciler.apps:
             return self._live_view(record)
-        instances = await asyncio.to_thread(self._store.instances.list, record.name)
+        instances = await self._store.read(self._store.instances.list, record.name)
         return self._view_of(record, [instance_view(record.name, i) for i in instances], None)
 
     def _live_view(self, record: AppRecord) -> AppView:

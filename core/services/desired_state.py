@@ -7,7 +7,6 @@ argument of the pass request, never as a flag on shared state.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable
@@ -95,9 +94,9 @@ class DesiredState:
         self.records: KeptAppRecords | None = None
 
     async def app_record(self, name: str) -> AppRecord:
-        record = await asyncio.to_thread(self._store.apps.get, name)
+        record = await self._store.read(self._store.apps.get, name)
         if record is None:
-            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
+            raise app_not_registered(name, [r.name for r in await self._store.read(self._store.apps.list)])
         return record
 
     async def _kept_record(self, name: str) -> AppRecord:
@@ -106,7 +105,7 @@ class DesiredState:
             return await self.app_record(name)
         record = await self.records.get(name)
         if record is None:
-            raise app_not_registered(name, [r.name for r in await asyncio.to_thread(self._store.apps.list)])
+            raise app_not_registered(name, [r.name for r in await self._store.read(self._store.apps.list)])
         return record
 
     def _forget(self, name: str) -> None:
@@ -132,7 +131,7 @@ class DesiredState:
         self._check_placement(spec)
         require_leader(self._leadership)
         doc = spec.to_document()
-        existing = await asyncio.to_thread(self._store.apps.get, spec.name)
+        existing = await self._store.read(self._store.apps.get, spec.name)
         if existing is not None and not update:
             raise Conflict(
                 f"app '{spec.name}' already exists: use ?replace=true (or `orchestry register`) to update it"
@@ -150,11 +149,11 @@ class DesiredState:
                 policy=policy,
             )
             try:
-                await asyncio.to_thread(self._store.apps.create, record)
+                await self._store.write(self._store.apps.create, record)
             except Conflict:
                 if not update:
                     raise
-                existing = await asyncio.to_thread(self._store.apps.get, spec.name)
+                existing = await self._store.read(self._store.apps.get, spec.name)
         if existing is not None:
             desired = existing.desired_replicas
             if spec.scaling.mode == "auto":
@@ -168,7 +167,7 @@ class DesiredState:
                 desired_replicas=desired,
                 policy=policy,
             )
-            await asyncio.to_thread(self._store.apps.save, record)
+            await self._store.write(self._store.apps.save, record)
         created = existing is None
         rolling = not created and existing is not None and existing.spec.get("spec") != doc.get("spec")
         await self._emit(
@@ -196,7 +195,7 @@ class DesiredState:
         spec = parse_app_spec(load_document(document))
         refuse_redacted_values(spec)
         self._check_placement(spec)
-        existing = await asyncio.to_thread(self._store.apps.get, spec.name)
+        existing = await self._store.read(self._store.apps.get, spec.name)
         if existing is None:
             change = "created"
         else:
@@ -205,7 +204,7 @@ class DesiredState:
             MissingSecret(var.name, var.key or "", var.field or "")
             for var in spec.container.environment
             if var.source == "secret"
-            and not await asyncio.to_thread(self._secrets.exists, var.key or "", var.field or "")
+            and not await self._store.read(self._secrets.exists, var.key or "", var.field or "")
         ]
         return RegisterPreview(
             app=spec.name,
@@ -221,12 +220,12 @@ class DesiredState:
         spec = self._workers.spec_of(record)
         for var in spec.container.environment:
             if var.source == "secret":
-                await asyncio.to_thread(self._secrets.resolve, var.key or "", var.field or "")
+                await self._store.read(self._secrets.resolve, var.key or "", var.field or "")
         desired = record.desired_replicas
         if spec.scaling.mode == "auto":
             desired = clamp_to_policy(desired, spec)
         self._workers.unblock(name)
-        await asyncio.to_thread(
+        await self._store.write(
             self._store.apps.update,
             name,
             status=APP_RUNNING,
@@ -255,7 +254,7 @@ class DesiredState:
         )
         with hold as forced:
             record = await self.app_record(name)
-            await asyncio.to_thread(
+            await self._store.write(
                 self._store.apps.update, name, status=APP_STOPPED, status_reason="stopped by the operator"
             )
             if record.status != APP_STOPPED:
@@ -281,7 +280,7 @@ class DesiredState:
         """Forget the app; its containers stop at once (nothing routes to a deleted app)."""
         require_leader(self._leadership)
         await self.app_record(name)
-        await asyncio.to_thread(self._store.apps.delete, name)
+        await self._store.write(self._store.apps.delete, name)
         await self._workers.reconcile_now(name, timeout=self._stop_wait)
         self._forget(name)
         instruments.forget_app(name)
@@ -309,8 +308,8 @@ class DesiredState:
         require_leader(self._leadership)
         await self.app_record(name)
         await self._workers.teardown_now(name)
-        await asyncio.to_thread(self._store.instances.delete_app, name)
-        await asyncio.to_thread(self._store.scaling.clear, name)
+        await self._store.write(self._store.instances.delete_app, name)
+        await self._store.write(self._store.scaling.clear, name)
         self._forget(name)
         self._workers.unblock(name)
         await self._emit(
@@ -369,7 +368,7 @@ class DesiredState:
 
         ``expect``: (desired replicas, last scaled at) the decision was made on; when another scale
         changed them meanwhile nothing happens and None is returned.  Otherwise the count replaced."""
-        changed = await asyncio.to_thread(self._store.apps.scale, name, target, reason, metrics, expect)
+        changed = await self._store.write(self._store.apps.scale, name, target, reason, metrics, expect)
         if changed is None:
             return None
         current, _when = changed
@@ -406,7 +405,7 @@ class DesiredState:
         desired = record.desired_replicas
         if policy.mode == "auto":
             desired = clamp_to_policy(desired, new_spec)
-        await asyncio.to_thread(
+        await self._store.write(
             self._store.apps.update,
             name,
             spec=new_doc,

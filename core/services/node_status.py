@@ -42,8 +42,12 @@ class SharedPing:
     after that): a hung database costs one stuck thread per check period, not one per probe.  The
     gathering is core/coalesce.py's."""
 
-    def __init__(self, ping: Callable[[], None]) -> None:
+    def __init__(
+        self, ping: Callable[[], None], run: Callable[[Callable[[], None]], Awaitable[None]] | None = None
+    ) -> None:
+        """``run``: where the blocking ``ping`` runs (the store's read lane); the default pool if None."""
         self._ping = ping
+        self._run = run or asyncio.to_thread
         self._shared: Coalescer[None, None] = Coalescer(
             self._send, lambda: None, name="database-ping", hold_back=DATABASE_CHECK_SECONDS
         )
@@ -58,7 +62,7 @@ class SharedPing:
         await self._shared.join()
 
     async def _send(self, _: None) -> None:
-        await asyncio.to_thread(self._ping)
+        await self._run(self._ping)
 
 
 class NodeStatus:
@@ -76,7 +80,7 @@ class NodeStatus:
         self._list_apps = list_apps
         self._nginx_status = nginx_status
         self._history: tuple[Any, float, list[dict[str, Any]]] | None = None
-        self.ping = SharedPing(store.ping)
+        self.ping = SharedPing(store.ping, store.read)
 
     async def health(self) -> dict[str, Any]:
         """Fast: never waits on Docker.  The database check is bounded by a short timeout."""
@@ -100,8 +104,8 @@ class NodeStatus:
 
     async def cluster_status(self) -> dict[str, Any]:
         cluster = self._cluster
-        nodes = await asyncio.to_thread(self._store.nodes.list)
-        now = await asyncio.to_thread(self._store.now)
+        nodes = await self._store.read(self._store.nodes.list)
+        now = await self._store.read(self._store.now)
         stale_after = max(MIN_STALE_SECONDS, cluster.ttl)
         leader_id = cluster.leader_id
         lease = cluster.lease
@@ -149,7 +153,7 @@ class NodeStatus:
         Peers are asked for their ``/health`` (``probe``), each bounded by a short deadline."""
         cluster = self._cluster
         store = self._store
-        nodes, now = await asyncio.gather(asyncio.to_thread(store.nodes.list), asyncio.to_thread(store.now))
+        nodes, now = await asyncio.gather(store.read(store.nodes.list), store.read(store.now))
         peers = {n.node_id: n.api_url for n in nodes if n.node_id != cluster.node_id}
         health = await probe_health(peers) if probe else {}
         # This node's own database reachability is its last lease step's: no extra query.
@@ -192,8 +196,8 @@ class NodeStatus:
             return cached[2]
         store = self._store
         leases, events = await asyncio.gather(
-            asyncio.to_thread(store.leases.history, terms),
-            asyncio.to_thread(store.events.query, None, "cluster", None, 200),
+            store.read(store.leases.history, terms),
+            store.read(store.events.query, None, "cluster", None, 200),
         )
         rows = term_history(leases, fenced_terms(events), now)
         self._history = (key, time.monotonic(), rows)

@@ -90,7 +90,7 @@ class NodeWatch:
             self._reconciler.ensure_worker(record.name)
 
     async def _read_app_records(self) -> list[AppRecord]:
-        return await asyncio.to_thread(self._store.apps.list)
+        return await self._store.read(self._store.apps.list)
 
     async def watch_apps(self) -> None:
         """Safety net: every app in the store has a worker (a new leader picks up apps a peer added)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from core.collaborators import Emit, Leadership, require_leader
 from core.errors import BadRequest
 from core.secrets import SecretStore
@@ -22,17 +20,17 @@ class SecretCommands:
         for key, value in fields.items():
             if not isinstance(value, str):
                 raise BadRequest(f"secret field '{key}' must be a string")
-        names = await asyncio.to_thread(self._secrets.set, name, fields)
+        names = await self._secrets.lanes.write(self._secrets.set, name, fields)
         await self._emit("lifecycle", "secret_set", f"secret {name} set (fields: {', '.join(names)})")
         return names
 
     async def secret_fields(self, name: str) -> list[str]:
-        return await asyncio.to_thread(self._secrets.field_names, name)
+        return await self._secrets.lanes.read(self._secrets.field_names, name)
 
     async def list_secrets(self) -> dict[str, list[str]]:
-        return await asyncio.to_thread(self._secrets.list)
+        return await self._secrets.lanes.read(self._secrets.list)
 
     async def delete_secret(self, name: str) -> None:
         require_leader(self._leadership)
-        await asyncio.to_thread(self._secrets.delete, name)
+        await self._secrets.lanes.write(self._secrets.delete, name)
         await self._emit("lifecycle", "secret_deleted", f"secret {name} deleted")

@@ -1,9 +1,10 @@
 """Database engine, transactions, clock and migrations.
 
-The store is synchronous SQLAlchemy: callers on the asyncio side run it through ``asyncio.to_thread``
-(or a bounded executor).  Every call opens its own short transaction on a pooled connection, so one
-failed statement never leaves the store in a broken state, and every database failure reaches the
-caller as :class:`core.errors.StoreError` naming the operation and the database, not a traceback.
+The store is synchronous SQLAlchemy: callers on the asyncio side run it on the store's own threads
+(``Store.read`` / ``Store.write``, core/store/lanes.py; the lease on its own, core/cluster.py).
+Every call opens its own short transaction on a pooled connection, so one failed statement never
+leaves the store in a broken state, and every database failure reaches the caller as
+:class:`core.errors.StoreError` naming the operation and the database, not a traceback.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from core.store.db import Database, WriteFence, upgrade_database
+from core.store.lanes import StoreLanes
 from core.store.lease_notices import LeaseNotices
 from core.store.metric_history import MetricHistoryRepository
 from core.store.repositories import (
@@ -18,12 +20,16 @@ from core.store.repositories import (
     SecretRepository,
 )
 
+T = TypeVar("T")
+
 
 class Store:
-    """Synchronous; run its methods in a thread from asyncio code."""
+    """Synchronous; asyncio code runs its methods on the store's own threads: ``await
+    store.read(store.apps.get, name)``, ``await store.write(store.apps.save, record)`` (see lanes.py)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self.lanes = StoreLanes(database.dialect)
         self.apps = AppRepository(database)
         self.instances = InstanceRepository(database)
         self.events = EventRepository(database)
@@ -45,6 +51,14 @@ class Store:
             database.dispose()
             raise
         return cls(database)
+
+    async def read(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)`` on the read lane: for calls that only read."""
+        return await self.lanes.read(call, *args, **kwargs)
+
+    async def write(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)`` on the write lane: for every call that may write."""
+        return await self.lanes.write(call, *args, **kwargs)
 
     @property
     def dialect(self) -> str:
