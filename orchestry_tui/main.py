@@ -86,10 +86,14 @@ def attach_console(args: argparse.Namespace) -> int:
     import asyncio
 
     from core.errors import SettingsError
-    from orchestry_tui.client.http import resolve_url
+    from orchestry_tui.client.http import InvalidDaemonUrl, resolve_url
     from orchestry_tui.console.http_backend import check_connection
 
-    url = args.connect or resolve_url(getattr(args, "url", None)).url
+    try:
+        url = args.connect or resolve_url(getattr(args, "url", None)).url
+    except InvalidDaemonUrl as exc:
+        sys.stderr.write(f"orchestry --connect: {exc}\n")
+        return 2
     if getattr(args, "apply", None):
         sys.stderr.write(
             "orchestry: --apply cannot be combined with --connect (the daemon runs the apps): "
@@ -125,9 +129,9 @@ def run_http_command(args: argparse.Namespace) -> int:
     from orchestry_tui.cli.commands import HTTP_COMMANDS
     from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, resolve_url
 
-    url = resolve_url(getattr(args, "url", None)).url
-    client = ApiClient(url, token=_token(args))
     try:
+        url = resolve_url(getattr(args, "url", None)).url
+        client = ApiClient(url, token=_token(args))
         return HTTP_COMMANDS[args.command](client, args)
     except DaemonUnreachable as exc:
         output.error(str(exc))

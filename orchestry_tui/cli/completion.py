@@ -201,8 +201,8 @@ def _print_app_names(args: argparse.Namespace) -> int:
     from orchestry_tui.cli.commands import api_token
     from orchestry_tui.client.http import ApiClient, ApiError, DaemonUnreachable, resolve_url
 
-    url = resolve_url(getattr(args, "url", None)).url
     try:
+        url = resolve_url(getattr(args, "url", None)).url
         answer = ApiClient(url, token=api_token(), timeout=APP_NAMES_TIMEOUT).get("/api/v1/apps")
     except (DaemonUnreachable, ApiError, OSError, ValueError):
         return 0

@@ -35,6 +35,32 @@ class DaemonUnreachable(Exception):
         self.reason = reason
 
 
+class InvalidDaemonUrl(DaemonUnreachable):
+    """The daemon URL given cannot be one (``notaurl``, ``http://host:99999``): named with where it was
+    set. A DaemonUnreachable, so every command that reports an unreachable daemon reports this too."""
+
+    def __init__(self, url: str, setting: str, problem: str) -> None:
+        Exception.__init__(
+            self, f"{setting} is not a daemon URL ({problem}): use http://HOST:PORT, e.g. {DEFAULT_URL}"
+        )
+        self.url = url
+        self.reason = problem
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a daemon's base URL, or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (parses the port: ValueError when it is not a number 0-65535)
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
 class ApiError(Exception):
     def __init__(self, status: int, detail: str, leader: str | None = None) -> None:
         super().__init__(detail)
@@ -69,19 +95,30 @@ def read_cli_config(path: Path) -> dict[str, Any]:
 
 
 def resolve_url(flag: str | None, environ: dict[str, str] | None = None) -> ResolvedUrl:
+    """Where requests go: ``--url``, ``ORCHESTRY_URL``, the 1.0 config file, then the default.
+
+    Raises InvalidDaemonUrl, naming the flag, variable or file to fix, when that is no http(s) URL."""
     environ = dict(os.environ) if environ is None else environ
     if flag:
-        return ResolvedUrl(flag.rstrip("/"), "--url")
+        return _checked(flag.strip().rstrip("/"), "--url", f"--url {flag!r}")
     if environ.get("ORCHESTRY_URL"):
-        return ResolvedUrl(environ["ORCHESTRY_URL"].rstrip("/"), "ORCHESTRY_URL")
+        value = environ["ORCHESTRY_URL"]
+        return _checked(value.strip().rstrip("/"), "ORCHESTRY_URL", f"ORCHESTRY_URL={value!r}")
     path = config_file()
     config = read_cli_config(path)
     if config.get("host"):
-        host = str(config["host"])
-        port = int(config.get("port") or 8000)
+        host = str(config["host"]).strip()
+        port = str(config.get("port") or 8000).strip()
         base = host if host.startswith(("http://", "https://")) else f"http://{host}:{port}"
-        return ResolvedUrl(base.rstrip("/"), str(path))
+        return _checked(base.rstrip("/"), str(path), f"host {host!r} and port {port!r} in {path}")
     return ResolvedUrl(DEFAULT_URL, "default")
+
+
+def _checked(url: str, source: str, setting: str) -> ResolvedUrl:
+    problem = url_problem(url)
+    if problem is not None:
+        raise InvalidDaemonUrl(url, setting, problem)
+    return ResolvedUrl(url, source)
 
 
 def unreachable_reason(exc: BaseException) -> str:
