@@ -687,8 +687,15 @@ class NginxController:
             error = await self._reload()
             if error is not None:
                 self.last_error = error
+                # The master kept its old config: the file on disk says so too, for the next start.
+                if previous_main is not None:
+                    await asyncio.to_thread(_write_atomic, self.config_path, previous_main)
+                # A changed ORCHESTRY_LB_LISTEN that another process holds: name it, as a launch does.
+                held = await asyncio.to_thread(self._port_taken, error)
                 raise ConfigRejected(
-                    f"the adopted nginx (pid {running}) did not take the new config: {error}"
+                    f"the adopted nginx (pid {running}) keeps serving its previous address: {held}"
+                    if held
+                    else f"the adopted nginx (pid {running}) did not take the new config: {error}"
                 )
 
     async def _test_config(self) -> str | None:
@@ -768,14 +775,23 @@ class NginxController:
         lines = list(dict.fromkeys(line.strip() for line in output.splitlines() if line.strip()))
         reason = " | ".join(line for line in lines if "still could not bind" not in line) or output
         where = f"{self.listen_host}:{self.listen_port}"
-        if "Address already in use" in output:
-            holder = describe_holder(self.listen_port)
-            if holder:
-                return f"nginx could not listen on {where}: {holder}; or choose another ORCHESTRY_LB_LISTEN"
+        held = self._port_taken(output)
+        if held:
+            return held
         return (
             f"nginx could not start on {where} from {self.config_path}: {reason}. "
             "If the port is taken, free it or choose another with ORCHESTRY_LB_LISTEN."
         )
+
+    def _port_taken(self, output: str) -> str | None:
+        """When nginx's ``output`` says the LB address is in use: who holds it and how to free it."""
+        if "Address already in use" not in output:
+            return None
+        holder = describe_holder(self.listen_port)
+        if not holder:
+            return None
+        where = f"{self.listen_host}:{self.listen_port}"
+        return f"nginx could not listen on {where}: {holder}; or choose another ORCHESTRY_LB_LISTEN"
 
     def _master_alive(self) -> bool:
         return self._master_pid is not None and self._is_ours(self._master_pid)

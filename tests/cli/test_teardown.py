@@ -167,6 +167,36 @@ def test_a_second_daemon_on_the_same_lb_address_names_the_holder_once(tmp_path: 
     assert _port_closed(first.lb)
 
 
+def test_adopted_nginx_moved_to_a_taken_lb_address_names_the_holder(tmp_path: Path, state: Path) -> None:
+    """The adopted nginx cannot move to the new address: the holder is named, and nginx (and the config
+    on disk) stay on the old one."""
+    first = start_daemon(tmp_path)  # holds first.lb
+    left = start_daemon(tmp_path / "left")  # quits below; its nginx keeps serving left.lb
+    other = tmp_path / "left" / "state"
+    try:
+        _quit(left)
+        conf_before = (other / "nginx" / "nginx.conf").read_text()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+        env["HOME"] = str(tmp_path)
+        moved = subprocess.run(
+            [ORCHESTRY, "daemon", "--port", str(free_port()), "--lb-listen", first.lb,
+             "--state-dir", str(other)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert moved.returncode == 2 and "Traceback" not in moved.stderr
+        port = first.lb.rsplit(":", 1)[1]
+        assert moved.stderr.count(f"port {port} is held by nginx (pid") == 1, moved.stderr
+        assert f"state dir {state}" in moved.stderr and f"daemon pid {first.process.pid}" in moved.stderr
+        assert not _port_closed(left.lb)  # still served where it was
+        assert (other / "nginx" / "nginx.conf").read_text() == conf_before
+        _quit(first)
+    finally:
+        for daemon in (first, left):
+            if daemon.process.poll() is None:
+                daemon.process.kill()
+        stop_nginx_left_serving(other)
+
+
 def test_stop_waits_out_the_lease_of_a_killed_daemon(tmp_path: Path, state: Path) -> None:
     name = unique_name("killed")
     app_file = tmp_path / "app.yml"
