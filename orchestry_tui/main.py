@@ -79,6 +79,21 @@ def _token(args: argparse.Namespace) -> str | None:
     return getattr(args, "token", None) or api_token()
 
 
+def _token_refused(url: str, args: argparse.Namespace) -> str:
+    """A 401 in the CLI's words: which token was sent (if any) and where to set the right one; the API's
+    own detail speaks of HTTP headers."""
+    if getattr(args, "token", None):
+        sent = "the token given with --token was refused"
+    elif _token(args):
+        sent = "the token in ORCHESTRY_API_TOKEN was refused"
+    else:
+        sent = "no token was sent"
+    return (
+        f"the daemon at {url} requires its API token and {sent}: pass --token TOKEN or set "
+        "ORCHESTRY_API_TOKEN to the daemon's ORCHESTRY_API_TOKEN"
+    )
+
+
 def attach_console(args: argparse.Namespace) -> int:
     """``orchestry --connect URL``: the console of a running daemon; the daemon acts, its store is shown.
 
@@ -137,6 +152,9 @@ def run_http_command(args: argparse.Namespace) -> int:
         output.error(str(exc))
         return 2
     except ApiError as exc:
+        if exc.status == 401:
+            output.error(_token_refused(url, args))
+            return 2
         output.error(exc.detail)
         return 1
     except KeyboardInterrupt:
