@@ -36,11 +36,11 @@ from core.documents import read_document
 from core.errors import SpecError
 from core.units import format_cpu, format_memory, parse_cpu, parse_memory
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
-HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?\Z")
+HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?\Z")
 SENSITIVE_NAME_PARTS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 REDACTED = "***"
 
@@ -109,7 +109,7 @@ class Metadata(_SpecModel):
     def _valid_app_name(cls, name: str) -> str:
         if not DNS_LABEL.match(name):
             raise _problem(
-                f"{name!r} is not a valid app name: use lowercase letters, digits and '-' "
+                f"{_show(name)} is not a valid app name: use lowercase letters, digits and '-' "
                 "(a DNS label, max 63)"
             )
         return name
@@ -144,7 +144,7 @@ class PortSpec(_SpecModel):
     def _valid_port_name(cls, name: str | None) -> str | None:
         if name is not None and not PORT_NAME.match(name):
             raise _problem(
-                f"{name!r} is not a valid port name: use lowercase letters, digits and '-', max 15"
+                f"{_show(name)} is not a valid port name: use lowercase letters, digits and '-', max 15"
             )
         return name
 
@@ -190,9 +190,9 @@ class Resources(_SpecModel):
 # typo is refused at register instead of leaving every task pending on the Swarm.
 _CONSTRAINT = re.compile(
     r"^\s*(?P<attr>node\.(?:id|hostname|role|platform\.os|platform\.arch)|(?:node|engine)\.labels\.[^\s=!]+)"
-    r"\s*(?P<op>==|!=)\s*(?P<value>\S(?:.*\S)?)\s*$"
+    r"\s*(?P<op>==|!=)\s*(?P<value>\S(?:.*\S)?)\s*\Z"
 )
-_SPREAD = re.compile(r"^(?:node|engine)\.labels\.[^\s=!]+$")
+_SPREAD = re.compile(r"^(?:node|engine)\.labels\.[^\s=!]+\Z")
 CONSTRAINT_HELP = (
     "write ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE with ATTRIBUTE one of node.id, node.hostname, node.role, "
     "node.platform.os, node.platform.arch, node.labels.KEY, engine.labels.KEY (Swarm's --constraint syntax)"
@@ -209,7 +209,7 @@ class SpreadPreference(_SpecModel):
     def _spread_descriptor(cls, spread: str) -> str:
         if not _SPREAD.match(spread.strip()):
             raise _problem(
-                f"{spread!r} is not a spread descriptor: use node.labels.KEY or engine.labels.KEY "
+                f"{_show(spread)} is not a spread descriptor: use node.labels.KEY or engine.labels.KEY "
                 "(Swarm's --placement-pref spread=... syntax)"
             )
         return spread.strip()
@@ -229,12 +229,17 @@ class Placement(_SpecModel):
         for index, constraint in enumerate(constraints):
             match = _CONSTRAINT.match(constraint)
             if match is None:
-                problems.append(((index,), f"{constraint!r} is not a Swarm constraint: {CONSTRAINT_HELP}"))
+                problems.append(
+                    ((index,), f"{_show(constraint)} is not a Swarm constraint: {CONSTRAINT_HELP}")
+                )
                 continue
             attr, op, value = match.group("attr", "op", "value")
             if attr == "node.role" and value not in ("manager", "worker"):
                 problems.append(
-                    ((index,), f"{constraint!r} compares node.role with {value!r}: use manager or worker")
+                    (
+                        (index,),
+                        f"{_show(constraint)} compares node.role with {value!r}: use manager or worker",
+                    )
                 )
                 continue
             cleaned.append(f"{attr}{op}{value}")
@@ -272,12 +277,17 @@ class EnvVar(_SpecModel):
     @model_validator(mode="after")
     def _value_or_secret(self) -> Self:
         problems: list[tuple[Loc, str]] = []
-        if not ENV_VAR_NAME.match(self.name):
+        if "=" in self.name:
+            # NAME=value written as the name (compose's form): showing it would show the value.
+            problems.append(
+                (("name",), "holds '=': write the variable's name under name and its text under value")
+            )
+        elif not ENV_VAR_NAME.match(self.name):
             problems.append(
                 (
                     ("name",),
-                    f"{self.name!r} is not a valid environment variable name: use letters, digits and '_', "
-                    "not starting with a digit",
+                    f"{_show(self.name)} is not a valid environment variable name: use letters, digits and "
+                    "'_', not starting with a digit",
                 )
             )
         if self.source == "value":
@@ -295,9 +305,9 @@ class EnvVar(_SpecModel):
         else:
             if self.value is not None:
                 problems.append((("value",), "cannot be combined with source: secret: remove value"))
-            if not self.key:
+            if not (self.key or "").strip():
                 problems.append((("key",), "is missing: name the secret, e.g. key: db-credentials"))
-            if not self.field:
+            if not (self.field or "").strip():
                 problems.append((("field",), "is missing: name the secret's field, e.g. field: password"))
         if problems:
             raise _Problems(problems)
@@ -349,7 +359,7 @@ class ContainerSpec(_SpecModel):
         if not image.strip():
             raise _problem("is empty: name the image to run, e.g. image: orchestry/demo:latest")
         if any(ch.isspace() for ch in image):
-            raise _problem(f"{image!r} contains spaces: write the image reference without spaces")
+            raise _problem(f"{_show(image)} contains spaces: write the image reference without spaces")
         return image
 
     @field_validator("ports")
@@ -417,8 +427,11 @@ class HealthHeader(_SpecModel):
     @field_validator("name")
     @classmethod
     def _valid_header_name(cls, name: str) -> str:
+        if ":" in name:
+            # "Authorization: Bearer ..." written as the name: showing it would show the credential.
+            raise _problem("holds ':': write the header's name under name and the rest under value")
         if not HTTP_TOKEN.match(name):
-            raise _problem(f"{name!r} is not a valid HTTP header name: use letters, digits and '-'")
+            raise _problem(f"{_show(name)} is not a valid HTTP header name: use letters, digits and '-'")
         return name
 
     @field_validator("value")
@@ -445,9 +458,9 @@ class HealthCheck(_SpecModel):
     @classmethod
     def _absolute_path(cls, path: str) -> str:
         if not path.startswith("/"):
-            raise _problem(f"{path!r} must start with '/': use e.g. /health")
+            raise _problem(f"{_show(path)} must start with '/': use e.g. /health")
         if any(ch.isspace() or ord(ch) < 32 for ch in path):
-            raise _problem(f"{path!r} contains spaces or control characters: percent-encode them")
+            raise _problem(f"{_show(path)} contains spaces or control characters: percent-encode them")
         return path
 
 
@@ -798,7 +811,7 @@ def _describe(model: type[BaseModel], error: Any, relocate: Callable[[Loc], Loc]
             found.append((path, f"{path} {text}"))
         return found
     path = _path(relocate(loc))
-    shown = "" if loc and loc[-1] == "value" else f" ({_show(error.get('input'))})"
+    shown = "" if _may_hold_a_secret(loc) else f" ({_show(error.get('input'))})"
     if kind == "missing":
         return [(path, f"{path} is missing: {_MISSING_HINTS.get(loc, 'add it')}")]
     if kind == "extra_forbidden":
@@ -930,6 +943,14 @@ def _path(loc: Loc) -> str:
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def _may_hold_a_secret(loc: Loc) -> bool:
+    """Input at ``loc`` is not shown back: a value, or a variable or header entry written as one text
+    ("DB_PASSWORD=...", "Authorization: Bearer ...") holds what redaction hides everywhere else."""
+    if loc and loc[-1] == "value":
+        return True
+    return any(part in ("environment", "env", "headers") for part in loc) and loc[-1] != "name"
 
 
 def _show(value: Any) -> str:

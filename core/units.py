@@ -30,37 +30,45 @@ _CPU_HINT = 'use cores (e.g. 0.5 or "2") or millicores (e.g. "500m")'
 _MEMORY_HINT = "use a number with Ki, Mi, Gi, K, M or G (e.g. 256Mi)"
 
 
+def _shown(value: object) -> str:
+    """The input as messages show it: a digit string of any length must not make the message as long."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_cpu(value: object) -> int:
     """Millicores from ``"500m"``, ``0.5``, ``"2"`` or ``2``; 10m to 64 cores."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{value!r} is not a CPU amount: {_CPU_HINT}")
+        raise ValueError(f"{_shown(value)} is not a CPU amount: {_CPU_HINT}")
     text = str(value).strip()
     match = _CPU_PATTERN.match(text)
     if match is None:
-        raise ValueError(f"{value!r} is not a CPU amount: {_CPU_HINT}")
+        raise ValueError(f"{_shown(value)} is not a CPU amount: {_CPU_HINT}")
     number = Decimal(match.group(1))
     millis = number if match.group(2) else number * 1000
     if millis != millis.to_integral_value():
-        raise ValueError(f'{value!r} is finer than one millicore: round it to whole millicores (e.g. "250m")')
+        raise ValueError(
+            f'{_shown(value)} is finer than one millicore: round it to whole millicores (e.g. "250m")'
+        )
     result = int(millis)
     if not CPU_MIN_MILLIS <= result <= CPU_MAX_MILLIS:
-        raise ValueError(f"{value!r} is out of range: use between 10m and 64 cores")
+        raise ValueError(f"{_shown(value)} is out of range: use between 10m and 64 cores")
     return result
 
 
 def parse_memory(value: object) -> int:
     """Bytes from ``"256Mi"``, ``"1G"``, ``"1.5Gi"`` or a plain byte count; 4Mi to 256Gi."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}")
+        raise ValueError(f"{_shown(value)} is not a memory size: {_MEMORY_HINT}")
     text = str(value).strip()
     match = _MEMORY_PATTERN.match(text)
     if match is None:
-        raise ValueError(f"{value!r} is not a memory size: {_MEMORY_HINT}")
+        raise ValueError(f"{_shown(value)} is not a memory size: {_MEMORY_HINT}")
     number = Decimal(match.group(1))
     unit = match.group(2)
     result = int(number * MEMORY_UNITS[unit]) if unit else int(number)
     if not MEMORY_MIN_BYTES <= result <= MEMORY_MAX_BYTES:
-        raise ValueError(f"{value!r} is out of range: use between 4Mi and 256Gi")
+        raise ValueError(f"{_shown(value)} is out of range: use between 4Mi and 256Gi")
     return result
 
 

@@ -15,12 +15,23 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from core.store import Store
 from tests.support.interrupt import accept_ctrl_c
 
 os.environ.pop("NO_COLOR", None)  # NO_COLOR makes every Textual snapshot differ
 accept_ctrl_c()  # a run started in the background would otherwise pass SIGINT on ignored to the CLI
+
+# Property tests: a small example count by default (the suite must stay fast); CI (CI=true) derandomizes
+# so a run is reproducible: the same examples each time, no example database carried between runs.
+# `pytest --hypothesis-profile=thorough` searches harder.  A test's own @settings(max_examples=...) wins.
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("dev"), derandomize=True, database=None, print_blob=True)
+settings.register_profile("thorough", settings.get_profile("dev"), max_examples=500)
+settings.load_profile(
+    os.environ.get("ORCHESTRY_HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 PG_URL = os.environ.get("ORCHESTRY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO_IMAGE = os.environ.get("ORCHESTRY_DEMO_IMAGE", "orchestry/demo:latest")
