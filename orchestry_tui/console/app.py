@@ -914,9 +914,11 @@ class OrchestryConsole(App[int]):
         self._apply_layout()
         self._save_preferences()
 
-    def on_resize(self) -> None:
-        if is_compact(self.size.width, self.size.height) != self.compact:
-            self._apply_layout()
+    def on_resize(self, event: events.Resize) -> None:
+        # This runs before Textual's own App handler takes the new size (``self.size`` is still the
+        # old one here), so the layout is decided from the event and laid out once the size is taken.
+        if is_compact(event.size.width, event.size.height) != self.compact:
+            self.call_later(self._apply_layout)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_chosen(self, event: Tabs.TabActivated) -> None:

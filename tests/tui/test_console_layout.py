@@ -126,6 +126,28 @@ async def test_at_80x24_panes_become_tabs_and_never_overlap(tmp_path: Path) -> N
         assert table.row_count == 2 and app.query_one("#apps-pane").region.height >= 5
 
 
+async def test_a_terminal_shrunk_to_80x24_switches_to_tabs_and_back_when_enlarged(tmp_path: Path) -> None:
+    """The layout follows the terminal as it is resized, not only the size it had at start."""
+    app = console(tmp_path / "config.toml")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await first_frame(pilot)
+        tabs = app.query_one("#pane-tabs", Tabs)
+        assert not tabs.display and not app.compact
+        await pilot.resize_terminal(80, 24)
+        await until(lambda: app.compact, what="compact layout after shrinking")
+        await pilot.pause()
+        assert tabs.display
+        shown = [w for w in app.query(".pane") if w.display and w.region.area]
+        active = str(tabs.active).removeprefix("tab-")
+        assert {w.id for w in shown} == {"apps-pane", app_pane_id(active)}  # apps above one tab
+        apps, other = sorted((w.region for w in shown), key=lambda r: r.y)
+        assert apps.bottom <= other.y and other.bottom <= app.size.height - 1
+        await pilot.resize_terminal(200, 50)
+        await until(lambda: not app.compact, what="full layout after enlarging")
+        await pilot.pause()
+        assert not tabs.display and app.query_one(ClusterPane).display
+
+
 def app_pane_id(pane: str) -> str:
     return {"charts": "charts", "events": "events", "logs": "logs-pane"}.get(pane, f"{pane}-pane")
 
