@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from dataclasses import dataclass
+import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ MAX_READ_BYTES = 8 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class AccessRecord:
+class AccessRecord(NamedTuple):
+    """One request nginx served (a named tuple: one per request, made on every sample's read)."""
+
     timestamp: float  # $msec: when nginx finished the request
     app: str  # "" for requests that matched no app
     status: int  # status nginx returned to the client
@@ -44,7 +46,10 @@ class AccessRecord:
 
 def last_item(field: str) -> str | None:
     """The last element of an nginx upstream list ("a, b : c" → "c"); None for "-" or empty."""
-    item = field.replace(" : ", ", ").rsplit(",", 1)[-1].strip()
+    if " " not in field:  # one item (no list has an item without its separator's space)
+        item = field
+    else:
+        item = field.replace(" : ", ", ").rsplit(",", 1)[-1].strip()
     if item in ("", "-"):
         return None
     return item
@@ -54,15 +59,16 @@ def _seconds_to_ms(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) * 1000.0
+        return float(value) * 1000.0 if math.isfinite(value) else None
     if isinstance(value, str):
         item = last_item(value)
         if item is None:
             return None
         try:
-            return float(item) * 1000.0
+            seconds = float(item)
         except ValueError:
             return None
+        return seconds * 1000.0 if math.isfinite(seconds) else None
     return None
 
 
@@ -78,8 +84,52 @@ def _status(value: object) -> int | None:
     return None
 
 
+# A line exactly as the template's log_format writes it (fields in its order, plain numbers, no escaped
+# characters): read by this pattern at a third of json.loads's cost, the same record as the JSON
+# reading gives.  Any other line (an external nginx's format, an escape, an exponent) is read as JSON.
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_PLAIN = r'"([^"\\]*)"'
+_TEMPLATE_LINE = re.compile(
+    r'\{"t":'
+    + _NUMBER
+    + r',"app":'
+    + _PLAIN
+    + r',"status":(\d+),"rt":'
+    + _NUMBER
+    + r',"ua":'
+    + _PLAIN
+    + r',"us":'
+    + _PLAIN
+    + r',"urt":'
+    + _PLAIN
+    + r',"m":'
+    + _PLAIN
+    + r',"bytes":(\d+)\}\s*'
+)
+
+
 def parse_line(line: str) -> AccessRecord | None:
     """One log line → record; None for anything that is not a complete, well-formed record."""
+    match = _TEMPLATE_LINE.fullmatch(line)
+    if match is not None:
+        timestamp, app, status, request_seconds, upstream, upstream_status, upstream_seconds, method, size = (
+            match.groups()
+        )
+        return AccessRecord(
+            timestamp=float(timestamp),
+            app=app,
+            status=int(status),
+            request_time_ms=float(request_seconds) * 1000.0,
+            upstream=last_item(upstream),
+            upstream_status=_status(upstream_status),
+            upstream_time_ms=_seconds_to_ms(upstream_seconds),
+            method=method,
+            body_bytes=int(size),
+        )
+    return _parse_json(line)
+
+
+def _parse_json(line: str) -> AccessRecord | None:
     try:
         data = json.loads(line)
     except (ValueError, RecursionError):

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -192,24 +192,31 @@ class MetricsCollector:
         }
         for app in targets:
             self.windows.mark_traffic_observed(app, now)
+        by_app: dict[str, list[AccessRecord]] = {}
         for record in records:
-            slots = addresses.get(record.app)
+            by_app.setdefault(record.app, []).append(record)
+        # Per app, not per request: each counter and the histogram take one call per label set (their
+        # lock and label checks were a third of the controller's cost per request).
+        for app, served in by_app.items():
+            slots = addresses.get(app)
             if slots is None:
                 continue  # "" (matched no app) or an app this node does not run
-            slot = slots.get(record.upstream) if record.upstream else None
-            instruments.REQUESTS.inc(app=record.app, status_class=instruments.status_class(record.status))
-            instruments.REQUEST_DURATION.observe(record.request_time_ms / 1000.0, app=record.app)
-            if slot is not None:
-                instruments.REPLICA_REQUESTS.inc(app=record.app, slot=slot)
-            self.windows.add_request(
-                record.app,
-                record.timestamp,
-                record.status,
-                record.request_time_ms,
-                slot=slot,
-                upstream_latency_ms=record.upstream_time_ms,
-                now=now,
-            )
+            requests = [
+                (
+                    r.timestamp,
+                    r.status,
+                    r.request_time_ms,
+                    slots.get(r.upstream) if r.upstream else None,
+                    r.upstream_time_ms,
+                )
+                for r in served
+            ]
+            for status_class, count in Counter(instruments.status_class(r.status) for r in served).items():
+                instruments.REQUESTS.inc(count, app=app, status_class=status_class)
+            instruments.REQUEST_DURATION.observe_many([r.request_time_ms / 1000.0 for r in served], app=app)
+            for slot, count in Counter(request[3] for request in requests if request[3] is not None).items():
+                instruments.REPLICA_REQUESTS.inc(count, app=app, slot=slot)
+            self.windows.add_requests(app, requests, now)
 
     # -- simulated load (API.md simulateMetrics) -----------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -147,14 +148,20 @@ class Histogram(Family):
         # per label set: ([count per bucket (not cumulative)..., +Inf count], [sum])
 
     def observe(self, value: float, **labels: object) -> None:
+        self.observe_many((value,), **labels)
+
+    def observe_many(self, values: Iterable[float], **labels: object) -> None:
+        """Each of ``values`` observed under the same labels (one label check and lock for them all)."""
         key = self._key(labels)
-        index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
+        buckets = self.buckets
         with self._lock:
             if not self._room_for(key):
                 return
-            counts, total = self._values.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
-            counts[index] += 1
-            total[0] += value
+            counts, total = self._values.setdefault(key, ([0] * (len(buckets) + 1), [0.0]))
+            for value in values:
+                # The first bound ≥ value (Prometheus buckets are "le"); past the last one, +Inf.
+                counts[bisect_left(buckets, value)] += 1
+                total[0] += value
 
     def count(self, **labels: object) -> int:
         found = self._values.get(self._key(labels))

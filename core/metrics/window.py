@@ -70,6 +70,11 @@ class ReplicaSample(NamedTuple):
     connections: int | None
 
 
+# One answered request as ``RollingMetrics.add_requests`` takes it: (timestamp, status, latency_ms,
+# slot, upstream_latency_ms).
+Request = tuple[float, int, float | None, int | None, float | None]
+
+
 def latency_key(ms: float) -> float:
     """Histogram key for a latency: exact ms below 1 s, 10 ms steps below 10 s, 100 ms above.
 
@@ -298,19 +303,45 @@ class RollingMetrics:
         now: float | None = None,
     ) -> None:
         """One answered request of ``app``; ``slot`` is the replica that answered, when known."""
+        self.add_requests(app, ((timestamp, status, latency_ms, slot, upstream_latency_ms),), now)
+
+    def add_requests(self, app: str, requests: Iterable[Request], now: float | None = None) -> None:
+        """Answered requests of ``app``, as ``add_request`` takes each one.  A batch from one read of
+        the access log: one lookup of the app's series and of each second's buckets, not one per
+        request (three bucket additions per request were half the controller's cost per request)."""
         now = self._now(now)
         series = self._app(app)
-        bucket = series.traffic.bucket(timestamp, now)
-        if bucket is None:
-            return
-        bucket.add(status, latency_ms)
-        self._period(app, now).traffic.add(status, latency_ms)
-        if slot is not None:
-            replica = series.replica_traffic.get(slot)
-            if replica is None:
-                replica = SecondBuckets(self._replica_retention, TrafficBucket)
-                series.replica_traffic[slot] = replica
-            replica_bucket = replica.bucket(timestamp, now)
+        period = self._period(app, now).traffic
+        buckets = series.traffic
+        replica_series = series.replica_traffic
+        second = None
+        bucket: TrafficBucket | None = None
+        replica_buckets: dict[int, TrafficBucket | None] = {}  # of ``second``
+        for timestamp, status, latency_ms, slot, upstream_latency_ms in requests:
+            if int(timestamp) != second:
+                second = int(timestamp)
+                bucket = buckets.bucket(timestamp, now)
+                replica_buckets = {}
+            if bucket is None:
+                continue  # older than the window
+            error = status >= 500
+            key = None if latency_ms is None else latency_key(latency_ms)
+            for counted in (bucket, period):
+                counted.requests += 1
+                if error:
+                    counted.errors += 1
+                if key is not None:
+                    counted.latencies[key] += 1
+            if slot is None:
+                continue
+            if slot in replica_buckets:
+                replica_bucket = replica_buckets[slot]
+            else:
+                replica = replica_series.get(slot)
+                if replica is None:
+                    replica = SecondBuckets(self._replica_retention, TrafficBucket)
+                    replica_series[slot] = replica
+                replica_bucket = replica_buckets[slot] = replica.bucket(timestamp, now)
             if replica_bucket is not None:
                 replica_bucket.add(
                     status, upstream_latency_ms if upstream_latency_ms is not None else latency_ms

@@ -64,6 +64,26 @@ def test_counted_events_appear_as_total_counters_and_cumulative_histograms() -> 
     assert app not in render_exposition([], is_leader=False, term=0)
 
 
+def test_observed_together_or_one_by_one_a_histogram_counts_alike() -> None:
+    """The access log's requests are observed in a batch per app: the same buckets (a value equal to
+    a bound counts in it, "le"), count and sum as observing each."""
+    values = [0.0, 0.005, 0.0050001, 0.025, 2.5, 10.0, 10.5, 1e9]
+    one, many = "prom-one", "prom-many"
+    for value in values:
+        instruments.REQUEST_DURATION.observe(value, app=one)
+    instruments.REQUEST_DURATION.observe_many(values, app=many)
+    samples = _samples(render_exposition([], is_leader=False, term=0))
+    ones = {k.replace(one, "X"): v for k, v in samples.items() if f'"{one}"' in k}
+    manys = {k.replace(many, "X"): v for k, v in samples.items() if f'"{many}"' in k}
+    assert ones == manys and ones
+    bucket = "orchestry_app_request_duration_seconds_bucket"
+    assert manys[f'{bucket}{{app="X",le="0.005"}}'] == 2
+    assert manys[f'{bucket}{{app="X",le="10"}}'] == 6
+    assert manys[f'{bucket}{{app="X",le="+Inf"}}'] == 8
+    instruments.forget_app(one)
+    instruments.forget_app(many)
+
+
 def test_openmetrics_names_counter_families_without_total_and_ends_with_eof() -> None:
     text = render_exposition([], is_leader=False, term=0, openmetrics=True)
     assert text.rstrip().endswith("# EOF")

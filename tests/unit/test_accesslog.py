@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.metrics.accesslog import AccessLogTailer, last_item, parse_line
+from core.metrics.accesslog import AccessLogTailer, _parse_json, last_item, parse_line
 
 
 def line(**overrides: object) -> str:
@@ -86,6 +86,63 @@ def test_garbage_gives_none(garbage: str) -> None:
 @given(st.text(max_size=300))
 def test_never_raises_on_any_text(text: str) -> None:
     parse_line(text)
+
+
+def nginx_line(record: dict[str, object]) -> str:
+    """As nginx writes the template's log_format: compact, fields in its order."""
+    return json.dumps(record, separators=(",", ":"))
+
+
+_upstream_lists = st.lists(st.sampled_from(["127.0.0.1:20001", "10.0.0.7:8080", "[::1]:20002"]), max_size=3)
+
+
+@given(
+    t=st.integers(0, 2_000_000_000_000).map(lambda ms: ms / 1000),
+    app=st.sampled_from(["", "web", "api-v2", "a.b_c"]),
+    status=st.integers(100, 599),
+    rt=st.integers(0, 600_000).map(lambda ms: ms / 1000),
+    upstreams=_upstream_lists,
+    method=st.sampled_from(["GET", "POST", "PROPFIND", ""]),
+    size=st.integers(0, 10**9),
+)
+def test_a_line_as_nginx_writes_it_reads_as_its_json_says(
+    t: float, app: str, status: int, rt: float, upstreams: list[str], method: str, size: int
+) -> None:
+    """Lines in the template's exact format take a quicker reading than JSON's: the same record."""
+    ua = ", ".join(upstreams) or "-"
+    us = ", ".join("502" if i < len(upstreams) - 1 else "200" for i in range(len(upstreams))) or "-"
+    urt = ", ".join(f"{0.001 * (i + 1):.3f}" for i in range(len(upstreams))) or "-"
+    text = nginx_line(
+        {
+            "t": t,
+            "app": app,
+            "status": status,
+            "rt": rt,
+            "ua": ua,
+            "us": us,
+            "urt": urt,
+            "m": method,
+            "bytes": size,
+        }
+    )
+    record = parse_line(text)
+    assert record is not None and record == _parse_json(text)
+    assert record.upstream == (upstreams[-1] if upstreams else None)
+    assert record.request_time_ms == pytest.approx(rt * 1000)
+
+
+def test_lines_the_quick_reading_does_not_match_still_read_as_json() -> None:
+    base = {"t": 1700000000.5, "app": "web", "status": 200, "rt": 0.01, "ua": "-", "us": "-", "urt": "-"}
+    for text in (
+        " " + nginx_line({**base, "m": "GET", "bytes": 1}),  # a leading space
+        nginx_line({**base, "app": 'w"eb', "m": "GET", "bytes": 1}),  # an escape
+        nginx_line({**base, "m": "GET"}),  # a field missing
+        nginx_line({"bytes": 1, "m": "GET", **base}),  # another order
+        nginx_line({**base, "rt": 1e-05, "m": "GET", "bytes": 1}),  # an exponent
+    ):
+        record = parse_line(text)
+        assert record is not None and record == _parse_json(text), text
+        assert record.status == 200
 
 
 def test_last_item() -> None:
