@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -37,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import ConfigRejected, OrchestryError
 from core.lb.conf_files import (
@@ -74,6 +75,8 @@ from core.lb.render import (
     render_main_config,
 )
 from core.metrics import instruments
+
+T = TypeVar("T")
 
 # Names tests and core.teardown import from here.
 __all__ = ["GENERATED_MARKER", "NginxController", "_is_master_of", "_worker_pids", "running_master"]
@@ -121,7 +124,7 @@ async def _workers_of(master_pid: int) -> set[int]:
     the store writes a burst of ready replicas makes), in a thread otherwise."""
     if _PROC_CHILDREN:
         return set(_worker_pids(master_pid))
-    return set(await asyncio.to_thread(_worker_pids, master_pid))
+    return set(await _in_files_thread(_worker_pids, master_pid))
 
 
 def _full_path(binary: str) -> str:
@@ -176,11 +179,19 @@ def _stop_old_workers(pids: set[int]) -> None:
             os.kill(pid, signal.SIGQUIT)
 
 
-# The route files of a reload are written on a thread of their own: on the default pool they queued
-# behind the store writes a scale-out makes (events, status, instances), up to 25 ms per reload.  Not
-# inline, though the hop costs 1-7 ms under load: on a disk under heavy I/O a write and rename of the
-# few small files took up to 40 ms, which would hold the event loop.
-_FILES_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nginx-files")
+# nginx's files and processes are read and written on threads of their own, never asyncio's default
+# pool. The route files of a reload queued there behind the store writes a scale-out makes (events,
+# status, instances), up to 25 ms per reload; and a takeover (this node wins the lease and adopts or
+# starts nginx) waited for every call ahead of it, however long other work held the pool. Not inline,
+# though the hop costs 1-7 ms under load: on a disk under heavy I/O a write and rename of the few small
+# files took up to 40 ms, which would hold the event loop. Two threads: each controller's calls run one
+# at a time under its _apply_lock, so a second lets another controller of this process (an in-process
+# cluster in tests and bench/) go on beside it.
+_FILES_THREAD = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nginx-files")
+
+
+async def _in_files_thread(call: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_FILES_THREAD, call, *args)
 
 
 class NginxController:
@@ -271,12 +282,13 @@ class NginxController:
             self._active = active
             if self.external:
                 if active:
-                    await asyncio.to_thread(self.conf_dir.mkdir, parents=True, exist_ok=True)
-                self._live = await asyncio.to_thread(load_generated_files, self.conf_dir)
+                    make_dir = functools.partial(self.conf_dir.mkdir, parents=True, exist_ok=True)
+                    await _in_files_thread(make_dir)
+                self._live = await _in_files_thread(load_generated_files, self.conf_dir)
             elif active:
                 await self._start_owned()
             else:
-                self._live = await asyncio.to_thread(load_generated_files, self.conf_dir)
+                self._live = await _in_files_thread(load_generated_files, self.conf_dir)
             self._desired = dict(self._live)
             self._started = True
             self._stopped = False
@@ -452,19 +464,19 @@ class NginxController:
                 await asyncio.wait([launch])  # its master is recorded when it comes up; failed: none
             self._stopped = True  # a takeover that ran while we waited for the lock set it back
             candidates = self._masters | ({self._master_pid} if self._master_pid is not None else set())
-            alive = [pid for pid in sorted(candidates) if await asyncio.to_thread(self._is_ours, pid)]
+            alive = [pid for pid in sorted(candidates) if await _in_files_thread(self._is_ours, pid)]
             for pid in alive:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGQUIT)  # graceful: in-flight requests finish
             deadline = time.monotonic() + 35.0  # worker_shutdown_timeout is 30 s
             while alive and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-                alive = [pid for pid in alive if await asyncio.to_thread(self._is_ours, pid)]
+                alive = [pid for pid in alive if await _in_files_thread(self._is_ours, pid)]
             if alive:
                 log.warning("nginx master(s) %s of %s still running after stop", alive, self.prefix)
             # A master killed and not relaunched yet (the watchdog cancelled as the engine stops) left
             # its workers serving its routes on the port, with no master to end them.
-            await asyncio.to_thread(retire_orphans, self.prefix)
+            await _in_files_thread(retire_orphans, self.prefix)
             self._master_pid = None
             self._masters.clear()
 
@@ -613,8 +625,7 @@ class NginxController:
         await self._finish_generation(generation, False, error)
 
     async def _write_files(self, files: dict[str, str], replacing: dict[str, str]) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_FILES_THREAD, write_files, self.conf_dir, files, replacing)
+        await _in_files_thread(write_files, self.conf_dir, files, replacing)
 
     def _revert_batch(self, rejected: dict[str, str], previous: dict[str, str]) -> None:
         """Undo the rejected batch in the desired state, keeping changes requested while it was tested."""
@@ -662,20 +673,20 @@ class NginxController:
             self.prefix / "access.log",
             self.worker_processes,
         )
-        previous_main = await asyncio.to_thread(_read_or_none, self.config_path)
-        main_changed = await asyncio.to_thread(self._prepare_owned_layout, main_config)
-        running = await asyncio.to_thread(_read_master_pid, self.prefix / "nginx.pid", self.config_path)
+        previous_main = await _in_files_thread(_read_or_none, self.config_path)
+        main_changed = await _in_files_thread(self._prepare_owned_layout, main_config)
+        running = await _in_files_thread(_read_master_pid, self.prefix / "nginx.pid", self.config_path)
         if running is None:
-            await asyncio.to_thread(clear_conf_dir, self.conf_dir)
+            await _in_files_thread(clear_conf_dir, self.conf_dir)
         else:
             # Ours from here on: a takeover cancelled during the test below (the engine stopping right
             # after it won the lease) must not leave a master that stop(keep_serving=False) cannot end.
             self._remember(running)
-        self._live = await asyncio.to_thread(load_generated_files, self.conf_dir)
+        self._live = await _in_files_thread(load_generated_files, self.conf_dir)
         error = await self._test_config()
         if error is not None:
             if previous_main is not None and main_changed:
-                await asyncio.to_thread(_write_atomic, self.config_path, previous_main)
+                await _in_files_thread(_write_atomic, self.config_path, previous_main)
             self.last_error = error
             raise ConfigRejected(f"nginx rejected the configuration in {self.config_path}: {error}")
         if running is None:
@@ -689,9 +700,9 @@ class NginxController:
                 self.last_error = error
                 # The master kept its old config: the file on disk says so too, for the next start.
                 if previous_main is not None:
-                    await asyncio.to_thread(_write_atomic, self.config_path, previous_main)
+                    await _in_files_thread(_write_atomic, self.config_path, previous_main)
                 # A changed ORCHESTRY_LB_LISTEN that another process holds: name it, as a launch does.
-                held = await asyncio.to_thread(self._port_taken, error)
+                held = await _in_files_thread(self._port_taken, error)
                 raise ConfigRejected(
                     f"the adopted nginx (pid {running}) keeps serving its previous address: {held}"
                     if held
@@ -746,19 +757,19 @@ class NginxController:
 
     async def _launch_now(self) -> None:
         pid_file = self.prefix / "nginx.pid"
-        await asyncio.to_thread(retire_orphans, self.prefix)
+        await _in_files_thread(retire_orphans, self.prefix)
         with contextlib.suppress(FileNotFoundError):
             pid_file.unlink()
         # By its full path: a SIGUSR2 reload (_replace_master) makes the master execute its own argv[0]
         # without searching PATH.
-        binary = await asyncio.to_thread(_full_path, self.nginx_binary)
+        binary = await _in_files_thread(_full_path, self.nginx_binary)
         code, output = await _run([binary, *self._location_args()])
         if code != 0:
-            raise OrchestryError(await asyncio.to_thread(self._launch_failure, output))
+            raise OrchestryError(await _in_files_thread(self._launch_failure, output))
         deadline = time.monotonic() + _READY_TIMEOUT
         pid = None
         while pid is None:
-            pid = await asyncio.to_thread(_read_master_pid, pid_file, self.config_path)
+            pid = await _in_files_thread(_read_master_pid, pid_file, self.config_path)
             if pid is None:
                 if time.monotonic() > deadline:
                     raise OrchestryError(

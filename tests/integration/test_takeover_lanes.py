@@ -1,0 +1,81 @@
+"""A takeover completes while asyncio's default thread pool is full.
+
+When a node wins the lease, the election's step waits for the takeover (say so in an event, adopt or
+start nginx, start the app workers) before it renews again. Each of those ran blocking calls on the
+default pool (min(32, CPUs + 4) threads), shared with every other blocking call of the node: with the
+pool full (Docker-free file work, store calls, any to_thread user) the takeover waited for all of them,
+and the new leader neither renewed nor served. The takeover's calls have threads of their own now (the
+lease's, the store's, nginx's), so here it completes while every default thread is held. On SQLite and
+PostgreSQL, with a real nginx (the in-memory runtime stands in for Docker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.runtime.memory import MemoryPorts, MemoryRuntime
+from testkit.harness import engine_settings
+
+POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default pool size
+STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
+# The failure this guards against is a takeover that waits until the test lets the pool go: it never
+# completes while the pool is held. This only bounds how long the test waits to say so.
+TAKEOVER_TIMEOUT = 30.0
+
+
+@pytest.fixture
+def default_pool() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture
+async def engine(
+    tmp_path: Path, database_url: str, default_pool: ThreadPoolExecutor
+) -> AsyncIterator[Engine]:
+    """A node with a real nginx, stopped (nginx too) before ``default_pool`` shuts down."""
+    runtime = MemoryRuntime()
+    settings = engine_settings(tmp_path / "state", database_url, node_id=f"take-{uuid.uuid4().hex[:6]}")
+    node = Engine(settings, runtime=runtime, probe=runtime.probe, ports=MemoryPorts())
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop(stop_apps=True)
+
+
+async def test_a_node_takes_the_lease_and_nginx_over_while_every_default_thread_is_busy(
+    engine: Engine, default_pool: ThreadPoolExecutor
+) -> None:
+    assert engine.is_leader()
+    master = engine.nginx.status()["pid"]
+    assert engine.nginx.status()["running"], f"the leader's nginx is not running: {engine.nginx.status()}"
+    await engine.release_leadership()
+    assert not engine.is_leader() and not engine.nginx.active
+
+    asyncio.get_running_loop().set_default_executor(default_pool)
+    gate = threading.Event()
+    busy = asyncio.gather(*(asyncio.to_thread(gate.wait, 60) for _ in range(STUCK)))
+    try:
+        # The election's own step, as its loop takes a free lease: it returns once the takeover is done.
+        leads = await asyncio.wait_for(engine.cluster.reclaim(), TAKEOVER_TIMEOUT)
+        assert not busy.done(), "the default pool was let go before the takeover completed"
+    finally:
+        gate.set()
+        await busy
+    assert leads and engine.is_leader()
+    # nginx adopted, not restarted: the master that served under the last term serves on.
+    status = engine.nginx.status()
+    assert status["active"] and status["running"] and status["pid"] == master, status
+    kinds = [event.kind for event in await engine.events(category="cluster", limit=3)]
+    assert kinds[0] == "became_leader", kinds
