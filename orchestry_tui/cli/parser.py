@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 FORMATS = ("table", "json")
 
@@ -12,7 +13,21 @@ def _common() -> argparse.ArgumentParser:
     # SUPPRESS: a --url given before the subcommand is not overwritten by this default.
     common.add_argument("--url", default=argparse.SUPPRESS, help="daemon URL")
     common.add_argument("--format", choices=FORMATS, default="table", help="table or json")
+    # Also after the subcommand, where kubectl and docker users put it (`orchestry list --token T`).
+    common.add_argument(
+        "--token", default=argparse.SUPPRESS, help="API token of the daemon (else ORCHESTRY_API_TOKEN)"
+    )
     return common
+
+
+def _command(sub: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand whose own --help says what it does (its line in the parent's list), not just usage."""
+    summary = options.get("help") or ""
+    options.setdefault("description", summary[:1].upper() + summary[1:] + ("." if summary else ""))
+    return sub.add_parser(name, **options)
+
+
+APP_NAME = "the app's name (metadata.name)"
 
 
 def _daemon_flags(parser: argparse.ArgumentParser, subcommand: bool = False) -> None:
@@ -96,18 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    daemon = sub.add_parser("daemon", help="run the engine and the API without a screen")
+    daemon = _command(sub, "daemon", help="run the engine and the API without a screen")
     daemon.add_argument("--apply", metavar="FILE", help="register and start the app in FILE at start")
     _daemon_flags(daemon, subcommand=True)
 
-    config = sub.add_parser("config", parents=[common], help="show or set where the CLI sends requests")
+    config = _command(sub, "config", parents=[common], help="show or set where the CLI sends requests")
     config.add_argument("--host", help="write this daemon host to the config file")
     config.add_argument("--port", type=int, help="write this daemon port to the config file")
 
-    register = sub.add_parser("register", parents=[common], help="register/update an app from a file")
-    register.add_argument("file")
+    register = _command(sub, "register", parents=[common], help="register/update an app from a file")
+    register.add_argument("file", help="a .yml/.yaml/.json app document")
 
-    apply = sub.add_parser(
+    apply = _command(
+        sub,
         "apply",
         parents=[common],
         help="register (or update) and start every app in files or directories; - reads stdin",
@@ -117,18 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("paths", nargs="+", metavar="PATH", help="a .yml/.yaml/.json file, a directory, or -")
     _wait_flags(apply, "every app has its desired replicas ready on its new spec")
 
-    up = sub.add_parser("up", parents=[common], help="start an app's replicas")
-    up.add_argument("name")
+    up = _command(sub, "up", parents=[common], help="start an app's replicas")
+    up.add_argument("name", help=APP_NAME)
     _wait_flags(up, "the desired replicas are ready")
 
-    sub.add_parser("status", parents=[common], help="an app's status and replicas").add_argument("name")
+    _command(sub, "status", parents=[common], help="an app's status and replicas").add_argument(
+        "name", help=APP_NAME
+    )
 
-    down = sub.add_parser(
+    down = _command(
+        sub,
         "down",
         parents=[common],
         help="stop an app's replicas (--all: every app and nginx of this state dir, no daemon needed)",
     )
-    down.add_argument("name", nargs="?")
+    down.add_argument("name", nargs="?", help=APP_NAME + "; omit it with --all")
     down.add_argument("--force", action="store_true", help="kill without waiting for the grace period")
     down.add_argument(
         "--all",
@@ -138,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     _local_flags(down)
     _wait_flags(down, "no replica is left")
 
-    stop = sub.add_parser(
+    stop = _command(
+        sub,
         "stop",
         parents=[common],
         help="without a daemon: remove this state dir's replicas and stop its nginx (the next start "
@@ -146,35 +166,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _local_flags(stop)
 
-    delete = sub.add_parser("delete", parents=[common], help="stop and forget an app")
-    delete.add_argument("name")
+    delete = _command(sub, "delete", parents=[common], help="stop and forget an app")
+    delete.add_argument("name", help=APP_NAME)
     delete.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
-    restart = sub.add_parser("restart", parents=[common], help="rolling restart of an app (or one replica)")
-    restart.add_argument("name")
+    restart = _command(sub, "restart", parents=[common], help="rolling restart of an app (or one replica)")
+    restart.add_argument("name", help=APP_NAME)
     restart.add_argument("--replica", type=int, metavar="N", help="restart only this slot")
     _wait_flags(restart, "every restarted replica is replaced and ready")
 
-    sub.add_parser("list", parents=[common], help="every app")
+    _command(sub, "list", parents=[common], help="every app")
 
-    describe = sub.add_parser("describe", parents=[common], help="an app in detail")
-    describe.add_argument("name")
+    describe = _command(sub, "describe", parents=[common], help="an app in detail")
+    describe.add_argument("name", help=APP_NAME)
     describe.add_argument("--show-spec", action="store_true", help="also print the spec (secrets redacted)")
 
-    spec = sub.add_parser("spec", parents=[common], help="an app's spec")
-    spec.add_argument("name")
+    spec = _command(sub, "spec", parents=[common], help="an app's spec")
+    spec.add_argument("name", help=APP_NAME)
     spec.add_argument("--raw", action="store_true", help="the document as submitted (secrets redacted)")
 
-    scale = sub.add_parser("scale", parents=[common], help="set an app's replica count")
-    scale.add_argument("name")
-    scale.add_argument("replicas", type=int)
+    scale = _command(sub, "scale", parents=[common], help="set an app's replica count")
+    scale.add_argument("name", help=APP_NAME)
+    scale.add_argument("replicas", type=int, help="the replica count, 0-100 (auto mode clamps it to min/max)")
     _wait_flags(scale, "that many replicas are ready")
 
-    mode = sub.add_parser("mode", parents=[common], help="switch an app between auto and manual scaling")
-    mode.add_argument("name")
-    mode.add_argument("mode", choices=("auto", "manual"))
+    mode = _command(sub, "mode", parents=[common], help="switch an app between auto and manual scaling")
+    mode.add_argument("name", help=APP_NAME)
+    mode.add_argument(
+        "mode", choices=("auto", "manual"), help="auto: the scaler decides; manual: only `scale` does"
+    )
 
-    backtest = sub.add_parser(
+    backtest = _command(
+        sub,
         "backtest",
         parents=[common],
         help="what the current and a candidate scaling policy would have done over the recorded load",
@@ -182,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scaler with the current policy and with a candidate; prints both summaries and replica curves. "
         "Changes nothing: apply the candidate with `orchestry apply` or PUT /api/v1/apps/NAME/scaling.",
     )
-    backtest.add_argument("name")
+    backtest.add_argument("name", help=APP_NAME)
     candidate = backtest.add_mutually_exclusive_group()
     candidate.add_argument("--policy", metavar="FILE", help="scaling keys (or an app document) to try")
     candidate.add_argument(
@@ -193,64 +216,82 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace", choices=("step", "ramp", "spike", "sine"), help="a synthetic load instead of the history"
     )
 
-    events = sub.add_parser("events", parents=[common], help="events, newest first")
-    events.add_argument("name", nargs="?")
-    events.add_argument("--type", choices=("lifecycle", "scaling", "health", "error", "cluster"))
-    events.add_argument("--limit", type=int, default=50)
+    events = _command(sub, "events", parents=[common], help="events, newest first")
+    events.add_argument("name", nargs="?", help="only this app's events")
+    events.add_argument(
+        "--type", choices=("lifecycle", "scaling", "health", "error", "cluster"), help="only this category"
+    )
+    events.add_argument("--limit", type=int, default=50, help="at most this many, 1-1000 (default 50)")
     events.add_argument("--since", help="a duration ago (90s, 5m, 1h, 2d) or epoch seconds")
 
-    logs = sub.add_parser("logs", parents=[common], help="an app's replica logs")
-    logs.add_argument("name")
+    logs = _command(sub, "logs", parents=[common], help="an app's replica logs")
+    logs.add_argument("name", help=APP_NAME)
     logs.add_argument("--tail", "-n", type=int, default=100, help="lines per replica")
     logs.add_argument("--since", help="a duration ago (90s, 5m, 1h) or epoch seconds")
     logs.add_argument("--until", help="a duration ago (30m) or epoch seconds")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
 
-    metrics = sub.add_parser("metrics", parents=[common], help="metrics of one app or of the node")
-    metrics.add_argument("app", nargs="?", metavar="NAME")
+    metrics = _command(sub, "metrics", parents=[common], help="metrics of one app or of the node")
+    metrics.add_argument("app", nargs="?", metavar="NAME", help="an app; without it, the node's figures")
     metrics.add_argument("--name", dest="name_flag", metavar="NAME", help="same as NAME")
 
-    cluster = sub.add_parser("cluster", parents=[common], help="cluster state")
-    cluster.add_argument("what", choices=("status", "leader", "health"))
-    sub.add_parser(
-        "nodes", parents=[common], help="the machines that run replicas (Swarm nodes, or this host)"
+    cluster = _command(sub, "cluster", parents=[common], help="cluster state")
+    cluster.add_argument(
+        "what", choices=("status", "leader", "health"), help="every node; who leads; a one-line verdict"
     )
-    node = sub.add_parser("node", parents=[common], help="drain or activate a node")
-    node.add_argument("action", choices=("drain", "activate"))
+    _command(
+        sub, "nodes", parents=[common], help="the machines that run replicas (Swarm nodes, or this host)"
+    )
+    node = _command(sub, "node", parents=[common], help="drain or activate a node")
+    node.add_argument(
+        "action",
+        choices=("drain", "activate"),
+        help="drain: move its replicas away and take nothing new; activate: take replicas again",
+    )
     node.add_argument("node", metavar="NODE", help="node id, unique id prefix or hostname")
     node.add_argument(
         "--no-wait", action="store_true", help="drain: return once started, not when the node is drained"
     )
     node.add_argument("--timeout", type=float, default=300.0, help="drain: seconds to wait (300)")
 
-    secret = sub.add_parser("secret", help="secrets (values are never shown)")
+    secret = _command(sub, "secret", help="secrets (values are never shown)")
     secret_sub = secret.add_subparsers(dest="secret_command", metavar="ACTION", required=True)
-    secret_set = secret_sub.add_parser(
-        "set", parents=[common], help="set fields: NAME key=value … (key=- reads the value from stdin)"
+    secret_set = _command(
+        secret_sub,
+        "set",
+        parents=[common],
+        help="set fields: NAME key=value … (key=- reads the value from stdin)",
     )
-    secret_set.add_argument("name")
-    secret_set.add_argument("fields", nargs="+", metavar="KEY=VALUE")
-    secret_list = secret_sub.add_parser("list", parents=[common], help="secrets and their field names")
-    secret_list.add_argument("name", nargs="?")
-    secret_sub.add_parser("rm", aliases=["delete"], parents=[common], help="delete a secret").add_argument(
-        "name"
+    secret_set.add_argument("name", help="the secret's name (a DNS label)")
+    secret_set.add_argument(
+        "fields",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="a field and its value; KEY=- reads the value from stdin",
+    )
+    secret_list = _command(secret_sub, "list", parents=[common], help="secrets and their field names")
+    secret_list.add_argument("name", nargs="?", help="only this secret")
+    _command(secret_sub, "rm", aliases=["delete"], parents=[common], help="delete a secret").add_argument(
+        "name", help="the secret's name"
     )
 
-    diagnose = sub.add_parser(
+    diagnose = _command(
+        sub,
         "diagnose",
         parents=[common],
         help="download the support bundle (.tar.gz, secrets redacted); lists what it holds",
     )
     diagnose.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: server's name)")
 
-    db = sub.add_parser("db", help="the state database (local, not through the daemon)")
+    db = _command(sub, "db", help="the state database (local, not through the daemon)")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    db_upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply schema migrations")
+    db_upgrade = _command(db_sub, "upgrade", parents=[common], help="apply schema migrations")
     db_upgrade.add_argument("--database-url", help="default: ORCHESTRY_DATABASE_URL")
 
-    sub.add_parser("info", parents=[common], help="the daemon's version, node, leader and database")
+    _command(sub, "info", parents=[common], help="the daemon's version, node, leader and database")
 
-    completion = sub.add_parser(
+    completion = _command(
+        sub,
         "completion",
         parents=[common],
         help='print the shell completion script: eval "$(orchestry completion bash)" (or zsh)',
