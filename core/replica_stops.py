@@ -68,7 +68,7 @@ class ReplicaStops(ReconcilerParts):
                     f"next attempt in {entry.retry_at - self.clock.time():.0f} s"
                 )
             else:
-                wait = entry.retry_at - self.clock.time()
+                wait = max(0.0, entry.retry_at - self.clock.time())  # its logs took longer than the delay
                 message = f"replica {info.name} {reason}; replacing it in {wait:.0f} s"
             await self.emit(
                 "error" if entry.crashlooping else "lifecycle",

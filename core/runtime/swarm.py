@@ -71,6 +71,7 @@ from core.runtime.swarm_spec import (
     ENDED_STATES,
     LABEL_SPREAD_PIN,
     SwarmNode,
+    replaced_failures,
     replica_info,
     replica_task,
     service_labels,
@@ -143,6 +144,9 @@ class SwarmRuntime(PooledApiCalls):
         # Every slot service being started is watched through one poll of the manager.
         self._starts = StartWatch(self._run, WATCH_POLL_SECONDS)
         self._images = ImagePins(self._run)
+        # Tasks Swarm restarted are crashes from this moment on (older ones a previous controller saw).
+        self._began = time.time()
+        self._crashes_reported: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -183,6 +187,8 @@ class SwarmRuntime(PooledApiCalls):
         snapshot = Snapshot(services, tasks, nodes)
         if app is None:
             self._last = snapshot
+            listed = {t.get("ID") for service_tasks in tasks.values() for t in service_tasks}
+            self._crashes_reported &= listed  # Swarm's task history let go of the others
         elif self._last is not None:
             self._merge(snapshot, app)
         return snapshot
@@ -270,7 +276,21 @@ class SwarmRuntime(PooledApiCalls):
 
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
         snapshot = await self._run(lambda api: self._snapshot(api, app))
-        return sorted(snapshot.replicas(), key=lambda i: (i.app, i.slot, i.name))
+        listed = snapshot.replicas() + self._unreported_crashes(snapshot)
+        return sorted(listed, key=lambda i: (i.app, i.slot, i.name))
+
+    def _unreported_crashes(self, snapshot: Snapshot) -> list[ContainerInfo]:
+        """Tasks that failed since this runtime began and that Swarm restarted in their slot: listed as
+        exited replicas until the reconciler, having counted the crash, removes them (``remove``)."""
+        crashed = []
+        for service in snapshot.services:
+            tasks = snapshot.tasks.get(service["ID"], [])
+            crashed += [
+                info
+                for info in replaced_failures(service, tasks, snapshot.nodes, self._began)
+                if info.id not in self._crashes_reported
+            ]
+        return crashed
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         def work(api: APIClient) -> ContainerInfo | None:
@@ -369,6 +389,8 @@ class SwarmRuntime(PooledApiCalls):
         runs, its node is down, or the grace period (plus a margin for the report) has passed.  A second
         call with a shorter ``timeout`` (a forced down during a plain one) cuts the first one short."""
         found = await self._run(lambda api: self._find(api, container_id))
+        if found is not None and _replaced(found[1], container_id):
+            return  # ended, and Swarm runs its successor in the slot: that one is another replica
         if found is not None:
             await self._remove_service(found[0]["ID"])
         task = await self._run(lambda api: task_by_id(api, container_id))
@@ -427,8 +449,14 @@ class SwarmRuntime(PooledApiCalls):
 
     async def remove(self, container_id: str, force: bool = False) -> None:
         found = await self._run(lambda api: self._find(api, container_id))
-        if found is not None:
-            await self._remove_service(found[0]["ID"])
+        if found is None:
+            return
+        if _replaced(found[1], container_id):
+            # A failed task Swarm already restarted: its slot's service runs the new one, and Swarm keeps
+            # the old one as history. Removed means reported: it is not listed as a crash again.
+            self._crashes_reported.add(container_id)
+            return
+        await self._remove_service(found[0]["ID"])
 
     async def logs(
         self, container_id: str, tail: int | None, since: float | None, until: float | None
@@ -582,6 +610,12 @@ class SwarmRuntime(PooledApiCalls):
         finally:
             bridge.stop()
             self._bridges.discard(bridge)
+
+
+def _replaced(tasks: list[dict[str, Any]], task_id: str) -> bool:
+    """Whether ``task_id`` is one of the slot's tasks but no longer the one that stands for it."""
+    current, _state = replica_task(tasks)
+    return current is not None and current.get("ID") != task_id and any(t.get("ID") == task_id for t in tasks)
 
 
 __all__ = ["SwarmRuntime"]

@@ -300,6 +300,25 @@ def replica_info(
     )
 
 
+def replaced_failures(
+    service: dict[str, Any], tasks: list[dict[str, Any]], nodes: dict[str, SwarmNode], since: float
+) -> list[ContainerInfo]:
+    """The slot's tasks that failed after ``since`` (a time) and that Swarm has already replaced with a
+    newer one (its restart policy restarts a failed task at once): each is a crash of the replica, as an
+    exited container is under Docker, reported with its exit code and error.  Without them the
+    reconciler saw the replica vanish and a new one appear, and counted no restart."""
+    current, _state = replica_task(tasks)
+    crashed = []
+    for task in tasks:
+        if task is current or task_state(task) != "failed" or wants_running(task):
+            continue
+        finished = parse_docker_time((task.get("Status") or {}).get("Timestamp"))
+        if finished is None or finished < since:
+            continue
+        crashed.append(replica_info(service, [task], nodes))
+    return crashed
+
+
 def _int_label(labels: dict[str, str], key: str) -> int | None:
     try:
         return int(labels[key])

@@ -13,6 +13,7 @@ from core.runtime.swarm_events import Snapshot, task_changes, task_views
 from core.runtime.swarm_spec import (
     SwarmNode,
     published_ports,
+    replaced_failures,
     replica_info,
     service_spec,
     spread_value,
@@ -188,6 +189,29 @@ def test_a_slot_swarm_gave_up_on_is_dead_with_its_exit_code() -> None:
     info = replica_info(service(), tasks, NODES)
     assert (info.id, info.state, info.exit_code) == ("t2", "exited", 2)
     assert "non-zero exit" in info.error
+
+
+# 2026-11-29T10:00:00.5Z, when every task() ended
+ENDED_AT = 1795946400.5
+
+
+def test_a_failed_task_swarm_restarted_in_its_slot_is_a_crash_with_its_exit_code() -> None:
+    failed = task("t1", "failed", desired="shutdown", exit_code=137, err="task: non-zero exit (137)", index=1)
+    restarted = task("t2", "running", ports=[(8080, 30002)], index=4)
+    (crash,) = replaced_failures(service(), [failed, restarted], NODES, since=ENDED_AT - 1)
+    assert (crash.id, crash.state, crash.exit_code, crash.slot) == ("t1", "exited", 137, 3)
+    assert replica_info(service(), [failed, restarted], NODES).id == "t2"
+    # Ended before the runtime began (a previous controller's to report), or being restarted right now
+    # (it still stands for the slot), or shut down by Orchestry: no crash.
+    assert replaced_failures(service(), [failed, restarted], NODES, since=ENDED_AT + 1) == []
+    assert replaced_failures(service(), [task("t1", "failed", exit_code=1)], NODES, since=0) == []
+    stopped = task("t1", "shutdown", desired="shutdown", index=1)
+    assert replaced_failures(service(), [stopped, restarted], NODES, since=0) == []
+
+
+def test_the_task_of_a_slot_swarm_gave_up_on_is_the_replica_not_an_extra_crash() -> None:
+    tasks = [task("t1", "failed", desired="shutdown", exit_code=1, index=1)]
+    assert replaced_failures(service(), tasks, NODES, since=0) == []
 
 
 def test_a_service_without_any_task_yet_is_pending_under_its_own_id() -> None:
