@@ -154,7 +154,7 @@ class SecretStore:
         """The clear value of one field; SecretError naming what is missing and how to fix it."""
         stored = self._repo.get(name)
         if stored is None:
-            raise SecretError(_missing_message(name))
+            raise SecretError(_missing_message(name, field))
         values = self._decrypt(name, stored[1])
         if field not in values:
             raise SecretError(
@@ -192,5 +192,6 @@ def _check_name(name: str) -> None:
         )
 
 
-def _missing_message(name: str) -> str:
-    return f"secret '{name}' does not exist: create it with `orchestry secret set {name} password=...`"
+def _missing_message(name: str, field: str = "password") -> str:
+    """``field``: the one an app needs, so the command given creates what it reads."""
+    return f"secret '{name}' does not exist: create it with `orchestry secret set {name} {field}=...`"

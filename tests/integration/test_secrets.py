@@ -68,6 +68,15 @@ def test_missing_secret_and_field_messages_name_the_fix(store: Store, key: bytes
     assert str(typo.value) == "secret 'db' has no field 'pasword': fields are password, user"
 
 
+def test_a_missing_secret_names_the_field_the_app_reads(store: Store, key: bytes) -> None:
+    """`up` of an app reading field 'token' of a missing secret: the command given creates that field."""
+    with pytest.raises(SecretError) as missing:
+        SecretStore(store, key, Redactor()).resolve("api-keys", "token")
+    assert str(missing.value) == (
+        "secret 'api-keys' does not exist: create it with `orchestry secret set api-keys token=...`"
+    )
+
+
 def test_wrong_key_is_a_clear_secret_error(store: Store, key: bytes, tmp_path: Path) -> None:
     SecretStore(store, key, Redactor()).set("x", {"password": PASSWORD})
     other_key = load_or_create_key(tmp_path / "elsewhere", None)
