@@ -341,6 +341,10 @@ class DesiredState:
                     f"scaled to {target} instead of {replicas}; switch to manual mode "
                     f"(orchestry mode {name} manual) to go outside"
                 )
+        if record.status == "stopped":
+            # The count is kept for the next `up`; nothing starts now, which "scaled" alone hid.
+            stopped = f"{name} is stopped: it runs {target} replica(s) once started (orchestry up {name})"
+            message = f"{message}; {stopped}" if message else stopped
         if target == record.desired_replicas:
             return ScaleResult(
                 app=name,

@@ -229,6 +229,8 @@ def scale(client: ApiClient, args: argparse.Namespace) -> int:
         if answer["clamped"]:
             why = answer["message"] or "clamped to the policy limits"
             line += f" (asked for {answer['requested']}: {why})"
+        elif answer["status"] == "scaled" and answer["message"]:
+            line = f"{answer['app']}: {answer['replicas']} desired replicas; {answer['message']}"
         output.say(line)
     return wait.finish(client, answer, [args.name], args)
 

@@ -294,3 +294,16 @@ async def test_cluster_overview_lists_this_node_its_lease_and_term_history(api: 
         "ended_at": None,
         "ended": None,
     }
+
+
+async def test_scaling_a_stopped_app_says_it_stays_stopped(api: TestClient) -> None:
+    """`orchestry scale web 3` on a stopped app answered "scaled" and the CLI said "scaling to 3
+    replicas" while nothing started: the answer says the count waits for `up`."""
+    name = unique_name("stopped")
+    await register(api, name)
+    response = await api.post(f"/api/v1/apps/{name}/scale", json={"replicas": 3})
+    body = await response.json()
+    assert response.status == 200 and (body["status"], body["replicas"]) == ("scaled", 3)
+    assert body["message"] == f"{name} is stopped: it runs 3 replica(s) once started (orchestry up {name})"
+    status = await (await api.get(f"/apps/{name}/status")).json()
+    assert (status["status"], status["instances"]) == ("stopped", [])
