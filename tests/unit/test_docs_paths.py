@@ -56,3 +56,12 @@ def test_the_modules_a_layout_row_lists_are_in_its_folder(folder: str, names: li
             assert list((ROOT / folder).glob(f"{name}.py")) or list((ROOT / folder).glob(f"{name}")), (
                 f"the layout table lists {name} under {folder}, which holds no such module"
             )
+
+
+def test_every_top_level_folder_is_in_the_layout_table() -> None:
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| path | what |") :].split("\n\n", 1)[0]
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    folders -= {"build", "dist"} | {p.name for p in ROOT.glob("*.egg-info")}  # build output
+    missing = {folder for folder in folders if f"`{folder}/" not in table}
+    assert missing == set(), f"the README's layout table does not say what {sorted(missing)} hold"
