@@ -230,10 +230,13 @@ class ReplicaStops(ReconcilerParts):
             state.replicas.pop(replica.container_id, None)
             state.stopping.discard(replica.container_id)
             self.ports.release(replica.port)
+        # A runtime that could not stop it as soon as asked says why (Swarm: a node whose engine
+        # Orchestry cannot reach, so a forced stop took the task's own grace period).
+        note = getattr(self.runtime, "stop_notes", {}).pop(replica.container_id, "")
         await self.emit(
             "lifecycle",
             "replica_stopped",
-            f"stopped replica {replica.name}",
+            f"stopped replica {replica.name}" + (f" ({note})" if note else ""),
             app=state.name,
             details={"slot": replica.slot, "container_id": replica.container_id[:12]},
         )

@@ -138,6 +138,9 @@ class SwarmRuntime(PooledApiCalls):
         self._last: Snapshot | None = None
         # Why the CPU and memory of a replica (task id) are unknown in the last stats sample.
         self.stats_gaps: dict[str, str] = {}
+        # Why a stop could not be as short as asked (task id → what happened instead), for the operator;
+        # the engine takes each note when it reports the replica stopped.
+        self.stop_notes: dict[str, str] = {}
         self._spreading: dict[str, list[str]] = {}  # app → spread values chosen for replicas starting now
         self._node_probe = NodeApiProbe()
         self.cluster_id: str | None = None
@@ -403,14 +406,10 @@ class SwarmRuntime(PooledApiCalls):
             if why_not is None:
                 waits = timeout
             else:
-                log.warning(
-                    "cannot stop task %s (%s) in %g s: %s; Swarm stops it with its own %g s grace period",
-                    container_id[:12],
-                    (found[0].get("Spec") or {}).get("Name", "?") if found else "?",
-                    timeout,
-                    why_not,
-                    grace,
-                )
+                name = (found[0].get("Spec") or {}).get("Name", "?") if found else container_id[:12]
+                note = f"not within {timeout:g} s: {why_not}; Swarm stopped it with its own {grace:g} s grace"
+                log.warning("stopping %s: %s", name, note)
+                self.stop_notes[container_id] = note
         deadline = time.monotonic() + max(0.0, waits) + REPORT_MARGIN_SECONDS
         while time.monotonic() < deadline:
             if await self._run(lambda api: self._stop_over(api, container_id)):
@@ -420,9 +419,12 @@ class SwarmRuntime(PooledApiCalls):
 
     async def _stop_on_node(self, task: dict[str, Any], timeout: float) -> str | None:
         def work(api: APIClient) -> str | None:
-            node = swarm_node(api.inspect_node(task["NodeID"])) if task.get("NodeID") else None
-            if node is None:
+            if not task.get("NodeID"):
                 return None  # never placed: the service's removal was all it took
+            raw = api.inspect_node(task["NodeID"])
+            if (raw.get("Status") or {}).get("State") != "ready":
+                return None  # nothing reaches a down node: its task is not waited for either
+            node = swarm_node(raw)
             url = self._node_stats.url_of(node)
             client = self._node_stats.client(url) if url is not None else None
             return stop_on_node(client, url, node, task, timeout)
