@@ -381,7 +381,12 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
         for item in args.fields:
             match = _FIELD.match(item)
             if not match:
-                output.error(f"'{item.split('=')[0]}' is not KEY=VALUE: write fields like password=s3cret")
+                key, has_value, _value = item.partition("=")  # the value is a secret: never echoed
+                if has_value:
+                    why = f"field name {key!r} is not valid (a letter or _, then letters, digits, _ . -)"
+                else:
+                    why = f"'{key}' is not KEY=VALUE"
+                output.error(f"{why}: write fields like password=s3cret (password=- reads it from stdin)")
                 return 1
             fields[match.group(1)] = match.group(2)
         # KEY=- reads the value from stdin, as `docker secret create NAME -` does: a value on the command

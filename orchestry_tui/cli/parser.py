@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from typing import Any
 
 FORMATS = ("table", "json")
@@ -75,6 +77,36 @@ def _seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0: write e.g. 120")
     return value
+
+
+def _whole(low: int, high: int) -> Any:
+    """An argparse type: a whole number within the bounds the API puts on it, checked before any request
+    (the API's answer speaks of 'query parameter' and 'field', not of the flag the user typed)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return value
+
+    return whole
+
+
+_DURATION = re.compile(r"^\d+(\.\d+)?\s*[smhd]$")
+
+
+def _moment(text: str) -> str:
+    """``--since``/``--until``: a duration ago (90s, 5m, 1h, 2d) or epoch seconds, passed on as written."""
+    try:
+        valid = math.isfinite(float(text)) and float(text) >= 0
+    except ValueError:
+        valid = bool(_DURATION.match(text.strip().lower()))
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration ago (90s, 5m, 1h, 2d) or epoch seconds")
+    return text
 
 
 def _wait_flags(parser: argparse.ArgumentParser, until: str) -> None:
@@ -172,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     restart = _command(sub, "restart", parents=[common], help="rolling restart of an app (or one replica)")
     restart.add_argument("name", help=APP_NAME)
-    restart.add_argument("--replica", type=int, metavar="N", help="restart only this slot")
+    restart.add_argument("--replica", type=_whole(1, 1000), metavar="N", help="restart only this slot")
     _wait_flags(restart, "every restarted replica is replaced and ready")
 
     _command(sub, "list", parents=[common], help="every app")
@@ -187,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scale = _command(sub, "scale", parents=[common], help="set an app's replica count")
     scale.add_argument("name", help=APP_NAME)
-    scale.add_argument("replicas", type=int, help="the replica count, 0-100 (auto mode clamps it to min/max)")
+    scale.add_argument(
+        "replicas", type=_whole(0, 100), help="the replica count, 0-100 (auto mode clamps it to min/max)"
+    )
     _wait_flags(scale, "that many replicas are ready")
 
     mode = _command(sub, "mode", parents=[common], help="switch an app between auto and manual scaling")
@@ -221,14 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument(
         "--type", choices=("lifecycle", "scaling", "health", "error", "cluster"), help="only this category"
     )
-    events.add_argument("--limit", type=int, default=50, help="at most this many, 1-1000 (default 50)")
-    events.add_argument("--since", help="a duration ago (90s, 5m, 1h, 2d) or epoch seconds")
+    events.add_argument(
+        "--limit", type=_whole(1, 1000), default=50, help="at most this many, 1-1000 (default 50)"
+    )
+    events.add_argument("--since", type=_moment, help="a duration ago (90s, 5m, 1h, 2d) or epoch seconds")
 
     logs = _command(sub, "logs", parents=[common], help="an app's replica logs")
     logs.add_argument("name", help=APP_NAME)
-    logs.add_argument("--tail", "-n", type=int, default=100, help="lines per replica")
-    logs.add_argument("--since", help="a duration ago (90s, 5m, 1h) or epoch seconds")
-    logs.add_argument("--until", help="a duration ago (30m) or epoch seconds")
+    logs.add_argument("--tail", "-n", type=_whole(0, 10_000), default=100, help="lines per replica, 0-10000")
+    logs.add_argument("--since", type=_moment, help="a duration ago (90s, 5m, 1h) or epoch seconds")
+    logs.add_argument("--until", type=_moment, help="a duration ago (30m) or epoch seconds")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
 
     metrics = _command(sub, "metrics", parents=[common], help="metrics of one app or of the node")
