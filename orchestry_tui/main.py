@@ -155,6 +155,13 @@ def run_http_command(args: argparse.Namespace) -> int:
         if exc.status == 401:
             output.error(_token_refused(url, args))
             return 2
+        if not exc.from_api and exc.status < 500:  # a 5xx may be the controller LB's, in front of the API
+            output.error(
+                f"{url} is not an Orchestry API: it answered {exc.status} ({exc.detail}); point --url or "
+                "ORCHESTRY_URL at the API (the daemon's or console's port, 8000 by default), not at the "
+                "apps' load balancer"
+            )
+            return 2
         output.error(exc.detail)
         return 1
     except KeyboardInterrupt:

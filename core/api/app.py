@@ -25,6 +25,15 @@ async def openapi_json(request: web.Request) -> web.Response:
     return json_response(openapi_document(__version__))
 
 
+# On every answer, errors included: a client told an address that answers 404 can tell Orchestry's
+# "no such app" from another web server (the apps' load balancer is the usual mistake).
+API_HEADER = "X-Orchestry-Version"
+
+
+async def identify(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[API_HEADER] = __version__
+
+
 SHUTTING_DOWN = (
     "this node is shutting down: send the request again (through the controller LB it reaches another node)"
 )
@@ -60,6 +69,7 @@ def create_app(
     app[ENGINE] = engine
     app[NODE_ID] = node_id
     app[KEPT_ANSWERS] = KeptAnswers()
+    app.on_response_prepare.append(identify)
     app.add_routes(routes_legacy.routes)
     app.add_routes(routes_v1.routes)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import urllib.error
 import urllib.parse
@@ -23,6 +24,7 @@ TIMEOUT_SECONDS = 60.0
 
 
 LEADER_HEADER = "X-Current-Leader"
+API_HEADER = "X-Orchestry-Version"  # core.api.app.API_HEADER: sent on every answer of the API
 
 
 class DaemonUnreachable(Exception):
@@ -62,11 +64,12 @@ def url_problem(url: str) -> str | None:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str, leader: str | None = None) -> None:
+    def __init__(self, status: int, detail: str, leader: str | None = None, from_api: bool = True) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.leader = leader  # X-Current-Leader of a follower's 503
+        self.from_api = from_api  # False: another web server answered (no API_HEADER)
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,19 @@ def request_headers(token: str | None, with_body: bool) -> dict[str, str]:
 def error_detail(raw: bytes, fallback: str) -> str:
     """The ``detail`` sentence of an error answer, or its text when it is not the API's JSON."""
     try:
-        detail = json.loads(raw).get("detail") or raw.decode(errors="replace")
+        detail = json.loads(raw).get("detail") or snippet(raw)
     except (ValueError, AttributeError):
-        detail = raw.decode(errors="replace") or fallback
+        detail = snippet(raw) or fallback
     return str(detail)
+
+
+SNIPPET_CHARACTERS = 120
+
+
+def snippet(raw: bytes) -> str:
+    """Another server's answer in one short line (an HTML error page would fill the screen)."""
+    text = " ".join(re.sub(r"<[^>]*>", " ", raw.decode(errors="replace")).split())
+    return text if len(text) <= SNIPPET_CHARACTERS else text[: SNIPPET_CHARACTERS - 3] + "..."
 
 
 @dataclass
@@ -168,7 +180,14 @@ class Reply:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            from_api = any(name.lower() == API_HEADER.lower() for name in self.headers)
+            detail = f"not JSON: {snippet(self.body)}"
+            raise ApiError(self.status, detail, None, from_api) from None
 
 
 class ApiClient:
@@ -190,7 +209,8 @@ class ApiClient:
             return urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             detail = error_detail(exc.read(), str(exc.reason))
-            raise ApiError(exc.code, detail, exc.headers.get(LEADER_HEADER)) from None
+            from_api = exc.headers.get(API_HEADER) is not None
+            raise ApiError(exc.code, detail, exc.headers.get(LEADER_HEADER), from_api) from None
         except (urllib.error.URLError, OSError) as exc:
             raise DaemonUnreachable(self.base_url, unreachable_reason(exc)) from None
 

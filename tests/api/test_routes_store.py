@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient
 
+from core import __version__
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app
 
@@ -307,3 +308,17 @@ async def test_scaling_a_stopped_app_says_it_stays_stopped(api: TestClient) -> N
     assert body["message"] == f"{name} is stopped: it runs 3 replica(s) once started (orchestry up {name})"
     status = await (await api.get(f"/apps/{name}/status")).json()
     assert (status["status"], status["instances"]) == ("stopped", [])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/health", 200), ("GET", "/apps/nope/status", 404), ("GET", "/api/v1/apps/nope", 404),
+     ("GET", "/api/v1/nothing", 404), ("PATCH", "/api/v1/apps", 405), ("POST", "/api/v1/apps", 400)],
+)  # fmt: skip
+async def test_every_answer_says_it_comes_from_orchestry(
+    api: TestClient, method: str, path: str, status: int
+) -> None:
+    """So a client can tell the API's 404 (no such app) from another web server's (the apps' LB)."""
+    response = await api.request(method, path)
+    assert response.status == status
+    assert response.headers["X-Orchestry-Version"] == __version__

@@ -60,4 +60,3 @@ def test_connect_with_a_bad_url_is_one_line(tmp_path: Path) -> None:
     result = run(tmp_path, "--connect", ORCHESTRY_URL="nope")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("orchestry --connect: ORCHESTRY_URL='nope' is not a daemon URL")
-
