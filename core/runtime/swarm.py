@@ -386,44 +386,49 @@ class SwarmRuntime(PooledApiCalls):
             ) from None
 
     async def stop(self, container_id: str, timeout: float) -> None:
-        """Remove the slot's service, so Swarm stops its task with the grace period the task was created
-        with; when ``timeout`` is shorter, the task's node's own engine stops its container with
-        ``timeout`` (Swarm has no call for that: see swarm_stops).  Returns once the task no longer
-        runs, its node is down, or the grace period (plus a margin for the report) has passed.  A second
-        call with a shorter ``timeout`` (a forced down during a plain one) cuts the first one short."""
+        """Remove the slot's service, then stop the task's container with ``timeout`` through the engine
+        of the node that runs it, and return once it exited.  Left to itself, Swarm reaches the node
+        ~1.4 s after the removal and stops the task with the grace period the task was created with,
+        which nothing on the manager can shorten (see swarm_stops); the node's engine does both at once.
+        Without a node engine to ask, this waits for the manager to report the task ended (or its node
+        down), at most its grace period plus a margin, and ``stop_notes`` says why when that was longer
+        than ``timeout``.  A second call with a shorter ``timeout`` (a forced down during a plain one)
+        cuts the first one short."""
         found = await self._run(lambda api: self._find(api, container_id))
         if found is not None and _replaced(found[1], container_id):
             return  # ended, and Swarm runs its successor in the slot: that one is another replica
         if found is not None:
+            # First: once the service is gone Swarm restarts nothing, however the container ends.
             await self._remove_service(found[0]["ID"])
         task = await self._run(lambda api: task_by_id(api, container_id))
-        if task is None:
-            return  # a service that had no task yet, or a task already gone
+        if task is None or task_state(task) in ENDED_STATES:
+            return  # a service that had no task yet, or a task already gone or ended
         grace = grace_seconds(task)
-        waits = grace
-        if timeout < grace and task_state(task) not in ENDED_STATES:
-            why_not = await self._stop_on_node(task, timeout)
-            if why_not is None:
-                waits = timeout
-            else:
-                name = (found[0].get("Spec") or {}).get("Name", "?") if found else container_id[:12]
-                note = f"not within {timeout:g} s: {why_not}; Swarm stopped it with its own {grace:g} s grace"
-                log.warning("stopping %s: %s", name, note)
-                self.stop_notes[container_id] = note
-        deadline = time.monotonic() + max(0.0, waits) + REPORT_MARGIN_SECONDS
+        why_not = await self._stop_on_node(task, min(timeout, grace))
+        if why_not is None:
+            return
+        if timeout < grace:
+            name = (found[0].get("Spec") or {}).get("Name", "?") if found else container_id[:12]
+            note = f"not within {timeout:g} s: {why_not}; Swarm stopped it with its own {grace:g} s grace"
+            log.warning("stopping %s: %s", name, note)
+            self.stop_notes[container_id] = note
+        deadline = time.monotonic() + max(0.0, grace) + REPORT_MARGIN_SECONDS
         while time.monotonic() < deadline:
             if await self._run(lambda api: self._stop_over(api, container_id)):
                 return
             await asyncio.sleep(STOP_POLL_SECONDS)
-        log.warning("task %s still runs %g s after it was told to stop", container_id[:12], waits)
+        log.warning("task %s still runs %g s after it was told to stop", container_id[:12], grace)
 
     async def _stop_on_node(self, task: dict[str, Any], timeout: float) -> str | None:
+        """Stop the task's container on its node (see swarm_stops.stop_on_node): None once it exited,
+        or when there is nothing to wait for (never placed, or its node is down or gone)."""
+
         def work(api: APIClient) -> str | None:
             if not task.get("NodeID"):
-                return None  # never placed: the service's removal was all it took
+                return None
             raw = api.inspect_node(task["NodeID"])
             if (raw.get("Status") or {}).get("State") != "ready":
-                return None  # nothing reaches a down node: its task is not waited for either
+                return None  # nothing reaches a down node, and nothing will report on it until it is back
             node = swarm_node(raw)
             url = self._node_stats.url_of(node)
             client = self._node_stats.client(url) if url is not None else None
@@ -432,7 +437,7 @@ class SwarmRuntime(PooledApiCalls):
         try:
             return await self._run(work)
         except docker.errors.NotFound:
-            return None  # the node left the Swarm: its task is not running anywhere we can reach
+            return None
 
     @staticmethod
     def _stop_over(api: APIClient, task_id: str) -> bool:

@@ -1,18 +1,18 @@
-"""Stopping one Swarm task: how long Swarm gives it, cutting that short, and knowing when it ended.
+"""Stopping one Swarm task: how long Swarm gives it, stopping it sooner, and knowing when it ended.
 
 Swarm stops a task with the stop grace period copied into the task when it was created (the node's
 agent calls ``ContainerStop`` with the task's own ``StopGracePeriod``); no manager call changes that for
 a task that already runs: ``docker service update --stop-grace-period`` only reaches the tasks it
-creates, and removing the service just sets the old task's desired state.  What can cut it short is the
-engine of the node that runs the task: a ``docker stop -t N`` there signals the container again and
-kills it after N seconds, and the agent's own stop returns as soon as the container has exited.  That
-engine is the one the metrics already use (the node's ``orchestry.docker-url`` label, or
-ORCHESTRY_SWARM_NODE_DOCKER_URLS); a node without one cannot be asked, and the task then ends with its
-own grace period.
+creates, and removing the service just sets the old task's desired state, which reached the lab's
+nodes ~1.4 s later.  The engine of the node that runs the task can do both: ``docker stop -t N`` there
+signals the container at once and kills it after N seconds, and returns when it has exited (the
+agent's own stop then finds it stopped).  That engine is the one the metrics already use (the node's
+``orchestry.docker-url`` label, or ORCHESTRY_SWARM_NODE_DOCKER_URLS).  A node without one cannot be
+asked: its task ends when Swarm stops it, with its own grace period.
 
 A removed service's task is no longer listed by service (the manager answers 404 for the service) but
 still is by its own id, with desired state ``remove``, until its node reports it ended: that is what a
-stop waits for.
+stop without a node engine waits for.
 """
 
 from __future__ import annotations
