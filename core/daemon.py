@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from core.api.app import start_site
 from core.api.auth import required_token
+from core.api.bind_failure import bind_failure
 from core.errors import OrchestryError, SettingsError
 from core.redaction import RedactingFilter, default_redactor
 
@@ -118,17 +120,20 @@ async def serve(
         stop = asyncio.Event()
         _stop_on_signals(stop)
 
+    # Before the engine starts: a daemon that cannot serve its API must not first take the lease,
+    # launch nginx on the LB address and start replicas, then exit leaving them behind.
+    try:
+        await asyncio.to_thread(_probe_listen, settings.host, settings.port)
+    except OSError as exc:
+        raise _cannot_listen(settings, bind_failure(settings.host, settings.port, exc)) from None
     engine = Engine(settings)
     await engine.start()
     runner: web.AppRunner | None = None
     try:
         try:
             runner, site = await start_site(engine, settings.host, settings.port, settings.node_id, token)
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): "
-                "stop the other process or set ORCHESTRY_PORT / --port"
-            ) from None
+        except OSError as exc:  # taken between the probe and now
+            raise _cannot_listen(settings, exc) from None
         api_url = f"http://{settings.host}:{_bound_port(site, settings.port)}"
         if apply_file is not None:
             await _apply(engine, apply_file)
@@ -150,6 +155,23 @@ async def serve(
         if runner is not None:
             await runner.cleanup()
         log.info("stopped in %.2f s", time.monotonic() - started)
+
+
+def _probe_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` as the API's server will (SO_REUSEADDR) and let go; OSError if it cannot."""
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+
+
+def _cannot_listen(settings: Settings, exc: OSError) -> SettingsError:
+    return SettingsError(
+        f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}): "
+        "stop the other process or set ORCHESTRY_PORT / --port"
+    )
 
 
 def _print_ready(line: str) -> None:

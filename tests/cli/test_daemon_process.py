@@ -121,3 +121,24 @@ def test_taken_api_port_names_the_holder(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot listen on 127.0.0.1:{port} (held by pid {os.getpid()} ("), last
     assert "is free): stop the other process or set ORCHESTRY_PORT / --port" in last
+
+
+def test_taken_api_port_starts_nothing(tmp_path: Path) -> None:
+    """The daemon gives up before its engine starts: no nginx left serving the LB address, no lease."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+    lb_port, state = free_port(), tmp_path / "s"
+    try:
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            result = subprocess.run(
+                [ORCHESTRY, "daemon", "--port", str(holder.getsockname()[1]),
+                 "--lb-listen", f"127.0.0.1:{lb_port}", "--state-dir", str(state)],
+                env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        assert result.returncode == 2 and "cannot listen on" in result.stderr
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", lb_port)) != 0, "nginx was left serving the LB address"
+        assert "won term" not in result.stderr
+    finally:
+        stop_nginx_left_serving(state)
