@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -10,7 +11,7 @@ from core import __version__
 from core.api import routes_legacy, routes_v1
 from core.api.auth import bearer_auth_middleware
 from core.api.bind_failure import bind_failure
-from core.api.context import ENGINE, NODE_ID, json_response
+from core.api.context import CLOSING, ENGINE, NODE_ID, json_response
 from core.api.errors import Handler, error_middleware, error_response
 from core.api.kept_answers import KEPT_ANSWERS, KeptAnswers
 from core.api.openapi import openapi_document
@@ -70,10 +71,16 @@ def create_app(
     app[NODE_ID] = node_id
     app[KEPT_ANSWERS] = KeptAnswers()
     app.on_response_prepare.append(identify)
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_closing)
     app.add_routes(routes_legacy.routes)
     app.add_routes(routes_v1.routes)
     app.router.add_get("/api/v1/openapi.json", openapi_json)
     return app
+
+
+async def _closing(app: web.Application) -> None:
+    app[CLOSING].set()
 
 
 async def start_site(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 NODE_ID = web.AppKey("node_id", str)
+# Set when the server begins to stop (aiohttp's on_shutdown): open streams end then, instead of
+# holding the stop for aiohttp's 60 s wait on each open request.
+CLOSING = web.AppKey("closing", asyncio.Event)
 
 
 def engine_of(request: web.Request) -> Engine:

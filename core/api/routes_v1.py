@@ -10,7 +10,7 @@ from dataclasses import asdict
 from aiohttp import web
 
 from core.api import params, wire
-from core.api.context import engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
+from core.api.context import CLOSING, engine_of, ensure_leader, json_response, node_id_of, redacted_dumps
 from core.api.kept_answers import KEPT_ANSWERS
 from core.errors import BadRequest
 from core.runtime.base import LogLine
@@ -149,21 +149,29 @@ def _client_gone(request: web.Request) -> bool:
 
 
 async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> web.StreamResponse:
-    """Write each line as one JSON object per line until the client leaves or the stream ends.
+    """Write each line as one JSON object per line until the client leaves, the server stops or the
+    stream ends.
 
     A quiet stream (no replica logging) still notices a departed client within a second, so no task
-    or Docker log stream outlives its reader."""
+    or Docker log stream outlives its reader.  A stopping server ends the stream at once, cleanly:
+    aiohttp would otherwise hold its stop 60 s for the request to finish, then 60 s more once
+    cancelled, and the console's quit with it."""
     response = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-cache"})
     await response.prepare(request)
+    closing = asyncio.ensure_future(request.app[CLOSING].wait())
     iterator = aiter(lines)
     pending: asyncio.Future[LogLine] | None = None
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
-            while not pending.done():
-                await asyncio.wait({pending}, timeout=CLIENT_CHECK_SECONDS)
+            while not pending.done() and not closing.done():
+                await asyncio.wait(
+                    {pending, closing}, timeout=CLIENT_CHECK_SECONDS, return_when="FIRST_COMPLETED"
+                )
                 if not pending.done() and _client_gone(request):
                     return response
+            if not pending.done():
+                break  # the server stops: the stream's end is written below
             try:
                 line = pending.result()
             except StopAsyncIteration:
@@ -173,6 +181,7 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
     except ConnectionResetError:
         pass  # the client left mid-write: an ordinary end for a follow stream, not an error
     finally:
+        closing.cancel()
         # The generator must be idle before it can be closed: cancel and await its pending step first.
         if pending is not None and not pending.done():
             pending.cancel()
