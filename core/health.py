@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from core.clock import SYSTEM_CLOCK, Clock
 from core.metrics import instruments
 from core.spec import HealthCheck
+from core.supervisor import DEFAULT_BACKOFF
 from core.timeline import FIRST_PROBE, PASSED, ReplicaTimeline
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ProbeTarget:
     last_detail: str = ""
     last_checked_at: float | None = None
     started_at: float = field(default_factory=time.monotonic)
+    loop_failures: int = 0  # its probe loop's failures in a row (each restart waits longer)
 
 
 @dataclass(frozen=True)
@@ -243,14 +245,21 @@ class HealthChecker:
                 # Not kept through the pause (its detail is in the target): one object fewer for each
                 # of a fleet's sleeping checks to carry into the oldest generation (see Clock.sleep).
                 del result
+                target.loop_failures = 0
                 await self._clock.sleep(pause)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A probe loop must never end silently: log it and start a fresh loop for the replica.
-            log.exception("health probe loop for %s-%s failed; restarting it", target.app, target.slot)
+            # A probe loop must never end silently: log it and start a fresh loop for the replica, later
+            # each time it fails again in a row (a bug hit on every probe of a fleet must not log a
+            # traceback per replica every second).
+            target.loop_failures += 1
+            delay = DEFAULT_BACKOFF[min(target.loop_failures, len(DEFAULT_BACKOFF)) - 1]
+            log.exception(
+                "health probe loop for %s-%s failed; restarting it in %.1f s", target.app, target.slot, delay
+            )
             if target.container_id in self._targets:
-                await self._clock.sleep(1.0)
+                await self._clock.sleep(delay)
                 self._tasks[target.container_id] = asyncio.create_task(
                     self._loop(target), name=f"health:{target.app}-{target.slot}"
                 )

@@ -49,6 +49,7 @@ from core.runtime.base import (
 from core.runtime.ports import PortAllocator
 from core.shared_listing import SharedListing
 from core.spec import AppSpec
+from core.supervisor import guarded
 from core.timeline import ROUTED, ReplicaTimeline
 from core.warm_pool import WarmPool
 
@@ -181,10 +182,14 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
     def ensure_worker(self, name: str) -> None:
         self.state(name)
         task = self._workers.get(name)
+        # Guarded: a failure outside a pass (a bug) is logged and the worker restarted with backoff,
+        # instead of ending silently and leaving the app unreconciled until the next ensure_workers.
         if task is None or task.done():
-            self._workers[name] = asyncio.create_task(self._worker(name), name=f"reconcile:{name}")
+            worker = guarded(f"reconcile:{name}", lambda: self._worker(name), restart_on_return=False)
+            self._workers[name] = asyncio.create_task(worker, name=f"reconcile:{name}")
         if self._quiet_relist is None or self._quiet_relist.done():
-            self._quiet_relist = asyncio.create_task(self._relist_quiet(), name="relist-quiet-apps")
+            relist = guarded("relist-quiet-apps", self._relist_quiet, restart_on_return=False)
+            self._quiet_relist = asyncio.create_task(relist, name="relist-quiet-apps")
 
     def ready_count(self, name: str) -> int:
         """Replicas of ``name`` that passed their health check and are not draining."""

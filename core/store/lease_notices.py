@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,10 @@ class LeaseNotices:
         self._retry_at = 0.0
         self._connecting: asyncio.Task[None] | None = None
         self._closed = False
+        # The (rare) connect has a thread of its own: on asyncio's default pool, full of other work, a
+        # follower stayed deaf to a release, and took the lease a retry period late. One thread, started
+        # on first use, ended when these notices are collected.
+        self._connector = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchestry-lease-notices")
         self.received = 0  # notices seen (for tests and diagnostics)
 
     @property
@@ -75,7 +80,7 @@ class LeaseNotices:
 
     async def _open(self) -> None:
         try:
-            conn = await asyncio.to_thread(self._connect)
+            conn = await asyncio.get_running_loop().run_in_executor(self._connector, self._connect)
         except Exception as exc:  # any driver failure: fall back to the timer
             self._retry_at = time.monotonic() + RECONNECT_SECONDS
             log.info("not listening for lease notices (%s); followers retry on their timer", exc)
@@ -141,3 +146,4 @@ class LeaseNotices:
         """Stop listening for good (a connection still being opened is closed when it arrives)."""
         self._closed = True
         self._drop()
+        self._connector.shutdown(wait=False)

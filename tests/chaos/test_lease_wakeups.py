@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import threading
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +25,7 @@ from core.store.lease_notices import LeaseNotices
 from testkit.harness import wait_for
 
 NEVER = 3600.0  # a follower retry period no test outlives
+POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default pool size
 
 
 @pytest.fixture
@@ -110,6 +114,33 @@ async def test_a_release_wakes_the_follower_which_takes_the_next_term(
     assert taken.acquired_at < released.expires_at - 20
     assert follower.election.wakeups >= 1
     assert not leader.election.is_leader()
+
+
+async def test_a_release_wakes_the_follower_while_every_default_thread_is_busy(
+    two_stores: tuple[Store, Store], running: list[Running], no_timer: None
+) -> None:
+    """The follower's notice connection opens on a thread of its own: with asyncio's default pool full
+    of other work (min(32, CPUs + 4) threads) it still listens, so the release wakes it at once."""
+    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
+    asyncio.get_running_loop().set_default_executor(pool)
+    gate = threading.Event()
+    busy = asyncio.gather(*(asyncio.to_thread(gate.wait, 60) for _ in range(POOL_SIZE + 4)))
+    try:
+        leader_store, follower_store = two_stores
+        leader = Running(leader_store, "a", ttl=30)
+        await leader.election.step()
+        follower = Running(follower_store, "b", ttl=30)
+        running.append(follower)
+        follower.start()
+        await _following(follower)
+        assert await leader.election.release()
+        await asyncio.wait_for(follower.led.wait(), 30)
+        assert not busy.done(), "the default pool was let go before the follower took over"
+        assert follower.election.wakeups >= 1
+    finally:
+        gate.set()
+        await busy
+        pool.shutdown(wait=False)
 
 
 async def test_a_dead_leaders_lease_is_tried_for_when_it_runs_out_and_not_before(
