@@ -19,7 +19,11 @@ from orchestry_tui.cli.parser import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # A command starts a line, or follows `$ `, a shell operator, `(`, `` ` `` or `VAR=value `.
-COMMAND = re.compile(r"(?:^|[\s;&|(`$]|=\S*\s)(?:\.venv/bin/)?orchestry(?=\s|$|`)((?:\s[^`#|&;)<>]*)?)")
+# Not "an orchestry daemon, pid 42" (quoted output: prose about a process).
+COMMAND = re.compile(
+    r"(?:^|[\s;&|(`$]|=\S*\s)(?<!\ban )(?<!\ba )(?<!\bthe )"
+    r"(?:\.venv/bin/)?orchestry(?=\s|$|`)((?:\s[^`#|&;)<>]*)?)"
+)
 PLACEHOLDERS = ("...", "…", "[", "{")
 
 
