@@ -431,8 +431,15 @@ class SwarmRuntime(PooledApiCalls):
                 return None  # nothing reaches a down node, and nothing will report on it until it is back
             node = swarm_node(raw)
             url = self._node_stats.url_of(node)
-            client = self._node_stats.client(url) if url is not None else None
-            return stop_on_node(client, url, node, task, timeout)
+            if url is None:
+                return stop_on_node(None, None, node, task, timeout)
+            failed = self._node_stats.recent_failure(url)
+            if failed is not None:
+                return failed  # it would wait out the same timeout again
+            why_not = stop_on_node(self._node_stats.client(url), url, node, task, timeout)
+            if why_not is not None:
+                self._node_stats.note_failure(url, why_not)
+            return why_not
 
         try:
             return await self._run(work)

@@ -63,9 +63,9 @@ class NodeStats:
                 f"node {name} has no Docker API address: label it "
                 f"(docker node update --label-add {NODE_LABEL_DOCKER_URL}=tcp://ADDR:2376 {name})"
             )
-        failed = self._failed.get(url)
-        if failed is not None and time.monotonic() - failed[0] < NODE_RETRY_SECONDS:
-            return failed[1]
+        failed = self.recent_failure(url)
+        if failed is not None:
+            return failed
         loop = asyncio.get_running_loop()
         try:
             sample = await loop.run_in_executor(
@@ -73,10 +73,19 @@ class NodeStats:
             )
         except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
             reason = api_unreachable(name, url, exc, _root_cause(exc))
-            self._failed[url] = (time.monotonic(), reason)
+            self.note_failure(url, reason)
             return reason
         self._failed.pop(url, None)
         return sample
+
+    def recent_failure(self, url: str) -> str | None:
+        """Why the node API at ``url`` failed less than NODE_RETRY_SECONDS ago (it is not asked again
+        meanwhile: each try would wait out a timeout); None when it did not."""
+        failed = self._failed.get(url)
+        return failed[1] if failed is not None and time.monotonic() - failed[0] < NODE_RETRY_SECONDS else None
+
+    def note_failure(self, url: str, reason: str) -> None:
+        self._failed[url] = (time.monotonic(), reason)
 
     def client(self, url: str) -> APIClient:
         """The node's engine at ``url`` (one client per node, kept; blocking the first time)."""
