@@ -463,7 +463,8 @@ class OrchestryConsole(App[int]):
         elif not rows and app.status == "error":
             # Blocked (missing image, port clash...): the engine is not starting anything until it is fixed.
             empty.update(
-                f"{app.name} cannot start its replicas (desired {app.desired_replicas}): {app.status_reason}"
+                f"{app.name} cannot start its replicas (desired {app.desired_replicas}): "
+                f"{app.status_reason}. Once that is fixed, press u to try again"
             )
         elif not rows and app.desired_replicas == 0:
             empty.update(f"{app.name} is scaled to 0 replicas: press s to scale it up")
@@ -699,15 +700,29 @@ class OrchestryConsole(App[int]):
         app = self._target("up")
         if app is None:
             return
-        self.notify(f"{app.name}: starting…")
+        if app.status == "running" and app.ready_replicas >= app.desired_replicas:
+            # The engine would answer "up" and change nothing: saying "starting…" suggested it did.
+            self.notify(
+                f"{app.name} is already running ({app.ready_replicas}/{app.desired_replicas} ready): "
+                "nothing to start; press s to change its replica count",
+                timeout=6,
+            )
+            return
+        # An app in error is unblocked by up: its replicas are tried again.
+        trying = "trying its replicas again" if app.status == "error" else "starting"
+        self.notify(f"{app.name}: {trying}…")
         self._change(partial(self.backend.up, app.name), lambda _: f"{app.name} is up")
 
     def action_down(self) -> None:
         app = self._target("down")
         if app is None:
             return
+        if app.status == "stopped" and not app.replicas:
+            self.notify(f"{app.name} is already stopped: press u to start it", timeout=6)
+            return
         self._confirm(
-            f"Stop all {len(app.replicas)} replica(s) of {app.name}? Its traffic gets no answer until `up`.",
+            f"Stop all {len(app.replicas)} replica(s) of {app.name}? Its traffic gets no answer until it "
+            "is started again (u).",
             f"Stop {app.name}",
             lambda: self._change(partial(self.backend.down, app.name), lambda _: f"{app.name} is stopped"),
         )

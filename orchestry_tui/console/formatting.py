@@ -47,8 +47,10 @@ def percent(value: float | None) -> str:
 
 def app_row(app: AppView, figures: AppFigures | None) -> tuple[object, ...]:
     """Cells of the apps table, in APP_COLUMNS order."""
-    figures = figures or AppFigures()
-    desired = 0 if app.status == "stopped" else app.desired_replicas
+    stopped = app.status == "stopped"
+    # A stopped app's windows still hold its last minute of samples: shown, they read as live load.
+    figures = AppFigures() if stopped or figures is None else figures
+    desired = 0 if stopped else app.desired_replicas
     return (
         app.name,
         status_text(app.status),

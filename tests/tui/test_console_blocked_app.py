@@ -36,6 +36,7 @@ async def replicas_pane_says(tmp_path: Path, **web_changes: Any) -> tuple[str, s
 async def test_replicas_pane_of_an_app_that_cannot_start_says_so_not_starting(tmp_path: Path) -> None:
     shown, name = await replicas_pane_says(tmp_path, status="error", status_reason=MISSING)
     assert f"{name} cannot start its replicas" in shown and "fix spec.image" in shown
+    assert shown.endswith("Once that is fixed, press u to try again")  # what to do next
 
 
 async def test_replicas_pane_of_an_app_scaled_to_zero_says_so_not_starting(tmp_path: Path) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
+
+from textual.widgets import Label
 
 from core.models import Event
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
+from orchestry_tui.console.screens.confirm import ConfirmScreen
 from orchestry_tui.console.widgets.events_pane import EventsPane
+from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from tests.tui.conftest import until
 
 
@@ -45,3 +51,66 @@ async def test_events_that_name_their_app_are_not_prefixed_with_it_again(tmp_pat
     assert any(line.endswith("lifecycle registered web") for line in lines), lines
     # A replica's name is not the app's: which app still needs saying.
     assert any(line.endswith("lifecycle web: started replica web-1 on 127.0.0.1:20515") for line in lines)
+
+
+def notifications(app: OrchestryConsole) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def cell(app: OrchestryConsole, row: str, column: str) -> str:
+    return str(app.query_one("#apps", KeyedTable).cell(row, column))
+
+
+def with_web(**changes: Any) -> FixedBackend:
+    """The sample data with its first app, web, changed as given."""
+    backend = sample_backend()
+    backend.apps[0] = dataclasses.replace(backend.apps[0], **changes)
+    return backend
+
+
+async def test_a_stopped_app_reads_0_of_0_and_shows_no_stale_load(tmp_path: Path) -> None:
+    # Its metric windows still hold the last samples of the replicas it had (the sample's figures).
+    app = console(tmp_path, with_web(status="stopped", status_reason="stopped by the operator", replicas=[]))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.pause()
+        assert cell(app, "web", "ready") == "0/0"  # stopped, not one of three replicas missing
+        assert [cell(app, "web", c) for c in ("rps", "p95", "cpu", "mem")] == ["–"] * 4
+        assert cell(app, "worker", "cpu") == "2.5%"  # a running app keeps its figures
+
+
+async def test_u_on_a_running_app_says_there_is_nothing_to_start(tmp_path: Path) -> None:
+    app = console(tmp_path, sample_backend())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        assert app.selected == "web"
+        await pilot.press("u")
+        await until(lambda: notifications(app), what="a notice")
+        await pilot.pause()
+        said = notifications(app)
+        assert said == [
+            "web is already running (3/3 ready): nothing to start; press s to change its replica count"
+        ]
+
+
+async def test_x_on_a_stopped_app_says_it_is_stopped_instead_of_asking_to_stop_0_replicas(
+    tmp_path: Path,
+) -> None:
+    app = console(tmp_path, with_web(status="stopped", status_reason="stopped by the operator", replicas=[]))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.press("x")
+        await until(lambda: notifications(app), what="a notice")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert notifications(app) == ["web is already stopped: press u to start it"]
+
+
+async def test_x_asks_before_stopping_and_says_how_to_start_the_app_again(tmp_path: Path) -> None:
+    app = console(tmp_path, sample_backend())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.press("x")
+        await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
+        question = str(app.screen.query_one("#question", Label).render())
+        assert "`up`" not in question and "started again (u)" in question, question
