@@ -423,11 +423,16 @@ class Settings(BaseSettings):
 
 
 def load_settings(
-    *, config_file: Path | str | None = None, env_file: Path | str | None = ".env", **overrides: Any
+    *,
+    config_file: Path | str | None = None,
+    env_file: Path | str | None = ".env",
+    flags: bool = False,
+    **overrides: Any,
 ) -> Settings:
     """Settings from every source; ``overrides`` (command-line flags) win over all of them.
 
-    Raises ``SettingsError`` with one line naming the offending variable and what it accepts."""
+    Raises ``SettingsError`` with one line naming the offending variable and what it accepts, or with
+    ``flags`` the command-line flag an override came from (``--port '0'``: the user typed no variable)."""
     path = Path(config_file).expanduser() if config_file is not None else config_file_path()
     file_values = read_settings_file(path) if path is not None else {}
     unknown = [key for key in overrides if key not in Settings.model_fields]
@@ -437,7 +442,7 @@ def load_settings(
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        lines = [_describe(error, overrides, path, file_values) for error in exc.errors()]
+        lines = [_describe(error, overrides, path, file_values, flags) for error in exc.errors()]
         raise SettingsError("; ".join(dict.fromkeys(lines))) from None
     finally:
         _config_file_values.reset(token)
@@ -462,14 +467,18 @@ def _field_for(key: object) -> str | None:
     return None
 
 
-def _describe(error: Any, overrides: dict[str, Any], path: Path | None, file_values: dict[str, Any]) -> str:
+def _describe(
+    error: Any, overrides: dict[str, Any], path: Path | None, file_values: dict[str, Any], flags: bool = False
+) -> str:
     field = _field_for(error["loc"][0]) if error["loc"] else None
     if field is None:
         reason = error.get("ctx", {}).get("error")  # a check across settings says which ones itself
         return str(reason) if reason is not None else f"settings are not valid: {error['msg']}"
     names = environment_names(field)
     source = next((name for name in names if name in os.environ), None)
-    if field not in overrides and source is None and field in file_values and path is not None:
+    if flags and field in overrides:  # a command-line flag: named as typed, not the variable behind it
+        source = f"--{field.replace('_', '-')}"
+    elif field not in overrides and source is None and field in file_values and path is not None:
         source = f"{field} in {path}"
     source = source or names[0]
     value = error.get("input")
@@ -478,4 +487,5 @@ def _describe(error: Any, overrides: dict[str, Any], path: Path | None, file_val
     if field in ("database_url", "docker_url") and isinstance(value, str):
         value = redact_url(value)
     shown = value if isinstance(value, str) else str(value)
-    return f"{source}={shown!r} is not valid: expected {ACCEPTS[field]}"
+    written = f"{source} {shown!r}" if source.startswith("--") else f"{source}={shown!r}"
+    return f"{written} is not valid: expected {ACCEPTS[field]}"

@@ -14,6 +14,7 @@ from core import recent_log
 from core.backtest_runner import BacktestRunner
 from core.clock import SYSTEM_CLOCK, Clock
 from core.cluster import LeaseElection
+from core.errors import SettingsError
 from core.events import EventBus, EventLog
 from core.health import Probe
 from core.lb.memory import MemoryNginx
@@ -100,7 +101,13 @@ async def build(settings: Settings, bus: EventBus, substitutes: Substitutes | No
     """Open the store (migrating it), load the secrets key, and build every component, started none."""
     subs = substitutes or Substitutes()
     clock = subs.clock
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot create the state dir {settings.state_dir} ({exc.strerror or exc}): choose a writable "
+            "directory with ORCHESTRY_STATE_DIR or --state-dir"
+        ) from None
     recent_log.install()  # the support bundle's controller.log
     store = await asyncio.to_thread(Store.open, settings.database_url)
     event_log = EventLog(bus, store, default_redactor)

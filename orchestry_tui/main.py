@@ -31,7 +31,7 @@ def _settings(args: argparse.Namespace):  # -> core.settings.Settings (imported 
     from core.settings import load_settings
 
     overrides = {k: getattr(args, k) for k in DAEMON_FLAGS if getattr(args, k, None) is not None}
-    return load_settings(**overrides)
+    return load_settings(flags=True, **overrides)
 
 
 def _long_running(args: argparse.Namespace):  # -> core.settings.Settings

@@ -142,3 +142,22 @@ def test_taken_api_port_starts_nothing(tmp_path: Path) -> None:
         assert "won term" not in result.stderr
     finally:
         stop_nginx_left_serving(state)
+
+
+def test_bad_flags_and_state_dir_are_one_line_naming_the_flag(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}
+    env["HOME"] = str(tmp_path)
+
+    def daemon(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ORCHESTRY, "daemon", "--lb-listen", f"127.0.0.1:{free_port()}", *args],
+                              env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    port = daemon("--port", "70000", "--state-dir", str(tmp_path / "s"))
+    assert port.returncode == 2
+    assert port.stderr == "error: --port '70000' is not valid: expected an integer port 1-65535\n"
+    unwritable = daemon("--port", str(free_port()), "--state-dir", "/proc/orchestry-state")
+    assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip().splitlines()[-1] == (
+        "error: cannot create the state dir /proc/orchestry-state (No such file or directory): choose a "
+        "writable directory with ORCHESTRY_STATE_DIR or --state-dir"
+    )

@@ -428,3 +428,8 @@ def test_lb_listen_with_ipv6_and_bare_port() -> None:
         9090,
     )
     assert load_settings(lb_listen=":9091").lb_host == "127.0.0.1"
+
+
+def test_invalid_flag_names_the_flag() -> None:
+    with pytest.raises(SettingsError, match=r"^--lb-listen 'nope' is not valid: expected HOST:PORT"):
+        load_settings(flags=True, lb_listen="nope")
