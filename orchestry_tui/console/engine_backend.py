@@ -85,6 +85,15 @@ class EngineBackend:
             if notice:
                 notices.append(notice)
             self.api_address = self._api.address
+        problems = await self._check_apply_files()
+        if problems:
+            # As `orchestry apply`: one bad file means none is applied (not the good ones before it),
+            # and the console still comes up, since the engine itself started fine.
+            notices += problems
+            notices.append(
+                f"nothing from --apply was applied: fix the {len(problems)} problem(s) and start again"
+            )
+            return notices
         waiting: list[Path] = []
         for path in self.apply_files:
             try:
@@ -115,14 +124,25 @@ class EngineBackend:
                 message = f"--apply {path.name}: {type(exc).__name__}: {exc}"
                 await engine.emit("error", "apply_failed", message)
 
-    async def _apply(self, path: Path) -> str:
+    async def _check_apply_files(self) -> list[str]:
+        """Every ``--apply`` file through register's own checks (the dry run: nothing changes)."""
+        problems: list[str] = []
+        for path in self.apply_files:
+            try:
+                await self._engine.preview_register(await self._read(path))
+            except OrchestryError as exc:
+                problems.append(f"--apply {path.name}: {exc}")
+        return problems
+
+    async def _read(self, path: Path) -> str:
         try:
-            text = await asyncio.to_thread(path.read_text)
-        except OSError as exc:
-            raise SettingsError(
-                f"--apply {path}: cannot read the file ({exc.strerror}): check the path"
-            ) from None
-        view, _created = await self._engine.register(text)
+            return await asyncio.to_thread(path.read_text)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SettingsError(f"cannot read {path} ({reason}): check the path") from None
+
+    async def _apply(self, path: Path) -> str:
+        view, _created = await self._engine.register(await self._read(path))
         result = await self._engine.up(view.name)
         return f"applied {path.name}: {view.name} up with {result.replicas} replica(s)"
 
