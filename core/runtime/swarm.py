@@ -86,9 +86,9 @@ from core.runtime.swarm_starts import WATCH_POLL_SECONDS, StartWatch
 from core.runtime.swarm_stats import NodeStats
 from core.runtime.swarm_stops import (
     REPORT_MARGIN_SECONDS,
-    ended,
     grace_seconds,
     stop_on_node,
+    stop_outcome,
     task_by_id,
 )
 
@@ -407,29 +407,34 @@ class SwarmRuntime(PooledApiCalls):
         why_not = await self._stop_on_node(task, min(timeout, grace))
         if why_not is None:
             return
+        deadline = time.monotonic() + max(0.0, grace) + REPORT_MARGIN_SECONDS
+        outcome = f"it still ran {grace + REPORT_MARGIN_SECONDS:g} s later"
+        while time.monotonic() < deadline:
+            over = await self._run(lambda api: self._stop_over(api, container_id, grace))
+            if over is not None:
+                outcome = over
+                break
+            await asyncio.sleep(STOP_POLL_SECONDS)
+        else:
+            log.warning("task %s still runs %g s after it was told to stop", container_id[:12], grace)
         if timeout < grace:
             name = (found[0].get("Spec") or {}).get("Name", "?") if found else container_id[:12]
-            note = f"not within {timeout:g} s: {why_not}; Swarm stopped it with its own {grace:g} s grace"
+            note = f"not within {timeout:g} s: {why_not}; {outcome}"
             log.warning("stopping %s: %s", name, note)
             self.stop_notes[container_id] = note
-        deadline = time.monotonic() + max(0.0, grace) + REPORT_MARGIN_SECONDS
-        while time.monotonic() < deadline:
-            if await self._run(lambda api: self._stop_over(api, container_id)):
-                return
-            await asyncio.sleep(STOP_POLL_SECONDS)
-        log.warning("task %s still runs %g s after it was told to stop", container_id[:12], grace)
 
     async def _stop_on_node(self, task: dict[str, Any], timeout: float) -> str | None:
         """Stop the task's container on its node (see swarm_stops.stop_on_node): None once it exited,
-        or when there is nothing to wait for (never placed, or its node is down or gone)."""
+        or when there is nothing to wait for (never placed, or its node left the Swarm); else why not."""
 
         def work(api: APIClient) -> str | None:
             if not task.get("NodeID"):
                 return None
             raw = api.inspect_node(task["NodeID"])
-            if (raw.get("Status") or {}).get("State") != "ready":
-                return None  # nothing reaches a down node, and nothing will report on it until it is back
             node = swarm_node(raw)
+            state = (raw.get("Status") or {}).get("State")
+            if state != "ready":
+                return f"node {node.hostname} is {state}"  # nothing reaches it until it is back
             url = self._node_stats.url_of(node)
             if url is None:
                 return stop_on_node(None, None, node, task, timeout)
@@ -447,15 +452,15 @@ class SwarmRuntime(PooledApiCalls):
             return None
 
     @staticmethod
-    def _stop_over(api: APIClient, task_id: str) -> bool:
+    def _stop_over(api: APIClient, task_id: str, grace: float) -> str | None:
         task = task_by_id(api, task_id)
-        if task is None or not task.get("NodeID"):
-            return ended(task, node_ready=True)
-        try:
-            node_ready = api.inspect_node(task["NodeID"])["Status"]["State"] == "ready"
-        except docker.errors.NotFound:
-            node_ready = False
-        return ended(task, node_ready)
+        node_ready = True
+        if task is not None and task.get("NodeID"):
+            try:
+                node_ready = api.inspect_node(task["NodeID"])["Status"]["State"] == "ready"
+            except docker.errors.NotFound:
+                node_ready = False
+        return stop_outcome(task, node_ready, grace)
 
     async def unpause(self, container_id: str) -> None:
         """Orchestry never pauses a Swarm task (and Swarm has no pause): nothing to thaw."""

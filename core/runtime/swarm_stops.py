@@ -49,10 +49,15 @@ def grace_seconds(task: dict[str, Any]) -> float:
     return spec / 1e9 if isinstance(spec, int | float) else DEFAULT_GRACE_SECONDS
 
 
-def ended(task: dict[str, Any] | None, node_ready: bool) -> bool:
-    """Whether a stop is over: the task ended, is gone, or its node is down (nothing will report on it
-    until it is back; Swarm has already replaced or dropped it)."""
-    return task is None or task_state(task) in ENDED_STATES or not node_ready
+def stop_outcome(task: dict[str, Any] | None, node_ready: bool, grace: float) -> str | None:
+    """How a stop that did not go through the node's engine ended, in the operator's words; None
+    while it has not (the task still runs on a node that answers)."""
+    if task is None or task_state(task) in ENDED_STATES:
+        return f"Swarm stopped it with its own {grace:g} s grace"
+    if not node_ready:
+        # Nothing reports on a node that is down; Swarm has already replaced or dropped the task.
+        return "its node is down: Swarm stops it once the node is back"
+    return None
 
 
 def stop_on_node(

@@ -149,3 +149,25 @@ async def test_a_forced_down_says_why_a_replica_took_its_grace_when_its_node_can
             (stopped,) = [e.message for e in events if e.kind == "replica_stopped"]
             assert "not within 2 s" in stopped and "own 4 s grace" in stopped, stopped
             assert "docker node update --label-add orchestry.docker-url=" in stopped, stopped
+
+
+async def test_a_forced_down_says_a_replica_on_a_lost_node_stops_once_the_node_is_back(
+    swarm_lab: SwarmLab, tmp_path: Path
+) -> None:
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        name = await _started(swarm_lab, engine, 3, grace=LONG_GRACE_SECONDS)
+        with killed_afterwards(swarm_lab, name):
+            replicas = (await engine.get_app(name)).replicas
+            lost = next(n for n in swarm_lab.workers if n.netns in {r.node for r in replicas})
+            on_lost = {r.name for r in replicas if r.node == lost.netns}
+            swarm_lab.cut_link(lost)
+            try:
+                await engine.down(name, force=True)
+            finally:
+                swarm_lab.restore_link(lost)
+            events = await engine.events(app=name, category="lifecycle")
+            notes = {e.message.split()[2]: e.message for e in events if e.kind == "replica_stopped"}
+            for replica in on_lost:
+                assert "its node is down: Swarm stops it once the node is back" in notes[replica], notes
+            assert not any("(" in notes[r] for r in set(notes) - on_lost), notes
+            assert set(running_on_nodes(swarm_lab, name)) <= {lost.name}
