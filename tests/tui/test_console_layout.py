@@ -148,6 +148,24 @@ async def test_a_terminal_shrunk_to_80x24_switches_to_tabs_and_back_when_enlarge
         assert not tabs.display and app.query_one(ClusterPane).display
 
 
+async def test_at_80_columns_the_footer_keeps_help_and_quit_in_view(tmp_path: Path) -> None:
+    """Every key's label does not fit in 80 columns: the cut tail was "? Help  q Quit", the two keys a
+    newcomer needs.  They come first there, and the keys keep their order on a wide terminal."""
+    app = console(tmp_path / "config.toml")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await first_frame(pilot)
+        wide = footer_line(app)
+        assert wide.startswith(" s Scale") and wide.rstrip().endswith("? Help  q Quit")
+        await pilot.resize_terminal(80, 24)
+        await until(lambda: footer_line(app).startswith("? Help q Quit s Scale"), what="narrow footer")
+        await pilot.resize_terminal(200, 50)
+        await until(lambda: footer_line(app) == wide, what="wide footer again")
+
+
+def footer_line(app: OrchestryConsole) -> str:
+    return app.screen._compositor.render_strips()[-1].text
+
+
 def app_pane_id(pane: str) -> str:
     return {"charts": "charts", "events": "events", "logs": "logs-pane"}.get(pane, f"{pane}-pane")
 
