@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.errors import NotLeader, StoreError
+from core.errors import NotLeader, OrchestryError, StoreError
 from core.metrics import instruments
 from core.settings import NODE_RETENTION_SECONDS
 
@@ -70,6 +70,17 @@ class LeadershipView:
     lease: LeaseView | None
 
 
+def _report_failed_change(change: asyncio.Task[BaseException | None]) -> None:
+    """The election's loop does not wait for its changes to be acted on: their failures are logged."""
+    failure = None if change.cancelled() else change.result()
+    if failure is None:
+        return
+    if isinstance(failure, OrchestryError):
+        log.warning("acting on a leadership change failed: %s", failure)
+    else:
+        log.error("acting on a leadership change failed", exc_info=failure)
+
+
 class LeaseElection:
     def __init__(
         self,
@@ -95,6 +106,11 @@ class LeaseElection:
         self._notices: Any = None  # core.store.lease_notices.LeaseNotices while run() runs (PostgreSQL)
         self.wakeups = 0  # steps started by a lease notice rather than the timer
         self._on_change = on_change
+        # Each state change's on_change runs in a task of its own, after the one before (see
+        # _set_state): the newest, which every waiter awaits, and those this step or release made.
+        self._last_change: asyncio.Task[BaseException | None] | None = None
+        self._changes: list[asyncio.Task[BaseException | None]] = []
+        self._running_changes: set[asyncio.Task[BaseException | None]] = set()
         self.last_error: str = ""
         self._lock = asyncio.Lock()
         # The lease's store calls never go to asyncio's default pool: its min(32, CPUs + 4) threads are
@@ -187,7 +203,14 @@ class LeaseElection:
 
     # --- one step of the protocol ----------------------------------------------------------------
     async def step(self) -> None:
+        """One step of the protocol; returns once every state change so far has been acted on (its
+        ``on_change`` ran), raising what this step's changes raised."""
+        await self._settle(await self._step_once())
+
+    async def _step_once(self) -> list[asyncio.Task[BaseException | None]]:
+        """One step, without waiting for the state changes it made to be acted on: they are returned."""
         async with self._lock:
+            self._changes = []
             try:
                 await self._step()
                 self.last_error = ""
@@ -200,6 +223,28 @@ class LeaseElection:
                 # answers again.
                 if self.state == LEADER and time.monotonic() >= self._valid_until:
                     await self._set_state(CANDIDATE, f"cannot renew the lease: {exc}")
+            changes, self._changes = self._changes, []
+            return changes
+
+    async def _settle(self, changes: list[asyncio.Task[BaseException | None]]) -> None:
+        """Wait until every state change so far was acted on; raise the first failure of ``changes``."""
+        try:
+            newest = self._last_change
+            if newest is not None:
+                await asyncio.wait([newest])  # it ran after every change before it
+        except asyncio.CancelledError:
+            for change in changes:  # the caller gave up: its changes go no further, as when awaited
+                change.cancel()
+            raise
+        for change in changes:
+            failure = None if change.cancelled() else change.result()
+            if isinstance(failure, StoreError):
+                # As a failed step: the store is away (the app records for the workers); the leader
+                # stays, its watch starts the workers once the store answers.
+                self.last_error = str(failure)
+                log.warning("acting on a leadership change failed: %s", failure)
+            elif failure is not None:
+                raise failure
 
     async def _step(self) -> None:
         started = time.monotonic()
@@ -261,7 +306,33 @@ class LeaseElection:
             details: dict[str, Any] = {"previous": previous, "term": self.term, "node_id": self.node_id}
             if term_ended:
                 details["term_ended"] = term_ended
-            await self._on_change(state, why, details)
+            self._changes.append(self._act_on(state, why, details))
+
+    def _act_on(self, state: str, why: str, details: dict[str, Any]) -> asyncio.Task[BaseException | None]:
+        """Run ``on_change`` for this change in a task of its own, once the change before was acted on.
+
+        Not awaited by the election's loop: a takeover (an event saved, nginx adopted or started, the
+        app workers started) can wait on a busy store or a slow nginx, and a loop that waited for it
+        renewed nothing meanwhile, so the new leader's lease could lapse during its own takeover. The
+        changes still run one at a time and in order. Returns the failure, if any (see _settle)."""
+        before = self._last_change
+        on_change = self._on_change
+        assert on_change is not None
+
+        async def act() -> BaseException | None:
+            if before is not None and not before.done():
+                await asyncio.wait([before])
+            try:
+                await on_change(state, why, details)
+            except Exception as exc:
+                return exc
+            return None
+
+        change = asyncio.get_running_loop().create_task(act(), name=f"leadership-change:{state}")
+        self._last_change = change
+        self._running_changes.add(change)
+        change.add_done_callback(self._running_changes.discard)
+        return change
 
     async def run(self) -> None:
         """Renew every TTL/3; when not leading, try again every TTL/3 (at most every second), when a
@@ -270,8 +341,15 @@ class LeaseElection:
         self._notices = open_notices() if open_notices is not None else None
         try:
             while True:
-                await self.step()
+                for change in await self._step_once():
+                    change.add_done_callback(_report_failed_change)
                 await self._pause(self._next_step_in())
+        except asyncio.CancelledError:
+            # Stopped: a takeover or step-down still being acted on stops with it, as when this loop
+            # awaited it (the engine closes what it would touch next).
+            for change in list(self._running_changes):
+                change.cancel()
+            raise
         finally:
             if self._notices is not None:
                 self._notices.close()
@@ -331,9 +409,11 @@ class LeaseElection:
         return self.is_leader()
 
     async def release(self) -> bool:
+        """Give the lease up (a clean stop, a step-down); returns once the step-down was acted on."""
         async with self._lock:
             if self.state != LEADER or self.term is None:
                 return False
+            self._changes = []
             released = await self._in_lane(self.store.leases.release, self.term, self.node_id)
             if released and self.lease is not None and self.lease.term == self.term:
                 # Until the next step reads it back, the view must not name this node the leader: a
@@ -344,4 +424,6 @@ class LeaseElection:
             # takes it back after the pause.
             self._hold_off_until = time.monotonic() + 2 * self._follower_retry
             await self._set_state(FOLLOWER, "released the lease")
-            return bool(released)
+            changes, self._changes = self._changes, []
+        await self._settle(changes)
+        return bool(released)

@@ -1,4 +1,4 @@
-"""A takeover completes while asyncio's default thread pool is full.
+"""A takeover completes while asyncio's default thread pool is full, and never holds the renewals back.
 
 When a node wins the lease, the election's step waits for the takeover (say so in an event, adopt or
 start nginx, start the app workers) before it renews again. Each of those ran blocking calls on the
@@ -18,12 +18,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.cluster import LEADER, LeaseElection
 from core.engine import Engine
 from core.runtime.memory import MemoryPorts, MemoryRuntime
-from testkit.harness import engine_settings
+from core.store import Store
+from testkit.harness import engine_settings, wait_for
 
 POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default pool size
 STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
@@ -79,3 +82,40 @@ async def test_a_node_takes_the_lease_and_nginx_over_while_every_default_thread_
     assert status["active"] and status["running"] and status["pid"] == master, status
     kinds = [event.kind for event in await engine.events(category="cluster", limit=3)]
     assert kinds[0] == "became_leader", kinds
+
+
+async def test_the_leader_renews_its_lease_while_its_takeover_is_still_under_way(store: Store) -> None:
+    """The election's loop hands each state change to a task of its own: a takeover that waits (here
+    until the test lets it go; for real, its event queued behind a burst of SQLite writes, or a slow
+    nginx start) no longer holds the renewals back, so the new leader's lease does not lapse during
+    its own takeover. Before, the loop awaited the takeover and renewed nothing until it ended."""
+    renewals: list[int] = []
+    renew = store.leases.renew
+
+    def counted(term: int, node_id: str, ttl: float) -> Any:
+        renewals.append(term)
+        return renew(term, node_id, ttl)
+
+    store.leases.renew = counted  # type: ignore[method-assign]
+    taken_over = asyncio.Event()
+    states: list[str] = []
+
+    async def on_change(state: str, _why: str, _details: dict[str, Any]) -> None:
+        states.append(state)
+        if state == LEADER:
+            await taken_over.wait()
+
+    election = LeaseElection(store, "n1", "http://n1", ttl=3, on_change=on_change)
+    loop = asyncio.create_task(election.run())
+    try:
+        await wait_for(lambda: states == [LEADER], timeout=30, interval=0.01, what="the takeover to begin")
+        # Three renewals (one a second at TTL 3) while the takeover has not ended: more than the 2.4 s
+        # the lease is trusted locally without one.
+        await wait_for(lambda: len(renewals) >= 3, timeout=30, interval=0.05, what="renewals meanwhile")
+        assert election.is_leader() and states == [LEADER]
+        taken_over.set()
+    finally:
+        taken_over.set()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+    assert states == [LEADER], f"the leader stepped down on the way: {states}"
