@@ -41,6 +41,15 @@ ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?\Z")
 HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?\Z")
+# Docker's reference grammar (distribution/reference): Docker refuses anything else at create, so an app
+# registered with it could never start.  The registry part may hold capitals and a port; the name may not.
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_DOMAIN_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_IMAGE_DOMAIN = rf"{_IMAGE_DOMAIN_PART}(?:\.{_IMAGE_DOMAIN_PART})*(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:(?:{_IMAGE_DOMAIN}|\[[0-9A-Fa-f:]+\](?::[0-9]+)?)/)?{_IMAGE_PATH}(?:/{_IMAGE_PATH})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?\Z"
+)
 SENSITIVE_NAME_PARTS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
 REDACTED = "***"
 
@@ -360,6 +369,11 @@ class ContainerSpec(_SpecModel):
             raise _problem("is empty: name the image to run, e.g. image: orchestry/demo:latest")
         if any(ch.isspace() for ch in image):
             raise _problem(f"{_show(image)} contains spaces: write the image reference without spaces")
+        if not IMAGE_REFERENCE.match(image) or len(_repository(image)) > 255:
+            raise _problem(
+                f"{_show(image)} is not a Docker image reference: write [registry/]name[:tag][@digest] with "
+                "a lowercase name, e.g. orchestry/demo:latest"
+            )
         return image
 
     @field_validator("ports")
@@ -414,6 +428,13 @@ class ContainerSpec(_SpecModel):
         document = super().to_document()
         document["resources"] = self.resources.to_document()
         return document
+
+
+def _repository(image: str) -> str:
+    """The image's name without its tag and digest (Docker allows 255 characters)."""
+    name = image.split("@", 1)[0]
+    head, colon, tail = name.rpartition(":")
+    return head if colon and "/" not in tail else name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -745,7 +766,9 @@ def _decode(source: str | bytes | dict[str, Any]) -> Any:
 
 
 def _reject_odd_keys(data: dict[str, Any]) -> None:
-    """Non-text keys (YAML reads `on:`/`yes:` as booleans, `1:` as a number) cannot match any field.
+    """Non-text keys (YAML reads `on:`/`yes:` as booleans, `1:` as a number) cannot match any field, and
+    no text may hold a NUL: no process argument, environment value, header or file name can carry one,
+    so such a spec would register and then never start.
 
     Iterative and alias-aware: YAML anchors may share or nest objects arbitrarily deep."""
     problems: list[tuple[Loc, str]] = []
@@ -762,7 +785,7 @@ def _reject_odd_keys(data: dict[str, Any]) -> None:
                     problems.append(
                         (
                             loc,
-                            f"has the key {key!r}, which is not text: quote it "
+                            f"has the key {_show(key)}, which is not text: quote it "
                             "(YAML reads yes/no/on/off as booleans)",
                         )
                     )
@@ -771,6 +794,10 @@ def _reject_odd_keys(data: dict[str, Any]) -> None:
         elif isinstance(node, list):
             seen.add(id(node))
             stack.extend(((*loc, index), item) for index, item in enumerate(node))
+        elif isinstance(node, str) and "\x00" in node:
+            problems.append(
+                (loc, "holds a NUL character (\\0), which no container or probe can carry: remove it")
+            )
     if problems:
         messages = [f"{_path(loc) or 'the document'} {text}" for loc, text in problems]
         raise SpecError("; ".join(messages), field=_path(problems[0][0]) or None, errors=messages)

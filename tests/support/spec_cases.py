@@ -305,13 +305,17 @@ def _out_of_range(path: Path) -> st.SearchStrategy[Any]:
 BAD_NAMES = ["Web", "wéb", "ｗｅｂ", "web\u200b", "web_1", "-web", "web-", "../etc", "we b", "web.shop", "😀",
              "a\x00b", "web\n", "\nweb"]  # fmt: skip
 
+# Docker refuses each at create ("invalid reference format"), so the app could never start.
+BAD_IMAGES = ["Orchestry/Demo", "Web", "image::tag", "a/", "/a", "a//b", ":tag", "a:", "a@sha256:1", "-a",
+              "a..b", "a:é", "é", "a:" + "t" * 129, "a" * 256, "x\x00y"]  # fmt: skip
+
 # --- the cases ----------------------------------------------------------------------------------------
 
 
 RULES = [
     "wrong type", "missing", "out of range", "not finite", "unknown key", "duplicate env", "duplicate port",
     "min above max", "scale-in not below scale-out", "empty text", "bad name", "secret in the wrong place",
-    "health port not declared",
+    "health port not declared", "NUL in text", "bad image reference",
 ]  # fmt: skip
 
 
@@ -419,6 +423,21 @@ def invalid_cases(draw: st.DrawFn, name: str = "web", rules: list[str] = RULES) 
             return Case(document, f"{health}.headers[1]", f"{rule}: {form}")
         checks["headers"][1] = {"name": f"Authorization: {SECRET_BEARER}", "value": ""}
         return Case(document, f"{health}.headers[1].name", f"{rule}: {form}")
+    elif rule == "NUL in text":
+        path = draw(
+            st.sampled_from(
+                [
+                    ("spec", "command", 0), ("spec", "args", 0), ("spec", "environment", 0, "value"),
+                    ("spec", "environment", 1, "value"), ("metadata", "labels", "team"),
+                    ("healthCheck", "path"), ("healthCheck", "headers", 0, "value"),
+                    ("spec", "environment", 2, "key"),
+                ]
+            )
+        )  # fmt: skip
+        value = draw(st.sampled_from(["\x00", "a\x00b", "/health\x00", "info\x00"]))
+    elif rule == "bad image reference":
+        path = ("spec", "image")
+        value = draw(st.sampled_from(BAD_IMAGES))
     else:  # health port not declared
         path = ("healthCheck", "port")
         value = draw(st.integers(min_value=1, max_value=65535).filter(lambda p: p not in (8080, 9090)))
@@ -472,7 +491,7 @@ def valid_documents(draw: st.DrawFn, name: str = "web") -> dict[str, Any]:
     document["metadata"]["labels"] = draw(
         st.dictionaries(
             st.from_regex(r"\A[a-z]([a-z0-9-]{0,8}[a-z0-9])?\Z"),
-            st.text(max_size=20).filter(lambda t: "\n" not in t),
+            st.text(max_size=20).filter(lambda t: "\n" not in t and "\x00" not in t),
             max_size=3,
         )
     )

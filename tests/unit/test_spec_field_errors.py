@@ -133,3 +133,34 @@ def test_long_input_is_cut_when_shown() -> None:
     error = refusal({"metadata": {"name": "web"}, "spec": {"image": "x", "resources": {"cpu": "9" * 5000}}})
     assert error.field == "spec.resources.cpu" and "out of range" in error.message
     assert len(error.message) < 200, len(error.message)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"environment": [{"name": "A", "value": "a\x00b"}]}, "spec.environment[0].value"),
+        ({"command": ["/bin/serve", "a\x00b"]}, "spec.command[1]"),
+    ],
+    ids=["variable", "argument"],
+)
+def test_text_holding_a_nul_is_refused(spec: dict[str, Any], field: str) -> None:
+    """Found by the property test, checked on Docker 20.10: an environment value with a NUL registered,
+    then its container failed to start (500 from Docker); an argument with one was cut there."""
+    error = refusal({"metadata": {"name": "web"}, "spec": {"image": "x", **spec}})
+    assert error.field == field and "holds a NUL character" in error.message and "remove it" in error.message
+
+
+@pytest.mark.parametrize("image", ["Orchestry/Demo", "image::tag", "a..b", "a:é", "a" * 256])
+def test_an_image_docker_cannot_parse_is_refused(image: str) -> None:
+    """Each registered, then every replica failed at create: "invalid reference format"."""
+    error = refusal({"metadata": {"name": "web"}, "spec": {"image": image}})
+    assert error.field == "spec.image" and "is not a Docker image reference" in error.message
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["orchestry/demo:latest", "x", "reg:5000/demo:1", "Registry.Example.com/team/app:v1.2_3", "a__b-c.d",
+     "alpine:3.19@sha256:" + "b" * 64, "[::1]:5000/x:y"],
+)  # fmt: skip
+def test_image_references_docker_takes_are_accepted(image: str) -> None:
+    assert parse_app_spec({"metadata": {"name": "web"}, "spec": {"image": image}}).container.image == image
