@@ -38,6 +38,7 @@ from tests.support.spec_cases import (
     Case,
     has_sensitive_literals,
     invalid_cases,
+    invalid_policy_changes,
     valid_document,
     valid_documents,
 )
@@ -49,6 +50,7 @@ DOORS = [
     ("/api/v1/apps", {}),
     ("/api/v1/validate", {}),
 ]
+PRIOR_MAX_REPLICAS = demo_app("x")["scaling"]["maxReplicas"]
 REGISTER_EVENTS = ("app_registered", "app_updated", "policy_updated")
 
 
@@ -131,6 +133,22 @@ def fuzz_refusals(world: World) -> list[str]:
                 unchanged(case.what)
 
             run(refused, rule)
+
+        # The scaling block alone, as both route families change it on the running app.
+        @given(invalid_policy_changes(max_replicas=PRIOR_MAX_REPLICAS))
+        def policy_refused(change: tuple[dict[str, Any], str, str]) -> None:
+            changes, field, what = change
+            body = json.dumps(changes).encode()
+            judge(
+                session.put(f"{world.base_url}/api/v1/apps/{world.prior}/scaling", data=body, timeout=30),
+                field,
+                what,
+            )
+            wrapped = json.dumps({"policy": changes}).encode()
+            judge(world.post(session, f"/apps/{world.prior}/policy", wrapped, {}), field, what)
+            unchanged(what)
+
+        run(policy_refused, "scaling changes")
 
         @given(malformed_bodies(world.prior))
         def unreadable(body: bytes) -> None:

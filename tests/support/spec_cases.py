@@ -446,6 +446,30 @@ def invalid_cases(draw: st.DrawFn, name: str = "web", rules: list[str] = RULES) 
     return Case(document, dotted(where), f"{rule} {dotted(where)} = {value!r}"[:200])
 
 
+@st.composite
+def invalid_policy_changes(draw: st.DrawFn, max_replicas: int) -> tuple[dict[str, Any], str, str]:
+    """A scaling change (PUT /api/v1/apps/NAME/scaling, POST /apps/NAME/policy) breaking one rule, for an
+    app whose maxReplicas is ``max_replicas``: (change, field, what)."""
+    keys = [(path[1], kind) for path, kind, _ in FIELDS if path[:1] == ("scaling",) and len(path) == 2]
+    rule = draw(st.sampled_from(["wrong type", "out of range", "unknown key", "min above max"]))
+    if rule == "wrong type":
+        key, kind = draw(st.sampled_from(keys))
+        value = draw(_wrong_type(("scaling", str(key)), kind))
+    elif rule == "out of range":
+        path = draw(st.sampled_from(sorted([p for p in [*BOUNDS, *POSITIVE] if p[0] == "scaling"], key=str)))
+        key, value = path[1], draw(_out_of_range(path))
+    elif rule == "unknown key":
+        key = draw(
+            st.text(min_size=1, max_size=16).filter(
+                lambda k: k not in KNOWN_KEYS[("scaling",)] and k.strip() == k and k.isprintable()
+            )
+        )
+        value = draw(st.one_of(_ints, _text))
+    else:
+        key, value = "minReplicas", draw(st.integers(min_value=max_replicas + 1, max_value=100))
+    return {str(key): value}, f"scaling.{key}", f"{rule}: {key} = {value!r}"[:200]
+
+
 def has_sensitive_literals(document: dict[str, Any]) -> bool:
     return SECRET_PASSWORD in json.dumps(document)
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import SpecError
-from core.spec import parse_app_spec, refuse_redacted_values
+from core.spec import ScalingPolicy, parse_app_spec, refuse_redacted_values, validate_policy_update
 from tests.support.spec_cases import (
     MAX_MESSAGE_CHARS,
     RULES,
@@ -24,6 +24,7 @@ from tests.support.spec_cases import (
     Case,
     has_sensitive_literals,
     invalid_cases,
+    invalid_policy_changes,
     valid_documents,
 )
 
@@ -49,6 +50,16 @@ def test_a_document_breaking_one_rule_is_refused_naming_that_field(rule: str, da
     assert_names_the_field(refusal(case.document), case)
     assert_names_the_field(refusal(json.dumps(case.document)), case)
     assert_names_the_field(refusal(yaml.safe_dump(case.document, allow_unicode=True)), case)
+
+
+@given(invalid_policy_changes(max_replicas=10))
+def test_a_scaling_change_breaking_one_rule_is_refused_naming_that_field(
+    change: tuple[dict[str, Any], str, str],
+) -> None:
+    changes, field, what = change
+    with pytest.raises(SpecError) as caught:
+        validate_policy_update(ScalingPolicy(max_replicas=10), changes)
+    assert_names_the_field(caught.value, Case(changes, field, what))
 
 
 @given(valid_documents())
