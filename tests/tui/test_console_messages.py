@@ -114,3 +114,14 @@ async def test_x_asks_before_stopping_and_says_how_to_start_the_app_again(tmp_pa
         await until(lambda: isinstance(app.screen, ConfirmScreen), what="the confirm dialog")
         question = str(app.screen.query_one("#question", Label).render())
         assert "`up`" not in question and "started again (u)" in question, question
+
+
+async def test_j_and_k_move_the_apps_selection_as_in_k9s(tmp_path: Path) -> None:
+    app = console(tmp_path, sample_backend())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        assert app.selected == "web"
+        await pilot.press("j")
+        await until(lambda: app.selected == "worker", what="j selects the next app")
+        await pilot.press("k")
+        await until(lambda: app.selected == "web", what="k selects the previous app")

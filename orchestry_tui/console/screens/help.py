@@ -34,7 +34,9 @@ class HelpScreen(KeptScreen, DimmedBackground, ModalScreen[None]):
             )
             table: DataTable[str] = DataTable(cursor_type="none", id="help-table")
             yield table
-            yield Label("Esc closes · ctrl+p or : opens the command palette", id="hint")
+            yield Label(
+                "j/k or ↑/↓ move in a table · Esc closes · ctrl+p or : opens the command palette", id="hint"
+            )
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.color import Color
 from textual.css.styles import RenderStyles
@@ -61,6 +62,12 @@ class KeyedTable(DataTable[object]):
     costs the whole screen a layout pass, and switching apps did ten of them.  Rows are only added or
     removed at the end, when the count changes.
     """
+
+    # k9s's (and vi's) keys for moving down and up a list, beside the arrows: its users press them first.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="orchestry.table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="orchestry.table.up"),
+    ]
 
     # While the table paints: its own styles, worked out once (see render_lines); else None.
     _paint_styles: dict[object, Any] | None = None
