@@ -274,6 +274,10 @@ def logs(client: ApiClient, args: argparse.Namespace) -> int:
     if args.follow:
         import json
 
+        if _is_stopped(client, args.name):  # following a stopped app would wait in silence
+            output.note(
+                f"{args.name} is stopped: waiting for its replicas (orchestry up {args.name}); Ctrl-C ends"
+            )
         try:
             for line in client.stream_lines(_app_path(args.name, "/logs"), follow="true", **query):
                 sys.stdout.write((json.dumps(line) if _as_json(args) else _log_text(line)) + "\n")
@@ -287,7 +291,18 @@ def logs(client: ApiClient, args: argparse.Namespace) -> int:
     else:
         for line in answer["lines"]:
             output.say(_log_text(line))
+        if not answer["lines"]:  # an empty screen and exit 0 said nothing
+            if _is_stopped(client, args.name):
+                output.note(
+                    f"no log lines: {args.name} is stopped, no replica runs (orchestry up {args.name})"
+                )
+            else:
+                output.note(f"no log lines from {args.name}'s replicas in that window")
     return 0
+
+
+def _is_stopped(client: ApiClient, name: str) -> bool:
+    return bool(client.get(_app_path(name, ""))["status"] == "stopped")
 
 
 def metrics(client: ApiClient, args: argparse.Namespace) -> int:

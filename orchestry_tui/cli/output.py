@@ -51,6 +51,11 @@ def say(message: str) -> None:
     sys.stdout.write(message + "\n")
 
 
+def note(message: str) -> None:
+    """A remark beside the output (stderr: `orchestry logs web | grep x` keeps only the lines)."""
+    sys.stderr.write(message + "\n")
+
+
 def error(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
 
