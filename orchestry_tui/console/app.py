@@ -104,6 +104,12 @@ PANE_IDS = {
 }
 
 
+def policy_bounds(app: AppView) -> tuple[int, int] | None:
+    """The app's (minReplicas, maxReplicas), or None when its policy does not say."""
+    low, high = app.policy.get("minReplicas"), app.policy.get("maxReplicas")
+    return (low, high) if isinstance(low, int) and isinstance(high, int) else None
+
+
 def docker_outage(status_reason: str) -> str:
     """The Docker outage the engine puts in an app's status reason (compute_status appends the
     runtime's "Docker engine at URL does not answer (why): start it ..."), or "" while Docker answers."""
@@ -630,7 +636,7 @@ class OrchestryConsole(App[int]):
                 return
             self._change(partial(self.backend.scale, app.name, replicas), self._scaled)
 
-        asked = (app.name, app.desired_replicas, app.mode)
+        asked = (app.name, app.desired_replicas, app.mode, policy_bounds(app))
         screen = kept(self, "scale", lambda: ScaleScreen(*asked), ScaleScreen)
         if screen not in self.screen_stack:
             screen.ask(*asked)

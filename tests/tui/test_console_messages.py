@@ -12,6 +12,7 @@ from core.models import Event
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
+from orchestry_tui.console.screens.scale import ScaleScreen
 from orchestry_tui.console.widgets.events_pane import EventsPane
 from orchestry_tui.console.widgets.keyed_table import KeyedTable
 from tests.tui.conftest import until
@@ -125,3 +126,21 @@ async def test_j_and_k_move_the_apps_selection_as_in_k9s(tmp_path: Path) -> None
         await until(lambda: app.selected == "worker", what="j selects the next app")
         await pilot.press("k")
         await until(lambda: app.selected == "web", what="k selects the previous app")
+
+
+async def test_the_scale_dialog_of_an_auto_app_says_the_autoscaler_may_change_the_count(
+    tmp_path: Path,
+) -> None:
+    app = console(tmp_path, sample_backend())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.press("s")  # web: auto mode, minReplicas 1, maxReplicas 6
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog")
+        question = str(app.screen.query_one("#question", Label).render())
+        assert "The autoscaler keeps it within 1-6 and may change this count" in question, question
+        assert "press m on the main view to switch to manual first" in question
+        await pilot.press("escape")
+        await pilot.press("j", "s")  # worker: manual mode, the count stays as set
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog again")
+        question = str(app.screen.query_one("#question", Label).render())
+        assert question == "Scale worker (now 2 desired, manual mode)"

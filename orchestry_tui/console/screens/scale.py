@@ -28,11 +28,12 @@ class ScaleScreen(KeptScreen, DimmedBackground, ModalScreen[int | None]):
         Binding("escape", "cancel", "Cancel", id="orchestry.scale.cancel")
     ]
 
-    def __init__(self, app_name: str, current: int, mode: str) -> None:
+    def __init__(self, app_name: str, current: int, mode: str, bounds: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.app_name = app_name
         self.current = current
         self.mode = mode
+        self.bounds = bounds  # the auto-scaling policy's (minReplicas, maxReplicas)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -47,11 +48,20 @@ class ScaleScreen(KeptScreen, DimmedBackground, ModalScreen[int | None]):
             yield Label(HINT, id="hint")
 
     def _question(self) -> str:
-        return f"Scale {self.app_name} (now {self.current} desired, {self.mode} mode)"
+        question = f"Scale {self.app_name} (now {self.current} desired, {self.mode} mode)"
+        if self.mode != "auto":
+            return question
+        # Said before Enter: a count set in auto mode is clamped to the policy and moved by the
+        # autoscaler after its cooldown, which surprised the trial's user ("I set 3, it went back to 1").
+        within = f" within {self.bounds[0]}-{self.bounds[1]}" if self.bounds else ""
+        return (
+            f"{question}\nThe autoscaler keeps it{within} and may change this count after its cooldown: "
+            "press m on the main view to switch to manual first."
+        )
 
-    def ask(self, app_name: str, current: int, mode: str) -> None:
+    def ask(self, app_name: str, current: int, mode: str, bounds: tuple[int, int] | None = None) -> None:
         """Show another app's scale (before the screen is pushed again): its count, selected."""
-        self.app_name, self.current, self.mode = app_name, current, mode
+        self.app_name, self.current, self.mode, self.bounds = app_name, current, mode, bounds
         if self.is_mounted:
             self.query_one("#question", Label).update(self._question())
             self.query_one(Input).value = str(current)
