@@ -55,9 +55,11 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     else:
         app = answer["app"]
         verb = "registered" if answer["created"] else "updated"
-        output.say(
-            f"{verb} {app['name']} (status {app['status']}); start it with `orchestry up {app['name']}`"
-        )
+        if app["status"] == "stopped":
+            then = f"start it with `orchestry up {app['name']}`"
+        else:  # `up` on a running app does nothing: its replicas roll to a changed spec by themselves
+            then = f"its replicas roll to a changed spec (`orchestry status {app['name']}` shows them)"
+        output.say(f"{verb} {app['name']} (status {app['status']}); {then}")
     return 0
 
 

@@ -28,3 +28,17 @@ def test_logs_of_a_stopped_app_say_why_there_are_none(daemon: Daemon, tmp_path: 
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr == f"no log lines: {name} is stopped, no replica runs (orchestry up {name})\n"
     daemon.ok("delete", name, "-f")
+
+
+def test_registering_a_running_app_again_does_not_say_start_it(daemon: Daemon, tmp_path: Path) -> None:
+    """It said "start it with `orchestry up web`" for a running app, where `up` does nothing."""
+    name = unique_name("busy")
+    path = write_app(tmp_path, name)
+    daemon.ok("register", str(path))
+    daemon.ok("up", name, "--wait")
+    said = daemon.ok("register", str(path))
+    assert said == (
+        f"updated {name} (status running); its replicas roll to a changed spec "
+        f"(`orchestry status {name}` shows them)\n"
+    )
+    daemon.ok("delete", name, "-f")
