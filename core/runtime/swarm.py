@@ -99,6 +99,7 @@ START_TIMEOUT_SECONDS = 120.0  # placement + pull + start of one new task
 TASK_POLL_SECONDS = 0.5
 STARTING_POLL_SECONDS = 0.2
 STOP_POLL_SECONDS = 0.1
+STOP_WORKERS = 64  # replicas whose stops may wait on their nodes at once (threads, idle until then)
 LISTING_ATTEMPTS = 3
 NOT_A_MANAGER_FIX = (
     "point ORCHESTRY_DOCKER_URL (or DOCKER_HOST) at a Swarm manager, or run `docker swarm init` there"
@@ -128,6 +129,10 @@ class SwarmRuntime(PooledApiCalls):
         self.task_poll_seconds = task_poll_seconds
         self.start_timeout = start_timeout
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="swarm")
+        # A stop waits on the node's engine for as long as the replica's grace period: in the pool above,
+        # a scale-in of more replicas than it has threads held every one of them (task listing, node
+        # events, stats: 21.5 s for a node listing behind twelve 20 s stops).  They wait here instead.
+        self._stop_executor = ThreadPoolExecutor(max_workers=STOP_WORKERS, thread_name_prefix="swarm-stop")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._node_stats = NodeStats(
@@ -427,7 +432,7 @@ class SwarmRuntime(PooledApiCalls):
         """Stop the task's container on its node (see swarm_stops.stop_on_node): None once it exited,
         or when there is nothing to wait for (never placed, or its node left the Swarm); else why not."""
 
-        def work(api: APIClient) -> str | None:
+        def work(api: APIClient) -> str | tuple[str, SwarmNode] | None:
             if not task.get("NodeID"):
                 return None
             raw = api.inspect_node(task["NodeID"])
@@ -441,15 +446,25 @@ class SwarmRuntime(PooledApiCalls):
             failed = self._node_stats.recent_failure(url)
             if failed is not None:
                 return failed  # it would wait out the same timeout again
-            why_not = stop_on_node(self._node_stats.client(url), url, node, task, timeout)
-            if why_not is not None:
-                self._node_stats.note_failure(url, why_not)
-            return why_not
+            return url, node
 
         try:
-            return await self._run(work)
+            found = await self._run(work)
         except docker.errors.NotFound:
             return None
+        if not isinstance(found, tuple):
+            return found
+        url, node = found
+        if self._closed:
+            raise RuntimeUnavailable(self._closed_message)
+        loop = asyncio.get_running_loop()
+        why_not = await loop.run_in_executor(
+            self._stop_executor,
+            lambda: stop_on_node(self._node_stats.client(url), url, node, task, timeout),
+        )
+        if why_not is not None:
+            self._node_stats.note_failure(url, why_not)
+        return why_not
 
     @staticmethod
     def _stop_over(api: APIClient, task_id: str, grace: float) -> str | None:
@@ -549,6 +564,7 @@ class SwarmRuntime(PooledApiCalls):
         for bridge in list(self._bridges):
             bridge.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._stop_executor.shutdown(wait=False, cancel_futures=True)
         with self._client_lock:
             client, self._client = self._client, None
         await asyncio.to_thread(self._node_stats.close)

@@ -171,3 +171,26 @@ async def test_a_forced_down_says_a_replica_on_a_lost_node_stops_once_the_node_i
                 assert "its node is down: Swarm stops it once the node is back" in notes[replica], notes
             assert not any("(" in notes[r] for r in set(notes) - on_lost), notes
             assert set(running_on_nodes(swarm_lab, name)) <= {lost.name}
+
+
+async def test_the_runtime_still_answers_while_more_replicas_wait_out_their_grace_than_it_has_threads(
+    swarm_lab: SwarmLab, tmp_path: Path
+) -> None:
+    """Each stop waits on the node's engine for its replica to exit: twelve replicas waiting out a
+    20 s grace must not hold every thread the runtime lists tasks and nodes with (10)."""
+    async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
+        name = await _started(swarm_lab, engine, 12, grace=20)
+        with killed_afterwards(swarm_lab, name):
+            plain = asyncio.create_task(engine.down(name))
+            await wait_for(
+                lambda: asyncio.to_thread(lambda: not services_of(swarm_lab, name)),
+                timeout=60,
+                what="the down's stops under way",
+            )
+            listed = await engine.runtime.nodes()
+            assert len(listed) == len(swarm_lab.nodes)
+            # Answered while the stops still wait: the replicas (which ignore SIGTERM) still run.
+            assert sum(len(c) for c in running_on_nodes(swarm_lab, name).values()) == 12
+            await engine.down(name, force=True)
+            await asyncio.wait_for(plain, timeout=60)
+            assert running_on_nodes(swarm_lab, name) == {}
