@@ -104,6 +104,17 @@ PANE_IDS = {
 }
 
 
+def no_logs_reason(app: AppView) -> str:
+    """Why the logs pane will show no line of ``app`` (it has no replica that could write one), or ""."""
+    if app.status == "stopped":
+        return f"{app.name} is stopped: no replica writes logs; press u to start it"
+    if app.desired_replicas == 0 and not app.replicas:
+        return f"{app.name} is scaled to 0 replicas: no replica writes logs; press s to scale it up"
+    if app.status == "error" and not app.replicas:
+        return f"{app.name} cannot start its replicas, so none writes logs: the replicas pane says why"
+    return ""
+
+
 def policy_bounds(app: AppView) -> tuple[int, int] | None:
     """The app's (minReplicas, maxReplicas), or None when its policy does not say."""
     low, high = app.policy.get("minReplicas"), app.policy.get("maxReplicas")
@@ -459,6 +470,9 @@ class OrchestryConsole(App[int]):
         rows = {r.name: replica_row(r) for r in sorted(app.replicas, key=lambda r: r.slot)} if app else {}
         table.sync({} if pending else rows)
         empty.display = pending or not rows
+        if app is not None and not pending:
+            with contextlib.suppress(NoMatches):
+                self.query_one(LogPane).idle(app.name, no_logs_reason(app))
         if app is None:
             empty.update("select an app above to see its replicas")
         elif pending:

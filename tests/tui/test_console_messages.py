@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 from core.models import Event
 from orchestry_tui.console.app import OrchestryConsole
@@ -144,3 +144,17 @@ async def test_the_scale_dialog_of_an_auto_app_says_the_autoscaler_may_change_th
         await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog again")
         question = str(app.screen.query_one("#question", Label).render())
         assert question == "Scale worker (now 2 desired, manual mode)"
+
+
+async def test_the_logs_pane_of_a_stopped_app_says_why_no_line_comes(tmp_path: Path) -> None:
+    backend = with_web(status="stopped", status_reason="stopped by the operator", replicas=[])
+    backend.log_lines = {}  # a stopped app has no replica to write a line
+    app = console(tmp_path, backend)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        status = app.query_one("#pane-log-status", Static)
+        await until(lambda: "is stopped" in str(status.render()), what="the logs pane says why")
+        assert str(status.render()) == "web is stopped: no replica writes logs; press u to start it"
+        await pilot.press("j")  # worker has replicas: its lines are awaited as before
+        await until(lambda: app.selected == "worker", what="worker selected")
+        await until(lambda: "waiting for log lines from worker" in str(status.render()), what="waiting")

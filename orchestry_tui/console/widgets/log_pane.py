@@ -49,6 +49,7 @@ class LogPane(Vertical):
         self._pending: list[LogLine] = []
         self._ended = ""
         self._restart_at: float | None = None  # monotonic time the follow of a new app starts
+        self._idle: tuple[str, str] | None = None  # (app, why it has no replica to log), from the app
         self._settle_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -117,8 +118,23 @@ class LogPane(Vertical):
         if self.app_name is None:
             self._status_text("select an app to follow its logs")
             return
-        self._status_text(f"waiting for log lines from {self.app_name}…")
+        self._status_text(self._waiting())
         self._stream(self.app_name)
+
+    def idle(self, app: str, why: str) -> None:
+        """Why ``app`` has no replica writing logs ("" once it has): said while no line has come,
+        instead of waiting for lines that cannot come.  Called on every refresh: a change only."""
+        idle = (app, why) if why else None
+        if idle == self._idle:
+            return
+        self._idle = idle
+        if app == self.app_name and not self.kept and not self._pending:
+            self._status_text(self._waiting())
+
+    def _waiting(self) -> str:
+        if self._idle is not None and self._idle[0] == self.app_name:
+            return self._idle[1]
+        return f"waiting for log lines from {self.app_name}…"
 
     @work(exclusive=True, group="pane-logs")
     async def _stream(self, app: str) -> None:
