@@ -162,6 +162,11 @@ def run_http_command(args: argparse.Namespace) -> int:
                 "apps' load balancer"
             )
             return 2
+        from orchestry_tui.cli.leader_hint import is_leadership_refusal, leader_hint
+
+        if is_leadership_refusal(exc):
+            output.error(f"{exc.detail.rstrip('.')}; {leader_hint(client, exc.leader)}")
+            return 1
         output.error(exc.detail)
         return 1
     except KeyboardInterrupt:
