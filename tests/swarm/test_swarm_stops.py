@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def running_on_nodes(lab: SwarmLab, app: str) -> dict[str, list[str]]:
         containers = lab.docker(node).containers.list(filters={"label": f"orchestry.app={app}"})
         if containers:
             found[node.name] = [c.name for c in containers]
+    return found
+
+
+def signalled(lab: SwarmLab, app: str, since: float) -> set[str]:
+    """The app's containers some engine sent a stop signal to since ``since`` (``kill`` events)."""
+    found: set[str] = set()
+    for node in lab.nodes:
+        filters = {"event": "kill", "label": f"orchestry.app={app}"}
+        for event in lab.docker(node).events(since=since, until=time.time(), filters=filters, decode=True):
+            found.add(event.get("id", ""))
     return found
 
 
@@ -181,9 +192,11 @@ async def test_the_runtime_still_answers_while_more_replicas_wait_out_their_grac
     async with swarm_engine(swarm_lab, tmp_path / "state") as engine:
         name = await _started(swarm_lab, engine, 12, grace=20)
         with killed_afterwards(swarm_lab, name):
+            since = time.time()
             plain = asyncio.create_task(engine.down(name))
+            # Ten replicas signalled: as many stops waiting on their nodes as the runtime has threads.
             await wait_for(
-                lambda: asyncio.to_thread(lambda: not services_of(swarm_lab, name)),
+                lambda: asyncio.to_thread(lambda: len(signalled(swarm_lab, name, since)) >= 10),
                 timeout=60,
                 what="the down's stops under way",
             )
