@@ -495,6 +495,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
             await asyncio.gather(*(self.runtime.remove(c.id, force=True) for c in surplus))
         pending_slots = {c.slot for c in pending if c not in surplus}
         state.pending = {c.name: c.error for c in pending if c not in surplus}
+        forget_unwanted_back_off(state, desired)
         occupied = {r.slot for r in state.replicas.values()} | pending_slots | state.pool_slots()
         the_plan = planner.plan(
             desired, live, occupied, state.waiting_slots(now) | pending_slots, can_create=not state.blocked
@@ -698,6 +699,18 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         await self.listing.close()
         await self.warm_listing.close()
         await self.health.close()
+
+
+def forget_unwanted_back_off(state: AppState, desired: int) -> None:
+    """Drop the crash back-off of slots that no replica is wanted in any more (scaled below them, or
+    stopped): each was listed as a CrashLoopBackOff replica of the app ("next attempt in 0 s") for as
+    long as the controller ran.  The lowest slots the live replicas leave wanted keep theirs, so a
+    crash loop is still never bypassed by starting another slot."""
+    live = state.live()
+    live_slots = {r.slot for r in live}
+    waiting = sorted(slot for slot in state.backoff if slot not in live_slots)
+    for slot in waiting[max(0, desired - len(live)) :]:
+        del state.backoff[slot]
 
 
 def upstream_order(ready: list[Replica], load_balancing: str) -> list[Replica]:
