@@ -3,11 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 FORMATS = ("table", "json")
+
+# What Docker Compose and kubectl users type, and the orchestry command that does it.
+FAMILIAR_COMMANDS = {
+    "ps": "list",
+    "get": "list",
+    "ls": "list",
+    "rm": "delete",
+    "remove": "delete",
+    "start": "up",
+    "run": "apply",
+    "create": "apply",
+    "deploy": "apply",
+    "inspect": "describe",
+    "top": "metrics",
+    "stats": "metrics",
+    "log": "logs",
+    "rollout": "restart",
+    "version": "--version",
+}
+_INVALID_CHOICE = re.compile(r"^argument (COMMAND|ACTION): invalid choice: '([^']*)'")
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, but an unknown command suggests the one meant instead of listing all 27 of them."""
+
+    def error(self, message: str) -> NoReturn:
+        match = _INVALID_CHOICE.match(message)
+        if match:
+            word = match.group(2)
+            choices = [c for c in self._commands() if not c.startswith("-")]
+            meant = FAMILIAR_COMMANDS.get(word) if match.group(1) == "COMMAND" else None
+            if meant is None:
+                close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+                meant = close[0] if close else None
+            hint = f": did you mean `{self.prog} {meant}`?" if meant else ""
+            message = f"{word!r} is not a command of {self.prog}{hint} (`{self.prog} --help` lists them)"
+        super().error(message)
+
+    def _commands(self) -> list[str]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return list(action.choices)
+        return []
 
 
 def _common() -> argparse.ArgumentParser:
@@ -120,7 +164,7 @@ def _wait_flags(parser: argparse.ArgumentParser, until: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="orchestry",
         description="Run web apps as Docker containers behind nginx. Without a command: start the console.",
     )

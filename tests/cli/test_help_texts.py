@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
+import pytest
+
 from orchestry_tui.cli.parser import build_parser
 
 
@@ -42,3 +44,31 @@ def test_the_token_flag_works_after_the_subcommand() -> None:
     assert args.token == "t0k"
     before = build_parser().parse_args(["--token", "t0k", "list"])
     assert before.token == "t0k"  # given before the subcommand, not overwritten by its default
+
+
+NOT = "is not a command of orchestry"
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["ps"], f"orchestry: error: 'ps' {NOT}: did you mean `orchestry list`?"),
+        (["rm", "web"], f"orchestry: error: 'rm' {NOT}: did you mean `orchestry delete`?"),
+        (["lgos", "web"], f"orchestry: error: 'lgos' {NOT}: did you mean `orchestry logs`?"),
+        (
+            ["secret", "lsit"],
+            f"orchestry secret: error: 'lsit' {NOT} secret: did you mean `orchestry secret list`?",
+        ),
+        (["frobnicate"], f"orchestry: error: 'frobnicate' {NOT}"),
+    ],
+)
+def test_an_unknown_command_suggests_the_one_meant(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Docker Compose and kubectl words (ps, rm, get) and typos get the orchestry command, instead of
+    "invalid choice: 'ps' (choose from" all 27 commands."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(line) and last.endswith("--help` lists them)"), last
