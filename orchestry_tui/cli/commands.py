@@ -450,11 +450,25 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def diagnose(client: ApiClient, args: argparse.Namespace) -> int:
+    chosen = Path(args.output) if args.output else None
+    # Checked before the daemon builds the bundle (seconds of work): a path that cannot be written is
+    # one line now, not a traceback after the download.
+    folder = chosen if chosen is not None and chosen.is_dir() else (chosen.parent if chosen else Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        output.error(f"-o {args.output}: cannot write into {folder} (no such directory, or not writable)")
+        return 2
     reply = client.call("POST", "/api/v1/diagnostics")
     disposition = reply.headers.get("Content-Disposition", "")
     match = re.search(r'filename="([^"/]+)"', disposition)
-    target = Path(args.output or (match.group(1) if match else "orchestry-diagnostics.tar.gz"))
-    target.write_bytes(reply.body)
+    offered = match.group(1) if match else "orchestry-diagnostics.tar.gz"
+    target = chosen / offered if chosen is not None and chosen.is_dir() else (chosen or Path(offered))
+    try:
+        target.write_bytes(reply.body)
+    except OSError as exc:
+        output.error(
+            f"-o {args.output or target}: cannot write it ({exc.strerror or exc}): choose another path"
+        )
+        return 2
     members = _bundle_members(reply.body)
     if _as_json(args):
         output.print_json(

@@ -361,7 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="download the support bundle (.tar.gz, secrets redacted); lists what it holds",
     )
-    diagnose.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: server's name)")
+    diagnose.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the file to write, or a directory to write the daemon's file name into (default: here)",
+    )
 
     db = _command(sub, "db", help="the state database (local, not through the daemon)")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
