@@ -417,6 +417,12 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
             return 1
         if from_stdin:
             fields[from_stdin[0]] = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+            if not fields[from_stdin[0]]:  # `< /dev/null`, or a pipe from a command that failed
+                output.error(
+                    f"{from_stdin[0]}=- read nothing from stdin: nothing was set; pipe the value in "
+                    f"(e.g. `cat pw.txt | orchestry secret set {args.name} {from_stdin[0]}=-`)"
+                )
+                return 1
         answer = client.put(f"/api/v1/secrets/{path_part(args.name)}", fields)
         if _as_json(args):
             output.print_json(answer)

@@ -51,3 +51,18 @@ def test_secret_delete_is_rm_as_kubectl_spells_it() -> None:
     args = build_parser().parse_args(["secret", "delete", "db"])
     assert secret(Deleter(), args) == 0  # type: ignore[arg-type]
     assert deleted == ["/api/v1/secrets/db"]
+
+
+def test_an_empty_stdin_sets_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`orchestry secret set db password=- < /dev/null` (or after a failed `cat`) stored an empty password."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    client = Recorder()
+    args = build_parser().parse_args(["secret", "set", "db", "password=-"])
+    assert secret(client, args) == 1  # type: ignore[arg-type]
+    assert client.sent == {}
+    assert capsys.readouterr().err == (
+        "error: password=- read nothing from stdin: nothing was set; pipe the value in "
+        "(e.g. `cat pw.txt | orchestry secret set db password=-`)\n"
+    )
