@@ -30,14 +30,15 @@ routes = web.RouteTableDef()
 # /health must answer even when the database hangs: it is what load balancers probe.
 HEALTH_DATABASE_TIMEOUT = 2.0
 
-SIMULATED_METRIC_FIELDS = {
-    "rps": "rps",
-    "p95LatencyMs": "p95_latency_ms",
-    "activeConnections": "active_connections",
-    "cpuPercent": "cpu_percent",
-    "memoryPercent": "memory_percent",
-    "healthyReplicas": "healthy_replicas",
-}
+# API.md's names, passed on as they are: the metrics collector takes these (and names them back).
+SIMULATED_METRIC_FIELDS = (
+    "rps",
+    "p95LatencyMs",
+    "activeConnections",
+    "cpuPercent",
+    "memoryPercent",
+    "healthyReplicas",
+)
 
 
 async def database_health(engine: Engine) -> dict[str, Any]:
@@ -151,10 +152,10 @@ async def simulate_metrics(request: web.Request) -> web.Response:
     name = params.app_name(request)
     body = await params.json_body(request, required=False)
     sample: dict[str, float] = {}
-    for wire_name, key in SIMULATED_METRIC_FIELDS.items():
+    for wire_name in SIMULATED_METRIC_FIELDS:
         value = params.number_field(body, wire_name)
         if value is not None:
-            sample[key] = value
+            sample[wire_name] = value
     evaluate = params.bool_field(body, "evaluate", True)
     result = await engine.simulate_metrics(name, sample, evaluate=evaluate)
     return json_response(
