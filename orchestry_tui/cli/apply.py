@@ -102,7 +102,8 @@ def apply_planned(client: ApiClient, planned: list[Planned]) -> list[Applied]:
         try:
             started = client.post(f"/api/v1/apps/{path_part(item.app)}/up")
         except ApiError as exc:
-            row.error = f"registered but not started: {exc.detail}"
+            registered = "already registered" if item.change == "unchanged" else "registered"
+            row.error = f"{registered} but not started: {exc.detail}"
             continue
         row.replicas, row.started, row.adopted = started["replicas"], started["started"], started["adopted"]
     return rows

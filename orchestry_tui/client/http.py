@@ -190,6 +190,23 @@ class Reply:
             raise ApiError(self.status, detail, None, from_api) from None
 
 
+def leader_url(status: dict[str, Any] | None, leader_id: str) -> str:
+    """The API URL the cluster advertises for ``leader_id`` ("" when unknown), from /cluster/status."""
+    if not status:
+        return ""
+    lease = status.get("lease") or {}
+    if lease.get("leader_id") == leader_id and lease.get("api_url"):
+        return str(lease["api_url"])
+    for node in status.get("nodes") or []:
+        if node.get("node_id") == leader_id and node.get("api_url"):
+            return str(node["api_url"])
+    return ""
+
+
+# Asking the follower where its leader listens must not hold up the refusal it is part of.
+LEADER_LOOKUP_TIMEOUT_SECONDS = 2.0
+
+
 class ApiClient:
     def __init__(self, base_url: str, token: str | None = None, timeout: float = TIMEOUT_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
@@ -210,9 +227,22 @@ class ApiClient:
         except urllib.error.HTTPError as exc:
             detail = error_detail(exc.read(), str(exc.reason))
             from_api = exc.headers.get(API_HEADER) is not None
-            raise ApiError(exc.code, detail, exc.headers.get(LEADER_HEADER), from_api) from None
+            leader = exc.headers.get(LEADER_HEADER)
+            if exc.code == 503 and leader:
+                detail = self._where_to_send(detail, leader)
+            raise ApiError(exc.code, detail, leader, from_api) from None
         except (urllib.error.URLError, OSError) as exc:
             raise DaemonUnreachable(self.base_url, unreachable_reason(exc)) from None
+
+    def _where_to_send(self, refusal: str, leader: str) -> str:
+        """A follower's refusal, plus the leader's API URL and the two ways to reach it."""
+        lookup = ApiClient(self.base_url, self.token, timeout=LEADER_LOOKUP_TIMEOUT_SECONDS)
+        try:
+            url = leader_url(lookup.get("/api/v1/cluster/status"), leader)
+        except (ApiError, DaemonUnreachable, ValueError, AttributeError):
+            url = ""
+        where = f"the leader's API ({url})" if url else f"the leader ({leader})"
+        return f"{refusal}: send changes to {where} or to the cluster's controller LB, which finds the leader"
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Reply:
         with self._open(self._request(method, path, body, query), self.timeout) as response:

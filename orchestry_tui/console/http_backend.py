@@ -22,7 +22,7 @@ from core.errors import BadRequest, Conflict, NotFound, NotLeader, OrchestryErro
 from core.models import AppView, Event, ScaleResult
 from core.runtime.base import LogLine, NodeInfo
 from orchestry_tui.client.async_http import AsyncApiClient
-from orchestry_tui.client.http import ApiError, DaemonUnreachable, path_part
+from orchestry_tui.client.http import ApiError, DaemonUnreachable, leader_url, path_part
 from orchestry_tui.console.backend import BackendUnreachable
 from orchestry_tui.console.frame import AppFigures, ClusterView, Frame, Leadership, chart_data, cluster_view
 
@@ -87,19 +87,6 @@ def leadership(status: dict[str, Any]) -> Leadership:
         leader_id=cluster.leader_id,
         lease_expires_at=lease.get("expires_at"),
     )
-
-
-def leader_url(status: dict[str, Any] | None, leader_id: str) -> str:
-    """The API URL the cluster advertises for ``leader_id`` ("" when unknown)."""
-    if not status:
-        return ""
-    lease = status.get("lease") or {}
-    if lease.get("leader_id") == leader_id and lease.get("api_url"):
-        return str(lease["api_url"])
-    for node in status.get("nodes") or []:
-        if node.get("node_id") == leader_id and node.get("api_url"):
-            return str(node["api_url"])
-    return ""
 
 
 class HttpBackend:
