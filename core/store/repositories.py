@@ -49,11 +49,17 @@ class AppRepository:
         self._changes_lock = threading.Lock()
         self._written: deque[str] = deque(maxlen=WRITTEN_NAMES_KEPT)  # the app of each recent write
         # Each app's row as its last committed write left it (None: deleted), so a reader that kept
-        # the list catches up without a read; absent when not known (a write that failed, or two
-        # writes of one app at once, whose commits may land in either order).
+        # the list catches up without a read; absent when not known (a write that failed, and others
+        # of that app in flight with it).
         self._fresh: dict[str, AppRecord | None] = {}
+        # The order in which writes read back their rows, inside their transactions: two writes of one
+        # app at once (a scale's status saves) commit in that order, as the database holds the row's
+        # lock (SQLite: its one write turn) from the write to the commit.  Their commits' Python sides
+        # may finish in either order; the row with the later number is the one that stays.
+        self._read_back = 0
+        self._fresh_at: dict[str, int] = {}
         self._in_flight: dict[str, int] = {}
-        self._overlapped: set[str] = set()
+        self._failed: set[str] = set()  # apps with a failed write while others of theirs are in flight
 
     @property
     def changes(self) -> int:
@@ -86,17 +92,17 @@ class AppRepository:
     @contextmanager
     def _write(self, what: str, name: str) -> Iterator[sa.Connection]:
         with self._changes_lock:
-            at_once = self._in_flight.get(name, 0)
-            self._in_flight[name] = at_once + 1
-            if at_once:
-                self._overlapped.add(name)
-        row: list[AppRecord | None] = []
+            self._in_flight[name] = self._in_flight.get(name, 0) + 1
+        row: list[tuple[int, AppRecord | None]] = []
         committed = False
         try:
             with self._db.leader_write(what) as conn:
                 yield conn
                 # Still inside the transaction: the row as this write leaves it (one more select).
-                row.append(self._select(conn, name))
+                selected = self._select(conn, name)
+                with self._changes_lock:
+                    self._read_back += 1
+                    row.append((self._read_back, selected))
             committed = True
         finally:
             # After the commit (or the failure): a reader that saw the old number re-reads.
@@ -104,16 +110,21 @@ class AppRepository:
                 self._changes += 1
                 self._written.append(name)
                 self._in_flight[name] -= 1
-                if committed and name not in self._overlapped:
-                    self._fresh[name] = row[0]
-                else:
+                if not committed:
+                    # It may have committed all the same (a connection lost at the commit): the row is
+                    # not known until every write of the app in flight with it is over.
+                    self._failed.add(name)
                     self._fresh.pop(name, None)
+                    self._fresh_at.pop(name, None)
+                elif name not in self._failed and row[0][0] > self._fresh_at.get(name, 0):
+                    self._fresh_at[name], self._fresh[name] = row[0]
                 if not self._in_flight[name]:
                     del self._in_flight[name]
-                    self._overlapped.discard(name)
+                    self._failed.discard(name)
                 if len(self._fresh) > 2 * WRITTEN_NAMES_KEPT:  # only names still remembered matter
                     remembered = set(self._written)
                     self._fresh = {n: r for n, r in self._fresh.items() if n in remembered}
+                    self._fresh_at = {n: at for n, at in self._fresh_at.items() if n in remembered}
 
     @staticmethod
     def _from_row(row: sa.Row[Any]) -> AppRecord:

@@ -274,3 +274,47 @@ def test_sqlite_lease_renewal_takes_the_next_turn_ahead_of_queued_writes(sqlite_
         assert current is not None and current.renewed_at > lease.renewed_at
     finally:
         store.close()
+
+
+def test_two_status_saves_of_one_app_at_once_leave_the_row_known_as_the_last_commit_left_it(
+    store: Store,
+) -> None:
+    """A scale saves its app's status from several starts at once: the kept row a reader catches up
+    with (no read) is the one the database holds once both committed, whichever of the two finished
+    last in Python.  One save is held between its transaction's start and its UPDATE while the other
+    goes in."""
+    store.apps.create(app_record("web"))
+    before = store.apps.changes
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread().name == HELD_THREAD and statement.lstrip().upper().startswith("UPDATE"):
+            holding.set()
+            assert release.wait(60), "the held save was never released"
+
+    engine = store.database.engine
+    sa.event.listen(engine, "before_cursor_execute", hold)
+    try:
+        first = threading.Thread(
+            target=store.apps.save_status, args=("web", "starting", "held"), name=HELD_THREAD
+        )
+        first.start()
+        assert holding.wait(30)
+        second = threading.Thread(target=store.apps.save_status, args=("web", "running", "quick"))
+        second.start()
+        deadline = time.monotonic() + 30
+        # In flight together: the second is inside its write (PostgreSQL: done, the row is not locked
+        # yet; SQLite: waiting for the write turn the first one holds).
+        while store.apps._in_flight.get("web", 0) < 2 and second.is_alive():
+            assert time.monotonic() < deadline, "the second save never started"
+            time.sleep(0.001)
+        release.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", hold)
+    caught_up = store.apps.fresh_since(before)
+    assert caught_up is not None, "two saves at once left the row unknown: every reader reads it again"
+    stored = store.apps.get("web")
+    assert stored is not None and caught_up[1]["web"] == stored
+    assert caught_up[0] == store.apps.changes
