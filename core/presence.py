@@ -30,7 +30,8 @@ class Controller:
     process_start: str  # /proc/<pid>/stat start time: a reused pid is not this controller
 
     def describe(self) -> str:
-        return f"{process_kind(self.pid)} pid {self.pid} (node {self.node_id}, API {self.api_url})"
+        api = f"API {self.api_url}" if self.api_url else "no API: its port was taken"
+        return f"{process_kind(self.pid)} pid {self.pid} (node {self.node_id}, {api})"
 
     def how_to_stop(self) -> str:
         if process_kind(self.pid) == "an orchestry console":

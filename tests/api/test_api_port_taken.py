@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import presence
 from core.api.app import start_site
 from tests.support.world import memory_world
 
@@ -47,3 +48,15 @@ async def test_a_node_without_its_api_advertises_no_address(tmp_path: Path, held
     assert [n["api_url"] for n in own] == [""], overview["nodes"]
     assert status["api_url"] == "" and status["lease"]["api_url"] == ""
     assert taken_url not in str(overview) + str(status)
+
+
+async def test_stop_names_a_controller_without_its_api_as_such(tmp_path: Path, held_port: int) -> None:
+    """`orchestry stop` names the processes on a state dir from their presence files: it gave the
+    holder's URL as this one's API, then "API )" once the address was withdrawn."""
+    async with memory_world(tmp_path / "state", port=held_port) as world:
+        engine = world.engine
+        with pytest.raises(OSError):
+            await start_site(engine, "127.0.0.1", held_port, engine.node_id, None)
+        named = [c.describe() for c in presence.live_controllers(engine.settings.state_dir)]
+    who = f"a process embedding the engine pid {os.getpid()}"
+    assert named == [f"{who} (node {engine.node_id}, no API: its port was taken)"]
