@@ -40,6 +40,9 @@ WINDOW_SECONDS = 300.0
 plotext_speedups.install()  # the same plots in about half the time (see there)
 
 
+MIN_SPAN_SECONDS = 60.0
+
+
 def _relative(series: Series, now: float) -> tuple[list[float], list[float]]:
     """Seconds before now on the x axis, so the axis reads the same whatever the clock says."""
     return [t - now for t, _ in series], [v for _, v in series]
@@ -204,6 +207,11 @@ class Chart(PlotextPlot):
                 plt.plot(xs, ys, label=label if len(request.lines) > 1 else None, marker="braille")
         if request.threshold is not None:
             plt.hline(request.threshold, "red")
+        # The axis ends at now and spans at least a minute: fitted to the points alone, a first
+        # sample's axis ran backwards ("-0.46 -0.70 ... -1.39"), and a stopped app's last points
+        # read as current ("-298.7 ... -282.7").
+        oldest = min((t for _, series in request.lines for t, _ in series), default=request.now)
+        plt.xlim(min(oldest - request.now, -MIN_SPAN_SECONDS), 0)
         top = max([v for _, series in request.lines for _, v in series] + [request.threshold or 0.0])
         plt.ylim(0, top * 1.15 if top > 0 else 1)
         # What PlotextPlot.render does before building (see its note on resizing).
