@@ -215,3 +215,16 @@ async def test_new_apps_take_their_natural_place(tmp_path: Path) -> None:
         order = [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
         assert order == ["app1", "app2", "app10", "app11"]
         assert table.selected_key == "app1"
+
+
+@pytest.mark.parametrize("key", ["question_mark", "s", "r"])
+async def test_at_80x24_a_dialog_fits_the_screen(tmp_path: Path, key: str) -> None:
+    """Help is 110 columns wide: at 80 its right edge and the keys' notes were cut off."""
+    app = console(tmp_path / "config.toml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_frame(pilot)
+        await pilot.press(key)
+        await until(lambda: bool(app.screen.query("#dialog")), what="the dialog")
+        await pilot.pause()
+        dialog = app.screen.query_one("#dialog")
+        assert dialog.region.x >= 0 and dialog.region.right <= 80, dialog.region
