@@ -45,6 +45,11 @@ METRIC_LABELS = {
     "memory": "memory",
 }
 # Metrics that must all be low before replicas are removed (see module docstring).
+# Any valid policy takes a target just above zero (5e-324) and any figure (a simulated 1e308 req/s):
+# the utilisation is capped where it already asks for more replicas than any policy allows (maxReplicas
+# is at most 100), and so is a proposal, so each stays a finite number (ceil(inf) raised OverflowError).
+MAX_UTILISATION = 1e9
+MAX_PROPOSAL = 10**6
 CAPACITY_METRICS = ("rps", "connections", "cpu")
 
 
@@ -109,7 +114,7 @@ class _Metric:
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+    return f"{value:.0f}" if math.isfinite(value) and value == int(value) else f"{value:.1f}"
 
 
 def _metrics(policy: ScalingPolicyLike, window: MetricWindow, ready: int) -> list[_Metric]:
@@ -133,9 +138,10 @@ def _metrics(policy: ScalingPolicyLike, window: MetricWindow, ready: int) -> lis
     ]
     found = []
     for name, value, target, unit in candidates:
-        if value is None or target is None or target <= 0:
-            continue
-        found.append(_Metric(name, value, float(target), value / float(target) * 100.0, unit))
+        if value is None or target is None or target <= 0 or math.isnan(value):
+            continue  # NaN: a backtest's running sums of an infinite figure (inf - inf) say nothing
+        utilisation = min(value / float(target) * 100.0, MAX_UTILISATION)
+        found.append(_Metric(name, value, float(target), utilisation, unit))
     return found
 
 
@@ -254,6 +260,11 @@ def decide(
     return _hold(current, f"no change: {why}", factors, recommendation)
 
 
+def _count(replicas: float) -> int:
+    """Whole replicas for a fractional need (a hair over a whole number is that number)."""
+    return math.ceil(min(replicas, MAX_PROPOSAL) - 1e-9)
+
+
 def _propose(
     policy: ScalingPolicyLike, metrics: list[_Metric], current: int, ready: int
 ) -> tuple[int, str, str | None, str]:
@@ -263,7 +274,7 @@ def _propose(
 
     over = [m for m in metrics if m.utilisation > out_pct]
     if over:
-        proposals = {m.name: math.ceil(ready * m.utilisation / out_pct - 1e-9) for m in over}
+        proposals = {m.name: _count(ready * m.utilisation / out_pct) for m in over}
         decider = max(over, key=lambda m: (proposals[m.name], m.utilisation))
         # Not capped by maxReplicas here, so the reason can say the cap was hit.
         recommendation = max(proposals[decider.name], policy.min_replicas)
@@ -288,7 +299,7 @@ def _propose(
             why = f"{busiest.describe()} is between the {in_pct:g}% and {out_pct:g}% thresholds"
         return current, "hold", None, why
 
-    needed = math.ceil(current * adjusted[busiest.name] / out_pct - 1e-9)
+    needed = _count(current * adjusted[busiest.name] / out_pct)
     recommendation = min(max(needed, policy.min_replicas), current)
     low = ", ".join(f"{METRIC_LABELS[m.name]} {m.utilisation:.1f}%" for m in capacity)
     why = f"{low} of target, all below the {in_pct:g}% threshold"
