@@ -162,10 +162,10 @@ def run_http_command(args: argparse.Namespace) -> int:
                 "apps' load balancer"
             )
             return 2
-        from orchestry_tui.cli.leader_hint import is_leadership_refusal, leader_hint
+        if exc.status == 503 and exc.leader is None and exc.detail.startswith("No leader"):
+            from orchestry_tui.client.http import NO_LEADER_YET
 
-        if is_leadership_refusal(exc):
-            output.error(f"{exc.detail.rstrip('.')}; {leader_hint(client, exc.leader)}")
+            output.error(f"{exc.detail}; {NO_LEADER_YET}")
             return 1
         output.error(exc.detail)
         return 1

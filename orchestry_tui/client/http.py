@@ -203,6 +203,11 @@ def leader_url(status: dict[str, Any] | None, leader_id: str) -> str:
     return ""
 
 
+# A refusal while no node leads, or while the lease still names a leader that died.
+NO_LEADER_YET = (
+    "retry in a few seconds: a leader that is down is replaced within the lease TTL (LEADER_LEASE_TTL)"
+)
+
 # Asking the follower where its leader listens must not hold up the refusal it is part of.
 LEADER_LOOKUP_TIMEOUT_SECONDS = 2.0
 
@@ -241,8 +246,20 @@ class ApiClient:
             url = leader_url(lookup.get("/api/v1/cluster/status"), leader)
         except (ApiError, DaemonUnreachable, ValueError, AttributeError):
             url = ""
+        if url and not self._answers(url):  # during a failover the lease still names the dead leader
+            return (
+                f"{refusal}: {leader} does not answer at {url}: {NO_LEADER_YET}, or send changes to the "
+                "cluster's controller LB, which finds the new leader"
+            )
         where = f"the leader's API ({url})" if url else f"the leader ({leader})"
         return f"{refusal}: send changes to {where} or to the cluster's controller LB, which finds the leader"
+
+    def _answers(self, url: str) -> bool:
+        try:
+            ApiClient(url, self.token, timeout=LEADER_LOOKUP_TIMEOUT_SECONDS).get("/health")
+        except (ApiError, DaemonUnreachable, ValueError):
+            return False
+        return True
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Reply:
         with self._open(self._request(method, path, body, query), self.timeout) as response:

@@ -1,6 +1,6 @@
-"""A write sent to a follower: the CLI names the leader's URL to send it to, or, when that leader is
-down, says a successor comes within the lease TTL. It printed only "Not the leader. Leader is: <id>"
-(an id, not an address; and during a failover, the id of a dead node)."""
+"""A write sent to a follower while its leader is down (killed, lease not yet run out): the CLI says
+that leader does not answer and a successor comes within the lease TTL, instead of sending the user to
+the dead leader's URL (and before that, only "Not the leader. Leader is: <id>")."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ def test_a_follower_points_at_the_leader_then_says_retry_once_it_is_gone(tmp_pat
         refused = follower.cli("scale", "web", "2")
         assert refused.returncode == 1
         assert refused.stderr == (
-            f"error: Not the leader. Leader is: {leader.node_id}; send it to the leader's API: "
-            f"--url {leader.url} (or through the controller LB)\n"
+            f"error: Not the leader. Leader is: {leader.node_id}: send changes to the leader's API "
+            f"({leader.url}) or to the cluster's controller LB, which finds the leader\n"
         )
         leader.process.send_signal(signal.SIGKILL)
         leader.process.wait(timeout=30)
         during = follower.cli("scale", "web", "2")  # the lease (30 s) has not run out yet
         assert during.returncode == 1
         assert during.stderr == (
-            f"error: Not the leader. Leader is: {leader.node_id}; {leader.node_id} does not answer: retry in "
-            "a few seconds: a leader that is down is replaced within the lease TTL (LEADER_LEASE_TTL)\n"
+            f"error: Not the leader. Leader is: {leader.node_id}: {leader.node_id} does not answer at "
+            f"{leader.url}: retry in a few seconds: a leader that is down is replaced within the lease TTL "
+            "(LEADER_LEASE_TTL), or send changes to the cluster's controller LB, which finds the new leader\n"
         )
     finally:
         if leader.process.poll() is None:
