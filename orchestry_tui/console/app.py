@@ -473,7 +473,10 @@ class OrchestryConsole(App[int]):
         if app is not None and not pending:
             with contextlib.suppress(NoMatches):
                 self.query_one(LogPane).idle(app.name, no_logs_reason(app))
-        if app is None:
+        if app is None and self.filter_text.strip() and frame.apps:
+            # Apps exist but the filter hides them all: "select an app above" pointed at an empty table.
+            empty.update(f"no app shown: the filter '{self.filter_text}' matches none (press / then Esc)")
+        elif app is None:
             empty.update("select an app above to see its replicas")
         elif pending:
             empty.update(f"reading the replicas of {app.name}…")

@@ -158,3 +158,13 @@ async def test_the_logs_pane_of_a_stopped_app_says_why_no_line_comes(tmp_path: P
         await pilot.press("j")  # worker has replicas: its lines are awaited as before
         await until(lambda: app.selected == "worker", what="worker selected")
         await until(lambda: "waiting for log lines from worker" in str(status.render()), what="waiting")
+
+
+async def test_a_filter_matching_no_app_is_named_in_the_replicas_pane(tmp_path: Path) -> None:
+    app = console(tmp_path, sample_backend())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.press("slash", "z", "z", "enter")
+        empty = app.query_one("#replicas-empty", Static)
+        await until(lambda: "filter 'zz'" in str(empty.render()), what="the replicas pane names the filter")
+        assert str(empty.render()) == "no app shown: the filter 'zz' matches none (press / then Esc)"
