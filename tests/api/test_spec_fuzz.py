@@ -21,7 +21,7 @@ import docker
 import requests
 import yaml
 from aiohttp.test_utils import TestServer
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.api.app import create_app
@@ -51,6 +51,18 @@ DOORS = [
     ("/api/v1/validate", {}),
 ]
 PRIOR_MAX_REPLICAS = demo_app("x")["scaling"]["maxReplicas"]
+APP_READS = [
+    "/api/v1/apps", "/api/v1/apps/{name}", "/api/v1/apps/{name}/metrics", "/api/v1/apps/{name}/rollout",
+    "/api/v1/apps/{name}/series?seconds=60", "/api/v1/overview", "/apps", "/apps/{name}/status",
+    "/apps/{name}/metrics", "/apps/{name}/raw", "/metrics",
+]  # fmt: skip
+APP_EVALUATIONS = [
+    ("/api/v1/apps/{name}/backtest", {"trace": "spike"}),
+    ("/apps/{name}/simulateMetrics", {"rps": 1e6, "p95LatencyMs": 1e6, "activeConnections": 1e6,
+                                      "cpuPercent": 100, "memoryPercent": 100, "evaluate": True}),
+    ("/apps/{name}/simulateMetrics", {"rps": 0, "p95LatencyMs": 0, "cpuPercent": 0, "evaluate": True}),
+]  # fmt: skip
+API_EXAMPLES = 10  # per rule
 REGISTER_EVENTS = ("app_registered", "app_updated", "policy_updated")
 
 
@@ -125,16 +137,19 @@ def fuzz_refusals(world: World) -> list[str]:
                 failures.append(f"{label}: {str(exc)[:2000]}")
 
         for rule in RULES:
-
-            @given(invalid_cases(name=world.prior, rules=[rule]))
-            def refused(case: Case) -> None:
-                for path, query in DOORS:
-                    judge(world.post(session, path, case.as_json(), query), case.field, case.what)
+            # The rules in depth are tests/unit/test_spec_field_errors.py's; here each example is HTTP
+            # calls, a store read and a Docker listing, so fewer of them, each through one door.
+            @settings(max_examples=API_EXAMPLES)
+            @given(invalid_cases(name=world.prior, rules=[rule]), st.sampled_from(DOORS))
+            def refused(case: Case, door: tuple[str, dict[str, str]]) -> None:
+                path, query = door
+                judge(world.post(session, path, case.as_json(), query), case.field, f"{path}: {case.what}")
                 unchanged(case.what)
 
             run(refused, rule)
 
         # The scaling block alone, as both route families change it on the running app.
+        @settings(max_examples=API_EXAMPLES)
         @given(invalid_policy_changes(max_replicas=PRIOR_MAX_REPLICAS))
         def policy_refused(change: tuple[dict[str, Any], str, str]) -> None:
             changes, field, what = change
@@ -150,10 +165,11 @@ def fuzz_refusals(world: World) -> list[str]:
 
         run(policy_refused, "scaling changes")
 
-        @given(malformed_bodies(world.prior))
-        def unreadable(body: bytes) -> None:
-            for path, query in DOORS:
-                judge(world.post(session, path, body, query), None, repr(body[:200]))
+        @settings(max_examples=API_EXAMPLES)
+        @given(malformed_bodies(world.prior), st.sampled_from(DOORS))
+        def unreadable(body: bytes, door: tuple[str, dict[str, str]]) -> None:
+            path, query = door
+            judge(world.post(session, path, body, query), None, f"{path}: {body[:200]!r}")
             unchanged(repr(body[:200]))
 
         run(unreadable, "malformed bodies")
@@ -240,6 +256,7 @@ def round_trips(world: World) -> None:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
+    @settings(max_examples=API_EXAMPLES)
     @given(valid_documents(name=name))
     def round_trip(document: dict[str, Any]) -> None:
         answer = world.post(session, "/api/v1/apps", json.dumps(document).encode(), {"replace": "true"})
@@ -259,6 +276,13 @@ def round_trips(world: World) -> None:
                 assert again.status_code == 200, again.text
             after = describe()
             assert after["spec"] == first["spec"]
+        # Whatever register took, every read of the app takes too (extreme but valid numbers included).
+        for path in APP_READS:
+            answer = session.get(world.base_url + path.format(name=name), timeout=30)
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[:500])
+        for path, body in APP_EVALUATIONS:
+            answer = world.post(session, path.format(name=name), json.dumps(body).encode(), {})
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[:500])
 
     try:
         round_trip()

@@ -495,9 +495,24 @@ def valid_documents(draw: st.DrawFn, name: str = "web") -> dict[str, Any]:
         document["scaling"]["minReplicas"] = draw(
             st.integers(min_value=0, max_value=document["scaling"]["maxReplicas"])
         )
-        document["scaling"]["targetRPSPerReplica"] = draw(
-            st.one_of(st.integers(min_value=1, max_value=10**6), st.floats(min_value=0.001, max_value=1e6))
+        # Valid extremes too: the engine's reads must take whatever register took.
+        positive = st.one_of(
+            st.integers(min_value=1, max_value=10**6),
+            st.floats(min_value=0.001, max_value=1e6),
+            st.sampled_from([5e-324, 1e-300, 1e308, 2**53 + 1]),
         )
+        percent = st.one_of(st.floats(min_value=1e-9, max_value=100), st.sampled_from([100, 5e-324]))
+        scaling = document["scaling"]
+        for key in ("targetRPSPerReplica", "maxP95LatencyMs", "maxConnPerReplica"):
+            scaling[key] = draw(positive)
+        for key in ("maxCPUPercent", "maxMemoryPercent"):
+            scaling[key] = draw(percent)
+        scaling["scaleOutThresholdPct"] = draw(st.floats(min_value=1e-6, max_value=100))
+        scaling["scaleInThresholdPct"] = draw(
+            st.floats(min_value=5e-324, max_value=scaling["scaleOutThresholdPct"], exclude_max=True)
+        )
+        scaling["windowSeconds"] = draw(st.sampled_from([5, 60, 3600]))
+        scaling["cooldownSeconds"] = draw(st.sampled_from([0, 180, 86400]))
     environment = spec.pop("environment")
     form = draw(st.sampled_from(["list", "env alias", "mapping"]))
     if form == "mapping":
