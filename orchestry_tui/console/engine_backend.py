@@ -305,8 +305,8 @@ class EngineBackend:
 
 async def release_remote(api_url: str, settings: Settings, leader: str) -> str:
     """DELETE /api/v1/cluster/leadership on the leader's API (a follower console steering its cluster)."""
-    from orchestry_tui.cli.async_client import AsyncApiClient
-    from orchestry_tui.cli.client import ApiError, DaemonUnreachable
+    from orchestry_tui.client.async_http import AsyncApiClient
+    from orchestry_tui.client.http import ApiError, DaemonUnreachable
 
     token = settings.api_token.get_secret_value() if settings.api_token else None
     client = AsyncApiClient(api_url, token)
