@@ -651,7 +651,10 @@ class OrchestryConsole(App[int]):
         def chosen(replicas: int | None) -> None:
             if replicas is None:
                 return
-            self._change(partial(self.backend.scale, app.name, replicas), self._scaled)
+            self._change(
+                partial(self.backend.scale, app.name, replicas),
+                partial(self._scaled, stopped=app.status == "stopped"),
+            )
 
         asked = (app.name, app.desired_replicas, app.mode, policy_bounds(app))
         screen = kept(self, "scale", lambda: ScaleScreen(*asked), ScaleScreen)
@@ -659,15 +662,32 @@ class OrchestryConsole(App[int]):
             screen.ask(*asked)
             self.push_screen(screen, chosen)
 
-    def _scaled(self, result: Any) -> str | None:
+    def _scaled(self, result: Any, stopped: bool = False) -> str | None:
+        """What a scale did, in this console's keys (the engine's message names CLI commands)."""
+        app = result.app
+        # A stopped app keeps the count for its next start: "scaling to 3" said something started.
+        later = (
+            f"{app} is stopped: it runs {result.replicas} replica(s) once started (press u)"
+            if stopped
+            else ""
+        )
         if result.clamped:
+            clamped = (
+                f"{app} is in auto mode: scaled to {result.replicas} instead of {result.requested}, within "
+                "its policy's minReplicas and maxReplicas; press m to switch to manual and go outside them"
+            )
             self.notify(
-                result.message, title="clamped by the auto-scaling policy", severity="warning", timeout=10
+                f"{clamped}; {later}" if later else clamped,
+                title="clamped by the auto-scaling policy",
+                severity="warning",
+                timeout=10,
             )
             return None
+        if later:
+            return later
         if result.status == "no_change":
             return result.message
-        return f"{result.app}: scaling to {result.replicas} replica(s)"
+        return f"{app}: scaling to {result.replicas} replica(s)"
 
     def _confirm(self, question: str, label: str, then: Callable[[], None]) -> None:
         def answered(yes: bool | None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.widgets import Label, Static
 
-from core.models import Event
+from core.models import Event, ScaleResult
 from orchestry_tui.console.app import OrchestryConsole
 from orchestry_tui.console.fixed_backend import FIXED_NOW, FixedBackend, sample_backend
 from orchestry_tui.console.screens.confirm import ConfirmScreen
@@ -168,3 +168,42 @@ async def test_a_filter_matching_no_app_is_named_in_the_replicas_pane(tmp_path: 
         empty = app.query_one("#replicas-empty", Static)
         await until(lambda: "filter 'zz'" in str(empty.render()), what="the replicas pane names the filter")
         assert str(empty.render()) == "no app shown: the filter 'zz' matches none (press / then Esc)"
+
+
+class ScalingBackend(FixedBackend):
+    """The sample data, with scale answering as the engine does for an auto app (clamped to 1-6)."""
+
+    async def scale(self, name: str, replicas: int) -> ScaleResult:
+        target = min(max(replicas, 1), 6)
+        cli = f"switch to manual mode (orchestry mode {name} manual) to go outside"
+        message = f"{name} is in auto mode ...: scaled to {target} instead of {replicas}; {cli}"
+        return ScaleResult(name, "scaled", target, replicas, clamped=target != replicas, message=message)
+
+
+def scaling_backend(**web_changes: Any) -> ScalingBackend:
+    sample = with_web(**web_changes)
+    return ScalingBackend(sample.apps, sample.figures, sample.events, sample.charts, sample.log_lines)
+
+
+async def scaled(tmp_path: Path, backend: FixedBackend, count: str) -> list[str]:
+    app = console(tmp_path, backend)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(lambda: app.frames_applied >= 1, what="first frame")
+        await pilot.press("s")
+        await until(lambda: isinstance(app.screen, ScaleScreen), what="the scale dialog")
+        await pilot.press(*count, "enter")
+        await until(lambda: notifications(app), what="a notice")
+        await pilot.pause()
+        return notifications(app)
+
+
+async def test_scaling_a_stopped_app_says_the_count_waits_for_its_start(tmp_path: Path) -> None:
+    backend = scaling_backend(status="stopped", status_reason="stopped by the operator", replicas=[])
+    said = await scaled(tmp_path, backend, "3")
+    assert said == ["web is stopped: it runs 3 replica(s) once started (press u)"]
+
+
+async def test_a_clamped_scale_names_the_console_key_not_a_cli_command(tmp_path: Path) -> None:
+    said = await scaled(tmp_path, scaling_backend(), "0")
+    assert len(said) == 1 and "scaled to 1 instead of 0" in said[0], said
+    assert "press m to switch to manual" in said[0] and "orchestry mode" not in said[0]
