@@ -27,12 +27,24 @@ LEADER_HEADER = "X-Current-Leader"
 API_HEADER = "X-Orchestry-Version"  # core.api.app.API_HEADER: sent on every answer of the API
 
 
+# Something accepted the connection and then said nothing: "start a daemon" would be the wrong advice.
+SILENT = (
+    "it, or behind a controller LB one of its nodes, may be frozen (SIGSTOP, a paused VM) or overloaded; "
+    "a change sent may still be carried out: check with `orchestry status NAME` or `orchestry events` "
+    "before sending it again"
+)
+
+
 class DaemonUnreachable(Exception):
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"cannot reach the Orchestry daemon at {url} ({reason}): "
-            "start one with `orchestry daemon` or set ORCHESTRY_URL"
-        )
+        if reason == "timed out":
+            message = f"no answer from the Orchestry daemon at {url} (timed out): {SILENT}"
+        else:
+            message = (
+                f"cannot reach the Orchestry daemon at {url} ({reason}): "
+                "start one with `orchestry daemon` or set ORCHESTRY_URL"
+            )
+        super().__init__(message)
         self.url = url
         self.reason = reason
 
