@@ -114,7 +114,7 @@ class NodeStatus:
                 "node_id": n.node_id,
                 "hostname": n.hostname,
                 "api_url": n.api_url,
-                "state": "leader" if n.node_id == leader_id else "follower",
+                "state": _node_state(n.node_id == leader_id, now - n.last_heartbeat <= stale_after),
                 "last_heartbeat": n.last_heartbeat,
                 "is_healthy": now - n.last_heartbeat <= stale_after,
             }
@@ -216,3 +216,12 @@ class NodeStatus:
             },
             "nginx": self._nginx_status(),
         }
+
+
+def _node_state(leads: bool, fresh: bool) -> str:
+    """A node whose heartbeat went stale is down (killed, frozen, cut off from the database), as the
+    cluster overview says, rather than a "follower" that nobody could reach; a killed lease holder
+    whose lease has not run out yet is down too (it acts no more)."""
+    if not fresh:
+        return "down"
+    return "leader" if leads else "follower"
