@@ -23,7 +23,7 @@ from aiohttp import web
 from core.api.app import start_site
 from core.api.auth import required_token
 from core.api.bind_failure import bind_failure
-from core.errors import OrchestryError, SettingsError
+from core.errors import OrchestryError, SettingsError, SpecError
 from core.redaction import RedactingFilter, default_redactor
 
 if TYPE_CHECKING:
@@ -99,7 +99,11 @@ async def _apply(engine: Any, path: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SettingsError(f"--apply {path}: cannot read the file ({reason}): check the path") from None
-    view, _created = await engine.register(text)
+    try:
+        view, _created = await engine.register(text)
+    except SpecError as exc:
+        # The daemon exits on it: say which file, as the console and `orchestry apply` do.
+        raise SpecError(f"--apply {path}: {exc.message}", field=exc.field, errors=exc.errors) from None
     result = await engine.up(view.name)
     log.info("applied %s: app %s up with %d replicas", path, view.name, result.replicas)
 
