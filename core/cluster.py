@@ -408,11 +408,26 @@ class LeaseElection:
             await self.step()
         return self.is_leader()
 
+    async def _release_unheard_term(self) -> bool:
+        """Release the newest term if it names this node although this node does not lead.
+
+        Cancelling the election's loop (the engine's stop does, before it releases) does not stop the
+        lease's thread: a try_acquire under way commits its term all the same, and the cancelled step
+        never learns it won. Left alone, nobody would lead until that term ran out (the whole TTL)
+        instead of a peer taking over at once. The node id is this node's, so the term is ours."""
+        current, _now = await self._in_lane(self.store.leases.newest_and_now)
+        if current is None or current.leader_id != self.node_id or current.released_at is not None:
+            return False
+        released = bool(await self._in_lane(self.store.leases.release, current.term, self.node_id))
+        if released:
+            log.info("released term %s, won by a step that was cancelled", current.term)
+        return released
+
     async def release(self) -> bool:
         """Give the lease up (a clean stop, a step-down); returns once the step-down was acted on."""
         async with self._lock:
             if self.state != LEADER or self.term is None:
-                return False
+                return await self._release_unheard_term()
             self._changes = []
             released = await self._in_lane(self.store.leases.release, self.term, self.node_id)
             if released and self.lease is not None and self.lease.term == self.term:
