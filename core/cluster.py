@@ -261,10 +261,21 @@ class LeaseElection:
                 self._valid_until = started + self.ttl * (1 - SAFETY_MARGIN)
                 await self._set_state(LEADER, f"renewed term {self.term} after a lapse")
                 return
-            # Alive and still leading in its own eyes, yet refused: a successor took the term over
-            # (this node was frozen or cut off past its lease). The term's history says "fenced".
-            await self._set_state(FOLLOWER, "lost the lease (renew refused)", term_ended="fenced")
+            # Alive and still leading in its own eyes, yet refused: the term ran out (this node was
+            # frozen or cut off past its lease). No longer leader from here on, whatever the read finds.
+            refused_term: int | None = self.term
+            self._valid_until = 0.0
+        else:
+            refused_term = None
         current, db_now = await self._in_lane(self.store.leases.newest_and_now)
+        if refused_term is not None:
+            # "fenced" only when a successor took the term over; a term that merely ran out with
+            # nobody taking it (the node then takes the next one itself) ended "expired", as the
+            # history says of a term that no renew was refused for.
+            fenced = current is not None and current.term > refused_term
+            await self._set_state(
+                FOLLOWER, "lost the lease (renew refused)", term_ended="fenced" if fenced else None
+            )
         if current is not None:
             self._adopt(current)
             # Local monotonic time at which the peer's lease runs out (by the database clock).

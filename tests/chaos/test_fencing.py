@@ -14,10 +14,11 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from core.cluster import LeaseElection
+from core.cluster import FOLLOWER, LeaseElection
 from core.errors import NotLeader, StoreError
 from core.store import AppRecord, FencedOut, Store
 from core.store.db import Database, WriteFence
+from testkit.harness import wait_for
 
 MARGIN = 0.75
 
@@ -147,3 +148,36 @@ async def test_a_lease_that_lapsed_locally_is_taken_up_afresh(database_url: str)
         assert changes == [("leader", 1), ("candidate", 1), ("leader", 1)]
     finally:
         store.close()
+
+
+async def test_a_term_that_ran_out_is_fenced_only_when_a_successor_took_it(
+    stores: tuple[Store, Store],
+) -> None:
+    """A frozen leader's term that nobody took while it was frozen ended "expired", not "fenced" (seen on
+    a trial: term 8 shown fenced in the console's history although node1 itself took term 9)."""
+    store, peer_store = stores
+    ended: list[tuple[int | None, str | None]] = []
+
+    async def on_change(state: str, _why: str, details: dict[str, object]) -> None:
+        if state == FOLLOWER:
+            ended.append((details.get("term"), details.get("term_ended")))  # type: ignore[arg-type]
+
+    node = LeaseElection(store, "a", "http://a", ttl=1, on_change=on_change)
+    peer = LeaseElection(peer_store, "b", "http://b", ttl=1)
+
+    async def run_out() -> None:
+        await wait_for(lambda: not store.leases.is_valid(store.leases.current()), timeout=10, what="expiry")
+
+    await node.step()
+    first = node.term
+    await run_out()  # the node "frozen" past its lease; nobody takes the term meanwhile
+    await node.step()
+    assert node.is_leader() and node.term == first + 1
+    assert ended == [(first, None)], ended  # the history computes "expired"
+
+    await run_out()
+    await peer.step()  # this time a successor takes the term while the node is "frozen"
+    assert peer.is_leader()
+    await node.step()
+    assert not node.is_leader()
+    assert ended[-1] == (first + 1, "fenced"), ended
