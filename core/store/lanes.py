@@ -23,11 +23,14 @@ T = TypeVar("T")
 
 # SQLite takes one write at a time (SqliteWriters queues this process's writers): a second write thread
 # waits for the turn, so the next write starts the moment the one before commits; more would only park.
-# Its reads run beside a write (WAL), so they get more threads than its writes.
+# Its reads run beside a write (WAL), but every read is Python work under the GIL beside that one
+# writer, which every write of the fleet waits for: bench/lease_turn.py's 3,000-replica fill took
+# 1.3-1.5x the default pool's time at load 11-16 with 4 read threads, 1.9x with 6 (the leader lapsed
+# twice), 1.3x with 2; with 2 at load 5-7, 1.0x (22.6 / 23.4 s vs 23.9 / 22.0 s). So SQLite reads get 2.
 # PostgreSQL takes writes at once, but a write may wait on a row lock held by a peer: its write lane is
 # wider, and together (4 + 8, plus the lease's 2) they stay inside the pool of 20 connections
 # (core.store.db.create_db_engine), so no call waits for a connection.
-READ_THREADS = {"sqlite": 4, "postgresql": 4}
+READ_THREADS = {"sqlite": 2, "postgresql": 4}
 WRITE_THREADS = {"sqlite": 2, "postgresql": 8}
 READ_LANE = "orchestry-store-read"  # thread name prefixes: a thread dump or py-spy tells the lanes apart
 WRITE_LANE = "orchestry-store-write"
@@ -40,7 +43,7 @@ class StoreLanes:
 
     def __init__(self, dialect: str) -> None:
         self._reads = ThreadPoolExecutor(
-            max_workers=READ_THREADS.get(dialect, 4), thread_name_prefix=READ_LANE
+            max_workers=READ_THREADS.get(dialect, 2), thread_name_prefix=READ_LANE
         )
         self._writes = ThreadPoolExecutor(
             max_workers=WRITE_THREADS.get(dialect, 2), thread_name_prefix=WRITE_LANE
