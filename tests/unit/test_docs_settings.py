@@ -22,6 +22,7 @@ READ_ELSEWHERE = {
     "HA_NODES": "scripts/ha_cluster.sh",
     "HA_API_PORT": "scripts/ha_cluster.sh",
     "HA_CONTROLLER_LISTEN": "scripts/ha_cluster.sh",
+    "ORCHESTRY_HYPOTHESIS_PROFILE": "tests/conftest.py",
 }
 SETTING_OF = {env: field for field in Settings.model_fields for env in environment_names(field)}
 
