@@ -77,3 +77,17 @@ async def token_api(api_engine: Engine) -> AsyncIterator[TestClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def follower(api_engine: Engine, tmp_path: Path) -> AsyncIterator[Engine]:
+    """A second engine on the leader's store, following it."""
+    engine = await started_engine(tmp_path / "follower", api_engine.settings.database_url)
+    try:
+        await wait_for(
+            lambda: engine.cluster.leader_id == api_engine.node_id, timeout=20, what="the follower"
+        )
+        yield engine
+    finally:
+        await engine.stop()
+        stop_nginx_left_serving(tmp_path / "follower")

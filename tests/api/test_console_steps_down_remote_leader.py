@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -12,21 +9,7 @@ from core.api.app import create_app
 from core.engine import Engine
 from core.errors import OrchestryError
 from orchestry_tui.console.engine_backend import EngineBackend
-from tests.api.conftest import started_engine, stop_nginx_left_serving
 from tests.integration.harness import wait_for
-
-
-@pytest.fixture
-async def follower(api_engine: Engine, tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = await started_engine(tmp_path / "follower", api_engine.settings.database_url)
-    try:
-        await wait_for(
-            lambda: engine.cluster.leader_id == api_engine.node_id, timeout=20, what="the follower"
-        )
-        yield engine
-    finally:
-        await engine.stop()
-        stop_nginx_left_serving(tmp_path / "follower")
 
 
 async def test_a_following_console_steps_the_leader_down_through_its_api(

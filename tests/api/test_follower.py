@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.api.app import create_app
 from core.engine import Engine
-from tests.api.conftest import started_engine, stop_nginx_left_serving
 from tests.conftest import unique_name
-from tests.integration.harness import demo_app, wait_for
+from tests.integration.harness import demo_app
 
 WRITES = [
     ("POST", "/apps/register", "doc"),
@@ -36,19 +31,6 @@ WRITES = [
     ("POST", "/api/v1/nodes/{n}/drain", None),
     ("POST", "/api/v1/nodes/{n}/activate", None),
 ]
-
-
-@pytest.fixture
-async def follower(api_engine: Engine, tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = await started_engine(tmp_path / "follower", api_engine.settings.database_url)
-    try:
-        await wait_for(
-            lambda: engine.cluster.leader_id == api_engine.node_id, timeout=20, what="the follower"
-        )
-        yield engine
-    finally:
-        await engine.stop()
-        stop_nginx_left_serving(tmp_path / "follower")
 
 
 async def test_follower_refuses_every_write_and_names_the_leader(
