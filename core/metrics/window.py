@@ -108,11 +108,16 @@ class TrafficBucket:
     latencies: Counter[float] = field(default_factory=Counter)
 
     def add(self, status: int, latency_ms: float | None) -> None:
+        self.add_keyed(status >= 500, None if latency_ms is None else latency_key(latency_ms))
+
+    def add_keyed(self, error: bool, key: float | None) -> None:
+        """One request whose latency's ``latency_key`` is worked out already (one key for every bucket
+        the request counts in)."""
         self.requests += 1
-        if status >= 500:
+        if error:
             self.errors += 1
-        if latency_ms is not None:
-            self.latencies[latency_key(latency_ms)] += 1
+        if key is not None:
+            self.latencies[key] += 1
 
 
 @dataclass
@@ -326,12 +331,8 @@ class RollingMetrics:
                 continue  # older than the window
             error = status >= 500
             key = None if latency_ms is None else latency_key(latency_ms)
-            for counted in (bucket, period):
-                counted.requests += 1
-                if error:
-                    counted.errors += 1
-                if key is not None:
-                    counted.latencies[key] += 1
+            bucket.add_keyed(error, key)
+            period.add_keyed(error, key)
             if slot is None:
                 continue
             if slot in replica_buckets:
