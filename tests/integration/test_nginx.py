@@ -956,6 +956,19 @@ async def _one_master_left(controller: NginxController) -> int:
     return masters[0]
 
 
+async def _in_flight(
+    session: aiohttp.ClientSession, url: str, backend: Backend, seconds: str
+) -> asyncio.Task[tuple[int, dict[str, Any] | None]]:
+    """A request through nginx that ``backend`` holds for ``seconds``, once the backend has it."""
+    request = asyncio.create_task(get_json(session, url, params={"delay": seconds}))
+    for _ in range(500):
+        if backend.received:
+            break
+        await asyncio.sleep(0.01)
+    assert backend.received == 1
+    return request
+
+
 async def test_reloads_leave_one_master_that_a_refused_change_does_not_disturb(
     make_controller: ControllerFactory, backends: BackendFactory, session: aiohttp.ClientSession
 ) -> None:
@@ -1011,12 +1024,7 @@ async def test_a_change_while_the_replaced_master_finishes_a_request_starts_a_fr
     assert await controller.flush()
     url = f"{base_url(controller)}/{name}/"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as own:
-        in_flight = asyncio.create_task(get_json(own, url, params={"delay": "0.5"}))
-        for _ in range(500):
-            if first.received:
-                break
-            await asyncio.sleep(0.01)
-        assert first.received == 1
+        in_flight = await _in_flight(own, url, first, "0.5")
         masters = [controller.status()["pid"]]
         for backend in (second, third):
             await controller.set_route(AppRoute(name, (backend.upstream,)))
@@ -1043,12 +1051,7 @@ async def test_changes_while_a_slow_request_holds_the_old_nginx_go_live_and_it_c
     assert await controller.flush()
     url = f"{base_url(controller)}/{name}/"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as own:
-        in_flight = asyncio.create_task(get_json(own, url, params={"delay": "3"}))
-        for _ in range(500):
-            if slow.received:
-                break
-            await asyncio.sleep(0.01)
-        assert slow.received == 1
+        in_flight = await _in_flight(own, url, slow, "3")
         for upstream in (second.upstream, third.upstream):
             await controller.set_route(AppRoute(name, (upstream,)))
             assert await controller.flush()
