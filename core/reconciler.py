@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -265,15 +266,30 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
                 # Held for a name no worker came to serve (not registered: the down failed).
                 self.apps.pop(name, None)
 
+    def tally(self, name: str) -> Counter[str]:
+        """The app's pass results so far, added up: give it to ``reconcile_now(since=...)``."""
+        state = self.apps.get(name)
+        return Counter(state.totals) if state is not None else Counter()
+
     async def reconcile_now(
-        self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False
+        self,
+        name: str,
+        timeout: float = 120.0,
+        *,
+        force: bool = False,
+        clear: bool = False,
+        since: Counter[str] | None = None,
     ) -> dict[str, int]:
         """Wake the app's worker and wait for a whole pass that started after this call.
 
         ``force``: a stopped app's replicas stop without draining, with a short grace period.
         ``clear``: every container of the app is stopped first (its runtime state starts afresh).
         The intent travels with this request, so a concurrent request without it cannot cancel it:
-        the pass that serves several requests honours the strongest of them."""
+        the pass that serves several requests honours the strongest of them.
+
+        Returns that pass's result, or with ``since`` (a ``tally`` taken before the command's store
+        write) what every pass since then did: a pass begun before this call that read the record after
+        the write has done the work, and the pass this call waits for finds nothing left to do."""
         self.ensure_worker(name)
         state = self.apps[name]
         state.requested += 1
@@ -285,6 +301,8 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         state.wake.set()
         async with state.pass_done:
             await asyncio.wait_for(state.pass_done.wait_for(lambda: state.completed >= wanted), timeout)
+        if since is not None:
+            return dict(state.totals - since)
         return dict(state.last_result)
 
     async def _worker(self, name: str) -> None:
@@ -319,6 +337,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
                 instruments.RECONCILE_DURATION.observe(self.clock.monotonic() - started)
                 deleted = result.get("deleted", 0) == 1
                 state.last_result = result
+                state.totals.update(result)
                 state.last_error = ""
                 failures, retry_at = 0, None
             except asyncio.CancelledError:

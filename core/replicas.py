@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from core.metrics import instruments
@@ -141,6 +142,9 @@ class AppState:
     cut_short: int = 0  # stops with the spec's grace that a forced down cut short, ever (see ForceHold)
     pass_done: asyncio.Condition = field(default_factory=asyncio.Condition)
     last_result: dict[str, int] = field(default_factory=dict)
+    # Every pass's result added up (started, adopted, stopped, ...): what a command did is the change in
+    # these from before its store write, as a pass already under way may be the one that acts on it.
+    totals: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     proven_hashes: set[str] = field(default_factory=set)  # container specs that have run healthy here
     # Each slot's row as last written to the store this term (None: none written yet this term).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -54,8 +55,16 @@ class Workers(Protocol):
 
     def request_restart(self, name: str, slot: int | None = None) -> list[int]: ...
 
+    def tally(self, name: str) -> Counter[str]: ...
+
     async def reconcile_now(
-        self, name: str, timeout: float = 120.0, *, force: bool = False, clear: bool = False
+        self,
+        name: str,
+        timeout: float = 120.0,
+        *,
+        force: bool = False,
+        clear: bool = False,
+        since: Counter[str] | None = None,
     ) -> dict[str, int]: ...
 
     async def teardown_now(self, name: str) -> int: ...
@@ -225,6 +234,7 @@ class DesiredState:
         if spec.scaling.mode == "auto":
             desired = clamp_to_policy(desired, spec)
         self._workers.unblock(name)
+        since = self._workers.tally(name)
         await self._store.write(
             self._store.apps.update,
             name,
@@ -234,7 +244,7 @@ class DesiredState:
         )
         if record.status == APP_STOPPED:
             await self._emit("lifecycle", "app_up", f"{name} is starting with {desired} replica(s)", app=name)
-        result = await self._workers.reconcile_now(name)
+        result = await self._workers.reconcile_now(name, since=since)
         blocked = self._workers.blocked_reason(name)
         if blocked:
             raise AppBlocked(blocked)
@@ -252,6 +262,8 @@ class DesiredState:
         hold: AbstractContextManager[ForceHold | None] = (
             self._workers.forcing(name) if force else contextlib.nullcontext()
         )
+        # Taken before the hold: stops the hold cuts short end in a pass after it, so are counted.
+        since = self._workers.tally(name)
         with hold as forced:
             record = await self.app_record(name)
             await self._store.write(
@@ -261,8 +273,10 @@ class DesiredState:
                 await self._emit(
                     "lifecycle", "app_down", f"{name} is stopping" + (" (forced)" if force else ""), app=name
                 )
-            result = await self._workers.reconcile_now(name, timeout=self._stop_wait, force=force)
-        # Replicas a plain down was stopping when this forced one came: its pass found them gone.
+            result = await self._workers.reconcile_now(
+                name, timeout=self._stop_wait, force=force, since=since
+            )
+        # Replicas a plain down was stopping when this forced one came (counted in ``result`` already).
         cut_short = forced.cut_short if forced is not None else 0
         if cut_short:
             # The app was already stopping, so no app_down says "(forced)": this does, for the record.
@@ -274,7 +288,7 @@ class DesiredState:
                 app=name,
                 details={"replicas": cut_short},
             )
-        return result.get("stopped", 0) + cut_short
+        return result.get("stopped", 0)
 
     async def delete(self, name: str) -> None:
         """Forget the app; its containers stop at once (nothing routes to a deleted app)."""
