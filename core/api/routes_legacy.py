@@ -12,15 +12,13 @@ from core import __version__
 from core.api import params, wire
 from core.api.context import engine_of, ensure_leader, is_leader, json_response, node_id_of
 from core.api.kept_answers import KEPT_ANSWERS
-from core.api.prometheus import (
+from core.metrics.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     PROMETHEUS_CONTENT_TYPE,
-    AppSample,
-    render_exposition,
+    exposition,
     wants_exposition,
     wants_openmetrics,
 )
-from core.errors import NotFound
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -165,39 +163,6 @@ async def simulate_metrics(request: web.Request) -> web.Response:
             evaluation=result.get("evaluation"),
             action=result.get("action"),
         )
-    )
-
-
-async def _app_sample(engine: Engine, name: str, desired: int, ready: int) -> AppSample | None:
-    try:
-        metrics = await engine.app_metrics(name)
-    except NotFound:
-        return None  # deleted between the listing and now
-    current = wire.CurrentMetrics.of(metrics.get("current"))
-    return AppSample(
-        name=name,
-        desired_replicas=desired,
-        ready_replicas=ready,
-        rps=current.rps,
-        p95_latency_ms=current.p95_latency_ms,
-        cpu_percent=current.cpu_percent,
-        memory_percent=current.memory_percent,
-    )
-
-
-async def exposition(engine: Engine, openmetrics: bool) -> str:
-    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
-    samples = await asyncio.gather(
-        *(
-            _app_sample(engine, a.name, a.desired_replicas if a.status != "stopped" else 0, a.ready_replicas)
-            for a in apps
-        )
-    )
-    return render_exposition(
-        [s for s in samples if s is not None],
-        is_leader=is_leader(engine),
-        term=int(cluster.get("term") or 0),
-        openmetrics=openmetrics,
     )
 
 

@@ -7,14 +7,14 @@ import subprocess
 
 import pytest
 
-from core.api.prometheus import (
+from core.metrics import instruments
+from core.metrics.exposition import (
     AppSample,
     exposed_series,
     render_exposition,
     wants_exposition,
     wants_openmetrics,
 )
-from core.metrics import instruments
 from core.metrics.registry import MAX_SERIES, Counter, Histogram, Registry, render
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core.api import prometheus
+from core.metrics import exposition as prometheus
 from core.metrics.instruments import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from core.api.prometheus import exposed_series
+from core.metrics.exposition import exposed_series
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "examples" / "grafana-dashboard.json"
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series

@@ -1,4 +1,5 @@
-"""Prometheus / OpenMetrics text exposition for ``GET /metrics``.
+"""Prometheus / OpenMetrics text exposition for ``GET /metrics``: what a scrape gathers from the engine,
+and the page it renders.
 
 Counters and histograms of events come from ``core.metrics.instruments`` (counted where the events
 happen); the gauges below describe the present and are read at scrape time: each app's replicas and
@@ -8,11 +9,14 @@ uses base units (seconds, bytes, ratios) so ``promtool check metrics`` accepts t
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
+from core.errors import NotFound
 from core.metrics.instruments import REGISTRY
 from core.metrics.registry import Family, Gauge, ScrapeCounter, render
 
@@ -31,6 +35,18 @@ class AppSample:
     p95_latency_ms: float
     cpu_percent: float
     memory_percent: float
+
+
+class ScrapedEngine(Protocol):
+    """What a scrape reads of the engine (``core.engine.Engine``, which this layer may not import)."""
+
+    async def list_apps(self) -> list[Any]: ...
+
+    async def app_metrics(self, name: str) -> dict[str, Any]: ...
+
+    async def cluster_status(self) -> dict[str, Any]: ...
+
+    def is_leader(self) -> bool: ...
 
 
 def wants_exposition(accept: str) -> bool:
@@ -126,6 +142,44 @@ def render_exposition(
     return render(families, openmetrics)
 
 
+def _figure(figures: dict[str, Any], key: str) -> float:
+    return float(figures.get(key) or 0.0)
+
+
+async def _app_sample(engine: ScrapedEngine, name: str, desired: int, ready: int) -> AppSample | None:
+    try:
+        metrics = await engine.app_metrics(name)
+    except NotFound:
+        return None  # deleted between the listing and now
+    current = metrics.get("current") or {}
+    return AppSample(
+        name=name,
+        desired_replicas=desired,
+        ready_replicas=ready,
+        rps=_figure(current, "rps"),
+        p95_latency_ms=_figure(current, "p95_latency_ms"),
+        cpu_percent=_figure(current, "cpu_percent"),
+        memory_percent=_figure(current, "memory_percent"),
+    )
+
+
+async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
+    """The page one scrape of this node gets."""
+    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
+    samples = await asyncio.gather(
+        *(
+            _app_sample(engine, a.name, a.desired_replicas if a.status != "stopped" else 0, a.ready_replicas)
+            for a in apps
+        )
+    )
+    return render_exposition(
+        [s for s in samples if s is not None],
+        is_leader=engine.is_leader(),
+        term=int(cluster.get("term") or 0),
+        openmetrics=openmetrics,
+    )
+
+
 def exposed_series() -> dict[str, tuple[str, ...]]:
     """Every series name the page can hold (a histogram's _bucket, _count and _sum) and its label names
     (``le`` for buckets): what a dashboard may query."""
@@ -145,6 +199,7 @@ __all__ = [
     "PROMETHEUS_CONTENT_TYPE",
     "AppSample",
     "exposed_series",
+    "exposition",
     "render_exposition",
     "wants_exposition",
     "wants_openmetrics",
