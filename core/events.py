@@ -134,6 +134,8 @@ class EventLog:
         self._redactor = redactor
         self._persist_failing = False
         self._pending: set[asyncio.Task[Event]] = set()
+        # Set once the newest emit so far was published (or gave up): the next one publishes after it.
+        self._published: asyncio.Future[None] | None = None
 
     async def emit(
         self,
@@ -156,8 +158,19 @@ class EventLog:
             details=self._redactor.redact_obj(details or {}),
             timestamp=time.time(),
         )
-        event.id = await self._persist(event)
-        self.bus.publish(event)
+        # Published in the order emitted, not in the order the saves end: the store's write threads
+        # finish in any order on a loaded host, and the events pane showed a scale's new replica
+        # started before the scale that started it.
+        before, mine = self._published, asyncio.get_running_loop().create_future()
+        self._published = mine
+        try:
+            event.id = await self._persist(event)
+            if before is not None and not before.done() and before.get_loop() is mine.get_loop():
+                await asyncio.wait([before])  # not ``await before``: a cancelled wait must not cancel it
+            self.bus.publish(event)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
         return event
 
     async def _persist(self, event: Event) -> int:
