@@ -32,6 +32,7 @@ from core.errors import NotLeader, OrchestryError
 from core.models import AppView, Event
 from orchestry_tui.console.actions import ACTIONS, BY_ACTION, bindings
 from orchestry_tui.console.backend import BackendUnreachable, ConsoleBackend
+from orchestry_tui.console.follower import follower_refusal
 from orchestry_tui.console.formatting import APP_COLUMNS, REPLICA_COLUMNS, app_row, replica_row
 from orchestry_tui.console.frame import ClusterView, Frame, Leadership
 from orchestry_tui.console.gc_pacing import CollectionPacer
@@ -93,6 +94,15 @@ READONLY_REFUSED = {key: action for action in ACTIONS if action.mutating for key
 QUIT_AND_STOP_NOTE = "console closed: every app was stopped (`orchestry up NAME` starts one again)"
 LIGHT_THEME = "textual-light"
 DARK_THEME = "textual-dark"
+# What each write key asks for, as a follower's refusal names it.
+FOLLOWER_REFUSES = {
+    "scale": "scaling {app}",
+    "restart_app": "restarting {app}",
+    "restart_replica": "restarting a replica of {app}",
+    "toggle_mode": "switching {app} between auto and manual",
+    "up": "starting {app}",
+    "down": "stopping {app}",
+}
 # The widget that is each pane on screen.
 PANE_IDS = {
     "apps": "apps-pane",
@@ -625,7 +635,21 @@ class OrchestryConsole(App[int]):
         app = self.selected_app()
         if app is None:
             self.notify("no app selected: add one with `orchestry apply FILE`", severity="warning")
+            return None
+        refused = FOLLOWER_REFUSES.get(action)
+        if refused is not None and self.refused_on_follower(refused.format(app=app.name)):
+            return None
         return app
+
+    def refused_on_follower(self, what: str) -> bool:
+        """True (and where to do it said, at once) when this console's node follows: its engine would
+        refuse ``what``, and a dialog asked first threw its answer away."""
+        leadership = self.frame.leadership if self.frame is not None else None
+        refusal = follower_refusal(leadership, what, getattr(self.backend, "url", ""))
+        if refusal:
+            self.notify(refusal, title="not the leader", severity="warning", timeout=12)
+            self.refresh_now()  # a leadership that moved meanwhile shows at once
+        return bool(refusal)
 
     @work(group="change")
     async def _change(self, call: Callable[[], Awaitable[Any]], done: Callable[[Any], str | None]) -> None:

@@ -222,6 +222,7 @@ class EngineBackend:
             term=seen.term,
             leader_id=seen.leader_id,
             lease_expires_at=seen.lease.expires_at if seen.lease else None,
+            leader_api_url=(seen.lease.api_url or None) if seen.lease else None,
         )
 
     async def cluster(self) -> ClusterView:

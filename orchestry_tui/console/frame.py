@@ -18,6 +18,7 @@ class Leadership:
     term: int | None = None
     leader_id: str | None = None
     lease_expires_at: float | None = None
+    leader_api_url: str | None = None  # where the leader's API listens, as its lease says
 
     @property
     def is_leader(self) -> bool:

@@ -86,6 +86,7 @@ def leadership(status: dict[str, Any]) -> Leadership:
         term=cluster.term,
         leader_id=cluster.leader_id,
         lease_expires_at=lease.get("expires_at"),
+        leader_api_url=(leader_url(status, cluster.leader_id) or None) if cluster.leader_id else None,
     )
 
 

@@ -381,10 +381,12 @@ async def test_follower_daemon_refuses_a_scale_and_the_console_names_the_leader(
             assert f"node {follower.node_id} follower" in header(app)
             assert f"leader {leader.node_id}" in header(app)
             await pilot.press("s")
-            await until(lambda: isinstance(app.screen, ScaleScreen), what="scale dialog")
-            await pilot.press("3", "enter")
-            expected = f"read-only: this node follows; leader is {leader.node_id} at {leader.url}"
-            await until(lambda: expected in notifications(app), what="the leader named", timeout=10)
+            # Said at once, with where to go: no scale dialog whose answer the follower throws away.
+            expected = f"follows {leader.node_id}, and only the leader changes apps"
+            said = lambda: " ".join(notifications(app))  # noqa: E731
+            await until(lambda: expected in said(), what="the leader named", timeout=10)
+            assert f"orchestry --connect {leader.url}" in said()
+            assert not isinstance(app.screen, ScaleScreen)
         assert (await described(leader, name))["desired_replicas"] == 1
     finally:
         if follower is not None:

@@ -137,7 +137,9 @@ class NodesScreen(KeptScreen, Screen[None]):
         if getattr(self.app, "readonly", False):
             self.notify(f"read-only: {what} is disabled", severity="warning")
             return True
-        return False
+        # A follower's engine refuses it: said now, not after the drain's dialog.
+        on_follower = getattr(self.app, "refused_on_follower", None)
+        return bool(on_follower is not None and on_follower(what))
 
     def _selected(self) -> NodeInfo | None:
         key = self.query_one(KeyedTable).selected_key

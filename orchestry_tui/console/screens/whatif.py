@@ -365,6 +365,10 @@ class WhatIfScreen(KeptScreen, Screen[None]):
                 severity="warning",
             )
             return
+        # A follower's engine refuses it: said now, not after the dialog.
+        on_follower = getattr(self.app, "refused_on_follower", None)
+        if on_follower is not None and on_follower(f"applying a policy to {self.app_name}"):
+            return
         changes = self.changes()
         if not changes:
             self.notify("the candidate equals the current policy: edit a field first", severity="warning")
