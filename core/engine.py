@@ -382,9 +382,12 @@ class Engine:
         """Merged across replicas, oldest first."""
         return await self._c.logs.logs(name, tail=tail, since=since, until=until)
 
-    def follow_logs(self, name: str, tail: int | None = 10) -> AsyncIterator[LogLine]:
-        """The last ``tail`` lines, then new lines as they come, from replicas as they come and go."""
-        return self._c.logs.follow_logs(name, tail=tail)
+    def follow_logs(
+        self, name: str, tail: int | None = 10, since: float | None = None
+    ) -> AsyncIterator[LogLine]:
+        """The last ``tail`` lines (since ``since``), then new lines as they come, from replicas as they
+        come and go."""
+        return self._c.logs.follow_logs(name, tail=tail, since=since)
 
     async def app_metrics(self, name: str) -> dict[str, Any]:
         record = await self._c.views.app_record(name)

@@ -203,7 +203,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if until is not None:
             raise BadRequest("query parameter 'until' cannot be combined with follow=true: drop one of them")
         await engine.get_app(name)  # 404 before the stream starts, not inside it
-        return await _stream_logs(request, engine.follow_logs(name, tail=tail))
+        # since: `orchestry logs -f` resumes a stream cut by a daemon's restart from its last line.
+        return await _stream_logs(request, engine.follow_logs(name, tail=tail, since=since))
     lines = await engine.logs(name, tail=tail, since=since, until=until)
     return json_response(wire.Logs.of(name, lines))
 

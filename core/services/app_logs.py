@@ -60,8 +60,11 @@ class AppLogs:
             lines = lines[-tail:] if tail > 0 else []
         return [self._redacted(line) for line in lines]
 
-    async def follow_logs(self, name: str, tail: int | None = 10) -> AsyncIterator[LogLine]:
-        """The last ``tail`` lines, then new lines as they come, from replicas as they come and go."""
+    async def follow_logs(
+        self, name: str, tail: int | None = 10, since: float | None = None
+    ) -> AsyncIterator[LogLine]:
+        """The last ``tail`` lines (of those since ``since``), then new lines as they come, from replicas
+        as they come and go."""
         # Subscribed before the tail is read, so a replica that starts meanwhile is not missed.
         changes = self._bus.subscribe(app=name, categories=FOLLOW_CHANGE_CATEGORIES)
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=FOLLOW_QUEUE_LINES)
@@ -93,7 +96,7 @@ class AppLogs:
 
         watcher = asyncio.create_task(watch_changes())
         try:
-            for line in await self.logs(name, tail=tail):
+            for line in await self.logs(name, tail=tail, since=since):
                 yield line
             since = time.time()
             while True:

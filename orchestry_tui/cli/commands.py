@@ -7,6 +7,7 @@ is the only one that touches the database directly.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -18,7 +19,14 @@ from typing import Any
 from core.documents import DocumentError, read_document
 from orchestry_tui.cli import backtest, nodes, output, wait
 from orchestry_tui.cli.apply import apply
-from orchestry_tui.client.http import ApiClient, config_file, path_part, resolve_url
+from orchestry_tui.client.http import (
+    ApiClient,
+    ApiError,
+    DaemonUnreachable,
+    config_file,
+    path_part,
+    resolve_url,
+)
 
 Command = Callable[[ApiClient, argparse.Namespace], int]
 
@@ -274,19 +282,7 @@ def _log_text(line: dict[str, Any]) -> str:
 def logs(client: ApiClient, args: argparse.Namespace) -> int:
     query = {"tail": args.tail, "since": args.since, "until": args.until}
     if args.follow:
-        import json
-
-        if _is_stopped(client, args.name):  # following a stopped app would wait in silence
-            output.note(
-                f"{args.name} is stopped: waiting for its replicas (orchestry up {args.name}); Ctrl-C ends"
-            )
-        try:
-            for line in client.stream_lines(_app_path(args.name, "/logs"), follow="true", **query):
-                sys.stdout.write((json.dumps(line) if _as_json(args) else _log_text(line)) + "\n")
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how people stop following
-        return 0
+        return _follow(client, args, query)
     answer = client.get(_app_path(args.name, "/logs"), **query)
     if _as_json(args):
         output.print_json(answer)
@@ -301,6 +297,60 @@ def logs(client: ApiClient, args: argparse.Namespace) -> int:
             else:
                 output.note(f"no log lines from {args.name}'s replicas in that window")
     return 0
+
+
+def _follow(client: ApiClient, args: argparse.Namespace, query: dict[str, Any]) -> int:
+    import json
+
+    if _is_stopped(client, args.name):  # following a stopped app would wait in silence
+        output.note(
+            f"{args.name} is stopped: waiting for its replicas (orchestry up {args.name}); Ctrl-C ends"
+        )
+    # Where a resumed follow starts: the last line shown (the daemon's clock stamps the lines; before
+    # the first line, the moment the follow began on this host).
+    resume_from = time.time()
+    try:
+        for line in client.stream_lines(_app_path(args.name, "/logs"), follow="true", **query):
+            sys.stdout.write((json.dumps(line) if _as_json(args) else _log_text(line)) + "\n")
+            sys.stdout.flush()
+            resume_from = float(line["timestamp"])
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how people stop following
+    except DaemonUnreachable:
+        pass  # cut short (the daemon killed): said below, as a stream the daemon ended
+    return _follow_ended(client, args.name, resume_from)
+
+
+def _follow_ended(client: ApiClient, name: str, resume_from: float) -> int:
+    """A follow only ends when its app is deleted or the daemon serving it goes away: say which, as
+    kubectl does, instead of a silent exit 0 that looks like "no more lines"."""
+    # Like `kubectl logs -f` and `docker compose logs -f`, a follow cut off is not re-opened by itself:
+    # the lines logged while no daemon served them would be missing without a word.  The command
+    # given resumes from the last line shown, so nothing is lost (that line may be printed again).
+    since = math.floor(resume_from * 1000) / 1000  # rounded down: a line after it is never skipped
+    resume = f"`orchestry logs {name} -f --since {since:.3f}`"
+    try:
+        client.get(_app_path(name))
+        gone = False
+    except DaemonUnreachable:
+        gone = True
+    except ApiError as exc:
+        if exc.status == 404:
+            output.note(f"{name} was deleted: no more log lines")
+            return 0
+        gone = exc.status == 503  # "this node is shutting down", or no node behind the LB answered
+    if gone:
+        output.error(
+            f"the log stream of {name} ended: the daemon at {client.base_url} went away (stopped, "
+            f"restarting or unreachable); once it answers again, resume with {resume}"
+        )
+        return 1
+    output.error(
+        f"the log stream of {name} ended: the daemon node serving it went away, and {client.base_url} "
+        f"answers again (the daemon restarted, or another node behind the controller LB); resume with "
+        f"{resume}"
+    )
+    return 1
 
 
 def _is_stopped(client: ApiClient, name: str) -> bool:

@@ -6,6 +6,7 @@ defined here once; ``async_http`` sends the same requests through aiohttp for th
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -290,11 +291,16 @@ class ApiClient:
         return self.call("DELETE", path, query=query).json()
 
     def stream_lines(self, path: str, **query: Any) -> Iterator[dict[str, Any]]:
-        """Newline-delimited JSON from a streaming route, until the server ends it."""
+        """Newline-delimited JSON from a streaming route, until the server ends it; a stream cut short
+        (the daemon killed, its host gone) is DaemonUnreachable, as the console's client reports it."""
         with self._open(self._request("GET", path, query=query), None) as response:
-            for raw in response:
-                if raw.strip():
-                    yield json.loads(raw)
+            try:
+                for raw in response:
+                    if raw.strip():
+                        yield json.loads(raw)
+            # IncompleteRead, a reset connection, or a line cut in the middle
+            except (http.client.HTTPException, OSError, ValueError) as exc:
+                raise DaemonUnreachable(self.base_url, "the stream was cut") from exc
 
 
 def path_part(name: str) -> str:

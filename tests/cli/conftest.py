@@ -62,8 +62,11 @@ class Daemon:
         return self.log_path.read_text()
 
 
-def start_daemon(tmp: Path, *extra_args: str, env_extra: dict[str, str] | None = None) -> Daemon:
-    port, lb_port = free_port(), free_port()
+def start_daemon(
+    tmp: Path, *extra_args: str, env_extra: dict[str, str] | None = None, port: int | None = None
+) -> Daemon:
+    """``port``: the API port (a daemon restarted where its clients expect it); a free one by default."""
+    port, lb_port = port or free_port(), free_port()
     node_id = f"cli-{os.getpid()}-{port}"
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -91,6 +94,9 @@ def start_daemon(tmp: Path, *extra_args: str, env_extra: dict[str, str] | None =
         line = process.stdout.readline()
         if line.startswith("orchestry daemon ready:") or process.poll() is not None:
             break
+    if not line.startswith("orchestry daemon ready:"):
+        process.kill()  # a daemon that did not come up must not outlive the test
+        process.wait()
     assert line.startswith("orchestry daemon ready:"), f"no readiness line; log:\n{log_path.read_text()}"
     assert f"api=http://127.0.0.1:{port}" in line and f"node={node_id}" in line
     return Daemon(
