@@ -164,8 +164,16 @@ async def _app_sample(engine: ScrapedEngine, name: str, desired: int, ready: int
 
 
 async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
-    """The page one scrape of this node gets."""
-    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
+    """The page one scrape of this node gets.
+
+    An app's state (desired and ready replicas, the scaler's figures) is exported by the leader alone:
+    every node can read it, but three copies would triple a ``sum()`` and leave alerts firing on a
+    follower's stale or empty copy (followers measure no traffic: their figures read 0). Select the
+    cluster's view with no ``orchestry_is_leader`` join: whichever node leads exports it."""
+    leading = engine.is_leader()
+    apps, cluster = await asyncio.gather(
+        engine.list_apps() if leading else _nothing(), engine.cluster_status()
+    )
     samples = await asyncio.gather(
         *(
             _app_sample(engine, a.name, a.desired_replicas if a.status != "stopped" else 0, a.ready_replicas)
@@ -174,10 +182,14 @@ async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
     )
     return render_exposition(
         [s for s in samples if s is not None],
-        is_leader=engine.is_leader(),
+        is_leader=leading,
         term=int(cluster.get("term") or 0),
         openmetrics=openmetrics,
     )
+
+
+async def _nothing() -> list[Any]:
+    return []
 
 
 def exposed_series() -> dict[str, tuple[str, ...]]:

@@ -1,0 +1,47 @@
+"""The Prometheus page of a real engine (in-memory runtime, fake clock) as an SRE's alerts read it: one
+copy of each app's state across a cluster, the figures its scaler sees, the bounds it scales between."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.metrics.exposition import exposition
+from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
+
+
+def samples(page: str) -> dict[str, float]:
+    found = {}
+    for line in page.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            found[key] = float(value)
+    return found
+
+
+async def page_of(world: MemoryWorld) -> dict[str, float]:
+    return samples(await exposition(world.engine, openmetrics=False))
+
+
+async def started(world: MemoryWorld, replicas: int = 2, **scaling: object) -> str:
+    name = unique_app("prom")
+    document = app_document(name, replicas=replicas)
+    document["scaling"].update(scaling)
+    await world.engine.register(document)
+    await world.engine.up(name)
+    await world.ready(name, replicas)
+    return name
+
+
+async def test_only_the_leader_exports_an_apps_state(tmp_path: Path, pg_database_url: str) -> None:
+    """Three nodes each exporting every app's desired and ready replicas (a follower's window figures
+    all 0) triple ``sum(orchestry_app_replicas_desired)`` and fire "below desired" on stale copies: the
+    leader alone exports them; a follower says it follows."""
+    async with memory_world(tmp_path / "leader", database_url=pg_database_url) as leader:
+        name = await started(leader)
+        async with memory_world(tmp_path / "follower", database_url=pg_database_url) as follower:
+            assert not follower.engine.is_leader()
+            led, followed = await page_of(leader), await page_of(follower)
+    assert led[f'orchestry_app_replicas_desired{{app="{name}"}}'] == 2
+    assert led["orchestry_is_leader"] == 1
+    assert followed["orchestry_is_leader"] == 0
+    assert [k for k in followed if k.startswith("orchestry_app_replicas") or "_window_" in k] == []
