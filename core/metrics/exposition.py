@@ -26,15 +26,18 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset
 
 @dataclass(frozen=True)
 class AppSample:
-    """One app as the scaler sees it now (percentages and milliseconds as the engine keeps them)."""
+    """One app as its scaler sees it over its window (percentages and milliseconds as the engine keeps
+    them); None for a figure not measured (no requests in the window, no memory limit): not exported,
+    since a 0 would read as "fine" to an alert."""
 
     name: str
     desired_replicas: int
     ready_replicas: int
-    rps: float
-    p95_latency_ms: float
-    cpu_percent: float
-    memory_percent: float
+    rps: float | None
+    p95_latency_ms: float | None
+    cpu_percent: float | None
+    memory_percent: float | None
+    connections: float | None = None
 
 
 class ScrapedEngine(Protocol):
@@ -77,7 +80,8 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
     )
     cpu = Gauge(
         "orchestry_app_window_cpu_ratio",
-        "Mean CPU of the app's replicas over its scaling window, as a fraction of one core",
+        "Mean CPU of the app's ready replicas over its scaling window, as a fraction of their CPU limit "
+        "(of one core without a limit)",
         ("app",),
     )
     memory = Gauge(
@@ -85,14 +89,24 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         "Mean memory of the app's replicas over its scaling window, as a fraction of their limit",
         ("app",),
     )
+    connections = Gauge(
+        "orchestry_app_window_connections",
+        "Mean in-flight connections to all the app's replicas over its scaling window",
+        ("app",),
+    )
     for app in apps:
         desired.set(app.desired_replicas, app=app.name)
         ready.set(app.ready_replicas, app=app.name)
-        rps.set(app.rps, app=app.name)
-        p95.set(app.p95_latency_ms / 1000.0, app=app.name)
-        cpu.set(app.cpu_percent / 100.0, app=app.name)
-        memory.set(app.memory_percent / 100.0, app=app.name)
-    return [desired, ready, rps, p95, cpu, memory]
+        for gauge, value, scale in (
+            (rps, app.rps, 1.0),
+            (p95, app.p95_latency_ms, 1000.0),
+            (cpu, app.cpu_percent, 100.0),
+            (memory, app.memory_percent, 100.0),
+            (connections, app.connections, 1.0),
+        ):
+            if value is not None:
+                gauge.set(value / scale, app=app.name)
+    return [desired, ready, rps, p95, cpu, memory, connections]
 
 
 def _node_families(is_leader: bool, term: int) -> list[Family]:
@@ -142,8 +156,9 @@ def render_exposition(
     return render(families, openmetrics)
 
 
-def _figure(figures: dict[str, Any], key: str) -> float:
-    return float(figures.get(key) or 0.0)
+def _figure(figures: dict[str, Any], key: str) -> float | None:
+    value = figures.get(key)
+    return None if value is None else float(value)
 
 
 async def _app_sample(engine: ScrapedEngine, name: str, desired: int, ready: int) -> AppSample | None:
@@ -151,15 +166,17 @@ async def _app_sample(engine: ScrapedEngine, name: str, desired: int, ready: int
         metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
-    current = metrics.get("current") or {}
+    # The scaler's window, not "current" (the last 10 s the console shows): what the gauges say they are.
+    window = metrics.get("window") or {}
     return AppSample(
         name=name,
         desired_replicas=desired,
         ready_replicas=ready,
-        rps=_figure(current, "rps"),
-        p95_latency_ms=_figure(current, "p95_latency_ms"),
-        cpu_percent=_figure(current, "cpu_percent"),
-        memory_percent=_figure(current, "memory_percent"),
+        rps=_figure(window, "rps"),
+        p95_latency_ms=_figure(window, "p95_latency_ms"),
+        cpu_percent=_figure(window, "cpu_percent"),
+        memory_percent=_figure(window, "memory_percent"),
+        connections=_figure(window, "active_connections"),
     )
 
 

@@ -45,3 +45,18 @@ async def test_only_the_leader_exports_an_apps_state(tmp_path: Path, pg_database
     assert led["orchestry_is_leader"] == 1
     assert followed["orchestry_is_leader"] == 0
     assert [k for k in followed if k.startswith("orchestry_app_replicas") or "_window_" in k] == []
+
+
+async def test_window_figures_are_the_scalers_window_and_unmeasured_ones_are_absent(tmp_path: Path) -> None:
+    """``orchestry_app_window_*`` say they are what the scaler sees over its window: they were the last
+    10 s instead (a burst 20 s ago, still driving a 60 s window's decision, read 0), and a figure never
+    measured (memory of an app with no samples) read 0, which an alert takes for "fine"."""
+    async with memory_world(tmp_path / "state") as world:
+        name = await started(world, replicas=1, windowSeconds=60)
+        await world.engine.simulate_metrics(name, {"rps": 40.0, "activeConnections": 6.0}, evaluate=False)
+        await world.clock.advance(20)
+        page = await page_of(world)
+    assert page[f'orchestry_app_window_requests_per_second{{app="{name}"}}'] == 40
+    assert page[f'orchestry_app_window_connections{{app="{name}"}}'] == 6
+    assert f'orchestry_app_window_memory_ratio{{app="{name}"}}' not in page
+    assert f'orchestry_app_window_latency_p95_seconds{{app="{name}"}}' not in page
