@@ -38,6 +38,9 @@ class AppSample:
     cpu_percent: float | None
     memory_percent: float | None
     connections: float | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    autoscaling: bool | None = None
 
 
 class ScrapedEngine(Protocol):
@@ -94,9 +97,23 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         "Mean in-flight connections to all the app's replicas over its scaling window",
         ("app",),
     )
+    lowest = Gauge("orchestry_app_replicas_min", "minReplicas of the app's scaling policy", ("app",))
+    highest = Gauge("orchestry_app_replicas_max", "maxReplicas of the app's scaling policy", ("app",))
+    auto = Gauge(
+        "orchestry_app_autoscaling",
+        "Whether the scaler drives the app (1, mode auto) or not (0, manual)",
+        ("app",),
+    )
     for app in apps:
         desired.set(app.desired_replicas, app=app.name)
         ready.set(app.ready_replicas, app=app.name)
+        for gauge, bound in (
+            (lowest, app.min_replicas),
+            (highest, app.max_replicas),
+            (auto, app.autoscaling),
+        ):
+            if bound is not None:
+                gauge.set(bound, app=app.name)
         for gauge, value, scale in (
             (rps, app.rps, 1.0),
             (p95, app.p95_latency_ms, 1000.0),
@@ -106,7 +123,7 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         ):
             if value is not None:
                 gauge.set(value / scale, app=app.name)
-    return [desired, ready, rps, p95, cpu, memory, connections]
+    return [desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
 
 
 def _node_families(is_leader: bool, term: int) -> list[Family]:
@@ -161,22 +178,31 @@ def _figure(figures: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
-async def _app_sample(engine: ScrapedEngine, name: str, desired: int, ready: int) -> AppSample | None:
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
+    name = app.name
     try:
         metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
     # The scaler's window, not "current" (the last 10 s the console shows): what the gauges say they are.
     window = metrics.get("window") or {}
+    policy = app.policy or {}
     return AppSample(
         name=name,
-        desired_replicas=desired,
-        ready_replicas=ready,
+        desired_replicas=app.desired_replicas if app.status != "stopped" else 0,
+        ready_replicas=app.ready_replicas,
         rps=_figure(window, "rps"),
         p95_latency_ms=_figure(window, "p95_latency_ms"),
         cpu_percent=_figure(window, "cpu_percent"),
         memory_percent=_figure(window, "memory_percent"),
         connections=_figure(window, "active_connections"),
+        min_replicas=_whole(policy.get("minReplicas")),
+        max_replicas=_whole(policy.get("maxReplicas")),
+        autoscaling=app.mode == "auto",
     )
 
 
@@ -191,12 +217,7 @@ async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
     apps, cluster = await asyncio.gather(
         engine.list_apps() if leading else _nothing(), engine.cluster_status()
     )
-    samples = await asyncio.gather(
-        *(
-            _app_sample(engine, a.name, a.desired_replicas if a.status != "stopped" else 0, a.ready_replicas)
-            for a in apps
-        )
-    )
+    samples = await asyncio.gather(*(_app_sample(engine, app) for app in apps))
     return render_exposition(
         [s for s in samples if s is not None],
         is_leader=leading,

@@ -60,3 +60,17 @@ async def test_window_figures_are_the_scalers_window_and_unmeasured_ones_are_abs
     assert page[f'orchestry_app_window_connections{{app="{name}"}}'] == 6
     assert f'orchestry_app_window_memory_ratio{{app="{name}"}}' not in page
     assert f'orchestry_app_window_latency_p95_seconds{{app="{name}"}}' not in page
+
+
+async def test_the_bounds_an_app_scales_between_are_exported(tmp_path: Path) -> None:
+    """"Scaling at max" (an app pinned at maxReplicas while its load stays high) needs the bound on the
+    page beside the desired count; so does "stuck at min" and whether the scaler drives the app at all."""
+    async with memory_world(tmp_path / "state") as world:
+        name = await started(world, replicas=2, maxReplicas=4, mode="auto")
+        page = await page_of(world)
+        await world.engine.set_mode(name, "manual")
+        manual = await page_of(world)
+    assert page[f'orchestry_app_replicas_min{{app="{name}"}}'] == 2
+    assert page[f'orchestry_app_replicas_max{{app="{name}"}}'] == 4
+    assert page[f'orchestry_app_autoscaling{{app="{name}"}}'] == 1
+    assert manual[f'orchestry_app_autoscaling{{app="{name}"}}'] == 0
