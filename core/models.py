@@ -14,6 +14,25 @@ APP_STOPPED = "stopped"
 APP_RUNNING = "running"
 APP_DEGRADED = "degraded"
 APP_ERROR = "error"
+# What tables for people show in place of "running" for an app scaled to 0 replicas, as Kubernetes
+# shows a Deployment at 0/0: "running" with nothing running read as a fault.  The API's status field
+# keeps "running" (API.md fixes its values for existing clients); its status_reason says it.
+APP_SCALED_TO_ZERO = "scaled to 0"
+
+
+def status_word(status: str, desired_replicas: int) -> str:
+    """The status a person reads for an app: its status, or "scaled to 0" when it runs with none wanted."""
+    return APP_SCALED_TO_ZERO if status == APP_RUNNING and desired_replicas == 0 else status
+
+
+def status_and_reason(status: str, desired_replicas: int, reason: str) -> tuple[str, str]:
+    """``status_word`` and the reason without its "scaled to 0: " (the API's reason says it for
+    clients that read "running"; shown beside the word it said it twice)."""
+    word = status_word(status, desired_replicas)
+    if word != status and reason.startswith(f"{word}: "):
+        reason = reason[len(word) + 2 :]
+    return word, reason
+
 
 # Replica states.
 REPLICA_STARTING = "starting"  # container started, not yet passed its health check

@@ -13,6 +13,7 @@ from core.models import (
     APP_DEGRADED,
     APP_ERROR,
     APP_RUNNING,
+    APP_SCALED_TO_ZERO,
     APP_STOPPED,
     REPLICA_DRAINING,
     REPLICA_READY,
@@ -30,6 +31,14 @@ def compute_status(state: AppState, record: Any, desired: int, now: float) -> tu
     if state.blocked:
         return APP_ERROR, state.blocked
     ready = len(state.serving())
+    if desired == 0:
+        # "running" (API.md's word for it) with "0/0 replicas ready" read as a fault: say what it is.
+        reason = (
+            f"{APP_SCALED_TO_ZERO}: no replica is wanted, so nothing serves its traffic; scale it up to serve"
+        )
+        if state.runtime_error:
+            reason += f"; nothing can change until Docker answers: {state.runtime_error}"
+        return APP_RUNNING, reason
     if ready >= desired:
         reason = f"{ready}/{desired} replicas ready"
         if state.runtime_error:

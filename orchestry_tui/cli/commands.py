@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.documents import DocumentError, read_document
+from core.models import status_and_reason, status_word
 from orchestry_tui.cli import backtest, nodes, output, wait
 from orchestry_tui.cli.apply import apply
 from orchestry_tui.client.http import (
@@ -169,8 +170,9 @@ def status(client: ApiClient, args: argparse.Namespace) -> int:
     if _as_json(args):
         output.print_json(app)
         return 0
-    summary = app["status_reason"] or f"{app['ready_replicas']}/{app['desired_replicas']} replicas ready"
-    output.say(f"{app['name']}: {app['status']} — {summary} (mode {app['mode']})")
+    word, reason = status_and_reason(app["status"], app["desired_replicas"], app["status_reason"])
+    summary = reason or f"{app['ready_replicas']}/{app['desired_replicas']} replicas ready"
+    output.say(f"{app['name']}: {word} — {summary} (mode {app['mode']})")
     if app["replicas"]:
         output.print_table(REPLICA_COLUMNS, _replica_rows(app["replicas"]))
     return 0
@@ -187,7 +189,7 @@ def list_apps(client: ApiClient, args: argparse.Namespace) -> int:
     rows = [
         [
             a["name"],
-            a["status"],
+            status_word(a["status"], a["desired_replicas"]),
             f"{a['ready_replicas']}/{a['desired_replicas']}",
             a["mode"],
             a["image"],

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.models import status_and_reason
+
 # Spec sections in the order a user writes them; each is shown even when unset ("-"), so a grep for a
 # section always finds its header.
 SPEC_KEYS = ("image", "command", "args", "ports", "resources", "environment")
@@ -127,7 +129,10 @@ def _environment_lines(entries: list[dict[str, Any]]) -> list[str]:
 
 def describe_lines(described: dict[str, Any], clock: Any, ago: Any) -> list[str]:
     """The table form of ``describe_document``'s answer; ``clock``/``ago`` format epoch seconds."""
-    status = described["status"] + (f" ({described['status_reason']})" if described["status_reason"] else "")
+    word, reason = status_and_reason(
+        described["status"], described["desired_replicas"], described["status_reason"]
+    )
+    status = word + (f" ({reason})" if reason else "")
     lines = [
         f"App {described['name']}",
         f"status: {status}",

@@ -767,6 +767,10 @@ class OrchestryConsole(App[int]):
         app = self._target("up")
         if app is None:
             return
+        if app.status == "running" and app.desired_replicas == 0:
+            # up keeps the replica count: "already running (0/0 ready)" hid that nothing runs.
+            self.notify(f"{app.name} is scaled to 0: up starts nothing; press s to scale it up", timeout=6)
+            return
         if app.status == "running" and app.ready_replicas >= app.desired_replicas:
             # The engine would answer "up" and change nothing: saying "starting…" suggested it did.
             self.notify(

@@ -7,7 +7,7 @@ import time
 
 from rich.text import Text
 
-from core.models import AppView, Event, ReplicaView
+from core.models import APP_SCALED_TO_ZERO, AppView, Event, ReplicaView, status_word
 from orchestry_tui.console.frame import AppFigures, Leadership
 
 # Theme-independent semantic styles: Rich style names the terminal maps itself.
@@ -18,6 +18,7 @@ STATUS_STYLES = {
     "starting": "cyan",
     "draining": "magenta",
     "stopped": "dim",
+    APP_SCALED_TO_ZERO: "dim",
     "unhealthy": "bold red",
     "error": "bold red",
     "failed": "bold red",
@@ -53,7 +54,7 @@ def app_row(app: AppView, figures: AppFigures | None) -> tuple[object, ...]:
     desired = 0 if stopped else app.desired_replicas
     return (
         app.name,
-        status_text(app.status),
+        status_text(status_word(app.status, desired)),
         f"{app.ready_replicas}/{desired}",
         app.mode,
         number(figures.rps),

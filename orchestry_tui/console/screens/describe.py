@@ -17,16 +17,17 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from core.models import AppView
+from core.models import AppView, status_and_reason
 from orchestry_tui.console.screens.kept import KeptScreen
 from orchestry_tui.console.widgets.footer import SteadyFooter
 
 
 def describe_yaml(app: AppView) -> str:
     """The text shown: status first (what an operator looks for), then policy, then the spec."""
+    word, reason = status_and_reason(app.status, app.desired_replicas, app.status_reason)
     status = {
-        "status": app.status,
-        "reason": app.status_reason,
+        "status": word,
+        "reason": reason,
         "mode": app.mode,
         "desired": app.desired_replicas,
         "ready": app.ready_replicas,
