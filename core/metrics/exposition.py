@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import NotFound
+from core.metrics import instruments
 from core.metrics.instruments import REGISTRY
 from core.metrics.registry import Family, Gauge, ScrapeCounter, render
 
@@ -214,20 +215,15 @@ async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
     follower's stale or empty copy (followers measure no traffic: their figures read 0). Select the
     cluster's view with no ``orchestry_is_leader`` join: whichever node leads exports it."""
     leading = engine.is_leader()
-    apps, cluster = await asyncio.gather(
-        engine.list_apps() if leading else _nothing(), engine.cluster_status()
-    )
-    samples = await asyncio.gather(*(_app_sample(engine, app) for app in apps))
+    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
+    instruments.track_apps({app.name for app in apps})
+    samples = await asyncio.gather(*(_app_sample(engine, app) for app in apps)) if leading else []
     return render_exposition(
         [s for s in samples if s is not None],
         is_leader=leading,
         term=int(cluster.get("term") or 0),
         openmetrics=openmetrics,
     )
-
-
-async def _nothing() -> list[Any]:
-    return []
 
 
 def exposed_series() -> dict[str, tuple[str, ...]]:

@@ -65,6 +65,15 @@ LEADER_CHANGES = REGISTRY.counter(
 )
 
 
+# Label values known in advance start at 0 (see Counter.start): the first failure shows in increase().
+for _stage in ("test", "reload"):
+    NGINX_RELOAD_FAILURES.start(stage=_stage)
+for _state in ("leader", "follower", "candidate"):
+    LEADER_CHANGES.start(state=_state)
+# An app's status classes worth an alert; 1xx and "other" appear when they happen.
+STARTED_STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+
+
 def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status < 600 else "other"
 
@@ -72,3 +81,14 @@ def status_class(status: int) -> str:
 def forget_app(app: str) -> None:
     """A deleted app's series go with it: names of deleted apps never accumulate."""
     REGISTRY.forget("app", app)
+
+
+def track_apps(apps: set[str]) -> None:
+    """At each scrape, with the apps the store knows: their counters exist (at 0 until counted), and
+    those of any other app go (deleted while another node led, so ``forget_app`` never ran here)."""
+    REGISTRY.keep_only("app", apps)
+    for app in apps:
+        for status in STARTED_STATUS_CLASSES:
+            REQUESTS.start(app=app, status_class=status)
+        HEALTH_CHECK_FAILURES.start(app=app)
+        RECONCILE_ERRORS.start(app=app)

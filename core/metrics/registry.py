@@ -84,6 +84,16 @@ class Family:
             for key in [k for k in self._values if k[index] == value]:
                 del self._values[key]
 
+    def keep_only(self, label: str, values: set[str]) -> None:
+        """Drop every series whose ``label`` is none of ``values`` (apps deleted while another node
+        led, so this node's ``forget`` never ran)."""
+        if label not in self.labelnames:
+            return
+        index = self.labelnames.index(label)
+        with self._lock:
+            for key in [k for k in self._values if k[index] not in values]:
+                del self._values[key]
+
     def samples(self, openmetrics: bool) -> list[str]:
         raise NotImplementedError
 
@@ -100,6 +110,16 @@ class Counter(Family):
         if not name.endswith("_total"):
             raise ValueError(f"counter {name} must end in _total")
         super().__init__(name, help_text, labelnames)
+        if not self.labelnames:
+            self._values[()] = 0.0  # its only series, at 0 from the start (see ``start``)
+
+    def start(self, **labels: object) -> None:
+        """Export this label set at 0 until it is counted: a series born with its first event hides that
+        event from ``increase()`` and ``rate()``, which need a sample before it."""
+        key = self._key(labels)
+        with self._lock:
+            if key not in self._values and self._room_for(key):
+                self._values[key] = 0.0
 
     def inc(self, amount: float = 1.0, **labels: object) -> None:
         key = self._key(labels)
@@ -211,6 +231,10 @@ class Registry:
     def forget(self, label: str, value: str) -> None:
         for family in self._families.values():
             family.forget(label, value)
+
+    def keep_only(self, label: str, values: set[str]) -> None:
+        for family in self._families.values():
+            family.keep_only(label, values)
 
     def dropped_series(self) -> int:
         return sum(f.dropped for f in self._families.values())

@@ -74,3 +74,26 @@ async def test_the_bounds_an_app_scales_between_are_exported(tmp_path: Path) -> 
     assert page[f'orchestry_app_replicas_max{{app="{name}"}}'] == 4
     assert page[f'orchestry_app_autoscaling{{app="{name}"}}'] == 1
     assert manual[f'orchestry_app_autoscaling{{app="{name}"}}'] == 0
+
+
+async def test_an_apps_counters_start_at_zero_and_end_with_it(tmp_path: Path) -> None:
+    """``increase(orchestry_app_requests_total{status_class="5xx"}[5m]) > 0`` misses the first failures
+    when the series appears only with them (a series' first sample has nothing to increase from), so an
+    app's counters, and the fixed-label ones of the node, are exported at 0 from the start. A counter
+    of an app the store no longer knows (deleted while another node led) is not exported any more."""
+    from core.metrics import instruments
+
+    async with memory_world(tmp_path / "state") as world:
+        name = await started(world, replicas=1)
+        instruments.REQUESTS.inc(3, app="prom-deleted-elsewhere", status_class="2xx")
+        page = await page_of(world)
+    for status_class in ("2xx", "3xx", "4xx", "5xx"):
+        assert page[f'orchestry_app_requests_total{{app="{name}",status_class="{status_class}"}}'] == 0
+    assert page[f'orchestry_health_check_failures_total{{app="{name}"}}'] == 0
+    assert page[f'orchestry_reconcile_errors_total{{app="{name}"}}'] == 0
+    for stage in ("test", "reload"):
+        assert f'orchestry_nginx_reload_failures_total{{stage="{stage}"}}' in page
+    for state in ("leader", "follower", "candidate"):
+        assert f'orchestry_leader_changes_total{{state="{state}"}}' in page
+    assert "orchestry_nginx_reloads_total" in page
+    assert not [k for k in page if "prom-deleted-elsewhere" in k]
