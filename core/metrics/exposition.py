@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import NotFound
+from core.errors import NotFound, OrchestryError
 from core.metrics import instruments
 from core.metrics.instruments import REGISTRY
 from core.metrics.registry import Family, Gauge, ScrapeCounter, render
@@ -51,7 +51,9 @@ class ScrapedEngine(Protocol):
 
     async def app_metrics(self, name: str) -> dict[str, Any]: ...
 
-    async def cluster_status(self) -> dict[str, Any]: ...
+    async def health(self) -> dict[str, Any]: ...
+
+    def leadership(self) -> Any: ...
 
     def is_leader(self) -> bool: ...
 
@@ -127,7 +129,11 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
     return [desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
 
 
-def _node_families(is_leader: bool, term: int) -> list[Family]:
+def _reachable(status: dict[str, Any] | None) -> float | None:
+    return None if status is None else 1.0 if status.get("status") == "ok" else 0.0
+
+
+def _node_families(is_leader: bool, term: int, health: dict[str, Any] | None = None) -> list[Family]:
     leader = Gauge("orchestry_is_leader", "Whether this node holds the leader lease (1) or not (0)")
     leader.set(1 if is_leader else 0)
     lease_term = Gauge("orchestry_leader_term", "Term of the newest leader lease this node knows")
@@ -137,7 +143,16 @@ def _node_families(is_leader: bool, term: int) -> list[Family]:
         "Observations dropped because their family already held its maximum number of label sets",
     )
     dropped.set(REGISTRY.dropped_series())
-    return [leader, lease_term, dropped, *_process_families()]
+    database = Gauge(
+        "orchestry_database_up",
+        "Whether this node's state store answered its check (1) or not (0) this scrape",
+    )
+    docker = Gauge("orchestry_docker_up", "Whether this node reaches its container runtime (1) or not (0)")
+    for gauge, key in ((database, "database"), (docker, "docker")):
+        value = _reachable((health or {}).get(key))
+        if value is not None:
+            gauge.set(value)
+    return [leader, lease_term, dropped, database, docker, *_process_families()]
 
 
 def _process_families() -> list[Family]:
@@ -168,9 +183,13 @@ def _process_families() -> list[Family]:
 
 
 def render_exposition(
-    apps: Iterable[AppSample], is_leader: bool, term: int, openmetrics: bool = False
+    apps: Iterable[AppSample],
+    is_leader: bool,
+    term: int,
+    openmetrics: bool = False,
+    health: dict[str, Any] | None = None,
 ) -> str:
-    families = [*REGISTRY.families(), *_app_families(apps), *_node_families(is_leader, term)]
+    families = [*REGISTRY.families(), *_app_families(apps), *_node_families(is_leader, term, health)]
     return render(families, openmetrics)
 
 
@@ -189,6 +208,8 @@ async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
         metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
+    except OrchestryError:
+        return None  # the store went away mid-scrape: orchestry_database_up says so
     # The scaler's window, not "current" (the last 10 s the console shows): what the gauges say they are.
     window = metrics.get("window") or {}
     policy = app.policy or {}
@@ -215,15 +236,30 @@ async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
     follower's stale or empty copy (followers measure no traffic: their figures read 0). Select the
     cluster's view with no ``orchestry_is_leader`` join: whichever node leads exports it."""
     leading = engine.is_leader()
-    apps, cluster = await asyncio.gather(engine.list_apps(), engine.cluster_status())
-    instruments.track_apps({app.name for app in apps})
-    samples = await asyncio.gather(*(_app_sample(engine, app) for app in apps)) if leading else []
+    # The term from this node's own view of the lease, and the store's health through the bounded
+    # check /health uses: a store outage is a page saying orchestry_database_up 0, not a failed
+    # scrape that Prometheus could not tell from a dead controller.
+    health, apps = await asyncio.gather(engine.health(), _listed(engine))
+    samples: list[AppSample | None] = []
+    if apps is not None:
+        instruments.track_apps({app.name for app in apps})
+        if leading:
+            samples = list(await asyncio.gather(*(_app_sample(engine, app) for app in apps)))
     return render_exposition(
         [s for s in samples if s is not None],
         is_leader=leading,
-        term=int(cluster.get("term") or 0),
+        term=int(getattr(engine.leadership(), "term", None) or 0),
         openmetrics=openmetrics,
+        health=health,
     )
+
+
+async def _listed(engine: ScrapedEngine) -> list[Any] | None:
+    """The apps, or None while the store cannot say (their counters are kept, not pruned)."""
+    try:
+        return await engine.list_apps()
+    except OrchestryError:
+        return None
 
 
 def exposed_series() -> dict[str, tuple[str, ...]]:

@@ -3,9 +3,13 @@ copy of each app's state across a cluster, the figures its scaler sees, the boun
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from core.metrics.exposition import exposition
+from tests.conftest import _pg_admin_url, run_as_admin
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
 
@@ -63,7 +67,7 @@ async def test_window_figures_are_the_scalers_window_and_unmeasured_ones_are_abs
 
 
 async def test_the_bounds_an_app_scales_between_are_exported(tmp_path: Path) -> None:
-    """"Scaling at max" (an app pinned at maxReplicas while its load stays high) needs the bound on the
+    """ "Scaling at max" (an app pinned at maxReplicas while its load stays high) needs the bound on the
     page beside the desired count; so does "stuck at min" and whether the scaler drives the app at all."""
     async with memory_world(tmp_path / "state") as world:
         name = await started(world, replicas=2, maxReplicas=4, mode="auto")
@@ -97,3 +101,35 @@ async def test_an_apps_counters_start_at_zero_and_end_with_it(tmp_path: Path) ->
         assert f'orchestry_leader_changes_total{{state="{state}"}}' in page
     assert "orchestry_nginx_reloads_total" in page
     assert not [k for k in page if "prom-deleted-elsewhere" in k]
+
+
+def cut_database(url: str, allowed: bool) -> None:
+    """Refuse (or allow again) every connection to this test's own database: an outage of the store
+    that no other test or helper sees."""
+    name = sa.make_url(url).database
+    run_as_admin(_pg_admin_url(), f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+    if not allowed:
+        run_as_admin(
+            _pg_admin_url(),
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        )
+
+
+async def test_a_store_outage_is_on_the_page_not_a_failed_scrape(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    """ "Store unreachable" needs a series that says so: the scrape failed with the store (a 503), so
+    Prometheus saw ``up == 0``, the same as a dead controller, and the node's own figures went too."""
+    async with memory_world(tmp_path / "state", database_url=pg_database_url) as world:
+        name = await started(world, replicas=1)
+        before = await page_of(world)
+        await asyncio.to_thread(cut_database, pg_database_url, False)
+        try:
+            during = await page_of(world)
+        finally:
+            await asyncio.to_thread(cut_database, pg_database_url, True)
+        after = await page_of(world)
+    assert before["orchestry_database_up"] == 1 and after["orchestry_database_up"] == 1
+    assert during["orchestry_database_up"] == 0
+    assert during["process_resident_memory_bytes"] > 0 and "orchestry_is_leader" in during
+    assert f'orchestry_reconcile_errors_total{{app="{name}"}}' in during  # not forgotten for an outage
