@@ -305,7 +305,20 @@ class Engine:
         return await self.get_app(name), created
 
     async def preview_register(self, document: dict[str, Any] | str | bytes) -> RegisterPreview:
-        return await self._c.desired.preview_register(document)
+        """A dry run of register and up: also whether the spec's image could start a replica, so that
+        `orchestry apply` refuses before registering an app that `up` could not start."""
+        preview = await self._c.desired.preview_register(document)
+        try:
+            available = await self._c.runtime.image_available(preview.image)
+        except RuntimeUnavailable:
+            available = True  # cannot tell while Docker is away; `up` says so itself
+        if not available:
+            engine = "the Swarm's registry" if self.settings.runtime == "swarm" else "this Docker engine"
+            preview.image_problem = (
+                f"spec.image '{preview.image}' is not on {engine} and no registry it can reach has it: "
+                "build, pull or load it (`docker images` lists the images there), or fix spec.image"
+            )
+        return preview
 
     async def up(self, name: str) -> UpResult:
         return await self._c.desired.up(name)

@@ -141,6 +141,9 @@ class RegisterPreview:
     change: str  # "created" | "updated" | "unchanged"
     spec_hash: str
     missing_secrets: list[MissingSecret] = field(default_factory=list)
+    image: str = ""
+    # Why a replica could not start from the image (not here, and no registry has it); "" when it could.
+    image_problem: str = ""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker import APIClient
 
 from core.errors import (
@@ -116,6 +117,8 @@ log = logging.getLogger(__name__)
 
 BRIDGE_NETWORK = "orchestry"
 PULL_TIMEOUT_SECONDS = 15
+# A dry run asking a registry whether it has an image waits no longer than a pull's first answer would.
+REGISTRY_CHECK_TIMEOUT_SECONDS = 10
 PING_TIMEOUT_SECONDS = 5.0
 # The node poll's engine facts (id, name, version, CPUs, memory) change only when dockerd restarts, so
 # /info is asked again at most this often (and after any failed poll: a restarted daemon may be
@@ -244,6 +247,27 @@ class DockerRuntime(PooledApiCalls):
 
     async def image_exists(self, image: str) -> bool:
         return await self._run(lambda api: _image_present(api, image))
+
+    async def image_available(self, image: str) -> bool:
+        """Here, or known to its registry (asked through the engine, as a pull would; nothing pulled)."""
+        if await self.image_exists(image):
+            return True
+
+        def work(api: APIClient) -> bool:
+            # Its own client: a registry that does not answer holds this call, not the shared pool's
+            # connections, and for REGISTRY_CHECK_TIMEOUT_SECONDS at most.
+            asker = APIClient(
+                base_url=self.docker_url, version=api.api_version, timeout=REGISTRY_CHECK_TIMEOUT_SECONDS
+            )
+            try:
+                asker.inspect_distribution(image)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                return False  # unknown to the registry, or no registry reachable: a pull would fail
+            finally:
+                asker.close()
+            return True
+
+        return await self._run(work)
 
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
         filters = [f"{LABEL_MANAGED}=true"]

@@ -164,6 +164,9 @@ class MemoryRuntime:
         self._check_available()
         return self.images is None or image in self.images
 
+    async def image_available(self, image: str) -> bool:
+        return await self.image_exists(image)  # no registry here
+
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
         self._check_available()
         candidates = self.containers.values() if app is None else self._by_app.get(app, {}).values()

@@ -282,6 +282,9 @@ class SwarmRuntime(PooledApiCalls):
 
         return await self._run(work)
 
+    async def image_available(self, image: str) -> bool:
+        return await self.image_exists(image)  # already asks the registry first: nodes pull from it
+
     async def list_managed(self, app: str | None = None) -> list[ContainerInfo]:
         snapshot = await self._run(lambda api: self._snapshot(api, app))
         listed = snapshot.replicas() + self._unreported_crashes(snapshot)

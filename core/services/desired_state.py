@@ -220,6 +220,7 @@ class DesiredState:
             change=change,
             spec_hash=spec.spec_hash(),
             missing_secrets=missing,
+            image=spec.container.image,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------

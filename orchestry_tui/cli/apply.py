@@ -1,9 +1,11 @@
 """``orchestry apply PATH...``: register every app found (replacing what exists) and start it.
 
 Like ``kubectl apply -f``: every document is first checked by the daemon's dry run
-(``POST /api/v1/validate``: the same validation as register, plus the secrets ``up`` needs), and a
-single problem anywhere means nothing is applied.  Then each app is registered (only when its spec
-differs from the daemon's) and started, and reported as created, updated or unchanged.
+(``POST /api/v1/validate``: the same validation as register, plus the secrets and the image ``up``
+needs), and a single problem anywhere means nothing is applied (``--allow-missing-images`` lets an app
+whose image is missing be registered without being started, as before).  Then each app is registered
+(only when its spec differs from the daemon's) and started, and reported as created, updated or
+unchanged.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def _missing_secret_problem(document: Document, app: str, missing: dict[str, str
     )
 
 
-def plan(client: ApiClient, inputs: Inputs) -> tuple[list[Planned], list[str]]:
+def plan(
+    client: ApiClient, inputs: Inputs, allow_missing_images: bool = False
+) -> tuple[list[Planned], list[str]]:
     """Dry-run every document against the daemon; every problem found, each naming its document."""
     problems = list(inputs.problems)
     planned: list[Planned] = []
@@ -72,6 +76,15 @@ def plan(client: ApiClient, inputs: Inputs) -> tuple[list[Planned], list[str]]:
         app = preview["app"]
         names.append((app, document))
         problems += [_missing_secret_problem(document, app, m) for m in preview["missing_secrets"]]
+        # .get: a daemon older than this CLI does not check images (its `up` still reports one missing).
+        image_problem = preview.get("image_problem")
+        if image_problem and allow_missing_images:
+            output.note(f"warning: {document.where(app)}: {image_problem}; it will not start")
+        elif image_problem:
+            problems.append(
+                f"{document.where(app)}: {image_problem}; or pass --allow-missing-images to apply the "
+                "rest and register this app without starting it"
+            )
         planned.append(Planned(document, app, preview["change"], preview["spec_hash"]))
     first: dict[str, Document] = {}
     for app, document in names:
@@ -127,7 +140,7 @@ def _print_rows(rows: list[Applied]) -> None:
 def apply(client: ApiClient, args: argparse.Namespace) -> int:
     as_json = args.format == "json"
     inputs = read_inputs(args.paths, sys.stdin.read)
-    planned, problems = plan(client, inputs)
+    planned, problems = plan(client, inputs, args.allow_missing_images)
     if problems:
         for problem in problems:
             output.error(problem)

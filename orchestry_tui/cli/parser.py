@@ -203,10 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
         "apply",
         parents=[common],
         help="register (or update) and start every app in files or directories; - reads stdin",
-        description="Check every document first (nothing is applied if one is bad), then register each "
+        description="Check every document first (nothing is applied if one is bad or names an image that "
+        "cannot be found), then register each "
         "app with replace semantics and start it. Reports each app as created, updated or unchanged.",
     )
     apply.add_argument("paths", nargs="+", metavar="PATH", help="a .yml/.yaml/.json file, a directory, or -")
+    apply.add_argument(
+        "--allow-missing-images",
+        action="store_true",
+        help="apply even when an app's image is on no engine or registry (that app is registered only)",
+    )
     _wait_flags(apply, "every app has its desired replicas ready on its new spec")
 
     up = _command(sub, "up", parents=[common], help="start an app's replicas")

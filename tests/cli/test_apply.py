@@ -168,3 +168,41 @@ def test_validate_route_registers_nothing(daemon: Daemon) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         api(daemon, f"/api/v1/apps/{name}")
     assert refused.value.code == 404
+
+
+def test_a_missing_image_is_found_by_the_dry_run_and_applies_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    """One app of a directory names an image that is neither on the Docker engine nor in a registry:
+    apply refused it up front, instead of registering the lot and leaving that app registered but never
+    started (exit 1 after the others changed)."""
+    good, bad = unique_name("aig"), unique_name("aim")
+    image = f"orchestry-test/no-such-image-{bad}:1"
+    folder = tmp_path / "apps"
+    folder.mkdir()
+    (folder / "good.yml").write_text(yaml.safe_dump(demo_app(good)))
+    missing = demo_app(bad)
+    missing["spec"]["image"] = image
+    (folder / "missing.yml").write_text(yaml.safe_dump(missing))
+    try:
+        refused = daemon.cli("apply", str(folder))
+        assert refused.returncode == 2, refused.stderr
+        assert "Traceback" not in refused.stderr and refused.stdout == ""
+        assert (
+            f"error: {folder / 'missing.yml'}, document 1 (app {bad}): spec.image '{image}' is not on this "
+            "Docker engine and no registry it can reach has it: build, pull or load it (`docker images` "
+            "lists the images there), or fix spec.image; or pass --allow-missing-images"
+        ) in refused.stderr
+        assert "nothing was applied" in refused.stderr
+        assert registered(daemon).isdisjoint({good, bad})
+
+        # Asked to go on: the others apply and start; the one whose image is missing is registered only.
+        anyway = daemon.cli("apply", str(folder), "--allow-missing-images", "--format", "json")
+        assert anyway.returncode == 1, anyway.stderr
+        assert f"warning: {folder / 'missing.yml'}, document 1 (app {bad}): spec.image '{image}'" in (
+            anyway.stderr
+        )
+        rows = {row["app"]: row for row in json.loads(anyway.stdout)["apps"]}
+        assert rows[good]["error"] == "" and rows[good]["replicas"] == 1
+        assert rows[bad]["result"] == "created" and "not started" in rows[bad]["error"]
+    finally:
+        for name in (good, bad):
+            daemon.cli("delete", name, "-f")

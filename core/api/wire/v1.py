@@ -226,6 +226,11 @@ class RegisterPreviewAnswer(Wire):
     change: Literal["created", "updated", "unchanged"]
     spec_hash: str
     missing_secrets: list[MissingSecretAnswer]
+    image: str = Field(description="spec.image")
+    image_problem: str | None = Field(
+        description="why no replica could start from the image (not on the Docker engine, and no "
+        "registry it reaches has it: `up` would fail); null when it could"
+    )
 
     @classmethod
     def of(cls, preview: RegisterPreview) -> RegisterPreviewAnswer:
@@ -233,6 +238,8 @@ class RegisterPreviewAnswer(Wire):
             app=preview.app,
             change=preview.change,  # type: ignore[arg-type]
             spec_hash=preview.spec_hash,
+            image=preview.image,
+            image_problem=preview.image_problem or None,
             missing_secrets=[
                 MissingSecretAnswer(variable=m.variable, secret=m.secret, field=m.field)
                 for m in preview.missing_secrets
