@@ -217,6 +217,8 @@ class LeaseElection:
             except StoreError as exc:
                 self.last_error = str(exc)
                 log.warning("lease step failed: %s", exc)
+                if self.state == LEADER:
+                    instruments.LEASE_RENEW_FAILURES.inc()
                 # Keep local leadership only while the lease is still surely valid (is_leader() already
                 # says no once _valid_until has passed); after that, step down for everyone to see
                 # (nginx left alone, replicas no longer ours) and try for a new term when the store
@@ -251,6 +253,7 @@ class LeaseElection:
         if self.state == LEADER and self.term is not None:
             lapsed = started >= self._valid_until
             renewed = await self._in_lane(self.store.leases.renew, self.term, self.node_id, self.ttl)
+            instruments.LEASE_RENEW_DURATION.observe(time.monotonic() - started)
             if renewed is not None:
                 self._adopt(renewed)
                 if lapsed:

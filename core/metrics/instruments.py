@@ -8,7 +8,7 @@ replicas) is read at scrape time instead. Label values: see the registry's docst
 
 from __future__ import annotations
 
-from core.metrics.registry import PASS_BUCKETS, REQUEST_BUCKETS, Registry
+from core.metrics.registry import LEASE_BUCKETS, PASS_BUCKETS, REQUEST_BUCKETS, Registry
 
 REGISTRY = Registry()
 
@@ -64,6 +64,15 @@ LEADER_CHANGES = REGISTRY.counter(
     ("state",),
 )
 
+LEASE_RENEW_DURATION = REGISTRY.histogram(
+    "orchestry_lease_renew_duration_seconds",
+    "Duration of the leader's lease renewals that the store answered (granted or refused)",
+    (),
+    LEASE_BUCKETS,
+)
+LEASE_RENEW_FAILURES = REGISTRY.counter(
+    "orchestry_lease_renew_failures_total", "Lease renewals of the leader that failed on the store"
+)
 
 # Label values known in advance start at 0 (see Counter.start): the first failure shows in increase().
 for _stage in ("test", "reload"):

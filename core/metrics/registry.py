@@ -30,6 +30,8 @@ LabelValues = tuple[str, ...]
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A reconcile pass: ~1 ms when nothing changes, seconds when it starts replicas, up to its timeouts.
 PASS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# A lease renewal: one UPDATE, ~1-10 ms; the leader steps down when it takes about TTL × 0.8 (≥ 2.4 s).
+LEASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def _escape(value: str) -> str:
@@ -165,6 +167,8 @@ class Histogram(Family):
     ) -> None:
         super().__init__(name, help_text, labelnames)
         self.buckets = tuple(sorted(buckets or REQUEST_BUCKETS))
+        if not self.labelnames:
+            self._values[()] = ([0] * (len(self.buckets) + 1), [0.0])  # at 0 from the start, as counters
         # per label set: ([count per bucket (not cumulative)..., +Inf count], [sum])
 
     def observe(self, value: float, **labels: object) -> None:

@@ -133,3 +133,25 @@ async def test_a_store_outage_is_on_the_page_not_a_failed_scrape(
     assert during["orchestry_database_up"] == 0
     assert during["process_resident_memory_bytes"] > 0 and "orchestry_is_leader" in during
     assert f'orchestry_reconcile_errors_total{{app="{name}"}}' in during  # not forgotten for an outage
+
+
+async def test_lease_renewals_are_timed_and_failed_ones_counted(tmp_path: Path, pg_database_url: str) -> None:
+    """A leader steps down when renewing its lease takes longer than the TTL allows: an SRE wants to
+    see renewals slow down (and fail) before that happens, not learn it from a leader change."""
+    from core.metrics import instruments
+
+    async with memory_world(tmp_path / "state", database_url=pg_database_url) as world:
+        assert world.engine.is_leader()
+        timed = instruments.LEASE_RENEW_DURATION.count()
+        failed = instruments.LEASE_RENEW_FAILURES.value()
+        await world.engine.cluster.step()
+        assert instruments.LEASE_RENEW_DURATION.count() >= timed + 1
+        await asyncio.to_thread(cut_database, pg_database_url, False)
+        try:
+            await world.engine.cluster.step()
+        finally:
+            await asyncio.to_thread(cut_database, pg_database_url, True)
+        page = await page_of(world)
+    assert instruments.LEASE_RENEW_FAILURES.value() >= failed + 1  # the election loop may fail one too
+    assert page["orchestry_lease_renew_duration_seconds_count"] >= 1
+    assert "orchestry_lease_renew_failures_total" in page
