@@ -10,6 +10,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from core.store import Store
+from tests.support.default_pool import default_sized_pool
 from tests.support.interrupt import accept_ctrl_c
 
 os.environ.pop("NO_COLOR", None)  # NO_COLOR makes every Textual snapshot differ
@@ -98,6 +100,15 @@ async def engine(tmp_path: Path) -> AsyncIterator[Any]:
         yield eng
     finally:
         await eng.stop(stop_apps=True)
+
+
+@pytest.fixture
+def default_pool() -> Iterator[ThreadPoolExecutor]:
+    """A pool sized as asyncio sizes its default one, for the test to set on its loop and fill
+    (tests.support.default_pool). Fixtures that depend on it stop before it shuts down."""
+    pool = default_sized_pool()
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def unique_name(prefix: str = "t") -> str:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,24 @@ async def started_engine(state_dir: Path, database_url: str | None = None) -> En
     engine = Engine(engine_settings(state_dir, database_url))
     await engine.start()
     return engine
+
+
+@asynccontextmanager
+async def leading_api(
+    tmp_path: Path, database_url: str | None = None
+) -> AsyncIterator[tuple[Engine, TestServer]]:
+    """A lone engine on ``database_url`` that leads, serving the API on a started test server; afterwards
+    the server is closed and the engine stopped leaving nothing serving. For tests that send blocking
+    requests from a worker thread (the fuzzers) and for those that choose their store."""
+    engine = await started_engine(tmp_path / "state", database_url)
+    server = TestServer(create_app(engine, engine.node_id))
+    try:
+        await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="the lone node to lead")
+        await server.start_server()
+        yield engine, server
+    finally:
+        await server.close()
+        await stop_leaving_nothing_serving(engine)
 
 
 @pytest.fixture

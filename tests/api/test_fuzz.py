@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 import schemathesis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -22,9 +22,9 @@ from schemathesis.checks import (
 
 from core.api.app import create_app
 from core.api.openapi import openapi_document
-from tests.api.conftest import started_engine, stop_leaving_nothing_serving
+from tests.api.conftest import leading_api
 from tests.conftest import unique_name
-from tests.integration.harness import demo_app, wait_for
+from tests.integration.harness import demo_app
 
 # Releasing the lease makes every later write a (documented) 503: fuzzed after everything else.
 LAST = ("DELETE", "/api/v1/cluster/leadership")
@@ -79,20 +79,13 @@ def test_the_openapi_document_names_every_route_the_server_has() -> None:
 
 
 async def test_fuzzing_finds_no_server_errors_or_schema_violations(tmp_path: Path, database_url: str) -> None:
-    engine = await started_engine(tmp_path / "state", database_url)
-    server = TestServer(create_app(engine, engine.node_id))
-    try:
-        await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="the lone node to lead")
-        await server.start_server()
+    async with leading_api(tmp_path, database_url) as (engine, server):
         # One registered app so operations on an existing name are reachable too.
         name = unique_name("fz")
         await engine.register(demo_app(name))
         base_url = str(server.make_url("")).rstrip("/")
         run: Callable[[str], tuple[list[str], Counter[int]]] = fuzz_operations
         failures, statuses = await asyncio.to_thread(run, base_url)
-    finally:
-        await server.close()
-        await stop_leaving_nothing_serving(engine)
     store = database_url.split(":")[0]
     print(f"\n{sum(statuses.values())} fuzzed requests on {store}: {dict(sorted(statuses.items()))}")
     assert not failures, "\n\n".join(failures)
@@ -103,11 +96,7 @@ async def test_event_filters_with_a_nul_byte_are_refused_or_empty_on_both_stores
     tmp_path: Path, database_url: str
 ) -> None:
     """Found by the fuzzer on PostgreSQL (which refuses NUL in a string): ``/events?app=<NUL>`` was a 500."""
-    engine = await started_engine(tmp_path / "state", database_url)
-    client = TestClient(TestServer(create_app(engine, engine.node_id)))
-    await client.start_server()
-    try:
-        await wait_for(lambda: engine.cluster.is_leader(), timeout=20, what="the lone node to lead")
+    async with leading_api(tmp_path, database_url) as (engine, server), TestClient(server) as client:
         name = unique_name("nul")
         await engine.register(demo_app(name))
         for path in (
@@ -120,6 +109,3 @@ async def test_event_filters_with_a_nul_byte_are_refused_or_empty_on_both_stores
             assert "query parameter 'type' must be one of" in (await answer.json())["detail"]
         answer = await client.get("/events?app=a%00b")
         assert answer.status == 200 and (await answer.json())["events"] == []
-    finally:
-        await client.close()
-        await stop_leaving_nothing_serving(engine)

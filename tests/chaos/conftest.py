@@ -13,10 +13,22 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
+from core.store import Store
 from testkit.daemon_cluster import DaemonCluster
 from tests.conftest import _pg_admin_url, run_as_admin
 
 SHARED_TTL = 3
+
+
+@pytest.fixture
+def two_stores(pg_database_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one empty PostgreSQL database, as two nodes of a cluster each open their own."""
+    first, second = Store.open(pg_database_url), Store.open(pg_database_url)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ for several lease TTLs and expect the leader to keep renewing all along.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,12 +23,10 @@ import sqlalchemy as sa
 from core.cluster import LEADER, LeaseElection
 from core.store import AppRecord, Store
 from testkit.harness import wait_for
+from tests.support.default_pool import STUCK, default_sized_pool
 
 TTL = 2.0  # renewed every 2/3 s; given up 1.6 s after a renewal began if the next one has not come
 HELD_FOR = 3 * TTL  # the default pool stays full this long: a leader without a lane lapses twice over
-# asyncio's own default pool size; the tests give their loop a pool of exactly that size to fill.
-POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
-STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
 # The SQLite queue test: WRITERS writes always queued, each holding the turn SLOW s, so a renewal that
 # queues behind them waits WRITERS * SLOW = 1.8 s, more than the 1.6 s a renewal has; ahead of them, SLOW.
 WRITERS = 6
@@ -44,7 +41,7 @@ def _app(name: str) -> AppRecord:
 @pytest.fixture
 async def default_pool() -> AsyncIterator[ThreadPoolExecutor]:
     """The loop's default pool, sized as asyncio sizes it, shut down after the test."""
-    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
+    pool = default_sized_pool()
     asyncio.get_running_loop().set_default_executor(pool)
     yield pool
     pool.shutdown(wait=False, cancel_futures=True)

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -23,24 +20,14 @@ from core.cluster import LEADER, LeaseElection
 from core.store import Store, lease_notices
 from core.store.lease_notices import LeaseNotices
 from testkit.harness import wait_for
+from tests.support.default_pool import default_sized_pool, every_default_thread_held
 
 NEVER = 3600.0  # a follower retry period no test outlives
-POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default pool size
 
 
 @pytest.fixture
 def no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LeaseElection, "_follower_retry", property(lambda _self: NEVER))
-
-
-@pytest.fixture
-def two_stores(pg_database_url: str) -> Iterator[tuple[Store, Store]]:
-    first, second = Store.open(pg_database_url), Store.open(pg_database_url)
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 class Running:
@@ -90,17 +77,26 @@ async def _following(follower: Running) -> None:
     await wait_for(listening, timeout=30, interval=0.01, what="the follower to listen")
 
 
-async def test_a_release_wakes_the_follower_which_takes_the_next_term(
-    two_stores: tuple[Store, Store], running: list[Running], no_timer: None
-) -> None:
+async def _leader_and_listening_follower(
+    two_stores: tuple[Store, Store], running: list[Running]
+) -> tuple[Running, Running]:
+    """Node "a" leads (one step, no loop of its own); node "b" runs, follows it and listens."""
     leader_store, follower_store = two_stores
     leader = Running(leader_store, "a", ttl=30)
     await leader.election.step()
-    assert leader.election.is_leader()
     follower = Running(follower_store, "b", ttl=30)
     running.append(follower)
     follower.start()
     await _following(follower)
+    return leader, follower
+
+
+async def test_a_release_wakes_the_follower_which_takes_the_next_term(
+    two_stores: tuple[Store, Store], running: list[Running], no_timer: None
+) -> None:
+    leader, follower = await _leader_and_listening_follower(two_stores, running)
+    follower_store = two_stores[1]
+    assert leader.election.is_leader()
     assert follower.states == ["follower"]
 
     assert await leader.election.release()
@@ -121,25 +117,15 @@ async def test_a_release_wakes_the_follower_while_every_default_thread_is_busy(
 ) -> None:
     """The follower's notice connection opens on a thread of its own: with asyncio's default pool full
     of other work (min(32, CPUs + 4) threads) it still listens, so the release wakes it at once."""
-    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
-    asyncio.get_running_loop().set_default_executor(pool)
-    gate = threading.Event()
-    busy = asyncio.gather(*(asyncio.to_thread(gate.wait, 60) for _ in range(POOL_SIZE + 4)))
+    pool = default_sized_pool()
     try:
-        leader_store, follower_store = two_stores
-        leader = Running(leader_store, "a", ttl=30)
-        await leader.election.step()
-        follower = Running(follower_store, "b", ttl=30)
-        running.append(follower)
-        follower.start()
-        await _following(follower)
-        assert await leader.election.release()
-        await asyncio.wait_for(follower.led.wait(), 30)
-        assert not busy.done(), "the default pool was let go before the follower took over"
-        assert follower.election.wakeups >= 1
+        async with every_default_thread_held(pool) as busy:
+            leader, follower = await _leader_and_listening_follower(two_stores, running)
+            assert await leader.election.release()
+            await asyncio.wait_for(follower.led.wait(), 30)
+            assert not busy.done(), "the default pool was let go before the follower took over"
+            assert follower.election.wakeups >= 1
     finally:
-        gate.set()
-        await busy
         pool.shutdown(wait=False)
 
 
@@ -165,13 +151,8 @@ async def test_a_lost_notice_connection_falls_back_to_the_timer_and_listens_agai
     two_stores: tuple[Store, Store], running: list[Running], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(lease_notices, "RECONNECT_SECONDS", 0.0)  # listen again at the next wait
+    leader, follower = await _leader_and_listening_follower(two_stores, running)
     leader_store, follower_store = two_stores
-    leader = Running(leader_store, "a", ttl=30)
-    await leader.election.step()
-    follower = Running(follower_store, "b", ttl=30)
-    running.append(follower)
-    follower.start()
-    await _following(follower)
 
     # The database drops the listening session (a restart, an idle-session killer).
     with leader_store.database.engine.connect() as conn:

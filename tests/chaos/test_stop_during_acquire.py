@@ -12,26 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from core.cluster import LeaseElection
 from core.store import Store
 from testkit.harness import wait_for
 
 TTL = 30.0  # far longer than the test: a peer that leads did not wait for the lease to run out
-
-
-@pytest.fixture
-def two_stores(pg_database_url: str) -> Iterator[tuple[Store, Store]]:
-    first, second = Store.open(pg_database_url), Store.open(pg_database_url)
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 async def test_a_term_won_while_the_node_stops_is_released_for_a_peer(

@@ -10,7 +10,6 @@ lanes.py). Every test runs on SQLite and on PostgreSQL, on the real engine with 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,22 +21,12 @@ import pytest
 import sqlalchemy as sa
 
 from core.engine import Engine
+from tests.support.default_pool import STUCK, every_default_thread_held
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
-# asyncio's own default pool size; the tests give their loop a pool of exactly that size to fill.
-POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)
-STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
 # How long a read may take before the test calls it stuck (the failure it guards against is a read
 # that waits until the test lets the blocked calls go: it never answers while they are held).
 ANSWER_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def default_pool() -> Iterator[ThreadPoolExecutor]:
-    """A default pool sized as asyncio sizes it, for the test to fill; set on the loop by the test."""
-    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
-    yield pool
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture
@@ -68,15 +57,9 @@ async def test_store_reads_answer_while_every_default_thread_is_busy(
 ) -> None:
     engine = world.engine
     name = await _registered(engine)
-    asyncio.get_running_loop().set_default_executor(default_pool)
-    gate = threading.Event()
-    busy = asyncio.gather(*(asyncio.to_thread(gate.wait, 60) for _ in range(STUCK)))
-    try:
+    async with every_default_thread_held(default_pool) as busy:
         await _reads_answer(engine, name)
         assert not busy.done(), "the default pool was let go before the reads answered"
-    finally:
-        gate.set()
-        await busy
 
 
 @contextmanager

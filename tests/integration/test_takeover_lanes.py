@@ -12,10 +12,8 @@ PostgreSQL, with a real nginx (the in-memory runtime stands in for Docker).
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,19 +25,11 @@ from core.engine import Engine
 from core.runtime.memory import MemoryPorts, MemoryRuntime
 from core.store import Store
 from testkit.harness import engine_settings, wait_for
+from tests.support.default_pool import every_default_thread_held
 
-POOL_SIZE = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default pool size
-STUCK = POOL_SIZE + 4  # every thread taken, and more callers queued behind them
 # The failure this guards against is a takeover that waits until the test lets the pool go: it never
 # completes while the pool is held. This only bounds how long the test waits to say so.
 TAKEOVER_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def default_pool() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="default-pool")
-    yield pool
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture
@@ -66,16 +56,10 @@ async def test_a_node_takes_the_lease_and_nginx_over_while_every_default_thread_
     await engine.release_leadership()
     assert not engine.is_leader() and not engine.nginx.active
 
-    asyncio.get_running_loop().set_default_executor(default_pool)
-    gate = threading.Event()
-    busy = asyncio.gather(*(asyncio.to_thread(gate.wait, 60) for _ in range(STUCK)))
-    try:
+    async with every_default_thread_held(default_pool) as busy:
         # The election's own step, as its loop takes a free lease: it returns once the takeover is done.
         leads = await asyncio.wait_for(engine.cluster.reclaim(), TAKEOVER_TIMEOUT)
         assert not busy.done(), "the default pool was let go before the takeover completed"
-    finally:
-        gate.set()
-        await busy
     assert leads and engine.is_leader()
     # nginx adopted, not restarted: the master that served under the last term serves on.
     status = engine.nginx.status()

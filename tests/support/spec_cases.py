@@ -470,6 +470,13 @@ def invalid_policy_changes(draw: st.DrawFn, max_replicas: int) -> tuple[dict[str
     return {str(key): value}, f"scaling.{key}", f"{rule}: {key} = {value!r}"[:200]
 
 
+def unfit_to_show(message: str) -> list[str]:
+    """Why a refusal's message may not reach a person: a secret value in it, or pydantic's own words
+    (an error type left untranslated, so no fix given). Empty when it is fit."""
+    secrets = ["a secret value" for secret in SECRET_VALUES if secret in message]
+    return secrets + [f"untranslated {words!r}" for words in UNTRANSLATED if words in message]
+
+
 def has_sensitive_literals(document: dict[str, Any]) -> bool:
     return SECRET_PASSWORD in json.dumps(document)
 
