@@ -7,6 +7,10 @@ idles; printed per tree, in rounds that alternate this tree and the baseline (a 
 
 - CPU: utime + stime of the process (every thread) over the measured period, as % of one core; the
   event loop's thread alone; the other threads (cgroup reads, store writes, connection counts);
+- the event loop's turns per second (each a call of its selector's ``select``) and, of those, its
+  wakeups: the turns that waited (a timeout other than 0) and so slept in epoll until a timer or a
+  file descriptor woke them.  A turn costs the loop its bookkeeping even when its callbacks do little;
+  two timers a hair apart are two wakeups where one would do;
 - garbage collections of each generation while idle: how many and their CPU (a full collection stops
   the event loop for the whole heap: in the console's process the console's objects too);
 - objects moved into the oldest generation per minute, counted in a second period of the same length
@@ -82,6 +86,30 @@ class Collections:
             self.cpu[generation] += time.thread_time() - self._started
 
 
+class LoopTurns:
+    """Counts the running loop's turns and wakeups while installed (a wrapper around its selector's
+    ``select``: one Python call per turn, nothing per callback)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.turns = 0
+        self.wakeups = 0
+        self._selector = loop._selector  # type: ignore[attr-defined]
+        self._select = self._selector.select
+
+    def _counting_select(self, timeout: float | None = None) -> Any:
+        self.turns += 1
+        if timeout != 0:
+            self.wakeups += 1
+        return self._select(timeout)
+
+    def __enter__(self) -> LoopTurns:
+        self._selector.select = self._counting_select
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self._selector.select  # the instance attribute goes; the class's method is back
+
+
 async def measure(apps: int, replicas: int, seconds: float, warmup: float) -> dict[str, Any]:
     from console_fleet import start_fleet, wander_load
     from memory_fleet_engine import memory_fleet_engine
@@ -98,7 +126,8 @@ async def measure(apps: int, replicas: int, seconds: float, warmup: float) -> di
         threads_before = thread_cpu()
         times_before, wall_before = os.times(), time.monotonic()
         collections.recording = True
-        await asyncio.sleep(seconds)
+        with LoopTurns(asyncio.get_running_loop()) as turns:
+            await asyncio.sleep(seconds)
         collections.recording = False
         wall = time.monotonic() - wall_before
         times_after, threads_after = os.times(), thread_cpu()
@@ -118,6 +147,8 @@ async def measure(apps: int, replicas: int, seconds: float, warmup: float) -> di
         "cpu_percent": process / wall * 100,
         "loop_cpu_percent": loop_cpu / wall * 100,
         "threads_cpu_percent": (process - loop_cpu) / wall * 100,
+        "turns_per_s": turns.turns / wall,
+        "wakeups_per_s": turns.wakeups / wall,
         "gc_counts": collections.count,
         "gc_cpu_ms": [c * 1000 for c in collections.cpu],
         "gc_cpu_percent": sum(collections.cpu) / wall * 100,
@@ -168,7 +199,8 @@ def main() -> None:
             print(
                 f"  round {round_} {name:<8} {ran_line(row)} (load {load} → {load_average()}):"
                 f" CPU {row['cpu_percent']:.2f} %, loop thread {row['loop_cpu_percent']:.2f} %,"
-                f" other threads {row['threads_cpu_percent']:.2f} %; collections"
+                f" other threads {row['threads_cpu_percent']:.2f} %; loop turns {row['turns_per_s']:.1f}/s,"
+                f" wakeups {row['wakeups_per_s']:.1f}/s; collections"
                 f" {'/'.join(str(n) for n in row['gc_counts'])}"
                 f" ({'/'.join(f'{ms:.0f}' for ms in row['gc_cpu_ms'])} ms CPU);"
                 f" {row['promoted_per_min']:.0f} objects/min into the oldest generation",
@@ -181,6 +213,8 @@ def main() -> None:
         ("loop_cpu_percent", "  the event loop's thread"),
         ("threads_cpu_percent", "  the other threads"),
         ("gc_cpu_percent", "  garbage collections (all generations)"),
+        ("turns_per_s", "event loop turns / s"),
+        ("wakeups_per_s", "  wakeups (turns that waited) / s"),
         ("promoted_per_min", "objects into the oldest generation / min"),
         ("tracked_objects", "objects the collector tracks"),
     ):
