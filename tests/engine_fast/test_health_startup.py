@@ -9,6 +9,8 @@ import asyncio
 import itertools
 import socket
 
+import pytest
+
 from core.health import READY, HealthChecker, ProbeResult, ProbeTarget
 from core.spec import HealthCheck
 from tests.support.clock import FakeClock
@@ -109,3 +111,42 @@ async def test_a_closed_port_is_reported_refused() -> None:
         await checker.close()
     assert (http.ok, http.refused) == (False, True)
     assert (tcp.ok, tcp.refused) == (False, True)
+
+
+class SlackRecordingClock(FakeClock):
+    """A FakeClock that records the slack of each sleep, by the probe it follows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slacks: list[float] = []
+
+    async def sleep(self, seconds: float, slack: float = 0.0) -> None:
+        self.slacks.append(slack)
+        await super().sleep(seconds, slack)
+
+
+async def test_only_a_ready_replicas_probes_may_come_a_little_late_to_share_a_wakeup() -> None:
+    """Start-up probes keep their exact pace (they decide how soon a new replica is routed); once ready, a
+    probe may come up to 5 % of the period late, at most 0.25 s, so a fleet's probes share the event
+    loop's wakeups."""
+    for period, slack in ((1.0, 0.05), (10.0, 0.25), (0.1, 0.005)):
+        clock = SlackRecordingClock()
+        replica = Replica(clock, listening_after=0.05)
+        checker = HealthChecker(lambda *_: asyncio.sleep(0), probe=replica.probe, clock=clock)
+        check = HealthCheck(periodSeconds=period)
+        checker.track(
+            ProbeTarget(app="web", slot=1, container_id="c1", host="127.0.0.1", port=20001, check=check)
+        )
+        try:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            for _ in range(round((0.2 + 2 * period) / 0.005)):
+                await clock.advance(0.005)
+                await asyncio.sleep(0)
+        finally:
+            await checker.close()
+        starting = [at for at in replica.probed_at if at < 0.06]
+        assert clock.slacks[: len(starting)] == [0.0] * len(starting)  # the pauses after failing probes
+        ready = clock.slacks[len(starting) :]
+        assert ready and ready == pytest.approx([slack] * len(ready))
+        assert len(replica.probed_at) > len(starting) + 1

@@ -24,7 +24,8 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, slack: float = 0.0) -> None:
+        # ``slack`` allows a later wake; this clock wakes at the deadline itself, which it allows too.
         if seconds <= 0:
             await asyncio.sleep(0)
             return
@@ -32,7 +33,7 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), future))
         await future
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> bool:
+    async def wait(self, event: asyncio.Event, timeout: float, slack: float = 0.0) -> bool:
         if event.is_set():
             return True
         waiter = asyncio.ensure_future(event.wait())
