@@ -718,6 +718,7 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         await self.listing.close()
         await self.warm_listing.close()
         await self.health.close()
+        await self.status.close()
 
 
 def forget_unwanted_back_off(state: AppState, desired: int) -> None:

@@ -3,6 +3,7 @@ once per change) and the replicas, mirrored so followers and the next leader can
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -76,6 +77,7 @@ class StatusRecorder:
         self._store = store
         self._emit = emit
         self._clock = clock
+        self._savers: set[asyncio.Task[None]] = set()
 
     async def update(self, state: AppState, record: Any, desired: int) -> None:
         """Announce and save a changed status (each change once, however many notice it)."""
@@ -96,10 +98,34 @@ class StatusRecorder:
                     app=state.name,
                     details={"from": previous, "to": status},
                 )
+            # One save of the app at a time, always the newest status: two saves (a pass's and a health
+            # check's) on the store's two write threads could commit in either order, and one whose
+            # caller was cancelled (the probe of a replica being replaced) still lands.  Followers and
+            # the next leader then showed the older status until the next change (a replaced
+            # replica's app stayed "degraded" there).  Shielded: the newest is saved even when this
+            # caller is cancelled.
+            saver = state.status_saver
+            if saver is None or saver.done():
+                saver = state.status_saver = asyncio.ensure_future(self._save_newest(state))
+                self._savers.add(saver)
+                saver.add_done_callback(self._savers.discard)
+            await asyncio.shield(saver)
+
+    async def _save_newest(self, state: AppState) -> None:
+        saved: tuple[str, str] | None = None
+        while (wanted := state.reported) != saved and wanted is not None and wanted[0] != APP_STOPPED:
             try:
-                await self._store.write(self._save_status, state.name, status, reason)
+                await self._store.write(self._save_status, state.name, *wanted)
             except OrchestryError as exc:
                 log.warning("could not save status of %s: %s", state.name, exc)
+                return  # the next change saves again
+            saved = wanted
+
+    async def close(self) -> None:
+        """Stop the saves still under way (the engine stops)."""
+        for saver in list(self._savers):
+            saver.cancel()
+        await asyncio.gather(*self._savers, return_exceptions=True)
 
     def _save_status(self, name: str, status: str, reason: str) -> None:
         """Save a computed status unless the operator stopped or deleted the app meanwhile.

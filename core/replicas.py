@@ -150,6 +150,8 @@ class AppState:
     # Each slot's row as last written to the store this term (None: none written yet this term).
     persisted: dict[int, tuple[object, ...]] | None = None
     reported: tuple[str, str] | None = None  # the status and reason last saved and announced
+    # Saves ``reported`` to the store until what it saved is the newest (StatusRecorder): one at a time.
+    status_saver: asyncio.Task[None] | None = None
     # Replicas the runtime is still placing by itself (Swarm), by name → what holds them up ("" if nothing).
     pending: dict[str, str] = field(default_factory=dict)
     runtime_error: str = ""  # why the last pass could not reach Docker; "" once one did
