@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from core import __version__
 from core.errors import NotFound, OrchestryError
 from core.metrics import instruments
 from core.metrics.instruments import REGISTRY
@@ -152,7 +153,9 @@ def _node_families(is_leader: bool, term: int, health: dict[str, Any] | None = N
         value = _reachable((health or {}).get(key))
         if value is not None:
             gauge.set(value)
-    return [leader, lease_term, dropped, database, docker, *_process_families()]
+    build = Gauge("orchestry_build_info", "Always 1; the Orchestry version this node runs", ("version",))
+    build.set(1, version=__version__)
+    return [leader, lease_term, dropped, database, docker, build, *_process_families()]
 
 
 def _process_families() -> list[Family]:

@@ -137,3 +137,12 @@ def test_content_negotiation() -> None:
     assert wants_openmetrics("application/openmetrics-text")
     assert not wants_exposition("application/json")
     assert not wants_exposition("")
+
+
+def test_build_info_names_the_version_each_node_runs() -> None:
+    """A rolling upgrade of a cluster leaves nodes on different versions: ``count by (version)
+    (orchestry_build_info) > 1`` is how an SRE finds them."""
+    from core import __version__
+
+    values = _samples(render_exposition([], is_leader=False, term=0))
+    assert values[f'orchestry_build_info{{version="{__version__}"}}'] == 1
