@@ -43,6 +43,11 @@ class AppSample:
     min_replicas: int | None = None
     max_replicas: int | None = None
     autoscaling: bool | None = None
+    status: str | None = None
+
+
+# An app's statuses (core.models): the state set orchestry_app_status exports, one series each.
+APP_STATUSES = ("running", "degraded", "stopped", "error")
 
 
 class ScrapedEngine(Protocol):
@@ -108,7 +113,15 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         "Whether the scaler drives the app (1, mode auto) or not (0, manual)",
         ("app",),
     )
+    status = Gauge(
+        "orchestry_app_status",
+        "1 for the app's status (running, degraded, stopped, error), 0 for the others",
+        ("app", "status"),
+    )
     for app in apps:
+        if app.status is not None:
+            for each in APP_STATUSES:
+                status.set(1 if app.status == each else 0, app=app.name, status=each)
         desired.set(app.desired_replicas, app=app.name)
         ready.set(app.ready_replicas, app=app.name)
         for gauge, bound in (
@@ -127,7 +140,7 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         ):
             if value is not None:
                 gauge.set(value / scale, app=app.name)
-    return [desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
+    return [status, desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
 
 
 def _reachable(status: dict[str, Any] | None) -> float | None:
@@ -228,6 +241,7 @@ async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
         min_replicas=_whole(policy.get("minReplicas")),
         max_replicas=_whole(policy.get("maxReplicas")),
         autoscaling=app.mode == "auto",
+        status=app.status,
     )
 
 

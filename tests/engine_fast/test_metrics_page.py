@@ -155,3 +155,17 @@ async def test_lease_renewals_are_timed_and_failed_ones_counted(tmp_path: Path, 
     assert instruments.LEASE_RENEW_FAILURES.value() >= failed + 1  # the election loop may fail one too
     assert page["orchestry_lease_renew_duration_seconds_count"] >= 1
     assert "orchestry_lease_renew_failures_total" in page
+
+
+async def test_an_apps_status_is_a_state_set(tmp_path: Path) -> None:
+    """ "App in error" (a start that cannot succeed: exited at once, image missing) and "degraded" are
+    what ``orchestry status`` says first; the page said neither. One series per status, 1 for the
+    app's own, so ``orchestry_app_status{status="error"} == 1`` is the alert."""
+    async with memory_world(tmp_path / "state") as world:
+        name = await started(world, replicas=1)
+        running = await page_of(world)
+        await world.engine.down(name)
+        stopped = await page_of(world)
+    for status in ("running", "degraded", "stopped", "error"):
+        assert running[f'orchestry_app_status{{app="{name}",status="{status}"}}'] == (status == "running")
+        assert stopped[f'orchestry_app_status{{app="{name}",status="{status}"}}'] == (status == "stopped")
