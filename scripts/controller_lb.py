@@ -10,6 +10,7 @@ writes DIR/nginx.conf (and DIR/temp) and prints its path; start it with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,8 +39,28 @@ def node_address(text: str) -> str:
     return format_hostport(host, port)
 
 
-def render_controller_config(listen: str, nodes: list[str], prefix: Path) -> str:
-    """The whole nginx.conf; ValueError (naming the option) on a bad address or no nodes."""
+# A write's wait at the LB: the lease TTL (within which a frozen leader is replaced) and this margin.
+WRITE_MARGIN_SECONDS = 5
+DEFAULT_LEASE_TTL = 30  # core.settings' default for LEADER_LEASE_TTL
+
+
+def write_timeout(lease_ttl: int) -> int:
+    return lease_ttl + WRITE_MARGIN_SECONDS
+
+
+def lease_ttl_from(environ: dict[str, str]) -> int:
+    """The cluster's LEADER_LEASE_TTL (or ORCHESTRY_LEASE_TTL), as its daemons read it; the default."""
+    text = environ.get("LEADER_LEASE_TTL") or environ.get("ORCHESTRY_LEASE_TTL") or ""
+    return int(text) if text.strip().isdigit() else DEFAULT_LEASE_TTL
+
+
+def render_controller_config(
+    listen: str, nodes: list[str], prefix: Path, lease_ttl: int = DEFAULT_LEASE_TTL
+) -> str:
+    """The whole nginx.conf; ValueError (naming the option) on a bad address or no nodes.
+
+    ``lease_ttl``: the cluster's LEADER_LEASE_TTL; a write a node leaves unanswered for that long plus
+    WRITE_MARGIN_SECONDS is answered 503 (it may or may not have been carried out)."""
     if not nodes:
         raise ValueError("give at least one --node HOST:PORT")
     addresses = list(dict.fromkeys(node_address(n) for n in nodes))
@@ -50,7 +71,13 @@ def render_controller_config(listen: str, nodes: list[str], prefix: Path) -> str
     return (
         template_environment()
         .get_template(TEMPLATE)
-        .render(listen=listen_address, nodes=addresses, prefix=Path(prefix).absolute())
+        .render(
+            listen=listen_address,
+            nodes=addresses,
+            prefix=Path(prefix).absolute(),
+            write_timeout=write_timeout(lease_ttl),
+            write_margin=WRITE_MARGIN_SECONDS,
+        )
     )
 
 
@@ -59,10 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1:8000", help="where clients reach the cluster")
     parser.add_argument("--node", action="append", default=[], help="a daemon API, HOST:PORT (repeat)")
     parser.add_argument("--prefix", required=True, help="nginx prefix dir (pid, logs, temp files)")
+    parser.add_argument(
+        "--lease-ttl",
+        type=int,
+        default=lease_ttl_from(dict(os.environ)),
+        help="the cluster's lease TTL in seconds (default: LEADER_LEASE_TTL, else 30); a write a node "
+        f"leaves unanswered for TTL + {WRITE_MARGIN_SECONDS} s is answered 503",
+    )
     args = parser.parse_args(argv)
+    if args.lease_ttl < 3:
+        print(f"error: --lease-ttl {args.lease_ttl}: the lease TTL is at least 3 seconds", file=sys.stderr)
+        return 2
     prefix = Path(args.prefix).absolute()
     try:
-        config = render_controller_config(args.listen, args.node, prefix)
+        config = render_controller_config(args.listen, args.node, prefix, args.lease_ttl)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

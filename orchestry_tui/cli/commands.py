@@ -507,6 +507,9 @@ def secret(client: ApiClient, args: argparse.Namespace) -> int:
 # --- node -----------------------------------------------------------------------------------------
 
 
+DIAGNOSE_TIMEOUT_SECONDS = 120.0
+
+
 def diagnose(client: ApiClient, args: argparse.Namespace) -> int:
     chosen = Path(args.output) if args.output else None
     # Checked before the daemon builds the bundle (seconds of work): a path that cannot be written is
@@ -515,7 +518,9 @@ def diagnose(client: ApiClient, args: argparse.Namespace) -> int:
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         output.error(f"-o {args.output}: cannot write into {folder} (no such directory, or not writable)")
         return 2
-    reply = client.call("POST", "/api/v1/diagnostics")
+    # The bundle gathers logs, events and Docker's view: allowed longer than an ordinary request.
+    patient = ApiClient(client.base_url, client.token, timeout=max(client.timeout, DIAGNOSE_TIMEOUT_SECONDS))
+    reply = patient.call("POST", "/api/v1/diagnostics")
     disposition = reply.headers.get("Content-Disposition", "")
     match = re.search(r'filename="([^"/]+)"', disposition)
     offered = match.group(1) if match else "orchestry-diagnostics.tar.gz"

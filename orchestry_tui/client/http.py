@@ -21,7 +21,22 @@ from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONFIG_FILE = Path("~/.config/orchestry/config.yaml")
-TIMEOUT_SECONDS = 60.0
+
+# How long a request waits for its answer. A cluster replaces a frozen leader within its lease TTL, and
+# the controller LB answers a write its node leaves unanswered for TTL + 5 s with a 503 saying so
+# (scripts/controller_lb.py): the CLI waits a little longer than that, to hear the LB's answer, and no
+# longer (it waited 60 s, while the LB held the write for 300 s and the user heard nothing of it).
+DEFAULT_LEASE_TTL = 30  # core.settings' default for LEADER_LEASE_TTL
+TIMEOUT_MARGIN_SECONDS = 10
+
+
+def default_timeout(environ: dict[str, str] | None = None) -> float:
+    """TTL + TIMEOUT_MARGIN_SECONDS, the TTL from LEADER_LEASE_TTL / ORCHESTRY_LEASE_TTL as the daemons
+    read it (the CLI runs where the cluster is set up), else the default."""
+    environ = dict(os.environ) if environ is None else environ
+    text = (environ.get("LEADER_LEASE_TTL") or environ.get("ORCHESTRY_LEASE_TTL") or "").strip()
+    ttl = int(text) if text.isdigit() and int(text) >= 3 else DEFAULT_LEASE_TTL
+    return float(ttl + TIMEOUT_MARGIN_SECONDS)
 
 
 LEADER_HEADER = "X-Current-Leader"
@@ -226,10 +241,10 @@ LEADER_LOOKUP_TIMEOUT_SECONDS = 2.0
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.timeout = timeout
+        self.timeout = default_timeout() if timeout is None else timeout
 
     def _request(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None

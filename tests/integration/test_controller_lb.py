@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from scripts.controller_lb import render_controller_config
+from orchestry_tui.client.http import default_timeout
+from scripts.controller_lb import render_controller_config, write_timeout
 from testkit.harness import free_port
+from tests.cli.conftest import ORCHESTRY
 
 REFUSAL = {"detail": "Not the leader. Leader is: node1"}
 
@@ -48,11 +53,13 @@ async def follower() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def controller_lb(prefix: Path, nodes: list[str]) -> AsyncIterator[str]:
+async def controller_lb(prefix: Path, nodes: list[str], lease_ttl: int = 30) -> AsyncIterator[str]:
     listen = f"127.0.0.1:{free_port()}"
     (prefix / "temp").mkdir(parents=True)
     config = prefix / "nginx.conf"
-    config.write_text(render_controller_config(listen=listen, nodes=nodes, prefix=prefix))
+    config.write_text(
+        render_controller_config(listen=listen, nodes=nodes, prefix=prefix, lease_ttl=lease_ttl)
+    )
     nginx = ["nginx", "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")]
     started = await asyncio.to_thread(subprocess.run, nginx, capture_output=True, text=True)
     assert started.returncode == 0, started.stderr
@@ -104,3 +111,88 @@ async def test_reads_and_writes_still_reach_a_live_node(tmp_path: Path, follower
     async with controller_lb(tmp_path / "lb", [down, follower]) as lb:
         reads = await answers(f"{lb}/api/v1/apps", "GET", 4)
     assert [(status, text) for status, _, text in reads] == [(200, '{"apps": []}')] * 4
+
+
+@pytest.fixture
+def frozen() -> Iterator[str]:
+    """A node frozen by SIGSTOP: the kernel still completes connections and takes the request, nobody
+    answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.fixture
+async def leader() -> AsyncIterator[tuple[str, list[str]]]:
+    """A node that carries out every write it gets, and the list of the writes it got."""
+    writes: list[str] = []
+
+    async def write(request: web.Request) -> web.Response:
+        writes.append(request.path)
+        return web.json_response({"status": "scaled", "app": "web", "replicas": 2})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/apps/web/scale", write)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"127.0.0.1:{port}", writes
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_write_to_a_frozen_node_is_answered_after_the_lease_ttl_and_never_resent(
+    tmp_path: Path, frozen: str, leader: tuple[str, list[str]]
+) -> None:
+    """It waited 300 s at the LB (the CLI gave up at 60 s saying nothing of the LB), then nginx resent it
+    to the next node (proxy_next_upstream timeout), which could apply it a second time."""
+    live, writes = leader
+    answered: list[tuple[int, str, str]] = []
+    async with controller_lb(tmp_path / "lb", [frozen, live], lease_ttl=3) as lb:
+        # least_conn takes the two nodes in turn: within three writes one is sent to the frozen node.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            for _ in range(3):
+                async with session.post(f"{lb}/api/v1/apps/web/scale", json={"replicas": 2}) as r:
+                    answered.append((r.status, r.headers.get("Content-Type", ""), await r.text()))
+                if r.status != 200:
+                    break
+    status, kind, text = answered[-1]
+    assert (status, kind.split(";")[0]) == (503, "application/json"), answered
+    detail = json.loads(text)["detail"]
+    assert detail.startswith(f"The node that took this write did not answer within {write_timeout(3)} s")
+    assert frozen in detail
+    assert "the write may or may not have been carried out, and it was not resent to another node" in detail
+    assert "`orchestry status NAME`" in detail
+    # Only the writes the live node answered reached it: the unanswered one was not sent on to it.
+    assert len(writes) == len(answered) - 1
+
+
+async def test_the_cli_behind_the_lb_says_the_write_may_not_have_happened(
+    tmp_path: Path, frozen: str
+) -> None:
+    """`orchestry scale` through the controller LB to a frozen leader: the LB's 503 reaches the user
+    (the CLI waits a little longer than the LB, both sized on the lease TTL), exit 1, no traceback."""
+    async with controller_lb(tmp_path / "lb", [frozen], lease_ttl=3) as lb:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRY_")}  # PYTHONPATH kept
+        env.update({"HOME": str(tmp_path), "ORCHESTRY_URL": lb, "LEADER_LEASE_TTL": "3"})
+        scale = [ORCHESTRY, "scale", "web", "2"]
+        result = await asyncio.to_thread(
+            subprocess.run, scale, capture_output=True, text=True, env=env, timeout=60
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: The node that took this write did not answer within {write_timeout(3)} s "
+        f"(the last of {frozen}"
+    ), result.stderr
+    assert "`orchestry status NAME`" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_cli_waits_a_little_longer_than_the_lb_for_the_lease_ttl_it_is_given() -> None:
+    assert default_timeout({}) == write_timeout(30) + 5  # 60 s before: past the user's patience
+    assert default_timeout({"LEADER_LEASE_TTL": "10"}) == write_timeout(10) + 5
+    assert default_timeout({"ORCHESTRY_LEASE_TTL": "3"}) == write_timeout(3) + 5
+    assert default_timeout({"LEADER_LEASE_TTL": "soon"}) == write_timeout(30) + 5
