@@ -147,10 +147,23 @@ class LoopHolds:
         # With ``by_kind``: CPU seconds per kind of callback (what ran, without where it stopped), to
         # tell the compositor's passes from the refresh and the engine's tasks (costs a little CPU).
         self.by_kind: dict[str, float] | None = None
+        # While a key is pressed (see press): every callback that ran before its paint, CPU, wall, what;
+        # the slowest presses then say what held them (the chart, a refresh, the table's own render...).
+        self.during: list[tuple[float, float, str]] | None = None
         original = asyncio.events.Handle._run
         holds = self
 
         def timed(handle: asyncio.events.Handle) -> None:
+            during = holds.during  # the press's own step ends it (see press)
+            if during is not None:
+                started, cpu = time.perf_counter(), time.thread_time()
+                try:
+                    return original(handle)
+                finally:
+                    used, held = time.thread_time() - cpu, time.perf_counter() - started
+                    # Naming a callback (repr of its task) costs more than most callbacks: only the
+                    # ones long enough to be among a press's longest are named.
+                    during.append((used, held, ran(handle) if used > 0.001 or held > 0.005 else ""))
             if not holds.recording:
                 return original(handle)
             started, cpu = time.perf_counter(), time.thread_time()
@@ -185,6 +198,9 @@ class LoopHolds:
                 for kind, cpu in sorted((self.by_kind or {}).items(), key=lambda kv: -kv[1])[:12]
             ],
         }
+
+
+HOLDS = LoopHolds()  # one wrapper of the loop's callbacks for the process (see press)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -278,20 +294,36 @@ class Paints:
         return await asyncio.wait_for(future, timeout)
 
 
-async def press(app: Any, paints: Paints, key: str, shown: Callable[[], bool]) -> tuple[float, float]:
-    """Seconds from ``key`` entering the app to the first paint where ``shown()`` holds, and the process
-    CPU seconds spent meanwhile (what a loaded host does not inflate)."""
+Press = tuple[float, float, str]  # wall and CPU seconds, and what held the loop meanwhile
+
+
+async def press(app: Any, paints: Paints, key: str, shown: Callable[[], bool]) -> Press:
+    """Seconds from ``key`` entering the app to the first paint where ``shown()`` holds, the process
+    CPU seconds spent meanwhile (what a loaded host does not inflate), and the three loop callbacks that
+    ran longest meanwhile (what a slow press waited for)."""
     from textual import events
 
     event = events.Key(key, None)
     event.set_sender(app)
+    HOLDS.during = []
     started, cpu = time.perf_counter(), time.process_time()
     waiting = asyncio.ensure_future(paints.until(shown))
     app._driver.send_message(event)
-    painted = await waiting
+    try:
+        painted = await waiting
+    finally:
+        ran_meanwhile, HOLDS.during = HOLDS.during, None
     used = time.process_time() - cpu
+    longest = sorted(ran_meanwhile, reverse=True)[:3]
+    what = f"{len(ran_meanwhile)} callbacks; longest: " + "; ".join(
+        f"{c * 1000:.1f} ms CPU ({w * 1000:.1f} wall) {shorter(name)}" for c, w, name in longest
+    )
     await asyncio.sleep(0.02)  # a person's next key comes later than the paint
-    return painted - started, used
+    return painted - started, used, what
+
+
+def shorter(what: str) -> str:
+    return re.sub(r" at 0x[0-9a-f]+|0x[0-9a-f]+", "", what)[:110]
 
 
 async def measure(
@@ -323,7 +355,7 @@ async def measure(
         backend = EngineBackend(engine.settings, engine=engine, serve_api=False)
         app = OrchestryConsole(backend, preferences_path=prefs)
         profile = cProfile.Profile() if profile_to else None
-        holds = LoopHolds()
+        holds = HOLDS
         holds.by_kind = {} if by_kind else None
         started, cpu_started = time.perf_counter(), cpu_seconds()
         result: dict[str, Any] = {"apps": apps, "replicas": apps * replicas}
@@ -390,7 +422,7 @@ async def measure(
 
                 return shown  # type: ignore[return-value]
 
-            move_app: list[tuple[float, float]] = []
+            move_app: list[Press] = []
             for i in range(presses):
                 span = max(1, min(5, apps_table.row_count - 1))
                 key = "down" if (i // span) % 2 == 0 else "up"  # five down, five up: stays near the top
@@ -398,7 +430,7 @@ async def measure(
 
             replicas_table.focus()
             await pilot.pause()
-            move_replica: list[tuple[float, float]] = []
+            move_replica: list[Press] = []
             for i in range(presses):
                 span = max(1, min(3, replicas_table.row_count - 1))
                 key = "down" if (i // span) % 2 == 0 else "up"
@@ -417,13 +449,13 @@ async def measure(
             from orchestry_tui.console.screens.whatif import WhatIfScreen
 
             views = {"whatif": ("w", WhatIfScreen), "logs": ("l", LogsScreen), "nodes": ("n", NodesScreen)}
-            opened: dict[str, list[tuple[float, float]]] = {name: [] for name in views}
-            closed: dict[str, list[tuple[float, float]]] = {name: [] for name in views}
+            opened: dict[str, list[Press]] = {name: [] for name in views}
+            closed: dict[str, list[Press]] = {name: [] for name in views}
 
-            open_help: list[tuple[float, float]] = []
-            close_help: list[tuple[float, float]] = []
-            open_describe: list[tuple[float, float]] = []
-            close_describe: list[tuple[float, float]] = []
+            open_help: list[Press] = []
+            close_help: list[Press] = []
+            open_describe: list[Press] = []
+            close_describe: list[Press] = []
             for _ in range(max(1, presses // 4)):
                 open_help.append(
                     await press(app, paints, "question_mark", lambda: isinstance(app.screen, HelpScreen))
@@ -445,7 +477,7 @@ async def measure(
             apps_table.focus()
             apps_table.move_cursor(row=0)
             await pilot.pause()
-            scroll_apps: list[tuple[float, float]] = []
+            scroll_apps: list[Press] = []
             while apps_table.cursor_row < apps_table.row_count - 1 and len(scroll_apps) < 200:
                 before = apps_table.cursor_row
                 scroll_apps.append(
@@ -461,7 +493,7 @@ async def measure(
             replicas_table.focus()
             replicas_table.move_cursor(row=0)
             await pilot.pause()
-            scroll_replicas: list[tuple[float, float]] = []
+            scroll_replicas: list[Press] = []
             for _ in range(max(1, presses // 4)):
                 replicas_table.move_cursor(row=0)
                 await pilot.pause()
@@ -481,24 +513,31 @@ async def measure(
         wander.cancel()
         await engine.stop(stop_apps=False)
 
-    slowest: list[tuple[float, float, str, int]] = []  # which press a p99 is: often a screen's first
+    slowest: list[tuple[float, float, str, int, str]] = []  # which press a p99 is: often a screen's first
 
-    def figures(name: str, presses: list[tuple[float, float]]) -> None:
-        values = [wall for wall, _cpu in presses]
+    def figures(name: str, presses: list[Press]) -> None:
+        values = [wall for wall, _cpu, _what in presses]
+        cpus = [cpu for _wall, cpu, _what in presses]
         result[f"{name}_p50_ms"] = statistics.median(values) * 1000 if values else float("nan")
         result[f"{name}_p99_ms"] = percentile(values, 0.99) * 1000
         result[f"{name}_max_ms"] = max(values) * 1000 if values else float("nan")
-        result[f"{name}_cpu_ms"] = statistics.median(cpu for _wall, cpu in presses) * 1000 if presses else 0.0
-        result[f"{name}_cpu_p99_ms"] = percentile([cpu for _wall, cpu in presses], 0.99) * 1000
+        result[f"{name}_cpu_ms"] = statistics.median(cpus) * 1000 if presses else 0.0
+        result[f"{name}_cpu_p99_ms"] = percentile(cpus, 0.99) * 1000
         result[f"{name}_n"] = len(values)
         if name.startswith("open_") and len(presses) > 1:
             # A screen's first open against its later ones: the first may still build or lay out what
             # the later ones find done.
-            result[f"{name}_first_ms"], result[f"{name}_first_cpu_ms"] = (x * 1000 for x in presses[0])
+            result[f"{name}_first_ms"], result[f"{name}_first_cpu_ms"] = values[0] * 1000, cpus[0] * 1000
             result[f"{name}_later_p99_ms"] = percentile(values[1:], 0.99) * 1000
-            result[f"{name}_later_cpu_p99_ms"] = percentile([cpu for _wall, cpu in presses[1:]], 0.99) * 1000
+            result[f"{name}_later_cpu_p99_ms"] = percentile(cpus[1:], 0.99) * 1000
+        # The slowest three presses of the kind, with what held the loop meanwhile.
+        ranked = sorted(((w, c, i, x) for i, (w, c, x) in enumerate(presses)), reverse=True)
+        result[f"{name}_slowest"] = [
+            f"{wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU: #{i + 1}: {what}"
+            for wall, cpu, i, what in ranked[:3]
+        ]
         if name != "every_key":
-            slowest.extend((wall, cpu, name, i + 1) for i, (wall, cpu) in enumerate(presses))
+            slowest.extend((wall, cpu, name, i + 1, what) for i, (wall, cpu, what) in enumerate(presses))
 
     every = [
         *move_app,
@@ -526,8 +565,8 @@ async def measure(
     figures("scroll_apps", scroll_apps)
     figures("scroll_replicas", scroll_replicas)
     result["slowest_presses"] = [
-        f"{wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU: {name} #{nth}"
-        for wall, cpu, name, nth in sorted(slowest, reverse=True)[:8]
+        f"{wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU: {name} #{nth}\n      {what}"
+        for wall, cpu, name, nth, what in sorted(slowest, reverse=True)[:8]
     ]
     return result
 
@@ -652,6 +691,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
         print(f"slowest presses (kind #nth press of that kind), {tree}:")
         for slow in r.get("slowest_presses", []):
+            print(f"  {slow}")
+    for r in rows:
+        tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
+        print(f"slowest PageDowns in the apps table, {tree}:")
+        for slow in r.get("scroll_apps_slowest", []):
             print(f"  {slow}")
     for r in rows:
         tree = f"{r['replicas']}{' (base)' if r['tree'] == 'baseline' else ''}"
