@@ -247,12 +247,57 @@ async def test_a_figure_that_moved_is_shown_without_rendering_its_cell_through_r
         assert "9.5%" in screen_text(app) and through_rich == [(0, 1)]
 
 
+async def test_rows_paged_into_view_are_drawn_without_rich_and_a_click_selects_the_row_clicked() -> None:
+    """PageDown through 100 apps drew each row it brought into view through Rich, two thirds of the
+    apps table's paint.  A name or figure of one length in one column is the same cell as one drawn
+    before but for its characters and its row: the paint is DataTable's own all the same, and a click
+    on a row paged into view selects that row (its row is in the mouse metadata of what is drawn)."""
+    app = TableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync({f"app{i:02d}": (f"app{i:02d}", f"{i % 7}.{i % 10}%") for i in range(40)})
+        table.focus()
+        await pilot.press("down")  # the cursor as keys leave it (no hover highlight)
+        through_rich: list[tuple[int, int]] = []
+        render = DataTable._render_cell
+
+        def counted(self: DataTable[object], row: int, column: int, *args: Any, **kwargs: Any) -> Any:
+            through_rich.append((row, column))
+            return render(self, row, column, *args, **kwargs)
+
+        DataTable._render_cell = counted  # type: ignore[method-assign]
+        try:
+            await pilot.press("pagedown")
+            await pilot.pause()
+        finally:
+            DataTable._render_cell = render  # type: ignore[method-assign]
+        shown = screen_text(app)
+        assert table.cursor_row >= 6 and "app12" in shown and "app01" not in shown
+        assert not through_rich  # was every cell of the rows paged into view
+        region = Region(0, 0, *table.size)
+        ours = table.render_lines(region)
+        table._drop_stale_renders()
+        kept = table._rendered
+        table._rendered = LRUCache(4096)
+        table._shapes.clear()
+        table._styles_cache.clear()
+        assert DataTable.render_lines(table, region) == ours
+        table._rendered = kept
+        row_on_screen = next(i for i, line in enumerate(shown.splitlines()) if "app12" in line)
+        await pilot.click(KeyedTable, offset=(2, row_on_screen))
+        await pilot.pause()
+        assert table.selected_key == "app12"
+
+
 CELL_VALUES: list[object] = [
     "12.3%",
     "45.6%",
     "7.1%",
     "100.0%",
     "–",
+    "—",
+    "é–ü",
+    "e\u0301x",
     "app10",
     "web 1",
     "日本",

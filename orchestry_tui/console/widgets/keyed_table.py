@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -28,12 +28,16 @@ def plain(value: object) -> object:
 
 
 def _one_cell_each(text: str) -> bool:
-    return text.isascii() and text.isprintable()
+    """Each character printable and one cell wide: the ASCII ones, and the dash ("–") shown for a figure
+    that is not known, as an idle app's requests and latency are (wide and zero-width ones are not)."""
+    if text.isascii():
+        return text.isprintable()
+    return text.isprintable() and all(get_character_cell_size(c) == 1 for c in text)
 
 
 def _layout(text: Text) -> tuple[object, ...]:
     """What Rich lays a one-line text out by, besides its length."""
-    return (text.style, text.spans, text.justify, text.overflow, text.no_wrap, text.end, text.tab_size)
+    return (text.style, tuple(text.spans), text.justify, text.overflow, text.no_wrap, text.end, text.tab_size)
 
 
 class _PaintStyles:
@@ -88,6 +92,10 @@ class KeyedTable(DataTable[object]):
         self._cells_written = False  # a cell changed in this sync: one repaint at its end
         # Rendered cells by screen position and look, each with the value it shows (see _render_cell).
         self._rendered: LRUCache[tuple[object, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
+        # A rendered cell of each shape (column, look, length and layout of its text), with its row: a
+        # row never shown before (PageDown) takes its cells from these (see _from_shape).
+        self._shapes: LRUCache[tuple[object, ...], tuple[Text, list[list[Segment]], int]] = LRUCache(1024)
+        self._row_meta: dict[tuple[int, int], Style] = {}  # Style.from_meta of each (row, column)
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -189,10 +197,59 @@ class KeyedTable(DataTable[object]):
         if hit is not None and hit[0] is value:
             return hit[1]
         lines = self._retext(hit[0], hit[1], value) if hit is not None else None
+        # The header is rendered in its own style: none of its cells has a row's shape.
+        shape = (
+            self._shape(value, column_index, base_style, width, cursor, hover, look)
+            if row_index >= 0
+            else None
+        )
+        if lines is None and shape is not None:
+            lines = self._from_shape(shape, value, row_index, column_index)
         if lines is None:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            if shape is not None:
+                self._shapes.set(shape, (value, lines, row_index))  # type: ignore[arg-type]
         self._rendered.set(key, (value, lines))
         return lines
+
+    @staticmethod
+    def _shape(value: object, *where: object) -> tuple[object, ...] | None:
+        """What a one-line text cell's render depends on besides its characters and its row, or None
+        for any other cell (see _retext)."""
+        if not isinstance(value, Text) or not _one_cell_each(value.plain):
+            return None
+        return (*where, len(value.plain), _layout(value))
+
+    def _from_shape(
+        self, shape: tuple[object, ...], value: Text, row_index: int, column_index: int
+    ) -> list[list[Segment]] | None:
+        """The cell rendered from another of its shape: that one's characters swapped for ``value``'s
+        and, from another row, its row in each segment's mouse metadata (what a click selects).
+
+        Scrolling to rows never shown (PageDown through 100 apps) rendered each of their cells through
+        Rich, two thirds of the apps table's paint; names, states and figures of one length in one
+        column are the same cell but for their characters and their row."""
+        template = self._shapes.get(shape)
+        if template is None:
+            return None
+        before, lines, before_row = template
+        retexted = self._retext(before, lines, value)
+        if retexted is None or before_row == row_index:
+            return retexted
+        meta = self._row_meta.get((row_index, column_index))
+        if meta is None:
+            meta = self._row_meta[row_index, column_index] = Style.from_meta(
+                {"row": row_index, "column": column_index}
+            )
+        # DataTable adds the same metadata to the cell's base style: each segment's style carries it, and
+        # adding it again puts this row's in place of the other's (Style.__add__ merges the metadata).
+        return [
+            [
+                Segment(text, style + meta if style is not None else None, control)
+                for text, style, control in line
+            ]
+            for line in retexted
+        ]
 
     def _retext(
         self, before: object, lines: list[list[Segment]], after: object
@@ -202,9 +259,9 @@ class KeyedTable(DataTable[object]):
 
         A figure that moved ("12.3%" to "14.0%") is the same cell but for its characters: the same
         length and look.  Rich lays a one-line text out by its length, spans and styles, never by its
-        characters, as long as each is one printable ASCII cell (no tab, newline or wide character)
-        and the text fits its column (nothing cut).  Rendering it through Rich took most of a changed
-        row's paint."""
+        characters, as long as each is printable and one cell wide (no tab, newline, wide or zero-width
+        character) and the text fits its column (nothing cut).  Rendering it through Rich took most of
+        a changed row's paint."""
         if not isinstance(before, Text) or not isinstance(after, Text) or len(lines) != 1:
             return None
         old, new = before.plain, after.plain
@@ -274,9 +331,11 @@ class KeyedTable(DataTable[object]):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._rendered.clear()
+        self._shapes.clear()
 
     def notify_style_update(self) -> None:
         self._rendered.clear()  # a theme or CSS change: every cell's look
+        self._shapes.clear()
         super().notify_style_update()
 
     def _measure(self, value: object) -> int:
