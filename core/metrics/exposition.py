@@ -61,6 +61,9 @@ class ScrapedEngine(Protocol):
 
     def leadership(self) -> Any: ...
 
+    @property
+    def nginx(self) -> Any: ...
+
     def is_leader(self) -> bool: ...
 
 
@@ -147,7 +150,9 @@ def _reachable(status: dict[str, Any] | None) -> float | None:
     return None if status is None else 1.0 if status.get("status") == "ok" else 0.0
 
 
-def _node_families(is_leader: bool, term: int, health: dict[str, Any] | None = None) -> list[Family]:
+def _node_families(
+    is_leader: bool, term: int, health: dict[str, Any] | None = None, nginx: dict[str, Any] | None = None
+) -> list[Family]:
     leader = Gauge("orchestry_is_leader", "Whether this node holds the leader lease (1) or not (0)")
     leader.set(1 if is_leader else 0)
     lease_term = Gauge("orchestry_leader_term", "Term of the newest leader lease this node knows")
@@ -166,9 +171,13 @@ def _node_families(is_leader: bool, term: int, health: dict[str, Any] | None = N
         value = _reachable((health or {}).get(key))
         if value is not None:
             gauge.set(value)
+    # The apps' nginx, as the leader that drives it sees it (followers leave it to the leader).
+    nginx_up = Gauge("orchestry_nginx_up", "Whether the apps' nginx master is running (1) or not (0)")
+    if nginx is not None:
+        nginx_up.set(1 if nginx.get("running") else 0)
     build = Gauge("orchestry_build_info", "Always 1; the Orchestry version this node runs", ("version",))
     build.set(1, version=__version__)
-    return [leader, lease_term, dropped, database, docker, build, *_process_families()]
+    return [leader, lease_term, dropped, database, docker, nginx_up, build, *_process_families()]
 
 
 def _process_families() -> list[Family]:
@@ -204,8 +213,10 @@ def render_exposition(
     term: int,
     openmetrics: bool = False,
     health: dict[str, Any] | None = None,
+    nginx: dict[str, Any] | None = None,
 ) -> str:
-    families = [*REGISTRY.families(), *_app_families(apps), *_node_families(is_leader, term, health)]
+    nodes = _node_families(is_leader, term, health, nginx if is_leader else None)
+    families = [*REGISTRY.families(), *_app_families(apps), *nodes]
     return render(families, openmetrics)
 
 
@@ -268,6 +279,7 @@ async def exposition(engine: ScrapedEngine, openmetrics: bool) -> str:
         term=int(getattr(engine.leadership(), "term", None) or 0),
         openmetrics=openmetrics,
         health=health,
+        nginx=engine.nginx.status() if leading else None,
     )
 
 

@@ -146,3 +146,11 @@ def test_build_info_names_the_version_each_node_runs() -> None:
 
     values = _samples(render_exposition([], is_leader=False, term=0))
     assert values[f'orchestry_build_info{{version="{__version__}"}}'] == 1
+
+
+def test_the_apps_load_balancer_being_down_is_on_the_page() -> None:
+    """Every app is unreachable while the apps' nginx is down: the leader, which drives it, says so."""
+    running = _samples(render_exposition([], is_leader=True, term=1, nginx={"running": True}))
+    down = _samples(render_exposition([], is_leader=True, term=1, nginx={"running": False}))
+    assert running["orchestry_nginx_up"] == 1 and down["orchestry_nginx_up"] == 0
+    assert "orchestry_nginx_up" not in _samples(render_exposition([], is_leader=False, term=1))

@@ -47,6 +47,7 @@ async def test_only_the_leader_exports_an_apps_state(tmp_path: Path, pg_database
             led, followed = await page_of(leader), await page_of(follower)
     assert led[f'orchestry_app_replicas_desired{{app="{name}"}}'] == 2
     assert led["orchestry_is_leader"] == 1
+    assert led["orchestry_nginx_up"] == 1 and "orchestry_nginx_up" not in followed  # the leader drives it
     assert followed["orchestry_is_leader"] == 0
     assert [k for k in followed if k.startswith("orchestry_app_replicas") or "_window_" in k] == []
 
