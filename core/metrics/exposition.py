@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +205,11 @@ def _process_families() -> list[Family]:
     started.set(boot + start_ticks / os.sysconf("SC_CLK_TCK"))
     fds = Gauge("process_open_fds", "Open file descriptors of the controller")
     fds.set(open_fds)
-    return [*families, memory, started, fds]
+    max_fds = Gauge("process_max_fds", "Maximum number of open file descriptors of the controller")
+    soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit != resource.RLIM_INFINITY:
+        max_fds.set(soft_limit)
+    return [*families, memory, started, fds, max_fds]
 
 
 def render_exposition(

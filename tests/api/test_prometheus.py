@@ -154,3 +154,13 @@ def test_the_apps_load_balancer_being_down_is_on_the_page() -> None:
     down = _samples(render_exposition([], is_leader=True, term=1, nginx={"running": False}))
     assert running["orchestry_nginx_up"] == 1 and down["orchestry_nginx_up"] == 0
     assert "orchestry_nginx_up" not in _samples(render_exposition([], is_leader=False, term=1))
+
+
+def test_open_files_can_be_compared_with_the_limit() -> None:
+    """``process_open_fds / process_max_fds > 0.8`` is the usual alert before a controller runs out of
+    file descriptors (sockets to Docker, nginx, PostgreSQL, API clients): the limit was not exported."""
+    import resource
+
+    values = _samples(render_exposition([], is_leader=False, term=0))
+    assert values["process_max_fds"] == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert 0 < values["process_open_fds"] < values["process_max_fds"]
