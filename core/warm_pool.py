@@ -149,8 +149,12 @@ class WarmPool(ReconcilerParts):
         runtime = self._warm_runtime()
         if runtime is None:
             return
-        if state.warm_refill is not None:
-            state.warm_refill.cancel()
+        refill = state.warm_refill
+        if refill is not None:
+            refill.cancel()
+            # Its creates under way end first and join the pool (``_create_warm_members``): removed
+            # with it below, instead of left behind by a delete.
+            await asyncio.gather(refill, return_exceptions=True)
         found = {info.id: info for info in await runtime.list_warm(state.name)}
         await self._remove_warm(state, list({**state.warm, **found}.values()))
         state.warm_loaded = False
@@ -264,7 +268,21 @@ class WarmPool(ReconcilerParts):
                 if taken is not None:
                     self._release_member_ports(*taken)
             raise
-        results = await asyncio.gather(*(runtime.create_warm(r) for r in requests), return_exceptions=True)
+        creates = asyncio.gather(*(runtime.create_warm(r) for r in requests), return_exceptions=True)
+        try:
+            results = await asyncio.shield(creates)
+        except asyncio.CancelledError:
+            # Docker makes them all the same (its calls run in threads, which nothing cancels): once
+            # made they join the pool, so whoever cancelled this removes them with it (``_remove_pool``
+            # waits for this).  Dropped here, a member made after a delete's pass listed the pool
+            # outlived the app, as no pass of a deleted app comes again.
+            for request, result in zip(requests, await creates, strict=True):
+                state.warm_creating.pop(request.slot, None)
+                if isinstance(result, BaseException):
+                    self._release_member_ports(request.host_port, request.health_host_port)
+                else:
+                    state.warm[result.id] = result
+            raise
         current = spec.container_hash()
         for request, result in zip(requests, results, strict=True):
             state.warm_creating.pop(request.slot, None)

@@ -362,3 +362,40 @@ async def test_a_pool_listed_again_never_takes_back_a_member_still_being_started
     assert second.id in state.replicas
     assert not set(state.warm) & set(state.replicas)
     assert waiting == [second.id]  # taken once: a second start of it would have run it twice
+
+
+async def test_a_delete_during_a_refill_leaves_no_member_behind(
+    world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Docker create runs in a thread: it ends when Docker is done, whether its caller still waits
+    or not.  A delete that comes while the pool is being refilled removes what that refill made."""
+    name = unique_app("w")
+    asked, made = asyncio.Event(), asyncio.Event()
+    in_docker: list[asyncio.Task[ContainerInfo]] = []
+    create = world.runtime.create_warm
+
+    async def create_in_docker(request: ContainerRequest) -> ContainerInfo:
+        async def docker_side() -> ContainerInfo:
+            asked.set()
+            await made.wait()
+            return await create(request)
+
+        in_docker.append(asyncio.ensure_future(docker_side()))
+        return await asyncio.shield(in_docker[-1])
+
+    monkeypatch.setattr(world.runtime, "create_warm", create_in_docker)
+    await world.engine.register(warm_document(name, replicas=1, pool=1))
+    await world.engine.up(name)
+    await world.ready(name, 1)
+    await world.settle(asked.is_set, "a refill of the pool under way")
+    deleting = asyncio.create_task(world.engine.delete(name))
+    for _ in range(20):  # Docker ends the create a moment after the delete came
+        if deleting.done():
+            break
+        await world.clock.advance(0.1)
+        await asyncio.sleep(0.01)
+    made.set()
+    await deleting
+    await asyncio.gather(*in_docker)
+    assert await pool_of(world, name) == []
+    assert await world.runtime.list_managed(name) == []
