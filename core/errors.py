@@ -50,7 +50,8 @@ class NotFound(OrchestryError):
 
 def app_not_registered(name: str, registered: Iterable[str]) -> NotFound:
     """The answer to a name no app has; a mistyped one (`scale wbe 2`) names the app it is close to."""
-    close = difflib.get_close_matches(name, list(registered), n=1, cutoff=0.6)
+    # Lower-cased first: `status WEB` names web (app names are lower case, so WEB is never one).
+    close = difflib.get_close_matches(name.lower(), list(registered), n=1, cutoff=0.6)
     if close:
         return NotFound(f"app '{name}' is not registered: did you mean '{close[0]}'? (orchestry list)")
     return NotFound(f"app '{name}' is not registered: register it first (orchestry register FILE)")

@@ -206,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "format", None) == "yaml":
+        from orchestry_tui.cli import output
+
+        # YAML is the JSON answer written as YAML: every command that prints JSON prints it so.
+        output.use_structured("yaml")
+        args.format = "json"
     if args.version:
         sys.stdout.write(f"orchestry {_version()}\n")
         return 0

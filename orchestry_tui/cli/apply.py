@@ -139,7 +139,11 @@ def _print_rows(rows: list[Applied]) -> None:
 
 def apply(client: ApiClient, args: argparse.Namespace) -> int:
     as_json = args.format == "json"
-    inputs = read_inputs(args.paths, sys.stdin.read)
+    paths = [*args.filenames, *args.paths]
+    if not paths:
+        output.error("name what to apply: `orchestry apply PATH...` or `-f PATH` (a file, a directory, or -)")
+        return EXIT_BAD_INPUT
+    inputs = read_inputs(paths, sys.stdin.read)
     planned, problems = plan(client, inputs, args.allow_missing_images)
     if problems:
         for problem in problems:

@@ -283,6 +283,9 @@ def _log_text(line: dict[str, Any]) -> str:
 
 def logs(client: ApiClient, args: argparse.Namespace) -> int:
     query = {"tail": args.tail, "since": args.since, "until": args.until}
+    if args.follow and args.until is not None:  # said before any request, in the flags' own words
+        output.error("--until cannot be combined with --follow (a follow has no end): drop one of them")
+        return 2
     if args.follow:
         return _follow(client, args, query)
     answer = client.get(_app_path(args.name, "/logs"), **query)
@@ -302,8 +305,6 @@ def logs(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _follow(client: ApiClient, args: argparse.Namespace, query: dict[str, Any]) -> int:
-    import json
-
     if _is_stopped(client, args.name):  # following a stopped app would wait in silence
         output.note(
             f"{args.name} is stopped: waiting for its replicas (orchestry up {args.name}); Ctrl-C ends"
@@ -313,7 +314,10 @@ def _follow(client: ApiClient, args: argparse.Namespace, query: dict[str, Any]) 
     resume_from = time.time()
     try:
         for line in client.stream_lines(_app_path(args.name, "/logs"), follow="true", **query):
-            sys.stdout.write((json.dumps(line) if _as_json(args) else _log_text(line)) + "\n")
+            if _as_json(args):
+                output.print_record(line)
+            else:
+                sys.stdout.write(_log_text(line) + "\n")
             sys.stdout.flush()
             resume_from = float(line["timestamp"])
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 
 # Positional or option destinations and what completes them.
-FILE_DESTS = {"file", "paths", "output", "policy", "apply"}
+FILE_DESTS = {"file", "paths", "filenames", "output", "policy", "apply"}
 DIR_DESTS = {"state_dir"}
 APP_DESTS = {"name", "app", "name_flag"}
 # Subtrees whose NAME is not an app (a secret, a node).

@@ -8,9 +8,31 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# What print_json writes: the answer as JSON, or (``--format yaml``) the same answer as YAML.
+_structured = "json"
+
+
+def use_structured(kind: str) -> None:
+    """``json`` or ``yaml``: every command's ``--format json`` output is then written in that form."""
+    global _structured
+    _structured = kind
+
 
 def print_json(data: Any) -> None:
+    if _structured == "yaml":
+        print_yaml(data)
+        return
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def print_record(data: Any) -> None:
+    """One item of a stream (a followed log line): a JSON line, or a YAML document."""
+    if _structured == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, explicit_start=True))
+    else:
+        sys.stdout.write(json.dumps(data) + "\n")
 
 
 def print_yaml(data: Any) -> None:

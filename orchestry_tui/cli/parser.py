@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any, NoReturn
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "yaml")
 
 # What Docker Compose and kubectl users type, and the orchestry command that does it.
 FAMILIAR_COMMANDS = {
@@ -58,7 +58,9 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a --url given before the subcommand is not overwritten by this default.
     common.add_argument("--url", default=argparse.SUPPRESS, help="daemon URL")
-    common.add_argument("--format", choices=FORMATS, default="table", help="table or json")
+    common.add_argument(
+        "--format", choices=FORMATS, default="table", help="table, json or yaml (also -o/--output)"
+    )
     # Also after the subcommand, where kubectl and docker users put it (`orchestry list --token T`).
     common.add_argument(
         "--token", default=argparse.SUPPRESS, help="API token of the daemon (else ORCHESTRY_API_TOKEN)"
@@ -70,7 +72,13 @@ def _command(sub: Any, name: str, **options: Any) -> argparse.ArgumentParser:
     """A subcommand whose own --help says what it does (its line in the parent's list), not just usage."""
     summary = options.get("help") or ""
     options.setdefault("description", summary[:1].upper() + summary[1:] + ("." if summary else ""))
-    return sub.add_parser(name, **options)
+    output_flag = options.pop("output_flag", True)
+    parser = sub.add_parser(name, **options)
+    formatted = any("--format" in p._option_string_actions for p in options.get("parents", []))
+    if formatted and output_flag:
+        # kubectl's and docker's spelling: `orchestry list -o json` was "unrecognized arguments".
+        parser.add_argument("-o", "--output", dest="format", choices=FORMATS, help="the same as --format")
+    return parser
 
 
 APP_NAME = "the app's name (metadata.name)"
@@ -207,7 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot be found), then register each "
         "app with replace semantics and start it. Reports each app as created, updated or unchanged.",
     )
-    apply.add_argument("paths", nargs="+", metavar="PATH", help="a .yml/.yaml/.json file, a directory, or -")
+    apply.add_argument("paths", nargs="*", metavar="PATH", help="a .yml/.yaml/.json file, a directory, or -")
+    # kubectl's spelling (`kubectl apply -f DIR`): it was "unrecognized arguments: -f".
+    apply.add_argument(
+        "-f",
+        "--filename",
+        dest="filenames",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a PATH given the kubectl way (repeatable; PATHs without -f work too)",
+    )
     apply.add_argument(
         "--allow-missing-images",
         action="store_true",
@@ -365,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "diagnose",
         parents=[common],
+        output_flag=False,  # its -o/--output names the file to write
         help="download the support bundle (.tar.gz, secrets redacted); lists what it holds",
     )
     diagnose.add_argument(

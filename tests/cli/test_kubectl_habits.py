@@ -1,0 +1,63 @@
+"""What a kubectl user types first, against a real daemon: `apply -f`, `-o json|yaml`, `--output`, a
+name in the wrong case, `logs -f --until`. Each was an argparse error or a message in the API's words."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.cli.conftest import Daemon
+from tests.cli.test_cli_commands import write_app
+from tests.conftest import unique_name
+
+
+def test_apply_f_and_output_json_and_yaml(daemon: Daemon, tmp_path: Path) -> None:
+    name = unique_name("kub")
+    path = write_app(tmp_path, name)
+    try:
+        applied = daemon.cli("apply", "-f", str(path), "-o", "json")
+        assert applied.returncode == 0, applied.stderr
+        assert [(row["app"], row["result"]) for row in json.loads(applied.stdout)["apps"]] == [
+            (name, "created")
+        ]
+
+        listed = json.loads(daemon.ok("list", "-o", "json"))
+        assert name in {app["name"] for app in listed["apps"]}
+        status = yaml.safe_load(daemon.ok("status", name, "--output", "yaml"))
+        assert status["name"] == name and status["desired_replicas"] == 1
+        assert (
+            yaml.safe_load(daemon.ok("list", "--format", "yaml"))["apps"]
+            == json.loads(daemon.ok("list", "--format", "json"))["apps"]
+        )
+
+        nothing = daemon.cli("apply")
+        assert nothing.returncode == 2 and "Traceback" not in nothing.stderr
+        assert nothing.stderr == (
+            "error: name what to apply: `orchestry apply PATH...` or `-f PATH` (a file, a directory, or -)\n"
+        )
+    finally:
+        daemon.cli("delete", name, "-f")
+
+
+def test_a_name_in_capitals_names_the_app_meant(daemon: Daemon, tmp_path: Path) -> None:
+    # Letters only: digits, equal in both cases, made WEB-1 close enough to web-1 before.
+    name = unique_name("kuc").translate(str.maketrans("0123456789", "ghijklmnop"))
+    daemon.ok("register", str(write_app(tmp_path, name)))
+    try:
+        wrong = daemon.cli("status", name.upper())
+        assert wrong.returncode == 1
+        assert wrong.stderr == (
+            f"error: app '{name.upper()}' is not registered: did you mean '{name}'? (orchestry list)\n"
+        )
+    finally:
+        daemon.cli("delete", name, "-f")
+
+
+def test_follow_with_until_is_refused_in_the_flags_words(daemon: Daemon) -> None:
+    refused = daemon.cli("logs", "web", "-f", "--until", "1m")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        "error: --until cannot be combined with --follow (a follow has no end): drop one of them\n"
+    )
