@@ -22,6 +22,7 @@ from tests.conftest import unique_name
 from tests.integration.harness import demo_app, free_port
 
 TEXT = {"Accept": "text/plain; version=0.0.4"}
+RULES = Path(__file__).resolve().parents[2] / "examples" / "prometheus" / "orchestry-alerts.yml"
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
 
@@ -117,10 +118,12 @@ def prometheus(daemon: Daemon, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     target = daemon.url.removeprefix("http://")
     config = tmp_path / "prometheus.yml"
+    shutil.copy(RULES, tmp_path / RULES.name)
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [RULES.name],
                 "scrape_configs": [{"job_name": "orchestry", "static_configs": [{"targets": [target]}]}],
             }
         )
@@ -171,3 +174,30 @@ def test_a_real_prometheus_scrapes_the_daemon_and_answers_promql(
     assert p95 and 0 <= float(p95[0]["value"][1]) < 10
     ready = _query(prometheus, f'orchestry_app_replicas_ready{{app="{served_app}"}}')
     assert ready and float(ready[0]["value"][1]) == 2
+
+
+def test_the_example_alert_rules_evaluate_on_a_real_daemons_page(
+    daemon: Daemon, served_app: str, prometheus: str
+) -> None:
+    """examples/prometheus/orchestry-alerts.yml loaded by a real Prometheus scraping a real daemon: every
+    rule evaluates without error on the page as served, and a healthy daemon with a healthy app fires
+    nothing but the informational first election."""
+    deadline = time.monotonic() + 60
+    rules: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            groups = json.loads(_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
+        except OSError:
+            groups = []
+        rules = [rule for group in groups for rule in group["rules"]]
+        if rules and all(rule.get("lastEvaluation", "").startswith("20") for rule in rules):
+            if _query(prometheus, 'up{job="orchestry"} == 1'):
+                time.sleep(3)  # a few evaluations with the page scraped
+                break
+        time.sleep(1)
+    groups = json.loads(_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) >= 17
+    assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
+    alerts = json.loads(_get(f"{prometheus}/api/v1/alerts"))["data"]["alerts"]
+    assert [a["labels"]["alertname"] for a in alerts if a["labels"]["severity"] != "info"] == [], alerts
