@@ -141,6 +141,12 @@ class SwarmRuntime(PooledApiCalls):
         self._bridges: set[_StreamBridge] = set()
         self._closed = False
         self._last: Snapshot | None = None
+        # Listings run in the pool's threads and end in any order: each is numbered as it begins, and
+        # ``_last`` keeps, for every app, the newest listing's entries (``_keep_newest``).
+        self._last_lock = threading.Lock()
+        self._listings = 0
+        self._last_full = 0  # the listing of every app that ``_last`` was built from
+        self._last_apps: dict[str, int] = {}  # app → its own listing, newer than that, merged into it
         # Why the CPU and memory of a replica (task id) are unknown in the last stats sample.
         self.stats_gaps: dict[str, str] = {}
         # Why a stop could not be as short as asked (task id → what happened instead), for the operator;
@@ -190,16 +196,37 @@ class SwarmRuntime(PooledApiCalls):
         )
 
     def _snapshot(self, api: APIClient, app: str | None = None) -> Snapshot:
+        with self._last_lock:
+            self._listings += 1
+            began = self._listings
         services, tasks = self._services_and_tasks(api, app)
         nodes = {raw["ID"]: swarm_node(raw) for raw in api.nodes()}
         snapshot = Snapshot(services, tasks, nodes)
-        if app is None:
-            self._last = snapshot
-            listed = {t.get("ID") for service_tasks in tasks.values() for t in service_tasks}
-            self._crashes_reported &= listed  # Swarm's task history let go of the others
-        elif self._last is not None:
-            self._merge(snapshot, app)
+        with self._last_lock:
+            self._keep_newest(snapshot, app, began)
         return snapshot
+
+    def _keep_newest(self, snapshot: Snapshot, app: str | None, began: int) -> None:
+        """Keep ``snapshot`` (of every app, or of ``app``) in ``_last`` where nothing newer is there.
+        A listing of every app that began before an app's own listing and ended after it (a loaded
+        host's threads finish in any order) put back what the manager said before: a replica just
+        started had no figures ("its task has no container yet") until the next listing of every app,
+        and a crash already counted could be forgotten and counted again."""
+        if app is not None:
+            if self._last is not None and began > max(self._last_full, self._last_apps.get(app, 0)):
+                self._last = _with_app(self._last, snapshot, app)
+                self._last_apps[app] = began
+            return
+        if began < self._last_full:
+            return  # an older listing than the one kept
+        newer = {name: at for name, at in self._last_apps.items() if at > began}
+        kept = snapshot
+        if self._last is not None:
+            for name in newer:
+                kept = _with_app(kept, self._last, name, nodes=snapshot.nodes)
+        self._last, self._last_full, self._last_apps = kept, began, newer
+        listed = {t.get("ID") for service_tasks in kept.tasks.values() for t in service_tasks}
+        self._crashes_reported &= listed  # Swarm's task history let go of the others
 
     def _services_and_tasks(
         self, api: APIClient, app: str | None
@@ -227,15 +254,6 @@ class SwarmRuntime(PooledApiCalls):
                     tasks[task["ServiceID"]].append(task)
             return services, tasks
         raise AssertionError("unreachable")
-
-    def _merge(self, partial: Snapshot, app: str) -> None:
-        """Keep the cached full listing current for one app (stats and ids resolve through it)."""
-        last = self._last
-        assert last is not None
-        kept = [s for s in last.services if ((s.get("Spec") or {}).get("Labels") or {}).get(LABEL_APP) != app]
-        tasks = {sid: t for sid, t in last.tasks.items() if any(s["ID"] == sid for s in kept)}
-        tasks.update(partial.tasks)
-        self._last = Snapshot(kept + partial.services, tasks, partial.nodes)
 
     def _find(self, api: APIClient, replica_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The service (and its tasks) a replica id names: a task id, or the id of a service that has no
@@ -648,6 +666,22 @@ class SwarmRuntime(PooledApiCalls):
         finally:
             bridge.stop()
             self._bridges.discard(bridge)
+
+
+def _with_app(
+    base: Snapshot, source: Snapshot, app: str, nodes: dict[str, SwarmNode] | None = None
+) -> Snapshot:
+    """``base`` with ``app``'s services and tasks as ``source`` lists them (and ``source``'s nodes,
+    unless ``nodes`` are given)."""
+
+    def of_app(service: dict[str, Any]) -> bool:
+        return ((service.get("Spec") or {}).get("Labels") or {}).get(LABEL_APP) == app
+
+    others = [s for s in base.services if not of_app(s)]
+    mine = [s for s in source.services if of_app(s)]
+    tasks = {s["ID"]: base.tasks.get(s["ID"], []) for s in others}
+    tasks.update({s["ID"]: source.tasks.get(s["ID"], []) for s in mine})
+    return Snapshot(others + mine, tasks, source.nodes if nodes is None else nodes)
 
 
 def _replaced(tasks: list[dict[str, Any]], task_id: str) -> bool:
