@@ -40,6 +40,10 @@ def _app_path(name: str, suffix: str = "") -> str:
     return f"/api/v1/apps/{path_part(name)}{suffix}"
 
 
+def _replicas(count: int) -> str:
+    return f"{count} replica" if count == 1 else f"{count} replicas"
+
+
 # --- apps -----------------------------------------------------------------------------------------
 
 
@@ -58,7 +62,13 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     if not isinstance(document, dict):
         output.error(f"{path} must hold one app document (a mapping with metadata and spec)")
         return 1
-    answer = client.post("/api/v1/apps", document, replace="true")
+    try:
+        answer = client.post("/api/v1/apps", document, replace="true")
+    except ApiError as exc:
+        if exc.status not in (400, 422):
+            raise
+        output.error(f"{path}: {exc.detail}")  # which file, as apply says it: "spec is missing" alone did not
+        return 1
     if _as_json(args):
         output.print_json(answer)
     else:
@@ -76,7 +86,7 @@ def up(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/up"))
     if not _as_json(args):
         output.say(
-            f"{answer['app']}: {answer['replicas']} replicas "
+            f"{answer['app']}: {_replicas(answer['replicas'])} "
             f"({answer['started']} started, {answer['adopted']} adopted)"
         )
     return wait.finish(client, answer, [args.name], args)
@@ -127,7 +137,8 @@ def restart(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/restart"), body)
     if not _as_json(args):
         slots = ", ".join(str(s) for s in answer["restarted"]) or "none"
-        output.say(f"{answer['app']}: restarted replicas {slots}")
+        noun = "replica" if len(answer["restarted"]) == 1 else "replicas"
+        output.say(f"{answer['app']}: restarted {noun} {slots}")
     return wait.finish(client, answer, [args.name], args)
 
 
@@ -235,9 +246,9 @@ def scale(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/scale"), {"replicas": args.replicas})
     if not _as_json(args):
         if answer["status"] == "no_change":
-            line = f"{answer['app']}: already at {answer['replicas']} replicas"
+            line = f"{answer['app']}: already at {_replicas(answer['replicas'])}"
         else:
-            line = f"{answer['app']}: scaling to {answer['replicas']} replicas"
+            line = f"{answer['app']}: scaling to {_replicas(answer['replicas'])}"
         if answer["clamped"]:
             why = answer["message"] or "clamped to the policy limits"
             line += f" (asked for {answer['requested']}: {why})"

@@ -135,7 +135,7 @@ def test_app_lifecycle_every_command_table_and_json(daemon: Daemon, tmp_path: Pa
     assert 1 <= len(text.splitlines()) <= 2 * 3, text
 
     assert daemon.json("restart", name, "--replica", "1") == {"app": name, "restarted": [1]}
-    assert "restarted replicas" in daemon.ok("restart", name, "--replica", "2")
+    assert f"{name}: restarted replica 2\n" == daemon.ok("restart", name, "--replica", "2")
 
     events = daemon.json("events", name, "--limit", "5")["events"]
     assert 1 <= len(events) <= 5 and all(e["app"] == name for e in events)

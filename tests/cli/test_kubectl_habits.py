@@ -61,3 +61,19 @@ def test_follow_with_until_is_refused_in_the_flags_words(daemon: Daemon) -> None
     assert refused.stderr == (
         "error: --until cannot be combined with --follow (a follow has no end): drop one of them\n"
     )
+
+
+def test_register_names_the_file_and_one_replica_is_singular(daemon: Daemon, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("metadata: {name: x}\n")
+    refused = daemon.cli("register", str(bad))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {bad}: spec is missing"), refused.stderr  # which file
+
+    name = unique_name("kus")
+    daemon.ok("register", str(write_app(tmp_path, name)))
+    try:
+        assert daemon.ok("up", name) == f"{name}: 1 replica (1 started, 0 adopted)\n"
+        assert daemon.ok("scale", name, "1") == f"{name}: already at 1 replica\n"
+    finally:
+        daemon.cli("delete", name, "-f")
