@@ -251,7 +251,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/apps/{name}/logs": {
         "get": _app(
-            "Merged replica logs, oldest first; follow=true streams newline-delimited JSON",
+            "Merged replica logs, oldest first; follow=true streams newline-delimited JSON (an empty "
+            "line every 30 s of silence keeps proxies from closing it: skip empty lines)",
             NDJSON_CONTENT,
             parameters=[
                 query("tail", {"type": "integer", "minimum": 0, "maximum": 10000}, "lines per replica"),

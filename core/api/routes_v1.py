@@ -22,6 +22,10 @@ PREFIX = "/api/v1"
 NDJSON = "application/x-ndjson"
 # How often a quiet log stream checks whether its client is still there.
 CLIENT_CHECK_SECONDS = 1.0
+# A quiet log stream sends an empty line this often: a proxy in between (the controller LB, whose read
+# timeout for a followed log is 300 s, or any other) would otherwise close it as idle, and the CLI would
+# report the daemon gone. Readers of NDJSON skip empty lines (both of ours do).
+KEEPALIVE_SECONDS = 30.0
 
 
 @routes.get(f"{PREFIX}/apps")
@@ -161,6 +165,8 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
     closing = asyncio.ensure_future(request.app[CLOSING].wait())
     iterator = aiter(lines)
     pending: asyncio.Future[LogLine] | None = None
+    loop = asyncio.get_running_loop()
+    last_write = loop.time()
     try:
         while True:
             pending = asyncio.ensure_future(anext(iterator))
@@ -170,6 +176,9 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
                 )
                 if not pending.done() and _client_gone(request):
                     return response
+                if not pending.done() and loop.time() - last_write >= KEEPALIVE_SECONDS:
+                    await response.write(b"\n")
+                    last_write = loop.time()
             if not pending.done():
                 break  # the server stops: the stream's end is written below
             try:
@@ -177,6 +186,7 @@ async def _stream_logs(request: web.Request, lines: AsyncIterator[LogLine]) -> w
             except StopAsyncIteration:
                 break
             await response.write(redacted_dumps(wire.LogLineAnswer.of(line).dump()).encode() + b"\n")
+            last_write = loop.time()
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client left mid-write: an ordinary end for a follow stream, not an error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -322,3 +324,20 @@ async def test_every_answer_says_it_comes_from_orchestry(
     response = await api.request(method, path)
     assert response.status == status
     assert response.headers["X-Orchestry-Version"] == __version__
+
+
+async def test_a_quiet_follow_sends_keepalive_lines(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A follow of an app that logs nothing wrote no byte at all, so a proxy in between (the controller
+    LB closes a followed log silent for 300 s) ended it, and the CLI said the daemon went away. Empty
+    lines, which NDJSON readers skip, keep it open."""
+    from core.api import routes_v1
+
+    monkeypatch.setattr(routes_v1, "KEEPALIVE_SECONDS", 0.1)
+    name = unique_name("kal")
+    await register(api, name)  # never started: no replica, no line
+    response = await api.get(f"/api/v1/apps/{name}/logs?follow=true&tail=0")
+    try:
+        assert response.status == 200
+        assert await asyncio.wait_for(response.content.readline(), timeout=30) == b"\n"
+    finally:
+        response.close()
