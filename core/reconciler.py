@@ -205,6 +205,12 @@ class Reconciler(ReplicaStarts, ReplicaStops, HealthReactions, WarmPool):
         state = self.apps.get(name)
         return len(state.live()) if state is not None else 0
 
+    def knows_replicas(self, name: str) -> bool:
+        """Whether a pass of this term has listed ``name``'s containers (adopting what runs), so its
+        replicas here are the ones running."""
+        state = self.apps.get(name)
+        return state is not None and state.routed_once
+
     def request_restart(self, name: str, slot: int | None = None) -> list[int]:
         """Mark every live replica (or the one in ``slot``) for a rolling replacement; the slots."""
         state = self.state(name)

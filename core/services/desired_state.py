@@ -55,6 +55,8 @@ class Workers(Protocol):
 
     def request_restart(self, name: str, slot: int | None = None) -> list[int]: ...
 
+    def knows_replicas(self, name: str) -> bool: ...
+
     def tally(self, name: str) -> Counter[str]: ...
 
     async def reconcile_now(
@@ -309,6 +311,11 @@ class DesiredState:
             raise Conflict(
                 f"app '{name}' is stopped: start it with `orchestry up {name}` instead of restarting"
             )
+        if not self._workers.knows_replicas(name):
+            # A controller that has just started or taken over learns the running replicas in its first
+            # pass of the term (adoption): marked before it, none was found, and the restart answered
+            # that it restarted nothing while every replica kept running.
+            await self._workers.reconcile_now(name)
         slots = self._workers.request_restart(name, slot)
         await self._emit(
             "lifecycle",
