@@ -45,8 +45,11 @@ class AppSample:
     max_replicas: int | None = None
     autoscaling: bool | None = None
     status: str | None = None
+    replica_states: tuple[str, ...] | None = None  # one per replica; None when not known
 
 
+# A replica's states (core.models): orchestry_app_replicas_by_state counts each, 0 included.
+REPLICA_STATES = ("starting", "ready", "unhealthy", "draining", "CrashLoopBackOff", "failed")
 # An app's statuses (core.models): the state set orchestry_app_status exports, one series each.
 APP_STATUSES = ("running", "degraded", "stopped", "error")
 
@@ -57,6 +60,8 @@ class ScrapedEngine(Protocol):
     async def list_apps(self) -> list[Any]: ...
 
     async def app_metrics(self, name: str) -> dict[str, Any]: ...
+
+    async def get_app(self, name: str) -> Any: ...
 
     async def health(self) -> dict[str, Any]: ...
 
@@ -122,7 +127,15 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         "1 for the app's status (running, degraded, stopped, error), 0 for the others",
         ("app", "status"),
     )
+    by_state = Gauge(
+        "orchestry_app_replicas_by_state",
+        "The app's replicas in each state (starting, ready, unhealthy, draining, CrashLoopBackOff, failed)",
+        ("app", "state"),
+    )
     for app in apps:
+        if app.replica_states is not None:
+            for each in REPLICA_STATES:
+                by_state.set(app.replica_states.count(each), app=app.name, state=each)
         if app.status is not None:
             for each in APP_STATUSES:
                 status.set(1 if app.status == each else 0, app=app.name, status=each)
@@ -144,7 +157,7 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
         ):
             if value is not None:
                 gauge.set(value / scale, app=app.name)
-    return [status, desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
+    return [status, by_state, desired, ready, lowest, highest, auto, rps, p95, cpu, memory, connections]
 
 
 def _reachable(status: dict[str, Any] | None) -> float | None:
@@ -237,7 +250,7 @@ def _whole(value: Any) -> int | None:
 async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
     name = app.name
     try:
-        metrics = await engine.app_metrics(name)
+        metrics, view = await asyncio.gather(engine.app_metrics(name), engine.get_app(name))
     except NotFound:
         return None  # deleted between the listing and now
     except OrchestryError:
@@ -258,6 +271,7 @@ async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
         max_replicas=_whole(policy.get("maxReplicas")),
         autoscaling=app.mode == "auto",
         status=app.status,
+        replica_states=tuple(replica.state for replica in view.replicas),
     )
 
 

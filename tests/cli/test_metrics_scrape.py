@@ -197,7 +197,7 @@ def test_the_example_alert_rules_evaluate_on_a_real_daemons_page(
         time.sleep(1)
     groups = json.loads(_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) >= 17
+    assert len(rules) >= 18
     assert [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"] == []
     alerts = json.loads(_get(f"{prometheus}/api/v1/alerts"))["data"]["alerts"]
     assert [a["labels"]["alertname"] for a in alerts if a["labels"]["severity"] != "info"] == [], alerts

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from core.metrics.exposition import exposition
+from core.runtime.memory import MemoryContainer
 from tests.conftest import _pg_admin_url, run_as_admin
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
 
@@ -170,3 +171,30 @@ async def test_an_apps_status_is_a_state_set(tmp_path: Path) -> None:
     for status in ("running", "degraded", "stopped", "error"):
         assert running[f'orchestry_app_status{{app="{name}",status="{status}"}}'] == (status == "running")
         assert stopped[f'orchestry_app_status{{app="{name}",status="{status}"}}'] == (status == "stopped")
+
+
+async def test_replicas_are_counted_by_state_crash_loop_included(world: MemoryWorld) -> None:
+    """ "Replica crash-looping" now, not only "replaced N times lately": a slot waiting out its crash
+    back-off is what ``orchestry status`` shows as CrashLoopBackOff, and the page counts it."""
+    fine = await started(world, replicas=1)
+    name = unique_app("prom")
+    world.runtime.on_create = _not_listening  # never proves healthy: its back-off is never forgiven
+    await world.engine.register(app_document(name, replicas=1))
+    await world.engine.up(name)
+    for crash in range(3):  # the third crash puts slot 1 in CrashLoopBackOff
+        world.runtime.crash(f"{name}-1", exit_code=1, message=f"boom {crash}")
+        await world.engine.reconciler.reconcile_now(name)
+        if crash < 2:
+            await world.settle(lambda: bool(world.runtime.running(name)), "slot 1 recreated")
+    page = await page_of(world)
+    series = 'orchestry_app_replicas_by_state{app="%s",state="%s"}'
+    assert page[series % (name, "CrashLoopBackOff")] == 1 and page[series % (name, "ready")] == 0
+    assert page[series % (fine, "ready")] == 1 and page[series % (fine, "CrashLoopBackOff")] == 0
+    assert {k for k in page if k.startswith("orchestry_app_replicas_by_state") and f'"{name}"' in k} == {
+        series % (name, state)
+        for state in ("starting", "ready", "unhealthy", "draining", "CrashLoopBackOff", "failed")
+    }
+
+
+def _not_listening(container: MemoryContainer) -> None:
+    container.listening = False
