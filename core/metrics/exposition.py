@@ -61,8 +61,6 @@ class ScrapedEngine(Protocol):
 
     async def app_metrics(self, name: str) -> dict[str, Any]: ...
 
-    async def get_app(self, name: str) -> Any: ...
-
     async def health(self) -> dict[str, Any]: ...
 
     def leadership(self) -> Any: ...
@@ -250,7 +248,7 @@ def _whole(value: Any) -> int | None:
 async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
     name = app.name
     try:
-        metrics, view = await asyncio.gather(engine.app_metrics(name), engine.get_app(name))
+        metrics = await engine.app_metrics(name)
     except NotFound:
         return None  # deleted between the listing and now
     except OrchestryError:
@@ -271,7 +269,8 @@ async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
         max_replicas=_whole(policy.get("maxReplicas")),
         autoscaling=app.mode == "auto",
         status=app.status,
-        replica_states=tuple(replica.state for replica in view.replicas),
+        # From the listing's view (no store read of its own per app).
+        replica_states=tuple(replica.state for replica in getattr(app, "replicas", ())),
     )
 
 
