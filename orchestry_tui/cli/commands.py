@@ -114,22 +114,36 @@ def _confirmed(question: str) -> bool | None:
 
 
 def delete(client: ApiClient, args: argparse.Namespace) -> int:
+    names: list[str] = list(dict.fromkeys(args.name))
+    listed = ", ".join(names)
     if not args.force:
-        confirmed = _confirmed(f"Delete app {args.name} and stop its containers?")
+        question = f"Delete app {listed} and stop its containers?"
+        if len(names) > 1:
+            question = f"Delete apps {listed} and stop their containers?"
+        confirmed = _confirmed(question)
         if confirmed is None:
-            output.error(
-                f"refusing to delete {args.name} without confirmation: pass -f to delete from a script"
-            )
+            output.error(f"refusing to delete {listed} without confirmation: pass -f to delete from a script")
             return 1
         if not confirmed:
             output.say("cancelled")
             return 1
-    answer = client.delete(_app_path(args.name))
+    answers: list[Any] = []
+    failed = 0
+    for name in names:
+        try:
+            answer = client.delete(_app_path(name))
+        except ApiError as exc:
+            if len(names) == 1 or exc.status != 404:
+                raise
+            output.error(exc.detail)  # the others are still deleted, as `kubectl delete a b` does
+            failed += 1
+            continue
+        answers.append(answer)
+        if not _as_json(args):
+            output.say(f"deleted {answer['app']}")
     if _as_json(args):
-        output.print_json(answer)
-    else:
-        output.say(f"deleted {answer['app']}")
-    return 0
+        output.print_json(answers[0] if len(names) == 1 else {"apps": answers})
+    return 1 if failed else 0
 
 
 def restart(client: ApiClient, args: argparse.Namespace) -> int:
@@ -243,7 +257,12 @@ def spec(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def scale(client: ApiClient, args: argparse.Namespace) -> int:
-    answer = client.post(_app_path(args.name, "/scale"), {"replicas": args.replicas})
+    counts = {c for c in (args.replicas, args.replicas_flag) if c is not None}
+    if len(counts) != 1:
+        problem = "name the replica count" if not counts else "two different counts were given"
+        output.error(f"{problem}: `orchestry scale {args.name} N` or `--replicas N`")
+        return 2
+    answer = client.post(_app_path(args.name, "/scale"), {"replicas": counts.pop()})
     if not _as_json(args):
         if answer["status"] == "no_change":
             line = f"{answer['app']}: already at {_replicas(answer['replicas'])}"

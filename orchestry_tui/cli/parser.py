@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _local_flags(stop)
 
-    delete = _command(sub, "delete", parents=[common], help="stop and forget an app")
-    delete.add_argument("name", help=APP_NAME)
+    delete = _command(sub, "delete", parents=[common], help="stop and forget apps")
+    # Several, as `kubectl delete` and `docker rm` take them: a second name was "unrecognized arguments".
+    delete.add_argument("name", nargs="+", help="the apps' names (metadata.name)")
     delete.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
     restart = _command(sub, "restart", parents=[common], help="rolling restart of an app (or one replica)")
@@ -288,7 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
     scale = _command(sub, "scale", parents=[common], help="set an app's replica count")
     scale.add_argument("name", help=APP_NAME)
     scale.add_argument(
-        "replicas", type=_whole(0, 100), help="the replica count, 0-100 (auto mode clamps it to min/max)"
+        "replicas",
+        nargs="?",
+        type=_whole(0, 100),
+        help="the replica count, 0-100 (auto mode clamps it to min/max)",
+    )
+    # kubectl's spelling (`kubectl scale deploy/web --replicas=3`): it was "arguments are required".
+    scale.add_argument(
+        "--replicas",
+        dest="replicas_flag",
+        type=_whole(0, 100),
+        metavar="N",
+        help="the count, as kubectl writes it",
     )
     _wait_flags(scale, "that many replicas are ready")
 

@@ -77,3 +77,28 @@ def test_register_names_the_file_and_one_replica_is_singular(daemon: Daemon, tmp
         assert daemon.ok("scale", name, "1") == f"{name}: already at 1 replica\n"
     finally:
         daemon.cli("delete", name, "-f")
+
+
+def test_scale_replicas_flag_and_delete_of_several_apps(daemon: Daemon, tmp_path: Path) -> None:
+    one, two, missing = unique_name("kd1"), unique_name("kd2"), unique_name("kdx")
+    for name in (one, two):
+        daemon.ok("register", str(write_app(tmp_path, name)))
+    try:
+        assert daemon.json("scale", one, "--replicas=2")["replicas"] == 2
+        assert daemon.json("scale", two, "--replicas", "0")["replicas"] == 0
+        neither = daemon.cli("scale", one)
+        assert neither.returncode == 2
+        assert (
+            neither.stderr == f"error: name the replica count: `orchestry scale {one} N` or `--replicas N`\n"
+        )
+
+        partly = daemon.cli("delete", one, missing, "-f")
+        assert partly.returncode == 1
+        assert partly.stdout == f"deleted {one}\n"
+        assert partly.stderr.startswith(f"error: app '{missing}' is not registered")
+        both = json.loads(daemon.ok("delete", two, "-o", "json", "-f"))
+        assert both == {"status": "deleted", "app": two}  # one name: the same answer as before
+        assert one not in daemon.ok("list") and two not in daemon.ok("list")
+    finally:
+        for name in (one, two):
+            daemon.cli("delete", name, "-f")
