@@ -94,7 +94,8 @@ def _app_families(apps: Iterable[AppSample]) -> list[Family]:
     )
     p95 = Gauge(
         "orchestry_app_window_latency_p95_seconds",
-        "95th percentile upstream latency over the app's scaling window",
+        "95th percentile of the app's client-visible request duration (nginx $request_time) over its scaling "
+        "window, as its scaler sees it",
         ("app",),
     )
     cpu = Gauge(

@@ -164,3 +164,14 @@ def test_open_files_can_be_compared_with_the_limit() -> None:
     values = _samples(render_exposition([], is_leader=False, term=0))
     assert values["process_max_fds"] == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     assert 0 < values["process_open_fds"] < values["process_max_fds"]
+
+
+def test_the_window_latency_says_what_it_measures() -> None:
+    """The scaler's p95 is nginx's $request_time (what a client waits, nginx included), the same figure
+    as orchestry_app_request_duration_seconds: its help said "upstream latency", which is a different
+    nginx field (the replica's time alone), so an SRE comparing the two would think one is wrong."""
+    text = render_exposition([sample("web")], is_leader=True, term=1)
+    help_line = next(
+        line for line in text.splitlines() if line.startswith("# HELP orchestry_app_window_latency_p95")
+    )
+    assert "$request_time" in help_line and "upstream" not in help_line
