@@ -56,3 +56,12 @@ def test_the_rules_read_only_series_the_page_serves() -> None:
             names = set(re.findall(r"\b((?:orchestry|process)_[a-z0-9_]+|up)\b", rule["expr"]))
             assert names, rule["alert"]
             assert names <= served, f"{rule['alert']} reads {names - served}, which /metrics does not serve"
+
+
+def test_the_troubleshooting_guide_names_every_alert() -> None:
+    """The operator paged by an alert finds it in docs/troubleshooting.md's "An alert fired" table."""
+    guide = (EXAMPLES.parents[1] / "docs" / "troubleshooting.md").read_text()
+    table = guide[guide.index("## An alert fired") : guide.index("## 1. Is the service up?")]
+    rules = yaml.safe_load(RULES.read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    assert {alert for alert in alerts if f"`{alert}`" not in table} == set()
