@@ -125,6 +125,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         show=False,
     ),
     ConsoleAction(
+        "charts.next",
+        "c",
+        "next_charts",
+        "Next charts",
+        "Show the next charts, when the charts pane has room for fewer than all four",
+        show=False,
+    ),
+    ConsoleAction(
         "snapshot",
         "ctrl+s",
         "snapshot",

@@ -985,6 +985,12 @@ class OrchestryConsole(App[int]):
         self.preferences.layout = layout
         self._save_preferences()
 
+    def action_next_charts(self) -> None:
+        if not self._shows("charts"):
+            self.notify("the charts pane is hidden: press 3 to show it", timeout=4)
+        elif not self.query_one(AppCharts).next_page():
+            self.notify("every chart is on screen: nothing to page through", timeout=4)
+
     def _focused_pane(self) -> str | None:
         node: Widget | None = self.focused
         ids = {widget_id: name for name, widget_id in PANE_IDS.items()}

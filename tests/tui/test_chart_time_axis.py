@@ -1,10 +1,9 @@
 """A chart's time axis ends at now and reads oldest to newest, whatever points it has: fitted to the
 points alone, the first sample's axis ran backwards ("-0.46 -0.70 -0.93 -1.16 -1.39 seconds ago"), and a
-stopped app's last points sat under "-282.7" at the right edge, as if current."""
+stopped app's last points sat under "-282.7" at the right edge, as if current.  The labels carry their
+unit ("-5m ... -30s now"), so no row goes to "seconds ago"."""
 
 from __future__ import annotations
-
-import re
 
 from textual.app import App, ComposeResult
 
@@ -18,10 +17,15 @@ class ChartApp(App[None]):
 
 
 def axis_labels(text: str) -> list[float]:
-    """The numbers of the line above "seconds ago": the x axis's labels, left to right."""
+    """The x axis's labels, left to right, in seconds: the line under the plot's bottom frame, where
+    each label carries its unit ("-2m", "-90s", "now")."""
     lines = text.splitlines()
-    below = next(i for i, line in enumerate(lines) if "seconds ago" in line)
-    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", lines[below - 1])]
+    below = next(i for i, line in enumerate(lines) if "└" in line) + 1
+    seconds = {"now": 0.0}
+    for label in lines[below].split():
+        if label != "now":
+            seconds[label] = float(label[:-1]) * (60 if label.endswith("m") else 1)
+    return [seconds[label] for label in lines[below].split()]
 
 
 async def labels_of(points: list[tuple[float, float]]) -> list[float]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from rich.ansi import AnsiDecoder
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Grid
 from textual.geometry import Size
@@ -41,6 +42,54 @@ plotext_speedups.install()  # the same plots in about half the time (see there)
 
 
 MIN_SPAN_SECONDS = 60.0
+# The time axis's tick steps (seconds), finest first: the finest whose labels fit the plot's width.
+TICK_STEPS = (15, 30, 60, 120, 300)
+TICK_LABEL_COLUMNS = 6  # "-90s" and a gap: the columns a time label needs
+Y_AXIS_COLUMNS = 8  # the value labels and the frame: the columns of a chart that are not its plot
+
+CHART_IDS = ("chart-replicas", "chart-rps", "chart-latency", "chart-cpu")
+# A readable chart: 6 plot rows under its title and frame, above its time labels, and room for the
+# titles ("replicas (desired vs ready)") and ~20 columns of plot.  At 80×24 the 2×2 grid gave each
+# chart 0-1 plot rows: the pane shows as many charts as fit at this size, and `c` pages through them.
+CHART_MIN_ROWS = 10
+CHART_MIN_COLUMNS = 28
+GRID_GUTTER_COLUMNS = 1  # styles.tcss: #charts grid-gutter
+
+
+def chart_grid(width: int, height: int, count: int = len(CHART_IDS)) -> tuple[int, int]:
+    """(columns, rows) of the charts shown at once in a pane of ``width``×``height`` cells: the most
+    that each get CHART_MIN_COLUMNS×CHART_MIN_ROWS, in pages that divide ``count`` evenly (4, 2 or 1:
+    a last page of one chart beside an empty cell read as missing data); side by side before stacked,
+    as the plots are wider than tall."""
+    across = max(1, (width + GRID_GUTTER_COLUMNS) // (CHART_MIN_COLUMNS + GRID_GUTTER_COLUMNS))
+    down = max(1, height // CHART_MIN_ROWS)
+    shapes = [(2, 2), (4, 1), (1, 4), (2, 1), (1, 2), (1, 1)]
+    for columns, rows in shapes:
+        if columns * rows <= count and count % (columns * rows) == 0 and columns <= across and rows <= down:
+            return columns, rows
+    return 1, 1
+
+
+def _tick_label(seconds: int) -> str:
+    if seconds == 0:
+        return "now"
+    return f"-{seconds // 60}m" if seconds % 60 == 0 else f"-{seconds}s"
+
+
+def time_axis(span: float, plot_columns: int) -> tuple[float, list[float], list[str]]:
+    """The time axis of a plot ``plot_columns`` wide whose oldest point is ``span`` seconds old: its
+    left end, its ticks and their labels ("-2m", "-90s", "now": the unit on each label, so no row is
+    spent on "seconds ago").  The left end is the next whole step (at most the window): the labels
+    stay put from one refresh to the next instead of reading "-97.3 -72.9 ..."."""
+    span = min(max(span, MIN_SPAN_SECONDS), WINDOW_SECONDS)
+    fit = max(2, plot_columns // TICK_LABEL_COLUMNS + 1)
+    for step in TICK_STEPS:
+        left = min(-(-span // step) * step, WINDOW_SECONDS)
+        seconds = list(range(0, int(left) + 1, step))
+        if len(seconds) <= fit:
+            break
+    ticks = [-float(t) for t in reversed(seconds)]
+    return -left, ticks, [_tick_label(int(-t)) for t in ticks]
 
 
 def _relative(series: Series, now: float) -> tuple[list[float], list[float]]:
@@ -63,10 +112,17 @@ class ChartRequest:
     now: float
     threshold: float | None = None
     empty_reason: str = ""
+    short_title: str = ""  # for a chart too narrow for the title: plotext drops a title that overflows
     key: Hashable = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.title, self.lines, self.now, self.threshold))
+        key = (self.title, self.short_title, self.lines, self.now, self.threshold)
+        object.__setattr__(self, "key", key)
+
+    def title_for(self, width: int) -> str:
+        """The title that fits a chart ``width`` columns wide."""
+        fits = len(self.title) <= width - Y_AXIS_COLUMNS
+        return self.title if fits or not self.short_title else self.short_title
 
     @classmethod
     def of(
@@ -76,9 +132,10 @@ class ChartRequest:
         now: float,
         threshold: float | None = None,
         empty_reason: str = "",
+        short_title: str = "",
     ) -> ChartRequest:
         kept = tuple((label, tuple(_in_window(series, now))) for label, series in lines)
-        return cls(title, kept, now, threshold, empty_reason)
+        return cls(title, kept, now, threshold, empty_reason, short_title)
 
     @property
     def has_data(self) -> bool:
@@ -199,8 +256,7 @@ class Chart(PlotextPlot):
         # first build, or one whose plot was built once and kept, took plotext's default ones.)
         plt.theme(theme)
         plt.clear_data()
-        plt.title(request.title)
-        plt.xlabel("seconds ago")
+        plt.title(request.title_for(size.width))
         for label, series in request.lines:
             if series:
                 xs, ys = _relative(list(series), request.now)
@@ -211,7 +267,9 @@ class Chart(PlotextPlot):
         # sample's axis ran backwards ("-0.46 -0.70 ... -1.39"), and a stopped app's last points
         # read as current ("-298.7 ... -282.7").
         oldest = min((t for _, series in request.lines for t, _ in series), default=request.now)
-        plt.xlim(min(oldest - request.now, -MIN_SPAN_SECONDS), 0)
+        left, ticks, labels = time_axis(request.now - oldest, size.width - Y_AXIS_COLUMNS)
+        plt.xlim(left, 0)
+        plt.xticks(ticks, labels)
         top = max([v for _, series in request.lines for _, v in series] + [request.threshold or 0.0])
         plt.ylim(0, top * 1.15 if top > 0 else 1)
         # What PlotextPlot.render does before building (see its note on resizing).
@@ -280,16 +338,59 @@ class Chart(PlotextPlot):
 
 
 class AppCharts(Grid):
-    """Four charts in a 2×2 grid; titles state units and how CPU is normalised."""
+    """Four charts, as many at once as are readable at the pane's size (``chart_grid``), the others a
+    page away (``next_page``); titles state units and how CPU is normalised."""
+
+    page = 0
+    shape: tuple[int, int] = (2, 2)  # (columns, rows) of the charts shown at once
+    _last: tuple[ChartData | None, float, str | None] | None = None  # what show() was last given
 
     def compose(self) -> ComposeResult:
-        yield Chart(id="chart-replicas")
-        yield Chart(id="chart-rps")
-        yield Chart(id="chart-latency")
-        yield Chart(id="chart-cpu")
+        for chart_id in CHART_IDS:
+            yield Chart(id=chart_id)
 
     def charts(self) -> dict[str, Chart]:
-        return {chart.id or "": chart for chart in self.query(Chart)}
+        """The mounted charts on the page shown: the others are neither built nor drawn."""
+        return {chart.id or "": chart for chart in self.query(Chart) if chart.display}
+
+    @property
+    def per_page(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def pages(self) -> int:
+        return -(-len(CHART_IDS) // self.per_page)
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self.fit_to(self.size.width, self.size.height)  # inside the border (the event's size is not)
+
+    def fit_to(self, width: int, height: int) -> None:
+        """Lay the charts out for a pane of ``width``×``height`` cells (inside its border)."""
+        shape = chart_grid(width, height)
+        if shape != self.shape:
+            shown = self.page * self.per_page  # the first chart shown stays on screen
+            self.shape = shape
+            self.page = shown // self.per_page
+        self.styles.grid_size_columns, self.styles.grid_size_rows = self.shape
+        self._show_page()
+
+    def next_page(self) -> bool:
+        """Show the next charts (after the last, the first); False when every chart is on screen."""
+        if self.pages == 1:
+            return False
+        self.page = (self.page + 1) % self.pages
+        self._show_page()
+        return True
+
+    def _show_page(self) -> None:
+        first = self.page * self.per_page
+        shown = set(CHART_IDS[first : first + self.per_page])
+        for chart in self.query(Chart):
+            chart.display = chart.id in shown
+        which = f"{first + 1}" if len(shown) == 1 else f"{first + 1}-{first + len(shown)}"
+        self.border_subtitle = f"{which} of {len(CHART_IDS)} · c: next charts" if self.pages > 1 else ""
+        if self._last is not None:
+            self.show(*self._last)  # the charts just shown draw what the last refresh brought
 
     @staticmethod
     def requests(data: ChartData | None, now: float, selected: str | None) -> dict[str, ChartRequest]:
@@ -301,15 +402,18 @@ class AppCharts(Grid):
                 else ("no app selected", "select an app in the table above")
             )
             empty = ChartRequest.of(title, [], now, empty_reason=reason)
-            return dict.fromkeys(("chart-replicas", "chart-rps", "chart-latency", "chart-cpu"), empty)
+            return dict.fromkeys(CHART_IDS, empty)
         no_traffic = f"no requests yet: send traffic to the load balancer at /{data.app}/"
-        unit = "CPU % of limit" if data.cpu_of_limit else "CPU % of one core"
+        unit, short_unit = (
+            ("CPU % of limit", "CPU %/limit") if data.cpu_of_limit else ("CPU % of one core", "CPU %/core")
+        )
         return {
             "chart-replicas": ChartRequest.of(
                 "replicas (desired vs ready)",
                 [("desired", data.desired), ("ready", data.ready)],
                 now,
                 empty_reason="no samples yet",
+                short_title="replicas",  # the legend names the lines
             ),
             "chart-rps": ChartRequest.of("requests/s", [("rps", data.rps)], now, empty_reason=no_traffic),
             "chart-latency": ChartRequest.of(
@@ -318,6 +422,7 @@ class AppCharts(Grid):
                 now,
                 threshold=data.max_p95_latency_ms,
                 empty_reason=no_traffic,
+                short_title=f"p95 ms (max {data.max_p95_latency_ms:g})",
             ),
             "chart-cpu": ChartRequest.of(
                 f"{unit} (max {data.max_cpu_percent:g})",
@@ -325,6 +430,7 @@ class AppCharts(Grid):
                 now,
                 threshold=data.max_cpu_percent,
                 empty_reason="no samples yet: replicas are sampled every few seconds",
+                short_title=f"{short_unit} (max {data.max_cpu_percent:g})",
             ),
         }
 
@@ -341,5 +447,6 @@ class AppCharts(Grid):
         ]
 
     def show(self, data: ChartData | None, now: float, selected: str | None) -> None:
+        self._last = (data, now, selected)
         for chart, request in self.drawable(data, now, selected):
             chart.draw(request)
