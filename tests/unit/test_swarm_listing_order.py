@@ -80,3 +80,33 @@ async def test_a_replica_listed_on_its_own_keeps_its_figures_after_an_older_list
     finally:
         manager.release.set()
         await runtime.close()
+
+
+async def test_an_app_listing_that_ends_after_a_newer_listing_of_every_app_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime = SwarmRuntime("unix:///run/no-manager-here.sock")
+    manager = Manager()
+
+    async def sample(node: SwarmNode | None, container: str) -> ContainerStats:
+        return ContainerStats(container, 7.0, None, 1 << 20, None, None, 0.0)
+
+    monkeypatch.setattr(runtime._node_stats, "sample", sample)
+    try:
+        manager.run_replica("web", 1, "task-1")
+        await asyncio.to_thread(runtime._snapshot, manager)
+        manager.holding = True
+        slow = asyncio.ensure_future(asyncio.to_thread(runtime._snapshot, manager, "web"))
+        await asyncio.to_thread(manager.answered.wait, 30)  # web's pass has the answer of this moment
+        manager.services_now.clear()
+        manager.tasks_now.clear()
+        manager.run_replica("web", 2, "task-2")  # slot 1 went, slot 2 came
+        await asyncio.to_thread(runtime._snapshot, manager)  # the relist of every app
+        manager.release.set()
+        await slow  # the older listing of web ends last
+        figures = await runtime.stats(["task-2"])
+        assert runtime.stats_gaps == {}
+        assert figures["task-2"].cpu_percent_of_core == 7.0
+    finally:
+        manager.release.set()
+        await runtime.close()
