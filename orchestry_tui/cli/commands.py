@@ -191,6 +191,8 @@ REPLICA_COLUMNS = (
 
 
 def status(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.name is None:  # `kubectl get` without a name lists them all; this said "name is required"
+        return list_apps(client, args)
     app = client.get(_app_path(args.name))
     if _as_json(args):
         output.print_json(app)

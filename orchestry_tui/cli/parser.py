@@ -237,8 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("name", help=APP_NAME)
     _wait_flags(up, "the desired replicas are ready")
 
-    _command(sub, "status", parents=[common], help="an app's status and replicas").add_argument(
-        "name", help=APP_NAME
+    _command(
+        sub, "status", parents=[common], help="an app's status and replicas; every app's without NAME"
+    ).add_argument(
+        "name", nargs="?", help=APP_NAME + "; left out, every app is listed as `orchestry list` does"
     )
 
     down = _command(

@@ -102,3 +102,13 @@ def test_scale_replicas_flag_and_delete_of_several_apps(daemon: Daemon, tmp_path
     finally:
         for name in (one, two):
             daemon.cli("delete", name, "-f")
+
+
+def test_status_without_a_name_lists_every_app(daemon: Daemon, tmp_path: Path) -> None:
+    name = unique_name("kls")
+    daemon.ok("register", str(write_app(tmp_path, name)))
+    try:
+        assert json.loads(daemon.ok("status", "-o", "json")) == json.loads(daemon.ok("list", "-o", "json"))
+        assert name in daemon.ok("status")
+    finally:
+        daemon.cli("delete", name, "-f")
