@@ -53,6 +53,23 @@ class CommandLineParser(argparse.ArgumentParser):
                 return list(action.choices)
         return []
 
+    def _subcommand(self, name: str | None) -> argparse.ArgumentParser | None:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                return action.choices[name]  # type: ignore[no-any-return]
+        return None
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """An argument the command does not take is reported by that command, with its own usage: the
+        top level's usage (every daemon flag, "COMMAND ...") said nothing of `orchestry delete`."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._subcommand(getattr(parsed, "command", None)) or self
+            command.error(
+                f"unrecognized arguments: {' '.join(extras)} (`{command.prog} --help` lists what it takes)"
+            )
+        return parsed
+
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)

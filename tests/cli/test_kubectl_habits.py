@@ -112,3 +112,13 @@ def test_status_without_a_name_lists_every_app(daemon: Daemon, tmp_path: Path) -
         assert name in daemon.ok("status")
     finally:
         daemon.cli("delete", name, "-f")
+
+
+def test_a_flag_the_command_does_not_take_is_reported_by_that_command(daemon: Daemon) -> None:
+    wrong = daemon.cli("delete", "web", "--now")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.startswith("usage: orchestry delete ")  # not the top level's daemon flags
+    assert wrong.stderr.endswith(
+        "orchestry delete: error: unrecognized arguments: --now (`orchestry delete --help` lists what it "
+        "takes)\n"
+    )
