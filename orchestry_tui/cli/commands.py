@@ -98,7 +98,8 @@ def down(client: ApiClient, args: argparse.Namespace) -> int:
         return 2
     answer = client.post(_app_path(args.name, "/down"), force="true" if args.force else None)
     if not _as_json(args):
-        output.say(f"{answer['app']}: stopped {answer['containers_stopped']} containers")
+        stopped = answer["containers_stopped"]
+        output.say(f"{answer['app']}: stopped {stopped} container{'' if stopped == 1 else 's'}")
     return wait.finish(client, answer, [args.name], args)
 
 

@@ -75,6 +75,7 @@ def test_register_names_the_file_and_one_replica_is_singular(daemon: Daemon, tmp
     try:
         assert daemon.ok("up", name) == f"{name}: 1 replica (1 started, 0 adopted)\n"
         assert daemon.ok("scale", name, "1") == f"{name}: already at 1 replica\n"
+        assert daemon.ok("down", name) == f"{name}: stopped 1 container\n"
     finally:
         daemon.cli("delete", name, "-f")
 
