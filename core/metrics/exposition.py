@@ -253,7 +253,9 @@ async def _app_sample(engine: ScrapedEngine, app: Any) -> AppSample | None:
     except NotFound:
         return None  # deleted between the listing and now
     except OrchestryError:
-        return None  # the store went away mid-scrape: orchestry_database_up says so
+        # The store is away (its record is read there); the listing still came from the leader's kept
+        # records: export the app's state, which alerts need most during an outage, without figures.
+        metrics = {}
     # The scaler's window, not "current" (the last 10 s the console shows): what the gauges say they are.
     window = metrics.get("window") or {}
     policy = app.policy or {}

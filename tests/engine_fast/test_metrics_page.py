@@ -135,6 +135,9 @@ async def test_a_store_outage_is_on_the_page_not_a_failed_scrape(
     assert during["orchestry_database_up"] == 0
     assert during["process_resident_memory_bytes"] > 0 and "orchestry_is_leader" in during
     assert f'orchestry_reconcile_errors_total{{app="{name}"}}' in during  # not forgotten for an outage
+    # The leader still knows its apps (its kept records): "below desired" stays visible meanwhile.
+    assert during[f'orchestry_app_replicas_desired{{app="{name}"}}'] == 1
+    assert during[f'orchestry_app_status{{app="{name}",status="running"}}'] == 1
 
 
 async def test_lease_renewals_are_timed_and_failed_ones_counted(tmp_path: Path, pg_database_url: str) -> None:
