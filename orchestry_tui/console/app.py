@@ -110,6 +110,13 @@ FOLLOWER_REFUSES = {
     "up": "starting {app}",
     "down": "stopping {app}",
 }
+# The keys of those actions, which a follower shows dimmed and answers itself (see check_action).
+FOLLOWER_KEYS = {
+    key: action.action
+    for action in ACTIONS
+    if action.action in FOLLOWER_REFUSES
+    for key in action.keys.split(",")
+}
 # The widget that is each pane on screen.
 PANE_IDS = {
     "apps": "apps-pane",
@@ -421,9 +428,12 @@ class OrchestryConsole(App[int]):
         return [a for a in frame.apps if needle in a.name.lower()]
 
     def _apply(self, frame: Frame) -> None:
+        follows = self._follows()
         self.frame = frame
         self._mode_toggles.seen(frame.apps, self._poll_started)
         self._note_leader_change(frame.leadership, frame.now)
+        if self._follows() != follows:
+            self.refresh_bindings()  # the write keys dim on a follower and light up on the leader
         with self.batch_update():
             self.query_one(StatusBar).show(
                 frame.leadership,
@@ -611,6 +621,11 @@ class OrchestryConsole(App[int]):
 
     def on_key(self, event: Any) -> None:
         refused = READONLY_REFUSED.get(event.key) if self.readonly else None
+        if refused is None and event.key in FOLLOWER_KEYS and self._follows():
+            # Disabled by check_action, so Textual runs nothing: the action itself says why at once.
+            getattr(self, f"action_{FOLLOWER_KEYS[event.key]}")()
+            event.stop()
+            return
         if refused is not None:  # hidden by check_action; the key still says why it does nothing
             self.notify(
                 f"read-only: {refused.description.lower()} is disabled (console started with --readonly)",
@@ -1102,9 +1117,18 @@ class OrchestryConsole(App[int]):
             tabs.active = f"tab-{active}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Read-only hides every change of state from the footer, the palette and the keys at once."""
+        """Read-only hides every change of state from the footer, the palette and the keys at once; on
+        a follower the app's write keys show dimmed (they work on the leader), and say why when pressed."""
         spec = BY_ACTION.get(action)
-        return not (spec is not None and spec.mutating and self.readonly)
+        if spec is None or not spec.mutating:
+            return True
+        if self.readonly:
+            return False
+        return None if action in FOLLOWER_REFUSES and self._follows() else True
+
+    def _follows(self) -> bool:
+        leadership = self.frame.leadership if self.frame is not None else None
+        return leadership is not None and not leadership.is_leader
 
     # --- quitting -----------------------------------------------------------------------------
     async def action_quit(self) -> None:

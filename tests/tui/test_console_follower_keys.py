@@ -150,3 +150,22 @@ def test_a_leader_refuses_nothing() -> None:
     leading = Leadership(node_id="node-a", state="leader", term=5, leader_id="node-a")
     assert follower_refusal(leading, "scaling web") == ""
     assert follower_refusal(None, "scaling web") == ""
+
+
+async def test_the_footer_dims_the_write_keys_on_a_follower_and_lights_them_when_it_leads(
+    tmp_path: Path,
+) -> None:
+    backend = follower_backend()
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "c.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await first_frame(app)
+        await pilot.pause()
+        keys = app.screen.active_bindings
+        assert [keys[k].enabled for k in ("s", "r", "m")] == [False, False, False]
+        assert keys["l"].enabled and keys["L"].enabled  # logs, and asking the leader to step down
+        backend.leadership = Leadership(node_id="node-b", state="leader", term=6, leader_id="node-b")
+        frames = app.frames_applied
+        app.refresh_now()
+        await until(lambda: app.frames_applied > frames, what="a refresh")
+        await pilot.pause()
+        assert all(app.screen.active_bindings[k].enabled for k in ("s", "r", "m"))
