@@ -39,10 +39,22 @@ async def fresh(world: MemoryWorld) -> dict[str, Any]:
     }
 
 
+def saving(world: MemoryWorld) -> bool:
+    """A status save is still under way (StatusRecorder saves each app's newest status in a task)."""
+    return any(
+        state.status_saver is not None and not state.status_saver.done()
+        for state in world.engine.reconciler.apps.values()
+    )
+
+
 async def settled(world: MemoryWorld) -> dict[str, Any]:
     """``fresh`` once the store writes a pass left running in threads (a saved status) have landed
     (the fake clock stands still, so nothing else moves)."""
     for _ in range(100):
+        for _ in range(500):  # real time only: advancing the fake clock would change the lists
+            if not saving(world):
+                break
+            await asyncio.sleep(0.01)
         before = await fresh(world)
         await asyncio.sleep(0.02)
         after = await fresh(world)
