@@ -4,12 +4,13 @@ and the pane's border says which are shown; on a big terminal all four stay on s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from orchestry_tui.console.app import OrchestryConsole
-from orchestry_tui.console.fixed_backend import sample_backend
+from orchestry_tui.console.fixed_backend import FIXED_NOW, sample_backend
 from orchestry_tui.console.widgets.charts import AppCharts, Chart, chart_grid, time_axis
 from tests.tui.conftest import until
 
@@ -83,3 +84,27 @@ def test_time_labels_carry_their_unit_and_end_at_now() -> None:
     )
     left, ticks, labels = time_axis(298.7, 30)
     assert left == -300 and labels[0] == "-5m" and labels[-1] == "now" and len(ticks) <= 6
+
+
+async def test_the_charts_share_one_time_scale(tmp_path: Path) -> None:
+    """Traffic that began 40 s ago gave the latency chart "-1m ... now" beside "-5m ... now" of the
+    charts next to it: the same column read as different times."""
+    backend = sample_backend()
+    now = FIXED_NOW
+    five_minutes = [(now - 290 + i * 10, 1.0) for i in range(30)]
+    recent = [(now - 40 + i * 5, 120.0) for i in range(9)]
+    backend.charts["web"] = replace(backend.charts["web"], rps=five_minutes, p95_latency_ms=recent)
+    app = OrchestryConsole(backend, poll_seconds=3600, preferences_path=tmp_path / "c.toml")
+    async with app.run_test(size=(200, 60)) as pilot:
+        await until(lambda: app.frames_applied >= 2, what="the selected app's charts")
+        await pilot.pause()
+        shown = app.query_one(AppCharts).charts()
+        await until(lambda: all(c._shown is not None for c in shown.values()), what="charts drawn")
+        first_labels = {chart_id: time_labels(chart)[0] for chart_id, chart in shown.items()}
+        assert set(first_labels.values()) == {"-5m"}, first_labels
+
+
+def time_labels(chart: Chart) -> list[str]:
+    assert chart._shown is not None
+    lines = chart._shown.plain.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if "└" in line) + 1].split()

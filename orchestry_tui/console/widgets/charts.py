@@ -113,10 +113,13 @@ class ChartRequest:
     threshold: float | None = None
     empty_reason: str = ""
     short_title: str = ""  # for a chart too narrow for the title: plotext drops a title that overflows
+    # The time the axis reaches back to at least (the app's oldest point in any of its charts): charts
+    # side by side share one time scale, not "-1m" under one and "-5m" under its neighbour.
+    since: float | None = None
     key: Hashable = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        key = (self.title, self.short_title, self.lines, self.now, self.threshold)
+        key = (self.title, self.short_title, self.lines, self.now, self.threshold, self.since)
         object.__setattr__(self, "key", key)
 
     def title_for(self, width: int) -> str:
@@ -133,9 +136,10 @@ class ChartRequest:
         threshold: float | None = None,
         empty_reason: str = "",
         short_title: str = "",
+        since: float | None = None,
     ) -> ChartRequest:
         kept = tuple((label, tuple(_in_window(series, now))) for label, series in lines)
-        return cls(title, kept, now, threshold, empty_reason, short_title)
+        return cls(title, kept, now, threshold, empty_reason, short_title, since)
 
     @property
     def has_data(self) -> bool:
@@ -267,6 +271,8 @@ class Chart(PlotextPlot):
         # sample's axis ran backwards ("-0.46 -0.70 ... -1.39"), and a stopped app's last points
         # read as current ("-298.7 ... -282.7").
         oldest = min((t for _, series in request.lines for t, _ in series), default=request.now)
+        if request.since is not None:
+            oldest = min(oldest, request.since)
         left, ticks, labels = time_axis(request.now - oldest, size.width - Y_AXIS_COLUMNS)
         plt.xlim(left, 0)
         plt.xticks(ticks, labels)
@@ -404,6 +410,8 @@ class AppCharts(Grid):
             empty = ChartRequest.of(title, [], now, empty_reason=reason)
             return dict.fromkeys(CHART_IDS, empty)
         no_traffic = f"no requests yet: send traffic to the load balancer at /{data.app}/"
+        series = (data.desired, data.ready, data.rps, data.p95_latency_ms, data.cpu_percent)
+        since = min((t for points in series for t, _ in _in_window(points, now)), default=None)
         unit, short_unit = (
             ("CPU % of limit", "CPU %/limit") if data.cpu_of_limit else ("CPU % of one core", "CPU %/core")
         )
@@ -414,8 +422,11 @@ class AppCharts(Grid):
                 now,
                 empty_reason="no samples yet",
                 short_title="replicas",  # the legend names the lines
+                since=since,
             ),
-            "chart-rps": ChartRequest.of("requests/s", [("rps", data.rps)], now, empty_reason=no_traffic),
+            "chart-rps": ChartRequest.of(
+                "requests/s", [("rps", data.rps)], now, empty_reason=no_traffic, since=since
+            ),
             "chart-latency": ChartRequest.of(
                 f"p95 latency ms (max {data.max_p95_latency_ms:g})",
                 [("p95", data.p95_latency_ms)],
@@ -423,6 +434,7 @@ class AppCharts(Grid):
                 threshold=data.max_p95_latency_ms,
                 empty_reason=no_traffic,
                 short_title=f"p95 ms (max {data.max_p95_latency_ms:g})",
+                since=since,
             ),
             "chart-cpu": ChartRequest.of(
                 f"{unit} (max {data.max_cpu_percent:g})",
@@ -431,6 +443,7 @@ class AppCharts(Grid):
                 threshold=data.max_cpu_percent,
                 empty_reason="no samples yet: replicas are sampled every few seconds",
                 short_title=f"{short_unit} (max {data.max_cpu_percent:g})",
+                since=since,
             ),
         }
 
