@@ -28,7 +28,6 @@ def follower_refusal(leadership: Leadership | None, what: str, attached_to: str 
     url = leadership.leader_api_url
     connect = f"orchestry --connect {url}" if url else "orchestry --connect LEADER-URL"
     return (
-        f"{what} is refused: {where} follows {leader}, and only the leader changes apps. "
-        f"Steer them from a console attached to the leader (`{connect}`) or with the CLI there; "
-        "this console keeps watching (L asks the leader to step down, so that a follower takes over)"
+        f"{what} is refused: {where} follows {leader}, and only the leader changes apps. Steer them "
+        f"from a console attached to it: `{connect}` (L asks it to step down, so a follower takes over)"
     )
