@@ -371,8 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--name", dest="name_flag", metavar="NAME", help="same as NAME")
 
     cluster = _command(sub, "cluster", parents=[common], help="cluster state")
+    # Left out: status (`orchestry cluster` said "the following arguments are required: what").
     cluster.add_argument(
-        "what", choices=("status", "leader", "health"), help="every node; who leads; a one-line verdict"
+        "what",
+        nargs="?",
+        default="status",
+        choices=("status", "leader", "health"),
+        help="every node (the default); who leads; a one-line verdict",
     )
     _command(
         sub, "nodes", parents=[common], help="the machines that run replicas (Swarm nodes, or this host)"

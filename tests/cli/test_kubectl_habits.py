@@ -123,3 +123,8 @@ def test_a_flag_the_command_does_not_take_is_reported_by_that_command(daemon: Da
         "orchestry delete: error: unrecognized arguments: --now (`orchestry delete --help` lists what it "
         "takes)\n"
     )
+
+
+def test_cluster_alone_shows_the_cluster_status(daemon: Daemon) -> None:
+    assert json.loads(daemon.ok("cluster", "-o", "json"))["node_id"] == daemon.node_id
+    assert daemon.node_id in daemon.ok("cluster")
