@@ -120,10 +120,68 @@ def stop_daemon(daemon: Daemon) -> int:
         stop_nginx_left_serving(daemon.state_dir)
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = start_daemon(tmp_path_factory.mktemp("daemon"))
+class SharedDaemon:
+    """One daemon for the modules of tests/cli that drive apps of their own names on it: started at first
+    use and stopped after the last test of this folder (``pytest_runtest_teardown`` below), not at the end
+    of the session, so it never idles beside the other folders' tests. A start (a process importing the
+    whole engine, then the engine's start) took 12.6-14.1 s and a stop 4.2-5.6 s on a 2-core host at load
+    9-11: once per module before."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.running: Daemon | None = None
+
+    def get(self) -> Daemon:
+        if self.running is None or self.running.process.poll() is not None:
+            self.running = start_daemon(self._tmp.mktemp("daemon"))
+        return self.running
+
+    def stop(self) -> None:
+        running, self.running = self.running, None
+        if running is not None:
+            stop_daemon(running)
+
+
+_shared: list[SharedDaemon] = []
+
+
+@pytest.fixture(scope="session")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedDaemon]:
+    shared = SharedDaemon(tmp_path_factory)
+    _shared.append(shared)
     try:
-        yield running
+        yield shared
     finally:
-        stop_daemon(running)
+        shared.stop()  # when the session ends inside tests/cli (-x, a selection): the hook did not run
+        _shared.remove(shared)
+
+
+def _app_names(daemon: Daemon) -> set[str]:
+    listed = daemon.cli("list", "--format", "json")
+    return {app["name"] for app in json.loads(listed.stdout)["apps"]} if listed.returncode == 0 else set()
+
+
+@pytest.fixture(scope="module")
+def daemon(shared_daemon: SharedDaemon) -> Iterator[Daemon]:
+    """The shared daemon; the apps a module registered on it are deleted after the module, as they were
+    when each module stopped a daemon of its own. A module whose tests read daemon-wide figures (counters
+    since start) keeps a daemon of its own by defining this fixture itself."""
+    running = shared_daemon.get()
+    before = _app_names(running)
+    yield running
+    if running.process.poll() is None:
+        for name in _app_names(running) - before:
+            running.cli("delete", name, "-f")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the module fixtures of the last test in this folder are gone (they may still use the
+    daemon), stop the shared daemon."""
+    try:
+        yield
+    finally:
+        here = Path(__file__).parent
+        if nextitem is None or here not in Path(nextitem.path).parents:
+            for shared in _shared:
+                shared.stop()

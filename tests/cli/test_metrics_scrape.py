@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.conftest import Daemon
+from tests.cli.conftest import Daemon, start_daemon, stop_daemon
 from tests.cli.test_cli_commands import wait_ready
 from tests.conftest import unique_name
 from tests.integration.harness import demo_app, free_port
@@ -58,6 +58,17 @@ class Traffic:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon of this module's own: its counters (scaling decisions, reloads) count this module's
+    actions only, not those of the other modules that share one."""
+    running = start_daemon(tmp_path_factory.mktemp("daemon"))
+    try:
+        yield running
+    finally:
+        stop_daemon(running)
 
 
 @pytest.fixture(scope="module")
