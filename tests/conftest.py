@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -97,8 +99,42 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class DatabaseDropper:
+    """Drops the tests' PostgreSQL databases on a thread of its own, in the order they were handed over:
+    a test's teardown no longer waits for its DROP DATABASE (0.3-1.0 s on this loaded 2-core host), the
+    next test runs meanwhile. Every database is still dropped, and a drop that failed fails the session."""
+
+    def __init__(self) -> None:
+        self._names: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drop_each, name="drop-test-databases", daemon=True)
+        self.failures: list[str] = []
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        self._names.put(name)
+
+    def _drop_each(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                run_as_admin(_pg_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception as exc:  # reported when the session ends; the next ones are still dropped
+                self.failures.append(f"{name}: {exc}")
+
+    def close(self) -> None:
+        self._names.put(None)
+        self._thread.join()
+
+
+@pytest.fixture(scope="session")
+def database_dropper() -> Iterator[DatabaseDropper]:
+    dropper = DatabaseDropper()
+    yield dropper
+    dropper.close()
+    assert not dropper.failures, f"test databases not dropped: {dropper.failures}"
+
+
 @pytest.fixture
-def pg_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def pg_database_url(request: pytest.FixtureRequest, database_dropper: DatabaseDropper) -> Iterator[str]:
     """An empty PostgreSQL database (migrated already when the test takes ``store``), dropped after."""
     name = f"orchestry_t_{uuid.uuid4().hex[:12]}"
     template = ""
@@ -111,7 +147,7 @@ def pg_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
             _new_cluster_id(url)
         yield url
     finally:
-        run_as_admin(_pg_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_dropper.drop(name)
 
 
 @pytest.fixture
