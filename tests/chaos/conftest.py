@@ -7,6 +7,7 @@ cluster of their own (a frozen leader, a cut database) keep their own fixture.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,15 +21,22 @@ from tests.conftest import _pg_admin_url, run_as_admin
 SHARED_TTL = 3
 
 
-@pytest.fixture
-def two_stores(pg_database_url: str) -> Iterator[tuple[Store, Store]]:
-    """Two stores on one empty PostgreSQL database, as two nodes of a cluster each open their own."""
-    first, second = Store.open(pg_database_url), Store.open(pg_database_url)
+@contextlib.contextmanager
+def two_stores_on(database_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one database, as two nodes of a cluster each open their own; closed afterwards."""
+    first, second = Store.open(database_url), Store.open(database_url)
     try:
         yield first, second
     finally:
         first.close()
         second.close()
+
+
+@pytest.fixture
+def two_stores(pg_database_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one PostgreSQL database."""
+    with two_stores_on(pg_database_url) as stores:
+        yield stores
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from core.errors import NotLeader, StoreError
 from core.store import AppRecord, FencedOut, Store
 from core.store.db import Database, WriteFence
 from testkit.harness import wait_for
+from tests.chaos.conftest import two_stores_on
 
 MARGIN = 0.75
 
@@ -47,13 +49,10 @@ def _app(name: str, replicas: int = 1) -> AppRecord:
 
 
 @pytest.fixture
-def stores(database_url: str):  # type: ignore[no-untyped-def]
-    old, new = Store.open(database_url), Store.open(database_url)
-    try:
-        yield old, new
-    finally:
-        old.close()
-        new.close()
+def stores(database_url: str) -> Iterator[tuple[Store, Store]]:
+    """An old and a new leader's stores, on each database."""
+    with two_stores_on(database_url) as pair:
+        yield pair
 
 
 def test_write_with_a_term_that_is_over_is_refused(stores: tuple[Store, Store]) -> None:
