@@ -111,6 +111,7 @@ class HealthChecker:
         self._clock = clock
         self._targets: dict[str, ProbeTarget] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reactions: set[asyncio.Task[None]] = set()
         self.timeline: ReplicaTimeline | None = None  # set by Reconciler.record_timeline
 
     def track(self, target: ProbeTarget) -> None:
@@ -230,7 +231,7 @@ class HealthChecker:
                         target.ready = True
                         if self.timeline is not None:
                             self.timeline.mark(f"{target.app}-{target.slot}", PASSED)
-                        await self._on_transition(target, READY, result.detail)
+                        await self._react(target, READY, result.detail)
                 else:
                     if target.ready:  # a serving replica failed; startup probes fail by design
                         instruments.HEALTH_CHECK_FAILURES.inc(app=target.app)
@@ -238,9 +239,9 @@ class HealthChecker:
                     target.consecutive_successes = 0
                     if target.ready and target.consecutive_failures >= failure_threshold:
                         target.ready = False
-                        await self._on_transition(target, UNHEALTHY, result.detail)
+                        await self._react(target, UNHEALTHY, result.detail)
                     elif not target.ready and self._clock.monotonic() > deadline:
-                        await self._on_transition(target, NEVER_READY, result.detail)
+                        await self._react(target, NEVER_READY, result.detail)
                         return
                 # Probe fast until the replica first becomes ready, then at the spec's period.
                 slack = 0.0
@@ -273,8 +274,31 @@ class HealthChecker:
                     self._loop(target), name=f"health:{target.app}-{target.slot}"
                 )
 
+    async def _react(self, target: ProbeTarget, transition: str, detail: str) -> None:
+        """Hand a transition to the reconciler in a task of its own: the pass that replaces a replica
+        untracks it (cancelling this loop) as soon as the reaction marks it, while the reaction is still
+        announcing why; cancelled with the loop, that event and the status save were lost."""
+        reaction = asyncio.ensure_future(self._on_transition(target, transition, detail))
+        self._reactions.add(reaction)
+        reaction.add_done_callback(lambda done: self._reaction_done(done, target))
+        await asyncio.shield(reaction)
+
+    def _reaction_done(self, reaction: asyncio.Task[None], target: ProbeTarget) -> None:
+        self._reactions.discard(reaction)
+        if reaction.cancelled() or reaction.exception() is None:
+            return
+        # A loop still tracked gets the error and logs it (and restarts with back-off); one untracked
+        # meanwhile was cancelled, so the failure is said here rather than lost.
+        if target.container_id not in self._targets:
+            log.error(
+                "reacting to a health transition of %s-%s failed",
+                target.app,
+                target.slot,
+                exc_info=reaction.exception(),
+            )
+
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._reactions]
         self._tasks.clear()
         self._targets.clear()
         for task in tasks:
