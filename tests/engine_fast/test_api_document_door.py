@@ -3,12 +3,9 @@ routes that take documents and the engine's register (the console's --apply)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from core.api.app import create_app
 from core.documents import DocumentError
 from tests.support.documents import MALFORMED_JSON, TEN_MIB, TOO_DEEP_JSON, YAML_CASES
 from tests.support.world import MemoryWorld
@@ -21,16 +18,6 @@ API_CASES = {
     "malformed": (MALFORMED_JSON.encode(), 400, "request body: not valid JSON"),
     "alias bomb": (YAML_CASES["alias bomb"][0].encode(), 400, "request body: not valid JSON"),
 }
-
-
-@pytest.fixture
-async def api(world: MemoryWorld) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(create_app(world.engine, world.engine.settings.node_id)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize("route", DOCUMENT_ROUTES)

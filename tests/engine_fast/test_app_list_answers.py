@@ -5,7 +5,6 @@ a replica can suffer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,6 @@ from core.api.context import redacted_dumps
 from core.redaction import default_redactor
 from core.store import Store
 from tests.support.world import MemoryWorld, app_document, memory_world, unique_app
-
-
-@pytest.fixture
-async def api(world: MemoryWorld) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(create_app(world.engine, world.engine.node_id)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def fresh(world: MemoryWorld) -> dict[str, Any]:

@@ -7,25 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from core.api.app import create_app
 from orchestry_tui.cli import commands
 from tests.support.world import MemoryWorld, app_document, unique_app
-
-
-@pytest.fixture
-async def api(world: MemoryWorld) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(create_app(world.engine, world.engine.node_id)))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_an_app_scaled_to_zero_keeps_the_api_word_and_says_why_in_its_reason(
