@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.clock import SYSTEM_CLOCK
 from core.errors import OrchestryError
 from core.metrics.collector import MetricsCollector
 from core.reconciler import Reconciler
@@ -216,11 +217,7 @@ class NodeService:
                 pause = max(0.0, next_poll - time.monotonic())
             else:
                 pause = self.watch_seconds / 3  # a follower that takes the lease polls soon after
-            try:
-                async with asyncio.timeout(pause):
-                    await self._drain_started.wait()
-            except TimeoutError:
-                pass
+            await SYSTEM_CLOCK.wait(self._drain_started, pause)
 
     async def _poll(self) -> None:
         before = self._known
