@@ -40,8 +40,13 @@ def _app_path(name: str, suffix: str = "") -> str:
     return f"/api/v1/apps/{path_part(name)}{suffix}"
 
 
+def _noun(count: int, word: str) -> str:
+    """``word`` for one, its plural for any other count ("1 replica", "0 containers")."""
+    return word if count == 1 else f"{word}s"
+
+
 def _replicas(count: int) -> str:
-    return f"{count} replica" if count == 1 else f"{count} replicas"
+    return f"{count} {_noun(count, 'replica')}"
 
 
 # --- apps -----------------------------------------------------------------------------------------
@@ -99,7 +104,7 @@ def down(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/down"), force="true" if args.force else None)
     if not _as_json(args):
         stopped = answer["containers_stopped"]
-        output.say(f"{answer['app']}: stopped {stopped} container{'' if stopped == 1 else 's'}")
+        output.say(f"{answer['app']}: stopped {stopped} {_noun(stopped, 'container')}")
     return wait.finish(client, answer, [args.name], args)
 
 
@@ -152,8 +157,7 @@ def restart(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.post(_app_path(args.name, "/restart"), body)
     if not _as_json(args):
         slots = ", ".join(str(s) for s in answer["restarted"]) or "none"
-        noun = "replica" if len(answer["restarted"]) == 1 else "replicas"
-        output.say(f"{answer['app']}: restarted {noun} {slots}")
+        output.say(f"{answer['app']}: restarted {_noun(len(answer['restarted']), 'replica')} {slots}")
     return wait.finish(client, answer, [args.name], args)
 
 
