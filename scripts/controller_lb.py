@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make `core` importable from th
 
 from core.lb.render import format_hostport, template_environment
 from core.settings import split_host_port
+from orchestry_tui.client.http import DEFAULT_LEASE_TTL, lease_ttl_from
 
 TEMPLATE = "controller-lb.conf.j2"
 
@@ -41,17 +42,10 @@ def node_address(text: str) -> str:
 
 # A write's wait at the LB: the lease TTL (within which a frozen leader is replaced) and this margin.
 WRITE_MARGIN_SECONDS = 5
-DEFAULT_LEASE_TTL = 30  # core.settings' default for LEADER_LEASE_TTL
 
 
 def write_timeout(lease_ttl: int) -> int:
     return lease_ttl + WRITE_MARGIN_SECONDS
-
-
-def lease_ttl_from(environ: dict[str, str]) -> int:
-    """The cluster's LEADER_LEASE_TTL (or ORCHESTRY_LEASE_TTL), as its daemons read it; the default."""
-    text = environ.get("LEADER_LEASE_TTL") or environ.get("ORCHESTRY_LEASE_TTL") or ""
-    return int(text) if text.strip().isdigit() else DEFAULT_LEASE_TTL
 
 
 def render_controller_config(

@@ -30,13 +30,17 @@ DEFAULT_LEASE_TTL = 30  # core.settings' default for LEADER_LEASE_TTL
 TIMEOUT_MARGIN_SECONDS = 10
 
 
-def default_timeout(environ: dict[str, str] | None = None) -> float:
-    """TTL + TIMEOUT_MARGIN_SECONDS, the TTL from LEADER_LEASE_TTL / ORCHESTRY_LEASE_TTL as the daemons
-    read it (the CLI runs where the cluster is set up), else the default."""
-    environ = dict(os.environ) if environ is None else environ
+def lease_ttl_from(environ: dict[str, str]) -> int:
+    """The cluster's LEADER_LEASE_TTL (or ORCHESTRY_LEASE_TTL) as its daemons read it, else the default;
+    the CLI and the controller LB (scripts/controller_lb.py) run where the cluster is set up."""
     text = (environ.get("LEADER_LEASE_TTL") or environ.get("ORCHESTRY_LEASE_TTL") or "").strip()
-    ttl = int(text) if text.isdigit() and int(text) >= 3 else DEFAULT_LEASE_TTL
-    return float(ttl + TIMEOUT_MARGIN_SECONDS)
+    return int(text) if text.isdigit() else DEFAULT_LEASE_TTL
+
+
+def default_timeout(environ: dict[str, str] | None = None) -> float:
+    """TTL + TIMEOUT_MARGIN_SECONDS (a TTL under 3 s, which no daemon takes, counts as the default)."""
+    ttl = lease_ttl_from(dict(os.environ) if environ is None else environ)
+    return float((ttl if ttl >= 3 else DEFAULT_LEASE_TTL) + TIMEOUT_MARGIN_SECONDS)
 
 
 LEADER_HEADER = "X-Current-Leader"
