@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.ansi import AnsiDecoder
 from rich.style import Style
@@ -136,10 +136,9 @@ class ChartRequest:
         threshold: float | None = None,
         empty_reason: str = "",
         short_title: str = "",
-        since: float | None = None,
     ) -> ChartRequest:
         kept = tuple((label, tuple(_in_window(series, now))) for label, series in lines)
-        return cls(title, kept, now, threshold, empty_reason, short_title, since)
+        return cls(title, kept, now, threshold, empty_reason, short_title)
 
     @property
     def has_data(self) -> bool:
@@ -410,23 +409,18 @@ class AppCharts(Grid):
             empty = ChartRequest.of(title, [], now, empty_reason=reason)
             return dict.fromkeys(CHART_IDS, empty)
         no_traffic = f"no requests yet: send traffic to the load balancer at /{data.app}/"
-        series = (data.desired, data.ready, data.rps, data.p95_latency_ms, data.cpu_percent)
-        since = min((t for points in series for t, _ in _in_window(points, now)), default=None)
         unit, short_unit = (
             ("CPU % of limit", "CPU %/limit") if data.cpu_of_limit else ("CPU % of one core", "CPU %/core")
         )
-        return {
+        charts = {
             "chart-replicas": ChartRequest.of(
                 "replicas (desired vs ready)",
                 [("desired", data.desired), ("ready", data.ready)],
                 now,
                 empty_reason="no samples yet",
                 short_title="replicas",  # the legend names the lines
-                since=since,
             ),
-            "chart-rps": ChartRequest.of(
-                "requests/s", [("rps", data.rps)], now, empty_reason=no_traffic, since=since
-            ),
+            "chart-rps": ChartRequest.of("requests/s", [("rps", data.rps)], now, empty_reason=no_traffic),
             "chart-latency": ChartRequest.of(
                 f"p95 latency ms (max {data.max_p95_latency_ms:g})",
                 [("p95", data.p95_latency_ms)],
@@ -434,7 +428,6 @@ class AppCharts(Grid):
                 threshold=data.max_p95_latency_ms,
                 empty_reason=no_traffic,
                 short_title=f"p95 ms (max {data.max_p95_latency_ms:g})",
-                since=since,
             ),
             "chart-cpu": ChartRequest.of(
                 f"{unit} (max {data.max_cpu_percent:g})",
@@ -443,9 +436,11 @@ class AppCharts(Grid):
                 threshold=data.max_cpu_percent,
                 empty_reason="no samples yet: replicas are sampled every few seconds",
                 short_title=f"{short_unit} (max {data.max_cpu_percent:g})",
-                since=since,
             ),
         }
+        # One time scale for all: each reaches back to the oldest point any of them keeps.
+        since = min((t for r in charts.values() for _, points in r.lines for t, _ in points), default=None)
+        return {chart_id: replace(request, since=since) for chart_id, request in charts.items()}
 
     def drawable(
         self, data: ChartData | None, now: float, selected: str | None
