@@ -18,7 +18,7 @@ import pytest
 
 from core.runtime.base import LogLine
 from core.services import app_logs
-from tests.support.world import MemoryWorld, app_document, unique_app
+from tests.support.world import MemoryWorld
 
 WAIT_SECONDS = 10.0
 
@@ -56,16 +56,8 @@ class Reader:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def started(world: MemoryWorld, replicas: int) -> str:
-    name = unique_app("logs")
-    await world.engine.register(app_document(name, replicas=replicas))
-    await world.engine.up(name)
-    await world.ready(name, replicas)
-    return name
-
-
 async def test_a_scaled_up_replica_is_followed_and_a_removed_one_let_go(world: MemoryWorld) -> None:
-    name = await started(world, 1)
+    name = await world.started("logs", 1)
     reader = Reader(world.engine.follow_logs(name, tail=0))
     try:
         await reader.logged_and_seen(world, f"{name}-1", "first replica")
@@ -92,7 +84,7 @@ async def test_a_scaled_up_replica_is_followed_and_a_removed_one_let_go(world: M
 
 
 async def test_deleting_the_app_ends_its_follow(world: MemoryWorld) -> None:
-    name = await started(world, 1)
+    name = await world.started("logs", 1)
     reader = Reader(world.engine.follow_logs(name, tail=0))
     try:
         await reader.logged_and_seen(world, f"{name}-1", "before the delete")
@@ -114,7 +106,7 @@ async def test_a_closed_follow_keeps_nothing_of_its_reader_alive(world: MemoryWo
     class Held:
         pass
 
-    name = await started(world, 1)
+    name = await world.started("logs", 1)
     held = Held()
     gone = weakref.ref(held)
 
@@ -141,7 +133,7 @@ async def test_a_replica_no_event_announced_is_followed_after_the_slow_relist(
 ) -> None:
     """A container this engine made no event for (started by hand, or by a leader elsewhere) is found
     by the fallback relist, and lines keep flowing across it."""
-    name = await started(world, 1)
+    name = await world.started("logs", 1)
     monkeypatch.setattr(app_logs, "FOLLOW_FALLBACK_RELIST_SECONDS", 0.2)
     reader = Reader(world.engine.follow_logs(name, tail=0))
     try:

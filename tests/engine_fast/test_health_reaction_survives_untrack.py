@@ -10,16 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.world import MemoryWorld, app_document, unique_app
+from tests.support.world import MemoryWorld
 
 
 async def test_the_unhealthy_event_is_saved_though_the_replacing_pass_untracks_the_replica(
     world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = unique_app("react")
-    await world.engine.register(app_document(name, replicas=1))
-    await world.engine.up(name)
-    await world.ready(name, 1)
+    name = await world.started("react")
     reconciler = world.engine.reconciler
     emit = reconciler.emit
     announcing = asyncio.Event()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.models import Event
-from tests.support.world import MemoryWorld, app_document, unique_app
+from tests.support.world import MemoryWorld
 
 
 def save_first_after_second(
@@ -36,10 +36,7 @@ def save_first_after_second(
 async def test_the_scale_is_shown_before_the_replica_it_started(
     world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = unique_app("order")
-    await world.engine.register(app_document(name, replicas=1))
-    await world.engine.up(name)
-    await world.ready(name, 1)
+    name = await world.started("order")
     save_first_after_second(world, monkeypatch, "scaled", "replica_started")
     seen: list[Event] = []
     async with world.engine.subscribe(app=name) as live:

@@ -20,18 +20,10 @@ def creates(world: MemoryWorld, app: str) -> list[str]:
     return [entry[1] for entry in world.journal if entry[0] == "create" and entry[1].startswith(f"{app}-")]
 
 
-async def started(world: MemoryWorld, replicas: int) -> str:
-    name = unique_app()
-    await world.engine.register(app_document(name, replicas=replicas))
-    await world.engine.up(name)
-    await world.ready(name, replicas)
-    return name
-
-
 async def test_a_replacement_still_being_placed_holds_its_slot_and_is_routed_once_it_runs(
     world: MemoryWorld,
 ) -> None:
-    name = await started(world, 3)
+    name = await world.started("m", 3)
     before = creates(world, name)
     lost = world.container(name, 2)
     world.runtime.vanish(lost.name)  # its node is gone ...
@@ -56,7 +48,7 @@ async def test_a_replacement_still_being_placed_holds_its_slot_and_is_routed_onc
 
 
 async def test_a_surplus_replica_still_being_placed_is_removed(world: MemoryWorld) -> None:
-    name = await started(world, 1)
+    name = await world.started("m", 1)
     first = world.container(name, 1)
     extra = world.runtime.seed(
         replace(first.request, slot=2, name=f"{name}-2", host_port=first.request.host_port + 1)

@@ -34,14 +34,6 @@ def stops(world: MemoryWorld, app: str) -> list[str]:
     return [entry[1] for entry in world.journal if entry[0] == "stop" and entry[1].startswith(f"{app}-")]
 
 
-async def started(world: MemoryWorld, replicas: int, **spec: object) -> str:
-    name = unique_app()
-    await world.engine.register(app_document(name, replicas=replicas, **spec))
-    await world.engine.up(name)
-    await world.ready(name, replicas)
-    return name
-
-
 # --- adoption after a controller restart ---------------------------------------------------------
 
 
@@ -50,7 +42,7 @@ async def test_restarted_controller_adopts_running_replicas_and_creates_nothing_
 ) -> None:
     state = tmp_path / "state"
     async with memory_world(state, stop_apps=False) as first:
-        name = await started(first, 3)
+        name = await first.started("m", 3)
         ids = {c.slot: c.id for c in first.runtime.running(name)}
     runtime, clock = first.runtime, first.clock
     before = list(runtime.journal)
@@ -73,7 +65,7 @@ async def test_events_since_a_restarted_controller_started_show_its_adoption(
     since the engine started, as a user asking for them expects."""
     state = tmp_path / "state"
     async with memory_world(state, stop_apps=False) as first:
-        name = await started(first, 3)
+        name = await first.started("m", 3)
     adopted = asyncio.Event()
     emit = EventLog.emit
 
@@ -96,7 +88,7 @@ async def test_events_since_a_restarted_controller_started_show_its_adoption(
 async def test_restarted_controller_replaces_only_the_replica_that_died_meanwhile(tmp_path: Path) -> None:
     state = tmp_path / "state"
     async with memory_world(state, stop_apps=False) as first:
-        name = await started(first, 3)
+        name = await first.started("m", 3)
     first.runtime.crash(f"{name}-2", exit_code=3)  # dies while no controller runs
     made = len(creates(first, name))
     async with memory_world(state, runtime=first.runtime, clock=first.clock) as second:
@@ -148,7 +140,7 @@ async def _slot_state(world: MemoryWorld, app: str, slot: int) -> ReplicaView | 
 
 
 async def test_a_replica_that_turns_healthy_ends_its_back_off(world: MemoryWorld) -> None:
-    name = await started(world, 1)
+    name = await world.started("m", 1)
     # Each crash follows a healthy replica, so each is a first crash again: replaced without waiting
     # (without the reset the third would wait 2 s in CrashLoopBackOff).
     for crash in range(1, 4):
@@ -165,7 +157,7 @@ async def test_a_replica_that_turns_healthy_ends_its_back_off(world: MemoryWorld
 async def test_rolling_update_surges_into_lowest_free_slot_and_never_drops_capacity(
     world: MemoryWorld,
 ) -> None:
-    name = await started(world, 3)
+    name = await world.started("m", 3)
     mark = len(world.journal)
     old_hash = world.container(name, 1).labels["orchestry.spec-hash"]
     await world.engine.register(
@@ -193,7 +185,7 @@ async def test_rolling_update_surges_into_lowest_free_slot_and_never_drops_capac
 
 
 async def test_scale_in_drains_highest_slots_unrouted_before_stopped(world: MemoryWorld) -> None:
-    name = await started(world, 4)
+    name = await world.started("m", 4)
     ports = {c.slot: c.request.host_port for c in world.runtime.running(name)}
     mark = len(world.journal)
     await world.engine.scale(name, 2)
@@ -213,7 +205,7 @@ async def test_scale_in_drains_highest_slots_unrouted_before_stopped(world: Memo
 
 
 async def test_scale_in_removes_an_unhealthy_replica_before_a_healthy_one(world: MemoryWorld) -> None:
-    name = await started(world, 4)
+    name = await world.started("m", 4)
     world.runtime.on_create = _unhealthy  # slot 2's replacement does not turn healthy either
     world.runtime.set_health(f"{name}-2", healthy=False)
     await world.settle(lambda: world.routed_slots(name) == [1, 3, 4], "slot 2 unrouted")
@@ -226,7 +218,7 @@ async def test_scale_in_removes_an_unhealthy_replica_before_a_healthy_one(world:
 
 
 async def test_status_goes_running_degraded_running_stopped(world: MemoryWorld) -> None:
-    name = await started(world, 2)
+    name = await world.started("m", 2)
     app = await world.engine.get_app(name)
     assert (app.status, app.status_reason) == (APP_RUNNING, "2/2 replicas ready")
 
@@ -276,7 +268,7 @@ async def _status_is(world: MemoryWorld, app: str, status: str) -> object:
 
 async def test_down_wins_over_a_concurrent_scale(world: MemoryWorld) -> None:
     for first_down in (False, True):
-        name = await started(world, 2)
+        name = await world.started("m", 2)
         operations = [world.engine.scale(name, 5), world.engine.down(name)]
         if first_down:
             operations.reverse()
@@ -289,7 +281,7 @@ async def test_down_wins_over_a_concurrent_scale(world: MemoryWorld) -> None:
 
 
 async def test_down_wins_over_a_concurrent_restart(world: MemoryWorld) -> None:
-    name = await started(world, 2)
+    name = await world.started("m", 2)
     results = await asyncio.gather(
         world.engine.restart(name), world.engine.down(name), return_exceptions=True
     )
@@ -319,7 +311,7 @@ async def test_a_crash_docker_lists_late_is_replaced_without_waiting_for_the_hea
     """Docker sends a container's die event before its list shows the container stopped: the pass the
     event wakes may still list it running.  The replica is listed again shortly and replaced then, not
     only once its health checks fail (here failureThreshold 2 × periodSeconds 1 = 2 s later)."""
-    name = await started(world, 2)
+    name = await world.started("m", 2)
     dead = world.container(name, 1).id
     world.runtime.listed_running.add(dead)
     world.runtime.crash(f"{name}-1", exit_code=137)
@@ -345,7 +337,7 @@ async def test_a_signal_the_replica_survives_unroutes_it_only_until_it_passes_it
     at once, as a SIGTERM/SIGKILL would stop it, but it keeps running.  Once Docker still lists it
     running after the event's grace, it is probed afresh and routed again: same container, no
     replacement, no restart counted."""
-    name = await started(world, 2)
+    name = await world.started("m", 2)
     signalled = world.container(name, 1).id
     made, stopped = len(creates(world, name)), len(stops(world, name))
     world.runtime.signal(f"{name}-1", "SIGHUP")
@@ -367,7 +359,7 @@ async def test_a_signal_survivor_is_said_to_survive_before_it_is_routed_again(wo
     """On a loaded host the event's store write can take longer than the replica's next probe: the
     event is saved before the replica is probed again, so it is there once the replica is routed again
     and the log never reads "healthy and routed" before "still running after a kill signal"."""
-    name = await started(world, 2)
+    name = await world.started("m", 2)
     add = world.engine.store.events.add
 
     def slow_add(app: str | None, category: str, kind: str, *rest: Any) -> int:

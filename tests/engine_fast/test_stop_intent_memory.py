@@ -12,22 +12,14 @@ import pytest
 
 from core.errors import NotFound
 from core.reconciler import FORCE_STOP_SECONDS
-from tests.support.world import MemoryWorld, app_document, unique_app
+from tests.support.world import MemoryWorld, unique_app
 
 GRACE_SECONDS = 10  # app_document's terminationGracePeriodSeconds
 
 
-async def started(world: MemoryWorld, replicas: int) -> str:
-    name = unique_app("intent")
-    await world.engine.register(app_document(name, replicas=replicas))
-    await world.engine.up(name)
-    await world.ready(name, replicas)
-    return name
-
-
 async def test_a_forced_down_stays_forced_whichever_plain_down_races_it(world: MemoryWorld) -> None:
     for forced_first in (True, False):
-        name = await started(world, 2)
+        name = await world.started("intent", 2)
         replicas = world.runtime.running(name)
         downs = [world.engine.down(name, force=True), world.engine.down(name)]
         if not forced_first:
@@ -43,7 +35,7 @@ async def test_a_forced_down_whose_store_read_is_slow_outranks_a_plain_down_that
 ) -> None:
     """On a loaded host the forced down's store calls (threads) can end after the plain down's, whose
     pass then stops the replicas: the forced intent must already hold when that pass reads it."""
-    name = await started(world, 2)
+    name = await world.started("intent", 2)
     replicas = world.runtime.running(name)
     in_forced_down: contextvars.ContextVar[bool] = contextvars.ContextVar("in_forced_down", default=False)
     plain_done = threading.Event()
@@ -79,7 +71,7 @@ async def test_a_forced_down_of_an_unknown_app_says_so_and_keeps_no_state_for_it
 
 
 async def test_a_plain_down_drains_with_the_spec_grace_period(world: MemoryWorld) -> None:
-    name = await started(world, 2)
+    name = await world.started("intent", 2)
     replicas = world.runtime.running(name)
     await world.engine.down(name)
     assert [c.stopped_with_timeout for c in replicas] == [GRACE_SECONDS] * 2
@@ -88,7 +80,7 @@ async def test_a_plain_down_drains_with_the_spec_grace_period(world: MemoryWorld
 async def test_clearing_instances_while_a_scale_lands_replaces_every_old_container(
     world: MemoryWorld,
 ) -> None:
-    name = await started(world, 2)
+    name = await world.started("intent", 2)
     old = {c.id for c in world.runtime.running(name)}
     await asyncio.gather(world.engine.clear_instances(name), world.engine.scale(name, 3))
     await world.ready(name, 3)
@@ -102,7 +94,7 @@ async def test_a_forced_down_cuts_short_the_drain_of_a_plain_down_under_way(
 ) -> None:
     """``down --force`` typed while a plain down waits for a replica's requests to finish: the wait
     ends there, and the replicas stop with the short grace, not the spec's."""
-    name = await started(world, 2)
+    name = await world.started("intent", 2)
     replicas = world.runtime.running(name)
     draining: list[int] = []
     timed_out: list[int] = []

@@ -62,10 +62,7 @@ async def test_up_counts_the_replica_a_pass_begun_before_it_started(
 async def test_down_counts_the_replicas_a_pass_begun_before_it_stopped(
     world: MemoryWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = unique_app("downcount")
-    await world.engine.register(app_document(name, replicas=2))
-    await world.engine.up(name)
-    await world.ready(name, 2)
+    name = await world.started("downcount", replicas=2)
     release = hold_the_next_record_read_until(world, monkeypatch, name)
     when_the_store_says(world, monkeypatch, "stopped", release)
     world.engine.reconciler.apps[name].wake.set()  # a relist, an event: any pass under way

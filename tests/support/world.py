@@ -85,6 +85,14 @@ class MemoryWorld:
 
         await self.settle(done, f"{app} with {replicas} ready and routed replicas")
 
+    async def started(self, prefix: str = "m", replicas: int = 1, **spec: Any) -> str:
+        """A new app (named ``prefix``-…) of ``replicas`` registered, up, ready and routed: its name."""
+        name = unique_app(prefix)
+        await self.engine.register(app_document(name, replicas=replicas, **spec))
+        await self.engine.up(name)
+        await self.ready(name, replicas)
+        return name
+
     def container(self, app: str, slot: int) -> MemoryContainer:
         found = self.runtime.find(f"{app}-{slot}")
         assert found is not None, f"no container for {app}-{slot}"
