@@ -29,6 +29,19 @@ from tests.cli.conftest import ORCHESTRY
 REFUSAL = {"detail": "Not the leader. Leader is: node1"}
 
 
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` as an API node on a free port: its HOST:PORT."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def follower() -> AsyncIterator[str]:
     """An API node that is a follower: reads answer, writes are refused as the daemon refuses them."""
@@ -42,14 +55,8 @@ async def follower() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/api/v1/apps", read)
     app.router.add_post("/api/v1/apps/web/scale", write)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as address:
+        yield address
 
 
 @contextlib.asynccontextmanager
@@ -134,14 +141,8 @@ async def leader() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_post("/api/v1/apps/web/scale", write)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"127.0.0.1:{port}", writes
-    finally:
-        await runner.cleanup()
+    async with serving(app) as address:
+        yield address, writes
 
 
 async def test_a_write_to_a_frozen_node_is_answered_after_the_lease_ttl_and_never_resent(
